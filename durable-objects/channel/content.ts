@@ -1,0 +1,33 @@
+/**
+ * What a client may put in a message. The ChannelObject is the one place that checks it, so every
+ * path (WebSocket SEND, a future REST send) enforces the same rules.
+ */
+import { fail, type Result } from "../../workers/lib/errors.js";
+import { utf8Length } from "../../protocol/codec.js";
+import { LIMITS } from "../../protocol/limits.js";
+import type { ContentInit } from "./types.js";
+
+export type ContentKind = "text" | "attachment" | "encrypted" | "system";
+
+export function validateClientContent(content: unknown): Result<{ content: ContentInit; kind: ContentKind }> {
+  if (typeof content !== "object" || content === null) {
+    return fail("invalid_argument", "content is required: {text: {text: \"...\"}}.");
+  }
+  const c = content as Record<string, unknown>;
+  const bodies = ["text", "attachment", "system", "encrypted"].filter((k) => c[k] !== undefined && c[k] !== null);
+  if (bodies.length !== 1) return fail("invalid_argument", "content must carry exactly one of text, attachment, encrypted.");
+  if (bodies[0] === "system") return fail("forbidden", "System messages are written by the server only.");
+  if (bodies[0] !== "text") return fail("not_implemented", `${bodies[0]} messages arrive in a later edgechat release.`);
+  const text = (c.text as { text?: unknown }).text;
+  if (typeof text !== "string" || text.length === 0) return fail("invalid_argument", "content.text.text must be a non-empty string.");
+  const bytes = utf8Length(text);
+  if (bytes > LIMITS.maxContentBytes) {
+    return fail("content_too_large", `Message text is ${bytes} bytes; the limit is ${LIMITS.maxContentBytes}.`);
+  }
+  return { ok: true, content: { text: { text } }, kind: "text" };
+}
+
+/** client_msg_id: the client's idempotency key, normally a UUID. */
+export function validClientMsgId(id: unknown): id is string {
+  return typeof id === "string" && id.length >= 1 && id.length <= LIMITS.maxClientMsgIdLength && /^[\x21-\x7e]+$/.test(id);
+}

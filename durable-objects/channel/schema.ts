@@ -1,0 +1,69 @@
+/**
+ * ChannelObject storage. One object per channel; it is the only writer of these tables.
+ * Append-only list: never edit a shipped migration, add a new one.
+ */
+export const CHANNEL_MIGRATIONS: readonly string[] = [
+  `
+  -- The channel itself; exactly one row. last_seq and the HLC pair are the sequencer's state and
+  -- are written in the same implicit transaction as every message INSERT, so a restart resumes
+  -- them exactly (never from memory, never from a wall clock).
+  CREATE TABLE channel (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    channel_id    TEXT NOT NULL,
+    type          TEXT NOT NULL,              -- dm | group
+    name          TEXT NOT NULL DEFAULT '',
+    created_by    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    e2ee          INTEGER NOT NULL DEFAULT 0,
+    retention_ms  INTEGER NOT NULL DEFAULT 0, -- 0 = keep forever
+    jurisdiction  TEXT NOT NULL DEFAULT '',
+    settings      TEXT NOT NULL DEFAULT '{}',
+    last_seq      INTEGER NOT NULL DEFAULT 0,
+    hlc_ms        INTEGER NOT NULL DEFAULT 0,
+    hlc_logical   INTEGER NOT NULL DEFAULT 0,
+    fanout_seq    INTEGER NOT NULL DEFAULT 0  -- every message up to here was handed to every member
+  );
+
+  CREATE TABLE members (
+    user_id       TEXT PRIMARY KEY,
+    username      TEXT NOT NULL,
+    display_name  TEXT NOT NULL,
+    role          TEXT NOT NULL,              -- owner | admin | member
+    joined_at     INTEGER NOT NULL,
+    joined_seq    INTEGER NOT NULL,
+    left_at       INTEGER,                    -- NULL while a member
+    last_read_seq INTEGER NOT NULL DEFAULT 0
+  );
+
+  CREATE TABLE messages (
+    seq              INTEGER PRIMARY KEY,     -- contiguous from 1
+    hlc_ms           INTEGER NOT NULL,
+    hlc_logical      INTEGER NOT NULL,
+    sender_user_id   TEXT NOT NULL,
+    sender_device_id TEXT NOT NULL DEFAULT '',
+    client_msg_id    TEXT,                    -- NULL for system messages
+    kind             TEXT NOT NULL,           -- text | attachment | encrypted | system
+    content          TEXT NOT NULL,           -- MessageContent as proto-JSON
+    server_ts        INTEGER NOT NULL,
+    edited_at        INTEGER NOT NULL DEFAULT 0,
+    deleted          INTEGER NOT NULL DEFAULT 0
+  );
+  -- Idempotency: a retried SEND finds its original row (seed §4.1: (user_id, client_msg_id)).
+  CREATE UNIQUE INDEX messages_idempotency ON messages (sender_user_id, client_msg_id) WHERE client_msg_id IS NOT NULL;
+
+  CREATE TABLE reactions (
+    seq        INTEGER NOT NULL,
+    user_id    TEXT NOT NULL,
+    emoji      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (seq, user_id, emoji)
+  );
+
+  -- Members whose delivery failed: retried from an alarm until it succeeds.
+  CREATE TABLE fanout_retry (
+    user_id   TEXT PRIMARY KEY,
+    from_seq  INTEGER NOT NULL,
+    attempts  INTEGER NOT NULL DEFAULT 0
+  );
+  `,
+];

@@ -1,0 +1,93 @@
+/** Shapes that cross the ChannelObject's RPC boundary (structured-clone plain objects). */
+import type { edgechat } from "../../protocol/generated/chat.js";
+
+export type ContentInit = edgechat.v1.MessageContent.$Properties;
+export type ChannelType = "dm" | "group";
+export type MemberRole = "owner" | "admin" | "member";
+
+/** A message as stored and delivered: the plain form of protocol ChatMessage. */
+export interface ChatMessageData {
+  channel_id: string;
+  server_msg_id: string;
+  hlc: string;
+  seq: number;
+  client_msg_id: string;
+  sender_user_id: string;
+  sender_device_id: string;
+  server_ts: number;
+  content: ContentInit;
+  edited_at?: number;
+  deleted?: boolean;
+}
+
+export interface MemberProfile {
+  user_id: string;
+  username: string;
+  display_name: string;
+}
+
+export interface Member extends MemberProfile {
+  role: MemberRole;
+  joined_at: number;
+  last_read_seq: number;
+}
+
+/** What a member's UserObject needs to keep its channel list current. */
+export interface ChannelSummary {
+  channel_id: string;
+  type: ChannelType;
+  name: string;
+  member_count: number;
+  /** Profiles of every member while the channel is small (≤ SMALL_CHANNEL_MEMBERS), else empty. */
+  members: MemberProfile[];
+  last_seq: number;
+  last_hlc: string;
+}
+
+/** One fan-out call to one member's UserObject. */
+export interface DeliveryBatch {
+  channel: ChannelSummary;
+  /** Ascending seq, contiguous within the batch. */
+  messages: ChatMessageData[];
+  /** Users this batch removed from the channel: their UserObject marks the channel as left. */
+  removed_user_ids: string[];
+}
+
+export interface AppendInput {
+  userId: string;
+  deviceId: string;
+  clientMsgId: string;
+  content: ContentInit;
+}
+
+export interface SendAckData {
+  channel_id: string;
+  client_msg_id: string;
+  server_msg_id: string;
+  hlc: string;
+  seq: number;
+  server_ts: number;
+  status: "stored" | "duplicate";
+}
+
+export interface HistoryQuery {
+  before?: number;
+  after?: number;
+  limit?: number;
+}
+
+export interface HistoryPageData {
+  channel_id: string;
+  messages: ChatMessageData[];
+  next_cursor: number;
+  has_more: boolean;
+  last_seq: number;
+}
+
+export interface ChannelDetails extends ChannelSummary {
+  created_at: number;
+  created_by: string;
+  member_list: Member[];
+}
+
+export const SMALL_CHANNEL_MEMBERS = 50;

@@ -1,0 +1,17 @@
+/**
+ * Versioned, idempotent schema migrations for a SQLite-backed Durable Object. Called from the
+ * constructor under blockConcurrencyWhile on every wake; skips work when the stored version is
+ * current. Migrations only ever add (tables, columns, indexes) so that old code still running
+ * during a deploy can read what new code wrote, and the other way round.
+ */
+export function migrate(sql: SqlStorage, migrations: readonly string[]): void {
+  sql.exec("CREATE TABLE IF NOT EXISTS _schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)");
+  const row = sql.exec<{ version: number }>("SELECT version FROM _schema WHERE id = 1").toArray()[0];
+  const current = row?.version ?? 0;
+  for (let v = current; v < migrations.length; v++) {
+    sql.exec(migrations[v]!);
+  }
+  if (current < migrations.length) {
+    sql.exec("INSERT INTO _schema (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version", migrations.length);
+  }
+}

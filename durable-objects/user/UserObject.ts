@@ -1,0 +1,511 @@
+/**
+ * UserObject: one per user. Holds the user's device sockets (WebSocket Hibernation API, tag =
+ * device_id), devices, refresh sessions and channel list. Channels hand it DELIVER batches; it
+ * writes them to every device socket, the sender's other devices included. On RESUME it pulls
+ * each channel's gap for the reconnecting device.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { decodeFrame, encodeFrame, pb, type Encoding, type Frame, type FrameInit } from "../../protocol/codec.js";
+import { LIMITS, PING, PONG } from "../../protocol/limits.js";
+import { fail, failureFromException, type Failure, type Result } from "../../workers/lib/errors.js";
+import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../workers/lib/frames.js";
+import { isChannelId } from "../../workers/lib/ids.js";
+import { channelStub } from "../../workers/lib/routing.js";
+import { hashSecret, newRefreshSecret } from "../../workers/auth/tokens.js";
+import { timingSafeEqual } from "../../workers/auth/password.js";
+import { migrate } from "../migrate.js";
+import type { ChannelObject } from "../channel/ChannelObject.js";
+import type { ChatMessageData, DeliveryBatch, MemberProfile } from "../channel/types.js";
+import { channelState, type ChannelRow, type ChannelState } from "./channel-list.js";
+import { USER_MIGRATIONS } from "./schema.js";
+
+export type Profile = {
+  user_id: string;
+  username: string;
+  display_name: string;
+  jurisdiction: string;
+};
+
+export interface Device {
+  device_id: string;
+  name: string;
+  platform: string;
+  created_at: number;
+  last_seen_at: number;
+  connected: boolean;
+}
+
+/** Kept on each socket across hibernation; small (ids only) per the platform's 2 KiB limit. */
+interface SocketInfo {
+  deviceId: string;
+  encoding: Encoding;
+}
+
+/** A device between RESUME and RESUMED: live deliveries wait so the gap goes out first, once. */
+interface ResumeState {
+  held: ChatMessageData[];
+}
+
+const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
+const RESUME_CONCURRENCY = 4;
+const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export class UserObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private profile: Profile | undefined;
+  private readonly resuming = new Map<WebSocket, ResumeState>();
+  private readonly stubs = new Map<string, DurableObjectStub<ChannelObject>>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    // Answered by the runtime without waking the object; a text pair because auto-responses
+    // only match text frames, even on connections whose data frames are binary.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
+    void ctx.blockConcurrencyWhile(async () => {
+      migrate(this.sql, USER_MIGRATIONS);
+      this.profile = this.sql.exec<Profile>("SELECT user_id, username, display_name, jurisdiction FROM profile WHERE id = 1").toArray()[0];
+    });
+  }
+
+  /* ------------------------------------ RPC: account ------------------------------------ */
+
+  /** Called once at registration; later calls update the display name only. */
+  init(profile: Profile): Profile {
+    this.sql.exec(
+      `INSERT INTO profile (id, user_id, username, display_name, jurisdiction, created_at) VALUES (1, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name`,
+      profile.user_id, profile.username, profile.display_name, profile.jurisdiction, Date.now(),
+    );
+    this.profile = this.sql.exec<Profile>("SELECT user_id, username, display_name, jurisdiction FROM profile WHERE id = 1").one();
+    return this.profile;
+  }
+
+  getProfile(): Profile | undefined {
+    return this.profile;
+  }
+
+  /** A new refresh session; the caller gets the secret once, the object keeps its hash. */
+  async createSession(): Promise<{ sessionId: string; secret: string }> {
+    const sessionId = crypto.randomUUID();
+    const secret = newRefreshSecret();
+    const hash = await hashSecret(secret);
+    const now = Date.now();
+    this.sql.exec(
+      "INSERT INTO sessions (session_id, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
+      sessionId, hash, now, now + SESSION_TTL_MS,
+    );
+    return { sessionId, secret };
+  }
+
+  /**
+   * Rotates a refresh session's secret. Presenting the previous (already rotated) secret means
+   * the token leaked: the whole session is revoked.
+   */
+  async refreshSession(sessionId: string, secret: string): Promise<Result<{ sessionId: string; secret: string; profile: Profile }>> {
+    const presented = await hashSecret(secret);
+    const row = this.sql.exec<{ secret_hash: string; previous_hash: string | null; expires_at: number; revoked_at: number | null }>(
+      "SELECT secret_hash, previous_hash, expires_at, revoked_at FROM sessions WHERE session_id = ?", sessionId,
+    ).toArray()[0];
+    const bad = fail("unauthorized", "The refresh token is not valid; log in again.");
+    if (!row || row.revoked_at !== null || row.expires_at < Date.now() || !this.profile) return bad;
+    if (row.previous_hash && sameText(presented, row.previous_hash)) {
+      this.sql.exec("UPDATE sessions SET revoked_at = ? WHERE session_id = ?", Date.now(), sessionId);
+      return fail("unauthorized", "This refresh token was already used; the session is revoked. Log in again.");
+    }
+    if (!sameText(presented, row.secret_hash)) return bad;
+    const next = newRefreshSecret();
+    const nextHash = await hashSecret(next);
+    this.sql.exec(
+      "UPDATE sessions SET previous_hash = secret_hash, secret_hash = ?, expires_at = ? WHERE session_id = ?",
+      nextHash, Date.now() + SESSION_TTL_MS, sessionId,
+    );
+    return { ok: true, sessionId, secret: next, profile: this.profile };
+  }
+
+  async revokeSession(sessionId: string, secret: string): Promise<boolean> {
+    const hash = await hashSecret(secret);
+    const n = this.sql.exec(
+      "UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND secret_hash = ? AND revoked_at IS NULL", Date.now(), sessionId, hash,
+    ).rowsWritten;
+    return n > 0;
+  }
+
+  /* ------------------------------------ RPC: devices ------------------------------------ */
+
+  listDevices(): Device[] {
+    const connected = new Set(this.openSockets().map((ws) => this.info(ws).deviceId));
+    return this.sql.exec<Omit<Device, "connected">>(
+      "SELECT device_id, name, platform, created_at, last_seen_at FROM devices ORDER BY created_at",
+    ).toArray().map((d) => ({ ...d, connected: connected.has(d.device_id) }));
+  }
+
+  /** Registers (or renames) a device; a new 11th device is refused. */
+  registerDevice(deviceId: string, name = "", platform = ""): Result<{ device: Device }> {
+    if (!DEVICE_ID.test(deviceId)) return fail("invalid_argument", "device_id must be 1-64 characters of A-Z a-z 0-9 _ -.");
+    const known = this.sql.exec("SELECT 1 FROM devices WHERE device_id = ?", deviceId).toArray().length > 0;
+    if (!known) {
+      const count = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM devices").one().n;
+      if (count >= LIMITS.maxDevicesPerUser) {
+        return fail("too_many_devices", `A user can have at most ${LIMITS.maxDevicesPerUser} devices; remove one with DELETE /v1/devices/{device_id}.`);
+      }
+    }
+    const now = Date.now();
+    this.sql.exec(
+      `INSERT INTO devices (device_id, name, platform, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+         name = CASE WHEN excluded.name != '' THEN excluded.name ELSE devices.name END,
+         platform = CASE WHEN excluded.platform != '' THEN excluded.platform ELSE devices.platform END`,
+      deviceId, name.slice(0, 100), platform.slice(0, 40), now, now,
+    );
+    const device = this.listDevices().find((d) => d.device_id === deviceId)!;
+    return { ok: true, device };
+  }
+
+  /** Forgets a device and closes its socket. */
+  removeDevice(deviceId: string): boolean {
+    const n = this.sql.exec("DELETE FROM devices WHERE device_id = ?", deviceId).rowsWritten;
+    this.sql.exec("DELETE FROM device_cursors WHERE device_id = ?", deviceId);
+    for (const ws of this.ctx.getWebSockets(deviceId)) closeQuietly(ws, 4000, "device_removed");
+    return n > 0;
+  }
+
+  /* ------------------------------------ RPC: channels ------------------------------------ */
+
+  listChannels(): ChannelState[] {
+    return this.sql.exec<ChannelRow>("SELECT * FROM channels WHERE left = 0 ORDER BY last_activity_at DESC")
+      .toArray().map((r) => channelState(r, this.profile?.user_id));
+  }
+
+  /**
+   * One fan-out batch from a channel: update the channel list, then write DELIVER to every open
+   * device socket except the one that sent each message (it has the SEND_ACK). Synchronous, so
+   * the list update and the sends happen in one turn.
+   */
+  deliver(batch: DeliveryBatch): void {
+    const me = this.profile?.user_id;
+    const c = batch.channel;
+    const row = this.channelRow(c.channel_id);
+    let lastSeq = row?.last_seq ?? 0;
+    let lastRead = row?.last_read_seq ?? 0;
+    let unread = row?.unread_count ?? 0;
+    let left = row?.left ?? 0;
+    let lastHlc = row?.last_activity_hlc ?? "";
+    let lastAt = row?.last_activity_at ?? 0;
+    for (const m of batch.messages) {
+      const sys = m.content.system;
+      if (sys && me && sys.target_user_ids?.includes(me)) {
+        left = sys.event === "member_removed" || sys.event === "member_left" ? 1 : 0;
+      }
+      if (m.seq <= lastSeq) continue; // a retried batch: counted already
+      lastSeq = m.seq;
+      lastHlc = m.hlc;
+      lastAt = m.server_ts;
+      if (m.sender_user_id === me) {
+        // Sending from any device means the user has seen the conversation up to here.
+        lastRead = Math.max(lastRead, m.seq);
+        unread = 0;
+      } else if (!sys && m.seq > lastRead) {
+        unread++;
+      }
+    }
+    const isNew = !row;
+    const membershipChanged = isNew || left !== row.left || c.member_count !== row.member_count || c.name !== row.name;
+    this.sql.exec(
+      `INSERT INTO channels (channel_id, type, name, member_count, members, last_seq, last_activity_hlc, last_activity_at, last_read_seq, unread_count, left)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (channel_id) DO UPDATE SET type = excluded.type, name = excluded.name, member_count = excluded.member_count,
+         members = excluded.members, last_seq = excluded.last_seq, last_activity_hlc = excluded.last_activity_hlc,
+         last_activity_at = excluded.last_activity_at, last_read_seq = excluded.last_read_seq,
+         unread_count = excluded.unread_count, left = excluded.left`,
+      c.channel_id, c.type, c.name, c.member_count, JSON.stringify(c.members), lastSeq, lastHlc, lastAt, lastRead, unread, left,
+    );
+    if (membershipChanged) this.broadcastChannelUpdate(c.channel_id);
+    this.sendToDevices(batch.messages);
+  }
+
+  /** READ from REST or a socket: move the cursor in the channel, mirror it here, tell every device. */
+  async markRead(channelId: string, upToSeq: number): Promise<Result<{ last_read_seq: number; unread_count: number }>> {
+    const me = this.profile?.user_id;
+    if (!me) return fail("not_found", "Unknown user.");
+    const result = await this.channel(channelId).markRead(me, upToSeq);
+    if (!result.ok) return result;
+    this.sql.exec("UPDATE channels SET last_read_seq = max(last_read_seq, ?), unread_count = ? WHERE channel_id = ?",
+      result.last_read_seq, result.unread_count, channelId);
+    const frame: FrameInit = {
+      type: pb.FrameType.READ,
+      read: { channel_id: channelId, up_to_seq: result.last_read_seq, user_id: me, unread_count: result.unread_count },
+    };
+    this.broadcast(frame);
+    return { ok: true, last_read_seq: result.last_read_seq, unread_count: result.unread_count };
+  }
+
+  /* ------------------------------------ WebSocket ------------------------------------ */
+
+  /**
+   * The gateway Worker authenticated the request and set the x-edgechat-* headers; this object is
+   * not reachable from outside any other way.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const userId = request.headers.get("x-edgechat-user-id") ?? "";
+    const username = request.headers.get("x-edgechat-username") ?? "";
+    const deviceId = request.headers.get("x-edgechat-device-id") ?? "";
+    const encoding: Encoding = request.headers.get("x-edgechat-encoding") === "json" ? "json" : "proto";
+    const protocolHeader = request.headers.get("x-edgechat-protocol") ?? undefined;
+    if (!this.profile) this.init({ user_id: userId, username, display_name: username, jurisdiction: "" });
+
+    const registered = this.registerDevice(deviceId);
+    if (!registered.ok) {
+      const code = registered.code === "too_many_devices" ? CLOSE.tooManyDevices : CLOSE.badRequest;
+      return refuseWebSocket(registered, code, encoding, protocolHeader);
+    }
+    // One socket per device: a second connection of the same device replaces the first.
+    for (const old of this.ctx.getWebSockets(deviceId)) {
+      sendFrame(old, { type: pb.FrameType.CONFLICT, conflict: { device_id: deviceId, reason: "replaced by a newer connection of this device" } }, this.info(old).encoding);
+      closeQuietly(old, CLOSE.replaced, "replaced");
+    }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server, [deviceId]);
+    server.serializeAttachment({ deviceId, encoding } satisfies SocketInfo);
+    sendFrame(server, {
+      type: pb.FrameType.HELLO,
+      hello: {
+        user_id: this.profile!.user_id, username: this.profile!.username, device_id: deviceId,
+        max_frame_bytes: LIMITS.maxFrameBytes, max_content_bytes: LIMITS.maxContentBytes,
+        max_unacked_frames: LIMITS.maxUnackedFrames, server_ts: Date.now(), protocol: protocolHeader ?? encoding,
+      },
+    }, encoding);
+    return new Response(null, { status: 101, webSocket: client, headers: protocolHeader ? { "Sec-WebSocket-Protocol": protocolHeader } : {} });
+  }
+
+  override async webSocketMessage(ws: WebSocket, data: ArrayBuffer | string): Promise<void> {
+    const info = this.info(ws);
+    if (data === PING) { sendFrame(ws, PONG, info.encoding); return; }
+    const decoded = decodeFrame(data, info.encoding);
+    if (!decoded.ok) {
+      sendFrame(ws, errorFrame(decoded.requestId, fail(decoded.code, decoded.message)), info.encoding);
+      return;
+    }
+    const frame = decoded.frame;
+    try {
+      const failure = await this.handle(ws, info, frame);
+      if (failure) sendFrame(ws, errorFrame(frame.request_id, failure, failureContext(frame)), info.encoding);
+    } catch (err) {
+      console.error("frame handler failed", err);
+      sendFrame(ws, errorFrame(frame.request_id, failureFromException(err), failureContext(frame)), info.encoding);
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    this.resuming.delete(ws);
+    this.touchDevice(ws);
+    // Reciprocate the peer's Close frame to complete the handshake. The Hibernation API requires
+    // it; without it clients stay in CLOSING and report 1006. 1005/1006 cannot be sent back.
+    closeQuietly(ws, code === 1005 || code === 1006 ? 1000 : code, "bye");
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.resuming.delete(ws);
+    this.touchDevice(ws);
+  }
+
+  /** Returns a Failure to report as an ERROR frame, or nothing when the handler replied itself. */
+  private async handle(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const T = pb.FrameType;
+    switch (frame.type) {
+      case T.SEND: return this.onSend(ws, info, frame);
+      case T.DELIVER_ACK: return this.onDeliverAck(info, frame);
+      case T.PULL_HISTORY: return this.onPullHistory(ws, info, frame);
+      case T.READ: return this.onRead(frame);
+      case T.RESUME: return this.onResume(ws, info, frame);
+      case T.TYPING: case T.PRESENCE_HEARTBEAT: case T.REACT: case T.EDIT: case T.DELETE:
+        return fail("not_implemented", `${T[frame.type]} arrives in a later edgechat release.`);
+      default:
+        return fail("unexpected_frame", `${T[frame.type] ?? frame.type} frames are sent by the server, not by clients.`);
+    }
+  }
+
+  private async onSend(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const send = frame.send;
+    const me = this.profile?.user_id;
+    if (!send || !me) return fail("invalid_argument", "SEND needs a payload.");
+    if (!isChannelId(send.channel_id)) return fail("invalid_argument", "channel_id is not a channel id.");
+    const content = send.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(send.content), { longs: Number, defaults: false }) : {};
+    const result = await this.channel(send.channel_id).append({ userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content });
+    if (!result.ok) return result;
+    sendFrame(ws, { type: pb.FrameType.SEND_ACK, request_id: frame.request_id, send_ack: result.ack }, info.encoding);
+    return undefined;
+  }
+
+  private onDeliverAck(info: SocketInfo, frame: Frame): Failure | undefined {
+    const ack = frame.deliver_ack;
+    if (!ack || !isChannelId(ack.channel_id) || !ack.seq || ack.seq <= 0) return fail("invalid_argument", "DELIVER_ACK needs channel_id and seq.");
+    this.sql.exec(
+      `INSERT INTO device_cursors (device_id, channel_id, delivered_seq) VALUES (?, ?, ?)
+       ON CONFLICT (device_id, channel_id) DO UPDATE SET delivered_seq = max(delivered_seq, excluded.delivered_seq)`,
+      info.deviceId, ack.channel_id, ack.seq,
+    );
+    return undefined;
+  }
+
+  private async onPullHistory(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const q = frame.pull_history;
+    const me = this.profile?.user_id;
+    if (!q || !me || !isChannelId(q.channel_id)) return fail("invalid_argument", "PULL_HISTORY needs a channel_id.");
+    const page = await this.channel(q.channel_id).history(me, { before: q.before_seq || undefined, after: q.after_seq || undefined, limit: q.limit || undefined });
+    if (!page.ok) return page;
+    const { ok: _ok, ...history_page } = page;
+    sendFrame(ws, { type: pb.FrameType.HISTORY_PAGE, request_id: frame.request_id, history_page }, info.encoding);
+    return undefined;
+  }
+
+  private async onRead(frame: Frame): Promise<Failure | undefined> {
+    const r = frame.read;
+    if (!r || !isChannelId(r.channel_id)) return fail("invalid_argument", "READ needs channel_id and up_to_seq.");
+    const result = await this.markRead(r.channel_id, r.up_to_seq ?? 0);
+    return result.ok ? undefined : result;
+  }
+
+  /**
+   * Sends the device every message it lacks, channel by channel, then RESUMED. Deliveries that
+   * arrive meanwhile are held and sent after the gap, minus what the gap already covered, so the
+   * device sees each message once and in order.
+   */
+  private async onResume(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const me = this.profile?.user_id;
+    if (!me) return fail("not_found", "Unknown user.");
+    const state: ResumeState = { held: [] };
+    this.resuming.set(ws, state);
+    const sentUpTo = new Map<string, number>();
+    try {
+      const clientCursors = new Map<string, number>();
+      for (const c of frame.resume?.cursors ?? []) if (isChannelId(c.channel_id)) clientCursors.set(c.channel_id, c.last_seq ?? 0);
+      const deviceCursors = new Map(this.sql.exec<{ channel_id: string; delivered_seq: number }>(
+        "SELECT channel_id, delivered_seq FROM device_cursors WHERE device_id = ?", info.deviceId,
+      ).toArray().map((r) => [r.channel_id, r.delivered_seq]));
+      const gaps = this.sql.exec<{ channel_id: string; last_seq: number }>("SELECT channel_id, last_seq FROM channels WHERE left = 0")
+        .toArray()
+        .map((c) => ({ ...c, from: clientCursors.get(c.channel_id) ?? deviceCursors.get(c.channel_id) ?? 0 }))
+        .filter((c) => c.last_seq > c.from);
+      let next = 0;
+      const worker = async () => {
+        while (next < gaps.length) {
+          const gap = gaps[next++]!;
+          sentUpTo.set(gap.channel_id, await this.sendGap(ws, info, me, gap.channel_id, gap.from));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(RESUME_CONCURRENCY, gaps.length) }, worker));
+    } finally {
+      this.resuming.delete(ws);
+    }
+    const held = state.held.filter((m) => m.seq > (sentUpTo.get(m.channel_id) ?? 0));
+    if (held.length > 0) this.sendMessages(ws, info, held);
+    sendFrame(ws, { type: pb.FrameType.RESUMED, request_id: frame.request_id, resumed: { channels: this.listChannels() } }, info.encoding);
+    return undefined;
+  }
+
+  /** Pages one channel's messages after `fromSeq` to the socket; returns the last seq sent. */
+  private async sendGap(ws: WebSocket, info: SocketInfo, me: string, channelId: string, fromSeq: number): Promise<number> {
+    let after = fromSeq;
+    let sent = 0;
+    while (sent < LIMITS.maxResumeMessagesPerChannel) {
+      const limit = Math.min(LIMITS.maxPageSize, LIMITS.maxResumeMessagesPerChannel - sent);
+      const page = await this.channel(channelId).history(me, { after, limit });
+      if (!page.ok || page.messages.length === 0) break;
+      this.sendMessages(ws, info, page.messages);
+      sent += page.messages.length;
+      after = page.messages.at(-1)!.seq;
+      if (!page.has_more) break;
+    }
+    return after;
+  }
+
+  /* ------------------------------------ helpers ------------------------------------ */
+
+  private sendToDevices(messages: ChatMessageData[]): void {
+    // Encode once per (encoding, set of messages) and reuse the bytes for every device.
+    const cache = new Map<string, Uint8Array | string>();
+    for (const ws of this.openSockets()) {
+      const info = this.info(ws);
+      const mine = messages.filter((m) => m.sender_device_id !== info.deviceId || m.sender_user_id !== this.profile?.user_id);
+      if (mine.length === 0) continue;
+      const resume = this.resuming.get(ws);
+      if (resume) { resume.held.push(...mine); continue; }
+      const key = `${info.encoding}:${mine.length === messages.length ? "*" : info.deviceId}`;
+      let bytes = cache.get(key);
+      if (bytes === undefined) {
+        bytes = encodeFrame({ type: pb.FrameType.DELIVER, deliver: { messages: mine } }, info.encoding);
+        cache.set(key, bytes);
+      }
+      sendFrame(ws, bytes, info.encoding);
+    }
+  }
+
+  private sendMessages(ws: WebSocket, info: SocketInfo, messages: ChatMessageData[]): void {
+    sendFrame(ws, { type: pb.FrameType.DELIVER, deliver: { messages } }, info.encoding);
+  }
+
+  private broadcastChannelUpdate(channelId: string): void {
+    const row = this.channelRow(channelId);
+    if (row) this.broadcast({ type: pb.FrameType.CHANNEL_UPDATE, channel_update: { channel: channelState(row, this.profile?.user_id) } });
+  }
+
+  private broadcast(frame: FrameInit): void {
+    const cache = new Map<Encoding, Uint8Array | string>();
+    for (const ws of this.openSockets()) {
+      const { encoding } = this.info(ws);
+      let bytes = cache.get(encoding);
+      if (bytes === undefined) cache.set(encoding, (bytes = encodeFrame(frame, encoding)));
+      sendFrame(ws, bytes, encoding);
+    }
+  }
+
+  private channelRow(channelId: string): ChannelRow | undefined {
+    return this.sql.exec<ChannelRow>("SELECT * FROM channels WHERE channel_id = ?", channelId).toArray()[0];
+  }
+
+  /** Open sockets only: getWebSockets() also returns ones that are closing. */
+  private openSockets(): WebSocket[] {
+    return this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
+  }
+
+  private info(ws: WebSocket): SocketInfo {
+    const a = ws.deserializeAttachment() as Partial<SocketInfo> | null;
+    return { deviceId: a?.deviceId ?? "", encoding: a?.encoding === "json" ? "json" : "proto" };
+  }
+
+  private touchDevice(ws: WebSocket): void {
+    const { deviceId } = this.info(ws);
+    if (deviceId) this.sql.exec("UPDATE devices SET last_seen_at = ? WHERE device_id = ?", Date.now(), deviceId);
+  }
+
+  private channel(channelId: string): DurableObjectStub<ChannelObject> {
+    let stub = this.stubs.get(channelId);
+    if (!stub) {
+      stub = channelStub(this.env, channelId);
+      this.stubs.set(channelId, stub);
+    }
+    return stub;
+  }
+}
+
+function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // Already closed: nothing left to say to this peer.
+  }
+}
+
+function sameText(a: string, b: string): boolean {
+  const e = new TextEncoder();
+  return timingSafeEqual(e.encode(a), e.encode(b));
+}
+
+function failureContext(frame: Frame): { channel_id?: string; client_msg_id?: string } {
+  if (frame.send) return { channel_id: frame.send.channel_id ?? "", client_msg_id: frame.send.client_msg_id ?? "" };
+  const payload = frame.payload ? (frame[frame.payload] as { channel_id?: unknown } | null | undefined) : undefined;
+  return typeof payload?.channel_id === "string" && payload.channel_id ? { channel_id: payload.channel_id } : {};
+}
+
+export type { MemberProfile };

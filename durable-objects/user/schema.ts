@@ -1,0 +1,62 @@
+/**
+ * UserObject storage: one object per user. Append-only list of migrations.
+ */
+export const USER_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE profile (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    user_id       TEXT NOT NULL,
+    username      TEXT NOT NULL,
+    display_name  TEXT NOT NULL,
+    jurisdiction  TEXT NOT NULL DEFAULT '',
+    settings      TEXT NOT NULL DEFAULT '{}',   -- read receipts opt-in, presence visibility, ...
+    created_at    INTEGER NOT NULL
+  );
+
+  -- At most LIMITS.maxDevicesPerUser rows; a socket's tag is its device_id.
+  CREATE TABLE devices (
+    device_id     TEXT PRIMARY KEY,
+    name          TEXT NOT NULL DEFAULT '',
+    platform      TEXT NOT NULL DEFAULT '',
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    push_provider TEXT,
+    push_token    TEXT
+  );
+
+  -- What each device confirmed holding (DELIVER_ACK): the fallback cursor for RESUME.
+  CREATE TABLE device_cursors (
+    device_id     TEXT NOT NULL,
+    channel_id    TEXT NOT NULL,
+    delivered_seq INTEGER NOT NULL,
+    PRIMARY KEY (device_id, channel_id)
+  );
+
+  -- Refresh sessions. Only hashes of the secrets; the previous hash detects a replayed token.
+  CREATE TABLE sessions (
+    session_id    TEXT PRIMARY KEY,
+    secret_hash   TEXT NOT NULL,
+    previous_hash TEXT,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    revoked_at    INTEGER
+  );
+
+  -- The user's channel list (seed §5.2 inbox): kept current by every delivery.
+  CREATE TABLE channels (
+    channel_id        TEXT PRIMARY KEY,
+    type              TEXT NOT NULL,
+    name              TEXT NOT NULL DEFAULT '',
+    member_count      INTEGER NOT NULL DEFAULT 0,
+    members           TEXT NOT NULL DEFAULT '[]',  -- profiles while the channel is small
+    last_seq          INTEGER NOT NULL DEFAULT 0,
+    last_activity_hlc TEXT NOT NULL DEFAULT '',
+    last_activity_at  INTEGER NOT NULL DEFAULT 0,
+    last_read_seq     INTEGER NOT NULL DEFAULT 0,
+    unread_count      INTEGER NOT NULL DEFAULT 0,
+    muted             INTEGER NOT NULL DEFAULT 0,
+    left              INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX channels_by_activity ON channels (left, last_activity_at DESC);
+  `,
+];

@@ -1,0 +1,140 @@
+/**
+ * Frame codec: one schema, two encodings (binary protobuf, JSON text), chosen per connection by
+ * WebSocket subprotocol. Used by the server and the client SDK alike.
+ *
+ * @example
+ * const frame = decodeFrame(data, "proto");
+ * if (!frame.ok) return sendError(frame.code, frame.message);
+ */
+import { edgechat } from "./generated/chat.js";
+import { LIMITS } from "./limits.js";
+
+export const pb = edgechat.v1;
+export type Frame = edgechat.v1.Frame;
+export type FrameInit = edgechat.v1.Frame.$Properties;
+export type FrameTypeName = keyof typeof edgechat.v1.FrameType;
+export type PayloadField = NonNullable<edgechat.v1.Frame["payload"]>;
+export type Encoding = "proto" | "json";
+
+export type DecodeResult =
+  | { ok: true; frame: Frame }
+  | { ok: false; code: "malformed_frame" | "frame_too_large" | "unknown_frame_type"; message: string; requestId: number };
+
+const typeNames = pb.FrameType as unknown as Record<string, number | string>;
+
+/** The oneof field that carries a frame type's payload: SEND_ACK -> send_ack. */
+export function payloadField(type: number): PayloadField | undefined {
+  const name = typeNames[type];
+  if (typeof name !== "string" || type === 0) return undefined;
+  return name.toLowerCase() as PayloadField;
+}
+
+export function frameTypeName(type: number): string {
+  const name = typeNames[type];
+  return typeof name === "string" ? name : `UNKNOWN(${type})`;
+}
+
+function byteLength(data: ArrayBuffer | ArrayBufferView | string): number {
+  return typeof data === "string" ? utf8Length(data) : data.byteLength;
+}
+
+/** UTF-8 length without allocating; exact for well-formed strings. */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) { n += 4; i++; }
+    else n += 3;
+  }
+  return n;
+}
+
+/** Decodes one WebSocket message. Never throws: bad input comes back as a value. */
+export function decodeFrame(data: ArrayBuffer | ArrayBufferView | string, encoding: Encoding): DecodeResult {
+  if (byteLength(data) > LIMITS.maxFrameBytes) {
+    return { ok: false, code: "frame_too_large", message: `Frames are limited to ${LIMITS.maxFrameBytes} bytes.`, requestId: 0 };
+  }
+  if (encoding === "proto") {
+    if (typeof data === "string") {
+      return { ok: false, code: "malformed_frame", message: "This connection speaks binary protobuf frames; got a text frame.", requestId: 0 };
+    }
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    let frame: Frame;
+    try {
+      frame = pb.Frame.decode(bytes);
+    } catch (err) {
+      return { ok: false, code: "malformed_frame", message: `Not a valid protobuf Frame: ${errorText(err)}`, requestId: 0 };
+    }
+    return checkPayload(frame);
+  }
+  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, code: "malformed_frame", message: "Not valid JSON.", requestId: 0 };
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return { ok: false, code: "malformed_frame", message: "A frame is a JSON object {type, request_id, payload}.", requestId: 0 };
+  }
+  const obj = raw as Record<string, unknown>;
+  const requestId = typeof obj.request_id === "number" && Number.isInteger(obj.request_id) && obj.request_id >= 0 && obj.request_id <= 0xffffffff ? obj.request_id : 0;
+  if (obj.request_id !== undefined && requestId !== obj.request_id) {
+    return { ok: false, code: "malformed_frame", message: "request_id must be an integer from 0 to 2^32-1.", requestId: 0 };
+  }
+  if (typeof obj.type !== "string") {
+    return { ok: false, code: "malformed_frame", message: "type must be a frame type name such as \"SEND\".", requestId };
+  }
+  const type = typeNames[obj.type];
+  if (typeof type !== "number" || type === 0) {
+    return { ok: false, code: "unknown_frame_type", message: `Unknown frame type "${obj.type.slice(0, 40)}".`, requestId };
+  }
+  const payload = obj.payload ?? {};
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+    return { ok: false, code: "malformed_frame", message: "payload must be an object.", requestId };
+  }
+  const field = payloadField(type)!;
+  let frame: Frame;
+  try {
+    frame = pb.Frame.fromObject({ type, request_id: requestId, [field]: payload });
+  } catch (err) {
+    return { ok: false, code: "malformed_frame", message: `Bad ${obj.type} payload: ${errorText(err)}`, requestId };
+  }
+  return checkPayload(frame);
+}
+
+function checkPayload(frame: Frame): DecodeResult {
+  const field = payloadField(frame.type);
+  if (!field) {
+    return { ok: false, code: "unknown_frame_type", message: `Unknown frame type ${frame.type}.`, requestId: frame.request_id };
+  }
+  if (frame.payload !== undefined && frame.payload !== field) {
+    return { ok: false, code: "malformed_frame", message: `A ${frameTypeName(frame.type)} frame cannot carry a ${frame.payload} payload.`, requestId: frame.request_id };
+  }
+  const verifyError = pb.Frame.verify(frame);
+  if (verifyError) {
+    return { ok: false, code: "malformed_frame", message: verifyError, requestId: frame.request_id };
+  }
+  return { ok: true, frame };
+}
+
+/** Encodes a frame for the wire: bytes for proto connections, a JSON string otherwise. */
+export function encodeFrame(init: FrameInit, encoding: Encoding): Uint8Array | string {
+  if (encoding === "proto") return pb.Frame.encode(init).finish();
+  const type = init.type ?? 0;
+  const field = payloadField(type);
+  const frame = pb.Frame.fromObject(init);
+  const obj = pb.Frame.toObject(frame, { enums: String, longs: Number, bytes: String, defaults: false, oneofs: false });
+  return JSON.stringify({ type: frameTypeName(type), request_id: init.request_id ?? 0, payload: field ? obj[field] ?? {} : {} });
+}
+
+/** Converts a payload message to the plain JSON shape used by the REST API. */
+export function toJson<T extends { constructor: unknown }>(type: { toObject(m: T, o: object): Record<string, unknown> }, message: T): Record<string, unknown> {
+  return type.toObject(message, { enums: String, longs: Number, bytes: String, defaults: false });
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

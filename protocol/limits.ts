@@ -1,0 +1,29 @@
+/** Protocol limits shared by the server and the client SDK. Changing one is a protocol change. */
+export const LIMITS = {
+  /** Largest WebSocket frame the server decodes; bigger frames get ERROR frame_too_large. */
+  maxFrameBytes: 128 * 1024,
+  /** Largest message content (UTF-8 bytes of the text, or ciphertext bytes). */
+  maxContentBytes: 64 * 1024,
+  /** Flow control window: frames a connection may have in flight before SLOWDOWN. */
+  maxUnackedFrames: 64,
+  /** History pages. */
+  defaultPageSize: 50,
+  maxPageSize: 200,
+  /** Devices per user (seed Q8). */
+  maxDevicesPerUser: 10,
+  /** Members per group channel; broadcast channels have their own tier (DESIGN.md fan-out). */
+  maxGroupMembers: 1000,
+  /** client_msg_id and device_id lengths. */
+  maxClientMsgIdLength: 64,
+  maxDeviceIdLength: 64,
+  maxChannelNameLength: 100,
+  maxEmojiLength: 32,
+  /** A RESUME sends at most this many messages per channel; the client pages further back itself. */
+  maxResumeMessagesPerChannel: 1000,
+} as const;
+
+export const SUBPROTOCOL_PROTO = "edgechat.v1.proto";
+export const SUBPROTOCOL_JSON = "edgechat.v1.json";
+/** Text heartbeat answered by the runtime without waking the UserObject (auto-response). */
+export const PING = "ping";
+export const PONG = "pong";

@@ -1,0 +1,71 @@
+// `npm test`: every suite, then one closing line "N passed, N failed" summing them all.
+//   1. generated code is current (protobuf static code, wrangler types)
+//   2. TypeScript strict typecheck
+//   3. unit + integration tests inside workerd (vitest-pool-workers)
+//   4. end-to-end tests against a real `wrangler dev` (Node clients, real WebSockets)
+//   5. browser tests in Chromium, when test/browser exists and Chromium is installed
+// Each step counts its own tests; a step that crashes counts as one failure.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const only = process.argv.slice(2); // e.g. `npm test -- unit e2e`
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+
+function run(cmd, args, env = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit", env: { ...process.env, ...env } });
+  return r.status === 0;
+}
+
+function check(name, ok) {
+  console.log(`${ok ? "ok" : "FAILED"}: ${name}`);
+  ok ? passed++ : failed++;
+}
+
+function vitest(name, config, extraEnv = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "edgechat-test-"));
+  const out = join(dir, "results.json");
+  const ok = run(bin("vitest"), ["run", "--config", config, "--reporter=default", "--reporter=json", `--outputFile.json=${out}`], extraEnv);
+  if (existsSync(out)) {
+    const r = JSON.parse(readFileSync(out, "utf8"));
+    passed += r.numPassedTests;
+    failed += r.numFailedTests;
+    skipped += r.numPendingTests + r.numTodoTests;
+    // Files that failed to load report no tests: count each as a failure.
+    const brokenFiles = r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
+    failed += brokenFiles;
+    if (!ok && r.numFailedTests === 0 && brokenFiles === 0) failed++;
+    console.log(`${name}: ${r.numPassedTests} passed, ${r.numFailedTests + brokenFiles} failed`);
+  } else {
+    console.log(`${name}: did not run`);
+    failed++;
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const want = (step) => only.length === 0 || only.includes(step);
+
+if (want("generated")) {
+  const dir = mkdtempSync(join(tmpdir(), "edgechat-types-"));
+  check("worker-configuration.d.ts matches wrangler.toml (npm run cf-typegen)",
+    run(bin("wrangler"), ["types", "--check", "--strict-vars=false", "--env-file", ".dev.vars.example", "worker-configuration.d.ts"], { WRANGLER_SEND_METRICS: "false" }));
+  const before = readFileSync(join(root, "protocol/generated/chat.js"), "utf8");
+  run("node", ["scripts/gen-proto.mjs"]);
+  check("protocol/generated matches protocol/chat.proto (npm run proto)", before === readFileSync(join(root, "protocol/generated/chat.js"), "utf8"));
+  rmSync(dir, { recursive: true, force: true });
+}
+if (want("typecheck")) check("typecheck (tsc --noEmit, strict)", run(bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]));
+if (want("unit")) vitest("workerd unit/integration", "vitest.config.ts");
+if (want("e2e") && existsSync(join(root, "test/e2e/vitest.config.ts"))) vitest("end-to-end (wrangler dev)", "test/e2e/vitest.config.ts");
+if (want("browser") && existsSync(join(root, "test/browser/vitest.config.ts"))) {
+  if (existsSync(process.env.CHROMIUM_PATH ?? "/usr/bin/chromium")) vitest("browser (Chromium)", "test/browser/vitest.config.ts");
+  else { console.log("browser: Chromium not installed (apt-get install -y chromium); counted as failed"); failed++; }
+}
+
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exit(failed > 0 ? 1 : 0);

@@ -1,0 +1,132 @@
+/**
+ * A device connected through the real gateway: frames are decoded with the protocol codec and
+ * queued, so tests can wait for "the next DELIVER" with an explicit timeout.
+ */
+import { SELF } from "cloudflare:test";
+import { decodeFrame, encodeFrame, frameTypeName, pb, type Encoding, type Frame, type FrameInit } from "../../protocol/codec.js";
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../../protocol/limits.js";
+import { BASE } from "./api.js";
+import type { edgechat } from "../../protocol/generated/chat.js";
+
+export type Msg = edgechat.v1.IChatMessage;
+
+export class TestDevice {
+  readonly frames: Frame[] = [];
+  readonly texts: string[] = [];
+  closed: { code: number; reason: string } | undefined;
+  private waiters: (() => void)[] = [];
+  private nextRequestId = 1;
+
+  constructor(readonly ws: WebSocket, readonly encoding: Encoding, readonly deviceId: string) {
+    ws.addEventListener("message", (e) => {
+      const data = e.data as ArrayBuffer | string;
+      if (data === "pong") this.texts.push(data);
+      else {
+        const d = decodeFrame(data, encoding);
+        if (!d.ok) throw new Error(`server sent an undecodable frame: ${d.message}`);
+        this.frames.push(d.frame);
+      }
+      this.wake();
+    });
+    ws.addEventListener("close", (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private changed(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms; frames so far: ${this.frames.map((f) => frameTypeName(f.type)).join(",")}`)), timeoutMs);
+      this.waiters.push(() => { clearTimeout(t); resolve(); });
+    });
+  }
+
+  /** Removes and returns the first queued frame matching `pred`, waiting up to `timeoutMs`. */
+  async take(pred: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.frames.findIndex(pred);
+      if (i >= 0) return this.frames.splice(i, 1)[0]!;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; queued: ${this.frames.map((f) => frameTypeName(f.type)).join(",")}`);
+      await this.changed(left);
+    }
+  }
+
+  next(type: number, timeoutMs = 5000): Promise<Frame> {
+    return this.take((f) => f.type === type, timeoutMs);
+  }
+
+  async waitClosed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) await this.changed(Math.max(1, deadline - Date.now()));
+    return this.closed;
+  }
+
+  /** Every DELIVERed message until `count` have arrived, flattened, in arrival order. */
+  async messages(count: number, timeoutMs = 10_000): Promise<Msg[]> {
+    const out: Msg[] = [];
+    const deadline = Date.now() + timeoutMs;
+    while (out.length < count) {
+      const f = await this.next(pb.FrameType.DELIVER, Math.max(1, deadline - Date.now()));
+      out.push(...(f.deliver?.messages ?? []));
+    }
+    return out;
+  }
+
+  send(frame: FrameInit): number {
+    const request_id = frame.request_id ?? this.nextRequestId++;
+    this.ws.send(encodeFrame({ ...frame, request_id }, this.encoding));
+    return request_id;
+  }
+
+  raw(data: string | ArrayBuffer | Uint8Array): void {
+    this.ws.send(data);
+  }
+
+  /** SEND a text message and wait for its SEND_ACK (or ERROR). */
+  async sendText(channelId: string, text: string, clientMsgId: string = crypto.randomUUID()): Promise<Frame> {
+    const id = this.send({ type: pb.FrameType.SEND, send: { channel_id: channelId, client_msg_id: clientMsgId, content: { text: { text } } } });
+    return this.take((f) => f.request_id === id && (f.type === pb.FrameType.SEND_ACK || f.type === pb.FrameType.ERROR));
+  }
+
+  /** RESUME and collect everything up to RESUMED. */
+  async resume(cursors: { channel_id: string; last_seq: number }[] = [], timeoutMs = 15_000): Promise<{ messages: Msg[]; resumed: Frame }> {
+    const id = this.send({ type: pb.FrameType.RESUME, resume: { cursors } });
+    const resumed = await this.take((f) => f.type === pb.FrameType.RESUMED && f.request_id === id, timeoutMs);
+    const messages: Msg[] = [];
+    for (let i = 0; i < this.frames.length; ) {
+      const f = this.frames[i]!;
+      if (f.type === pb.FrameType.DELIVER) { messages.push(...(f.deliver?.messages ?? [])); this.frames.splice(i, 1); } else i++;
+    }
+    return { messages, resumed };
+  }
+
+  close(): void {
+    try { this.ws.close(1000, "done"); } catch { /* closed already */ }
+  }
+}
+
+export async function connectDevice(token: string, deviceId = `dev-${crypto.randomUUID().slice(0, 8)}`, encoding: Encoding = "proto"): Promise<TestDevice> {
+  const res = await SELF.fetch(`${BASE}/v1/connect?device_id=${encodeURIComponent(deviceId)}&access_token=${encodeURIComponent(token)}`, {
+    headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": encoding === "json" ? SUBPROTOCOL_JSON : SUBPROTOCOL_PROTO },
+  });
+  const ws = res.webSocket;
+  if (!ws) throw new Error(`no WebSocket in response: ${res.status} ${await res.text()}`);
+  ws.accept();
+  ws.binaryType = "arraybuffer";
+  return new TestDevice(ws, encoding, deviceId);
+}
+
+/** Connects and waits for HELLO. */
+export async function onlineDevice(token: string, deviceId?: string, encoding: Encoding = "proto"): Promise<TestDevice> {
+  const d = await connectDevice(token, deviceId, encoding);
+  await d.next(pb.FrameType.HELLO);
+  return d;
+}

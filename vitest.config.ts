@@ -1,0 +1,27 @@
+// Unit and integration tests run inside workerd, the same runtime `wrangler dev` runs
+// (@cloudflare/vitest-pool-workers 0.15.1 shares wrangler 4.86.0's miniflare).
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+const migrations = await readD1Migrations("./migrations/accounts");
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: {
+          JWT_SECRET: "edgechat-test-secret-0123456789abcdef0123456789",
+          JURISDICTIONS: "simulated",
+          ACCOUNT_MIGRATIONS: migrations,
+        },
+      },
+    }),
+  ],
+  test: {
+    include: ["test/**/*.test.ts"],
+    exclude: ["test/e2e/**", "test/browser/**", "node_modules/**"],
+    setupFiles: ["./test/setup/apply-migrations.ts"],
+    testTimeout: 20_000,
+  },
+});

@@ -1,0 +1,76 @@
+/** POST /v1/auth/register | login | refresh | logout */
+import { Hono } from "hono";
+import { z } from "zod";
+import { hashPassword, verifyPassword } from "../auth/password.js";
+import { accessTokenTtl, formatRefreshToken, parseRefreshToken, signAccessToken } from "../auth/tokens.js";
+import { errorResponse, fail } from "../lib/errors.js";
+import { newId } from "../lib/ids.js";
+import { userStub } from "../lib/routing.js";
+import { accountByUsername, insertAccount } from "./accounts.js";
+import type { ApiContext, ApiEnv } from "./app.js";
+import { parseJsonBody } from "./validation.js";
+import type { Profile } from "../../durable-objects/user/UserObject.js";
+
+const username = z.string().regex(/^[A-Za-z0-9_.-]{3,32}$/, "3-32 characters of letters, digits, _ . -");
+const password = z.string().min(8, "at least 8 characters").max(200);
+
+const RegisterBody = z.object({
+  username,
+  password,
+  display_name: z.string().trim().min(1).max(64).optional(),
+});
+const LoginBody = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(200) });
+const RefreshBody = z.object({ refresh_token: z.string().min(1).max(200) });
+
+/** Hashing a password for an unknown user keeps login timing from revealing who has an account. */
+const DUMMY_HASH = "pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+async function tokens(c: ApiContext, profile: Profile, session: { sessionId: string; secret: string }, status: 200 | 201) {
+  const access = await signAccessToken(c.env, { userId: profile.user_id, username: profile.username, sessionId: session.sessionId });
+  return c.json({
+    user_id: profile.user_id, username: profile.username, display_name: profile.display_name,
+    access_token: access, token_type: "Bearer", expires_in: accessTokenTtl(c.env),
+    refresh_token: formatRefreshToken({ userId: profile.user_id, sessionId: session.sessionId, secret: session.secret }),
+    session_id: session.sessionId,
+  }, status);
+}
+
+export const authRoutes = new Hono<ApiEnv>()
+  .post("/register", async (c) => {
+    const body = await parseJsonBody(c, RegisterBody);
+    if (!body.ok) return errorResponse(body);
+    const { username, password, display_name } = body.value;
+    const profile: Profile = { user_id: newId("u"), username, display_name: display_name ?? username, jurisdiction: "" };
+    const inserted = await insertAccount(c.env.ACCOUNTS, { ...profile, jurisdiction: "", password_hash: await hashPassword(password) });
+    if (inserted === "taken") return errorResponse(fail("username_taken", `The username "${username}" is taken.`));
+    const user = userStub(c.env, profile.user_id);
+    await user.init(profile);
+    return tokens(c, profile, await user.createSession(), 201);
+  })
+  .post("/login", async (c) => {
+    const body = await parseJsonBody(c, LoginBody);
+    if (!body.ok) return errorResponse(body);
+    const account = await accountByUsername(c.env.ACCOUNTS, body.value.username);
+    const valid = await verifyPassword(body.value.password, account?.password_hash ?? DUMMY_HASH);
+    if (!account || !valid) return errorResponse(fail("unauthorized", "Wrong username or password."));
+    const profile: Profile = { user_id: account.user_id, username: account.username, display_name: account.display_name, jurisdiction: account.jurisdiction };
+    const user = userStub(c.env, profile.user_id);
+    await user.init(profile); // idempotent; repairs a profile lost between D1 and the object
+    return tokens(c, profile, await user.createSession(), 200);
+  })
+  .post("/refresh", async (c) => {
+    const body = await parseJsonBody(c, RefreshBody);
+    if (!body.ok) return errorResponse(body);
+    const parsed = parseRefreshToken(body.value.refresh_token);
+    if (!parsed) return errorResponse(fail("unauthorized", "The refresh token is not valid; log in again."));
+    const result = await userStub(c.env, parsed.userId).refreshSession(parsed.sessionId, parsed.secret);
+    if (!result.ok) return errorResponse(result);
+    return tokens(c, result.profile, result, 200);
+  })
+  .post("/logout", async (c) => {
+    const body = await parseJsonBody(c, RefreshBody);
+    if (!body.ok) return errorResponse(body);
+    const parsed = parseRefreshToken(body.value.refresh_token);
+    if (parsed) await userStub(c.env, parsed.userId).revokeSession(parsed.sessionId, parsed.secret);
+    return c.body(null, 204);
+  });

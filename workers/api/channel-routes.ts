@@ -1,0 +1,106 @@
+/** /v1/channels: create, list, describe, members, history, read cursor. */
+import { Hono } from "hono";
+import { z } from "zod";
+import { LIMITS } from "../../protocol/limits.js";
+import { errorResponse, fail } from "../lib/errors.js";
+import { dmChannelId, isChannelId, newId, parseId } from "../lib/ids.js";
+import { channelStub, userStub } from "../lib/routing.js";
+import { resolveProfiles } from "./accounts.js";
+import { send, type ApiContext, type ApiEnv } from "./app.js";
+import { parseJsonBody, parseWith } from "./validation.js";
+import type { MemberProfile } from "../../durable-objects/channel/types.js";
+
+const memberRef = z.string().min(1).max(64);
+const CreateBody = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("dm"), member: memberRef }),
+  z.object({
+    type: z.literal("group"),
+    name: z.string().trim().min(1).max(LIMITS.maxChannelNameLength),
+    members: z.array(memberRef).max(LIMITS.maxGroupMembers - 1).default([]),
+  }),
+]);
+const MembersBody = z.object({ members: z.array(memberRef).min(1).max(LIMITS.maxGroupMembers) });
+const seqParam = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const HistoryQuery = z.object({
+  before: seqParam.optional(),
+  after: seqParam.optional(),
+  limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).optional(),
+});
+const ReadBody = z.object({ up_to_seq: seqParam });
+
+/** Profiles for `refs`, or a 404 naming the ones that matched nobody. */
+async function profiles(c: ApiContext, refs: string[]): Promise<{ ok: true; found: MemberProfile[] } | ReturnType<typeof fail>> {
+  const { found, missing } = await resolveProfiles(c.env.ACCOUNTS, refs);
+  if (missing.length > 0) return fail("not_found", `No such user: ${missing.slice(0, 5).join(", ")}.`);
+  return { ok: true, found };
+}
+
+function channelId(c: ApiContext): string | undefined {
+  const id = c.req.param("id");
+  return isChannelId(id) ? id : undefined;
+}
+
+const noChannel = () => errorResponse(fail("not_found", "No such channel."));
+
+export const channelRoutes = new Hono<ApiEnv>()
+  .post("/", async (c) => {
+    const body = await parseJsonBody(c, CreateBody);
+    if (!body.ok) return errorResponse(body);
+    const me = c.get("auth");
+    const jurisdiction = parseId(me.userId)!.jurisdiction;
+    const refs = body.value.type === "dm" ? [body.value.member] : body.value.members;
+    const resolved = await profiles(c, [me.userId, ...refs]);
+    if (!resolved.ok) return errorResponse(resolved);
+    const creator = resolved.found.find((p) => p.user_id === me.userId);
+    if (!creator) return errorResponse(fail("unauthorized", "Your account no longer exists."));
+    const others = resolved.found.filter((p) => p.user_id !== me.userId);
+    if (body.value.type === "dm") {
+      const other = others[0];
+      if (!other) return errorResponse(fail("invalid_argument", "A DM needs another member than yourself."));
+      const id = await dmChannelId(me.userId, other.user_id, jurisdiction);
+      const r = await channelStub(c.env, id).create({ channelId: id, type: "dm", name: "", creator, members: [other], jurisdiction });
+      if (!r.ok) return errorResponse(r);
+      return c.json({ channel: r.channel }, r.created ? 201 : 200);
+    }
+    const id = newId("c", jurisdiction);
+    const r = await channelStub(c.env, id).create({ channelId: id, type: "group", name: body.value.name, creator, members: others, jurisdiction });
+    if (!r.ok) return errorResponse(r);
+    return c.json({ channel: r.channel }, 201);
+  })
+  .get("/", async (c) => {
+    const channels = await userStub(c.env, c.get("auth").userId).listChannels();
+    return c.json({ channels });
+  })
+  .get("/:id", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    return send(c, await channelStub(c.env, id).describe(c.get("auth").userId));
+  })
+  .post("/:id/members", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const body = await parseJsonBody(c, MembersBody);
+    if (!body.ok) return errorResponse(body);
+    const resolved = await profiles(c, body.value.members);
+    if (!resolved.ok) return errorResponse(resolved);
+    return send(c, await channelStub(c.env, id).addMembers(c.get("auth").userId, resolved.found));
+  })
+  .delete("/:id/members/:userId", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    return send(c, await channelStub(c.env, id).removeMember(c.get("auth").userId, c.req.param("userId")));
+  })
+  .get("/:id/messages", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const q = parseWith(HistoryQuery, c.req.query());
+    if (!q.ok) return errorResponse(q);
+    return send(c, await channelStub(c.env, id).history(c.get("auth").userId, q.value));
+  })
+  .post("/:id/read", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const body = await parseJsonBody(c, ReadBody);
+    if (!body.ok) return errorResponse(body);
+    return send(c, await userStub(c.env, c.get("auth").userId).markRead(id, body.value.up_to_seq));
+  });

@@ -1,0 +1,79 @@
+/**
+ * Access tokens are short-lived HS256 JWTs (jose) that every endpoint and the WebSocket gateway
+ * verify without a lookup. Refresh tokens are opaque `<user_id>.<session_id>.<secret>` strings
+ * checked and rotated by the user's UserObject, which owns their sessions.
+ */
+import { errors, jwtVerify, SignJWT } from "jose";
+import { fail, type Failure } from "../lib/errors.js";
+import { isUserId } from "../lib/ids.js";
+import { b64url } from "./password.js";
+
+const ISSUER = "edgechat";
+const AUDIENCE = "edgechat-api";
+
+export interface AccessClaims {
+  userId: string;
+  username: string;
+  sessionId: string;
+}
+
+function secretKey(env: Env): Uint8Array {
+  const secret = env.JWT_SECRET;
+  if (typeof secret !== "string" || secret.length < 32) {
+    throw new Error("JWT_SECRET must be set to at least 32 characters (.dev.vars locally, `wrangler secret put JWT_SECRET` in production).");
+  }
+  return new TextEncoder().encode(secret);
+}
+
+export function accessTokenTtl(env: Env): number {
+  const ttl = Number(env.ACCESS_TOKEN_TTL_SECONDS);
+  return Number.isFinite(ttl) && ttl > 0 ? ttl : 900;
+}
+
+export async function signAccessToken(env: Env, claims: AccessClaims, ttlSeconds = accessTokenTtl(env)): Promise<string> {
+  return new SignJWT({ name: claims.username, sid: claims.sessionId })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(claims.userId)
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+    .sign(secretKey(env));
+}
+
+export async function verifyAccessToken(env: Env, token: string | null | undefined): Promise<({ ok: true } & AccessClaims) | Failure> {
+  if (!token) return fail("unauthorized", "Missing access token: send Authorization: Bearer <token>.");
+  try {
+    const { payload } = await jwtVerify(token, secretKey(env), { issuer: ISSUER, audience: AUDIENCE, algorithms: ["HS256"] });
+    if (!isUserId(payload.sub) || typeof payload.sid !== "string" || typeof payload.name !== "string") {
+      return fail("unauthorized", "The access token is missing its claims.");
+    }
+    return { ok: true, userId: payload.sub, username: payload.name, sessionId: payload.sid };
+  } catch (err) {
+    if (err instanceof errors.JWTExpired) return fail("token_expired", "The access token has expired; refresh it.");
+    return fail("unauthorized", "The access token is not valid.");
+  }
+}
+
+export interface RefreshToken { userId: string; sessionId: string; secret: string }
+
+export function newRefreshSecret(): string {
+  return b64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+export function formatRefreshToken(t: RefreshToken): string {
+  return `${t.userId}.${t.sessionId}.${t.secret}`;
+}
+
+export function parseRefreshToken(token: unknown): RefreshToken | undefined {
+  if (typeof token !== "string" || token.length > 200) return undefined;
+  const [userId, sessionId, secret, extra] = token.split(".");
+  if (extra !== undefined || !isUserId(userId) || !sessionId || !secret) return undefined;
+  return { userId, sessionId, secret };
+}
+
+/** SHA-256 of a refresh secret: sessions store this, never the secret itself. */
+export async function hashSecret(secret: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(secret));
+  return b64url(new Uint8Array(digest));
+}

@@ -1,0 +1,44 @@
+/**
+ * GET /v1/connect: authenticates a device and hands its WebSocket to the user's UserObject,
+ * which accepts it with the Hibernation API. The upgrade stays in this Worker and goes to the
+ * object with `stub.fetch(request)` unchanged in spirit: proxying a WebSocket through anything
+ * else would cost the object its ability to hibernate.
+ */
+import { verifyAccessToken } from "../auth/tokens.js";
+import { fail, errorResponse } from "../lib/errors.js";
+import { CLOSE, negotiateEncoding, refuseWebSocket } from "../lib/frames.js";
+import { userStub } from "../lib/routing.js";
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../../protocol/limits.js";
+
+const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export async function connect(request: Request, env: Env): Promise<Response> {
+  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    return errorResponse(fail("invalid_argument", "GET /v1/connect is a WebSocket endpoint: send Upgrade: websocket."));
+  }
+  const negotiated = negotiateEncoding(request);
+  if (!negotiated) {
+    return errorResponse(fail("invalid_argument", `Ask for subprotocol ${SUBPROTOCOL_PROTO} or ${SUBPROTOCOL_JSON}.`));
+  }
+  const { encoding, header } = negotiated;
+  const url = new URL(request.url);
+  const bearer = request.headers.get("Authorization")?.replace(/^Bearer\s+/i, "");
+  const auth = await verifyAccessToken(env, bearer || url.searchParams.get("access_token"));
+  if (!auth.ok) return refuseWebSocket(auth, CLOSE.unauthorized, encoding, header);
+  const deviceId = url.searchParams.get("device_id") ?? "";
+  if (!DEVICE_ID.test(deviceId)) {
+    return refuseWebSocket(fail("invalid_argument", "device_id must be 1-64 characters of A-Z a-z 0-9 _ -."), CLOSE.badRequest, encoding, header);
+  }
+  // Only what this Worker verified reaches the object: client-sent x-edgechat-* never passes.
+  const headers = new Headers();
+  for (const name of ["Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"]) {
+    const value = request.headers.get(name);
+    if (value !== null) headers.set(name, value);
+  }
+  headers.set("x-edgechat-user-id", auth.userId);
+  headers.set("x-edgechat-username", auth.username);
+  headers.set("x-edgechat-device-id", deviceId);
+  headers.set("x-edgechat-encoding", encoding);
+  if (header) headers.set("x-edgechat-protocol", header);
+  return userStub(env, auth.userId).fetch(new Request(url.toString(), { headers }));
+}

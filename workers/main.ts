@@ -1,0 +1,17 @@
+/**
+ * The edgechat Worker: one script for the WebSocket gateway, the REST API and every Durable
+ * Object class. Static files (the web app) are served by the assets binding before this runs.
+ */
+import { api } from "./api/app.js";
+import { connect } from "./gateway/connect.js";
+
+export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
+export { UserObject } from "../durable-objects/user/UserObject.js";
+
+export default {
+  async fetch(request, env, ctx): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname === "/v1/connect") return connect(request, env);
+    return api.fetch(request, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;
