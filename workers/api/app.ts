@@ -29,9 +29,12 @@ api.use("/v1/*", bodyLimit({
   onError: () => errorResponse(fail("content_too_large", "Request bodies are limited to 64 KiB.")),
 }));
 
-// Everything but the three ways of getting a token needs one.
+/** Liveness for load balancers, dev tooling and tests; says nothing about any user. */
+api.get("/v1/health", (c) => c.json({ ok: true }));
+
+// Everything but health and the three ways of getting a token needs a token.
 api.use("/v1/*", async (c, next) => {
-  if (c.req.path.startsWith("/v1/auth/")) return next();
+  if (c.req.path.startsWith("/v1/auth/") || c.req.path === "/v1/health") return next();
   const header = c.req.header("Authorization");
   const token = header?.match(/^Bearer\s+(.+)$/i)?.[1];
   const auth = await verifyAccessToken(c.env, token);

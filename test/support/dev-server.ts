@@ -1,0 +1,135 @@
+/**
+ * Starts a real `wrangler dev` on 127.0.0.1 and a free port, with its own state directory, for
+ * end-to-end tests, the reliability suite and benchmarks. Node-side only.
+ *
+ * @example
+ * const server = await startDevServer();
+ * // ... drive server.url with real WebSocket clients ...
+ * await server.stop();
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const root = new URL("../../", import.meta.url).pathname;
+const wrangler = join(root, "node_modules", ".bin", "wrangler");
+
+export const QUIET_WRANGLER_ENV = {
+  WRANGLER_SEND_METRICS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_HIDE_BANNER: "true",
+  CI: "true",
+};
+
+export interface DevServerOptions {
+  /** Reuse a state directory (restart tests); a fresh temporary one otherwise. */
+  stateDir?: string;
+  port?: number;
+  /** Extra `--var KEY:VALUE` settings. */
+  vars?: Record<string, string>;
+  /** Wrangler config; the project's own by default (bench passes the limit worker's). */
+  config?: string;
+  /** Apply the accounts D1 migrations first (the edgechat Worker needs them). */
+  migrate?: boolean;
+  startTimeoutMs?: number;
+  /** Print wrangler's output (debugging). */
+  verbose?: boolean;
+}
+
+export interface DevServer {
+  url: string;
+  wsUrl: string;
+  port: number;
+  stateDir: string;
+  process: ChildProcess;
+  /** Every line wrangler printed so far (for failure messages). */
+  log: string[];
+  /** SIGINT and wait; removes a temporary state directory. */
+  stop(): Promise<void>;
+  /** SIGKILL the whole process group, like a crash; keeps the state directory. */
+  kill(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  const ownState = opts.stateDir === undefined;
+  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), "edgechat-state-"));
+  const port = opts.port ?? (await freePort());
+  const config = opts.config ?? join(root, "wrangler.toml");
+  const env = { ...process.env, ...QUIET_WRANGLER_ENV };
+  if (opts.migrate ?? true) {
+    const m = spawnSync(wrangler, ["d1", "migrations", "apply", "ACCOUNTS", "--local", "--persist-to", stateDir, "--config", config], { cwd: root, env, encoding: "utf8" });
+    if (m.status !== 0) throw new Error(`D1 migrations failed: ${m.stderr || m.stdout}`);
+  }
+  const vars = {
+    JWT_SECRET: "edgechat-e2e-secret-0123456789abcdef0123456789",
+    JURISDICTIONS: "simulated",
+    ...opts.vars,
+  };
+  const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false"];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(wrangler, args, { cwd: root, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const log: string[] = [];
+  const onData = (d: Buffer) => {
+    for (const line of d.toString().split("\n")) if (line.trim()) log.push(line);
+    if (opts.verbose) process.stderr.write(d);
+  };
+  child.stdout!.on("data", onData);
+  child.stderr!.on("data", onData);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited early (${child.exitCode}):\n${log.slice(-30).join("\n")}`);
+    try {
+      const res = await fetch(`${url}/v1/health`);
+      await res.arrayBuffer();
+      if (res.status < 500) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      killGroup(child, "SIGKILL");
+      throw new Error(`wrangler dev did not become ready on ${url}:\n${log.slice(-30).join("\n")}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
+  return {
+    url, wsUrl: url.replace("http", "ws"), port, stateDir, process: child, log,
+    async stop() {
+      killGroup(child, "SIGINT");
+      const timer = setTimeout(() => killGroup(child, "SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+      if (ownState) rmSync(stateDir, { recursive: true, force: true });
+    },
+    async kill() {
+      killGroup(child, "SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** wrangler runs workerd as children; signal the whole group so none is left behind. */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid) process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
