@@ -12,6 +12,7 @@ import { LIMITS } from "./limits.js";
 export const pb = edgechat.v1;
 export type Frame = edgechat.v1.Frame;
 export type FrameInit = edgechat.v1.Frame.$Properties;
+export type FrameType = edgechat.v1.FrameType;
 export type FrameTypeName = keyof typeof edgechat.v1.FrameType;
 export type PayloadField = NonNullable<edgechat.v1.Frame["payload"]>;
 export type Encoding = "proto" | "json";

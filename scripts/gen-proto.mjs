@@ -22,11 +22,16 @@ try {
   writeFileSync(`${out}chat.d.ts`, header + readFileSync(join(tmp, "chat.d.ts"), "utf8"));
   pbjs(join(tmp, "chat.js"), "--no-comments");
   // The explicit file name resolves the same under Node's ESM loader, esbuild and workerd.
-  // 64-bit fields (seq, sizes, timestamps) stay below 2^53, so they decode as plain numbers:
-  // without Long, protobufjs reads them as numbers (the HLC, which needs all 64 bits, is a string).
+  // Two runtime settings, made where the code is loaded so every importer gets them:
+  // - no Long: 64-bit fields (seq, sizes, timestamps) stay below 2^53 and decode as plain numbers
+  //   (the HLC, which needs all 64 bits, travels as a hex string);
+  // - no Node Buffer: under nodejs_compat workerd's Buffer.utf8Write mis-sizes its write and
+  //   protobufjs's Buffer path throws for strings of 40+ characters; plain Uint8Array works
+  //   the same in workerd, browsers and Node.
   const js = readFileSync(join(tmp, "chat.js"), "utf8")
     .replace(`"protobufjs/minimal"`, `"protobufjs/minimal.js"`)
-    .replace(/(import \$protobuf from "protobufjs\/minimal.js";\n)/, "$1\n$protobuf.util.Long = undefined;\n$protobuf.configure();\n");
+    .replace(/(import \$protobuf from "protobufjs\/minimal.js";\n)/,
+      "$1\n$protobuf.util.Long = undefined;\n$protobuf.util.Buffer = null;\n$protobuf.configure();\n");
   writeFileSync(`${out}chat.js`, header + js);
 } finally {
   rmSync(tmp, { recursive: true, force: true });

@@ -176,20 +176,23 @@ export class ChannelObject extends DurableObject<Env> {
     return { ok: true, ack: this.ack(input.clientMsgId, stored.hlc, stored.seq, stored.server_ts, "stored") };
   }
 
-  /** A page of history, ascending by seq: `before` pages older, `after` pages newer. */
+  /**
+   * A page of history, ascending by seq: `before` pages older, `after` pages newer (`after: 0`
+   * from the first message); neither gives the newest page.
+   */
   history(userId: string, query: HistoryQuery): Result<HistoryPageData> {
     const denied = this.requireMember(userId);
     if (denied) return denied;
     const limit = clampLimit(query.limit);
     let rows: MessageRow[];
     let hasMore: boolean;
-    if (query.after !== undefined && query.after > 0 && !(query.before !== undefined && query.before > 0)) {
+    if (query.after !== undefined && query.before === undefined) {
       rows = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq > ? ORDER BY seq ASC LIMIT ?`, query.after, limit).toArray();
       const last = rows.at(-1)?.seq ?? query.after;
       hasMore = last < this.lastSeq;
       return this.page(rows, hasMore ? last : 0, hasMore);
     }
-    const before = query.before !== undefined && query.before > 0 ? query.before : this.lastSeq + 1;
+    const before = query.before !== undefined && query.before > 0 ? Math.min(query.before, this.lastSeq + 1) : this.lastSeq + 1;
     rows = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq < ? ORDER BY seq DESC LIMIT ?`, before, limit).toArray().reverse();
     const first = rows[0]?.seq ?? 0;
     hasMore = first > 1 && this.sql.exec("SELECT 1 FROM messages WHERE seq < ? LIMIT 1", first).toArray().length > 0;

@@ -261,6 +261,7 @@ export class UserObject extends DurableObject<Env> {
     }
     // One socket per device: a second connection of the same device replaces the first.
     for (const old of this.ctx.getWebSockets(deviceId)) {
+
       sendFrame(old, { type: pb.FrameType.CONFLICT, conflict: { device_id: deviceId, reason: "replaced by a newer connection of this device" } }, this.info(old).encoding);
       closeQuietly(old, CLOSE.replaced, "replaced");
     }
@@ -352,7 +353,9 @@ export class UserObject extends DurableObject<Env> {
     const q = frame.pull_history;
     const me = this.profile?.user_id;
     if (!q || !me || !isChannelId(q.channel_id)) return fail("invalid_argument", "PULL_HISTORY needs a channel_id.");
-    const page = await this.channel(q.channel_id).history(me, { before: q.before_seq || undefined, after: q.after_seq || undefined, limit: q.limit || undefined });
+    const page = await this.channel(q.channel_id).history(me, {
+      before: q.before_seq ?? undefined, after: q.after_seq ?? undefined, limit: q.limit || undefined,
+    });
     if (!page.ok) return page;
     const { ok: _ok, ...history_page } = page;
     sendFrame(ws, { type: pb.FrameType.HISTORY_PAGE, request_id: frame.request_id, history_page }, info.encoding);

@@ -1960,10 +1960,10 @@ export namespace edgechat {
             channel_id: string;
 
             /** PullHistory before_seq. */
-            before_seq: number;
+            before_seq?: (number|null);
 
             /** PullHistory after_seq. */
-            after_seq: number;
+            after_seq?: (number|null);
 
             /** PullHistory limit. */
             limit: number;

@@ -3,6 +3,7 @@
 import $protobuf from "protobufjs/minimal.js";
 
 $protobuf.util.Long = undefined;
+$protobuf.util.Buffer = null;
 $protobuf.configure();
 
 const $Reader = $protobuf.Reader, $Writer = $protobuf.Writer, $util = $protobuf.util;
@@ -3891,10 +3892,24 @@ export const edgechat = $root.edgechat = (() => {
             };
 
             PullHistory.prototype.channel_id = "";
-            PullHistory.prototype.before_seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-            PullHistory.prototype.after_seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+            PullHistory.prototype.before_seq = null;
+            PullHistory.prototype.after_seq = null;
             PullHistory.prototype.limit = 0;
             PullHistory.prototype.before_msg_id = "";
+
+            let $oneOfFields;
+
+            // Virtual OneOf for proto3 optional field
+            $Object.defineProperty(PullHistory.prototype, "_before_seq", {
+                get: $util.oneOfGetter($oneOfFields = ["before_seq"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            // Virtual OneOf for proto3 optional field
+            $Object.defineProperty(PullHistory.prototype, "_after_seq", {
+                get: $util.oneOfGetter($oneOfFields = ["after_seq"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
 
             PullHistory.create = function(properties) {
                 return new PullHistory(properties);
@@ -3909,9 +3924,9 @@ export const edgechat = $root.edgechat = (() => {
                     throw $Error("max depth exceeded");
                 if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id") && message.channel_id !== "")
                     writer.uint32(10).string(message.channel_id);
-                if (message.before_seq != null && $Object.hasOwnProperty.call(message, "before_seq") && (typeof message.before_seq === "object" ? message.before_seq.low || message.before_seq.high : message.before_seq !== 0))
+                if (message.before_seq != null && $Object.hasOwnProperty.call(message, "before_seq"))
                     writer.uint32(16).uint64(message.before_seq);
-                if (message.after_seq != null && $Object.hasOwnProperty.call(message, "after_seq") && (typeof message.after_seq === "object" ? message.after_seq.low || message.after_seq.high : message.after_seq !== 0))
+                if (message.after_seq != null && $Object.hasOwnProperty.call(message, "after_seq"))
                     writer.uint32(24).uint64(message.after_seq);
                 if (message.limit != null && $Object.hasOwnProperty.call(message, "limit") && message.limit !== 0)
                     writer.uint32(32).uint32(message.limit);
@@ -3962,19 +3977,15 @@ export const edgechat = $root.edgechat = (() => {
                     case 2: {
                             if (wireType !== 0)
                                 break;
-                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
-                                message.before_seq = value;
-                            else
-                                delete message.before_seq;
+                            message.before_seq = reader.uint64();
+                            message._before_seq = "before_seq";
                             continue;
                         }
                     case 3: {
                             if (wireType !== 0)
                                 break;
-                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
-                                message.after_seq = value;
-                            else
-                                delete message.after_seq;
+                            message.after_seq = reader.uint64();
+                            message._after_seq = "after_seq";
                             continue;
                         }
                     case 4: {
@@ -4019,15 +4030,20 @@ export const edgechat = $root.edgechat = (() => {
                     _depth = 0;
                 if (_depth > $util.recursionLimit)
                     return "max depth exceeded";
+                let properties = {};
                 if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id"))
                     if (!$util.isString(message.channel_id))
                         return "channel_id: string expected";
-                if (message.before_seq != null && $Object.hasOwnProperty.call(message, "before_seq"))
+                if (message.before_seq != null && $Object.hasOwnProperty.call(message, "before_seq")) {
+                    properties._before_seq = 1;
                     if (!$util.isInteger(message.before_seq) && !(message.before_seq && $util.isInteger(message.before_seq.low) && $util.isInteger(message.before_seq.high)))
                         return "before_seq: integer|Long expected";
-                if (message.after_seq != null && $Object.hasOwnProperty.call(message, "after_seq"))
+                }
+                if (message.after_seq != null && $Object.hasOwnProperty.call(message, "after_seq")) {
+                    properties._after_seq = 1;
                     if (!$util.isInteger(message.after_seq) && !(message.after_seq && $util.isInteger(message.after_seq.low) && $util.isInteger(message.after_seq.high)))
                         return "after_seq: integer|Long expected";
+                }
                 if (message.limit != null && $Object.hasOwnProperty.call(message, "limit"))
                     if (!$util.isInteger(message.limit))
                         return "limit: integer expected";
@@ -4051,25 +4067,23 @@ export const edgechat = $root.edgechat = (() => {
                     if (typeof object.channel_id !== "string" || object.channel_id.length)
                         message.channel_id = $String(object.channel_id);
                 if (object.before_seq != null)
-                    if (typeof object.before_seq === "object" ? object.before_seq.low || object.before_seq.high : $Number(object.before_seq) !== 0)
-                        if ($util.Long)
-                            message.before_seq = $util.Long.fromValue(object.before_seq, true);
-                        else if (typeof object.before_seq === "string")
-                            message.before_seq = $parseInt(object.before_seq, 10);
-                        else if (typeof object.before_seq === "number")
-                            message.before_seq = object.before_seq;
-                        else if (typeof object.before_seq === "object")
-                            message.before_seq = new $util.LongBits(object.before_seq.low >>> 0, object.before_seq.high >>> 0).toNumber(true);
+                    if ($util.Long)
+                        message.before_seq = $util.Long.fromValue(object.before_seq, true);
+                    else if (typeof object.before_seq === "string")
+                        message.before_seq = $parseInt(object.before_seq, 10);
+                    else if (typeof object.before_seq === "number")
+                        message.before_seq = object.before_seq;
+                    else if (typeof object.before_seq === "object")
+                        message.before_seq = new $util.LongBits(object.before_seq.low >>> 0, object.before_seq.high >>> 0).toNumber(true);
                 if (object.after_seq != null)
-                    if (typeof object.after_seq === "object" ? object.after_seq.low || object.after_seq.high : $Number(object.after_seq) !== 0)
-                        if ($util.Long)
-                            message.after_seq = $util.Long.fromValue(object.after_seq, true);
-                        else if (typeof object.after_seq === "string")
-                            message.after_seq = $parseInt(object.after_seq, 10);
-                        else if (typeof object.after_seq === "number")
-                            message.after_seq = object.after_seq;
-                        else if (typeof object.after_seq === "object")
-                            message.after_seq = new $util.LongBits(object.after_seq.low >>> 0, object.after_seq.high >>> 0).toNumber(true);
+                    if ($util.Long)
+                        message.after_seq = $util.Long.fromValue(object.after_seq, true);
+                    else if (typeof object.after_seq === "string")
+                        message.after_seq = $parseInt(object.after_seq, 10);
+                    else if (typeof object.after_seq === "number")
+                        message.after_seq = object.after_seq;
+                    else if (typeof object.after_seq === "object")
+                        message.after_seq = new $util.LongBits(object.after_seq.low >>> 0, object.after_seq.high >>> 0).toNumber(true);
                 if (object.limit != null)
                     if ($Number(object.limit) !== 0)
                         message.limit = object.limit >>> 0;
@@ -4089,16 +4103,6 @@ export const edgechat = $root.edgechat = (() => {
                 let object = {};
                 if (options.defaults) {
                     object.channel_id = "";
-                    if ($util.Long) {
-                        let long = new $util.Long(0, 0, true);
-                        object.before_seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
-                    } else
-                        object.before_seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
-                    if ($util.Long) {
-                        let long = new $util.Long(0, 0, true);
-                        object.after_seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
-                    } else
-                        object.after_seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     object.limit = 0;
                     object.before_msg_id = "";
                 }

@@ -31,7 +31,8 @@ export function sendFrame(ws: WebSocket, frame: FrameInit | Uint8Array | string,
   try {
     ws.send(frame instanceof Uint8Array || typeof frame === "string" ? frame : encodeFrame(frame, encoding));
     return true;
-  } catch {
+  } catch (err) {
+    console.error("could not send a frame", err);
     return false;
   }
 }
