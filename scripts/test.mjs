@@ -59,7 +59,10 @@ if (want("generated")) {
   check("protocol/generated matches protocol/chat.proto (npm run proto)", before === readFileSync(join(root, "protocol/generated/chat.js"), "utf8"));
   rmSync(dir, { recursive: true, force: true });
 }
-if (want("typecheck")) check("typecheck (tsc --noEmit, strict)", run(bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]));
+if (want("typecheck")) {
+  check("typecheck: Worker, objects, SDK, in-workerd tests (tsc --noEmit, strict)", run(bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]));
+  check("typecheck: Node-side e2e tests and tooling", run(bin("tsc"), ["-p", "test/e2e/tsconfig.json", "--noEmit"]));
+}
 if (want("unit")) vitest("workerd unit/integration", "vitest.config.ts");
 if (want("e2e") && existsSync(join(root, "test/e2e/vitest.config.ts"))) vitest("end-to-end (wrangler dev)", "test/e2e/vitest.config.ts");
 if (want("browser") && existsSync(join(root, "test/browser/vitest.config.ts"))) {
