@@ -17,7 +17,7 @@ import { HLC_ZERO, hlcToHex, nextHlc, serverMsgId, type Hlc } from "./hlc.js";
 import { CHANNEL_MIGRATIONS } from "./schema.js";
 import { systemText } from "./system-messages.js";
 import {
-  SMALL_CHANNEL_MEMBERS,
+  SIGNAL_MAX_MEMBERS, SMALL_CHANNEL_MEMBERS, type ChannelSignal,
   type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData,
   type ContentInit, type DeliveryBatch, type HistoryPageData, type HistoryQuery, type Member,
   type MemberProfile, type MemberRole, type SendAckData,
@@ -30,6 +30,8 @@ const FANOUT_BATCH = 100;
 const FANOUT_CONCURRENCY = 32;
 const RETRY_BASE_MS = 1000;
 const RETRY_MAX_ATTEMPTS = 12;
+/** A repeated typing state from one user within this window is not passed on (flood guard). */
+const TYPING_REPEAT_MS = 2500;
 
 type ChannelRow = {
   channel_id: string;
@@ -87,6 +89,8 @@ export class ChannelObject extends DurableObject<Env> {
   private unsent: ChatMessageData[] = [];
   private fanout: Promise<void> | undefined;
   private readonly stubs = new Map<string, DurableObjectStub<UserObject>>();
+  /** Last typing state passed on per user: memory only, like the indicator itself. */
+  private readonly typingSent = new Map<string, { isTyping: boolean; at: number }>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -244,9 +248,10 @@ export class ChannelObject extends DurableObject<Env> {
 
   /**
    * Moves the member's read cursor forward (never back) and returns their unread count: messages
-   * from others, not system notices, after the cursor.
+   * from others, not system notices, after the cursor. With `share`, the other members' devices
+   * get a read receipt (the reader's own setting decides; see UserObject settings).
    */
-  markRead(userId: string, upToSeq: number): Result<{ last_read_seq: number; unread_count: number; moved: boolean }> {
+  markRead(userId: string, upToSeq: number, share = true): Result<{ last_read_seq: number; unread_count: number; moved: boolean }> {
     const member = this.members.get(userId);
     if (!member) return this.requireMember(userId)!;
     const target = Math.min(Math.max(0, Math.floor(upToSeq)), this.lastSeq);
@@ -254,8 +259,24 @@ export class ChannelObject extends DurableObject<Env> {
     if (moved) {
       member.last_read_seq = target;
       this.sql.exec("UPDATE members SET last_read_seq = ? WHERE user_id = ?", target, userId);
+      if (share) this.signal(userId, { kind: "read", channel_id: this.channel!.channel_id, user_id: userId, up_to_seq: target });
     }
     return { ok: true, last_read_seq: member.last_read_seq, unread_count: this.unreadCount(userId, member.last_read_seq), moved };
+  }
+
+  /**
+   * Passes a typing indicator to the other members' devices. Best effort and lossy by design
+   * (seed §4.1): nothing is stored, a repeat of the same state within a few seconds is dropped.
+   */
+  typing(userId: string, deviceId: string, isTyping: boolean): Result {
+    const denied = this.requireMember(userId);
+    if (denied) return denied;
+    const now = Date.now();
+    const last = this.typingSent.get(userId);
+    if (last && last.isTyping === isTyping && now - last.at < TYPING_REPEAT_MS) return { ok: true };
+    this.typingSent.set(userId, { isTyping, at: now });
+    this.signal(userId, { kind: "typing", channel_id: this.channel!.channel_id, user_id: userId, device_id: deviceId, is_typing: isTyping });
+    return { ok: true };
   }
 
   /** Finishes interrupted fan-out and retries members whose delivery failed. */
@@ -373,6 +394,16 @@ export class ChannelObject extends DurableObject<Env> {
   private details(): ChannelDetails {
     const c = this.channel!;
     return { ...this.summary(), created_at: c.created_at, created_by: c.created_by, member_list: [...this.members.values()].map((m) => ({ ...m })) };
+  }
+
+  /**
+   * Ephemeral fan-out to every member but `fromUserId`, off the caller's path: the RPC that caused
+   * it returns at once. Channels above SIGNAL_MAX_MEMBERS do not push signals at all.
+   */
+  private signal(fromUserId: string, event: ChannelSignal): void {
+    if (this.members.size > SIGNAL_MAX_MEMBERS) return;
+    const targets = [...this.members.keys()].filter((id) => id !== fromUserId);
+    this.ctx.waitUntil(Promise.allSettled(targets.map((id) => this.userStub(id).signal(event))));
   }
 
   /* ------------------------------------ fan-out (tier 1) ------------------------------------ */

@@ -90,4 +90,15 @@ export interface ChannelDetails extends ChannelSummary {
   member_list: Member[];
 }
 
+/**
+ * Ephemeral news a channel passes to its other members' devices: not stored as messages, not
+ * retried. Read cursors are also stored (members.last_read_seq), so a device that missed a
+ * receipt reads it from GET /v1/channels/{id}.
+ */
+export type ChannelSignal =
+  | { kind: "typing"; channel_id: string; user_id: string; device_id: string; is_typing: boolean }
+  | { kind: "read"; channel_id: string; user_id: string; up_to_seq: number };
+
 export const SMALL_CHANNEL_MEMBERS = 50;
+/** Typing indicators and read receipts are pushed in channels up to this size; larger ones pull. */
+export const SIGNAL_MAX_MEMBERS = 100;

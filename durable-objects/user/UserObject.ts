@@ -15,7 +15,7 @@ import { hashSecret, newRefreshSecret } from "../../workers/auth/tokens.js";
 import { timingSafeEqual } from "../../workers/auth/password.js";
 import { migrate } from "../migrate.js";
 import type { ChannelObject } from "../channel/ChannelObject.js";
-import type { ChatMessageData, DeliveryBatch, MemberProfile } from "../channel/types.js";
+import type { ChannelSignal, ChatMessageData, DeliveryBatch, MemberProfile } from "../channel/types.js";
 import { channelState, type ChannelRow, type ChannelState } from "./channel-list.js";
 import { USER_MIGRATIONS } from "./schema.js";
 
@@ -44,6 +44,30 @@ interface SocketInfo {
 /** A device between RESUME and RESUMED: live deliveries wait so the gap goes out first, once. */
 interface ResumeState {
   held: ChatMessageData[];
+}
+
+/** Per-user privacy settings (seed Q10: read receipts are the user's choice). */
+export type UserSettings = {
+  /** Share my read cursor with the other members as read receipts. */
+  read_receipts: boolean;
+};
+
+const DEFAULT_SETTINGS: UserSettings = { read_receipts: true };
+
+function pickSettings(input: unknown): Partial<UserSettings> {
+  const out: Partial<UserSettings> = {};
+  if (typeof input === "object" && input !== null && typeof (input as UserSettings).read_receipts === "boolean") {
+    out.read_receipts = (input as UserSettings).read_receipts;
+  }
+  return out;
+}
+
+function parseSettings(json: string | undefined): UserSettings {
+  try {
+    return { ...DEFAULT_SETTINGS, ...pickSettings(JSON.parse(json ?? "{}")) };
+  } catch {
+    return { ...DEFAULT_SETTINGS };
+  }
 }
 
 const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
@@ -228,7 +252,7 @@ export class UserObject extends DurableObject<Env> {
   async markRead(channelId: string, upToSeq: number): Promise<Result<{ last_read_seq: number; unread_count: number }>> {
     const me = this.profile?.user_id;
     if (!me) return fail("not_found", "Unknown user.");
-    const result = await this.channel(channelId).markRead(me, upToSeq);
+    const result = await this.channel(channelId).markRead(me, upToSeq, this.getSettings().read_receipts);
     if (!result.ok) return result;
     this.sql.exec("UPDATE channels SET last_read_seq = max(last_read_seq, ?), unread_count = ? WHERE channel_id = ?",
       result.last_read_seq, result.unread_count, channelId);
@@ -238,6 +262,28 @@ export class UserObject extends DurableObject<Env> {
     };
     this.broadcast(frame);
     return { ok: true, last_read_seq: result.last_read_seq, unread_count: result.unread_count };
+  }
+
+  /** A typing indicator or read receipt from another member: straight to every device. */
+  signal(event: ChannelSignal): void {
+    const frame: FrameInit = event.kind === "typing"
+      ? { type: pb.FrameType.TYPING, typing: { channel_id: event.channel_id, user_id: event.user_id, device_id: event.device_id, is_typing: event.is_typing } }
+      : { type: pb.FrameType.READ, read: { channel_id: event.channel_id, user_id: event.user_id, up_to_seq: event.up_to_seq } };
+    this.broadcast(frame);
+  }
+
+  /* ------------------------------------ RPC: settings ------------------------------------ */
+
+  getSettings(): UserSettings {
+    const row = this.sql.exec<{ settings: string }>("SELECT settings FROM profile WHERE id = 1").toArray()[0];
+    return parseSettings(row?.settings);
+  }
+
+  /** Merges known settings; unknown keys are ignored so old and new clients can coexist. */
+  updateSettings(patch: Partial<UserSettings>): UserSettings {
+    const next = { ...this.getSettings(), ...pickSettings(patch) };
+    this.sql.exec("UPDATE profile SET settings = ? WHERE id = 1", JSON.stringify(next));
+    return next;
   }
 
   /* ------------------------------------ WebSocket ------------------------------------ */
@@ -319,7 +365,8 @@ export class UserObject extends DurableObject<Env> {
       case T.PULL_HISTORY: return this.onPullHistory(ws, info, frame);
       case T.READ: return this.onRead(frame);
       case T.RESUME: return this.onResume(ws, info, frame);
-      case T.TYPING: case T.PRESENCE_HEARTBEAT: case T.REACT: case T.EDIT: case T.DELETE:
+      case T.TYPING: return this.onTyping(info, frame);
+      case T.PRESENCE_HEARTBEAT: case T.REACT: case T.EDIT: case T.DELETE:
         return fail("not_implemented", `${T[frame.type]} arrives in a later edgechat release.`);
       default:
         return fail("unexpected_frame", `${T[frame.type] ?? frame.type} frames are sent by the server, not by clients.`);
@@ -366,6 +413,14 @@ export class UserObject extends DurableObject<Env> {
     const r = frame.read;
     if (!r || !isChannelId(r.channel_id)) return fail("invalid_argument", "READ needs channel_id and up_to_seq.");
     const result = await this.markRead(r.channel_id, r.up_to_seq ?? 0);
+    return result.ok ? undefined : result;
+  }
+
+  private async onTyping(info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const t = frame.typing;
+    const me = this.profile?.user_id;
+    if (!t || !me || !isChannelId(t.channel_id)) return fail("invalid_argument", "TYPING needs a channel_id.");
+    const result = await this.channel(t.channel_id).typing(me, info.deviceId, t.is_typing === true);
     return result.ok ? undefined : result;
   }
 

@@ -43,12 +43,13 @@ describe("gateway and frame errors", () => {
       ["a SEND to a channel id that is not one", () => a.send({ type: T.SEND, send: { channel_id: "general", client_msg_id: "x", content: { text: { text: "hi" } } } }), "invalid_argument"],
       ["a SEND without client_msg_id", () => a.send({ type: T.SEND, send: { channel_id: channel, content: { text: { text: "hi" } } } }), "invalid_argument"],
       ["oversized content", () => a.send({ type: T.SEND, send: { channel_id: channel, client_msg_id: "big", content: { text: { text: "x".repeat(LIMITS.maxContentBytes + 1) } } } }), "content_too_large"],
-      ["a frame of a later release", () => a.send({ type: T.TYPING, typing: { channel_id: channel, is_typing: true } }), "not_implemented"],
+      ["a frame of a later release", () => a.send({ type: T.REACT, react: { channel_id: channel, seq: 1, emoji: "👍", op: "add" } }), "not_implemented"],
+      ["typing in a channel one is not in", () => e.send({ type: T.TYPING, typing: { channel_id: channel, is_typing: true } }), "not_member"],
       ["history of a channel one is not in", () => e.send({ type: T.PULL_HISTORY, pull_history: { channel_id: channel } }), "not_member"],
       ["a DELIVER_ACK without seq", () => a.send({ type: T.DELIVER_ACK, deliver_ack: { channel_id: channel } }), "invalid_argument"],
     ];
     for (const [what, send, code] of cases) {
-      const device = what.startsWith("history") ? e : a;
+      const device = what.startsWith("history") || what.startsWith("typing") ? e : a;
       const err = await errorAfter(device, send);
       expect(err.code, what).toBe(code);
       expect(err.retryable, what).toBe(false);

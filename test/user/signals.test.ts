@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { pb } from "../../protocol/codec.js";
+import { call, createGroup, register } from "../helpers/api.js";
+import { onlineDevice } from "../helpers/socket.js";
+
+const T = pb.FrameType;
+
+describe("typing indicators and read receipts", () => {
+  it("passes typing to the other members' devices, not to the typist's own", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    const channel = await createGroup(alice, [bob]);
+    const [a1, a2, b1] = await Promise.all([onlineDevice(alice.access_token, "a1"), onlineDevice(alice.access_token, "a2"), onlineDevice(bob.access_token, "b1")]);
+    a1.send({ type: T.TYPING, typing: { channel_id: channel, is_typing: true } });
+    const t = await b1.next(T.TYPING);
+    expect(t.typing).toMatchObject({ channel_id: channel, user_id: alice.user_id, device_id: "a1", is_typing: true });
+    // A repeat within the guard window is dropped; the stop is passed on.
+    a1.send({ type: T.TYPING, typing: { channel_id: channel, is_typing: true } });
+    a1.send({ type: T.TYPING, typing: { channel_id: channel, is_typing: false } });
+    const stop = await b1.next(T.TYPING);
+    expect(stop.typing?.is_typing).toBeFalsy();
+    await b1.sendText(channel, "fence");
+    await a2.messages(1);
+    expect(a2.frames.filter((f) => f.type === T.TYPING)).toHaveLength(0);
+    expect(a1.frames.filter((f) => f.type === T.ERROR)).toHaveLength(0);
+    for (const d of [a1, a2, b1]) d.close();
+  });
+
+  it("sends read receipts to the other members and stores the cursor for those who missed it", async () => {
+    const alice = await register("alice"), bob = await register("bob"), carol = await register("carol");
+    const channel = await createGroup(alice, [bob, carol]);
+    const [a, b] = await Promise.all([onlineDevice(alice.access_token, "a"), onlineDevice(bob.access_token, "b")]);
+    const ack = await a.sendText(channel, "did you read this?");
+    await b.messages(1);
+    b.send({ type: T.READ, read: { channel_id: channel, up_to_seq: ack.send_ack!.seq } });
+    const receipt = await a.next(T.READ);
+    expect(receipt.read).toMatchObject({ channel_id: channel, user_id: bob.user_id, up_to_seq: ack.send_ack!.seq });
+    const detail = await call<{ channel: { member_list: { user_id: string; last_read_seq: number }[] } }>("GET", `/v1/channels/${channel}`, { token: carol.access_token });
+    expect(detail.body.channel.member_list.find((m) => m.user_id === bob.user_id)?.last_read_seq).toBe(ack.send_ack!.seq);
+    a.close(); b.close();
+  });
+
+  it("keeps a reader's receipts private when they turn them off", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    const channel = await createGroup(alice, [bob]);
+    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: true });
+    const off = await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: false } });
+    expect(off.body).toEqual({ read_receipts: false });
+    const bad = await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: "yes" } });
+    expect(bad.status).toBe(400);
+    const [a, b] = await Promise.all([onlineDevice(alice.access_token, "a"), onlineDevice(bob.access_token, "b")]);
+    const ack = await a.sendText(channel, "private?");
+    await b.messages(1);
+    b.send({ type: T.READ, read: { channel_id: channel, up_to_seq: ack.send_ack!.seq } });
+    expect((await b.next(T.READ)).read?.user_id).toBe(bob.user_id); // bob's own devices still sync
+    await b.sendText(channel, "fence");
+    await a.messages(1);
+    expect(a.frames.filter((f) => f.type === T.READ)).toHaveLength(0);
+    a.close(); b.close();
+  });
+});
