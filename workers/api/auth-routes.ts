@@ -18,6 +18,8 @@ const RegisterBody = z.object({
   username,
   password,
   display_name: z.string().trim().min(1).max(64).optional(),
+  /** Home jurisdiction: this user's object, and channels they create, stay in it. */
+  jurisdiction: z.enum(["", "eu", "fedramp"]).optional(),
 });
 const LoginBody = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(200) });
 const RefreshBody = z.object({ refresh_token: z.string().min(1).max(200) });
@@ -39,9 +41,9 @@ export const authRoutes = new Hono<ApiEnv>()
   .post("/register", async (c) => {
     const body = await parseJsonBody(c, RegisterBody);
     if (!body.ok) return errorResponse(body);
-    const { username, password, display_name } = body.value;
-    const profile: Profile = { user_id: newId("u"), username, display_name: display_name ?? username, jurisdiction: "" };
-    const inserted = await insertAccount(c.env.ACCOUNTS, { ...profile, jurisdiction: "", password_hash: await hashPassword(password) });
+    const { username, password, display_name, jurisdiction = "" } = body.value;
+    const profile: Profile = { user_id: newId("u", jurisdiction), username, display_name: display_name ?? username, jurisdiction };
+    const inserted = await insertAccount(c.env.ACCOUNTS, { ...profile, jurisdiction, password_hash: await hashPassword(password) });
     if (inserted === "taken") return errorResponse(fail("username_taken", `The username "${username}" is taken.`));
     const user = userStub(c.env, profile.user_id);
     await user.init(profile);
