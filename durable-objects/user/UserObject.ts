@@ -388,12 +388,17 @@ export class UserObject extends DurableObject<Env> {
   private onDeliverAck(info: SocketInfo, frame: Frame): Failure | undefined {
     const ack = frame.deliver_ack;
     if (!ack || !isChannelId(ack.channel_id) || !ack.seq || ack.seq <= 0) return fail("invalid_argument", "DELIVER_ACK needs channel_id and seq.");
+    this.recordDelivered(info.deviceId, ack.channel_id, ack.seq);
+    return undefined;
+  }
+
+  /** A device's delivered cursor only moves forward. */
+  private recordDelivered(deviceId: string, channelId: string, seq: number): void {
     this.sql.exec(
       `INSERT INTO device_cursors (device_id, channel_id, delivered_seq) VALUES (?, ?, ?)
        ON CONFLICT (device_id, channel_id) DO UPDATE SET delivered_seq = max(delivered_seq, excluded.delivered_seq)`,
-      info.deviceId, ack.channel_id, ack.seq,
+      deviceId, channelId, seq,
     );
-    return undefined;
   }
 
   private async onPullHistory(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
@@ -438,6 +443,9 @@ export class UserObject extends DurableObject<Env> {
     try {
       const clientCursors = new Map<string, number>();
       for (const c of frame.resume?.cursors ?? []) if (isChannelId(c.channel_id)) clientCursors.set(c.channel_id, c.last_seq ?? 0);
+      // The device's own cursors are the best record of what it holds: DELIVER_ACKs lost with
+      // the last socket would otherwise leave the server's record behind.
+      for (const [channelId, seq] of clientCursors) if (seq > 0) this.recordDelivered(info.deviceId, channelId, seq);
       const deviceCursors = new Map(this.sql.exec<{ channel_id: string; delivered_seq: number }>(
         "SELECT channel_id, delivered_seq FROM device_cursors WHERE device_id = ?", info.deviceId,
       ).toArray().map((r) => [r.channel_id, r.delivered_seq]));

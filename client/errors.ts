@@ -1,0 +1,70 @@
+/**
+ * Every failure the SDK reports — a rejected promise or an `error` event — is an EdgechatError
+ * carrying the server's error code (docs/protocol.md) or one of the SDK's own.
+ */
+
+/** Codes from the server (docs/protocol.md) plus the SDK's own. */
+export type ErrorCode =
+  | "malformed_frame" | "frame_too_large" | "unknown_frame_type" | "unexpected_frame"
+  | "invalid_argument" | "content_too_large"
+  | "unauthorized" | "token_expired" | "forbidden" | "not_member"
+  | "not_found" | "conflict" | "username_taken" | "too_many_devices"
+  | "not_implemented" | "rate_limited" | "unavailable" | "internal"
+  // SDK codes:
+  | "network_error"   // fetch failed or the socket dropped before an answer
+  | "timeout"         // no answer within requestTimeoutMs
+  | "disconnected"    // disconnect() was called while the request was pending
+  | "replaced"        // another connection of this device took over (close 4409)
+  | "discarded"       // outbox.discard() removed a pending send
+  | "gap_unfillable"  // the server kept not returning missing seqs; the client skipped them
+  | "storage_error"   // the outbox storage adapter failed
+  | "bad_response"    // the server answered something the SDK cannot read
+  | (string & {});
+
+export interface EdgechatErrorInit {
+  code: ErrorCode;
+  message: string;
+  retryable?: boolean;
+  backoffHintMs?: number;
+  /** HTTP status, for REST failures. */
+  status?: number;
+  requestId?: number;
+  channelId?: string;
+  clientMsgId?: string;
+}
+
+/**
+ * @example
+ * try {
+ *   await client.send(channelId, "hi");
+ * } catch (err) {
+ *   if (err instanceof EdgechatError && err.code === "not_member") showJoinPrompt();
+ * }
+ */
+export class EdgechatError extends Error {
+  readonly code: ErrorCode;
+  /** Retrying the same request later may succeed. */
+  readonly retryable: boolean;
+  readonly backoffHintMs: number | undefined;
+  readonly status: number | undefined;
+  readonly requestId: number | undefined;
+  readonly channelId: string | undefined;
+  readonly clientMsgId: string | undefined;
+
+  constructor(init: EdgechatErrorInit) {
+    super(init.message);
+    this.name = "EdgechatError";
+    this.code = init.code;
+    this.retryable = init.retryable ?? false;
+    this.backoffHintMs = init.backoffHintMs;
+    this.status = init.status;
+    this.requestId = init.requestId;
+    this.channelId = init.channelId;
+    this.clientMsgId = init.clientMsgId;
+  }
+}
+
+/** Token problems are fixed by refreshing, not by failing the request. */
+export function isAuthCode(code: string): boolean {
+  return code === "unauthorized" || code === "token_expired";
+}

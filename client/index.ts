@@ -1,0 +1,41 @@
+/**
+ * edgechat client SDK: realtime chat over one WebSocket per device, with an outbox that survives
+ * disconnects, per-channel ordering and gap repair, and typed REST helpers. Runs in browsers,
+ * Node ≥ 20 (pass the `ws` package as `WebSocket`) and Cloudflare Workers.
+ */
+import { EdgechatClient } from "./client.js";
+import type { ClientOptions } from "./types.js";
+
+/**
+ * Creates a client for one user on one device. Nothing touches the network until you call
+ * `connect()` or a REST helper.
+ *
+ * @example
+ * import { createClient } from "edgechat/client";
+ *
+ * const client = createClient({
+ *   url: "https://chat.example.com",
+ *   deviceId: "web-7f3a",                       // stable per installation
+ *   credentials: { username: "alice", password: "correct horse battery" },
+ * });
+ * client.on("message", (m) => console.log(m.channel_id, m.seq, m.content.text?.text));
+ * await client.connect();
+ * const ack = await client.send(channelId, "hello");
+ */
+export function createClient(options: ClientOptions): EdgechatClient {
+  return new EdgechatClient(options);
+}
+
+export { EdgechatClient } from "./client.js";
+export { EdgechatError, type ErrorCode, type EdgechatErrorInit } from "./errors.js";
+export { Emitter, type Listener } from "./events.js";
+export { backoffDelay, goAwayDelay, BACKOFF_BASE_MS, BACKOFF_CAP_MS } from "./backoff.js";
+export { memoryStorage } from "./outbox.js";
+export { indexedDbStorage, type IndexedDbStorageOptions } from "./storage-indexeddb.js";
+export type {
+  AttachmentBody, AuthSession, Channel, ChannelEvent, ChannelMember, ChannelState, ChatMessage, ClientEvents, ClientOptions,
+  Clock, ConnectionState, ConnectionStateChange, CreateChannelInput, Device, EncryptedBody, Encoding, FetchInit, FetchLike,
+  FetchResponse, HelloInfo, HistoryOptions, HistoryPage, MessageContent, MessageUpdate, OutboxEntry, OutboxState,
+  OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SocketEvent,
+  SyncedEvent, SystemBody, TextBody, TypingEvent, User, WebSocketConstructor, WebSocketLike,
+} from "./types.js";

@@ -1,0 +1,191 @@
+/**
+ * The REST half of the SDK: a JSON transport that turns every failure into an EdgechatError, and
+ * the typed endpoints of docs/protocol.md. Authenticated calls go through Auth, which refreshes an
+ * expired access token and retries once.
+ */
+import { EdgechatError, isAuthCode } from "./errors.js";
+import type { Auth } from "./auth.js";
+import type {
+  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, User,
+} from "./types.js";
+import {
+  channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, userFromJson,
+} from "./wire.js";
+
+const STATUS_CODES: Record<number, string> = {
+  400: "invalid_argument", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
+  413: "content_too_large", 429: "rate_limited", 501: "not_implemented", 503: "unavailable",
+};
+
+export interface CallOptions {
+  body?: unknown;
+  token?: string;
+}
+
+export class Http {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly fetchImpl: FetchLike,
+  ) {}
+
+  /** Calls an endpoint; resolves with its parsed JSON body (undefined for 204). */
+  async call(method: string, path: string, options: CallOptions = {}): Promise<unknown> {
+    return (await this.exchange(method, path, options)).body;
+  }
+
+  /** Like call(), with the HTTP status (201 vs 200 matters for some endpoints). */
+  async exchange(method: string, path: string, options: CallOptions = {}): Promise<{ status: number; body: unknown }> {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+    const init: { method: string; headers: Record<string, string>; body?: string } = { method, headers };
+    if (options.body !== undefined) {
+      headers["content-type"] = "application/json";
+      init.body = JSON.stringify(options.body);
+    }
+    let res;
+    try {
+      // Called detached: a fetch invoked as a method of another object throws "Illegal invocation".
+      const fetchImpl = this.fetchImpl;
+      res = await fetchImpl(this.baseUrl + path, init);
+    } catch (err) {
+      throw new EdgechatError({ code: "network_error", message: `${method} ${path} failed: ${err instanceof Error ? err.message : String(err)}`, retryable: true });
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw new EdgechatError({ code: "network_error", message: `${method} ${path}: reading the body failed: ${err instanceof Error ? err.message : String(err)}`, retryable: true, status: res.status });
+    }
+    let body: unknown;
+    if (text !== "") {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+    }
+    if (res.ok) return { status: res.status, body };
+    throw errorFromResponse(res.status, body, `${method} ${path}`);
+  }
+}
+
+function errorFromResponse(status: number, body: unknown, what: string): EdgechatError {
+  const b = isObject(body) ? body : {};
+  const code = typeof b.code === "string" ? b.code : STATUS_CODES[status] ?? (status >= 500 ? "internal" : "bad_response");
+  const hint = typeof b.backoff_hint_ms === "number" ? b.backoff_hint_ms : undefined;
+  return new EdgechatError({
+    code,
+    message: typeof b.message === "string" ? b.message : `${what} answered HTTP ${status}.`,
+    retryable: typeof b.retryable === "boolean" ? b.retryable : status === 429 || status >= 500,
+    ...(hint !== undefined ? { backoffHintMs: hint } : {}),
+    status,
+  });
+}
+
+/** True for failures a fresh access token fixes. */
+export function needsRefresh(err: unknown): boolean {
+  return err instanceof EdgechatError && (err.status === 401 || isAuthCode(err.code));
+}
+
+/** The authenticated endpoints. */
+export class RestApi {
+  constructor(
+    private readonly http: Http,
+    private readonly auth: Auth,
+  ) {}
+
+  private async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    return (await this.exchange(method, path, body)).body;
+  }
+
+  private exchange(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    return this.auth.withToken((token) => this.http.exchange(method, path, body === undefined ? { token } : { token, body }));
+  }
+
+  async me(): Promise<User> {
+    return userFromJson(await this.call("GET", "/v1/me"));
+  }
+
+  async lookupUser(username: string): Promise<User> {
+    return userFromJson(await this.call("GET", `/v1/users?username=${encodeURIComponent(username)}`));
+  }
+
+  async getUser(userId: string): Promise<User> {
+    return userFromJson(await this.call("GET", `/v1/users/${encodeURIComponent(userId)}`));
+  }
+
+  async listChannels(): Promise<ChannelState[]> {
+    const body = await this.call("GET", "/v1/channels");
+    if (!isObject(body) || !Array.isArray(body.channels)) throw badResponse("channels");
+    return body.channels.map(channelStateFromJson);
+  }
+
+  /** `created`: a new channel (201), rather than the existing DM between the two users (200). */
+  async createChannel(input: CreateChannelInput): Promise<{ channel: Channel; created: boolean }> {
+    const res = await this.exchange("POST", "/v1/channels", input);
+    return { channel: channelFromJson(res.body), created: res.status === 201 };
+  }
+
+  async getChannel(channelId: string): Promise<Channel> {
+    return channelFromJson(await this.call("GET", `/v1/channels/${encodeURIComponent(channelId)}`));
+  }
+
+  async addMembers(channelId: string, members: string[]): Promise<Channel> {
+    return channelFromJson(await this.call("POST", `/v1/channels/${encodeURIComponent(channelId)}/members`, { members }));
+  }
+
+  async removeMember(channelId: string, userId: string): Promise<Channel> {
+    return channelFromJson(await this.call("DELETE", `/v1/channels/${encodeURIComponent(channelId)}/members/${encodeURIComponent(userId)}`));
+  }
+
+  async history(channelId: string, options: HistoryOptions): Promise<HistoryPage> {
+    const q = new URLSearchParams();
+    if (options.before !== undefined) q.set("before", String(options.before));
+    if (options.after !== undefined) q.set("after", String(options.after));
+    if (options.limit !== undefined) q.set("limit", String(options.limit));
+    const qs = q.toString();
+    const page = historyPageFromJson(await this.call("GET", `/v1/channels/${encodeURIComponent(channelId)}/messages${qs ? `?${qs}` : ""}`));
+    if (page.channel_id === "") page.channel_id = channelId;
+    return page;
+  }
+
+  async markRead(channelId: string, upToSeq: number): Promise<{ last_read_seq: number; unread_count: number }> {
+    const body = await this.call("POST", `/v1/channels/${encodeURIComponent(channelId)}/read`, { up_to_seq: upToSeq });
+    const b = isObject(body) ? body : {};
+    return {
+      last_read_seq: typeof b.last_read_seq === "number" ? b.last_read_seq : upToSeq,
+      unread_count: typeof b.unread_count === "number" ? b.unread_count : 0,
+    };
+  }
+
+  async listDevices(): Promise<Device[]> {
+    const body = await this.call("GET", "/v1/devices");
+    if (!isObject(body) || !Array.isArray(body.devices)) throw badResponse("devices");
+    return body.devices.map(deviceFromJson);
+  }
+
+  async registerDevice(input: { device_id: string; name?: string; platform?: string }): Promise<Device> {
+    return deviceFromJson(await this.call("POST", "/v1/devices", input));
+  }
+
+  async removeDevice(deviceId: string): Promise<void> {
+    await this.call("DELETE", `/v1/devices/${encodeURIComponent(deviceId)}`);
+  }
+}
+
+function badResponse(what: string): EdgechatError {
+  return new EdgechatError({ code: "bad_response", message: `The server's answer has no ${what} list.` });
+}
+
+/** `https://host/base` → REST base (no trailing slash) and the WebSocket connect URL. */
+export function endpoints(url: string): { rest: string; socket: string } {
+  const u = new URL(url);
+  const scheme = u.protocol === "ws:" ? "http:" : u.protocol === "wss:" ? "https:" : u.protocol;
+  if (scheme !== "http:" && scheme !== "https:") {
+    throw new EdgechatError({ code: "invalid_argument", message: `url must be http(s):// or ws(s)://, got "${u.protocol}".` });
+  }
+  const path = u.pathname.replace(/\/+$/, "").replace(/\/v1\/connect$/, "");
+  const rest = `${scheme}//${u.host}${path}`;
+  const socket = `${scheme === "https:" ? "wss:" : "ws:"}//${u.host}${path}/v1/connect`;
+  return { rest, socket };
+}

@@ -1,0 +1,388 @@
+/**
+ * Public types of the edgechat client SDK.
+ *
+ * Data that comes from the server (messages, channel states, acks) keeps the protocol's field
+ * names (`channel_id`, `server_msg_id`, ...), so a message looks the same whether it arrived over
+ * the WebSocket, from a REST call or from `JSON.stringify` in the devtools. SDK options and
+ * methods are camelCase.
+ */
+import type { EdgechatError } from "./errors.js";
+
+/** Wire encoding of WebSocket frames: binary protobuf (default) or JSON text frames. */
+export type Encoding = "proto" | "json";
+
+/**
+ * Lifecycle of the realtime connection.
+ *
+ * - `offline`: not connected and not trying yet (before `connect()`), or the browser reports no
+ *   network between reconnect attempts.
+ * - `connecting`: opening the socket (and fetching a token first if needed).
+ * - `open`: socket open, waiting for the server's HELLO.
+ * - `resuming`: RESUME sent; missed messages are arriving; waiting for RESUMED.
+ * - `ready`: in sync; sends flow.
+ * - `reconnecting`: the socket dropped; waiting for the backoff timer.
+ * - `closed`: stopped for good: `disconnect()`, or the server ended the session (replaced by another
+ *   connection of this device, too many devices, authentication failed). Call `connect()` again.
+ */
+export type ConnectionState = "connecting" | "open" | "resuming" | "ready" | "reconnecting" | "offline" | "closed";
+
+export interface TextBody {
+  text: string;
+}
+
+export interface AttachmentBody {
+  attachment_id: string;
+  content_type: string;
+  size_bytes: number;
+  file_name: string;
+  sha256: string;
+  thumbnail_url: string;
+  caption: string;
+}
+
+/** Written by the server only ("alice added bob"). */
+export interface SystemBody {
+  event: string;
+  actor_user_id: string;
+  target_user_ids: string[];
+  text: string;
+}
+
+export interface EncryptedBody {
+  ciphertext: Uint8Array;
+  key_ref: string;
+  algorithm: string;
+}
+
+/** Exactly one body is set; none for a deleted message's tombstone. */
+export interface MessageContent {
+  text?: TextBody;
+  attachment?: AttachmentBody;
+  system?: SystemBody;
+  encrypted?: EncryptedBody;
+}
+
+/** What a client may send. v0.1 servers accept text only; the others answer `not_implemented`. */
+export type SendContent =
+  | { text: TextBody }
+  | { attachment: Partial<AttachmentBody> & { attachment_id: string } }
+  | { encrypted: Partial<EncryptedBody> & { ciphertext: Uint8Array } };
+
+export interface Reaction {
+  emoji: string;
+  user_ids: string[];
+}
+
+/** One message of a channel. `seq` is contiguous from 1 per channel and is the display order. */
+export interface ChatMessage {
+  channel_id: string;
+  /** 32 hex digits: hlc ‖ seq. */
+  server_msg_id: string;
+  /** 16 hex digits; string order is clock order. */
+  hlc: string;
+  seq: number;
+  client_msg_id: string;
+  sender_user_id: string;
+  sender_device_id: string;
+  /** Server wall clock at append, ms since the epoch. */
+  server_ts: number;
+  content: MessageContent;
+  reactions: Reaction[];
+  /** 0 = never edited. */
+  edited_at: number;
+  deleted: boolean;
+}
+
+/** The server's answer to a SEND: the message is durable. */
+export interface SendAck {
+  channel_id: string;
+  client_msg_id: string;
+  server_msg_id: string;
+  hlc: string;
+  seq: number;
+  server_ts: number;
+  /** `duplicate`: a retry of a message the server had already stored; the ids are the originals. */
+  status: "stored" | "duplicate";
+}
+
+/** A channel as it appears in the user's channel list. */
+export interface ChannelState {
+  channel_id: string;
+  type: "dm" | "group" | "broadcast" | (string & {});
+  name: string;
+  last_seq: number;
+  last_activity_hlc: string;
+  last_read_seq: number;
+  unread_count: number;
+  muted: boolean;
+  member_count: number;
+  left: boolean;
+  member_user_ids: string[];
+}
+
+export interface ChannelMember {
+  user_id: string;
+  username: string;
+  display_name: string;
+  role?: "owner" | "admin" | "member" | (string & {});
+  last_read_seq?: number;
+}
+
+/** A channel as returned by the REST API (`POST /v1/channels`, `GET /v1/channels/{id}`). */
+export interface Channel {
+  channel_id: string;
+  type: "dm" | "group" | "broadcast" | (string & {});
+  name: string;
+  member_count?: number;
+  last_seq?: number;
+  members?: ChannelMember[];
+}
+
+export interface HistoryPage {
+  channel_id: string;
+  /** Ascending seq. */
+  messages: ChatMessage[];
+  /** Pass as `before` (paging back) or `after` (paging forward); 0 = the end. */
+  next_cursor: number;
+  has_more: boolean;
+  /** The channel's newest seq. */
+  last_seq: number;
+}
+
+export interface HistoryOptions {
+  /** Older messages: seq < before. */
+  before?: number;
+  /** Newer messages: seq > after. */
+  after?: number;
+  /** 1..200, default 50. */
+  limit?: number;
+}
+
+/** A read cursor moved: `user_id` has read everything up to `up_to_seq`. */
+export interface ReadReceipt {
+  channel_id: string;
+  user_id: string;
+  up_to_seq: number;
+  /** Set on the reader's own devices. */
+  unread_count: number;
+}
+
+export interface TypingEvent {
+  channel_id: string;
+  user_id: string;
+  device_id: string;
+  is_typing: boolean;
+}
+
+export interface PresenceEvent {
+  user_id: string;
+  status: "online" | "away" | "offline" | (string & {});
+  last_seen: number;
+}
+
+export interface MessageUpdate {
+  message: ChatMessage;
+  kind: "edited" | "deleted" | "reactions" | (string & {});
+}
+
+/** The server's HELLO: who this connection is, and the limits it enforces. */
+export interface HelloInfo {
+  user_id: string;
+  username: string;
+  device_id: string;
+  max_frame_bytes: number;
+  max_content_bytes: number;
+  max_unacked_frames: number;
+  server_ts: number;
+  protocol: string;
+}
+
+export interface User {
+  user_id: string;
+  username: string;
+  display_name: string;
+}
+
+/** What register, login and refresh return. Persist `refresh_token` to stay signed in. */
+export interface AuthSession {
+  user_id: string;
+  username: string;
+  display_name: string;
+  access_token: string;
+  refresh_token: string;
+  /** Seconds until the access token expires. */
+  expires_in: number;
+  session_id: string;
+}
+
+export interface Device {
+  device_id: string;
+  name: string;
+  platform: string;
+  created_at: number;
+  last_seen_at: number;
+  connected: boolean;
+}
+
+export type CreateChannelInput =
+  | { type: "dm"; /** user id or username */ member: string }
+  | { type: "group"; name: string; /** user ids or usernames */ members: string[] };
+
+/** Lifecycle of one outgoing message. */
+export type OutboxState = "sending" | "sent" | "failed";
+
+/** An outgoing message: shown optimistically while `sending`, replaced by the server's ids once `sent`. */
+export interface OutboxEntry {
+  client_msg_id: string;
+  channel_id: string;
+  content: SendContent;
+  /** Local clock, ms. */
+  created_at: number;
+  state: OutboxState;
+  /** SEND frames written so far (retries reuse the same client_msg_id, so the server stores one). */
+  attempts: number;
+  /** Set once `sent`. */
+  ack?: SendAck;
+  /** Set once `failed`. */
+  error?: { code: string; message: string };
+  /** The account that queued it; entries of another account stay untouched in storage. */
+  user_id?: string;
+}
+
+/**
+ * Where the outbox keeps unsent messages so they survive a reload. The memory adapter is the
+ * default; `indexedDbStorage()` persists in browsers. Methods may reject; the SDK reports that as
+ * an `error` event and keeps working from memory.
+ */
+export interface OutboxStorage {
+  /** Every stored entry, any order. */
+  load(): Promise<OutboxEntry[]>;
+  /** Insert or replace by `client_msg_id`. */
+  put(entry: OutboxEntry): Promise<void>;
+  delete(clientMsgId: string): Promise<void>;
+}
+
+/** A wall clock; injectable for tests. */
+export interface Clock {
+  now(): number;
+}
+
+/** Timers; injectable for tests. Handles are opaque. */
+export interface Scheduler {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The event a socket listener receives: `data` for messages, `code`/`reason` for closes. */
+export interface SocketEvent {
+  data?: unknown;
+  code?: number;
+  reason?: string;
+  type?: string;
+}
+
+/**
+ * The part of the WHATWG WebSocket the SDK uses. Browsers', workerd's and the `ws` package's
+ * WebSocket all satisfy it.
+ */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: "open" | "message" | "close" | "error", listener: (event: SocketEvent) => void): void;
+}
+
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export interface FetchInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface FetchResponse {
+  readonly status: number;
+  readonly ok: boolean;
+  text(): Promise<string>;
+}
+
+/** `globalThis.fetch` or anything shaped like it. */
+export type FetchLike = (url: string, init?: FetchInit) => Promise<FetchResponse>;
+
+export interface ClientOptions {
+  /** The server's base URL, e.g. `https://chat.example.com` or `http://127.0.0.1:8787`. */
+  url: string;
+  /** Stable per installation: 1–64 of `[A-Za-z0-9_-]`. A user has at most 10 devices. */
+  deviceId: string;
+  /** An access token, if you already have one. */
+  token?: string;
+  /** A refresh token from an earlier session (see the `session` event). */
+  refreshToken?: string;
+  /** Used to log in when there is no token, and again if the refresh token stops working. */
+  credentials?: { username: string; password: string };
+  /** Default `"proto"`. */
+  encoding?: Encoding;
+  /** Default `globalThis.WebSocket`; pass the `ws` package's class on Node. */
+  WebSocket?: WebSocketConstructor;
+  /** Default `globalThis.fetch`. */
+  fetch?: FetchLike;
+  clock?: Clock;
+  scheduler?: Scheduler;
+  /** Uniform in [0, 1); jitter for backoff. Default `Math.random`. */
+  random?: () => number;
+  /** Outbox persistence; default in memory. */
+  storage?: OutboxStorage;
+  /** Text `ping` interval; the socket is declared dead after two silent intervals. Default 30 000. */
+  heartbeatIntervalMs?: number;
+  /** How long a request (history page, edit, ...) waits for its answer. Default 30 000. */
+  requestTimeoutMs?: number;
+  /** Socket open timeout. Default 15 000. */
+  connectTimeoutMs?: number;
+}
+
+export interface ConnectionStateChange {
+  state: ConnectionState;
+  previous: ConnectionState;
+  /** Why, when it is not obvious: a close code and reason, "goaway", "heartbeat timeout", ... */
+  reason?: string;
+  /** For `reconnecting`: when the next attempt starts. */
+  retryInMs?: number;
+}
+
+export interface ChannelEvent {
+  channel: ChannelState;
+  /** `resumed`: from the RESUMED snapshot; `update`: a live CHANNEL_UPDATE. */
+  source: "resumed" | "update";
+}
+
+export interface SyncedEvent {
+  channels: ChannelState[];
+}
+
+/** Every event the client emits, with its payload. */
+export interface ClientEvents {
+  /** A new message, once, in seq order per channel (including this device's own sends once acked). */
+  message: ChatMessage;
+  messageUpdated: MessageUpdate;
+  read: ReadReceipt;
+  typing: TypingEvent;
+  presence: PresenceEvent;
+  channel: ChannelEvent;
+  connectionState: ConnectionStateChange;
+  error: EdgechatError;
+  /** A SEND was acknowledged (the message is durable). */
+  ack: SendAck;
+  /** An outbox entry was added or changed state. */
+  outbox: OutboxEntry;
+  /** A RESUME finished: every missed message has been emitted. */
+  synced: SyncedEvent;
+  /** Tokens changed (login, refresh): persist `refresh_token` if you want to stay signed in. */
+  session: AuthSession;
+}
+
+/** `send()`'s result: a promise of the ack that also carries the id of the optimistic entry. */
+export type PendingSend = Promise<SendAck> & {
+  readonly clientMsgId: string;
+  readonly channelId: string;
+};

@@ -1,0 +1,266 @@
+/**
+ * Connection lifecycle: backoff with jitter and its reset, heartbeat, GOAWAY, ERROR hints and the
+ * close codes 4401 / 4409 / 4009.
+ */
+import { describe, expect, it } from "vitest";
+import { channelState, connectReady, fakeFetch, harness, openAndHello, T } from "./fakes.js";
+
+const session = (n: number) => ({
+  user_id: "u_g_0000000000000000000000000a", username: "me", display_name: "Me",
+  access_token: `token-${n}`, refresh_token: `refresh-${n}`, expires_in: 900, session_id: "s1",
+});
+
+describe("reconnect backoff", () => {
+  it("waits 1 s × 2^attempt × jitter between failed attempts, capped at 60 s", async () => {
+    const draws = [0, 0.999, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5];
+    let i = 0;
+    const h = harness({ random: () => draws[i++] ?? 0.5 });
+    await connectReady(h, []);
+    const delays: number[] = [];
+    h.client.on("connectionState", (c) => {
+      if (c.state === "reconnecting" && c.retryInMs !== undefined) delays.push(c.retryInMs);
+    });
+    for (let n = 0; n < 9; n++) {
+      h.socket().serverClose(1006);
+      await h.time.advance(delays.at(-1)!);
+    }
+    expect(delays).toEqual([500, 2998, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
+    expect(h.sockets).toHaveLength(10);
+  });
+
+  it("does not reconnect before the jittered delay is over", async () => {
+    const h = harness({ random: () => 0.9 });
+    await connectReady(h, []);
+    h.socket().serverClose(1011);
+    await h.time.advance(1_399);
+    expect(h.sockets).toHaveLength(1);
+    await h.time.advance(1);
+    expect(h.sockets).toHaveLength(2);
+  });
+
+  it("resets the backoff after a successful RESUMED", async () => {
+    const h = harness();
+    await connectReady(h, []);
+    for (const expected of [1_000, 2_000, 4_000]) {
+      h.socket().serverClose(1006);
+      expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting", retryInMs: expected });
+      await h.time.advance(expected);
+    }
+    const s = await openAndHello(h);
+    s.receive({ type: T.RESUMED, resumed: { channels: [] } });
+    s.serverClose(1006);
+    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting", retryInMs: 1_000 });
+  });
+
+  it("a socket that opened but never resumed does not reset the backoff", async () => {
+    const h = harness();
+    await connectReady(h, []);
+    h.socket().serverClose(1006);
+    await h.time.advance(1_000);
+    await openAndHello(h);
+    h.socket().serverClose(1006);
+    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting", retryInMs: 2_000 });
+  });
+
+  it("honours ERROR.backoff_hint_ms when the socket then drops", async () => {
+    const h = harness();
+    const s = await connectReady(h, []);
+    s.receive({ type: T.ERROR, error: { code: "unavailable", message: "overloaded", retryable: true, backoff_hint_ms: 7_000 } });
+    expect(h.events.error.map((e) => e.code)).toEqual(["unavailable"]);
+    s.serverClose(1011);
+    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting", retryInMs: 7_000 });
+  });
+
+  it("gives up on a socket that does not open within the connect timeout", async () => {
+    const h = harness({ connectTimeoutMs: 5_000 });
+    void h.client.connect();
+    await h.time.advance(5_000);
+    expect(h.sockets[0]?.closedWith?.code).toBe(4000);
+    expect(h.client.state).toBe("reconnecting");
+    await h.time.advance(1_000);
+    expect(h.sockets).toHaveLength(2);
+  });
+});
+
+describe("heartbeat", () => {
+  it("sends a text ping every 30 s and stays up while pongs come back", async () => {
+    const h = harness();
+    const s = await connectReady(h, []);
+    for (let i = 1; i <= 4; i++) {
+      await h.time.advance(30_000);
+      expect(s.pings()).toBe(i);
+      s.receiveText("pong");
+    }
+    expect(h.client.state).toBe("ready");
+    expect(h.events.error).toEqual([]); // "pong" is not a frame
+  });
+
+  it("declares the socket dead after two silent heartbeats and reconnects", async () => {
+    const h = harness();
+    const s = await connectReady(h, []);
+    await h.time.advance(30_000);
+    expect(s.pings()).toBe(1);
+    await h.time.advance(30_000);
+    expect(s.closedWith?.code).toBe(4000);
+    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting" });
+    await h.time.advance(1_000);
+    expect(h.sockets).toHaveLength(2);
+  });
+
+  it("any frame counts as a sign of life", async () => {
+    const h = harness();
+    const s = await connectReady(h, [channelState("c1", 0)]);
+    for (let i = 0; i < 6; i++) {
+      await h.time.advance(20_000);
+      s.receive({ type: T.PRESENCE, presence: { user_id: "u", status: "online" } });
+    }
+    expect(s.closedWith).toBeUndefined();
+    expect(h.client.state).toBe("ready");
+  });
+});
+
+describe("server-directed reconnects", () => {
+  it("GOAWAY: closes now and comes back after reconnect_after_ms plus jitter", async () => {
+    const h = harness({ random: () => 0.5 });
+    const s = await connectReady(h, []);
+    s.receive({ type: T.GOAWAY, goaway: { reconnect_after_ms: 10_000, reason: "deploy" } });
+    expect(s.closedWith?.code).toBe(1000);
+    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting", retryInMs: 12_500 });
+    await h.time.advance(12_499);
+    expect(h.sockets).toHaveLength(1);
+    await h.time.advance(1);
+    expect(h.sockets).toHaveLength(2);
+  });
+
+  it("GOAWAY does not count as a failed attempt", async () => {
+    const h = harness({ random: () => 0.5 });
+    const s = await connectReady(h, []);
+    s.receive({ type: T.GOAWAY, goaway: { reconnect_after_ms: 0 } });
+    await h.time.advance(500);
+    const s2 = await openAndHello(h);
+    s2.serverClose(1006);
+    expect(h.events.connectionState.at(-1)).toMatchObject({ retryInMs: 1_000 });
+  });
+
+  it("4409 (replaced by another connection of this device): closed, error, no reconnect", async () => {
+    const h = harness();
+    const s = await connectReady(h, []);
+    s.receive({ type: T.CONFLICT, conflict: { device_id: "dev-1", reason: "newer connection" } });
+    s.serverClose(4409, "replaced");
+    expect(h.client.state).toBe("closed");
+    expect(h.events.error.map((e) => e.code)).toEqual(["replaced"]);
+    await h.time.advance(600_000);
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it("CONFLICT followed by an abnormal close still does not reconnect", async () => {
+    const h = harness();
+    const s = await connectReady(h, []);
+    s.receive({ type: T.CONFLICT, conflict: { device_id: "dev-1" } });
+    s.serverClose(1006);
+    expect(h.client.state).toBe("closed");
+    await h.time.advance(600_000);
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it("4009 (too many devices): connect() rejects, no reconnect", async () => {
+    const h = harness();
+    const ready = h.client.connect();
+    const s = await openAndHello(h);
+    s.receive({ type: T.ERROR, error: { code: "too_many_devices", message: "10 devices already" } });
+    s.serverClose(4009, "too many devices");
+    await expect(ready).rejects.toMatchObject({ code: "too_many_devices" });
+    expect(h.client.state).toBe("closed");
+    expect(h.events.error.map((e) => e.code)).toEqual(["too_many_devices"]);
+    await h.time.advance(600_000);
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it("4401: refreshes the token, then reconnects at once with the new one", async () => {
+    const api = fakeFetch({ "POST /v1/auth/refresh": () => ({ status: 200, body: session(2) }) });
+    const h = harness({ fetch: api.fetch, refreshToken: "refresh-1" });
+    const s = await connectReady(h, []);
+    s.receive({ type: T.ERROR, error: { code: "token_expired", message: "expired" } });
+    s.serverClose(4401, "token expired");
+    await h.time.advance(0);
+    expect(api.calls.map((c) => [c.path, c.body])).toEqual([["/v1/auth/refresh", { refresh_token: "refresh-1" }]]);
+    expect(h.sockets).toHaveLength(2);
+    expect(h.socket().params.get("access_token")).toBe("token-2");
+    expect(h.events.session.map((x) => x.refresh_token)).toEqual(["refresh-2"]);
+    expect(h.events.error).toEqual([]);
+  });
+
+  it("4401 with a refresh the server refuses: closed + error, no reconnect", async () => {
+    const api = fakeFetch({ "POST /v1/auth/refresh": () => ({ status: 401, body: { code: "unauthorized", message: "session revoked", retryable: false } }) });
+    const h = harness({ fetch: api.fetch, refreshToken: "refresh-1" });
+    const s = await connectReady(h, []);
+    s.serverClose(4401);
+    await h.time.advance(0);
+    expect(h.client.state).toBe("closed");
+    expect(h.events.error.map((e) => e.code)).toEqual(["unauthorized"]);
+    await h.time.advance(600_000);
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it("4401 with nothing to refresh with: closed + error", async () => {
+    const h = harness();
+    const ready = h.client.connect();
+    const s = await openAndHello(h);
+    s.serverClose(4401);
+    await expect(ready).rejects.toMatchObject({ code: "unauthorized" });
+    expect(h.client.state).toBe("closed");
+  });
+
+  it("4401 while the refresh endpoint is unreachable: keeps retrying with backoff", async () => {
+    let up = false;
+    const api = fakeFetch({
+      "POST /v1/auth/refresh": () => (up ? { status: 200, body: session(3) } : { status: 503, body: { code: "unavailable", retryable: true } }),
+    });
+    const h = harness({ fetch: api.fetch, refreshToken: "refresh-1" });
+    const s = await connectReady(h, []);
+    s.serverClose(4401);
+    await h.time.advance(0);
+    expect(h.client.state).toBe("reconnecting");
+    up = true;
+    await h.time.advance(1_000);
+    expect(h.socket().params.get("access_token")).toBe("token-3");
+  });
+
+  it("disconnect() closes with 1000 and stays closed; connect() resumes", async () => {
+    const h = harness();
+    const s = await connectReady(h, [channelState("c1", 3)]);
+    h.client.disconnect();
+    expect(s.closedWith?.code).toBe(1000);
+    expect(h.client.state).toBe("closed");
+    await h.time.advance(600_000);
+    expect(h.sockets).toHaveLength(1);
+    const again = h.client.connect();
+    const s2 = await openAndHello(h);
+    expect(s2.framesOfType(T.RESUME)[0]?.resume?.cursors?.map((c) => [c.channel_id, c.last_seq])).toEqual([["c1", 3]]);
+    s2.receive({ type: T.RESUMED, resumed: { channels: [channelState("c1", 3)] } });
+    await again;
+    expect(h.client.state).toBe("ready");
+  });
+
+  it("disconnect() before ready rejects connect()", async () => {
+    const h = harness();
+    const ready = h.client.connect();
+    h.client.disconnect();
+    await expect(ready).rejects.toMatchObject({ code: "disconnected" });
+  });
+
+  it("connect() without any WebSocket implementation rejects clearly", async () => {
+    const h = harness({ WebSocket: undefined });
+    const g = globalThis as { WebSocket?: unknown };
+    const saved = g.WebSocket;
+    try {
+      g.WebSocket = undefined;
+      const { createClient } = await import("../../client/index.js");
+      const client = createClient({ url: "https://chat.test", deviceId: "d", token: "t" });
+      await expect(client.connect()).rejects.toMatchObject({ code: "invalid_argument" });
+    } finally {
+      g.WebSocket = saved;
+    }
+    expect(h.sockets).toHaveLength(0);
+  });
+});
