@@ -7,6 +7,9 @@
  * methods are camelCase.
  */
 import type { EdgechatError } from "./errors.js";
+import type { ChannelState, Device, MemberProfile, SendAck } from "../protocol/types.js";
+
+export type { ChannelState, Device, MemberProfile, SendAck };
 
 /** Wire encoding of WebSocket frames: binary protobuf (default) or JSON text frames. */
 export type Encoding = "proto" | "json";
@@ -91,33 +94,6 @@ export interface ChatMessage {
   /** 0 = never edited. */
   edited_at: number;
   deleted: boolean;
-}
-
-/** The server's answer to a SEND: the message is durable. */
-export interface SendAck {
-  channel_id: string;
-  client_msg_id: string;
-  server_msg_id: string;
-  hlc: string;
-  seq: number;
-  server_ts: number;
-  /** `duplicate`: a retry of a message the server had already stored; the ids are the originals. */
-  status: "stored" | "duplicate";
-}
-
-/** A channel as it appears in the user's channel list. */
-export interface ChannelState {
-  channel_id: string;
-  type: "dm" | "group" | "broadcast" | (string & {});
-  name: string;
-  last_seq: number;
-  last_activity_hlc: string;
-  last_read_seq: number;
-  unread_count: number;
-  muted: boolean;
-  member_count: number;
-  left: boolean;
-  member_user_ids: string[];
 }
 
 export interface ChannelMember {
@@ -213,15 +189,6 @@ export interface AuthSession {
   /** Seconds until the access token expires. */
   expires_in: number;
   session_id: string;
-}
-
-export interface Device {
-  device_id: string;
-  name: string;
-  platform: string;
-  created_at: number;
-  last_seen_at: number;
-  connected: boolean;
 }
 
 export type CreateChannelInput =

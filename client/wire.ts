@@ -96,6 +96,8 @@ export function toChannelState(c: Props<"ChannelState">): ChannelState {
     member_count: num(c.member_count),
     left: bool(c.left),
     member_user_ids: strings(c.member_user_ids),
+    last_activity_at: num(c.last_activity_at),
+    members: (c.members ?? []).map((m) => ({ user_id: str(m.user_id), username: str(m.username), display_name: str(m.display_name) })),
   };
 }
 

@@ -20,7 +20,7 @@ import {
   SIGNAL_MAX_MEMBERS, SMALL_CHANNEL_MEMBERS, type ChannelSignal,
   type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData,
   type ContentInit, type DeliveryBatch, type HistoryPageData, type HistoryQuery, type Member,
-  type MemberProfile, type MemberRole, type SendAckData,
+  type MemberProfile, type MemberRole, type SendAck,
 } from "./types.js";
 import type { UserObject } from "../user/UserObject.js";
 
@@ -159,7 +159,7 @@ export class ChannelObject extends DurableObject<Env> {
    * Stores one message and returns its SEND_ACK. A retry with the same (sender, client_msg_id)
    * returns the original ids with status "duplicate" and stores nothing.
    */
-  append(input: AppendInput): Result<{ ack: SendAckData }> {
+  append(input: AppendInput): Result<{ ack: SendAck }> {
     const channel = this.channel;
     if (!channel) return fail("not_found", "No such channel.");
     if (!this.members.has(input.userId)) return fail("not_member", "You are not a member of this channel.");
@@ -348,7 +348,7 @@ export class ChannelObject extends DurableObject<Env> {
     return { seq, hlc, server_ts: now };
   }
 
-  private ack(clientMsgId: string, hlc: Hlc, seq: number, serverTs: number, status: SendAckData["status"]): SendAckData {
+  private ack(clientMsgId: string, hlc: Hlc, seq: number, serverTs: number, status: SendAck["status"]): SendAck {
     return {
       channel_id: this.channel!.channel_id, client_msg_id: clientMsgId, server_msg_id: serverMsgId(hlc, seq),
       hlc: hlcToHex(hlc), seq, server_ts: serverTs, status,

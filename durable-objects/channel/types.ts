@@ -1,5 +1,8 @@
 /** Shapes that cross the ChannelObject's RPC boundary (structured-clone plain objects). */
 import type { edgechat } from "../../protocol/generated/chat.js";
+import type { MemberProfile, SendAck } from "../../protocol/types.js";
+
+export type { MemberProfile, SendAck };
 
 export type ContentInit = edgechat.v1.MessageContent.$Properties;
 export type ChannelType = "dm" | "group";
@@ -18,12 +21,6 @@ export interface ChatMessageData {
   content: ContentInit;
   edited_at?: number;
   deleted?: boolean;
-}
-
-export interface MemberProfile {
-  user_id: string;
-  username: string;
-  display_name: string;
 }
 
 export interface Member extends MemberProfile {
@@ -58,16 +55,6 @@ export interface AppendInput {
   deviceId: string;
   clientMsgId: string;
   content: ContentInit;
-}
-
-export interface SendAckData {
-  channel_id: string;
-  client_msg_id: string;
-  server_msg_id: string;
-  hlc: string;
-  seq: number;
-  server_ts: number;
-  status: "stored" | "duplicate";
 }
 
 export interface HistoryQuery {

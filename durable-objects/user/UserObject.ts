@@ -16,6 +16,7 @@ import { timingSafeEqual } from "../../workers/auth/password.js";
 import { migrate } from "../migrate.js";
 import type { ChannelObject } from "../channel/ChannelObject.js";
 import type { ChannelSignal, ChatMessageData, DeliveryBatch, MemberProfile } from "../channel/types.js";
+import type { Device } from "../../protocol/types.js";
 import { channelState, type ChannelRow, type ChannelState } from "./channel-list.js";
 import { USER_MIGRATIONS } from "./schema.js";
 
@@ -26,14 +27,7 @@ export type Profile = {
   jurisdiction: string;
 };
 
-export interface Device {
-  device_id: string;
-  name: string;
-  platform: string;
-  created_at: number;
-  last_seen_at: number;
-  connected: boolean;
-}
+export type { Device };
 
 /** Kept on each socket across hibernation; small (ids only) per the platform's 2 KiB limit. */
 interface SocketInfo {
@@ -568,10 +562,14 @@ function sameText(a: string, b: string): boolean {
   return timingSafeEqual(e.encode(a), e.encode(b));
 }
 
+/** Echoed ids are capped: a request that filled its frame with a bogus id must get an ERROR that fits in one. */
+const MAX_ECHOED_ID = 128;
+
 function failureContext(frame: Frame): { channel_id?: string; client_msg_id?: string } {
-  if (frame.send) return { channel_id: frame.send.channel_id ?? "", client_msg_id: frame.send.client_msg_id ?? "" };
+  const cap = (s: string | null | undefined) => (s ?? "").slice(0, MAX_ECHOED_ID);
+  if (frame.send) return { channel_id: cap(frame.send.channel_id), client_msg_id: cap(frame.send.client_msg_id) };
   const payload = frame.payload ? (frame[frame.payload] as { channel_id?: unknown } | null | undefined) : undefined;
-  return typeof payload?.channel_id === "string" && payload.channel_id ? { channel_id: payload.channel_id } : {};
+  return typeof payload?.channel_id === "string" && payload.channel_id ? { channel_id: cap(payload.channel_id) } : {};
 }
 
 export type { MemberProfile };

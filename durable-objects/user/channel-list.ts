@@ -1,5 +1,7 @@
 /** The user's channel list: rows as stored, and the ChannelState shape clients receive. */
-import type { MemberProfile } from "../channel/types.js";
+import type { ChannelState, MemberProfile } from "../../protocol/types.js";
+
+export type { ChannelState };
 
 export type ChannelRow = {
   channel_id: string;
@@ -16,22 +18,6 @@ export type ChannelRow = {
   left: number;
 };
 
-/** Mirrors protocol ChannelState (snake_case, used by REST and RESUMED alike). */
-export interface ChannelState {
-  channel_id: string;
-  type: string;
-  name: string;
-  last_seq: number;
-  last_activity_hlc: string;
-  last_activity_at: number;
-  last_read_seq: number;
-  unread_count: number;
-  muted: boolean;
-  member_count: number;
-  left: boolean;
-  member_user_ids: string[];
-  members: MemberProfile[];
-}
 
 /**
  * A DM has no name of its own: each side sees the other person's name.
