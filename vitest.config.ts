@@ -13,6 +13,8 @@ export default defineConfig({
         bindings: {
           JWT_SECRET: "edgechat-test-secret-0123456789abcdef0123456789",
           JURISDICTIONS: "simulated",
+          // Tests measure the platform, not the limiter; test/channel/rate-limit*.test.ts covers it.
+          SEND_RATE_PER_SECOND: "0",
           ACCOUNT_MIGRATIONS: migrations,
         },
       },

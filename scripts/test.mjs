@@ -53,7 +53,7 @@ const want = (step) => only.length === 0 || only.includes(step);
 if (want("generated")) {
   const dir = mkdtempSync(join(tmpdir(), "edgechat-types-"));
   check("worker-configuration.d.ts matches wrangler.toml (npm run cf-typegen)",
-    run(bin("wrangler"), ["types", "--check", "--strict-vars=false", "--env-file", ".dev.vars.example", "worker-configuration.d.ts"], { WRANGLER_SEND_METRICS: "false" }));
+    run(bin("wrangler"), ["types", "worker-configuration.d.ts", "--check", "--strict-vars=false", "--env-file", ".dev.vars.example"], { WRANGLER_SEND_METRICS: "false" }));
   const before = readFileSync(join(root, "protocol/generated/chat.js"), "utf8");
   run("node", ["scripts/gen-proto.mjs"]);
   check("protocol/generated matches protocol/chat.proto (npm run proto)", before === readFileSync(join(root, "protocol/generated/chat.js"), "utf8"));

@@ -14,6 +14,7 @@ import { LIMITS } from "../../protocol/limits.js";
 import { migrate } from "../migrate.js";
 import { validateClientContent, validClientMsgId, type ContentKind } from "./content.js";
 import { HLC_ZERO, hlcToHex, nextHlc, serverMsgId, type Hlc } from "./hlc.js";
+import { rateLimitFromEnv, SenderRateLimiter } from "./rate-limit.js";
 import { CHANNEL_MIGRATIONS } from "./schema.js";
 import { systemText } from "./system-messages.js";
 import {
@@ -89,12 +90,14 @@ export class ChannelObject extends DurableObject<Env> {
   private unsent: ChatMessageData[] = [];
   private fanout: Promise<void> | undefined;
   private readonly stubs = new Map<string, DurableObjectStub<UserObject>>();
+  private readonly limiter: SenderRateLimiter;
   /** Last typing state passed on per user: memory only, like the indicator itself. */
   private readonly typingSent = new Map<string, { isTyping: boolean; at: number }>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, CHANNEL_MIGRATIONS);
       this.load();
@@ -157,7 +160,8 @@ export class ChannelObject extends DurableObject<Env> {
 
   /**
    * Stores one message and returns its SEND_ACK. A retry with the same (sender, client_msg_id)
-   * returns the original ids with status "duplicate" and stores nothing.
+   * returns the original ids with status "duplicate" and stores nothing. A sender over the
+   * channel's rate gets `rate_limited` with the wait in `backoffHintMs`.
    */
   append(input: AppendInput): Result<{ ack: SendAck }> {
     const channel = this.channel;
@@ -173,6 +177,11 @@ export class ChannelObject extends DurableObject<Env> {
     if (existing) {
       const hlc = { ms: existing.hlc_ms, logical: existing.hlc_logical };
       return { ok: true, ack: this.ack(input.clientMsgId, hlc, existing.seq, existing.server_ts, "duplicate") };
+    }
+    // After the dedup lookup: a retry of a stored message is answered, never limited.
+    const wait = this.limiter.take(input.userId, Date.now());
+    if (wait > 0) {
+      return fail("rate_limited", `Slow down: at most ${this.limiter.limit.perSecond} messages per second per person in one channel.`, wait);
     }
     const valid = validateClientContent(input.content);
     if (!valid.ok) return valid;

@@ -65,6 +65,8 @@ function parseSettings(json: string | undefined): UserSettings {
 }
 
 const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
+/** How long a client over its flow-control window is asked to pause. */
+const SLOWDOWN_MS = 250;
 const RESUME_CONCURRENCY = 4;
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -72,6 +74,8 @@ export class UserObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private profile: Profile | undefined;
   private readonly resuming = new Map<WebSocket, ResumeState>();
+  /** SENDs each socket has in flight to channels: the flow-control window (seed §4.1). */
+  private readonly inflight = new Map<WebSocket, number>();
   private readonly stubs = new Map<string, DurableObjectStub<ChannelObject>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -339,6 +343,7 @@ export class UserObject extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
     this.resuming.delete(ws);
+    this.inflight.delete(ws);
     this.touchDevice(ws);
     // Reciprocate the peer's Close frame to complete the handshake. The Hibernation API requires
     // it; without it clients stay in CLOSING and report 1006. 1005/1006 cannot be sent back.
@@ -372,8 +377,20 @@ export class UserObject extends DurableObject<Env> {
     const me = this.profile?.user_id;
     if (!send || !me) return fail("invalid_argument", "SEND needs a payload.");
     if (!isChannelId(send.channel_id)) return fail("invalid_argument", "channel_id is not a channel id.");
+    const inFlight = this.inflight.get(ws) ?? 0;
+    if (inFlight >= LIMITS.maxUnackedFrames) {
+      sendFrame(ws, { type: pb.FrameType.SLOWDOWN, slowdown: { delay_ms: SLOWDOWN_MS, reason: `more than ${LIMITS.maxUnackedFrames} SENDs awaiting SEND_ACK` } }, info.encoding);
+      return fail("rate_limited", `At most ${LIMITS.maxUnackedFrames} SENDs may await their SEND_ACK; wait for acks, then retry.`, SLOWDOWN_MS);
+    }
     const content = send.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(send.content), { longs: Number, defaults: false }) : {};
-    const result = await this.channel(send.channel_id).append({ userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content });
+    this.inflight.set(ws, inFlight + 1);
+    let result;
+    try {
+      result = await this.channel(send.channel_id).append({ userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content });
+    } finally {
+      const left = (this.inflight.get(ws) ?? 1) - 1;
+      if (left > 0) this.inflight.set(ws, left); else this.inflight.delete(ws);
+    }
     if (!result.ok) return result;
     sendFrame(ws, { type: pb.FrameType.SEND_ACK, request_id: frame.request_id, send_ack: result.ack }, info.encoding);
     return undefined;

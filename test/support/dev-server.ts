@@ -77,6 +77,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const vars = {
     JWT_SECRET: "edgechat-e2e-secret-0123456789abcdef0123456789",
     JURISDICTIONS: "simulated",
+    // Load and reliability runs measure the platform, not the per-sender limiter (tested on its own).
+    SEND_RATE_PER_SECOND: "0",
     ...opts.vars,
   };
   const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false"];
