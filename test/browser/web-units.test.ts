@@ -1,0 +1,282 @@
+/**
+ * The web app's DOM-free modules: the conversation model, formatting, the per-tab device id and
+ * the cross-tab session. Fast, no browser; they run with the browser suite because they belong
+ * to the web app.
+ */
+import { describe, expect, it } from "vitest";
+import type { ChatMessage, FetchInit, FetchResponse, OutboxEntry } from "../../client/index.js";
+import { claimDeviceId, POOL_KEY, TAB_KEY, type KeyValueStore, type LockManagerLike } from "../../web/src/device.js";
+import { hlcMillis, initials, joinNames, lastSeenText, parseUsernames, typingText } from "../../web/src/format.js";
+import {
+  addMessages, applyPage, buildTimeline, hasOlder, moveReadCursor, newConversation, setTyping, sortChannels, typingUsers, TYPING_TTL_MS,
+} from "../../web/src/model.js";
+import { SESSION_KEY, SessionStore, sharedSessionFetch, type ExclusiveLocks } from "../../web/src/session.js";
+
+const ME = "u_me";
+const BOB = "u_bob";
+const CAROL = "u_carol";
+const T0 = Date.UTC(2026, 2, 3, 12, 0, 0);
+
+function msg(seq: number, sender: string, text: string, ts = T0 + seq * 1_000, extra: Partial<ChatMessage> = {}): ChatMessage {
+  return {
+    channel_id: "c1", server_msg_id: "", hlc: "", seq, client_msg_id: `cm-${seq}`, sender_user_id: sender, sender_device_id: "d",
+    server_ts: ts, content: { text: { text } }, reactions: [], edited_at: 0, deleted: false, ...extra,
+  };
+}
+
+function pending(id: string, text: string, state: OutboxEntry["state"] = "sending", created = T0 + 500_000): OutboxEntry {
+  return { client_msg_id: id, channel_id: "c1", content: { text: { text } }, created_at: created, state, attempts: 1 };
+}
+
+const names: Record<string, string> = { [ME]: "Me", [BOB]: "Bob", [CAROL]: "Carol" };
+const nameOf = (u: string): string => names[u] ?? "?";
+
+describe("format", () => {
+  it("joins names the way a sentence would", () => {
+    expect(joinNames([])).toBe("");
+    expect(joinNames(["Bob"])).toBe("Bob");
+    expect(joinNames(["Bob", "Carol"])).toBe("Bob and Carol");
+    expect(joinNames(["Bob", "Carol", "Dave"])).toBe("Bob, Carol and Dave");
+    expect(joinNames(["Bob", "Carol", "Dave", "Erin", "Finn"])).toBe("Bob, Carol and 3 others");
+    expect(typingText(["Bob"])).toBe("Bob is typing…");
+    expect(typingText(["Bob", "Carol"])).toBe("Bob and Carol are typing…");
+    expect(typingText(["a", "b", "c", "d"])).toBe("Several people are typing…");
+  });
+
+  it("derives initials, HLC times and usernames", () => {
+    expect(initials("Ada Lovelace")).toBe("AL");
+    expect(initials("bob")).toBe("B");
+    expect(initials("jean-luc picard")).toBe("JP");
+    expect(initials("  ")).toBe("?");
+    expect(hlcMillis(T0.toString(16).padStart(12, "0") + "0003")).toBe(T0);
+    expect(hlcMillis("")).toBe(0);
+    expect(parseUsernames(" @bob, carol;carol  Dave ")).toEqual(["bob", "carol", "Dave"]);
+  });
+
+  it("says when someone was last seen", () => {
+    expect(lastSeenText(0, T0)).toBe("");
+    expect(lastSeenText(T0 - 20_000, T0)).toBe("last seen just now");
+    expect(lastSeenText(T0 - 5 * 60_000, T0)).toBe("last seen 5 min ago");
+  });
+});
+
+describe("conversation model", () => {
+  it("merges pages and live messages by seq and knows when scroll-back ends", () => {
+    const conv = newConversation("c1");
+    addMessages(conv, [msg(120, BOB, "live")]);
+    expect(hasOlder(conv)).toBe(false); // the newest page has not been fetched yet
+    applyPage(conv, { channel_id: "c1", messages: [msg(71, BOB, "a"), msg(120, BOB, "live")], next_cursor: 71, has_more: true, last_seq: 120 }, "newest");
+    expect(hasOlder(conv)).toBe(true);
+    applyPage(conv, { channel_id: "c1", messages: [msg(1, BOB, "first"), msg(2, BOB, "b")], next_cursor: 0, has_more: false, last_seq: 120 }, "older");
+    expect(hasOlder(conv)).toBe(false);
+    expect([...conv.messages.keys()].sort((a, b) => a - b)).toEqual([1, 2, 71, 120]);
+  });
+
+  it("moves read cursors forward only", () => {
+    const conv = newConversation("c1");
+    expect(moveReadCursor(conv, BOB, 5)).toBe(true);
+    expect(moveReadCursor(conv, BOB, 3)).toBe(false);
+    expect(conv.readCursors.get(BOB)).toBe(5);
+  });
+
+  it("expires typing indicators", () => {
+    const conv = newConversation("c1");
+    setTyping(conv, BOB, true, T0);
+    setTyping(conv, CAROL, true, T0);
+    setTyping(conv, CAROL, false, T0 + 10);
+    expect(typingUsers(conv, T0 + 1_000)).toEqual([BOB]);
+    expect(typingUsers(conv, T0 + TYPING_TTL_MS + 1)).toEqual([]);
+  });
+
+  it("orders channels by latest activity and hides the ones left", () => {
+    const base = { type: "dm", last_seq: 1, last_activity_at: 0, last_read_seq: 0, unread_count: 0, muted: false, member_count: 2, member_user_ids: [], members: [] };
+    const sorted = sortChannels([
+      { ...base, channel_id: "old", name: "Old", last_activity_hlc: "0000000000010000", left: false },
+      { ...base, channel_id: "new", name: "New", last_activity_hlc: "0000000000020000", left: false },
+      { ...base, channel_id: "gone", name: "Gone", last_activity_hlc: "0000000000030000", left: true },
+    ]);
+    expect(sorted.map((c) => c.channel_id)).toEqual(["new", "old"]);
+  });
+
+  it("shows pending messages after stored ones, and one status line under the last sent one", () => {
+    const conv = newConversation("c1");
+    addMessages(conv, [msg(1, BOB, "hi"), msg(2, ME, "hello"), msg(3, ME, "how are you?")]);
+    const input = { conv, me: ME, others: [BOB], nameOf, now: T0 + 600_000 };
+    let items = buildTimeline({ ...input, pending: [pending("p1", "still going"), pending("cm-3", "how are you?")] });
+    const rows = items.filter((i) => i.kind === "message");
+    expect(rows.map((r) => r.text)).toEqual(["hi", "hello", "how are you?", "still going"]);
+    expect(rows.map((r) => r.status)).toEqual([undefined, undefined, "Sent", "Sending…"]);
+    expect(items[0]).toMatchObject({ kind: "day" });
+
+    moveReadCursor(conv, BOB, 3);
+    items = buildTimeline({ ...input, pending: [pending("p1", "oops", "failed")] });
+    const after = items.filter((i) => i.kind === "message");
+    expect(after.map((r) => r.status)).toEqual([undefined, undefined, "Read by Bob", "Not sent"]);
+    expect(after.at(-1)).toMatchObject({ state: "failed", mine: true });
+  });
+
+  it("groups a sender's consecutive messages into one run", () => {
+    const conv = newConversation("c1");
+    addMessages(conv, [msg(1, BOB, "a", T0), msg(2, BOB, "b", T0 + 60_000), msg(3, ME, "c", T0 + 61_000), msg(4, BOB, "d", T0 + 3_600_000)]);
+    const rows = buildTimeline({ conv, pending: [], me: ME, others: [BOB], nameOf, now: T0 }).filter((i) => i.kind === "message");
+    expect(rows.map((r) => [r.first, r.last])).toEqual([[true, false], [false, true], [true, true], [true, true]]);
+  });
+
+  it("lists the readers of a group message by name", () => {
+    const conv = newConversation("c1");
+    addMessages(conv, [msg(1, ME, "lunch?"), msg(2, BOB, "sure", T0 + 5_000, { content: { system: { event: "member_added", actor_user_id: BOB, target_user_ids: [], text: "Bob added Carol" } } })]);
+    moveReadCursor(conv, BOB, 2);
+    moveReadCursor(conv, CAROL, 1);
+    const items = buildTimeline({ conv, pending: [], me: ME, others: [BOB, CAROL], nameOf, now: T0 });
+    expect(items.find((i) => i.kind === "message" && i.mine)).toMatchObject({ status: "Read by Bob and Carol" });
+    expect(items.find((i) => i.kind === "system")).toMatchObject({ text: "Bob added Carol" });
+  });
+});
+
+function memoryStore(): KeyValueStore & { data: Map<string, string> } {
+  const data = new Map<string, string>();
+  return {
+    data,
+    getItem: (k) => data.get(k) ?? null,
+    setItem: (k, v) => void data.set(k, v),
+    removeItem: (k) => void data.delete(k),
+  };
+}
+
+/** Web Locks as a browser profile has them: a lock is held until its tab "closes". */
+class FakeLocks {
+  readonly held = new Map<string, () => void>();
+  tab(): LockManagerLike & { close(): void } {
+    const mine: string[] = [];
+    return {
+      request: async (name, _options, callback) => {
+        if (this.held.has(name)) return callback(null);
+        let release = (): void => {};
+        const done = new Promise<void>((r) => (release = r));
+        this.held.set(name, release);
+        mine.push(name);
+        void callback({ name });
+        return done;
+      },
+      close: () => {
+        for (const name of mine.splice(0)) {
+          this.held.get(name)?.();
+          this.held.delete(name);
+        }
+      },
+    };
+  }
+}
+
+describe("device id per tab", () => {
+  let n = 0;
+  const newId = (): string => `web-${++n}`;
+
+  it("gives concurrent tabs different devices and reuses them across reloads and restarts", async () => {
+    const local = memoryStore();
+    const locks = new FakeLocks();
+    const tab1 = locks.tab();
+    const session1 = memoryStore();
+    const first = await claimDeviceId({ local, session: session1, locks: tab1, newId });
+    const tab2 = locks.tab();
+    const session2 = memoryStore();
+    const second = await claimDeviceId({ local, session: session2, locks: tab2, newId });
+    expect(second).not.toBe(first);
+    expect(JSON.parse(local.getItem(POOL_KEY)!)).toEqual([first, second]);
+
+    // Reload of tab 2: same sessionStorage, its lock released by the unload.
+    tab2.close();
+    expect(await claimDeviceId({ local, session: session2, locks: locks.tab(), newId })).toBe(second);
+
+    // A duplicated tab copies sessionStorage, but that device is in use: it takes another.
+    const copy = memoryStore();
+    copy.setItem(TAB_KEY, first);
+    const third = await claimDeviceId({ local, session: copy, locks: locks.tab(), newId });
+    expect([first, second]).not.toContain(third);
+
+    // A fresh browser session: the profile's first device again, no new id minted.
+    for (const release of locks.held.values()) release();
+    locks.held.clear();
+    expect(await claimDeviceId({ local, session: memoryStore(), locks: locks.tab(), newId })).toBe(first);
+    expect(JSON.parse(local.getItem(POOL_KEY)!)).toHaveLength(3);
+  });
+
+  it("falls back to sessionStorage alone without Web Locks", async () => {
+    const local = memoryStore();
+    const session = memoryStore();
+    const id = await claimDeviceId({ local, session, newId });
+    expect(await claimDeviceId({ local, session, newId })).toBe(id);
+    expect(await claimDeviceId({ local, session: memoryStore(), newId })).not.toBe(id);
+  });
+});
+
+describe("session shared by the tabs of a profile", () => {
+  const serialLocks: ExclusiveLocks = {
+    request: (() => {
+      let tail: Promise<unknown> = Promise.resolve();
+      return <T>(_name: string, callback: () => Promise<T>): Promise<T> => {
+        const next = tail.then(callback);
+        tail = next.catch(() => {});
+        return next;
+      };
+    })(),
+  };
+
+  /** A server that rotates refresh tokens and revokes the session when a used one comes back. */
+  function fakeServer() {
+    let current = "r1";
+    let rotations = 0;
+    let revoked = false;
+    const calls: { path: string; body: Record<string, unknown> }[] = [];
+    const fetch = async (url: string, init?: FetchInit): Promise<FetchResponse> => {
+      const path = new URL(url).pathname;
+      const body = JSON.parse(init?.body ?? "{}") as Record<string, unknown>;
+      calls.push({ path, body });
+      const reply = (status: number, json: unknown): FetchResponse => ({ status, ok: status < 300, text: async () => JSON.stringify(json) });
+      if (path === "/v1/auth/login") return reply(200, { user_id: ME, username: "me", display_name: "Me", refresh_token: current, access_token: "a" });
+      if (path === "/v1/auth/refresh") {
+        if (revoked || body.refresh_token !== current) {
+          revoked = true;
+          return reply(401, { code: "unauthorized" });
+        }
+        current = `r${++rotations + 1}`;
+        return reply(200, { user_id: ME, username: "me", display_name: "Me", refresh_token: current, access_token: `a${rotations}` });
+      }
+      return reply(200, {});
+    };
+    return { fetch, calls, revoked: () => revoked };
+  }
+
+  it("stores the session on login and keeps one token chain across tabs", async () => {
+    const server = fakeServer();
+    const local = memoryStore();
+    const store = new SessionStore(local);
+    const tabA = sharedSessionFetch(server.fetch, store, serialLocks, () => ME);
+    const tabB = sharedSessionFetch(server.fetch, store, serialLocks, () => ME);
+    await tabA("http://x/v1/auth/login", { method: "POST", body: JSON.stringify({ username: "me", password: "pw" }) });
+    expect(store.get()).toMatchObject({ user_id: ME, refresh_token: "r1" });
+
+    // Both tabs hold r1 in memory; each refreshes. Without coordination the second would
+    // present a used token and the server would revoke the session.
+    const [a, b] = await Promise.all([
+      tabA("http://x/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: "r1" }) }),
+      tabB("http://x/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: "r1" }) }),
+    ]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(server.revoked()).toBe(false);
+    expect(server.calls.filter((c) => c.path === "/v1/auth/refresh").map((c) => c.body.refresh_token)).toEqual(["r1", "r2"]);
+    expect(store.get()?.refresh_token).toBe("r3");
+    expect(JSON.parse(await b.text()).refresh_token).toBe("r3");
+  });
+
+  it("never presents another account's token, and leaves other requests alone", async () => {
+    const server = fakeServer();
+    const local = memoryStore();
+    local.setItem(SESSION_KEY, JSON.stringify({ user_id: "u_other", username: "o", display_name: "O", refresh_token: "other" }));
+    const f = sharedSessionFetch(server.fetch, new SessionStore(local), serialLocks, () => ME);
+    await f("http://x/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: "r1" }) });
+    expect(server.calls[0]!.body.refresh_token).toBe("r1");
+    await f("http://x/v1/channels", { method: "GET" });
+    expect(server.calls[1]).toEqual({ path: "/v1/channels", body: {} });
+  });
+});

@@ -1,0 +1,13 @@
+import { h } from "../dom.js";
+import { avatarHue, initials } from "../format.js";
+
+/** A round avatar with initials; `status` adds a presence dot (online / away). */
+export function avatar(id: string, name: string, options: { size?: "sm" | "md" | "lg"; group?: boolean; status?: string } = {}): HTMLElement {
+  const el = h(
+    "span",
+    { class: `avatar avatar-${options.size ?? "md"}${options.group ? " avatar-group" : ""}`, style: `--hue: ${avatarHue(id)}`, "aria-hidden": "true" },
+    initials(name),
+  );
+  if (options.status === "online" || options.status === "away") el.append(h("span", { class: `presence-dot presence-${options.status}` }));
+  return el;
+}

@@ -1,0 +1,462 @@
+/**
+ * The open conversation: header, the message log with scroll-back, the typing line and the
+ * composer. The log keeps its place while older pages are prepended and follows new messages
+ * only while the reader is at the bottom.
+ */
+import type { ChannelState } from "../../../client/index.js";
+import type { App } from "../app.js";
+import { h, icon, ICONS, reconcile, type KeyedItem } from "../dom.js";
+import { clockTime, joinNames, lastSeenText, typingText } from "../format.js";
+import { buildTimeline, hasOlder, typingUsers, type TimelineItem } from "../model.js";
+import { avatar } from "./avatar.js";
+import { focusAfterDialog } from "./dialog.js";
+import { addMembersDialog, deleteDialog, editDialog } from "./dialogs.js";
+
+type MessageItem = Extract<TimelineItem, { kind: "message" }>;
+
+const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
+/** Start fetching the previous page this close to the top (px). */
+const LOAD_OLDER_MARGIN = 400;
+/** Within this of the bottom counts as "at the bottom" (px). */
+const BOTTOM_SLACK = 48;
+
+export class ConversationView {
+  readonly el: HTMLElement;
+  private readonly empty: HTMLElement;
+  private readonly pane: HTMLElement;
+  private readonly back: HTMLButtonElement;
+  private readonly headAvatar: HTMLElement;
+  private readonly title: HTMLHeadingElement;
+  private readonly subtitle: HTMLElement;
+  private readonly addPeople: HTMLButtonElement;
+  private readonly log: HTMLElement;
+  private readonly top: HTMLElement;
+  private readonly list: HTMLOListElement;
+  private readonly typing: HTMLElement;
+  private readonly form: HTMLFormElement;
+  private readonly input: HTMLTextAreaElement;
+  private readonly sendButton: HTMLButtonElement;
+  private readonly jump: HTMLButtonElement;
+  private readonly drafts = new Map<string, string>();
+  private shownId: string | undefined;
+  private lastSeqSeen = 0;
+  private unseen = 0;
+  private menu: HTMLElement | undefined;
+
+  constructor(private readonly app: App) {
+    this.back = h("button", { type: "button", class: "icon-btn back-btn", "aria-label": "Back to conversations" }, icon(ICONS.back));
+    this.back.addEventListener("click", () => {
+      const id = this.shownId;
+      app.closeConversation();
+      // Phone layout: land on the conversation just left.
+      requestAnimationFrame(() => document.querySelector<HTMLElement>(`.channel-item[data-channel="${id}"]`)?.focus());
+    });
+    this.headAvatar = h("span");
+    this.title = h("h2", { class: "conv-title", id: "conv-title" });
+    this.subtitle = h("p", { class: "conv-subtitle" });
+    this.addPeople = h("button", { type: "button", class: "btn btn-ghost btn-sm add-people" }, icon(ICONS.userPlus), h("span", { class: "btn-label" }, "Add people"));
+    this.addPeople.addEventListener("click", () => this.shownId && addMembersDialog(app, this.shownId));
+
+    this.top = h("div", { class: "log-top" });
+    this.list = h("ol", { class: "messages" });
+    this.log = h("div", { class: "log", role: "log", tabindex: "0", "aria-labelledby": "conv-title", "aria-describedby": "log-help" }, this.top, this.list);
+    this.jump = h("button", { type: "button", class: "jump", hidden: true }, icon(ICONS.down), h("span", {}, "Latest"));
+    this.jump.addEventListener("click", () => this.scrollToBottom(true));
+    this.typing = h("div", { class: "typing", "aria-live": "polite" });
+
+    this.input = h("textarea", { id: "composer-input", class: "composer-input", rows: 1, placeholder: "Message", "aria-label": "Message", autocomplete: "off", enterkeyhint: "send" });
+    this.sendButton = h("button", { type: "submit", class: "send-btn", "aria-label": "Send message", title: "Send (Enter)" }, icon(ICONS.send));
+    this.form = h("form", { class: "composer" }, this.input, this.sendButton);
+
+    this.pane = h(
+      "section",
+      { class: "conversation", "aria-labelledby": "conv-title", hidden: true },
+      h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.addPeople),
+      h("div", { class: "log-wrap" }, this.log, this.jump),
+      this.typing,
+      this.form,
+      h("p", { id: "log-help", class: "sr-only" }, "Use the arrow keys to move between messages and Enter for a message's actions."),
+    );
+    this.empty = h(
+      "div",
+      { class: "conv-empty" },
+      h("div", { class: "empty-illustration", "aria-hidden": "true" }, icon(ICONS.chat)),
+      h("p", { class: "empty-title" }, "Pick a conversation"),
+      h("p", { class: "empty-text" }, "Choose one from the list, or start a new one with the + button."),
+    );
+    this.el = h("div", { class: "conversation-host" }, this.empty, this.pane);
+    this.wire();
+  }
+
+  private wire(): void {
+    this.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.submit();
+      }
+    });
+    this.input.addEventListener("input", () => {
+      this.autosize();
+      this.updateSendButton();
+      if (this.shownId) {
+        this.drafts.set(this.shownId, this.input.value);
+        this.app.composing(this.shownId, this.input.value);
+      }
+    });
+    this.log.addEventListener("scroll", () => {
+      if (!this.shownId) return;
+      if (this.log.scrollTop < LOAD_OLDER_MARGIN) void this.app.loadOlder(this.shownId);
+      if (this.atBottom()) {
+        this.unseen = 0;
+        this.updateJump();
+      } else if (this.jump.hidden) {
+        this.updateJump();
+      }
+    }, { passive: true });
+    this.log.addEventListener("keydown", (e) => this.onLogKey(e));
+    document.addEventListener("mousedown", (e) => {
+      if (this.menu && !this.menu.contains(e.target as Node)) this.closeMenu(false);
+    });
+  }
+
+  private submit(): void {
+    const id = this.shownId;
+    if (!id || this.input.value.trim() === "") return;
+    this.app.send(id, this.input.value);
+    this.input.value = "";
+    this.drafts.delete(id);
+    this.autosize();
+    this.updateSendButton();
+    this.scrollToBottom(false);
+    this.input.focus();
+  }
+
+  render(): void {
+    const app = this.app;
+    const id = app.activeId;
+    const channel = id ? app.channels.get(id) : undefined;
+    if (!id) {
+      if (this.shownId !== undefined) this.closeMenu(false);
+      this.shownId = undefined;
+      this.pane.hidden = true;
+      this.empty.hidden = false;
+      return;
+    }
+    const switched = this.shownId !== id;
+    if (switched) this.switchTo(id);
+    this.renderHeader(id, channel);
+
+    const conv = app.conv(id);
+    const others = (app.members.get(id) ?? []).filter((u) => u !== app.me.user_id);
+    const items = buildTimeline({
+      conv, pending: [...app.pending.values()].filter((e) => e.channel_id === id), me: app.me.user_id, others, nameOf: (u) => app.nameOf(u), now: Date.now(),
+    });
+
+    // Keep the reader's place: follow the bottom, or pin the first visible row across prepends.
+    const stick = switched || this.atBottom();
+    const anchor = stick ? undefined : this.firstVisible();
+    const group = channel?.type !== "dm";
+    reconcile(this.list, items.map((item) => this.keyed(item, id, group)));
+    this.renderTop(id, channel);
+    if (stick) this.scrollToBottom(false);
+    else if (anchor) {
+      const el = this.list.querySelector<HTMLElement>(`[data-key="${CSS.escape(anchor.key)}"]`);
+      if (el) this.log.scrollTop = el.offsetTop - anchor.offset;
+    }
+
+    // Messages from others that arrived below the fold.
+    let newest = 0;
+    for (const item of items) if (item.kind === "message" && item.seq !== undefined && item.seq > newest) newest = item.seq;
+    if (!switched && !stick && newest > this.lastSeqSeen) {
+      this.unseen += items.filter((i) => i.kind === "message" && !i.mine && i.seq !== undefined && i.seq > this.lastSeqSeen).length;
+    }
+    this.lastSeqSeen = Math.max(this.lastSeqSeen, newest);
+    this.updateJump();
+
+    const typers = typingUsers(conv, Date.now()).map((u) => app.nameOf(u));
+    const text = typingText(typers);
+    if (this.typing.dataset.text !== text) {
+      this.typing.dataset.text = text;
+      this.typing.replaceChildren(...(text ? [h("span", { class: "typing-dots", "aria-hidden": "true" }, h("span"), h("span"), h("span")), h("span", {}, text)] : []));
+    }
+
+    // A short conversation may not fill the log, and a reader may sit near the top after a
+    // page arrived: no scroll event would ask for more in either case.
+    const nearTop = !stick && this.log.scrollTop < LOAD_OLDER_MARGIN;
+    if (conv.loaded && hasOlder(conv) && !conv.loadingOlder && (nearTop || this.log.scrollHeight <= this.log.clientHeight + LOAD_OLDER_MARGIN)) {
+      void app.loadOlder(id);
+    }
+  }
+
+  private switchTo(id: string): void {
+    this.closeMenu(false);
+    this.shownId = id;
+    this.pane.hidden = false;
+    this.empty.hidden = true;
+    this.list.replaceChildren();
+    this.unseen = 0;
+    this.lastSeqSeen = 0;
+    this.input.value = this.drafts.get(id) ?? "";
+    this.autosize();
+    this.updateSendButton();
+    // Phone layout: the list is hidden now, so focus must move; desktop: ready to type.
+    if (!this.pane.contains(document.activeElement)) focusAfterDialog(this.input);
+  }
+
+  private renderHeader(id: string, channel: ChannelState | undefined): void {
+    const app = this.app;
+    const title = channel ? app.channelTitle(channel) : "Conversation";
+    const dm = channel?.type === "dm";
+    const partner = dm ? app.dmPartner(id) : undefined;
+    const presence = partner ? app.presence.get(partner) : undefined;
+    let sub = "";
+    let subClass = "conv-subtitle";
+    if (dm) {
+      if (presence?.status === "online") {
+        sub = "Online";
+        subClass += " online";
+      } else if (presence && presence.last_seen > 0) {
+        sub = lastSeenText(presence.last_seen, Date.now());
+      } else if (partner) {
+        const u = app.users.get(partner);
+        sub = u ? `@${u.username}` : "";
+      }
+    } else if (channel) {
+      const members = (app.members.get(id) ?? []).map((u) => (u === app.me.user_id ? "you" : app.nameOf(u)));
+      sub = `${channel.member_count || members.length} members${members.length > 0 ? ` · ${joinNames(members)}` : ""}`;
+    }
+    const sig = JSON.stringify([title, sub, subClass, presence?.status, dm]);
+    if (this.pane.dataset.sig === sig) return;
+    this.pane.dataset.sig = sig;
+    this.title.textContent = title;
+    this.subtitle.textContent = sub;
+    this.subtitle.className = subClass;
+    this.headAvatar.replaceChildren(avatar(partner ?? id, title, { group: !dm, ...(presence?.status ? { status: presence.status } : {}) }));
+    this.addPeople.hidden = dm || channel === undefined;
+    this.input.placeholder = `Message ${dm ? title : `#${title}`}`;
+    this.input.setAttribute("aria-label", `Message ${title}`);
+  }
+
+  private renderTop(id: string, channel: ChannelState | undefined): void {
+    const conv = this.app.conv(id);
+    let state: string;
+    if (!conv.loaded || conv.loadingOlder) state = "loading";
+    else if (hasOlder(conv)) state = "more";
+    else state = "start";
+    if (this.top.dataset.state === state && this.top.dataset.channel === id) return;
+    this.top.dataset.state = state;
+    this.top.dataset.channel = id;
+    if (state === "loading") {
+      this.top.replaceChildren(h("span", { class: "spinner", "aria-hidden": "true" }), h("span", { class: "sr-only" }, "Loading messages"));
+    } else if (state === "start") {
+      const title = channel ? this.app.channelTitle(channel) : "";
+      const dm = channel?.type === "dm";
+      this.top.replaceChildren(
+        h("div", { class: "log-start" },
+          avatar(dm ? this.app.dmPartner(id) ?? id : id, title, { size: "lg", group: !dm }),
+          h("p", { class: "log-start-title" }, title),
+          h("p", { class: "log-start-text" }, dm ? `This is the beginning of your conversation with ${title}.` : `This is the beginning of the group ${title}.`)),
+      );
+    } else {
+      this.top.replaceChildren();
+    }
+  }
+
+  private keyed(item: TimelineItem, channelId: string, group: boolean): KeyedItem {
+    if (item.kind === "day") {
+      return { key: item.key, sig: item.label, render: () => h("li", { class: "day-sep" }, h("span", {}, item.label)) };
+    }
+    if (item.kind === "system") {
+      return { key: item.key, sig: item.text, render: () => h("li", { class: "system-msg" }, item.text) };
+    }
+    const sender = item.mine ? "You" : this.app.nameOf(item.senderId);
+    const time = clockTime(item.ts);
+    const sig = JSON.stringify([item.text, item.state, item.status, item.first, item.last, item.edited, item.deleted, item.reactions, sender, time, group, item.error, item.seq]);
+    return { key: item.key, sig, render: () => this.message(item, channelId, group, sender, time) };
+  }
+
+  private message(item: MessageItem, channelId: string, group: boolean, sender: string, time: string): HTMLElement {
+    const classes = ["msg", item.mine ? "msg-mine" : "msg-theirs", item.first ? "first" : "", item.last ? "last" : "", item.state !== "sent" ? `msg-${item.state}` : "", item.deleted ? "msg-deleted" : ""];
+    const showSender = group && !item.mine && item.first;
+    const showAvatar = group && !item.mine;
+    const text = item.deleted ? "This message was deleted" : item.text;
+    const more = h("button", { type: "button", class: "msg-more", tabindex: "-1", "aria-label": "Message actions", "aria-haspopup": "menu" }, icon(ICONS.more));
+    // The time shows on the last bubble of a run (and on hover everywhere); "edited" always.
+    const edited = item.edited && !item.deleted;
+    const showTime = item.last || item.state !== "sent";
+    const bubbleClass = ["bubble", edited ? "edited" : "", showTime ? "timed" : ""].filter(Boolean).join(" ");
+    const bubble = h("div", { class: bubbleClass, title: new Date(item.ts).toLocaleString() },
+      h("span", { class: "sr-only" }, `${sender}, ${time}: `),
+      h("span", { class: "msg-text" }, text),
+      showTime || edited
+        ? h("span", { class: "msg-meta", "aria-hidden": "true" }, edited ? (showTime ? "edited · " : "edited") : "", showTime ? h("time", { datetime: new Date(item.ts).toISOString() }, time) : null)
+        : null);
+    const reactions = item.reactions.length > 0
+      ? h("div", { class: "reactions" }, ...item.reactions.map((r) => {
+        const mine = r.user_ids.includes(this.app.me.user_id);
+        const b = h("button", { type: "button", class: `reaction${mine ? " mine" : ""}`, "aria-pressed": String(mine), "aria-label": `${r.emoji} ${r.user_ids.length}` }, `${r.emoji} ${r.user_ids.length}`);
+        b.addEventListener("click", () => item.seq !== undefined && this.app.react(channelId, item.seq, r.emoji));
+        return b;
+      }))
+      : null;
+    let status: HTMLElement | null = null;
+    if (item.status) {
+      status = h("div", { class: `msg-status status-${item.state === "failed" ? "failed" : item.status.startsWith("Read") ? "read" : item.state}`, "data-testid": "msg-status" }, item.status);
+      if (item.state === "failed") {
+        const retry = h("button", { type: "button", class: "link-btn" }, "Retry");
+        retry.addEventListener("click", () => this.app.retry(item.clientMsgId));
+        status.append(" · ", retry);
+        if (item.error) status.title = item.error;
+      }
+    }
+    const li = h("li", { class: classes.filter(Boolean).join(" "), tabindex: "-1", "data-seq": item.seq ?? "", "data-client-id": item.clientMsgId },
+      showAvatar ? (item.last ? avatar(item.senderId, sender, { size: "sm" }) : h("span", { class: "avatar-spacer" })) : null,
+      h("div", { class: "msg-body" },
+        showSender ? h("div", { class: "msg-sender" }, sender) : null,
+        h("div", { class: "bubble-row" }, bubble, item.deleted ? null : more),
+        reactions,
+        status));
+    more.addEventListener("click", (e) => {
+      e.stopPropagation();
+      this.openMenu(li, item, channelId);
+    });
+    return li;
+  }
+
+  // ---- Message actions -------------------------------------------------------------------------
+
+  private onLogKey(e: KeyboardEvent): void {
+    const target = e.target as HTMLElement;
+    if (this.menu?.contains(target)) return;
+    const messages = Array.from(this.list.querySelectorAll<HTMLElement>("li.msg"));
+    if (messages.length === 0) return;
+    const current = target.closest<HTMLElement>("li.msg");
+    const i = current ? messages.indexOf(current) : messages.length;
+    let next: HTMLElement | undefined;
+    if (e.key === "ArrowUp") next = messages[Math.max(0, i - 1)];
+    else if (e.key === "ArrowDown") next = current ? messages[i + 1] : undefined;
+    else if (e.key === "Home" && current) next = messages[0];
+    else if (e.key === "End" && current) next = messages.at(-1);
+    else if ((e.key === "Enter" || e.key === " " || e.key === "ContextMenu") && current) {
+      e.preventDefault();
+      current.querySelector<HTMLButtonElement>(".msg-more")?.click();
+      return;
+    } else if (e.key === "Escape") {
+      e.preventDefault();
+      this.input.focus();
+      return;
+    }
+    if (next) {
+      e.preventDefault();
+      next.focus();
+      if (next === messages.at(-1)) this.unseen = 0;
+    } else if (e.key === "ArrowDown" && current) {
+      e.preventDefault();
+      this.input.focus();
+    }
+  }
+
+  private openMenu(li: HTMLElement, item: MessageItem, channelId: string): void {
+    this.closeMenu(false);
+    const seq = item.seq;
+    const entries: HTMLButtonElement[] = [];
+    const action = (label: string, run: () => void, extra: Record<string, string> = {}): HTMLButtonElement => {
+      const b = h("button", { type: "button", role: "menuitem", tabindex: "-1", ...extra }, label);
+      b.addEventListener("click", () => {
+        this.closeMenu(true);
+        run();
+      });
+      entries.push(b);
+      return b;
+    };
+    const rows: HTMLElement[] = [];
+    if (seq !== undefined) {
+      rows.push(h("div", { class: "menu-reactions", role: "group", "aria-label": "React" },
+        ...REACTIONS.map((emoji) => action(emoji, () => this.app.react(channelId, seq, emoji), { "aria-label": `React with ${emoji}`, class: "menu-emoji" }))));
+      const list: HTMLElement[] = [action("Copy text", () => void navigator.clipboard?.writeText(item.text).catch(() => {}), { class: "menu-item" })];
+      if (item.mine) {
+        list.push(action("Edit", () => editDialog(this.app, channelId, seq, item.text), { class: "menu-item" }));
+        list.push(action("Delete", () => deleteDialog(this.app, channelId, seq), { class: "menu-item menu-danger" }));
+      }
+      rows.push(h("div", { class: "menu-list" }, ...list));
+    } else if (item.state === "failed") {
+      rows.push(h("div", { class: "menu-list" },
+        action("Retry", () => this.app.retry(item.clientMsgId), { class: "menu-item" }),
+        action("Discard", () => this.app.discard(item.clientMsgId), { class: "menu-item menu-danger" })));
+    } else {
+      rows.push(h("div", { class: "menu-list" }, action("Copy text", () => void navigator.clipboard?.writeText(item.text).catch(() => {}), { class: "menu-item" })));
+    }
+    const menu = h("div", { class: `msg-menu${item.mine ? " menu-mine" : ""}`, role: "menu", "aria-label": "Message actions" }, ...rows);
+    menu.addEventListener("keydown", (e) => {
+      const i = entries.indexOf(document.activeElement as HTMLButtonElement);
+      const step = e.key === "ArrowRight" || e.key === "ArrowDown" ? 1 : e.key === "ArrowLeft" || e.key === "ArrowUp" ? -1 : 0;
+      if (step !== 0) {
+        e.preventDefault();
+        entries[(i + step + entries.length) % entries.length]?.focus();
+      } else if (e.key === "Escape" || e.key === "Tab") {
+        e.preventDefault();
+        this.closeMenu(true);
+      }
+    });
+    li.classList.add("menu-open");
+    // Open downwards near the top of the log, where an upward menu would be clipped.
+    if (li.offsetTop - this.log.scrollTop < 180) menu.classList.add("menu-below");
+    li.querySelector(".bubble-row")!.append(menu);
+    this.menu = menu;
+    entries[0]?.focus();
+  }
+
+  private closeMenu(returnFocus: boolean): void {
+    const menu = this.menu;
+    if (!menu) return;
+    this.menu = undefined;
+    const li = menu.closest<HTMLElement>("li.msg");
+    li?.classList.remove("menu-open");
+    menu.remove();
+    if (returnFocus && li?.isConnected) li.focus();
+  }
+
+  // ---- Scrolling -------------------------------------------------------------------------------
+
+  private atBottom(): boolean {
+    return this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < BOTTOM_SLACK;
+  }
+
+  private scrollToBottom(smooth: boolean): void {
+    this.log.scrollTo({ top: this.log.scrollHeight, behavior: smooth ? "smooth" : "instant" });
+    this.unseen = 0;
+    this.updateJump();
+  }
+
+  /** The first row at least partly visible, and its offset from the top of the log. */
+  private firstVisible(): { key: string; offset: number } | undefined {
+    const top = this.log.scrollTop;
+    // Day separators move to whichever message starts the day, so they make poor anchors.
+    for (const el of Array.from(this.list.querySelectorAll<HTMLElement>(":scope > li.msg, :scope > li.system-msg"))) {
+      if (el.offsetTop + el.offsetHeight > top && el.dataset.key) return { key: el.dataset.key, offset: el.offsetTop - top };
+    }
+    return undefined;
+  }
+
+  private updateJump(): void {
+    const show = !this.atBottom() && this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight > 240;
+    this.jump.hidden = !show && this.unseen === 0;
+    if (this.jump.hidden) return;
+    const label = this.unseen > 0 ? `${this.unseen} new message${this.unseen === 1 ? "" : "s"}` : "Latest";
+    this.jump.lastElementChild!.textContent = label;
+    this.jump.setAttribute("aria-label", `Jump to latest${this.unseen > 0 ? `, ${label}` : ""}`);
+  }
+
+  private autosize(): void {
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
+  }
+
+  private updateSendButton(): void {
+    this.sendButton.classList.toggle("ready", this.input.value.trim() !== "");
+  }
+}

@@ -1,0 +1,145 @@
+/** The app's dialogs: new conversation, add people, edit, delete, devices. */
+import type { Device } from "../../../client/index.js";
+import { errorText, type App } from "../app.js";
+import { h } from "../dom.js";
+import { lastSeenText, parseUsernames } from "../format.js";
+import { field, formDialog, openDialog } from "./dialog.js";
+
+export function newChatDialog(app: App): void {
+  let type: "dm" | "group" = "dm";
+  const dmFields = h("div", { class: "field-group" }, field({ label: "Username", name: "member", required: true, placeholder: "e.g. bob", autofocus: true, error: "Type the username of the person to message." }));
+  const groupFields = h(
+    "div",
+    { class: "field-group", hidden: true },
+    field({ label: "Group name", name: "name", maxlength: 100, placeholder: "e.g. Weekend plans", error: "Give the group a name." }),
+    field({ label: "Members", name: "members", placeholder: "bob, carol", hint: "Usernames, separated by commas. You can add more people later." }),
+  );
+  const tabs = ["dm", "group"].map((t) =>
+    h("button", { type: "button", class: "segment", role: "radio", "aria-checked": String(t === type), "data-type": t }, t === "dm" ? "Direct message" : "Group"),
+  );
+  const segmented = h("div", { class: "segmented", role: "radiogroup", "aria-label": "Conversation type" }, ...tabs);
+  const select = (next: "dm" | "group"): void => {
+    type = next;
+    for (const t of tabs) {
+      const on = t.dataset.type === next;
+      t.setAttribute("aria-checked", String(on));
+      t.tabIndex = on ? 0 : -1;
+    }
+    dmFields.hidden = next !== "dm";
+    groupFields.hidden = next !== "group";
+    const member = dmFields.querySelector("input")!;
+    const name = groupFields.querySelector<HTMLInputElement>("input[name=name]")!;
+    member.required = next === "dm";
+    name.required = next === "group";
+  };
+  for (const t of tabs) {
+    t.addEventListener("click", () => select(t.dataset.type as "dm" | "group"));
+    t.addEventListener("keydown", (e) => {
+      if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+        e.preventDefault();
+        const next = type === "dm" ? "group" : "dm";
+        select(next);
+        tabs.find((b) => b.dataset.type === next)?.focus();
+      }
+    });
+  }
+  select("dm");
+  formDialog({
+    title: "New conversation",
+    fields: [segmented, dmFields, groupFields],
+    submitLabel: "Start",
+    onSubmit: async (form) => {
+      const value = (name: string): string => (form.querySelector<HTMLInputElement>(`[name=${name}]`)?.value ?? "").trim();
+      if (type === "dm") {
+        const member = value("member").replace(/^@/, "");
+        if (member === app.me.username) return "That's you! Type someone else's username.";
+        return app.createChannel({ type: "dm", member });
+      }
+      return app.createChannel({ type: "group", name: value("name"), members: parseUsernames(value("members")) });
+    },
+  });
+}
+
+export function addMembersDialog(app: App, channelId: string): void {
+  formDialog({
+    title: "Add people",
+    description: "They will see the group's history from the moment they join.",
+    fields: [field({ label: "Usernames", name: "members", required: true, placeholder: "dave, erin", hint: "Separated by commas.", autofocus: true, error: "Type at least one username." })],
+    submitLabel: "Add",
+    onSubmit: async (form) => {
+      const names = parseUsernames(form.querySelector<HTMLInputElement>("[name=members]")!.value);
+      if (names.length === 0) return "Type at least one username.";
+      return app.addMembers(channelId, names);
+    },
+  });
+}
+
+export function editDialog(app: App, channelId: string, seq: number, text: string): void {
+  formDialog({
+    title: "Edit message",
+    fields: [field({ label: "Message", name: "text", required: true, multiline: true, value: text, autofocus: true, error: "A message cannot be empty." })],
+    submitLabel: "Save",
+    onSubmit: async (form) => {
+      const next = form.querySelector<HTMLTextAreaElement>("[name=text]")!.value.trim();
+      if (next === text.trim()) return;
+      await app.mutate("edit", () => app.client.editMessage(channelId, seq, next));
+    },
+  });
+}
+
+export function deleteDialog(app: App, channelId: string, seq: number): void {
+  formDialog({
+    title: "Delete message?",
+    description: "It will be removed for everyone in this conversation.",
+    fields: [],
+    submitLabel: "Delete",
+    danger: true,
+    onSubmit: async () => {
+      await app.mutate("delete", () => app.client.deleteMessage(channelId, seq, { forEveryone: true }));
+    },
+  });
+}
+
+/** This account's devices, with "Remove"; `reconnectAfter` offers to connect once one is gone. */
+export function devicesDialog(app: App, reconnectAfter = false): void {
+  const list = h("ul", { class: "device-list", "aria-busy": "true" }, h("li", { class: "muted" }, "Loading…"));
+  const status = h("p", { class: "form-error", role: "alert" });
+  const done = h("button", { type: "button", class: "btn btn-primary" }, reconnectAfter ? "Reconnect" : "Done");
+  const handle = openDialog({
+    title: "Your devices",
+    description: "Each browser tab counts as a device; an account can have up to 10.",
+    content: [list, status, h("div", { class: "dialog-actions" }, done)],
+  });
+  done.addEventListener("click", () => {
+    handle.close();
+    if (reconnectAfter) app.connect();
+  });
+  const load = async (): Promise<void> => {
+    let devices: Device[];
+    try {
+      devices = await app.client.devices.list();
+    } catch (err) {
+      list.replaceChildren();
+      status.textContent = errorText(err);
+      return;
+    }
+    list.removeAttribute("aria-busy");
+    devices.sort((a, b) => Number(b.device_id === app.client.deviceId) - Number(a.device_id === app.client.deviceId) || b.last_seen_at - a.last_seen_at);
+    list.replaceChildren(...devices.map((d) => {
+      const self = d.device_id === app.client.deviceId;
+      const remove = self ? null : h("button", { type: "button", class: "btn btn-ghost btn-sm" }, "Remove");
+      remove?.addEventListener("click", () => {
+        remove.disabled = true;
+        app.client.devices.remove(d.device_id).then(() => load(), (err: unknown) => {
+          remove.disabled = false;
+          status.textContent = errorText(err);
+        });
+      });
+      const detail = self ? "This tab" : d.connected ? "Connected now" : lastSeenText(d.last_seen_at, Date.now()).replace(/^last seen/, "Last active");
+      return h("li", { class: "device" },
+        h("span", { class: "device-names" }, h("span", { class: "device-name" }, d.name || d.device_id), h("span", { class: "device-detail" }, detail)),
+        remove);
+    }));
+  };
+  void load();
+}
