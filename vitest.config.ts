@@ -22,7 +22,8 @@ export default defineConfig({
   ],
   test: {
     include: ["test/**/*.test.ts"],
-    exclude: ["test/e2e/**", "test/browser/**", "node_modules/**"],
+    // crash-restart drives a real wrangler dev from Node: it runs under test/e2e/vitest.config.ts.
+    exclude: ["test/e2e/**", "test/browser/**", "test/reliability/crash-restart.test.ts", "node_modules/**"],
     setupFiles: ["./test/setup/apply-migrations.ts"],
     testTimeout: 20_000,
   },

@@ -73,6 +73,8 @@ export class EdgechatClient {
   private store = new ChannelStore();
   private readonly states = new Map<string, ChannelState>();
   private readonly readSent = new Map<string, number>();
+  /** SENDs written on the current connection (SEND.send_seq). */
+  private sendSeq = 0;
   private hello: HelloInfo | undefined;
   private connectWaiters: { resolve(): void; reject(err: EdgechatError): void }[] = [];
   private ackTimer: unknown;
@@ -313,6 +315,7 @@ export class EdgechatClient {
       this.readSent.clear();
     }
     this.hello = hello;
+    this.sendSeq = 0; // per connection: the server orders this connection's SENDs by it
     if (hello.user_id !== "") this.queue.setUser(hello.user_id);
     this.conn.send({ type: T.RESUME, resume: { cursors: this.store.cursors(), full: false } });
     this.conn.markResuming();
@@ -527,8 +530,9 @@ export class EdgechatClient {
     const sent = this.conn.send({
       type: T.SEND,
       request_id: requestId,
-      send: { channel_id: entry.channel_id, client_msg_id: entry.client_msg_id, content: contentInit(entry.content) },
+      send: { channel_id: entry.channel_id, client_msg_id: entry.client_msg_id, content: contentInit(entry.content), send_seq: this.sendSeq + 1 },
     });
+    if (sent) this.sendSeq++;
     if (!sent) return;
     this.queue.markSent(entry.client_msg_id, requestId);
     this.requests.track(requestId, this.requestTimeoutMs, {

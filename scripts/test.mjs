@@ -62,6 +62,7 @@ if (want("generated")) {
 if (want("typecheck")) {
   check("typecheck: Worker, objects, SDK, in-workerd tests (tsc --noEmit, strict)", run(bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]));
   check("typecheck: Node-side e2e tests and tooling", run(bin("tsc"), ["-p", "test/e2e/tsconfig.json", "--noEmit"]));
+  check("typecheck: web app (DOM)", run(bin("tsc"), ["-p", "web/tsconfig.json", "--noEmit"]));
 }
 if (want("unit")) vitest("workerd unit/integration", "vitest.config.ts");
 if (want("e2e") && existsSync(join(root, "test/e2e/vitest.config.ts"))) vitest("end-to-end (wrangler dev)", "test/e2e/vitest.config.ts");

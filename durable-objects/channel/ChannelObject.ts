@@ -11,6 +11,7 @@ import { DurableObject } from "cloudflare:workers";
 import { fail, type Failure, type Result } from "../../workers/lib/errors.js";
 import { userStub } from "../../workers/lib/routing.js";
 import { LIMITS } from "../../protocol/limits.js";
+import { chunkMessages } from "../../protocol/frame-budget.js";
 import { migrate } from "../migrate.js";
 import { validateClientContent, validClientMsgId, type ContentKind } from "./content.js";
 import { HLC_ZERO, hlcToHex, nextHlc, serverMsgId, type Hlc } from "./hlc.js";
@@ -31,6 +32,12 @@ const FANOUT_BATCH = 100;
 const FANOUT_CONCURRENCY = 32;
 const RETRY_BASE_MS = 1000;
 const RETRY_MAX_ATTEMPTS = 12;
+/**
+ * A durable reminder armed with the first append after each alarm run: if the process dies before
+ * the fan-out finishes, the alarm wakes this object after the restart and the fan-out resumes.
+ * (The constructor resumes it too, but only once something wakes a possibly quiet channel.)
+ */
+const FANOUT_GUARD_MS = 2000;
 /** A repeated typing state from one user within this window is not passed on (flood guard). */
 const TYPING_REPEAT_MS = 2500;
 
@@ -90,6 +97,8 @@ export class ChannelObject extends DurableObject<Env> {
   private unsent: ChatMessageData[] = [];
   private fanout: Promise<void> | undefined;
   private readonly stubs = new Map<string, DurableObjectStub<UserObject>>();
+  /** An alarm is pending that will run the fan-out pump (see FANOUT_GUARD_MS). */
+  private fanoutGuardArmed = false;
   private readonly limiter: SenderRateLimiter;
   /** Last typing state passed on per user: memory only, like the indicator itself. */
   private readonly typingSent = new Map<string, { isTyping: boolean; at: number }>();
@@ -164,9 +173,8 @@ export class ChannelObject extends DurableObject<Env> {
    * channel's rate gets `rate_limited` with the wait in `backoffHintMs`.
    */
   append(input: AppendInput): Result<{ ack: SendAck }> {
-    const channel = this.channel;
-    if (!channel) return fail("not_found", "No such channel.");
-    if (!this.members.has(input.userId)) return fail("not_member", "You are not a member of this channel.");
+    const denied = this.requireMember(input.userId);
+    if (denied) return denied;
     if (!validClientMsgId(input.clientMsgId)) {
       return fail("invalid_argument", `client_msg_id must be 1-${LIMITS.maxClientMsgIdLength} printable ASCII characters (a UUID).`);
     }
@@ -190,6 +198,15 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /**
+   * Appends several messages in the order given, in one turn (one durable commit). The UserObject
+   * sends one batch per channel at a time, which keeps each device's messages in the order it
+   * sent them: the runtime does not promise to deliver separate calls in the order they were made.
+   */
+  appendBatch(inputs: AppendInput[]): Result<{ ack: SendAck }>[] {
+    return inputs.map((input) => this.append(input));
+  }
+
+  /**
    * A page of history, ascending by seq: `before` pages older, `after` pages newer (`after: 0`
    * from the first message); neither gives the newest page.
    */
@@ -199,17 +216,20 @@ export class ChannelObject extends DurableObject<Env> {
     const limit = clampLimit(query.limit);
     let rows: MessageRow[];
     let hasMore: boolean;
+    // Pages are cut to what one frame carries, so a page of large messages may hold fewer.
     if (query.after !== undefined && query.before === undefined) {
       rows = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq > ? ORDER BY seq ASC LIMIT ?`, query.after, limit).toArray();
-      const last = rows.at(-1)?.seq ?? query.after;
+      const messages = chunkMessages(rows.map((r) => this.toMessage(r)))[0] ?? []; // the oldest that fit one frame
+      const last = messages.at(-1)?.seq ?? query.after;
       hasMore = last < this.lastSeq;
-      return this.page(rows, hasMore ? last : 0, hasMore);
+      return this.page(messages, hasMore ? last : 0, hasMore);
     }
     const before = query.before !== undefined && query.before > 0 ? Math.min(query.before, this.lastSeq + 1) : this.lastSeq + 1;
-    rows = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq < ? ORDER BY seq DESC LIMIT ?`, before, limit).toArray().reverse();
-    const first = rows[0]?.seq ?? 0;
+    rows = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq < ? ORDER BY seq DESC LIMIT ?`, before, limit).toArray();
+    const messages = (chunkMessages(rows.map((r) => this.toMessage(r)))[0] ?? []).reverse(); // the newest that fit
+    const first = messages[0]?.seq ?? 0;
     hasMore = first > 1 && this.sql.exec("SELECT 1 FROM messages WHERE seq < ? LIMIT 1", first).toArray().length > 0;
-    return this.page(rows, hasMore ? first : 0, hasMore);
+    return this.page(messages, hasMore ? first : 0, hasMore);
   }
 
   /** Full state for a member: summary, member list with roles and read cursors. */
@@ -290,16 +310,22 @@ export class ChannelObject extends DurableObject<Env> {
 
   /** Finishes interrupted fan-out and retries members whose delivery failed. */
   override async alarm(): Promise<void> {
+    this.fanoutGuardArmed = false;
     await this.runFanout();
     await this.retryFailedDeliveries();
   }
 
   /* ------------------------------------ internals ------------------------------------ */
 
+  /**
+   * Someone who never belonged to the channel is told it does not exist: DM ids can be computed
+   * from two user ids, and "not a member" would confirm that two other people talk.
+   */
   private requireMember(userId: string): Failure | undefined {
     if (!this.channel) return fail("not_found", "No such channel.");
-    if (!this.members.has(userId)) return fail("not_member", "You are not a member of this channel.");
-    return undefined;
+    if (this.members.has(userId)) return undefined;
+    const former = this.sql.exec("SELECT 1 FROM members WHERE user_id = ?", userId).toArray().length > 0;
+    return former ? fail("not_member", "You are no longer a member of this channel.") : fail("not_found", "No such channel.");
   }
 
   private isAdmin(userId: string): boolean {
@@ -349,6 +375,11 @@ export class ChannelObject extends DurableObject<Env> {
     this.sql.exec("UPDATE channel SET last_seq = ?, hlc_ms = ?, hlc_logical = ? WHERE id = 1", seq, hlc.ms, hlc.logical);
     this.lastSeq = seq;
     this.hlc = hlc;
+    if (!this.fanoutGuardArmed) {
+      // Same turn as the INSERT, so it is durable together with the message (output gate).
+      this.fanoutGuardArmed = true;
+      void this.ctx.storage.setAlarm(Date.now() + FANOUT_GUARD_MS);
+    }
     this.unsent.push({
       channel_id: this.channel!.channel_id, server_msg_id: serverMsgId(hlc, seq), hlc: hlcToHex(hlc), seq,
       client_msg_id: clientMsgId ?? "", sender_user_id: userId, sender_device_id: deviceId, server_ts: now, content,
@@ -364,9 +395,9 @@ export class ChannelObject extends DurableObject<Env> {
     };
   }
 
-  private page(rows: MessageRow[], nextCursor: number, hasMore: boolean): Result<HistoryPageData> {
+  private page(messages: ChatMessageData[], nextCursor: number, hasMore: boolean): Result<HistoryPageData> {
     return {
-      ok: true, channel_id: this.channel!.channel_id, messages: rows.map((r) => this.toMessage(r)),
+      ok: true, channel_id: this.channel!.channel_id, messages,
       next_cursor: nextCursor, has_more: hasMore, last_seq: this.lastSeq,
     };
   }
@@ -427,6 +458,9 @@ export class ChannelObject extends DurableObject<Env> {
    * messages in seq order.
    */
   private runFanout(): Promise<void> {
+    // With nothing to send the pump below would finish synchronously, run its `finally` before the
+    // assignment, and leave `this.fanout` set to a settled promise: no fan-out ever again.
+    if (!this.fanout && this.fanoutSeq >= this.lastSeq) return Promise.resolve();
     this.fanout ??= (async () => {
       try {
         while (this.fanoutSeq < this.lastSeq) {

@@ -7,6 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { decodeFrame, encodeFrame, pb, type Encoding, type Frame, type FrameInit } from "../../protocol/codec.js";
 import { LIMITS, PING, PONG } from "../../protocol/limits.js";
+import { chunkMessages } from "../../protocol/frame-budget.js";
 import { fail, failureFromException, type Failure, type Result } from "../../workers/lib/errors.js";
 import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../workers/lib/frames.js";
 import { isChannelId } from "../../workers/lib/ids.js";
@@ -15,7 +16,7 @@ import { hashSecret, newRefreshSecret } from "../../workers/auth/tokens.js";
 import { timingSafeEqual } from "../../workers/auth/password.js";
 import { migrate } from "../migrate.js";
 import type { ChannelObject } from "../channel/ChannelObject.js";
-import type { ChannelSignal, ChatMessageData, DeliveryBatch, MemberProfile } from "../channel/types.js";
+import type { AppendInput, ChannelSignal, ChatMessageData, DeliveryBatch, MemberProfile, SendAck } from "../channel/types.js";
 import type { Device } from "../../protocol/types.js";
 import { channelState, type ChannelRow, type ChannelState } from "./channel-list.js";
 import { USER_MIGRATIONS } from "./schema.js";
@@ -33,6 +34,22 @@ export type { Device };
 interface SocketInfo {
   deviceId: string;
   encoding: Encoding;
+}
+
+/** One SEND on its way to its channel. */
+interface SendJob {
+  ws: WebSocket;
+  encoding: Encoding;
+  requestId: number;
+  channelId: string;
+  input: AppendInput;
+  done: () => void;
+}
+
+/** Restores a connection's SEND order (SEND.send_seq) when frames are handed over out of order. */
+interface SendOrder {
+  next: number;
+  held: Map<number, SendJob>;
 }
 
 /** A device between RESUME and RESUMED: live deliveries wait so the gap goes out first, once. */
@@ -76,6 +93,9 @@ export class UserObject extends DurableObject<Env> {
   private readonly resuming = new Map<WebSocket, ResumeState>();
   /** SENDs each socket has in flight to channels: the flow-control window (seed §4.1). */
   private readonly inflight = new Map<WebSocket, number>();
+  private readonly sendOrder = new Map<WebSocket, SendOrder>();
+  /** Per channel: SENDs waiting for the batch in flight to that channel to come back. */
+  private readonly appendQueues = new Map<string, SendJob[]>();
   private readonly stubs = new Map<string, DurableObjectStub<ChannelObject>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -344,6 +364,7 @@ export class UserObject extends DurableObject<Env> {
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
     this.resuming.delete(ws);
     this.inflight.delete(ws);
+    this.sendOrder.delete(ws);
     this.touchDevice(ws);
     // Reciprocate the peer's Close frame to complete the handshake. The Hibernation API requires
     // it; without it clients stay in CLOSING and report 1006. 1005/1006 cannot be sent back.
@@ -372,6 +393,10 @@ export class UserObject extends DurableObject<Env> {
     }
   }
 
+  /**
+   * Queues a SEND for its channel and waits until its SEND_ACK or ERROR is written. Replies come
+   * from the append pipeline; only frames refused up front return a Failure here.
+   */
   private async onSend(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
     const send = frame.send;
     const me = this.profile?.user_id;
@@ -383,22 +408,80 @@ export class UserObject extends DurableObject<Env> {
       return fail("rate_limited", `At most ${LIMITS.maxUnackedFrames} SENDs may await their SEND_ACK; wait for acks, then retry.`, SLOWDOWN_MS);
     }
     const content = send.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(send.content), { longs: Number, defaults: false }) : {};
+    const channelId = send.channel_id;
     this.inflight.set(ws, inFlight + 1);
-    let result;
-    try {
-      result = await this.channel(send.channel_id).append({ userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content });
-    } finally {
-      const left = (this.inflight.get(ws) ?? 1) - 1;
-      if (left > 0) this.inflight.set(ws, left); else this.inflight.delete(ws);
-    }
-    if (!result.ok) return result;
-    sendFrame(ws, { type: pb.FrameType.SEND_ACK, request_id: frame.request_id, send_ack: result.ack }, info.encoding);
+    await new Promise<void>((done) => {
+      this.admitInOrder({
+        ws, encoding: info.encoding, requestId: frame.request_id, channelId, done,
+        input: { userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content },
+      }, send.send_seq ?? 0);
+    });
     return undefined;
+  }
+
+  /**
+   * Hands SENDs to their channel's queue in the connection's send_seq order: the runtime may hand
+   * over frames that arrived together in another order. A number that never comes (a client bug)
+   * stalls nothing for long: past a window's worth of held frames, the rest go in order without it.
+   */
+  private admitInOrder(job: SendJob, sendSeq: number): void {
+    if (sendSeq <= 0) return this.enqueueAppend(job);
+    let order = this.sendOrder.get(job.ws);
+    if (!order) this.sendOrder.set(job.ws, (order = { next: 1, held: new Map() }));
+    if (sendSeq < order.next) return this.enqueueAppend(job); // a reused number: as it comes
+    order.held.set(sendSeq, job);
+    if (sendSeq > order.next && order.held.size < LIMITS.maxUnackedFrames) return;
+    if (!order.held.has(order.next)) order.next = Math.min(...order.held.keys());
+    for (let next = order.held.get(order.next); next; next = order.held.get(order.next)) {
+      order.held.delete(order.next);
+      order.next++;
+      this.enqueueAppend(next);
+    }
+  }
+
+  private enqueueAppend(job: SendJob): void {
+    const queue = this.appendQueues.get(job.channelId);
+    if (queue) { queue.push(job); return; }
+    this.appendQueues.set(job.channelId, [job]);
+    void this.runAppends(job.channelId);
+  }
+
+  /**
+   * One batch per channel in flight: whatever queues meanwhile goes in the next appendBatch, in
+   * queue order, so a device's messages keep their order and a burst costs one call and one commit.
+   */
+  private async runAppends(channelId: string): Promise<void> {
+    const queue = this.appendQueues.get(channelId)!;
+    while (queue.length > 0) {
+      const jobs = queue.splice(0, LIMITS.maxUnackedFrames);
+      let results: Result<{ ack: SendAck }>[];
+      try {
+        results = await this.channel(channelId).appendBatch(jobs.map((j) => j.input));
+      } catch (err) {
+        this.stubs.delete(channelId); // a failed call can break the stub: take a fresh one next time
+        console.error("append failed", err);
+        results = jobs.map(() => failureFromException(err));
+      }
+      jobs.forEach((job, i) => this.finishSend(job, results[i] ?? failureFromException(new Error("no result for a SEND"))));
+    }
+    this.appendQueues.delete(channelId);
+  }
+
+  private finishSend(job: SendJob, result: Result<{ ack: SendAck }>): void {
+    const left = (this.inflight.get(job.ws) ?? 1) - 1;
+    if (left > 0) this.inflight.set(job.ws, left); else this.inflight.delete(job.ws);
+    const frame = result.ok
+      ? { type: pb.FrameType.SEND_ACK, request_id: job.requestId, send_ack: result.ack }
+      : errorFrame(job.requestId, result, { channel_id: capId(job.channelId), client_msg_id: capId(job.input.clientMsgId) });
+    sendFrame(job.ws, frame, job.encoding);
+    job.done();
   }
 
   private onDeliverAck(info: SocketInfo, frame: Frame): Failure | undefined {
     const ack = frame.deliver_ack;
     if (!ack || !isChannelId(ack.channel_id) || !ack.seq || ack.seq <= 0) return fail("invalid_argument", "DELIVER_ACK needs channel_id and seq.");
+    // Only channels in this user's list: otherwise any socket could grow the table without bound.
+    if (!this.channelRow(ack.channel_id)) return fail("not_found", "No such channel in your channel list.");
     this.recordDelivered(info.deviceId, ack.channel_id, ack.seq);
     return undefined;
   }
@@ -456,7 +539,8 @@ export class UserObject extends DurableObject<Env> {
       for (const c of frame.resume?.cursors ?? []) if (isChannelId(c.channel_id)) clientCursors.set(c.channel_id, c.last_seq ?? 0);
       // The device's own cursors are the best record of what it holds: DELIVER_ACKs lost with
       // the last socket would otherwise leave the server's record behind.
-      for (const [channelId, seq] of clientCursors) if (seq > 0) this.recordDelivered(info.deviceId, channelId, seq);
+      const known = new Set(this.sql.exec<{ channel_id: string }>("SELECT channel_id FROM channels").toArray().map((r) => r.channel_id));
+      for (const [channelId, seq] of clientCursors) if (seq > 0 && known.has(channelId)) this.recordDelivered(info.deviceId, channelId, seq);
       const deviceCursors = new Map(this.sql.exec<{ channel_id: string; delivered_seq: number }>(
         "SELECT channel_id, delivered_seq FROM device_cursors WHERE device_id = ?", info.deviceId,
       ).toArray().map((r) => [r.channel_id, r.delivered_seq]));
@@ -501,7 +585,7 @@ export class UserObject extends DurableObject<Env> {
 
   private sendToDevices(messages: ChatMessageData[]): void {
     // Encode once per (encoding, set of messages) and reuse the bytes for every device.
-    const cache = new Map<string, Uint8Array | string>();
+    const cache = new Map<string, (Uint8Array | string)[]>();
     for (const ws of this.openSockets()) {
       const info = this.info(ws);
       const mine = messages.filter((m) => m.sender_device_id !== info.deviceId || m.sender_user_id !== this.profile?.user_id);
@@ -509,17 +593,17 @@ export class UserObject extends DurableObject<Env> {
       const resume = this.resuming.get(ws);
       if (resume) { resume.held.push(...mine); continue; }
       const key = `${info.encoding}:${mine.length === messages.length ? "*" : info.deviceId}`;
-      let bytes = cache.get(key);
-      if (bytes === undefined) {
-        bytes = encodeFrame({ type: pb.FrameType.DELIVER, deliver: { messages: mine } }, info.encoding);
-        cache.set(key, bytes);
+      let frames = cache.get(key);
+      if (frames === undefined) {
+        frames = chunkMessages(mine).map((chunk) => encodeFrame({ type: pb.FrameType.DELIVER, deliver: { messages: chunk } }, info.encoding));
+        cache.set(key, frames);
       }
-      sendFrame(ws, bytes, info.encoding);
+      for (const bytes of frames) sendFrame(ws, bytes, info.encoding);
     }
   }
 
   private sendMessages(ws: WebSocket, info: SocketInfo, messages: ChatMessageData[]): void {
-    sendFrame(ws, { type: pb.FrameType.DELIVER, deliver: { messages } }, info.encoding);
+    for (const chunk of chunkMessages(messages)) sendFrame(ws, { type: pb.FrameType.DELIVER, deliver: { messages: chunk } }, info.encoding);
   }
 
   private broadcastChannelUpdate(channelId: string): void {
@@ -582,11 +666,14 @@ function sameText(a: string, b: string): boolean {
 /** Echoed ids are capped: a request that filled its frame with a bogus id must get an ERROR that fits in one. */
 const MAX_ECHOED_ID = 128;
 
+function capId(s: string | null | undefined): string {
+  return (s ?? "").slice(0, MAX_ECHOED_ID);
+}
+
 function failureContext(frame: Frame): { channel_id?: string; client_msg_id?: string } {
-  const cap = (s: string | null | undefined) => (s ?? "").slice(0, MAX_ECHOED_ID);
-  if (frame.send) return { channel_id: cap(frame.send.channel_id), client_msg_id: cap(frame.send.client_msg_id) };
+  if (frame.send) return { channel_id: capId(frame.send.channel_id), client_msg_id: capId(frame.send.client_msg_id) };
   const payload = frame.payload ? (frame[frame.payload] as { channel_id?: unknown } | null | undefined) : undefined;
-  return typeof payload?.channel_id === "string" && payload.channel_id ? { channel_id: cap(payload.channel_id) } : {};
+  return typeof payload?.channel_id === "string" && payload.channel_id ? { channel_id: capId(payload.channel_id) } : {};
 }
 
 export type { MemberProfile };

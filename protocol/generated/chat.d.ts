@@ -1278,6 +1278,9 @@ export namespace edgechat {
             /** Send content. */
             content?: (edgechat.v1.MessageContent.$Properties|null);
 
+            /** Send send_seq. */
+            send_seq: number;
+
             /**
              * Creates a new Send instance using the specified properties.
              * @param [properties] Properties to set
@@ -1357,6 +1360,9 @@ export namespace edgechat {
                 /** Send content */
                 content?: (edgechat.v1.MessageContent.$Properties|null);
 
+                /** Send send_seq */
+                send_seq?: (number|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -1367,6 +1373,7 @@ export namespace edgechat {
               client_msg_id?: string|null;
               hlc_hint?: string|null;
               content?: edgechat.v1.MessageContent.$Shape|null;
+              send_seq?: number|null;
               $unknowns?: Uint8Array[];
             };
         }

@@ -2707,6 +2707,7 @@ export const edgechat = $root.edgechat = (() => {
             Send.prototype.client_msg_id = "";
             Send.prototype.hlc_hint = "";
             Send.prototype.content = null;
+            Send.prototype.send_seq = 0;
 
             Send.create = function(properties) {
                 return new Send(properties);
@@ -2727,6 +2728,8 @@ export const edgechat = $root.edgechat = (() => {
                     writer.uint32(26).string(message.hlc_hint);
                 if (message.content != null && $Object.hasOwnProperty.call(message, "content"))
                     $root.edgechat.v1.MessageContent.encode(message.content, writer.uint32(34).fork(), _depth + 1).ldelim();
+                if (message.send_seq != null && $Object.hasOwnProperty.call(message, "send_seq") && message.send_seq !== 0)
+                    writer.uint32(40).uint32(message.send_seq);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2793,6 +2796,15 @@ export const edgechat = $root.edgechat = (() => {
                             message.content = $root.edgechat.v1.MessageContent.decode(reader, reader.size(), $undefined, _depth + 1, message.content);
                             continue;
                         }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.send_seq = value;
+                            else
+                                delete message.send_seq;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -2831,6 +2843,9 @@ export const edgechat = $root.edgechat = (() => {
                     if (error)
                         return "content." + error;
                 }
+                if (message.send_seq != null && $Object.hasOwnProperty.call(message, "send_seq"))
+                    if (!$util.isInteger(message.send_seq))
+                        return "send_seq: integer expected";
                 return null;
             };
 
@@ -2858,6 +2873,9 @@ export const edgechat = $root.edgechat = (() => {
                         throw $TypeError(".edgechat.v1.Send.content: object expected");
                     message.content = $root.edgechat.v1.MessageContent.fromObject(object.content, _depth + 1);
                 }
+                if (object.send_seq != null)
+                    if ($Number(object.send_seq) !== 0)
+                        message.send_seq = object.send_seq >>> 0;
                 return message;
             };
 
@@ -2874,6 +2892,7 @@ export const edgechat = $root.edgechat = (() => {
                     object.client_msg_id = "";
                     object.hlc_hint = "";
                     object.content = null;
+                    object.send_seq = 0;
                 }
                 if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id"))
                     object.channel_id = message.channel_id;
@@ -2883,6 +2902,8 @@ export const edgechat = $root.edgechat = (() => {
                     object.hlc_hint = message.hlc_hint;
                 if (message.content != null && $Object.hasOwnProperty.call(message, "content"))
                     object.content = $root.edgechat.v1.MessageContent.toObject(message.content, options, _depth + 1);
+                if (message.send_seq != null && $Object.hasOwnProperty.call(message, "send_seq"))
+                    object.send_seq = message.send_seq;
                 return object;
             };
 

@@ -116,7 +116,7 @@ describe("ChannelObject sequencer", () => {
     const alice = profile("alice"), bob = profile("bob"), eve = profile("eve");
     const { stub } = await group(alice, [bob]);
     const cases = [
-      [{ userId: eve.user_id, clientMsgId: "x", content: text("hi") }, "not_member"],
+      [{ userId: eve.user_id, clientMsgId: "x", content: text("hi") }, "not_found"],
       [{ userId: alice.user_id, clientMsgId: "x", content: text("a".repeat(LIMITS.maxContentBytes + 1)) }, "content_too_large"],
       [{ userId: alice.user_id, clientMsgId: "x", content: text("é".repeat(LIMITS.maxContentBytes / 2 + 1)) }, "content_too_large"],
       [{ userId: alice.user_id, clientMsgId: "x", content: text("") }, "invalid_argument"],

@@ -44,8 +44,8 @@ describe("gateway and frame errors", () => {
       ["a SEND without client_msg_id", () => a.send({ type: T.SEND, send: { channel_id: channel, content: { text: { text: "hi" } } } }), "invalid_argument"],
       ["oversized content", () => a.send({ type: T.SEND, send: { channel_id: channel, client_msg_id: "big", content: { text: { text: "x".repeat(LIMITS.maxContentBytes + 1) } } } }), "content_too_large"],
       ["a frame of a later release", () => a.send({ type: T.REACT, react: { channel_id: channel, seq: 1, emoji: "👍", op: "add" } }), "not_implemented"],
-      ["typing in a channel one is not in", () => e.send({ type: T.TYPING, typing: { channel_id: channel, is_typing: true } }), "not_member"],
-      ["history of a channel one is not in", () => e.send({ type: T.PULL_HISTORY, pull_history: { channel_id: channel } }), "not_member"],
+      ["typing in a channel one was never in", () => e.send({ type: T.TYPING, typing: { channel_id: channel, is_typing: true } }), "not_found"],
+      ["history of a channel one was never in", () => e.send({ type: T.PULL_HISTORY, pull_history: { channel_id: channel } }), "not_found"],
       ["a DELIVER_ACK without seq", () => a.send({ type: T.DELIVER_ACK, deliver_ack: { channel_id: channel } }), "invalid_argument"],
     ];
     for (const [what, send, code] of cases) {
@@ -55,9 +55,9 @@ describe("gateway and frame errors", () => {
       expect(err.retryable, what).toBe(false);
       expect(err.message?.length, what).toBeGreaterThan(0);
     }
-    // A non-member's SEND: ERROR names the message, nothing is stored.
+    // A stranger's SEND: ERROR names the message (and does not confirm the channel exists).
     const denied = await e.sendText(channel, "let me in", "eve-1");
-    expect(denied.error).toMatchObject({ code: "not_member", client_msg_id: "eve-1", channel_id: channel, retryable: false });
+    expect(denied.error).toMatchObject({ code: "not_found", client_msg_id: "eve-1", channel_id: channel, retryable: false });
     const history = await call<{ messages: unknown[] }>("GET", `/v1/channels/${channel}/messages`, { token: alice.access_token });
     expect(history.body.messages).toHaveLength(1); // the creation notice only
 
