@@ -361,7 +361,10 @@ export class EdgechatClient {
     if (state && message.seq > state.last_seq) {
       state.last_seq = message.seq;
       state.last_activity_hlc = message.hlc || state.last_activity_hlc;
-      if (message.sender_user_id !== this.hello?.user_id && message.seq > state.last_read_seq) state.unread_count += 1;
+      state.last_activity_at = message.server_ts || state.last_activity_at;
+      // As the server counts: messages from others, not system notices ("alice added bob").
+      const counts = message.sender_user_id !== this.hello?.user_id && !message.content.system;
+      if (counts && message.seq > state.last_read_seq) state.unread_count += 1;
     }
     this.events.emit("message", message);
   }

@@ -201,7 +201,8 @@ export function channelFromJson(json: unknown): Channel {
   const channel: Channel = { channel_id: c.channel_id, type: str(c.type), name: str(c.name) };
   if (c.member_count !== undefined) channel.member_count = num(c.member_count);
   if (c.last_seq !== undefined) channel.last_seq = num(c.last_seq);
-  const members = Array.isArray(c.members) ? c.members : Array.isArray(c.member_list) ? c.member_list : undefined;
+  // member_list (GET /v1/channels/{id}) has roles and read cursors; members is the summary.
+  const members = Array.isArray(c.member_list) ? c.member_list : Array.isArray(c.members) ? c.members : undefined;
   if (members) channel.members = members.filter(isObject).map(memberFromJson);
   return channel;
 }
