@@ -159,9 +159,7 @@ export class Connection {
       url = await this.hooks.socketUrl();
     } catch (err) {
       if (gen !== this.generation || !this.running) return;
-      const e = asError(err);
-      if (e.retryable) this.scheduleReconnect(e.message);
-      else this.fatal(e);
+      this.retryOrGiveUp(asError(err));
       return;
     }
     if (gen !== this.generation || !this.running) return;
@@ -281,9 +279,7 @@ export class Connection {
       await this.hooks.renewAuth();
     } catch (err) {
       if (gen !== this.generation || !this.running) return;
-      const e = asError(err);
-      if (e.retryable) this.scheduleReconnect(e.message);
-      else this.fatal(e);
+      this.retryOrGiveUp(asError(err));
       return;
     }
     if (gen !== this.generation || !this.running) return;
@@ -298,6 +294,12 @@ export class Connection {
     this.dropSocket(code, closeReason);
     this.hooks.down();
     if (this.running) this.scheduleReconnect(why);
+  }
+
+  /** A failure while (re)connecting: try again later if it may pass, else stop for good. */
+  private retryOrGiveUp(e: EdgechatError): void {
+    if (e.retryable) this.scheduleReconnect(e.message);
+    else this.fatal(e);
   }
 
   private scheduleReconnect(reason: string): void {

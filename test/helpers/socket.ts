@@ -6,6 +6,7 @@ import { SELF } from "cloudflare:test";
 import { decodeFrame, encodeFrame, frameTypeName, pb, type Encoding, type Frame, type FrameInit } from "../../protocol/codec.js";
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../../protocol/limits.js";
 import { BASE } from "./api.js";
+import { Waiters } from "./waiters.js";
 import type { edgechat } from "../../protocol/generated/chat.js";
 
 export type Msg = edgechat.v1.IChatMessage;
@@ -14,7 +15,7 @@ export class TestDevice {
   readonly frames: Frame[] = [];
   readonly texts: string[] = [];
   closed: { code: number; reason: string } | undefined;
-  private waiters: (() => void)[] = [];
+  private readonly changes = new Waiters();
   private nextRequestId = 1;
 
   constructor(readonly ws: WebSocket, readonly encoding: Encoding, readonly deviceId: string) {
@@ -35,16 +36,13 @@ export class TestDevice {
   }
 
   private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.changes.wake();
   }
 
-  private changed(timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms; frames so far: ${this.frames.map((f) => frameTypeName(f.type)).join(",")}`)), timeoutMs);
-      this.waiters.push(() => { clearTimeout(t); resolve(); });
-    });
+  private async changed(timeoutMs: number): Promise<void> {
+    if (!(await this.changes.wait(timeoutMs))) {
+      throw new Error(`timed out after ${timeoutMs} ms; frames so far: ${this.frames.map((f) => frameTypeName(f.type)).join(",")}`);
+    }
   }
 
   /** Removes and returns the first queued frame matching `pred`, waiting up to `timeoutMs`. */

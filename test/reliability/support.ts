@@ -11,6 +11,7 @@ import { expect } from "vitest";
 import { decodeFrame, encodeFrame, frameTypeName, pb, type Encoding, type Frame, type FrameInit } from "../../protocol/codec.js";
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../../protocol/limits.js";
 import { BASE, call, type TestUser } from "../helpers/api.js";
+import { Waiters } from "../helpers/waiters.js";
 import type { edgechat } from "../../protocol/generated/chat.js";
 
 export const T = pb.FrameType;
@@ -26,7 +27,7 @@ export class ProbeDevice {
   readonly undecodable: Undecodable[] = [];
   readonly texts: string[] = [];
   closed: { code: number; reason: string } | undefined;
-  private waiters: (() => void)[] = [];
+  private readonly changes = new Waiters();
   private nextRequestId = 1;
 
   constructor(readonly ws: WebSocket, readonly encoding: Encoding, readonly deviceId: string) {
@@ -54,16 +55,11 @@ export class ProbeDevice {
   }
 
   private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.changes.wake();
   }
 
   private changed(timeoutMs: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), timeoutMs);
-      this.waiters.push(() => { clearTimeout(t); resolve(true); });
-    });
+    return this.changes.wait(timeoutMs);
   }
 
   /** Removes and returns the first queued frame matching `pred`, or throws after `timeoutMs`. */
