@@ -364,7 +364,7 @@ export class UserObject extends DurableObject<Env> {
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
     this.resuming.delete(ws);
     this.inflight.delete(ws);
-    this.sendOrder.delete(ws);
+    this.releaseHeldSends(ws);
     this.touchDevice(ws);
     // Reciprocate the peer's Close frame to complete the handshake. The Hibernation API requires
     // it; without it clients stay in CLOSING and report 1006. 1005/1006 cannot be sent back.
@@ -373,6 +373,8 @@ export class UserObject extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     this.resuming.delete(ws);
+    this.inflight.delete(ws);
+    this.releaseHeldSends(ws);
     this.touchDevice(ws);
   }
 
@@ -437,6 +439,17 @@ export class UserObject extends DurableObject<Env> {
       order.next++;
       this.enqueueAppend(next);
     }
+  }
+
+  /**
+   * A closing socket may leave SENDs held behind a send_seq that never came: store them in order
+   * anyway (their handlers must finish; the client's retry with the same client_msg_id dedups).
+   */
+  private releaseHeldSends(ws: WebSocket): void {
+    const order = this.sendOrder.get(ws);
+    this.sendOrder.delete(ws);
+    if (!order) return;
+    for (const seq of [...order.held.keys()].sort((a, b) => a - b)) this.enqueueAppend(order.held.get(seq)!);
   }
 
   private enqueueAppend(job: SendJob): void {
