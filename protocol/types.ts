@@ -53,3 +53,12 @@ export interface Device {
   last_seen_at: number;
   connected: boolean;
 }
+
+/** One user's presence as others see it (PRESENCE frames, GET /v1/presence). */
+export interface PresenceState {
+  user_id: string;
+  /** `offline` also for users who hide their presence (then last_seen is 0). */
+  status: "online" | "away" | "offline";
+  /** ms since the epoch when the user was last online; 0 = unknown or hidden. */
+  last_seen: number;
+}

@@ -17,7 +17,7 @@ import { timingSafeEqual } from "../../workers/auth/password.js";
 import { migrate } from "../migrate.js";
 import type { ChannelObject } from "../channel/ChannelObject.js";
 import type { AppendInput, ChannelSignal, ChatMessageData, DeliveryBatch, MemberProfile, SendAck } from "../channel/types.js";
-import type { Device } from "../../protocol/types.js";
+import type { Device, PresenceState } from "../../protocol/types.js";
 import { channelState, type ChannelRow, type ChannelState } from "./channel-list.js";
 import { USER_MIGRATIONS } from "./schema.js";
 
@@ -288,6 +288,11 @@ export class UserObject extends DurableObject<Env> {
       ? { type: pb.FrameType.TYPING, typing: { channel_id: event.channel_id, user_id: event.user_id, device_id: event.device_id, is_typing: event.is_typing } }
       : { type: pb.FrameType.READ, read: { channel_id: event.channel_id, user_id: event.user_id, up_to_seq: event.up_to_seq } };
     this.broadcast(frame);
+  }
+
+  /** A watched user's presence changed (from their PresenceObject shard): to every device. */
+  presence(state: PresenceState): void {
+    this.broadcast({ type: pb.FrameType.PRESENCE, presence: { user_id: state.user_id, status: state.status, last_seen: state.last_seen } });
   }
 
   /* ------------------------------------ RPC: settings ------------------------------------ */
