@@ -17,11 +17,11 @@ import { endpoints, Http, RestApi } from "./rest.js";
 import { systemClock, systemScheduler, uuid } from "./scheduler.js";
 import type {
   AuthSession, Channel, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput,
-  Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, OutboxEntry, PendingSend, Scheduler, SendAck, SendContent,
+  Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MessageUpdate, OutboxEntry, PendingSend, Scheduler, SendAck, SendContent,
   User, WebSocketConstructor,
 } from "./types.js";
 import {
-  contentInit, sentContent, toChannelState, toChatMessage, toHello, toHistoryPage, toMessageUpdate, toPresence,
+  contentInit, sentContent, toChannelState, toChatMessage, toHello, toHistoryPage, toMessageUpdate, toPresence, updateOf, withUpdatesApart,
   toReadReceipt, toSendAck, toTyping,
 } from "./wire.js";
 
@@ -358,6 +358,19 @@ export class EdgechatClient {
 
   private emitMessage(message: ChatMessage): void {
     const state = this.states.get(message.channel_id);
+    const update = message.content.update;
+    if (update) {
+      // A change to an earlier message: it moves the cursor, not the channel's activity or unread count.
+      if (state && message.seq > state.last_seq) {
+        state.last_seq = message.seq;
+        const target = update.target;
+        const unreadGone = update.kind === "deleted" && target !== undefined && target.sender_user_id !== this.hello?.user_id && update.target_seq > state.last_read_seq;
+        if (unreadGone) state.unread_count = Math.max(0, state.unread_count - 1);
+      }
+      const change = updateOf(message);
+      if (change) this.events.emit("messageUpdated", change);
+      return;
+    }
     if (state && message.seq > state.last_seq) {
       state.last_seq = message.seq;
       state.last_activity_hlc = message.hlc || state.last_activity_hlc;
@@ -378,7 +391,7 @@ export class EdgechatClient {
       this.ingest({
         channel_id: ack.channel_id || entry.channel_id, server_msg_id: ack.server_msg_id, hlc: ack.hlc, seq: ack.seq,
         client_msg_id: ack.client_msg_id, sender_user_id: me, sender_device_id: this.deviceId, server_ts: ack.server_ts,
-        content: sentContent(entry.content), reactions: [], edited_at: 0, deleted: false,
+        content: sentContent(entry.content), reactions: [], edited_at: 0, deleted: false, hidden: false,
       }, true);
       this.scheduleAckFlush();
     }
@@ -674,44 +687,48 @@ export class EdgechatClient {
   }
 
   /**
-   * Adds or removes a reaction. Resolves when the server confirms (MESSAGE_UPDATE).
+   * Adds or removes this user's reaction. Resolves with the message as it is now; every member's
+   * devices get a `messageUpdated` event. Adding a reaction one has already (a retry) is harmless.
    *
    * @example
    * await client.react(channelId, message.seq, "👍");
    */
-  react(channelId: string, seq: number, emoji: string, op: "add" | "remove" = "add"): Promise<void> {
-    return this.mutation({ type: T.REACT, react: { channel_id: channelId, seq, emoji, op } }, channelId, seq);
+  react(channelId: string, seq: number, emoji: string, op: "add" | "remove" = "add"): Promise<MessageUpdate> {
+    return this.mutation({ type: T.REACT, react: { channel_id: channelId, seq, emoji, op } });
   }
 
   /**
-   * Replaces a message's content. Resolves when the server confirms (MESSAGE_UPDATE).
+   * Replaces the text of one of this user's messages (the server allows it for 24 hours).
+   * Resolves with the message as it is now.
    *
    * @example
    * await client.editMessage(channelId, message.seq, "fixed typo");
    */
-  editMessage(channelId: string, seq: number, content: string | SendContent): Promise<void> {
+  editMessage(channelId: string, seq: number, content: string | SendContent): Promise<MessageUpdate> {
     const body: SendContent = typeof content === "string" ? { text: { text: content } } : content;
     const invalid = this.validateSend(channelId, body);
     if (invalid) return handled(Promise.reject(invalid));
-    return this.mutation({ type: T.EDIT, edit: { channel_id: channelId, seq, content: contentInit(body) } }, channelId, seq);
+    return this.mutation({ type: T.EDIT, edit: { channel_id: channelId, seq, content: contentInit(body) } });
   }
 
   /**
-   * Deletes a message for everyone (a tombstone) or only on this user's devices.
+   * Deletes a message for everyone (a tombstone: its sender within 48 hours, a group's admins
+   * always) or, by default, only for this user, on all of their devices.
    *
    * @example
    * await client.deleteMessage(channelId, message.seq, { forEveryone: true });
    */
-  deleteMessage(channelId: string, seq: number, options: { forEveryone?: boolean } = {}): Promise<void> {
-    return this.mutation({ type: T.DELETE, delete: { channel_id: channelId, seq, for_everyone: options.forEveryone === true } }, channelId, seq);
+  deleteMessage(channelId: string, seq: number, options: { forEveryone?: boolean } = {}): Promise<MessageUpdate> {
+    return this.mutation({ type: T.DELETE, delete: { channel_id: channelId, seq, for_everyone: options.forEveryone === true } });
   }
 
-  private mutation(frame: RequestInit, channelId: string, seq: number): Promise<void> {
+  /** REACT, EDIT, DELETE: answered by a MESSAGE_UPDATE with the same request_id (or an ERROR). */
+  private mutation(frame: RequestInit): Promise<MessageUpdate> {
     if (this.conn.state !== "ready") return handled(Promise.reject(notConnected()));
-    return handled(this.request(frame, {
-      timeoutMs: this.requestTimeoutMs,
-      matches: (f) => f.type === T.MESSAGE_UPDATE && f.message_update?.message?.channel_id === channelId && f.message_update.message.seq === seq,
-    }).then(() => undefined));
+    return handled(this.request(frame, { timeoutMs: this.requestTimeoutMs }).then((answer) => {
+      if (!answer?.message_update) throw new EdgechatError({ code: "bad_response", message: `${pb.FrameType[frame.type ?? 0]} was answered without a MESSAGE_UPDATE.` });
+      return toMessageUpdate(answer.message_update);
+    }));
   }
 
   /** Sends a request frame and waits for its answer (echoed request_id or a matching frame). */
@@ -761,13 +778,13 @@ export class EdgechatClient {
         if (!answer?.history_page) throw new EdgechatError({ code: "bad_response", message: "PULL_HISTORY was answered without a HISTORY_PAGE." });
         const page = toHistoryPage(answer.history_page);
         if (page.channel_id === "") page.channel_id = channelId;
-        return page;
+        return withUpdatesApart(page);
       } catch (err) {
         // The socket dropped or stalled mid-request: REST gets the same page.
         if (!(err instanceof EdgechatError) || (err.code !== "network_error" && err.code !== "timeout")) throw err;
       }
     }
-    return this.api.history(channelId, options);
+    return withUpdatesApart(await this.api.history(channelId, options));
   }
 
   // ---- REST ------------------------------------------------------------------------------------

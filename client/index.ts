@@ -36,6 +36,6 @@ export type {
   AttachmentBody, AuthSession, Channel, ChannelEvent, ChannelMember, ChannelState, ChatMessage, ClientEvents, ClientOptions,
   Clock, ConnectionState, ConnectionStateChange, CreateChannelInput, Device, EncryptedBody, Encoding, FetchInit, FetchLike,
   FetchResponse, HelloInfo, HistoryOptions, HistoryPage, MessageContent, MessageUpdate, OutboxEntry, OutboxState,
-  OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SocketEvent,
+  OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SocketEvent, UpdateBody,
   SyncedEvent, SystemBody, TextBody, TypingEvent, User, WebSocketConstructor, WebSocketLike,
 } from "./types.js";

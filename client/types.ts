@@ -57,12 +57,24 @@ export interface EncryptedBody {
   algorithm: string;
 }
 
+/**
+ * A change to an earlier message, logged by the server as the channel's next seq. The SDK turns
+ * it into a `messageUpdated` event (and keeps it out of `message` events and history pages).
+ */
+export interface UpdateBody {
+  target_seq: number;
+  kind: "edited" | "deleted" | "reactions" | (string & {});
+  /** The target as it was when this change was read: content, reactions and flags. */
+  target?: ChatMessage;
+}
+
 /** Exactly one body is set; none for a deleted message's tombstone. */
 export interface MessageContent {
   text?: TextBody;
   attachment?: AttachmentBody;
   system?: SystemBody;
   encrypted?: EncryptedBody;
+  update?: UpdateBody;
 }
 
 /** What a client may send. v0.1 servers accept text only; the others answer `not_implemented`. */
@@ -93,7 +105,10 @@ export interface ChatMessage {
   reactions: Reaction[];
   /** 0 = never edited. */
   edited_at: number;
+  /** Deleted for everyone: a tombstone with no content. */
   deleted: boolean;
+  /** Deleted for me (this user, all their devices): apps leave it out of the timeline. */
+  hidden: boolean;
 }
 
 export interface ChannelMember {
@@ -123,6 +138,12 @@ export interface HistoryPage {
   has_more: boolean;
   /** The channel's newest seq. */
   last_seq: number;
+  /**
+   * Changes (edits, deletes, reactions) the page's range holds, oldest first, each with its
+   * target as it is now. Messages in `messages` already show them; apply them to messages you
+   * hold from elsewhere.
+   */
+  updates: MessageUpdate[];
 }
 
 export interface HistoryOptions {
@@ -156,9 +177,11 @@ export interface PresenceEvent {
   last_seen: number;
 }
 
+/** A message changed: `message` is the message as it is now; replace yours by (channel_id, seq). */
 export interface MessageUpdate {
   message: ChatMessage;
-  kind: "edited" | "deleted" | "reactions" | (string & {});
+  /** `hidden`: this user deleted it for themselves (on any of their devices). */
+  kind: "edited" | "deleted" | "reactions" | "hidden" | (string & {});
 }
 
 /** The server's HELLO: who this connection is, and the limits it enforces. */

@@ -8,7 +8,7 @@ import type { edgechat } from "../protocol/generated/chat.js";
 import { EdgechatError } from "./errors.js";
 import type {
   AttachmentBody, AuthSession, Channel, ChannelMember, ChannelState, ChatMessage, Device, HelloInfo,
-  HistoryPage, MessageContent, MessageUpdate, PresenceEvent, ReadReceipt, SendAck, SendContent, TypingEvent, User,
+  HistoryPage, MessageContent, MessageUpdate, PresenceEvent, ReadReceipt, SendAck, SendContent, TypingEvent, UpdateBody, User,
 } from "./types.js";
 
 type v1Props = {
@@ -51,6 +51,12 @@ export function toContent(c: edgechat.v1.MessageContent.$Properties | null | und
     const e = c.encrypted;
     return { encrypted: { ciphertext: e.ciphertext instanceof Uint8Array ? e.ciphertext : new Uint8Array(), key_ref: str(e.key_ref), algorithm: str(e.algorithm) } };
   }
+  if (c.update) {
+    const u = c.update;
+    const update: UpdateBody = { target_seq: num(u.target_seq), kind: str(u.kind) };
+    if (u.target) update.target = toChatMessage(u.target);
+    return { update };
+  }
   return {};
 }
 
@@ -68,6 +74,7 @@ export function toChatMessage(m: Props<"ChatMessage">): ChatMessage {
     reactions: (m.reactions ?? []).map((r) => ({ emoji: str(r.emoji), user_ids: strings(r.user_ids) })),
     edited_at: num(m.edited_at),
     deleted: bool(m.deleted),
+    hidden: bool(m.hidden),
   };
 }
 
@@ -108,7 +115,30 @@ export function toHistoryPage(h: Props<"HistoryPage">): HistoryPage {
     next_cursor: num(h.next_cursor),
     has_more: bool(h.has_more),
     last_seq: num(h.last_seq),
+    updates: [],
   };
+}
+
+/**
+ * The change a logged update carries, as apps receive it; undefined for an ordinary message or an
+ * update without its target (the target was never stored).
+ */
+export function updateOf(m: ChatMessage): MessageUpdate | undefined {
+  const u = m.content.update;
+  if (!u?.target) return undefined;
+  return { message: { ...u.target, channel_id: u.target.channel_id || m.channel_id }, kind: u.kind };
+}
+
+/** A page as apps receive it: changes moved out of `messages` into `updates`. */
+export function withUpdatesApart(page: HistoryPage): HistoryPage {
+  const messages: ChatMessage[] = [];
+  const updates: MessageUpdate[] = [];
+  for (const m of page.messages) {
+    if (!m.content.update) { messages.push(m); continue; }
+    const u = updateOf(m);
+    if (u) updates.push(u);
+  }
+  return { ...page, messages, updates };
 }
 
 export function toReadReceipt(r: Props<"Read">): ReadReceipt {

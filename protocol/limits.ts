@@ -18,6 +18,12 @@ export const LIMITS = {
   maxDeviceIdLength: 64,
   maxChannelNameLength: 100,
   maxEmojiLength: 32,
+  /** Distinct emoji on one message; a new one past this is refused (existing ones can still be added to). */
+  maxReactionsPerMessage: 50,
+  /** A sender may edit their text messages this long after sending. */
+  editWindowMs: 24 * 3600 * 1000,
+  /** A sender may delete a message for everyone this long after sending; group owners and admins always may. */
+  deleteWindowMs: 48 * 3600 * 1000,
   /** A RESUME sends at most this many messages per channel; the client pages further back itself. */
   maxResumeMessagesPerChannel: 1000,
 } as const;

@@ -13,7 +13,7 @@ import { userStub } from "../../workers/lib/routing.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { chunkMessages } from "../../protocol/frame-budget.js";
 import { migrate } from "../migrate.js";
-import { validateClientContent, validClientMsgId, type ContentKind } from "./content.js";
+import { validateClientContent, validClientMsgId, validEmoji, type ContentKind } from "./content.js";
 import { HLC_ZERO, hlcToHex, nextHlc, serverMsgId, type Hlc } from "./hlc.js";
 import { rateLimitFromEnv, SenderRateLimiter } from "./rate-limit.js";
 import { CHANNEL_MIGRATIONS } from "./schema.js";
@@ -22,7 +22,7 @@ import {
   SIGNAL_MAX_MEMBERS, SMALL_CHANNEL_MEMBERS, type ChannelSignal,
   type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData,
   type ContentInit, type DeliveryBatch, type HistoryPageData, type HistoryQuery, type Member,
-  type MemberProfile, type MemberRole, type SendAck,
+  type MemberProfile, type MemberRole, type SendAck, type ChangeKind, type MessageChange, type Reaction,
 } from "./types.js";
 import type { UserObject } from "../user/UserObject.js";
 
@@ -65,6 +65,7 @@ type MessageRow = {
   server_ts: number;
   edited_at: number;
   deleted: number;
+  reactions: string;
 };
 
 type MemberRow = {
@@ -308,6 +309,86 @@ export class ChannelObject extends DurableObject<Env> {
     return { ok: true };
   }
 
+  /**
+   * Adds or removes one of the member's reactions. Adding one they have, or removing one they do
+   * not, changes nothing and writes nothing (so a retry is harmless).
+   */
+  react(userId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Result<MessageChange> {
+    const found = this.changeable(userId, seq);
+    if (!found.ok) return found;
+    const row = found.row;
+    if (!validEmoji(emoji)) return fail("invalid_argument", `emoji must be one emoji or a :shortcode:, at most ${LIMITS.maxEmojiLength} characters.`);
+    if (op !== "add" && op !== "remove") return fail("invalid_argument", "op must be add or remove.");
+    if (row.deleted) return fail("invalid_argument", "A deleted message takes no reactions.");
+    const reactions = parseReactions(row.reactions);
+    const entry = reactions.find((r) => r.emoji === emoji);
+    const has = entry?.user_ids.includes(userId) ?? false;
+    if ((op === "add") === has) return this.unchanged(row, "reactions");
+    if (op === "add" && !entry && reactions.length >= LIMITS.maxReactionsPerMessage) {
+      return fail("invalid_argument", `A message takes at most ${LIMITS.maxReactionsPerMessage} different reactions.`);
+    }
+    const limited = this.takeRate(userId);
+    if (limited) return limited;
+    if (op === "add") {
+      this.sql.exec("INSERT INTO reactions (seq, user_id, emoji, created_at) VALUES (?, ?, ?, ?)", seq, userId, emoji, Date.now());
+      if (entry) entry.user_ids.push(userId); else reactions.push({ emoji, user_ids: [userId] });
+    } else {
+      this.sql.exec("DELETE FROM reactions WHERE seq = ? AND user_id = ? AND emoji = ?", seq, userId, emoji);
+      entry!.user_ids = entry!.user_ids.filter((id) => id !== userId);
+    }
+    row.reactions = JSON.stringify(reactions.filter((r) => r.user_ids.length > 0));
+    this.sql.exec("UPDATE messages SET reactions = ? WHERE seq = ?", row.reactions, seq);
+    return this.changed(userId, deviceId, row, "reactions");
+  }
+
+  /** Replaces the text of one of the member's own messages, within LIMITS.editWindowMs. */
+  edit(userId: string, deviceId: string, seq: number, content: ContentInit): Result<MessageChange> {
+    const found = this.changeable(userId, seq);
+    if (!found.ok) return found;
+    const row = found.row;
+    if (row.sender_user_id !== userId) return fail("forbidden", "Only its sender can edit a message.");
+    if (row.deleted) return fail("invalid_argument", "A deleted message cannot be edited.");
+    if (row.kind !== "text") return fail("invalid_argument", "Only text messages can be edited.");
+    if (Date.now() - row.server_ts > LIMITS.editWindowMs) {
+      return fail("forbidden", `A message can be edited for ${LIMITS.editWindowMs / 3_600_000} hours after it was sent.`);
+    }
+    const valid = validateClientContent(content);
+    if (!valid.ok) return valid;
+    if (valid.kind !== "text") return fail("invalid_argument", "An edit replaces text with text.");
+    const next = JSON.stringify(valid.content);
+    if (next === row.content) return this.unchanged(row, "edited");
+    const limited = this.takeRate(userId);
+    if (limited) return limited;
+    row.content = next;
+    row.edited_at = Date.now();
+    this.sql.exec("UPDATE messages SET content = ?, edited_at = ? WHERE seq = ?", row.content, row.edited_at, seq);
+    return this.changed(userId, deviceId, row, "edited");
+  }
+
+  /**
+   * Deletes a message for everyone: its content and reactions are erased and a tombstone keeps
+   * its seq. Its sender may within LIMITS.deleteWindowMs; a group's owner and admins always may.
+   */
+  deleteForEveryone(userId: string, deviceId: string, seq: number): Result<MessageChange> {
+    const found = this.changeable(userId, seq);
+    if (!found.ok) return found;
+    const row = found.row;
+    if (row.deleted) return this.unchanged(row, "deleted");
+    const moderator = this.channel!.type === "group" && this.isAdmin(userId);
+    if (row.sender_user_id !== userId && !moderator) return fail("forbidden", "Only its sender or a group admin can delete a message for everyone.");
+    if (row.sender_user_id === userId && !moderator && Date.now() - row.server_ts > LIMITS.deleteWindowMs) {
+      return fail("forbidden", `A message can be deleted for everyone for ${LIMITS.deleteWindowMs / 3_600_000} hours after it was sent.`);
+    }
+    const limited = this.takeRate(userId);
+    if (limited) return limited;
+    row.deleted = 1;
+    row.content = "{}";
+    row.reactions = "[]";
+    this.sql.exec("UPDATE messages SET deleted = 1, content = '{}', reactions = '[]' WHERE seq = ?", seq);
+    this.sql.exec("DELETE FROM reactions WHERE seq = ?", seq);
+    return this.changed(userId, deviceId, row, "deleted");
+  }
+
   /** Finishes interrupted fan-out and retries members whose delivery failed. */
   override async alarm(): Promise<void> {
     this.fanoutGuardArmed = false;
@@ -326,6 +407,33 @@ export class ChannelObject extends DurableObject<Env> {
     if (this.members.has(userId)) return undefined;
     const former = this.sql.exec("SELECT 1 FROM members WHERE user_id = ?", userId).toArray().length > 0;
     return former ? fail("not_member", "You are no longer a member of this channel.") : fail("not_found", "No such channel.");
+  }
+
+  /** The member's target for a react, edit or delete: a message people wrote (not a notice, not a change). */
+  private changeable(userId: string, seq: number): Result<{ row: MessageRow }> {
+    const denied = this.requireMember(userId);
+    if (denied) return denied;
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq > this.lastSeq) return fail("not_found", "No message with that seq in this channel.");
+    const row = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq = ?`, seq).one();
+    if (row.kind === "system" || row.kind === "update") return fail("invalid_argument", "Channel notices cannot be changed or reacted to.");
+    return { ok: true, row };
+  }
+
+  private takeRate(userId: string): Failure | undefined {
+    const wait = this.limiter.take(userId, Date.now());
+    if (wait <= 0) return undefined;
+    return fail("rate_limited", `Slow down: at most ${this.limiter.limit.perSecond} messages and changes per second per person in one channel.`, wait);
+  }
+
+  private unchanged(row: MessageRow, kind: ChangeKind): Result<MessageChange> {
+    return { ok: true, message: this.toMessage(row), kind, changed: false };
+  }
+
+  /** Logs the change as the channel's next message, so every device receives it in order. */
+  private changed(userId: string, deviceId: string, target: MessageRow, kind: ChangeKind): Result<MessageChange> {
+    const message = this.toMessage(target);
+    this.insertMessage(userId, deviceId, null, "update", { update: { target_seq: target.seq, kind } }, { update: { target_seq: target.seq, kind, target: message } });
+    return { ok: true, message, kind, changed: true };
   }
 
   private isAdmin(userId: string): boolean {
@@ -363,7 +471,7 @@ export class ChannelObject extends DurableObject<Env> {
    * The sequencer. Synchronous on purpose: seq, HLC, the message row and the channel row are
    * written in one implicit transaction with no `await` in between.
    */
-  private insertMessage(userId: string, deviceId: string, clientMsgId: string | null, kind: ContentKind, content: ContentInit) {
+  private insertMessage(userId: string, deviceId: string, clientMsgId: string | null, kind: ContentKind, content: ContentInit, delivered: ContentInit = content) {
     const now = Date.now();
     const hlc = nextHlc(this.hlc, now);
     const seq = this.lastSeq + 1;
@@ -382,7 +490,7 @@ export class ChannelObject extends DurableObject<Env> {
     }
     this.unsent.push({
       channel_id: this.channel!.channel_id, server_msg_id: serverMsgId(hlc, seq), hlc: hlcToHex(hlc), seq,
-      client_msg_id: clientMsgId ?? "", sender_user_id: userId, sender_device_id: deviceId, server_ts: now, content,
+      client_msg_id: clientMsgId ?? "", sender_user_id: userId, sender_device_id: deviceId, server_ts: now, content: delivered,
     });
     this.kickFanout();
     return { seq, hlc, server_ts: now };
@@ -402,13 +510,20 @@ export class ChannelObject extends DurableObject<Env> {
     };
   }
 
+  /** A stored row as clients see it; a change carries its target as it is now. */
   private toMessage(r: MessageRow): ChatMessageData {
     const hlc = { ms: r.hlc_ms, logical: r.hlc_logical };
+    let content = r.deleted ? {} : (JSON.parse(r.content) as ContentInit);
+    if (r.kind === "update" && content.update) {
+      const target = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq = ?`, Number(content.update.target_seq)).toArray()[0];
+      if (target) content = { update: { ...content.update, target: this.toMessage(target) } };
+    }
     const m: ChatMessageData = {
       channel_id: this.channel!.channel_id, server_msg_id: serverMsgId(hlc, r.seq), hlc: hlcToHex(hlc), seq: r.seq,
       client_msg_id: r.client_msg_id ?? "", sender_user_id: r.sender_user_id, sender_device_id: r.sender_device_id,
-      server_ts: r.server_ts, content: r.deleted ? {} : (JSON.parse(r.content) as ContentInit),
+      server_ts: r.server_ts, content,
     };
+    if (r.reactions !== "[]") m.reactions = parseReactions(r.reactions);
     if (r.edited_at) m.edited_at = r.edited_at;
     if (r.deleted) m.deleted = true;
     return m;
@@ -416,7 +531,7 @@ export class ChannelObject extends DurableObject<Env> {
 
   private unreadCount(userId: string, afterSeq: number): number {
     return this.sql.exec<{ n: number }>(
-      "SELECT count(*) AS n FROM messages WHERE seq > ? AND sender_user_id != ? AND kind != 'system' AND deleted = 0",
+      "SELECT count(*) AS n FROM messages WHERE seq > ? AND sender_user_id != ? AND kind NOT IN ('system', 'update') AND deleted = 0",
       afterSeq, userId,
     ).one().n;
   }
@@ -578,7 +693,11 @@ export class ChannelObject extends DurableObject<Env> {
 }
 
 const SELECT_MESSAGES =
-  "SELECT seq, hlc_ms, hlc_logical, sender_user_id, sender_device_id, client_msg_id, kind, content, server_ts, edited_at, deleted FROM messages";
+  "SELECT seq, hlc_ms, hlc_logical, sender_user_id, sender_device_id, client_msg_id, kind, content, server_ts, edited_at, deleted, reactions FROM messages";
+
+function parseReactions(json: string): Reaction[] {
+  return JSON.parse(json) as Reaction[];
+}
 
 function clampLimit(limit: number | undefined): number {
   if (limit === undefined || !Number.isFinite(limit) || limit <= 0) return LIMITS.defaultPageSize;

@@ -66,4 +66,9 @@ export const CHANNEL_MIGRATIONS: readonly string[] = [
     attempts  INTEGER NOT NULL DEFAULT 0
   );
   `,
+  `
+  -- Reactions as clients receive them ([{emoji, user_ids}] in first-reaction order), kept beside
+  -- the message so a page of history is one SELECT; the reactions table stays the truth.
+  ALTER TABLE messages ADD COLUMN reactions TEXT NOT NULL DEFAULT '[]';
+  `,
 ];

@@ -19,8 +19,26 @@ export interface ChatMessageData {
   sender_device_id: string;
   server_ts: number;
   content: ContentInit;
+  reactions?: Reaction[];
   edited_at?: number;
   deleted?: boolean;
+  /** Deleted for me: set by the reader's UserObject, never stored in the channel. */
+  hidden?: boolean;
+}
+
+export interface Reaction {
+  emoji: string;
+  user_ids: string[];
+}
+
+export type ChangeKind = "edited" | "deleted" | "reactions";
+
+/** The answer to a react, edit or delete: the message as it is now. */
+export interface MessageChange {
+  message: ChatMessageData;
+  kind: ChangeKind | "hidden";
+  /** false: it was so already (a retry, or nothing to do); nothing was written. */
+  changed: boolean;
 }
 
 export interface Member extends MemberProfile {

@@ -16,7 +16,9 @@ import { hashSecret, newRefreshSecret } from "../../workers/auth/tokens.js";
 import { timingSafeEqual } from "../../workers/auth/password.js";
 import { migrate } from "../migrate.js";
 import type { ChannelObject } from "../channel/ChannelObject.js";
-import type { AppendInput, ChannelSignal, ChatMessageData, DeliveryBatch, MemberProfile, SendAck } from "../channel/types.js";
+import type {
+  AppendInput, ChannelSignal, ChatMessageData, ContentInit, DeliveryBatch, HistoryPageData, HistoryQuery, MemberProfile, MessageChange, SendAck,
+} from "../channel/types.js";
 import type { Device, PresenceState } from "../../protocol/types.js";
 import { channelState, type ChannelRow, type ChannelState } from "./channel-list.js";
 import { USER_MIGRATIONS } from "./schema.js";
@@ -97,6 +99,9 @@ export class UserObject extends DurableObject<Env> {
   /** Per channel: SENDs waiting for the batch in flight to that channel to come back. */
   private readonly appendQueues = new Map<string, SendJob[]>();
   private readonly stubs = new Map<string, DurableObjectStub<ChannelObject>>();
+  /** Delete-for-me marks by channel, loaded on first use; empty while the user has none. */
+  private readonly hidden = new Map<string, Set<number>>();
+  private hasHidden = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -107,6 +112,7 @@ export class UserObject extends DurableObject<Env> {
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, USER_MIGRATIONS);
       this.profile = this.sql.exec<Profile>("SELECT user_id, username, display_name, jurisdiction FROM profile WHERE id = 1").toArray()[0];
+      this.hasHidden = this.sql.exec("SELECT 1 FROM hidden_messages LIMIT 1").toArray().length > 0;
     });
   }
 
@@ -241,6 +247,13 @@ export class UserObject extends DurableObject<Env> {
       }
       if (m.seq <= lastSeq) continue; // a retried batch: counted already
       lastSeq = m.seq;
+      const update = m.content.update;
+      if (update) {
+        // A change to an earlier message is not news; an unread message deleted for everyone is no longer unread.
+        const target = update.target;
+        if (update.kind === "deleted" && target && target.sender_user_id !== me && Number(update.target_seq) > lastRead) unread = Math.max(0, unread - 1);
+        continue;
+      }
       lastHlc = m.hlc;
       lastAt = m.server_ts;
       if (m.sender_user_id === me) {
@@ -280,6 +293,52 @@ export class UserObject extends DurableObject<Env> {
     };
     this.broadcast(frame);
     return { ok: true, last_read_seq: result.last_read_seq, unread_count: result.unread_count };
+  }
+
+  /* ------------------------------------ RPC: message changes ------------------------------------ */
+
+  /** A page of a channel's history as this user sees it (delete-for-me applied). */
+  async history(channelId: string, query: HistoryQuery): Promise<Result<HistoryPageData>> {
+    const me = this.profile?.user_id;
+    if (!me) return fail("not_found", "Unknown user.");
+    const page = await this.channel(channelId).history(me, query);
+    if (!page.ok) return page;
+    return { ...page, messages: this.masked(page.messages) };
+  }
+
+  react(channelId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Promise<Result<MessageChange>> {
+    return this.change(channelId, (me, channel) => channel.react(me, deviceId, seq, emoji, op));
+  }
+
+  edit(channelId: string, deviceId: string, seq: number, content: ContentInit): Promise<Result<MessageChange>> {
+    return this.change(channelId, (me, channel) => channel.edit(me, deviceId, seq, content));
+  }
+
+  /**
+   * Deletes a message for everyone (the channel decides who may), or for this user only: then
+   * it is hidden on every one of the user's devices, now and whenever they fetch it again.
+   */
+  async deleteMessage(channelId: string, deviceId: string, seq: number, forEveryone: boolean): Promise<Result<MessageChange>> {
+    if (forEveryone) return this.change(channelId, (me, channel) => channel.deleteForEveryone(me, deviceId, seq));
+    const row = this.channelRow(channelId);
+    if (!row || row.left) return fail("not_found", "No such channel in your channel list.");
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq > row.last_seq) return fail("not_found", "No message with that seq in this channel.");
+    const changed = this.sql.exec(
+      "INSERT INTO hidden_messages (channel_id, seq, hidden_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", channelId, seq, Date.now(),
+    ).rowsWritten > 0;
+    this.hiddenIn(channelId).add(seq);
+    this.hasHidden = true;
+    const message = hiddenMessage(channelId, seq);
+    if (changed) this.broadcast({ type: pb.FrameType.MESSAGE_UPDATE, message_update: { message, kind: "hidden" } });
+    return { ok: true, message, kind: "hidden", changed };
+  }
+
+  private async change(channelId: string, run: (me: string, channel: DurableObjectStub<ChannelObject>) => Promise<Result<MessageChange>>): Promise<Result<MessageChange>> {
+    const me = this.profile?.user_id;
+    if (!me) return fail("not_found", "Unknown user.");
+    const result = await run(me, this.channel(channelId));
+    if (!result.ok) return result;
+    return { ...result, message: this.masked([result.message])[0]! };
   }
 
   /** A typing indicator or read receipt from another member: straight to every device. */
@@ -393,7 +452,8 @@ export class UserObject extends DurableObject<Env> {
       case T.READ: return this.onRead(frame);
       case T.RESUME: return this.onResume(ws, info, frame);
       case T.TYPING: return this.onTyping(info, frame);
-      case T.PRESENCE_HEARTBEAT: case T.REACT: case T.EDIT: case T.DELETE:
+      case T.REACT: case T.EDIT: case T.DELETE: return this.onChange(ws, info, frame);
+      case T.PRESENCE_HEARTBEAT:
         return fail("not_implemented", `${T[frame.type]} arrives in a later edgechat release.`);
       default:
         return fail("unexpected_frame", `${T[frame.type] ?? frame.type} frames are sent by the server, not by clients.`);
@@ -513,11 +573,34 @@ export class UserObject extends DurableObject<Env> {
     );
   }
 
+  /** REACT, EDIT, DELETE: answered with MESSAGE_UPDATE holding the message as it is now. */
+  private async onChange(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const T = pb.FrameType;
+    const target = frame.react ?? frame.edit ?? frame.delete;
+    const name = T[frame.type];
+    if (!target || !isChannelId(target.channel_id)) return fail("invalid_argument", `${name} needs channel_id and seq.`);
+    const seq = Number(target.seq ?? 0);
+    let result: Result<MessageChange>;
+    if (frame.type === T.REACT && frame.react) {
+      result = await this.react(target.channel_id, info.deviceId, seq, frame.react.emoji ?? "", (frame.react.op || "add") as "add" | "remove");
+    } else if (frame.type === T.EDIT && frame.edit) {
+      const content = frame.edit.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(frame.edit.content), { longs: Number, defaults: false }) : {};
+      result = await this.edit(target.channel_id, info.deviceId, seq, content);
+    } else if (frame.type === T.DELETE && frame.delete) {
+      result = await this.deleteMessage(target.channel_id, info.deviceId, seq, frame.delete.for_everyone === true);
+    } else {
+      return fail("invalid_argument", `${name} needs a ${name.toLowerCase()} payload.`);
+    }
+    if (!result.ok) return result;
+    sendFrame(ws, { type: T.MESSAGE_UPDATE, request_id: frame.request_id, message_update: { message: result.message, kind: result.kind } }, info.encoding);
+    return undefined;
+  }
+
   private async onPullHistory(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
     const q = frame.pull_history;
     const me = this.profile?.user_id;
     if (!q || !me || !isChannelId(q.channel_id)) return fail("invalid_argument", "PULL_HISTORY needs a channel_id.");
-    const page = await this.channel(q.channel_id).history(me, {
+    const page = await this.history(q.channel_id, {
       before: q.before_seq ?? undefined, after: q.after_seq ?? undefined, limit: q.limit || undefined,
     });
     if (!page.ok) return page;
@@ -589,7 +672,7 @@ export class UserObject extends DurableObject<Env> {
     let sent = 0;
     while (sent < LIMITS.maxResumeMessagesPerChannel) {
       const limit = Math.min(LIMITS.maxPageSize, LIMITS.maxResumeMessagesPerChannel - sent);
-      const page = await this.channel(channelId).history(me, { after, limit });
+      const page = await this.history(channelId, { after, limit });
       if (!page.ok || page.messages.length === 0) break;
       this.sendMessages(ws, info, page.messages);
       sent += page.messages.length;
@@ -601,12 +684,14 @@ export class UserObject extends DurableObject<Env> {
 
   /* ------------------------------------ helpers ------------------------------------ */
 
-  private sendToDevices(messages: ChatMessageData[]): void {
+  private sendToDevices(all: ChatMessageData[]): void {
+    const messages = this.masked(all);
     // Encode once per (encoding, set of messages) and reuse the bytes for every device.
     const cache = new Map<string, (Uint8Array | string)[]>();
     for (const ws of this.openSockets()) {
       const info = this.info(ws);
-      const mine = messages.filter((m) => m.sender_device_id !== info.deviceId || m.sender_user_id !== this.profile?.user_id);
+      // The sending device has its SEND_ACK; a change goes to every device (it holds a seq too).
+      const mine = messages.filter((m) => m.content.update || m.sender_device_id !== info.deviceId || m.sender_user_id !== this.profile?.user_id);
       if (mine.length === 0) continue;
       const resume = this.resuming.get(ws);
       if (resume) { resume.held.push(...mine); continue; }
@@ -618,6 +703,29 @@ export class UserObject extends DurableObject<Env> {
       }
       for (const bytes of frames) sendFrame(ws, bytes, info.encoding);
     }
+  }
+
+  /** Messages as this user sees them: those deleted for them (and changes to them) masked. */
+  private masked(messages: ChatMessageData[]): ChatMessageData[] {
+    if (!this.hasHidden) return messages;
+    return messages.map((m) => {
+      const hidden = this.hiddenIn(m.channel_id);
+      if (hidden.has(m.seq)) return { ...hiddenMessage(m.channel_id, m.seq), server_msg_id: m.server_msg_id, hlc: m.hlc, server_ts: m.server_ts };
+      const update = m.content.update;
+      if (update?.target && hidden.has(Number(update.target_seq))) {
+        return { ...m, content: { update: { ...update, target: hiddenMessage(m.channel_id, Number(update.target_seq)) } } };
+      }
+      return m;
+    });
+  }
+
+  private hiddenIn(channelId: string): Set<number> {
+    let set = this.hidden.get(channelId);
+    if (!set) {
+      set = new Set(this.sql.exec<{ seq: number }>("SELECT seq FROM hidden_messages WHERE channel_id = ?", channelId).toArray().map((r) => r.seq));
+      this.hidden.set(channelId, set);
+    }
+    return set;
   }
 
   private sendMessages(ws: WebSocket, info: SocketInfo, messages: ChatMessageData[]): void {
@@ -666,6 +774,14 @@ export class UserObject extends DurableObject<Env> {
     }
     return stub;
   }
+}
+
+/** What a device learns of a message its user deleted for themselves: the seq, nothing else. */
+function hiddenMessage(channelId: string, seq: number): ChatMessageData {
+  return {
+    channel_id: channelId, server_msg_id: "", hlc: "", seq, client_msg_id: "", sender_user_id: "", sender_device_id: "",
+    server_ts: 0, content: {}, hidden: true,
+  };
 }
 
 function closeQuietly(ws: WebSocket, code: number, reason: string): void {

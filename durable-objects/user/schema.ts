@@ -59,4 +59,14 @@ export const USER_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX channels_by_activity ON channels (left, last_activity_at DESC);
   `,
+  `
+  -- Delete for me: messages this user removed from their own devices. Every message this object
+  -- passes to a device (live, RESUME, history) is masked against it.
+  CREATE TABLE hidden_messages (
+    channel_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    hidden_at  INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, seq)
+  );
+  `,
 ];

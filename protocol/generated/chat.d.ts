@@ -830,6 +830,123 @@ export namespace edgechat {
         }
 
         /**
+         * Properties of an UpdateBody.
+         * @deprecated Use edgechat.v1.UpdateBody.$Properties instead.
+         */
+        interface IUpdateBody extends edgechat.v1.UpdateBody.$Properties {
+        }
+
+        /** Represents an UpdateBody. */
+        class UpdateBody {
+
+            /**
+             * Constructs a new UpdateBody.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: edgechat.v1.UpdateBody.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** UpdateBody target_seq. */
+            target_seq: number;
+
+            /** UpdateBody kind. */
+            kind: string;
+
+            /** UpdateBody target. */
+            target?: (edgechat.v1.ChatMessage.$Properties|null);
+
+            /**
+             * Creates a new UpdateBody instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns UpdateBody instance
+             */
+            static create(properties: edgechat.v1.UpdateBody.$Shape): edgechat.v1.UpdateBody & edgechat.v1.UpdateBody.$Shape;
+            static create(properties?: edgechat.v1.UpdateBody.$Properties): edgechat.v1.UpdateBody;
+
+            /**
+             * Encodes the specified UpdateBody message. Does not implicitly {@link edgechat.v1.UpdateBody.verify|verify} messages.
+             * @param message UpdateBody message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: edgechat.v1.UpdateBody.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an UpdateBody message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {edgechat.v1.UpdateBody & edgechat.v1.UpdateBody.$Shape} UpdateBody
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): edgechat.v1.UpdateBody & edgechat.v1.UpdateBody.$Shape;
+
+            /**
+             * Verifies an UpdateBody message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates an UpdateBody message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns UpdateBody
+             */
+            static fromObject(object: { [k: string]: any }): edgechat.v1.UpdateBody;
+
+            /**
+             * Creates a plain object from an UpdateBody message. Also converts values to other types if specified.
+             * @param message UpdateBody
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: edgechat.v1.UpdateBody, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this UpdateBody to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for UpdateBody
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace UpdateBody {
+
+            /** Properties of an UpdateBody. */
+            interface $Properties {
+
+                /** UpdateBody target_seq */
+                target_seq?: (number|null);
+
+                /** UpdateBody kind */
+                kind?: (string|null);
+
+                /** UpdateBody target */
+                target?: (edgechat.v1.ChatMessage.$Properties|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an UpdateBody. */
+            type $Shape = {
+              target_seq?: number|null;
+              kind?: string|null;
+              target?: edgechat.v1.ChatMessage.$Shape|null;
+              $unknowns?: Uint8Array[];
+            };
+        }
+
+        /**
          * Properties of a MessageContent.
          * @deprecated Use edgechat.v1.MessageContent.$Properties instead.
          */
@@ -860,8 +977,11 @@ export namespace edgechat {
             /** MessageContent encrypted. */
             encrypted?: (edgechat.v1.EncryptedBody.$Properties|null);
 
+            /** MessageContent update. */
+            update?: (edgechat.v1.UpdateBody.$Properties|null);
+
             /** MessageContent body. */
-            body?: ("text"|"attachment"|"system"|"encrypted");
+            body?: ("text"|"attachment"|"system"|"encrypted"|"update");
 
             /**
              * Creates a new MessageContent instance using the specified properties.
@@ -942,8 +1062,11 @@ export namespace edgechat {
                 /** MessageContent encrypted */
                 encrypted?: (edgechat.v1.EncryptedBody.$Properties|null);
 
+                /** MessageContent update */
+                update?: (edgechat.v1.UpdateBody.$Properties|null);
+
                 /** MessageContent body */
-                body?: ("text"|"attachment"|"system"|"encrypted");
+                body?: ("text"|"attachment"|"system"|"encrypted"|"update");
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -955,9 +1078,10 @@ export namespace edgechat {
               attachment?: edgechat.v1.AttachmentBody.$Shape|null;
               system?: edgechat.v1.SystemBody.$Shape|null;
               encrypted?: edgechat.v1.EncryptedBody.$Shape|null;
+              update?: edgechat.v1.UpdateBody.$Shape|null;
               $unknowns?: Uint8Array[];
             } & (
-              ({ body?: undefined; text?: null; attachment?: null; system?: null; encrypted?: null }|{ body?: "text"; text: edgechat.v1.TextBody.$Shape; attachment?: null; system?: null; encrypted?: null }|{ body?: "attachment"; text?: null; attachment: edgechat.v1.AttachmentBody.$Shape; system?: null; encrypted?: null }|{ body?: "system"; text?: null; attachment?: null; system: edgechat.v1.SystemBody.$Shape; encrypted?: null }|{ body?: "encrypted"; text?: null; attachment?: null; system?: null; encrypted: edgechat.v1.EncryptedBody.$Shape })
+              ({ body?: undefined; text?: null; attachment?: null; system?: null; encrypted?: null; update?: null }|{ body?: "text"; text: edgechat.v1.TextBody.$Shape; attachment?: null; system?: null; encrypted?: null; update?: null }|{ body?: "attachment"; text?: null; attachment: edgechat.v1.AttachmentBody.$Shape; system?: null; encrypted?: null; update?: null }|{ body?: "system"; text?: null; attachment?: null; system: edgechat.v1.SystemBody.$Shape; encrypted?: null; update?: null }|{ body?: "encrypted"; text?: null; attachment?: null; system?: null; encrypted: edgechat.v1.EncryptedBody.$Shape; update?: null }|{ body?: "update"; text?: null; attachment?: null; system?: null; encrypted?: null; update: edgechat.v1.UpdateBody.$Shape })
             );
         }
 
@@ -1122,6 +1246,9 @@ export namespace edgechat {
             /** ChatMessage deleted. */
             deleted: boolean;
 
+            /** ChatMessage hidden. */
+            hidden: boolean;
+
             /**
              * Creates a new ChatMessage instance using the specified properties.
              * @param [properties] Properties to set
@@ -1225,6 +1352,9 @@ export namespace edgechat {
                 /** ChatMessage deleted */
                 deleted?: (boolean|null);
 
+                /** ChatMessage hidden */
+                hidden?: (boolean|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -1243,6 +1373,7 @@ export namespace edgechat {
               reactions?: edgechat.v1.Reaction.$Shape[]|null;
               edited_at?: number|null;
               deleted?: boolean|null;
+              hidden?: boolean|null;
               $unknowns?: Uint8Array[];
             };
         }

@@ -1837,6 +1837,206 @@ export const edgechat = $root.edgechat = (() => {
             return EncryptedBody;
         })();
 
+        v1.UpdateBody = (function() {
+
+            const UpdateBody = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            UpdateBody.prototype.target_seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+            UpdateBody.prototype.kind = "";
+            UpdateBody.prototype.target = null;
+
+            UpdateBody.create = function(properties) {
+                return new UpdateBody(properties);
+            };
+
+            UpdateBody.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.target_seq != null && $Object.hasOwnProperty.call(message, "target_seq") && (typeof message.target_seq === "object" ? message.target_seq.low || message.target_seq.high : message.target_seq !== 0))
+                    writer.uint32(8).uint64(message.target_seq);
+                if (message.kind != null && $Object.hasOwnProperty.call(message, "kind") && message.kind !== "")
+                    writer.uint32(18).string(message.kind);
+                if (message.target != null && $Object.hasOwnProperty.call(message, "target"))
+                    $root.edgechat.v1.ChatMessage.encode(message.target, writer.uint32(26).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            UpdateBody.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.edgechat.v1.UpdateBody();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.target_seq = value;
+                            else
+                                delete message.target_seq;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.kind = value;
+                            else
+                                delete message.kind;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            message.target = $root.edgechat.v1.ChatMessage.decode(reader, reader.size(), $undefined, _depth + 1, message.target);
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            UpdateBody.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.target_seq != null && $Object.hasOwnProperty.call(message, "target_seq"))
+                    if (!$util.isInteger(message.target_seq) && !(message.target_seq && $util.isInteger(message.target_seq.low) && $util.isInteger(message.target_seq.high)))
+                        return "target_seq: integer|Long expected";
+                if (message.kind != null && $Object.hasOwnProperty.call(message, "kind"))
+                    if (!$util.isString(message.kind))
+                        return "kind: string expected";
+                if (message.target != null && $Object.hasOwnProperty.call(message, "target")) {
+                    let error = $root.edgechat.v1.ChatMessage.verify(message.target, _depth + 1);
+                    if (error)
+                        return "target." + error;
+                }
+                return null;
+            };
+
+            UpdateBody.fromObject = function (object, _depth) {
+                if (object instanceof $root.edgechat.v1.UpdateBody)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".edgechat.v1.UpdateBody: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.edgechat.v1.UpdateBody();
+                if (object.target_seq != null)
+                    if (typeof object.target_seq === "object" ? object.target_seq.low || object.target_seq.high : $Number(object.target_seq) !== 0)
+                        if ($util.Long)
+                            message.target_seq = $util.Long.fromValue(object.target_seq, true);
+                        else if (typeof object.target_seq === "string")
+                            message.target_seq = $parseInt(object.target_seq, 10);
+                        else if (typeof object.target_seq === "number")
+                            message.target_seq = object.target_seq;
+                        else if (typeof object.target_seq === "object")
+                            message.target_seq = new $util.LongBits(object.target_seq.low >>> 0, object.target_seq.high >>> 0).toNumber(true);
+                if (object.kind != null)
+                    if (typeof object.kind !== "string" || object.kind.length)
+                        message.kind = $String(object.kind);
+                if (object.target != null) {
+                    if (!$util.isObject(object.target))
+                        throw $TypeError(".edgechat.v1.UpdateBody.target: object expected");
+                    message.target = $root.edgechat.v1.ChatMessage.fromObject(object.target, _depth + 1);
+                }
+                return message;
+            };
+
+            UpdateBody.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.defaults) {
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, true);
+                        object.target_seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.target_seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    object.kind = "";
+                    object.target = null;
+                }
+                if (message.target_seq != null && $Object.hasOwnProperty.call(message, "target_seq"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.target_seq = typeof message.target_seq === "number" ? $BigInt(message.target_seq) : $util.Long.fromBits(message.target_seq.low >>> 0, message.target_seq.high >>> 0, true).toBigInt();
+                    else if (typeof message.target_seq === "number")
+                        object.target_seq = options.longs === $String ? $String(message.target_seq) : message.target_seq;
+                    else
+                        object.target_seq = options.longs === $String ? $util.Long.prototype.toString.call(message.target_seq) : options.longs === $Number ? new $util.LongBits(message.target_seq.low >>> 0, message.target_seq.high >>> 0).toNumber(true) : message.target_seq;
+                if (message.kind != null && $Object.hasOwnProperty.call(message, "kind"))
+                    object.kind = message.kind;
+                if (message.target != null && $Object.hasOwnProperty.call(message, "target"))
+                    object.target = $root.edgechat.v1.ChatMessage.toObject(message.target, options, _depth + 1);
+                return object;
+            };
+
+            UpdateBody.prototype.toJSON = function() {
+                return UpdateBody.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            UpdateBody.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/edgechat.v1.UpdateBody";
+            };
+
+            return UpdateBody;
+        })();
+
         v1.MessageContent = (function() {
 
             const MessageContent = function (properties) {
@@ -1850,11 +2050,12 @@ export const edgechat = $root.edgechat = (() => {
             MessageContent.prototype.attachment = null;
             MessageContent.prototype.system = null;
             MessageContent.prototype.encrypted = null;
+            MessageContent.prototype.update = null;
 
             let $oneOfFields;
 
             $Object.defineProperty(MessageContent.prototype, "body", {
-                get: $util.oneOfGetter($oneOfFields = ["text", "attachment", "system", "encrypted"]),
+                get: $util.oneOfGetter($oneOfFields = ["text", "attachment", "system", "encrypted", "update"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -1877,6 +2078,8 @@ export const edgechat = $root.edgechat = (() => {
                     $root.edgechat.v1.SystemBody.encode(message.system, writer.uint32(26).fork(), _depth + 1).ldelim();
                 if (message.encrypted != null && $Object.hasOwnProperty.call(message, "encrypted"))
                     $root.edgechat.v1.EncryptedBody.encode(message.encrypted, writer.uint32(34).fork(), _depth + 1).ldelim();
+                if (message.update != null && $Object.hasOwnProperty.call(message, "update"))
+                    $root.edgechat.v1.UpdateBody.encode(message.update, writer.uint32(42).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -1936,6 +2139,13 @@ export const edgechat = $root.edgechat = (() => {
                                 break;
                             message.encrypted = $root.edgechat.v1.EncryptedBody.decode(reader, reader.size(), $undefined, _depth + 1, message.encrypted);
                             message.body = "encrypted";
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            message.update = $root.edgechat.v1.UpdateBody.decode(reader, reader.size(), $undefined, _depth + 1, message.update);
+                            message.body = "update";
                             continue;
                         }
                     }
@@ -2001,6 +2211,16 @@ export const edgechat = $root.edgechat = (() => {
                             return "encrypted." + error;
                     }
                 }
+                if (message.update != null && $Object.hasOwnProperty.call(message, "update")) {
+                    if (properties.body === 1)
+                        return "body: multiple values";
+                    properties.body = 1;
+                    {
+                        let error = $root.edgechat.v1.UpdateBody.verify(message.update, _depth + 1);
+                        if (error)
+                            return "update." + error;
+                    }
+                }
                 return null;
             };
 
@@ -2034,6 +2254,11 @@ export const edgechat = $root.edgechat = (() => {
                         throw $TypeError(".edgechat.v1.MessageContent.encrypted: object expected");
                     message.encrypted = $root.edgechat.v1.EncryptedBody.fromObject(object.encrypted, _depth + 1);
                 }
+                if (object.update != null) {
+                    if (!$util.isObject(object.update))
+                        throw $TypeError(".edgechat.v1.MessageContent.update: object expected");
+                    message.update = $root.edgechat.v1.UpdateBody.fromObject(object.update, _depth + 1);
+                }
                 return message;
             };
 
@@ -2064,6 +2289,11 @@ export const edgechat = $root.edgechat = (() => {
                     object.encrypted = $root.edgechat.v1.EncryptedBody.toObject(message.encrypted, options, _depth + 1);
                     if (options.oneofs)
                         object.body = "encrypted";
+                }
+                if (message.update != null && $Object.hasOwnProperty.call(message, "update")) {
+                    object.update = $root.edgechat.v1.UpdateBody.toObject(message.update, options, _depth + 1);
+                    if (options.oneofs)
+                        object.body = "update";
                 }
                 return object;
             };
@@ -2277,6 +2507,7 @@ export const edgechat = $root.edgechat = (() => {
             ChatMessage.prototype.reactions = $util.emptyArray;
             ChatMessage.prototype.edited_at = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
             ChatMessage.prototype.deleted = false;
+            ChatMessage.prototype.hidden = false;
 
             ChatMessage.create = function(properties) {
                 return new ChatMessage(properties);
@@ -2314,6 +2545,8 @@ export const edgechat = $root.edgechat = (() => {
                     writer.uint32(168).uint64(message.edited_at);
                 if (message.deleted != null && $Object.hasOwnProperty.call(message, "deleted") && message.deleted !== false)
                     writer.uint32(176).bool(message.deleted);
+                if (message.hidden != null && $Object.hasOwnProperty.call(message, "hidden") && message.hidden !== false)
+                    writer.uint32(184).bool(message.hidden);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2451,6 +2684,15 @@ export const edgechat = $root.edgechat = (() => {
                                 delete message.deleted;
                             continue;
                         }
+                    case 23: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.hidden = value;
+                            else
+                                delete message.hidden;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -2519,6 +2761,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (message.deleted != null && $Object.hasOwnProperty.call(message, "deleted"))
                     if (typeof message.deleted !== "boolean")
                         return "deleted: boolean expected";
+                if (message.hidden != null && $Object.hasOwnProperty.call(message, "hidden"))
+                    if (typeof message.hidden !== "boolean")
+                        return "hidden: boolean expected";
                 return null;
             };
 
@@ -2598,6 +2843,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (object.deleted != null)
                     if (object.deleted)
                         message.deleted = $Boolean(object.deleted);
+                if (object.hidden != null)
+                    if (object.hidden)
+                        message.hidden = $Boolean(object.hidden);
                 return message;
             };
 
@@ -2635,6 +2883,7 @@ export const edgechat = $root.edgechat = (() => {
                     } else
                         object.edited_at = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     object.deleted = false;
+                    object.hidden = false;
                 }
                 if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id"))
                     object.channel_id = message.channel_id;
@@ -2678,6 +2927,8 @@ export const edgechat = $root.edgechat = (() => {
                         object.edited_at = options.longs === $String ? $util.Long.prototype.toString.call(message.edited_at) : options.longs === $Number ? new $util.LongBits(message.edited_at.low >>> 0, message.edited_at.high >>> 0).toNumber(true) : message.edited_at;
                 if (message.deleted != null && $Object.hasOwnProperty.call(message, "deleted"))
                     object.deleted = message.deleted;
+                if (message.hidden != null && $Object.hasOwnProperty.call(message, "hidden"))
+                    object.hidden = message.hidden;
                 return object;
             };
 

@@ -8,7 +8,7 @@ import type { ChatMessage, FetchInit, FetchResponse, OutboxEntry } from "../../c
 import { claimDeviceId, POOL_KEY, TAB_KEY, type KeyValueStore, type LockManagerLike } from "../../web/src/device.js";
 import { hlcMillis, initials, joinNames, lastSeenText, parseUsernames, typingText } from "../../web/src/format.js";
 import {
-  addMessages, applyPage, buildTimeline, hasOlder, moveReadCursor, newConversation, setTyping, sortChannels, typingUsers, TYPING_TTL_MS,
+  addMessages, applyPage, applyUpdate, buildTimeline, hasOlder, moveReadCursor, newConversation, setTyping, sortChannels, typingUsers, TYPING_TTL_MS,
 } from "../../web/src/model.js";
 import { SESSION_KEY, SessionStore, sharedSessionFetch, type ExclusiveLocks } from "../../web/src/session.js";
 
@@ -20,7 +20,7 @@ const T0 = Date.UTC(2026, 2, 3, 12, 0, 0);
 function msg(seq: number, sender: string, text: string, ts = T0 + seq * 1_000, extra: Partial<ChatMessage> = {}): ChatMessage {
   return {
     channel_id: "c1", server_msg_id: "", hlc: "", seq, client_msg_id: `cm-${seq}`, sender_user_id: sender, sender_device_id: "d",
-    server_ts: ts, content: { text: { text } }, reactions: [], edited_at: 0, deleted: false, ...extra,
+    server_ts: ts, content: { text: { text } }, reactions: [], edited_at: 0, deleted: false, hidden: false, ...extra,
   };
 }
 
@@ -65,11 +65,25 @@ describe("conversation model", () => {
     const conv = newConversation("c1");
     addMessages(conv, [msg(120, BOB, "live")]);
     expect(hasOlder(conv)).toBe(false); // the newest page has not been fetched yet
-    applyPage(conv, { channel_id: "c1", messages: [msg(71, BOB, "a"), msg(120, BOB, "live")], next_cursor: 71, has_more: true, last_seq: 120 }, "newest");
+    applyPage(conv, { channel_id: "c1", messages: [msg(71, BOB, "a"), msg(120, BOB, "live")], next_cursor: 71, has_more: true, last_seq: 120, updates: [] }, "newest");
     expect(hasOlder(conv)).toBe(true);
-    applyPage(conv, { channel_id: "c1", messages: [msg(1, BOB, "first"), msg(2, BOB, "b")], next_cursor: 0, has_more: false, last_seq: 120 }, "older");
+    applyPage(conv, { channel_id: "c1", messages: [msg(1, BOB, "first"), msg(2, BOB, "b")], next_cursor: 0, has_more: false, last_seq: 120, updates: [] }, "older");
     expect(hasOlder(conv)).toBe(false);
     expect([...conv.messages.keys()].sort((a, b) => a - b)).toEqual([1, 2, 71, 120]);
+  });
+
+  it("applies changes to held messages only, and leaves messages deleted for me out of the timeline", () => {
+    const conv = newConversation("c1");
+    addMessages(conv, [msg(10, BOB, "hi"), msg(11, BOB, "typo")]);
+    expect(applyUpdate(conv, msg(11, BOB, "fixed", undefined, { edited_at: T0 }))).toBe(true);
+    expect(applyUpdate(conv, msg(3, BOB, "old news"))).toBe(false); // not held: its page brings it
+    expect([...conv.messages.keys()].sort((a, b) => a - b)).toEqual([10, 11]);
+    applyUpdate(conv, msg(10, BOB, "", undefined, { hidden: true, content: {} }));
+    const rows = buildTimeline({ conv, pending: [], me: ME, others: [BOB], nameOf: (u) => u, now: T0 }).filter((i) => i.kind === "message");
+    expect(rows.map((r) => [r.seq, r.text, r.edited])).toEqual([[11, "fixed", true]]);
+    // A page's changes reach messages held from before.
+    applyPage(conv, { channel_id: "c1", messages: [msg(12, BOB, "new")], next_cursor: 0, has_more: false, last_seq: 13, updates: [{ kind: "reactions", message: msg(11, BOB, "fixed", undefined, { reactions: [{ emoji: "👍", user_ids: [ME] }] }) }] }, "newest");
+    expect(conv.messages.get(11)?.reactions).toEqual([{ emoji: "👍", user_ids: [ME] }]);
   });
 
   it("moves read cursors forward only", () => {

@@ -1,6 +1,6 @@
 /**
- * READ, and the frames whose server side arrives in later releases (typing, react, edit, delete,
- * presence): their failures are rejected promises carrying the server's code, never unhandled.
+ * READ, typing, presence and message changes (react, edit, delete): answers resolve the promise,
+ * failures are rejected promises carrying the server's code, never unhandled.
  */
 import { describe, expect, it } from "vitest";
 import type { Encoding } from "../../protocol/codec.js";
@@ -55,7 +55,7 @@ describe.each<Encoding>(["proto", "json"])("actions over %s", (encoding) => {
     ["editMessage", (c: ReturnType<typeof harness>["client"]) => c.editMessage("c1", 1, "fixed"), T.EDIT],
     ["deleteMessage", (c: ReturnType<typeof harness>["client"]) => c.deleteMessage("c1", 1, { forEveryone: true }), T.DELETE],
     ["setPresence", (c: ReturnType<typeof harness>["client"]) => c.setPresence("away"), T.PRESENCE_HEARTBEAT],
-  ] as const)("%s sends its frame and rejects with not_implemented", async (_name, call, type) => {
+  ] as const)("%s sends its frame and rejects with the server's error code", async (_name, call, type) => {
     const h = harness({ encoding });
     const s = await connectReady(h, [channelState("c1", 1)]);
     const pending = call(h.client);
@@ -82,14 +82,51 @@ describe.each<Encoding>(["proto", "json"])("actions over %s", (encoding) => {
     expect(h.client.state).toBe("ready");
   });
 
-  it("react resolves when the MESSAGE_UPDATE for that message arrives", async () => {
+  it("react resolves with the message as it is now when its MESSAGE_UPDATE answers", async () => {
     const h = harness({ encoding });
     const s = await connectReady(h, [channelState("c1", 1)]);
     const pending = h.client.react("c1", 1, "🎉");
-    expect(s.framesOfType(T.REACT)[0]?.react).toMatchObject({ channel_id: "c1", seq: 1, emoji: "🎉", op: "add" });
-    s.receive({ type: T.MESSAGE_UPDATE, message_update: { kind: "reactions", message: message("c1", 1, { reactions: [{ emoji: "🎉", user_ids: [ME] }] }) } });
-    await pending;
-    expect(h.events.messageUpdated[0]).toMatchObject({ kind: "reactions", message: { seq: 1, reactions: [{ emoji: "🎉", user_ids: [ME] }] } });
+    const frame = s.framesOfType(T.REACT)[0]!;
+    expect(frame.react).toMatchObject({ channel_id: "c1", seq: 1, emoji: "🎉", op: "add" });
+    // Someone else's change to the same message does not answer this request.
+    s.receive({ type: T.MESSAGE_UPDATE, message_update: { kind: "hidden", message: message("c1", 1, { hidden: true }) } });
+    s.receive({ type: T.MESSAGE_UPDATE, request_id: frame.request_id, message_update: { kind: "reactions", message: message("c1", 1, { reactions: [{ emoji: "🎉", user_ids: [ME] }] }) } });
+    const update = await pending;
+    expect(update).toMatchObject({ kind: "reactions", message: { seq: 1, reactions: [{ emoji: "🎉", user_ids: [ME] }] } });
+    expect(h.events.messageUpdated.map((u) => u.kind)).toEqual(["hidden", "reactions"]);
+  });
+
+  it("turns a logged change into messageUpdated, moves the cursor, and keeps it out of message events and unread counts", async () => {
+    const h = harness({ encoding });
+    const s = await connectReady(h, [channelState("c1", 2, { unread_count: 1, last_read_seq: 1 })], [message("c1", 1), message("c1", 2)]);
+    const target = message("c1", 2, { reactions: [{ emoji: "👍", user_ids: [ME] }] });
+    s.receive({ type: T.DELIVER, deliver: { messages: [message("c1", 3, { sender_user_id: ME, client_msg_id: "", content: { update: { target_seq: 2, kind: "reactions", target } } })] } });
+    expect(h.events.message.map((m) => m.seq)).toEqual([1, 2]);
+    expect(h.events.messageUpdated).toHaveLength(1);
+    expect(h.events.messageUpdated[0]).toMatchObject({ kind: "reactions", message: { channel_id: "c1", seq: 2, reactions: [{ emoji: "👍", user_ids: [ME] }] } });
+    expect(h.client.channelStates()[0]).toMatchObject({ last_seq: 3, unread_count: 1 });
+    // Deleting the unread message for everyone takes it off the unread count.
+    s.receive({ type: T.DELIVER, deliver: { messages: [message("c1", 4, { client_msg_id: "", content: { update: { target_seq: 2, kind: "deleted", target: message("c1", 2, { deleted: true, content: {} }) } } })] } });
+    expect(h.client.channelStates()[0]).toMatchObject({ last_seq: 4, unread_count: 0 });
+    expect(h.events.messageUpdated[1]).toMatchObject({ kind: "deleted", message: { seq: 2, deleted: true } });
+    // The cursor covers the changes, so the next DELIVER_ACK does too.
+    await h.time.advance(2_000);
+    const acks = s.framesOfType(T.DELIVER_ACK).map((f) => f.deliver_ack?.seq);
+    expect(acks.at(-1)).toBe(4);
+  });
+
+  it("history pages hand changes over apart from the messages", async () => {
+    const h = harness({ encoding });
+    const s = await connectReady(h, [channelState("c1", 3)]);
+    const pending = h.client.history("c1", { after: 0 });
+    const pull = s.framesOfType(T.PULL_HISTORY)[0]!;
+    const edited = message("c1", 1, { edited_at: 5, content: { text: { text: "fixed" } } });
+    s.receive({ type: T.HISTORY_PAGE, request_id: pull.request_id, history_page: {
+      channel_id: "c1", last_seq: 3, messages: [edited, message("c1", 2), message("c1", 3, { content: { update: { target_seq: 1, kind: "edited", target: edited } } })],
+    } });
+    const page = await pending;
+    expect(page.messages.map((m) => m.seq)).toEqual([1, 2]);
+    expect(page.updates).toEqual([expect.objectContaining({ kind: "edited", message: expect.objectContaining({ seq: 1, edited_at: 5 }) })]);
   });
 
   it("mutations need a connection; typing and presence are dropped silently without one", async () => {

@@ -5,7 +5,7 @@ import type { ChatMessage } from "../../client/types.js";
 function msg(seq: number, channel = "c1"): ChatMessage {
   return {
     channel_id: channel, seq, server_msg_id: `m${seq}`, hlc: "", client_msg_id: "", sender_user_id: "u", sender_device_id: "d",
-    server_ts: 0, content: { text: { text: String(seq) } }, reactions: [], edited_at: 0, deleted: false,
+    server_ts: 0, content: { text: { text: String(seq) } }, reactions: [], edited_at: 0, deleted: false, hidden: false,
   };
 }
 

@@ -22,7 +22,7 @@ let group: string;
 const statuses = new Map<number, number>();
 
 /** Any JSON value, biased towards objects with the endpoints' own field names and wrong types. */
-const FIELD_NAMES = ["username", "password", "display_name", "jurisdiction", "refresh_token", "type", "name", "member", "members", "up_to_seq", "device_id", "platform", "read_receipts"];
+const FIELD_NAMES = ["username", "password", "display_name", "jurisdiction", "refresh_token", "type", "name", "member", "members", "up_to_seq", "device_id", "platform", "read_receipts", "text"];
 const evil: fc.Arbitrary<unknown> = fc.oneof(
   { maxDepth: 2 },
   fc.string({ maxLength: 40 }), fc.string({ unit: "binary", maxLength: 20 }), fc.boolean(), fc.constant(null),
@@ -66,6 +66,10 @@ const targets: Target[] = [
   { method: "POST", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, takesBody: true, requiredBody: true, auth: true },
   { method: "DELETE", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/u_g_${"0".repeat(26)}`, takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/channels/:id/messages", path: () => `/v1/channels/${group}/messages`, takesBody: false, requiredBody: false, auth: true },
+  { method: "PATCH", route: "/v1/channels/:id/messages/:seq", path: () => `/v1/channels/${group}/messages/1`, takesBody: true, requiredBody: true, auth: true },
+  { method: "DELETE", route: "/v1/channels/:id/messages/:seq", path: () => `/v1/channels/${group}/messages/1`, takesBody: false, requiredBody: false, auth: true },
+  { method: "PUT", route: "/v1/channels/:id/messages/:seq/reactions/:emoji", path: () => `/v1/channels/${group}/messages/1/reactions/${encodeURIComponent("👍")}`, takesBody: false, requiredBody: false, auth: true },
+  { method: "DELETE", route: "/v1/channels/:id/messages/:seq/reactions/:emoji", path: () => `/v1/channels/${group}/messages/1/reactions/${encodeURIComponent("👍")}`, takesBody: false, requiredBody: false, auth: true },
   { method: "POST", route: "/v1/channels/:id/read", path: () => `/v1/channels/${group}/read`, takesBody: true, requiredBody: true, auth: true },
   { method: "GET", route: "/v1/devices", path: () => "/v1/devices", takesBody: false, requiredBody: false, auth: true },
   { method: "POST", route: "/v1/devices", path: () => "/v1/devices", takesBody: true, requiredBody: true, auth: true },

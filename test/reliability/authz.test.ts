@@ -108,6 +108,10 @@ const authed: Endpoint[] = [
   { method: "DELETE", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/${bob.user_id}` },
   { method: "GET", route: "/v1/channels/:id/messages", path: () => `/v1/channels/${group}/messages?after=0&limit=200` },
   { method: "POST", route: "/v1/channels/:id/read", path: () => `/v1/channels/${group}/read`, body: () => ({ up_to_seq: 1_000_000 }) },
+  { method: "PATCH", route: "/v1/channels/:id/messages/:seq", path: () => `/v1/channels/${group}/messages/2`, body: () => ({ text: "edited by an intruder" }) },
+  { method: "DELETE", route: "/v1/channels/:id/messages/:seq", path: () => `/v1/channels/${group}/messages/2?for=everyone` },
+  { method: "PUT", route: "/v1/channels/:id/messages/:seq/reactions/:emoji", path: () => `/v1/channels/${group}/messages/2/reactions/${encodeURIComponent("👍")}` },
+  { method: "DELETE", route: "/v1/channels/:id/messages/:seq/reactions/:emoji", path: () => `/v1/channels/${group}/messages/2/reactions/${encodeURIComponent("👍")}` },
   { method: "GET", route: "/v1/devices", path: () => "/v1/devices" },
   { method: "POST", route: "/v1/devices", path: () => "/v1/devices", body: () => ({ device_id: "intruder-device" }) },
   { method: "DELETE", route: "/v1/devices/:deviceId", path: () => `/v1/devices/${aliceDevice.deviceId}` },
@@ -232,6 +236,11 @@ describe("authorization matrix: REST", () => {
         ["DELETE", `/v1/channels/${ch}/members/${carol.user_id}`], // "leaving" a channel one is not in
         ["POST", `/v1/channels/${ch}/read`, { up_to_seq: 1_000_000 }],
         ["POST", `/v1/channels/${ch}/read`, { up_to_seq: 0 }],
+        ["PATCH", `/v1/channels/${ch}/messages/2`, { text: "edited by carol" }],
+        ["DELETE", `/v1/channels/${ch}/messages/2?for=everyone`],
+        ["DELETE", `/v1/channels/${ch}/messages/2?for=me`],
+        ["PUT", `/v1/channels/${ch}/messages/2/reactions/${encodeURIComponent("👍")}`],
+        ["DELETE", `/v1/channels/${ch}/messages/2/reactions/${encodeURIComponent("👍")}`],
       );
     }
     for (const [method, path, body] of attempts) {
@@ -266,6 +275,8 @@ describe("authorization matrix: REST", () => {
       ["POST", `/v1/channels/${group}/members`, { members: [carol.user_id] }, "forbidden"],
       ["DELETE", `/v1/channels/${group}/members/${alice.user_id}`, undefined, "forbidden"], // the owner
       ["DELETE", `/v1/channels/${group}/members/${dave.user_id}`, undefined, "forbidden"], // a peer
+      ["PATCH", `/v1/channels/${group}/messages/2`, { text: "bob rewrites alice" }, "forbidden"], // someone else's message
+      ["DELETE", `/v1/channels/${group}/messages/2?for=everyone`, undefined, "forbidden"], // a member is no moderator
     ];
     for (const [method, path, body, code] of attempts) {
       const r = await call(method, path, { token: bob.access_token, body });

@@ -10,7 +10,7 @@ import {
 import { h } from "./dom.js";
 import { previewText } from "./format.js";
 import {
-  addMessages, applyPage, hasOlder, messageText, moveReadCursor, newConversation, newestSeq, oldestSeq, setTyping, sortChannels,
+  addMessages, applyPage, applyUpdate, hasOlder, messageText, moveReadCursor, newConversation, newestSeq, oldestSeq, setTyping, sortChannels,
   type Conversation,
 } from "./model.js";
 import { ConversationView } from "./views/conversation.js";
@@ -23,6 +23,7 @@ const PAGE_SIZE = 50;
 const TYPING_RESEND_MS = 3_000;
 /** Channels whose last message is fetched for the list's preview line after a sync. */
 const PREVIEW_FETCHES = 30;
+const PREVIEW_PAGE = 10;
 
 export type Capability = "typing" | "presence" | "reactions" | "edit" | "delete";
 
@@ -91,8 +92,10 @@ export class App {
     this.unsubscribe.push(
       c.on("message", (m) => this.onMessage(m)),
       c.on("messageUpdated", ({ message }) => {
-        addMessages(this.conv(message.channel_id), [message]);
-        this.render();
+        const held = applyUpdate(this.conv(message.channel_id), message);
+        const last = this.lastMessage.get(message.channel_id);
+        if (last?.seq === message.seq) this.lastMessage.set(message.channel_id, message);
+        if (held || last?.seq === message.seq) this.render();
       }),
       c.on("outbox", (entry) => {
         if (entry.state === "sent") this.pending.delete(entry.client_msg_id);
@@ -287,6 +290,7 @@ export class App {
     const m = this.lastMessage.get(channelId);
     if (!m) return "";
     if (m.deleted) return "Message deleted";
+    if (m.hidden) return "";
     if (m.content.system) return previewText(m.content.system.text);
     const text = previewText(messageText(m));
     const ch = this.channels.get(channelId);
@@ -449,9 +453,11 @@ export class App {
     const missing = this.sortedChannels().filter((c) => c.last_seq > 0 && !this.lastMessage.has(c.channel_id)).slice(0, PREVIEW_FETCHES);
     for (const c of missing) {
       try {
-        const page = await this.client.history(c.channel_id, { limit: 1 });
-        addMessages(this.conv(c.channel_id), page.messages);
-        this.noteLast(page.messages.at(-1));
+        // A few, not one: the newest seqs may be changes (reactions, edits), which pages leave out.
+        const page = await this.client.history(c.channel_id, { limit: PREVIEW_PAGE });
+        const shown = page.messages.filter((m) => !m.hidden);
+        addMessages(this.conv(c.channel_id), shown.slice(-1));
+        this.noteLast(shown.at(-1));
         this.render();
       } catch {
         // The preview line stays empty.
@@ -531,7 +537,7 @@ export class App {
    * Reactions, edits and deletes are drawn whatever the server supports; one that answers
    * `not_implemented` gets a toast, and later attempts are answered locally.
    */
-  async mutate(kind: "reactions" | "edit" | "delete", run: () => Promise<void>): Promise<boolean> {
+  async mutate(kind: "reactions" | "edit" | "delete", run: () => Promise<unknown>): Promise<boolean> {
     const label = kind === "reactions" ? "Reactions" : kind === "edit" ? "Editing messages" : "Deleting messages";
     if (this.unsupported.has(kind)) {
       toast(`${label} isn't available on this server yet.`.replace("Reactions isn't", "Reactions aren't"));

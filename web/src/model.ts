@@ -55,9 +55,20 @@ export function hasOlder(conv: Conversation): boolean {
   return conv.loaded && oldest !== Infinity && oldest > 1;
 }
 
+/**
+ * A changed message (edit, delete, reactions, delete-for-me) replaces the copy held; one not
+ * held is left for its page to bring, so no stray message opens a hole in the timeline.
+ */
+export function applyUpdate(conv: Conversation, message: ChatMessage): boolean {
+  if (!conv.messages.has(message.seq)) return false;
+  conv.messages.set(message.seq, message);
+  return true;
+}
+
 /** Merges a history page; a page with nothing before it ends scroll-back. */
 export function applyPage(conv: Conversation, page: HistoryPage, kind: "newest" | "older"): void {
   addMessages(conv, page.messages);
+  for (const u of page.updates) applyUpdate(conv, u.message);
   if (kind === "newest") conv.loaded = true;
   if (!page.has_more || (kind === "older" && page.messages.length === 0)) conv.exhausted = true;
 }
@@ -154,6 +165,7 @@ export function buildTimeline(input: TimelineInput): TimelineItem[] {
   type Row = Extract<TimelineItem, { kind: "message" }> | Extract<TimelineItem, { kind: "system" }>;
   const rows: Row[] = [];
   for (const m of stored) {
+    if (m.hidden || m.content.update) continue; // deleted for me; a change (never stored here, but pages may carry one)
     if (m.content.system) {
       rows.push({ kind: "system", key: `sys:${m.seq}`, text: m.content.system.text || "Channel updated", ts: m.server_ts });
       continue;

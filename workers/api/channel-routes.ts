@@ -1,4 +1,4 @@
-/** /v1/channels: create, list, describe, members, history, read cursor. */
+/** /v1/channels: create, list, describe, members, history, message changes, read cursor. */
 import { Hono } from "hono";
 import { z } from "zod";
 import { LIMITS } from "../../protocol/limits.js";
@@ -27,6 +27,11 @@ const HistoryQuery = z.object({
   limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).optional(),
 });
 const ReadBody = z.object({ up_to_seq: seqParam });
+const messageSeq = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const EditBody = z.object({ text: z.string().min(1) });
+const DeleteQuery = z.object({ for: z.enum(["me", "everyone"]).default("me") });
+/** Changes made over REST come from no device socket. */
+const REST_DEVICE = "";
 
 /** Profiles for `refs`, or a 404 naming the ones that matched nobody. */
 async function profiles(c: ApiContext, refs: string[]): Promise<{ ok: true; found: MemberProfile[] } | ReturnType<typeof fail>> {
@@ -95,7 +100,33 @@ export const channelRoutes = new Hono<ApiEnv>()
     if (!id) return noChannel();
     const q = parseWith(HistoryQuery, c.req.query());
     if (!q.ok) return errorResponse(q);
-    return send(c, await channelStub(c.env, id).history(c.get("auth").userId, q.value));
+    return send(c, await userStub(c.env, c.get("auth").userId).history(id, q.value));
+  })
+  .patch("/:id/messages/:seq", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const seq = parseWith(messageSeq, c.req.param("seq"));
+    if (!seq.ok) return errorResponse(seq);
+    const body = await parseJsonBody(c, EditBody);
+    if (!body.ok) return errorResponse(body);
+    return send(c, await userStub(c.env, c.get("auth").userId).edit(id, REST_DEVICE, seq.value, { text: { text: body.value.text } }));
+  })
+  .delete("/:id/messages/:seq", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const seq = parseWith(messageSeq, c.req.param("seq"));
+    if (!seq.ok) return errorResponse(seq);
+    const q = parseWith(DeleteQuery, c.req.query());
+    if (!q.ok) return errorResponse(q);
+    return send(c, await userStub(c.env, c.get("auth").userId).deleteMessage(id, REST_DEVICE, seq.value, q.value.for === "everyone"));
+  })
+  .on(["PUT", "DELETE"], "/:id/messages/:seq/reactions/:emoji", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const seq = parseWith(messageSeq, c.req.param("seq"));
+    if (!seq.ok) return errorResponse(seq);
+    const op = c.req.method === "PUT" ? "add" : "remove";
+    return send(c, await userStub(c.env, c.get("auth").userId).react(id, REST_DEVICE, seq.value, c.req.param("emoji"), op));
   })
   .post("/:id/read", async (c) => {
     const id = channelId(c);

@@ -4,6 +4,7 @@
  * only while the reader is at the bottom.
  */
 import type { ChannelState } from "../../../client/index.js";
+import { LIMITS } from "../../../protocol/limits.js";
 import type { App } from "../app.js";
 import { h, icon, ICONS, reconcile, type KeyedItem } from "../dom.js";
 import { clockTime, joinNames, lastSeenText, typingText } from "../format.js";
@@ -378,10 +379,13 @@ export class ConversationView {
       rows.push(h("div", { class: "menu-reactions", role: "group", "aria-label": "React" },
         ...REACTIONS.map((emoji) => action(emoji, () => this.app.react(channelId, seq, emoji), { "aria-label": `React with ${emoji}`, class: "menu-emoji" }))));
       const list: HTMLElement[] = [action("Copy text", () => void navigator.clipboard?.writeText(item.text).catch(() => {}), { class: "menu-item" })];
-      if (item.mine) {
+      if (item.mine && Date.now() - item.ts < LIMITS.editWindowMs) {
         list.push(action("Edit", () => editDialog(this.app, channelId, seq, item.text), { class: "menu-item" }));
-        list.push(action("Delete", () => deleteDialog(this.app, channelId, seq), { class: "menu-item menu-danger" }));
       }
+      if (item.mine && Date.now() - item.ts < LIMITS.deleteWindowMs) {
+        list.push(action("Delete for everyone", () => deleteDialog(this.app, channelId, seq, true), { class: "menu-item menu-danger" }));
+      }
+      list.push(action("Delete for me", () => deleteDialog(this.app, channelId, seq, false), { class: "menu-item menu-danger" }));
       rows.push(h("div", { class: "menu-list" }, ...list));
     } else if (item.state === "failed") {
       rows.push(h("div", { class: "menu-list" },

@@ -87,15 +87,18 @@ export function editDialog(app: App, channelId: string, seq: number, text: strin
   });
 }
 
-export function deleteDialog(app: App, channelId: string, seq: number): void {
+/** Delete for everyone (a tombstone others see) or only for me (gone from all my devices). */
+export function deleteDialog(app: App, channelId: string, seq: number, forEveryone: boolean): void {
   formDialog({
-    title: "Delete message?",
-    description: "It will be removed for everyone in this conversation.",
+    title: forEveryone ? "Delete for everyone?" : "Delete for you?",
+    description: forEveryone
+      ? "Everyone in this conversation will see \u201cThis message was deleted\u201d instead."
+      : "It will be removed from all your devices. Others in the conversation still see it.",
     fields: [],
     submitLabel: "Delete",
     danger: true,
     onSubmit: async () => {
-      await app.mutate("delete", () => app.client.deleteMessage(channelId, seq, { forEveryone: true }));
+      await app.mutate("delete", () => app.client.deleteMessage(channelId, seq, { forEveryone }));
     },
   });
 }
