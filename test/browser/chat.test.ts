@@ -295,7 +295,7 @@ describe("edgechat web app in Chromium", () => {
     expect(await message(bob, "Sent while the server was down").count()).toBe(1);
   });
 
-  it("answers reactions, which the server does not support yet, with a toast", async () => {
+  it("reacts, edits and deletes, and every device shows the change", async () => {
     // Keyboard only: into the log, up to a message, Enter for its actions, Enter on 👍.
     await alice.locator(".log").focus();
     await alice.keyboard.press("ArrowUp");
@@ -303,9 +303,59 @@ describe("edgechat web app in Chromium", () => {
     const menu = alice.getByRole("menu", { name: "Message actions" });
     await menu.waitFor();
     await alice.keyboard.press("Enter");
-    await textOf(alice.locator(".toast").last(), "Reactions aren't available on this server yet.");
     await menu.waitFor({ state: "detached" });
-    await screenshot(alice, "reaction-unsupported-toast");
+    const chipAtBob = bob.locator(".reaction", { hasText: "👍 1" });
+    await chipAtBob.waitFor();
+    expect(await chipAtBob.getAttribute("aria-pressed")).toBe("false");
+    // Bob joins the reaction by clicking it; both sides count two.
+    await chipAtBob.click();
+    await alice.locator(".reaction", { hasText: "👍 2" }).waitFor();
+    expect(await bob.locator(".reaction", { hasText: "👍 2" }).getAttribute("aria-pressed")).toBe("true");
+
+    const openActions = async (page: Page, text: string) => {
+      const row = message(page, text);
+      await row.hover();
+      await row.getByRole("button", { name: "Message actions" }).click();
+      return page.getByRole("menu", { name: "Message actions" });
+    };
+    // Edit: Bob sees the new text, marked edited.
+    await sendMessage(alice, "Let's meet at the brigde");
+    await message(bob, "at the brigde").waitFor();
+    await (await openActions(alice, "at the brigde")).getByRole("menuitem", { name: "Edit" }).click();
+    const editor = alice.getByRole("dialog", { name: "Edit message" });
+    await editor.getByLabel("Message").fill("Let's meet at the bridge");
+    await editor.getByRole("button", { name: "Save" }).click();
+    await editor.waitFor({ state: "detached" });
+    const edited = message(bob, "Let's meet at the bridge");
+    await edited.waitFor();
+    await textOf(edited.locator(".msg-meta"), /edited/);
+    expect(await message(bob, "brigde").count()).toBe(0);
+
+    // Delete for everyone: a tombstone on Bob's side, the text gone.
+    await sendMessage(alice, "Oops, wrong chat");
+    await message(bob, "Oops, wrong chat").waitFor();
+    await (await openActions(alice, "Oops, wrong chat")).getByRole("menuitem", { name: "Delete for everyone" }).click();
+    const confirm = alice.getByRole("dialog", { name: "Delete for everyone?" });
+    await confirm.getByRole("button", { name: "Delete" }).click();
+    await confirm.waitFor({ state: "detached" });
+    await message(bob, "This message was deleted").waitFor();
+    await message(bob, "Oops, wrong chat").waitFor({ state: "detached" });
+    await message(alice, "This message was deleted").waitFor();
+
+    // Delete for me: gone from Bob's screen only.
+    await (await openActions(bob, "Let's meet at the bridge")).getByRole("menuitem", { name: "Delete for me" }).click();
+    const mine = bob.getByRole("dialog", { name: "Delete for you?" });
+    await mine.getByRole("button", { name: "Delete" }).click();
+    await message(bob, "Let's meet at the bridge").waitFor({ state: "detached" });
+    expect(await message(alice, "Let's meet at the bridge").count()).toBe(1);
+    await screenshot(alice, "reactions-edit-delete");
+
+    // A reload brings the same state back from the server.
+    await bob.reload();
+    await message(bob, "This message was deleted").waitFor();
+    await bob.locator(".reaction", { hasText: "👍 2" }).waitFor();
+    expect(await message(bob, "Let's meet at the bridge").count()).toBe(0);
+    expect(await message(bob, "Oops, wrong chat").count()).toBe(0);
   });
 
   it("stacks the list and the conversation at phone width", async () => {
