@@ -15,6 +15,9 @@ export default defineConfig({
           JURISDICTIONS: "simulated",
           // Tests measure the platform, not the limiter; test/channel/rate-limit*.test.ts covers it.
           SEND_RATE_PER_SECOND: "0",
+          // Short presence timings so TTL expiry and the offline grace run within a test.
+          PRESENCE_OFFLINE_GRACE_MS: "200",
+          PRESENCE_TTL_MS: "2000",
           ACCOUNT_MIGRATIONS: migrations,
         },
       },

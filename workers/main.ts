@@ -7,6 +7,7 @@ import { connect } from "./gateway/connect.js";
 
 export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 export { UserObject } from "../durable-objects/user/UserObject.js";
+export { PresenceObject } from "../durable-objects/presence/PresenceObject.js";
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {

@@ -12,6 +12,7 @@ import { fail, failureFromException, type Failure, type Result } from "../../wor
 import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../workers/lib/frames.js";
 import { isChannelId } from "../../workers/lib/ids.js";
 import { channelStub } from "../../workers/lib/routing.js";
+import { presenceTimingsFromEnv } from "../presence/settings.js";
 import { hashSecret, newRefreshSecret } from "../../workers/auth/tokens.js";
 import { timingSafeEqual } from "../../workers/auth/password.js";
 import { migrate } from "../migrate.js";
@@ -20,7 +21,8 @@ import type {
   AppendInput, ChannelSignal, ChatMessageData, ContentInit, DeliveryBatch, HistoryPageData, HistoryQuery, MemberProfile, MessageChange, SendAck,
 } from "../channel/types.js";
 import type { Device, PresenceState } from "../../protocol/types.js";
-import { channelState, type ChannelRow, type ChannelState } from "./channel-list.js";
+import { channelState, parseMembers, type ChannelRow, type ChannelState } from "./channel-list.js";
+import { aggregateStatus, MAX_WATCHED_CONTACTS, PresenceLink, type DeviceStatus } from "./presence-link.js";
 import { USER_MIGRATIONS } from "./schema.js";
 
 export type Profile = {
@@ -36,6 +38,8 @@ export type { Device };
 interface SocketInfo {
   deviceId: string;
   encoding: Encoding;
+  /** What the device last said with PRESENCE_HEARTBEAT; online until it says otherwise. */
+  status: DeviceStatus;
 }
 
 /** One SEND on its way to its channel. */
@@ -63,15 +67,18 @@ interface ResumeState {
 export type UserSettings = {
   /** Share my read cursor with the other members as read receipts. */
   read_receipts: boolean;
+  /** Show others when I am online and when I was last seen; off, I always appear offline. */
+  share_presence: boolean;
 };
 
-const DEFAULT_SETTINGS: UserSettings = { read_receipts: true };
+const DEFAULT_SETTINGS: UserSettings = { read_receipts: true, share_presence: true };
 
 function pickSettings(input: unknown): Partial<UserSettings> {
   const out: Partial<UserSettings> = {};
-  if (typeof input === "object" && input !== null && typeof (input as UserSettings).read_receipts === "boolean") {
-    out.read_receipts = (input as UserSettings).read_receipts;
-  }
+  if (typeof input !== "object" || input === null) return out;
+  const v = input as Record<string, unknown>;
+  if (typeof v.read_receipts === "boolean") out.read_receipts = v.read_receipts;
+  if (typeof v.share_presence === "boolean") out.share_presence = v.share_presence;
   return out;
 }
 
@@ -102,10 +109,13 @@ export class UserObject extends DurableObject<Env> {
   /** Delete-for-me marks by channel, loaded on first use; empty while the user has none. */
   private readonly hidden = new Map<string, Set<number>>();
   private hasHidden = false;
+  private presenceLink: PresenceLink | undefined;
+  private readonly presenceTtlMs: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.presenceTtlMs = presenceTimingsFromEnv(env).ttlMs;
     // Answered by the runtime without waking the object; a text pair because auto-responses
     // only match text frames, even on connections whose data frames are binary.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
@@ -275,7 +285,11 @@ export class UserObject extends DurableObject<Env> {
          unread_count = excluded.unread_count, left = excluded.left`,
       c.channel_id, c.type, c.name, c.member_count, JSON.stringify(c.members), lastSeq, lastHlc, lastAt, lastRead, unread, left,
     );
-    if (membershipChanged) this.broadcastChannelUpdate(c.channel_id);
+    if (membershipChanged) {
+      this.broadcastChannelUpdate(c.channel_id);
+      const sockets = this.openSockets();
+      if (sockets.length > 0 && left === 0) this.ctx.waitUntil(this.sendContactsPresence(sockets, new Set(c.members.map((m) => m.user_id))));
+    }
     this.sendToDevices(batch.messages);
   }
 
@@ -365,7 +379,71 @@ export class UserObject extends DurableObject<Env> {
   updateSettings(patch: Partial<UserSettings>): UserSettings {
     const next = { ...this.getSettings(), ...pickSettings(patch) };
     this.sql.exec("UPDATE profile SET settings = ? WHERE id = 1", JSON.stringify(next));
+    this.presenceChanged();
     return next;
+  }
+
+  /* ------------------------------------ presence ------------------------------------ */
+
+  /** Keeps the user's presence report alive while any device is connected (the shard's TTL). */
+  override async alarm(): Promise<void> {
+    if (this.openSockets().length === 0) return;
+    const link = this.shardLink();
+    if (link) {
+      await link.report(this.presenceStatus(), true);
+      await link.watch(this.contacts()); // extends the subscriptions; the states are known already
+    }
+    await this.ctx.storage.setAlarm(Date.now() + this.keepAliveMs());
+  }
+
+  private keepAliveMs(): number {
+    return Math.max(1000, Math.floor(this.presenceTtlMs / 3));
+  }
+
+  private shardLink(): PresenceLink | undefined {
+    if (!this.presenceLink && this.profile) this.presenceLink = new PresenceLink(this.env, this.profile.user_id);
+    return this.presenceLink;
+  }
+
+  private presenceStatus(except?: WebSocket) {
+    const devices = this.openSockets().filter((ws) => ws !== except).map((ws) => this.info(ws).status);
+    return aggregateStatus(devices, this.getSettings().share_presence);
+  }
+
+  /** A device came, went or changed its status: tell the shard if the user's status changed. */
+  private presenceChanged(except?: WebSocket): void {
+    const link = this.shardLink();
+    if (!link) return;
+    const status = this.presenceStatus(except);
+    this.ctx.waitUntil(link.report(status));
+    if (status === "offline") this.ctx.waitUntil(link.unwatch(this.contacts()));
+  }
+
+  /** People the user shares a DM or small group with: whose presence their devices show. */
+  private contacts(): string[] {
+    const me = this.profile?.user_id;
+    const ids = new Set<string>();
+    for (const row of this.sql.exec<{ members: string }>("SELECT members FROM channels WHERE left = 0 ORDER BY last_activity_at DESC")) {
+      for (const m of parseMembers(row.members)) if (m.user_id !== me) ids.add(m.user_id);
+      if (ids.size >= MAX_WATCHED_CONTACTS) break;
+    }
+    return [...ids];
+  }
+
+  /** Watches the contacts and sends their current presence to `sockets`. */
+  private async sendContactsPresence(sockets: WebSocket[], only?: Set<string>): Promise<void> {
+    const link = this.shardLink();
+    if (!link) return;
+    const states = await link.watch(this.contacts());
+    for (const state of states) {
+      if (only && !only.has(state.user_id)) continue;
+      const frame: FrameInit = { type: pb.FrameType.PRESENCE, presence: state };
+      for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) sendFrame(ws, frame, this.info(ws).encoding);
+    }
+  }
+
+  private async ensureKeepAlive(): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + this.keepAliveMs());
   }
 
   /* ------------------------------------ WebSocket ------------------------------------ */
@@ -395,7 +473,7 @@ export class UserObject extends DurableObject<Env> {
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [deviceId]);
-    server.serializeAttachment({ deviceId, encoding } satisfies SocketInfo);
+    server.serializeAttachment({ deviceId, encoding, status: "online" } satisfies SocketInfo);
     sendFrame(server, {
       type: pb.FrameType.HELLO,
       hello: {
@@ -404,6 +482,8 @@ export class UserObject extends DurableObject<Env> {
         max_unacked_frames: LIMITS.maxUnackedFrames, server_ts: Date.now(), protocol: protocolHeader ?? encoding,
       },
     }, encoding);
+    this.presenceChanged();
+    await this.ensureKeepAlive();
     return new Response(null, { status: 101, webSocket: client, headers: protocolHeader ? { "Sec-WebSocket-Protocol": protocolHeader } : {} });
   }
 
@@ -430,6 +510,7 @@ export class UserObject extends DurableObject<Env> {
     this.inflight.delete(ws);
     this.releaseHeldSends(ws);
     this.touchDevice(ws);
+    this.presenceChanged(ws);
     // Reciprocate the peer's Close frame to complete the handshake. The Hibernation API requires
     // it; without it clients stay in CLOSING and report 1006. 1005/1006 cannot be sent back.
     closeQuietly(ws, code === 1005 || code === 1006 ? 1000 : code, "bye");
@@ -440,6 +521,7 @@ export class UserObject extends DurableObject<Env> {
     this.inflight.delete(ws);
     this.releaseHeldSends(ws);
     this.touchDevice(ws);
+    this.presenceChanged(ws);
   }
 
   /** Returns a Failure to report as an ERROR frame, or nothing when the handler replied itself. */
@@ -453,8 +535,7 @@ export class UserObject extends DurableObject<Env> {
       case T.RESUME: return this.onResume(ws, info, frame);
       case T.TYPING: return this.onTyping(info, frame);
       case T.REACT: case T.EDIT: case T.DELETE: return this.onChange(ws, info, frame);
-      case T.PRESENCE_HEARTBEAT:
-        return fail("not_implemented", `${T[frame.type]} arrives in a later edgechat release.`);
+      case T.PRESENCE_HEARTBEAT: return this.onPresenceHeartbeat(ws, info, frame);
       default:
         return fail("unexpected_frame", `${T[frame.type] ?? frame.type} frames are sent by the server, not by clients.`);
     }
@@ -596,6 +677,15 @@ export class UserObject extends DurableObject<Env> {
     return undefined;
   }
 
+  /** A device's own status: online while in front of its user, away in the background. No reply. */
+  private onPresenceHeartbeat(ws: WebSocket, info: SocketInfo, frame: Frame): Failure | undefined {
+    const status = frame.presence_heartbeat?.status;
+    if (status !== "online" && status !== "away") return fail("invalid_argument", "PRESENCE_HEARTBEAT status must be online or away.");
+    if (status !== info.status) ws.serializeAttachment({ ...info, status } satisfies SocketInfo);
+    this.presenceChanged();
+    return undefined;
+  }
+
   private async onPullHistory(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
     const q = frame.pull_history;
     const me = this.profile?.user_id;
@@ -663,6 +753,8 @@ export class UserObject extends DurableObject<Env> {
     const held = state.held.filter((m) => m.seq > (sentUpTo.get(m.channel_id) ?? 0));
     if (held.length > 0) this.sendMessages(ws, info, held);
     sendFrame(ws, { type: pb.FrameType.RESUMED, request_id: frame.request_id, resumed: { channels: this.listChannels() } }, info.encoding);
+    // Then who of the user's contacts is around (and the subscription that keeps it current).
+    this.ctx.waitUntil(this.sendContactsPresence([ws]));
     return undefined;
   }
 
@@ -758,7 +850,7 @@ export class UserObject extends DurableObject<Env> {
 
   private info(ws: WebSocket): SocketInfo {
     const a = ws.deserializeAttachment() as Partial<SocketInfo> | null;
-    return { deviceId: a?.deviceId ?? "", encoding: a?.encoding === "json" ? "json" : "proto" };
+    return { deviceId: a?.deviceId ?? "", encoding: a?.encoding === "json" ? "json" : "proto", status: a?.status === "away" ? "away" : "online" };
   }
 
   private touchDevice(ws: WebSocket): void {

@@ -33,7 +33,7 @@ export function channelState(row: ChannelRow, me: string | undefined): ChannelSt
   };
 }
 
-function parseMembers(json: string): MemberProfile[] {
+export function parseMembers(json: string): MemberProfile[] {
   try {
     const v: unknown = JSON.parse(json);
     return Array.isArray(v) ? (v as MemberProfile[]) : [];

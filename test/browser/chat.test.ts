@@ -358,6 +358,32 @@ describe("edgechat web app in Chromium", () => {
     expect(await message(bob, "Oops, wrong chat").count()).toBe(0);
   });
 
+  it("shows who is online, and when a contact was last seen", async () => {
+    // Both have the DM open: each sees the other online, in the header and on the list.
+    await textOf(bob.locator(".conv-subtitle"), "Online");
+    await channelItem(bob, ALICE.name).locator(".presence-dot.presence-online").waitFor();
+    await textOf(alice.locator(".conv-subtitle"), "Online");
+
+    // Carol, on her phone (the SDK on Node), starts a DM with Alice and then puts the phone away.
+    const carol = createClient({ url: server.url, deviceId: "carol-phone", WebSocket: WebSocket as unknown as WebSocketConstructor });
+    await carol.login({ username: CAROL.username, password: PASSWORD });
+    await carol.connect();
+    await carol.channels.create({ type: "dm", member: ALICE.username });
+    const item = channelItem(alice, CAROL.name);
+    await item.locator(".presence-dot.presence-online").waitFor();
+    await item.click();
+    await textOf(alice.locator(".conv-subtitle"), "Online");
+    await carol.setPresence("away");
+    await item.locator(".presence-dot.presence-away").waitFor();
+    await screenshot(alice, "presence-away");
+    carol.disconnect();
+    await textOf(alice.locator(".conv-subtitle"), "last seen just now");
+    await item.locator(".presence-dot").waitFor({ state: "detached" });
+    await screenshot(alice, "presence-last-seen");
+    await channelItem(alice, BOB.name).click();
+    await textOf(alice.locator(".conv-subtitle"), "Online");
+  });
+
   it("stacks the list and the conversation at phone width", async () => {
     await bob.setViewportSize(PHONE);
     await message(bob, "Sent while the server was down").waitFor();

@@ -68,7 +68,8 @@ async function expectAnswer(dev: ProbeDevice, data: Uint8Array | string, what: s
     case T.DELIVER_ACK:
     case T.PRESENCE_HEARTBEAT: {
       const ack = frame.deliver_ack;
-      const valid = frame.type === T.PRESENCE_HEARTBEAT || (ack && isChannelId(ack.channel_id) && Number(ack.seq) > 0);
+      const status = frame.presence_heartbeat?.status;
+      const valid = frame.type === T.PRESENCE_HEARTBEAT ? status === "online" || status === "away" : ack && isChannelId(ack.channel_id) && Number(ack.seq) > 0;
       if (!valid) {
         const err = await dev.take((x) => x.request_id === id && x.type === T.ERROR, 5000, `ERROR for ${label()}`);
         count(err.error!.code!);
@@ -82,7 +83,7 @@ async function expectAnswer(dev: ProbeDevice, data: Uint8Array | string, what: s
       return err;
     }
     default: {
-      const f = await dev.take((x) => x.request_id === id && x.type !== T.DELIVER && x.type !== T.CHANNEL_UPDATE && x.type !== T.READ && x.type !== T.TYPING, 5000, `answer to ${label()}`);
+      const f = await dev.take((x) => x.request_id === id && x.type !== T.DELIVER && x.type !== T.CHANNEL_UPDATE && x.type !== T.READ && x.type !== T.TYPING && x.type !== T.PRESENCE, 5000, `answer to ${label()}`);
       if (f.type === T.SEND_ACK) {
         count("SEND_ACK");
         const s = frame.send!;

@@ -59,6 +59,7 @@ const targets: Target[] = [
   { method: "GET", route: "/v1/me/settings", path: () => "/v1/me/settings", takesBody: false, requiredBody: false, auth: true },
   { method: "PATCH", route: "/v1/me/settings", path: () => "/v1/me/settings", takesBody: true, requiredBody: true, auth: true },
   { method: "GET", route: "/v1/users", path: () => "/v1/users", takesBody: false, requiredBody: false, auth: true },
+  { method: "GET", route: "/v1/presence", path: () => `/v1/presence?user_ids=${alice.user_id}`, takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/users/:id", path: () => `/v1/users/${alice.user_id}`, takesBody: false, requiredBody: false, auth: true },
   { method: "POST", route: "/v1/channels", path: () => "/v1/channels", takesBody: true, requiredBody: true, auth: true },
   { method: "GET", route: "/v1/channels", path: () => "/v1/channels", takesBody: false, requiredBody: false, auth: true },
@@ -149,6 +150,11 @@ describe("fuzzing REST", { timeout: 30_000 }, () => {
     for (const qs of ["", "username=", "username=" + "a".repeat(65), "user=alice", "username=a&username=b"]) {
       await hit("GET", `/v1/users?${qs}`, {}, `users ?${qs}`);
     }
+    await fc.assert(fc.asyncProperty(fc.array(fc.oneof(queryValue, fc.constant(alice.user_id)), { maxLength: 5 }), async (ids) => {
+      const qs = `user_ids=${ids.map(encodeURIComponent).join(",")}`;
+      const r = await hit("GET", `/v1/presence?${qs}`, {}, `presence ?${qs}`);
+      if (ids.some((id) => id !== alice.user_id && id !== "")) expect(r.status, qs).toBe(400);
+    }), budget(RUNS / 2));
   });
 
   it("answers fuzzed path parameters with a 4xx (never a 5xx from a malformed id)", async () => {

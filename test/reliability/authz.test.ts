@@ -101,6 +101,7 @@ const authed: Endpoint[] = [
   { method: "PATCH", route: "/v1/me/settings", path: () => "/v1/me/settings", body: () => ({ read_receipts: false }) },
   { method: "GET", route: "/v1/users", path: () => `/v1/users?username=${alice.username}` },
   { method: "GET", route: "/v1/users/:id", path: () => `/v1/users/${alice.user_id}` },
+  { method: "GET", route: "/v1/presence", path: () => `/v1/presence?user_ids=${alice.user_id}` },
   { method: "POST", route: "/v1/channels", path: () => "/v1/channels", body: () => ({ type: "group", name: "intruders", members: [alice.user_id] }) },
   { method: "GET", route: "/v1/channels", path: () => "/v1/channels" },
   { method: "GET", route: "/v1/channels/:id", path: () => `/v1/channels/${group}` },

@@ -79,6 +79,9 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     JURISDICTIONS: "simulated",
     // Load and reliability runs measure the platform, not the per-sender limiter (tested on its own).
     SEND_RATE_PER_SECOND: "0",
+    // Short presence timings, as in vitest.config.ts, so TTL expiry and the offline grace run within a test.
+    PRESENCE_OFFLINE_GRACE_MS: "200",
+    PRESENCE_TTL_MS: "2000",
     ...opts.vars,
   };
   const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false"];

@@ -1,13 +1,17 @@
-/** /v1/me and /v1/users: who am I, and find people to talk to. */
+/** /v1/me, /v1/users and /v1/presence: who am I, find people to talk to, who is around. */
 import { Hono } from "hono";
 import { z } from "zod";
 import { errorResponse, fail } from "../lib/errors.js";
-import { userStub } from "../lib/routing.js";
+import { isUserId } from "../lib/ids.js";
+import { presenceStub, userStub } from "../lib/routing.js";
+import { byShard } from "../../durable-objects/user/presence-link.js";
 import { resolveProfiles } from "./accounts.js";
 import type { ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";
 
-const SettingsBody = z.object({ read_receipts: z.boolean().optional() }).strict();
+const SettingsBody = z.object({ read_receipts: z.boolean().optional(), share_presence: z.boolean().optional() }).strict();
+/** Presence pulled on demand (big groups, people not watched): at most this many ids per call. */
+const MAX_PRESENCE_LOOKUP = 200;
 
 const notFound = () => errorResponse(fail("not_found", "No such user."));
 
@@ -27,6 +31,16 @@ export const userRoutes = new Hono<ApiEnv>()
     if (!username || username.length > 64) return errorResponse(fail("invalid_argument", "Give ?username=<name>."));
     const { found } = await resolveProfiles(c.env.ACCOUNTS, [username]);
     return found[0] ? c.json(found[0]) : notFound();
+  })
+  .get("/presence", async (c) => {
+    const ids = [...new Set((c.req.query("user_ids") ?? "").split(",").filter((id) => id !== ""))];
+    if (ids.length === 0 || ids.length > MAX_PRESENCE_LOOKUP) {
+      return errorResponse(fail("invalid_argument", `Give ?user_ids=<id>,<id>,... (1-${MAX_PRESENCE_LOOKUP} user ids).`));
+    }
+    const bad = ids.filter((id) => !isUserId(id)).map(String)[0];
+    if (bad !== undefined) return errorResponse(fail("invalid_argument", `Not a user id: ${bad.slice(0, 40)}`));
+    const states = await Promise.all(byShard(ids).map((group) => presenceStub(c.env, group[0]!).lookup(group)));
+    return c.json({ presence: states.flat() });
   })
   .get("/users/:id", async (c) => {
     const { found } = await resolveProfiles(c.env.ACCOUNTS, [c.req.param("id")]);

@@ -9,6 +9,7 @@
 import { parseId, type Jurisdiction } from "./ids.js";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
 import type { UserObject } from "../../durable-objects/user/UserObject.js";
+import type { PresenceObject } from "../../durable-objects/presence/PresenceObject.js";
 
 type Namespace<T extends Rpc.DurableObjectBranded | undefined> = DurableObjectNamespace<T>;
 
@@ -32,4 +33,47 @@ export function channelStub(env: Env, channelId: string): DurableObjectStub<Chan
 /** The UserObject that holds `userId`'s sockets, devices, sessions and channel list. */
 export function userStub(env: Env, userId: string): DurableObjectStub<UserObject> {
   return stubFor(env, env.USERS, userId, "u");
+}
+
+/**
+ * Presence shards per jurisdiction. Changing it re-homes most users to another shard, which
+ * forgets their last_seen and their watchers' subscriptions (presence is ephemeral: the next
+ * report and re-watch rebuild them).
+ */
+export const PRESENCE_SHARDS = 32;
+
+/** 32-bit FNV-1a over the string's UTF-16 code units (ids are ASCII, so over its bytes). */
+export function fnv1a32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function presenceShard(userId: string): { name: string; jurisdiction: Jurisdiction } {
+  const parsed = parseId(userId);
+  if (!parsed || parsed.kind !== "u") throw new TypeError(`Not a user id: ${String(userId).slice(0, 40)}`);
+  return { name: `presence:${fnv1a32(userId) % PRESENCE_SHARDS}`, jurisdiction: parsed.jurisdiction };
+}
+
+/**
+ * Which presence shard holds `userId`: equal keys mean the same PresenceObject, so callers can
+ * group many ids and make one call per shard.
+ *
+ * @example
+ * const byShard = new Map<string, string[]>();
+ * for (const id of ids) byShard.set(presenceShardKey(id), [...(byShard.get(presenceShardKey(id)) ?? []), id]);
+ * for (const group of byShard.values()) states.push(...(await presenceStub(env, group[0]!).lookup(group)));
+ */
+export function presenceShardKey(userId: string): string {
+  const { name, jurisdiction } = presenceShard(userId);
+  return jurisdiction === "" ? name : `${jurisdiction}/${name}`;
+}
+
+/** The PresenceObject shard that holds `userId`'s presence and its watchers, in the user's jurisdiction. */
+export function presenceStub(env: Env, userId: string): DurableObjectStub<PresenceObject> {
+  const { name, jurisdiction } = presenceShard(userId);
+  return env.PRESENCE.get(objectId(env, env.PRESENCE, name, jurisdiction));
 }

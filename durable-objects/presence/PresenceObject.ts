@@ -1,0 +1,332 @@
+/**
+ * PresenceObject: one presence shard (DESIGN.md). Users are spread over PRESENCE_SHARDS shards
+ * per jurisdiction by a hash of their id (`presenceStub()` in workers/lib/routing.ts). A shard
+ * keeps each of its users' status and last_seen, and who watches them, and pushes deltas to the
+ * watchers' UserObjects.
+ *
+ * What subscribers are told is a debounced view of what the UserObjects report:
+ * - online and away are reports with a TTL: a user whose UserObject stops refreshing them (it died
+ *   without saying goodbye) goes offline from the alarm, last seen at their last report;
+ * - offline waits out a grace period, so a flapping connection is never seen leaving;
+ * - hidden (presence sharing turned off) reads as offline, last seen 0, at once, until the user is
+ *   reported online or away again.
+ * `published_status` is what subscribers were last told; a delta goes out only when the view
+ * changes, and watch()/lookup() answer with that same view, so pulls and pushes agree.
+ *
+ * Presence is ephemeral: deltas are best effort (a failed call is logged and dropped), and a
+ * subscriber that missed one is corrected by its next watch(), which returns current states.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { isUserId } from "../../workers/lib/ids.js";
+import { userStub } from "../../workers/lib/routing.js";
+import { migrate } from "../migrate.js";
+import { PRESENCE_MIGRATIONS } from "./schema.js";
+import { presenceTimingsFromEnv, type PresenceTimings } from "./settings.js";
+import type { PresenceState } from "../../protocol/types.js";
+import type { UserObject } from "../user/UserObject.js";
+
+/** A user's status as their UserObject aggregates it over their devices. */
+export type ReportedStatus = "online" | "away" | "offline" | "hidden";
+
+/** Most user ids one watch() or lookup() considers; the rest of a longer list is ignored. */
+export const MAX_PRESENCE_TARGETS = 1000;
+/** Most live subscribers per user (DESIGN.md: above that, presence is pulled on demand). */
+export const MAX_PRESENCE_SUBSCRIBERS = 1000;
+/** Concurrent UserObject calls while publishing. */
+const PUBLISH_CONCURRENCY = 32;
+/** UserObject stubs kept for reuse; a shard talks to far more users than it should remember. */
+const STUB_CACHE_MAX = 1000;
+/** User ids per `IN (...)` list: SQL statements stay under 100 bound parameters. */
+const IN_CHUNK = 90;
+
+type PresenceRow = {
+  user_id: string;
+  status: ReportedStatus;
+  last_seen: number;
+  expires_at: number | null;
+  offline_since: number | null;
+  published_status: ReportedStatus;
+};
+
+const REPORTED: ReadonlySet<unknown> = new Set<ReportedStatus>(["online", "away", "offline", "hidden"]);
+
+export class PresenceObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly timings: PresenceTimings;
+  /** The alarm as last set by this object; null when none is pending. */
+  private alarmAt: number | null = null;
+  /** Users whose published view changed and whose subscribers have not been told yet. */
+  private readonly changed = new Set<string>();
+  private publishing = false;
+  private readonly stubs = new Map<string, DurableObjectStub<UserObject>>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.timings = presenceTimingsFromEnv(env);
+    void ctx.blockConcurrencyWhile(async () => {
+      migrate(this.sql, PRESENCE_MIGRATIONS);
+      this.alarmAt = await ctx.storage.getAlarm();
+      // Deadlines live in the rows: whatever a restart interrupted, the alarm picks up.
+      const next = this.nextDeadline();
+      if (next !== null) this.arm(next);
+    });
+  }
+
+  /* ------------------------------------ RPC surface ------------------------------------ */
+
+  /**
+   * The user's aggregated status as its UserObject sees it: any device online → online; every
+   * connected device away → away; no devices → offline; hidden = the user turned presence sharing
+   * off. Called on every change, and as a keep-alive at least every TTL/3 while the user has
+   * devices: an online/away report not refreshed within PRESENCE_TTL_MS expires to offline.
+   *
+   * A change to online, away or hidden is published at once. offline is published only if the
+   * user is still offline PRESENCE_OFFLINE_GRACE_MS after `at` (from the alarm); coming back within
+   * the grace publishes nothing. Hidden lasts until a later online or away report: a hidden user's
+   * offline report changes nothing, so when their last device goes their last_seen stays private.
+   *
+   * `at` is the UserObject's clock (a future `at` counts as now). A report older than the last one
+   * kept arrived late and is ignored; junk is ignored, never thrown on.
+   */
+  report(userId: string, status: ReportedStatus, at: number): void {
+    if (!isUserId(userId) || !REPORTED.has(status) || !validTime(at)) return;
+    const t = Math.min(Math.floor(at), Date.now());
+    const row = this.row(userId);
+    if (row && t < row.last_seen) return;
+    const published = row?.published_status ?? "offline";
+    switch (status) {
+      case "online":
+      case "away": {
+        const expiresAt = t + this.timings.ttlMs;
+        this.write(userId, status, t, expiresAt, null, status);
+        this.arm(expiresAt);
+        if (published !== status) this.publish(userId);
+        return;
+      }
+      case "offline": {
+        // Already offline (or leaving): they left at the first report, not at this one. Hidden
+        // users stay hidden: publishing offline would reveal when they left.
+        if (row?.status === "offline" || row?.status === "hidden") return;
+        this.write(userId, "offline", t, null, t, published);
+        this.arm(t + this.timings.offlineGraceMs);
+        return;
+      }
+      case "hidden": {
+        if (row?.status === "hidden") return;
+        this.write(userId, "hidden", t, null, null, "hidden");
+        if (published !== "hidden") this.publish(userId);
+        return;
+      }
+    }
+  }
+
+  /**
+   * `subscriberId` watches `targets` (the caller passes only ids that hash to this shard) until
+   * now + 2 × PRESENCE_TTL_MS; watching again extends it. Returns the targets' current states, in
+   * the order given, without duplicates or junk. A target that has MAX_PRESENCE_SUBSCRIBERS live
+   * subscribers already still gets its state returned but no new subscriber: the caller pulls it.
+   * Nobody subscribes to their own presence.
+   */
+  watch(subscriberId: string, targets: string[]): PresenceState[] {
+    if (!isUserId(subscriberId)) return [];
+    const ids = cleanIds(targets);
+    const now = Date.now();
+    const expiresAt = now + 2 * this.timings.ttlMs;
+    for (const target of ids) {
+      if (target === subscriberId) continue;
+      // The cap counts the others: an existing subscriber may always renew.
+      this.sql.exec(
+        `INSERT INTO subscriptions (target_user_id, subscriber_user_id, expires_at)
+         SELECT ?, ?, ? WHERE (
+           SELECT count(*) FROM subscriptions WHERE target_user_id = ? AND subscriber_user_id != ? AND expires_at > ?
+         ) < ?
+         ON CONFLICT (target_user_id, subscriber_user_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`,
+        target, subscriberId, expiresAt, target, subscriberId, now, MAX_PRESENCE_SUBSCRIBERS,
+      );
+    }
+    if (ids.some((id) => id !== subscriberId)) this.arm(expiresAt);
+    return this.states(ids);
+  }
+
+  /** Drops every subscription `subscriberId` holds in this shard (its last device went away). */
+  unwatch(subscriberId: string): void {
+    if (!isUserId(subscriberId)) return;
+    this.sql.exec("DELETE FROM subscriptions WHERE subscriber_user_id = ?", subscriberId);
+  }
+
+  /**
+   * Current states without subscribing (pull on demand: large groups, REST), in the order given,
+   * without duplicates or junk. A user this shard never heard of is offline, last seen 0.
+   */
+  lookup(userIds: string[]): PresenceState[] {
+    return this.states(cleanIds(userIds));
+  }
+
+  /**
+   * The one alarm: expires stale online/away reports, publishes offline for those past their
+   * grace, prunes expired subscriptions, then re-arms for the earliest deadline left in the rows.
+   * Synchronous: every change is one turn; the deltas go out after, off this path.
+   */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const now = Date.now();
+    // Zombies left at their last report; their offline goes through the grace like any other
+    // (already over when the grace is shorter than the TTL).
+    this.sql.exec(
+      "UPDATE presence SET status = 'offline', expires_at = NULL, offline_since = last_seen WHERE expires_at IS NOT NULL AND expires_at <= ?",
+      now,
+    );
+    const graceOver = now - this.timings.offlineGraceMs;
+    this.sql.exec(
+      "UPDATE presence SET offline_since = NULL WHERE offline_since IS NOT NULL AND offline_since <= ? AND published_status = 'offline'",
+      graceOver,
+    );
+    const left = this.sql.exec<{ user_id: string }>(
+      "UPDATE presence SET offline_since = NULL, published_status = 'offline' WHERE offline_since IS NOT NULL AND offline_since <= ? RETURNING user_id",
+      graceOver,
+    ).toArray();
+    for (const { user_id } of left) this.publish(user_id);
+    this.sql.exec("DELETE FROM subscriptions WHERE expires_at <= ?", now);
+    // The alarm that fired is spent (the runtime deletes it unless it is set again here).
+    const next = this.nextDeadline();
+    if (next !== null) this.arm(next);
+  }
+
+  /* ------------------------------------ state ------------------------------------ */
+
+  private row(userId: string): PresenceRow | undefined {
+    return this.sql.exec<PresenceRow>(
+      "SELECT user_id, status, last_seen, expires_at, offline_since, published_status FROM presence WHERE user_id = ?",
+      userId,
+    ).toArray()[0];
+  }
+
+  private write(userId: string, status: ReportedStatus, lastSeen: number, expiresAt: number | null, offlineSince: number | null, published: ReportedStatus): void {
+    this.sql.exec(
+      `INSERT INTO presence (user_id, status, last_seen, expires_at, offline_since, published_status) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET status = excluded.status, last_seen = excluded.last_seen, expires_at = excluded.expires_at,
+         offline_since = excluded.offline_since, published_status = excluded.published_status`,
+      userId, status, lastSeen, expiresAt, offlineSince, published,
+    );
+  }
+
+  /** The published view of each id, in order. */
+  private states(ids: string[]): PresenceState[] {
+    const rows = new Map<string, PresenceRow>();
+    for (let i = 0; i < ids.length; i += IN_CHUNK) {
+      const chunk = ids.slice(i, i + IN_CHUNK);
+      for (const r of this.sql.exec<PresenceRow>(
+        `SELECT user_id, status, last_seen, expires_at, offline_since, published_status FROM presence WHERE user_id IN (${chunk.map(() => "?").join(",")})`,
+        ...chunk,
+      )) rows.set(r.user_id, r);
+    }
+    return ids.map((id) => publishedState(id, rows.get(id)));
+  }
+
+  /* ------------------------------------ alarm ------------------------------------ */
+
+  /** The earliest deadline in storage: a TTL, the end of a grace, or a subscription's expiry. */
+  private nextDeadline(): number | null {
+    return this.sql.exec<{ next: number | null }>(
+      `SELECT min(d) AS next FROM (
+         SELECT min(expires_at) AS d FROM presence WHERE expires_at IS NOT NULL
+         UNION ALL SELECT min(offline_since) + ? FROM presence WHERE offline_since IS NOT NULL
+         UNION ALL SELECT min(expires_at) FROM subscriptions
+       )`,
+      this.timings.offlineGraceMs,
+    ).one().next;
+  }
+
+  /** Makes sure the alarm fires no later than `deadline`. */
+  private arm(deadline: number): void {
+    if (this.alarmAt !== null && this.alarmAt <= deadline) return;
+    this.alarmAt = deadline;
+    void this.ctx.storage.setAlarm(deadline);
+  }
+
+  /* ------------------------------------ publishing ------------------------------------ */
+
+  /**
+   * Queues `userId`'s published view for its subscribers. One publisher runs at a time, in rounds:
+   * changes made while a round is in flight go out together in the next one, each user once with
+   * their latest view. So a subscriber never receives an older state after a newer one.
+   */
+  private publish(userId: string): void {
+    this.changed.add(userId);
+    if (this.publishing) return;
+    this.publishing = true;
+    this.ctx.waitUntil(this.runPublisher());
+  }
+
+  private async runPublisher(): Promise<void> {
+    try {
+      while (this.changed.size > 0) {
+        const users = [...this.changed];
+        this.changed.clear();
+        await this.publishRound(users);
+      }
+    } catch (err) {
+      console.warn("presence publishing stopped; watchers catch up on their next watch()", err);
+      this.changed.clear();
+    } finally {
+      this.publishing = false;
+    }
+  }
+
+  private async publishRound(userIds: string[]): Promise<void> {
+    const now = Date.now();
+    const calls: { to: string; state: PresenceState }[] = [];
+    for (const userId of userIds) {
+      const state = publishedState(userId, this.row(userId));
+      for (const { subscriber_user_id: to } of this.sql.exec<{ subscriber_user_id: string }>(
+        "SELECT subscriber_user_id FROM subscriptions WHERE target_user_id = ? AND expires_at > ? AND subscriber_user_id != ?",
+        userId, now, userId,
+      )) calls.push({ to, state });
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < calls.length) {
+        const { to, state } = calls[next++]!;
+        try {
+          await this.userStub(to).presence(state);
+        } catch (err) {
+          this.stubs.delete(to); // a failed call can break the stub: take a fresh one next time
+          console.warn(`presence of ${state.user_id} to ${to} dropped`, err);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, calls.length) }, worker));
+  }
+
+  private userStub(userId: string): DurableObjectStub<UserObject> {
+    let stub = this.stubs.get(userId);
+    if (!stub) {
+      if (this.stubs.size >= STUB_CACHE_MAX) this.stubs.delete(this.stubs.keys().next().value!);
+      stub = userStub(this.env, userId);
+      this.stubs.set(userId, stub);
+    }
+    return stub;
+  }
+}
+
+/** What subscribers see: the last published status; hidden and unknown users are offline, last seen 0. */
+function publishedState(userId: string, row: PresenceRow | undefined): PresenceState {
+  if (!row || row.published_status === "hidden") return { user_id: userId, status: "offline", last_seen: 0 };
+  return { user_id: userId, status: row.published_status, last_seen: row.last_seen };
+}
+
+/** Valid user ids from an untrusted list, first occurrence kept, at most MAX_PRESENCE_TARGETS. */
+function cleanIds(input: unknown): string[] {
+  if (!Array.isArray(input)) return [];
+  const out = new Set<string>();
+  for (const id of input) {
+    if (out.size >= MAX_PRESENCE_TARGETS) break;
+    if (isUserId(id)) out.add(id);
+  }
+  return [...out];
+}
+
+function validTime(at: unknown): at is number {
+  return typeof at === "number" && Number.isFinite(at) && at > 0;
+}

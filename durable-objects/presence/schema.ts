@@ -1,0 +1,32 @@
+/**
+ * PresenceObject storage: one object per shard (`presence:<n>` in a jurisdiction), holding the
+ * users that hash to it and whoever watches them. Append-only list: never edit a shipped
+ * migration, add a new one.
+ */
+export const PRESENCE_MIGRATIONS: readonly string[] = [
+  `
+  -- One row per user ever reported to this shard. Every deadline the alarm acts on is a column
+  -- here (expires_at, offline_since + grace), so a restart loses nothing.
+  CREATE TABLE presence (
+    user_id          TEXT PRIMARY KEY,
+    status           TEXT NOT NULL,         -- online | away | offline | hidden: the last report
+    last_seen        INTEGER NOT NULL,      -- ms: the last report while online/away; when they left
+    expires_at       INTEGER,               -- online/away: the report must be refreshed by then
+    offline_since    INTEGER,               -- offline and not yet published (the debounce)
+    published_status TEXT NOT NULL DEFAULT 'offline' -- what subscribers were last told
+  );
+  CREATE INDEX presence_expiry ON presence (expires_at) WHERE expires_at IS NOT NULL;
+  CREATE INDEX presence_pending_offline ON presence (offline_since) WHERE offline_since IS NOT NULL;
+
+  -- Who watches whom, until expires_at (a watch is renewed by watching again). The primary key
+  -- is the index that finds a target's subscribers.
+  CREATE TABLE subscriptions (
+    target_user_id     TEXT NOT NULL,
+    subscriber_user_id TEXT NOT NULL,
+    expires_at         INTEGER NOT NULL,
+    PRIMARY KEY (target_user_id, subscriber_user_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX subscriptions_by_subscriber ON subscriptions (subscriber_user_id);
+  CREATE INDEX subscriptions_by_expiry ON subscriptions (expires_at);
+  `,
+];

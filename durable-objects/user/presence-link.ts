@@ -1,0 +1,80 @@
+/**
+ * The UserObject's side of presence: it folds its devices' states into the one status its
+ * PresenceObject shard keeps, and watches the people the user shares small channels with.
+ */
+import { presenceShardKey, presenceStub } from "../../workers/lib/routing.js";
+import type { PresenceState } from "../../protocol/types.js";
+import type { ReportedStatus } from "../presence/PresenceObject.js";
+
+export type DeviceStatus = "online" | "away";
+
+/** Contacts watched at most (DESIGN.md: beyond that, presence is pulled on demand). */
+export const MAX_WATCHED_CONTACTS = 1000;
+
+/**
+ * Any device in front of its user makes them online; devices that are all in the background
+ * make them away; no device makes them offline. A user who does not share presence is hidden.
+ */
+export function aggregateStatus(devices: DeviceStatus[], sharePresence: boolean): ReportedStatus {
+  if (devices.length === 0) return "offline";
+  if (!sharePresence) return "hidden";
+  return devices.includes("online") ? "online" : "away";
+}
+
+/** Contact ids grouped by the shard that holds them: one call per shard. */
+export function byShard(userIds: Iterable<string>): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const id of userIds) {
+    const key = presenceShardKey(id);
+    const group = groups.get(key);
+    if (group) group.push(id); else groups.set(key, [id]);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Calls to the shards, in order: a report of "offline" must never overtake the "online" made
+ * just before it (the runtime does not keep separate calls in the order they were made).
+ */
+export class PresenceLink {
+  private chain: Promise<unknown> = Promise.resolve();
+  private reported: ReportedStatus | undefined;
+  private reportedAt = 0;
+
+  constructor(private readonly env: Env, private readonly userId: string) {}
+
+  /** Reports `status` if it changed, or as a keep-alive when `refresh` is set. */
+  report(status: ReportedStatus, refresh = false): Promise<unknown> {
+    if (status === this.reported && !refresh) return this.chain;
+    this.reported = status;
+    this.reportedAt = Date.now();
+    const at = this.reportedAt;
+    return this.enqueue(() => presenceStub(this.env, this.userId).report(this.userId, status, at));
+  }
+
+  get lastReport(): { status: ReportedStatus | undefined; at: number } {
+    return { status: this.reported, at: this.reportedAt };
+  }
+
+  /** Subscribes to the contacts' changes and returns their current states. */
+  async watch(contacts: string[]): Promise<PresenceState[]> {
+    const groups = byShard(contacts.slice(0, MAX_WATCHED_CONTACTS));
+    const states = await this.enqueue(() => Promise.all(groups.map((ids) => presenceStub(this.env, ids[0]!).watch(this.userId, ids))));
+    return (states ?? []).flat();
+  }
+
+  unwatch(contacts: string[]): Promise<unknown> {
+    const groups = byShard(contacts.slice(0, MAX_WATCHED_CONTACTS));
+    return this.enqueue(() => Promise.all(groups.map((ids) => presenceStub(this.env, ids[0]!).unwatch(this.userId))));
+  }
+
+  private enqueue<T>(call: () => Promise<T>): Promise<T | undefined> {
+    const next = this.chain.then(call).catch((err: unknown) => {
+      // Presence is ephemeral: the next keep-alive or watch corrects what this call missed.
+      console.warn("presence call failed", err);
+      return undefined;
+    });
+    this.chain = next;
+    return next;
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Presence end to end through the gateway: a user's devices fold into one status in their
+ * PresenceObject shard, and the people they share a DM or small group with are told of changes.
+ * Test timings (vitest.config.ts): TTL 2 s, offline grace 200 ms.
+ */
+import { describe, expect, it } from "vitest";
+import { pb, type Frame } from "../../protocol/codec.js";
+import { aggregateStatus } from "../../durable-objects/user/presence-link.js";
+import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
+import { onlineDevice, type TestDevice } from "../helpers/socket.js";
+
+const T = pb.FrameType;
+
+/** The next PRESENCE frame about `userId`. */
+function presenceOf(d: TestDevice, userId: string, timeoutMs = 5000): Promise<Frame> {
+  return d.take((f) => f.type === T.PRESENCE && f.presence?.user_id === userId, timeoutMs);
+}
+
+async function lookup(as: TestUser, ids: string[]) {
+  const r = await call<{ presence: { user_id: string; status: string; last_seen: number }[] }>("GET", `/v1/presence?user_ids=${ids.join(",")}`, { token: as.access_token });
+  expect(r.status).toBe(200);
+  return r.body.presence;
+}
+
+describe("presence", () => {
+  it("folds devices into one status: online beats away, none is offline, not sharing is hidden", () => {
+    expect(aggregateStatus([], true)).toBe("offline");
+    expect(aggregateStatus(["away", "online"], true)).toBe("online");
+    expect(aggregateStatus(["away", "away"], true)).toBe("away");
+    expect(aggregateStatus(["online"], false)).toBe("hidden");
+    expect(aggregateStatus([], false)).toBe("offline");
+  });
+
+  it("tells a contact when a user comes online, goes away, and leaves (after the grace), with last seen", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    await createDm(alice, bob);
+    const b = await onlineDevice(bob.access_token, "b");
+    await b.resume();
+    // The snapshot after RESUME: alice has never been online.
+    const first = await presenceOf(b, alice.user_id);
+    expect(first.presence).toMatchObject({ status: "offline" });
+    expect(Number(first.presence?.last_seen ?? 0)).toBe(0);
+
+    const a1 = await onlineDevice(alice.access_token, "a1");
+    expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
+    // A second device in the background changes nothing; the first going to the background does.
+    const a2 = await onlineDevice(alice.access_token, "a2");
+    a2.send({ type: T.PRESENCE_HEARTBEAT, presence_heartbeat: { status: "away" } });
+    a1.send({ type: T.PRESENCE_HEARTBEAT, presence_heartbeat: { status: "away" } });
+    expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("away");
+    a1.send({ type: T.PRESENCE_HEARTBEAT, presence_heartbeat: { status: "online" } });
+    expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
+
+    const before = Date.now();
+    a1.close(); a2.close();
+    const gone = await presenceOf(b, alice.user_id);
+    expect(gone.presence?.status).toBe("offline");
+    expect(Number(gone.presence?.last_seen)).toBeGreaterThanOrEqual(before - 1000);
+    // Nobody is told about themselves.
+    expect(b.frames.filter((f) => f.type === T.PRESENCE && f.presence?.user_id === bob.user_id)).toEqual([]);
+    expect((await lookup(bob, [alice.user_id]))[0]).toMatchObject({ user_id: alice.user_id, status: "offline" });
+    b.close();
+  });
+
+  it("does not show a quick reconnect as leaving", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    await createDm(alice, bob);
+    const b = await onlineDevice(bob.access_token, "b");
+    await b.resume();
+    await presenceOf(b, alice.user_id);
+    const a = await onlineDevice(alice.access_token, "a");
+    expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
+    a.close();
+    const again = await onlineDevice(alice.access_token, "a"); // back within the grace
+    await expect(presenceOf(b, alice.user_id, 1500)).rejects.toThrow(/no matching frame|timed out/);
+    expect((await lookup(bob, [alice.user_id]))[0]?.status).toBe("online");
+    again.close(); b.close();
+  });
+
+  it("stays online past the TTL while connected (the UserObject keeps the report alive)", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    await createDm(alice, bob);
+    const a = await onlineDevice(alice.access_token, "a");
+    await a.resume();
+    await new Promise((r) => setTimeout(r, 3000)); // TTL is 2 s in tests
+    expect((await lookup(bob, [alice.user_id]))[0]?.status).toBe("online");
+    a.close();
+  });
+
+  it("hides a user who turns presence sharing off: offline, never seen", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    await createGroup(alice, [bob]);
+    const b = await onlineDevice(bob.access_token, "b");
+    await b.resume();
+    await presenceOf(b, alice.user_id);
+    const a = await onlineDevice(alice.access_token, "a");
+    expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
+    const off = await call("PATCH", "/v1/me/settings", { token: alice.access_token, body: { share_presence: false } });
+    expect(off.body).toEqual({ read_receipts: true, share_presence: false });
+    const hidden = await presenceOf(b, alice.user_id);
+    expect(hidden.presence?.status).toBe("offline");
+    expect(Number(hidden.presence?.last_seen ?? 0)).toBe(0);
+    expect((await lookup(bob, [alice.user_id]))[0]).toMatchObject({ status: "offline", last_seen: 0 });
+    a.close(); b.close();
+  });
+
+  it("starts watching the members of a channel joined while online", async () => {
+    const alice = await register("alice"), carol = await register("carol");
+    const c = await onlineDevice(carol.access_token, "c");
+    await c.resume();
+    const a = await onlineDevice(alice.access_token, "a");
+    await a.resume();
+    await createDm(alice, carol);
+    expect((await presenceOf(a, carol.user_id)).presence?.status).toBe("online");
+    expect((await presenceOf(c, alice.user_id)).presence?.status).toBe("online");
+    a.close(); c.close();
+  });
+
+  it("refuses a bad heartbeat and bad lookups with a reason", async () => {
+    const alice = await register("alice");
+    const a = await onlineDevice(alice.access_token, "a");
+    const id = a.send({ type: T.PRESENCE_HEARTBEAT, presence_heartbeat: { status: "invisible" } });
+    const err = await a.take((f) => f.request_id === id && f.type === T.ERROR);
+    expect(err.error).toMatchObject({ code: "invalid_argument", retryable: false });
+    for (const qs of ["", "user_ids=", "user_ids=bob", `user_ids=${Array.from({ length: 201 }, () => alice.user_id).map((u, i) => u.slice(0, -3) + String(i).padStart(3, "0")).join(",")}`]) {
+      const r = await call("GET", `/v1/presence?${qs}`, { token: alice.access_token });
+      expect([r.status, r.body.code], qs).toEqual([400, "invalid_argument"]);
+    }
+    a.close();
+  });
+});
