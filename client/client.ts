@@ -17,7 +17,7 @@ import { endpoints, Http, RestApi } from "./rest.js";
 import { systemClock, systemScheduler, uuid } from "./scheduler.js";
 import type {
   AuthSession, Channel, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput,
-  Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MessageUpdate, OutboxEntry, PendingSend, Scheduler, SendAck, SendContent,
+  Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MessageUpdate, OutboxEntry, PendingSend, PresenceEvent, Scheduler, SendAck, SendContent,
   User, WebSocketConstructor,
 } from "./types.js";
 import {
@@ -877,6 +877,11 @@ export class EdgechatClient {
   readonly users = {
     lookup: (username: string): Promise<User> => this.api.lookupUser(username),
     get: (userId: string): Promise<User> => this.api.getUser(userId),
+    /**
+     * Current presence of up to 200 users, pulled (REST). Contacts in DMs and small groups are
+     * pushed as `presence` events already; use this for members of big groups.
+     */
+    presence: (userIds: string[]): Promise<PresenceEvent[]> => this.api.presence(userIds),
   };
 }
 

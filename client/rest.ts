@@ -6,10 +6,10 @@
 import { EdgechatError, isAuthCode } from "./errors.js";
 import type { Auth } from "./auth.js";
 import type {
-  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, User,
+  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, PresenceEvent, User,
 } from "./types.js";
 import {
-  channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, userFromJson,
+  channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, presenceFromJson, userFromJson,
 } from "./wire.js";
 
 const STATUS_CODES: Record<number, string> = {
@@ -112,6 +112,12 @@ export class RestApi {
 
   async getUser(userId: string): Promise<User> {
     return userFromJson(await this.call("GET", `/v1/users/${encodeURIComponent(userId)}`));
+  }
+
+  async presence(userIds: string[]): Promise<PresenceEvent[]> {
+    const body = await this.call("GET", `/v1/presence?user_ids=${userIds.map(encodeURIComponent).join(",")}`);
+    if (!isObject(body) || !Array.isArray(body.presence)) throw badResponse("presence");
+    return body.presence.map(presenceFromJson);
   }
 
   async listChannels(): Promise<ChannelState[]> {

@@ -190,7 +190,7 @@ function badResponse(what: string): EdgechatError {
 }
 
 /** Parses proto-shaped JSON (REST bodies) with the generated code, so both paths agree on types. */
-function fromJson<K extends "ChatMessage" | "ChannelState" | "HistoryPage">(type: K, json: unknown): Props<K> {
+function fromJson<K extends "ChatMessage" | "ChannelState" | "HistoryPage" | "Presence">(type: K, json: unknown): Props<K> {
   if (!isObject(json)) throw badResponse(type);
   try {
     return pb[type].fromObject(json) as Props<K>;
@@ -205,6 +205,10 @@ export function chatMessageFromJson(json: unknown): ChatMessage {
 
 export function channelStateFromJson(json: unknown): ChannelState {
   return toChannelState(fromJson("ChannelState", json));
+}
+
+export function presenceFromJson(json: unknown): PresenceEvent {
+  return toPresence(fromJson("Presence", json));
 }
 
 export function historyPageFromJson(json: unknown): HistoryPage {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { createClient, type ChatMessage, type EdgechatClient, type WebSocketConstructor } from "../../client/index.js";
+import { createClient, type ChatMessage, type EdgechatClient, type MessageUpdate, type PresenceEvent, type WebSocketConstructor } from "../../client/index.js";
 import { decodeFrame, encodeFrame, pb } from "../../protocol/codec.js";
 import type { edgechat } from "../../protocol/generated/chat.js";
 
@@ -20,12 +20,20 @@ const PASSWORD = "correct horse battery";
 /** One device: an SDK client plus everything it has emitted, per channel, in order. */
 class Device {
   readonly seen = new Map<string, ChatMessage[]>();
+  readonly updates: MessageUpdate[] = [];
+  readonly presence: PresenceEvent[] = [];
   constructor(readonly name: string, readonly client: EdgechatClient) {
     client.on("message", (m) => {
       const list = this.seen.get(m.channel_id) ?? [];
       list.push(m);
       this.seen.set(m.channel_id, list);
     });
+    client.on("messageUpdated", (u) => this.updates.push(u));
+    client.on("presence", (p) => this.presence.push(p));
+  }
+  /** The newest presence this device heard of `userId`. */
+  presenceOf(userId: string): PresenceEvent | undefined {
+    return this.presence.filter((p) => p.user_id === userId).at(-1);
   }
   count(channelId: string): number {
     return this.seen.get(channelId)?.length ?? 0;
@@ -141,4 +149,66 @@ describe("a group conversation across 3 users × 2 devices", () => {
   });
 
   afterAll(() => { for (const d of devices) d.client.disconnect(); });
+});
+
+describe("reactions, edits, deletes and presence through the SDK", () => {
+  const names = ["dana", "erik"].map((n) => `${n}_${Math.random().toString(36).slice(2, 7)}`);
+  let dana: Device, danaTablet: Device, erik: Device;
+  let channelId = "";
+
+  afterAll(() => { for (const d of [dana, danaTablet, erik]) d?.client.disconnect(); });
+
+  it("applies every change on every device, in order, and catches up a device that was away", async () => {
+    dana = device("dana/phone", names[0]!, "dana-phone");
+    danaTablet = device("dana/tablet", names[0]!, "dana-tablet", "json");
+    erik = device("erik/phone", names[1]!, "erik-phone", "json");
+    await dana.client.register({ username: names[0]!, password: PASSWORD });
+    await erik.client.register({ username: names[1]!, password: PASSWORD });
+    channelId = (await dana.client.channels.create({ type: "dm", member: names[1]! })).channel_id;
+    await Promise.all([dana, danaTablet, erik].map((d) => d.client.connect()));
+    const ack = await dana.client.send(channelId, "see you at 7");
+    await until("the message on erik's phone", () => erik.count(channelId) === 2);
+
+    danaTablet.client.disconnect(); // away while the message changes
+    const reacted = await erik.client.react(channelId, ack.seq, "👍");
+    expect(reacted.message.reactions).toEqual([{ emoji: "👍", user_ids: [erik.client.userId] }]);
+    const edited = await dana.client.editMessage(channelId, ack.seq, "see you at 8");
+    expect(edited).toMatchObject({ kind: "edited", message: { content: { text: { text: "see you at 8" } } } });
+    await erik.client.react(channelId, ack.seq, "👍", "remove");
+    await dana.client.react(channelId, ack.seq, "🎉");
+    await until("four changes on dana's phone and erik's", () => [dana, erik].every((d) => d.updates.filter((u) => u.message.seq === ack.seq).length >= 4));
+
+    // The tablet comes back: the changes arrive in the order they were made, and end in the same state.
+    await danaTablet.client.connect();
+    await until("the tablet to catch up", () => danaTablet.updates.filter((u) => u.message.seq === ack.seq).length >= 4);
+    for (const d of [dana, danaTablet, erik]) {
+      const final = d.updates.filter((u) => u.message.seq === ack.seq).at(-1)!.message;
+      expect(final.content.text?.text, d.name).toBe("see you at 8");
+      expect(final.reactions, d.name).toEqual([{ emoji: "🎉", user_ids: [dana.client.userId] }]);
+      // Changes never show up as messages, and nobody counts them as unread.
+      expect(d.seen.get(channelId)?.map((m) => m.seq), d.name).toEqual([1, 2]);
+    }
+    expect(erik.client.channelStates().find((c) => c.channel_id === channelId)?.unread_count).toBe(1);
+
+    // Delete for everyone: a tombstone on all three; the history page says so too.
+    await dana.client.deleteMessage(channelId, ack.seq, { forEveryone: true });
+    await until("the tombstone everywhere", () => [dana, danaTablet, erik].every((d) => d.updates.at(-1)?.message.deleted === true));
+    const page = await erik.client.history(channelId, { after: 0 });
+    expect(page.messages.map((m) => [m.seq, m.deleted])).toEqual([[1, false], [2, true]]);
+    expect(page.updates.map((u) => u.kind)).toEqual(["reactions", "edited", "reactions", "reactions", "deleted"]);
+    expect(JSON.stringify(page)).not.toContain("see you at");
+  });
+
+  it("shows each other online and away, and offline with a last-seen time after the grace", async () => {
+    const erikId = erik.client.userId!;
+    await until("dana's phone to see erik online", () => dana.presenceOf(erikId)?.status === "online");
+    await erik.client.setPresence("away");
+    await until("dana's devices to see erik away", () => [dana, danaTablet].every((d) => d.presenceOf(erikId)?.status === "away"));
+    const left = Date.now();
+    erik.client.disconnect();
+    await until("erik offline, seen just now", () => dana.presenceOf(erikId)?.status === "offline");
+    expect(dana.presenceOf(erikId)!.last_seen).toBeGreaterThanOrEqual(left - 2000);
+    const [pulled] = await dana.client.users.presence([erikId]);
+    expect(pulled).toMatchObject({ user_id: erikId, status: "offline" });
+  });
 });
