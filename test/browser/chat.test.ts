@@ -15,7 +15,7 @@ import WebSocket from "ws";
 import { createClient, type WebSocketConstructor } from "../../client/index.js";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
 import {
-  banner, channelItem, composer, DESKTOP, eventually, lastStatus, launchChromium, message, PASSWORD, PHONE, run, screenshot, sendMessage,
+  accessibilityViolations, banner, channelItem, composer, DESKTOP, eventually, lastStatus, launchChromium, message, PASSWORD, PHONE, run, screenshot, sendMessage,
   signUp, textOf, watchErrors,
 } from "./helpers.js";
 
@@ -35,6 +35,11 @@ let bob: Page;
 let dmId = "";
 /** Console errors and uncaught exceptions, per page. */
 const errors: string[][] = [];
+/** axe-core findings on the main screens, checked by the last step. */
+const a11y: string[] = [];
+async function audit(page: Page, screen: string): Promise<void> {
+  a11y.push(...(await accessibilityViolations(page, screen)));
+}
 
 beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), "edgechat-browser-"));
@@ -82,6 +87,7 @@ describe("edgechat web app in Chromium", () => {
     await alice.goto(server.url);
     await alice.getByRole("heading", { name: "Welcome back" }).waitFor();
     await screenshot(alice, "login");
+    await audit(alice, "login");
 
     // Client-side validation before anything reaches the server.
     await alice.getByRole("button", { name: "Create an account" }).click();
@@ -107,6 +113,7 @@ describe("edgechat web app in Chromium", () => {
     await dialog.waitFor();
     await dialog.getByLabel("Username").fill(BOB.username);
     await screenshot(alice, "new-conversation-dialog");
+    await audit(alice, "new conversation dialog");
     await alice.keyboard.press("Escape");
     await dialog.waitFor({ state: "detached" });
     expect(await run<string | null>(alice, "document.activeElement?.getAttribute('aria-label')")).toBe("New conversation");
@@ -141,11 +148,12 @@ describe("edgechat web app in Chromium", () => {
     // Bob: the DM shows up with an unread badge, and reading it clears the badge.
     const item = channelItem(bob, ALICE.name);
     await item.waitFor();
-    await textOf(item.getByTestId("unread-badge"), "1");
+    await textOf(item.getByTestId("unread-badge"), "1 unread");
     await textOf(item.locator(".ci-preview"), /great place for brunch/);
     await sendMessage(alice, "It's near the river, opens at 10.");
-    await textOf(item.getByTestId("unread-badge"), "2");
+    await textOf(item.getByTestId("unread-badge"), "2 unread");
     await screenshot(bob, "channel-list");
+    await audit(bob, "channel list");
     await item.click();
     await message(bob, "opens at 10").waitFor();
     await item.getByTestId("unread-badge").waitFor({ state: "detached" });
@@ -180,7 +188,7 @@ describe("edgechat web app in Chromium", () => {
     await textOf(lastStatus(alice), "Sent");
 
     const group = channelItem(bob, "Weekend trip");
-    await textOf(group.getByTestId("unread-badge"), "2");
+    await textOf(group.getByTestId("unread-badge"), "2 unread");
     // Latest activity first.
     await textOf(bob.locator(".channel-item .ci-name").first(), "Weekend trip");
     await group.click();
@@ -205,6 +213,7 @@ describe("edgechat web app in Chromium", () => {
     await alice.locator(`.channel-item[data-channel="${dmId}"]`).click();
     await message(alice, "Saturday works").waitFor();
     await screenshot(alice, "conversation-desktop");
+    await audit(alice, "group conversation");
   });
 
   it("treats a second tab of the same profile as a second device", async () => {
@@ -272,6 +281,7 @@ describe("edgechat web app in Chromium", () => {
     await textOf(banner(alice), /Reconnecting…/);
     await textOf(banner(bob), /You're offline/);
     await screenshot(alice, "reconnect-banner");
+    await audit(alice, "reconnect banner");
     await screenshot(bob, "offline-banner");
 
     await sendMessage(alice, "Sent while the server was down");
@@ -349,6 +359,7 @@ describe("edgechat web app in Chromium", () => {
     await message(bob, "Let's meet at the bridge").waitFor({ state: "detached" });
     expect(await message(alice, "Let's meet at the bridge").count()).toBe(1);
     await screenshot(alice, "reactions-edit-delete");
+    await audit(alice, "reactions, edit, delete");
 
     // A reload brings the same state back from the server.
     await bob.reload();
@@ -380,6 +391,7 @@ describe("edgechat web app in Chromium", () => {
     await textOf(alice.locator(".conv-subtitle"), "last seen just now");
     await item.locator(".presence-dot").waitFor({ state: "detached" });
     await screenshot(alice, "presence-last-seen");
+    await audit(alice, "DM with last seen");
     await channelItem(alice, BOB.name).click();
     await textOf(alice.locator(".conv-subtitle"), "Online");
   });
@@ -389,12 +401,14 @@ describe("edgechat web app in Chromium", () => {
     await message(bob, "Sent while the server was down").waitFor();
     expect(await bob.locator(".sidebar").isVisible()).toBe(false);
     await screenshot(bob, "conversation-phone");
+    await audit(bob, "conversation at phone width");
     await bob.getByRole("button", { name: "Back to conversations" }).click();
     await bob.locator(".sidebar").waitFor();
     expect(await bob.locator(".conversation").isVisible()).toBe(false);
     await eventually("focus on the conversation just left", async () =>
       (await run<string | null>(bob, "document.activeElement?.dataset.channel ?? null")) === dmId);
     await screenshot(bob, "channel-list-phone");
+    await audit(bob, "channel list at phone width");
     await channelItem(bob, "Weekend trip").click();
     await textOf(bob.locator(".conv-title"), "Weekend trip");
     await bob.setViewportSize(DESKTOP);
@@ -410,6 +424,10 @@ describe("edgechat web app in Chromium", () => {
     await textOf(tab.getByRole("alert"), "You signed out in another tab.");
     expect(await run<string | null>(alice, "localStorage.getItem('edgechat.session')")).toBeNull();
     await tab.close();
+  });
+
+  it("meets WCAG 2.1 A and AA on every main screen (axe-core)", () => {
+    expect(a11y).toEqual([]);
   });
 
   it("logged no errors in any page", () => {

@@ -3,7 +3,8 @@
  * user takes often enough to name them. Page scripts are passed as strings so this file needs no
  * DOM typings.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 
@@ -39,6 +40,20 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   // Let entry animations (dialogs, toasts, banners) settle.
   await page.waitForTimeout(350);
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+}
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * Runs axe-core on the page as it is (WCAG 2.1 A and AA rules) and returns one line per
+ * violation: rule, impact, and the first elements it found.
+ */
+export async function accessibilityViolations(page: Page, screen: string): Promise<string[]> {
+  if (!(await page.evaluate<boolean>("typeof window.axe === 'object'"))) await page.addScriptTag({ content: AXE_SOURCE });
+  const found = await page.evaluate<{ id: string; impact: string; help: string; targets: string[] }[]>(`
+    axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }, resultTypes: ["violations"] })
+      .then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) })))`);
+  return found.map((v) => `${screen}: ${v.id} (${v.impact}) ${v.help} — ${v.targets.join(" | ")}`);
 }
 
 /** Retries `check` (which throws or returns false) until it passes. */

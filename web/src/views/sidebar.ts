@@ -82,20 +82,22 @@ export class Sidebar {
   }
 
   private item(c: ChannelState, title: string, preview: string, status: string | undefined, time: string, active: boolean, unread: number): HTMLElement {
-    const label = [title, unread > 0 ? `${unread} unread` : "", status === "online" ? "online" : ""].filter(Boolean).join(", ");
+    // The accessible name is the visible text (name, time, preview, badge) plus what only the
+    // picture says: presence, and what the badge's number counts.
+    const presence = status === "online" || status === "away" ? h("span", { class: "sr-only" }, `, ${status}`) : null;
     const button = h(
       "button",
-      { type: "button", class: `channel-item${active ? " active" : ""}${unread > 0 ? " unread" : ""}`, "aria-current": active ? "true" : undefined, "aria-label": label, "data-channel": c.channel_id },
+      { type: "button", class: `channel-item${active ? " active" : ""}${unread > 0 ? " unread" : ""}`, "aria-current": active ? "true" : undefined, "data-channel": c.channel_id },
       avatar(c.type === "dm" ? this.app.dmPartner(c.channel_id) ?? c.channel_id : c.channel_id, title, { group: c.type !== "dm", ...(status ? { status } : {}) }),
       h(
         "span",
         { class: "ci-main" },
-        h("span", { class: "ci-top" }, h("span", { class: "ci-name" }, title), h("span", { class: "ci-time" }, time)),
+        h("span", { class: "ci-top" }, h("span", { class: "ci-name" }, title), presence, h("span", { class: "ci-time" }, time)),
         h(
           "span",
           { class: "ci-bottom" },
           h("span", { class: "ci-preview" }, preview || (c.type === "dm" ? "Direct message" : `${c.member_count} members`)),
-          unread > 0 ? h("span", { class: "badge", "data-testid": "unread-badge" }, unread > 99 ? "99+" : String(unread)) : null,
+          unread > 0 ? h("span", { class: "badge", "data-testid": "unread-badge" }, unread > 99 ? "99+" : String(unread), h("span", { class: "sr-only" }, " unread")) : null,
         ),
       ),
     );
