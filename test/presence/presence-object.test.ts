@@ -36,6 +36,18 @@ function stateOf(f: Frame): PresenceState {
   return { user_id: p.user_id!, status: p.status as PresenceState["status"], last_seen: Number(p.last_seen ?? 0) };
 }
 
+/** A watcher with a live socket, and a fresh user it watches who just came online at `t0`. */
+async function watchedOnline(agoMs: number) {
+  const s = await watcher();
+  const target = newId("u");
+  const stub = presenceStub(env, target);
+  await stub.watch(s.id, [target]);
+  const t0 = Date.now() - agoMs;
+  await stub.report(target, "online", t0);
+  expect((await nextAbout(s.device, target)).status).toBe("online");
+  return { s, target, stub, t0 };
+}
+
 /** The next PRESENCE frame about any of `userIds`. */
 async function nextAbout(device: TestDevice, ...userIds: string[]): Promise<PresenceState> {
   return stateOf(await device.take((f) => f.type === T.PRESENCE && userIds.includes(f.presence?.user_id ?? "")));
@@ -99,13 +111,7 @@ describe("PresenceObject: deltas to subscribers", () => {
   });
 
   it("publishes offline only after the grace, last seen when they left", async () => {
-    const s = await watcher();
-    const target = newId("u");
-    const stub = presenceStub(env, target);
-    await stub.watch(s.id, [target]);
-    const t0 = Date.now() - 1000;
-    await stub.report(target, "online", t0);
-    expect((await nextAbout(s.device, target)).status).toBe("online");
+    const { s, target, stub, t0 } = await watchedOnline(1000);
     // One turn, so the grace cannot run out between the report and the checks.
     const pending = await runInDurableObject(stub, async (o: PresenceObject, state) => {
       const left = Date.now();
@@ -125,13 +131,7 @@ describe("PresenceObject: deltas to subscribers", () => {
   });
 
   it("publishes nothing for a blip: offline and back within the grace", async () => {
-    const s = await watcher();
-    const target = newId("u");
-    const stub = presenceStub(env, target);
-    await stub.watch(s.id, [target]);
-    const t0 = Date.now() - 1000;
-    await stub.report(target, "online", t0);
-    expect((await nextAbout(s.device, target)).status).toBe("online");
+    const { s, target, stub, t0 } = await watchedOnline(1000);
     // One turn, so no alarm can run in between whatever the machine's speed.
     const back = Date.now() - 5;
     await runInDurableObject(stub, (o: PresenceObject) => {
@@ -176,13 +176,7 @@ describe("PresenceObject: deltas to subscribers", () => {
   });
 
   it("shows a hidden user as offline, last seen 0, at once and until a later report", async () => {
-    const s = await watcher();
-    const target = newId("u");
-    const stub = presenceStub(env, target);
-    await stub.watch(s.id, [target]);
-    const t0 = Date.now() - 100;
-    await stub.report(target, "online", t0);
-    expect((await nextAbout(s.device, target)).status).toBe("online");
+    const { s, target, stub, t0 } = await watchedOnline(100);
     await stub.report(target, "hidden", t0 + 10);
     expect(await nextAbout(s.device, target)).toEqual(offline(target, 0));
     expect(await stub.lookup([target])).toEqual([offline(target, 0)]);
