@@ -4,8 +4,9 @@
  *
  * Close codes (docs/protocol.md): 4401 = the token was rejected → renew it, then reconnect;
  * 4409 = another connection of this device replaced this one and 4009 = too many devices → stop,
- * since reconnecting would just fight the other connection or be refused again. Anything else →
- * reconnect with jittered exponential backoff, reset once a RESUME completes.
+ * since reconnecting would just fight the other connection or be refused again. Anything else
+ * (4408 = the server heard nothing, not even a ping, for 90 s) → reconnect with jittered
+ * exponential backoff, reset once a RESUME completes.
  *
  * The connection knows frames only as far as it must (decode, heartbeat); the protocol
  * conversation (HELLO, RESUME, ...) belongs to the client, which reports progress back through

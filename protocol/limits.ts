@@ -24,6 +24,11 @@ export const LIMITS = {
   editWindowMs: 24 * 3600 * 1000,
   /** A sender may delete a message for everyone this long after sending; group owners and admins always may. */
   deleteWindowMs: 48 * 3600 * 1000,
+  /**
+   * A connection that sends nothing, not even the text `ping`, for this long is taken for dead (a
+   * phone that lost its network without closing) and closed with 4408; clients ping every 30 s.
+   */
+  idleTimeoutMs: 90_000,
   /** A RESUME sends at most this many messages per channel; the client pages further back itself. */
   maxResumeMessagesPerChannel: 1000,
 } as const;

@@ -40,6 +40,8 @@ interface SocketInfo {
   encoding: Encoding;
   /** What the device last said with PRESENCE_HEARTBEAT; online until it says otherwise. */
   status: DeviceStatus;
+  /** When the device last sent a frame (kept to within ACTIVITY_RESOLUTION_MS); pings are the runtime's. */
+  activeAt: number;
 }
 
 /** One SEND on its way to its channel. */
@@ -94,6 +96,8 @@ const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
 /** How long a client over its flow-control window is asked to pause. */
 const SLOWDOWN_MS = 250;
 const RESUME_CONCURRENCY = 4;
+/** A socket's last-activity time is written to its attachment at most this often. */
+const ACTIVITY_RESOLUTION_MS = 15_000;
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class UserObject extends DurableObject<Env> {
@@ -385,8 +389,12 @@ export class UserObject extends DurableObject<Env> {
 
   /* ------------------------------------ presence ------------------------------------ */
 
-  /** Keeps the user's presence report alive while any device is connected (the shard's TTL). */
+  /**
+   * While any device is connected: closes sockets that went silent (their device is gone without
+   * a goodbye), then keeps the user's presence report alive (the shard's TTL).
+   */
   override async alarm(): Promise<void> {
+    if (this.closeIdleSockets() > 0) this.presenceChanged();
     if (this.openSockets().length === 0) return;
     const link = this.shardLink();
     if (link) {
@@ -394,6 +402,19 @@ export class UserObject extends DurableObject<Env> {
       await link.watch(this.contacts()); // extends the subscriptions; the states are known already
     }
     await this.ctx.storage.setAlarm(Date.now() + this.keepAliveMs());
+  }
+
+  /** Sockets with no frame and no ping for LIMITS.idleTimeoutMs; returns how many were closed. */
+  private closeIdleSockets(): number {
+    const now = Date.now();
+    let closed = 0;
+    for (const ws of this.openSockets()) {
+      const pinged = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+      if (now - Math.max(this.info(ws).activeAt, pinged) <= LIMITS.idleTimeoutMs) continue;
+      closeQuietly(ws, CLOSE.idle, `no frame or ping for ${LIMITS.idleTimeoutMs / 1000} s`);
+      closed++;
+    }
+    return closed;
   }
 
   private keepAliveMs(): number {
@@ -473,7 +494,7 @@ export class UserObject extends DurableObject<Env> {
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [deviceId]);
-    server.serializeAttachment({ deviceId, encoding, status: "online" } satisfies SocketInfo);
+    server.serializeAttachment({ deviceId, encoding, status: "online", activeAt: Date.now() } satisfies SocketInfo);
     sendFrame(server, {
       type: pb.FrameType.HELLO,
       hello: {
@@ -489,6 +510,8 @@ export class UserObject extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, data: ArrayBuffer | string): Promise<void> {
     const info = this.info(ws);
+    const now = Date.now();
+    if (now - info.activeAt > ACTIVITY_RESOLUTION_MS) ws.serializeAttachment({ ...info, activeAt: now } satisfies SocketInfo);
     if (data === PING) { sendFrame(ws, PONG, info.encoding); return; }
     const decoded = decodeFrame(data, info.encoding);
     if (!decoded.ok) {
@@ -850,7 +873,10 @@ export class UserObject extends DurableObject<Env> {
 
   private info(ws: WebSocket): SocketInfo {
     const a = ws.deserializeAttachment() as Partial<SocketInfo> | null;
-    return { deviceId: a?.deviceId ?? "", encoding: a?.encoding === "json" ? "json" : "proto", status: a?.status === "away" ? "away" : "online" };
+    return {
+      deviceId: a?.deviceId ?? "", encoding: a?.encoding === "json" ? "json" : "proto",
+      status: a?.status === "away" ? "away" : "online", activeAt: typeof a?.activeAt === "number" ? a.activeAt : 0,
+    };
   }
 
   private touchDevice(ws: WebSocket): void {

@@ -3,7 +3,10 @@
  * PresenceObject shard, and the people they share a DM or small group with are told of changes.
  * Test timings (vitest.config.ts): TTL 2 s, offline grace 200 ms.
  */
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { LIMITS } from "../../protocol/limits.js";
+import { userStub } from "../../workers/lib/routing.js";
 import { pb, type Frame } from "../../protocol/codec.js";
 import { aggregateStatus } from "../../durable-objects/user/presence-link.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
@@ -114,6 +117,35 @@ describe("presence", () => {
     expect((await presenceOf(a, carol.user_id)).presence?.status).toBe("online");
     expect((await presenceOf(c, alice.user_id)).presence?.status).toBe("online");
     a.close(); c.close();
+  });
+
+  it("closes a socket that went silent (no frame, no ping) and shows its user offline", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    await createDm(alice, bob);
+    const b = await onlineDevice(bob.access_token, "b");
+    await b.resume();
+    await presenceOf(b, alice.user_id);
+    const [gone, alive] = await Promise.all([onlineDevice(alice.access_token, "lost-phone"), onlineDevice(alice.access_token, "laptop")]);
+    expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
+    // The phone lost its network without a goodbye: its last frame is long ago and it never pinged.
+    const stub = userStub(env, alice.user_id);
+    await runInDurableObject(stub, (_o, state) => {
+      for (const ws of state.getWebSockets("lost-phone")) {
+        ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), activeAt: Date.now() - LIMITS.idleTimeoutMs - 1000 });
+      }
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect((await gone.waitClosed()).code).toBe(4408);
+    expect(alive.closed).toBeUndefined();
+    // The laptop keeps alice online; once it goes silent too, she goes offline.
+    await expect(presenceOf(b, alice.user_id, 500)).rejects.toThrow(/no matching frame|timed out/);
+    await runInDurableObject(stub, (_o, state) => {
+      for (const ws of state.getWebSockets("laptop")) ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), activeAt: 0 });
+    });
+    await runDurableObjectAlarm(stub);
+    expect((await alive.waitClosed()).code).toBe(4408);
+    expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("offline");
+    b.close();
   });
 
   it("refuses a bad heartbeat and bad lookups with a reason", async () => {

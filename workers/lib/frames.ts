@@ -11,6 +11,7 @@ export const CLOSE = {
   unauthorized: 4401,
   tooManyDevices: 4009,
   replaced: 4409,
+  idle: 4408,
   goingAway: 1001,
 } as const;
 
