@@ -321,6 +321,7 @@ describe("edgechat web app in Chromium", () => {
     await chipAtBob.click();
     await alice.locator(".reaction", { hasText: "👍 2" }).waitFor();
     expect(await bob.locator(".reaction", { hasText: "👍 2" }).getAttribute("aria-pressed")).toBe("true");
+    expect(await alice.locator(".reaction", { hasText: "👍 2" }).getAttribute("title")).toBe(`You and ${BOB.name} reacted with 👍`);
 
     const openActions = async (page: Page, text: string) => {
       const row = message(page, text);
@@ -394,6 +395,29 @@ describe("edgechat web app in Chromium", () => {
     await audit(alice, "DM with last seen");
     await channelItem(alice, BOB.name).click();
     await textOf(alice.locator(".conv-subtitle"), "Online");
+  });
+
+  it("lets a group's owner remove anyone's message for everyone", async () => {
+    await channelItem(alice, "Weekend trip").click();
+    await channelItem(bob, "Weekend trip").click();
+    const row = message(alice, "Me!");
+    await row.hover();
+    await row.getByRole("button", { name: "Message actions" }).click();
+    const menu = alice.getByRole("menu", { name: "Message actions" });
+    expect(await menu.getByRole("menuitem", { name: "Edit" }).count()).toBe(0); // not hers to edit
+    await menu.getByRole("menuitem", { name: "Delete for everyone" }).click();
+    await alice.getByRole("dialog", { name: "Delete for everyone?" }).getByRole("button", { name: "Delete" }).click();
+    await message(bob, "This message was deleted").waitFor();
+    expect(await message(bob, "Me!").count()).toBe(0);
+    // Bob, a plain member, may not do the same to Alice's messages.
+    const hers = message(bob, "I can take 3 people.");
+    await hers.hover();
+    await hers.getByRole("button", { name: "Message actions" }).click();
+    const bobsMenu = bob.getByRole("menu", { name: "Message actions" });
+    await bobsMenu.getByRole("menuitem", { name: "Delete for me" }).waitFor();
+    expect(await bobsMenu.getByRole("menuitem", { name: "Delete for everyone" }).count()).toBe(0);
+    await bob.keyboard.press("Escape");
+    await channelItem(bob, ALICE.name).click();
   });
 
   it("stacks the list and the conversation at phone width", async () => {

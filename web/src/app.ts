@@ -52,6 +52,8 @@ export class App {
   readonly lastMessage = new Map<string, ChatMessage>();
   /** Current members per channel (user ids), from channel states and channel details. */
   readonly members = new Map<string, string[]>();
+  /** The user's role per group (from the channel's details): owners and admins moderate. */
+  private readonly roles = new Map<string, string>();
   /** Features the server answered `not_implemented` for; absent = not known yet. */
   readonly unsupported = new Set<Capability>();
   activeId: string | undefined;
@@ -356,6 +358,8 @@ export class App {
     const conv = this.conv(channel.channel_id);
     if (channel.members) {
       this.members.set(channel.channel_id, channel.members.map((m) => m.user_id));
+      const role = channel.members.find((m) => m.user_id === this.me.user_id)?.role;
+      if (role) this.roles.set(channel.channel_id, role);
       for (const m of channel.members) {
         if (!this.users.has(m.user_id)) this.users.set(m.user_id, { user_id: m.user_id, username: m.username, display_name: m.display_name });
         if (m.user_id !== this.me.user_id && m.last_read_seq !== undefined) moveReadCursor(conv, m.user_id, m.last_read_seq);
@@ -555,6 +559,12 @@ export class App {
       }
       return false;
     }
+  }
+
+  /** Group owners and admins may delete anyone's message for everyone. */
+  canModerate(channelId: string): boolean {
+    const role = this.roles.get(channelId);
+    return this.channels.get(channelId)?.type === "group" && (role === "owner" || role === "admin");
   }
 
   react(channelId: string, seq: number, emoji: string): void {

@@ -299,7 +299,8 @@ export class ConversationView {
     const reactions = item.reactions.length > 0
       ? h("div", { class: "reactions" }, ...item.reactions.map((r) => {
         const mine = r.user_ids.includes(this.app.me.user_id);
-        const b = h("button", { type: "button", class: `reaction${mine ? " mine" : ""}`, "aria-pressed": String(mine), "aria-label": `${r.emoji} ${r.user_ids.length}` }, `${r.emoji} ${r.user_ids.length}`);
+        const who = r.user_ids.map((u) => (u === this.app.me.user_id ? "You" : this.app.nameOf(u)));
+        const b = h("button", { type: "button", class: `reaction${mine ? " mine" : ""}`, "aria-pressed": String(mine), title: `${joinNames(who)} reacted with ${r.emoji}` }, `${r.emoji} ${r.user_ids.length}`);
         b.addEventListener("click", () => item.seq !== undefined && this.app.react(channelId, item.seq, r.emoji));
         return b;
       }))
@@ -382,7 +383,7 @@ export class ConversationView {
       if (item.mine && Date.now() - item.ts < LIMITS.editWindowMs) {
         list.push(action("Edit", () => editDialog(this.app, channelId, seq, item.text), { class: "menu-item" }));
       }
-      if (item.mine && Date.now() - item.ts < LIMITS.deleteWindowMs) {
+      if ((item.mine && Date.now() - item.ts < LIMITS.deleteWindowMs) || this.app.canModerate(channelId)) {
         list.push(action("Delete for everyone", () => deleteDialog(this.app, channelId, seq, true), { class: "menu-item menu-danger" }));
       }
       list.push(action("Delete for me", () => deleteDialog(this.app, channelId, seq, false), { class: "menu-item menu-danger" }));
