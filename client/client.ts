@@ -18,7 +18,7 @@ import { systemClock, systemScheduler, uuid } from "./scheduler.js";
 import type {
   AuthSession, Channel, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput,
   Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MessageUpdate, OutboxEntry, PendingSend, PresenceEvent, Scheduler, SendAck, SendContent,
-  User, WebSocketConstructor,
+  User, UserSettings, WebSocketConstructor,
 } from "./types.js";
 import {
   contentInit, sentContent, toChannelState, toChatMessage, toHello, toHistoryPage, toMessageUpdate, toPresence, updateOf, withUpdatesApart,
@@ -851,6 +851,17 @@ export class EdgechatClient {
     addMembers: (channelId: string, members: string[]): Promise<Channel> => this.api.addMembers(channelId, members),
     /** Yourself = leave; others: owners and admins only. */
     removeMember: (channelId: string, userId: string): Promise<Channel> => this.api.removeMember(channelId, userId),
+  };
+
+  /**
+   * The account's privacy settings (REST): read receipts and presence sharing.
+   *
+   * @example
+   * await client.settings.update({ share_presence: false }); // appear offline to everyone
+   */
+  readonly settings = {
+    get: (): Promise<UserSettings> => this.api.settings(),
+    update: (patch: Partial<UserSettings>): Promise<UserSettings> => this.api.settings(patch),
   };
 
   /**

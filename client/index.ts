@@ -37,5 +37,5 @@ export type {
   Clock, ConnectionState, ConnectionStateChange, CreateChannelInput, Device, EncryptedBody, Encoding, FetchInit, FetchLike,
   FetchResponse, HelloInfo, HistoryOptions, HistoryPage, MessageContent, MessageUpdate, OutboxEntry, OutboxState,
   OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SocketEvent, UpdateBody,
-  SyncedEvent, SystemBody, TextBody, TypingEvent, User, WebSocketConstructor, WebSocketLike,
+  SyncedEvent, SystemBody, TextBody, TypingEvent, User, UserSettings, WebSocketConstructor, WebSocketLike,
 } from "./types.js";

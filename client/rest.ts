@@ -6,7 +6,7 @@
 import { EdgechatError, isAuthCode } from "./errors.js";
 import type { Auth } from "./auth.js";
 import type {
-  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, PresenceEvent, User,
+  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, PresenceEvent, User, UserSettings,
 } from "./types.js";
 import {
   channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, presenceFromJson, userFromJson,
@@ -104,6 +104,12 @@ export class RestApi {
 
   async me(): Promise<User> {
     return userFromJson(await this.call("GET", "/v1/me"));
+  }
+
+  async settings(patch?: Partial<UserSettings>): Promise<UserSettings> {
+    const body = patch === undefined ? await this.call("GET", "/v1/me/settings") : await this.call("PATCH", "/v1/me/settings", patch);
+    if (!isObject(body) || typeof body.read_receipts !== "boolean" || typeof body.share_presence !== "boolean") throw badResponse("settings");
+    return { read_receipts: body.read_receipts, share_presence: body.share_presence };
   }
 
   async lookupUser(username: string): Promise<User> {

@@ -177,6 +177,14 @@ export interface PresenceEvent {
   last_seen: number;
 }
 
+/** The account's privacy settings (`GET/PATCH /v1/me/settings`); both default to on. */
+export interface UserSettings {
+  /** Others see how far you have read ("Read by …"). */
+  read_receipts: boolean;
+  /** Others see when you are online and when you were last seen; off, you appear offline. */
+  share_presence: boolean;
+}
+
 /** A message changed: `message` is the message as it is now; replace yours by (channel_id, seq). */
 export interface MessageUpdate {
   message: ChatMessage;

@@ -395,6 +395,22 @@ describe("edgechat web app in Chromium", () => {
     await audit(alice, "DM with last seen");
     await channelItem(alice, BOB.name).click();
     await textOf(alice.locator(".conv-subtitle"), "Online");
+
+    // Bob stops sharing his presence: to Alice he is simply not there, and was never seen.
+    await bob.getByRole("button", { name: "Privacy" }).click();
+    const privacy = bob.getByRole("dialog", { name: "Privacy" });
+    const share = privacy.getByRole("switch", { name: "Show when I'm online" });
+    await eventually("settings loaded", async () => (await share.isEnabled()) && (await share.isChecked()));
+    await share.uncheck();
+    await textOf(alice.locator(".conv-subtitle"), `@${BOB.username}`);
+    await channelItem(alice, BOB.name).locator(".presence-dot").waitFor({ state: "detached" });
+    await screenshot(bob, "privacy-dialog");
+    await audit(bob, "privacy dialog");
+    await eventually("saved", () => share.isEnabled());
+    await share.check();
+    await textOf(alice.locator(".conv-subtitle"), "Online");
+    await privacy.getByRole("button", { name: "Done" }).click();
+    await privacy.waitFor({ state: "detached" });
   });
 
   it("lets a group's owner remove anyone's message for everyone", async () => {

@@ -182,3 +182,27 @@ describe("history", () => {
     await expect(pending).rejects.toMatchObject({ code: "not_member", requestId: pull.request_id });
   });
 });
+
+describe("settings and presence", () => {
+  it("reads and updates the privacy settings, and pulls presence for a list of users", async () => {
+    let stored = { read_receipts: true, share_presence: true };
+    const api = fakeFetch({
+      "GET /v1/me/settings": () => ({ status: 200, body: stored }),
+      "PATCH /v1/me/settings": (call) => {
+        stored = { ...stored, ...(call.body as object) };
+        return { status: 200, body: stored };
+      },
+      "GET /v1/presence": () => ({ status: 200, body: { presence: [{ user_id: "u_b", status: "online" }, { user_id: "u_c", status: "offline", last_seen: 5 }] } }),
+    });
+    const h = harness({ fetch: api.fetch });
+    expect(await h.client.settings.get()).toEqual({ read_receipts: true, share_presence: true });
+    expect(await h.client.settings.update({ share_presence: false })).toEqual({ read_receipts: true, share_presence: false });
+    expect(api.calls[1]).toMatchObject({ method: "PATCH", path: "/v1/me/settings", body: { share_presence: false } });
+    // proto3 JSON leaves defaults out: a missing last_seen reads as 0.
+    expect(await h.client.users.presence(["u_b", "u_c"])).toEqual([
+      { user_id: "u_b", status: "online", last_seen: 0 },
+      { user_id: "u_c", status: "offline", last_seen: 5 },
+    ]);
+    expect(api.calls[2]?.path).toBe("/v1/presence?user_ids=u_b,u_c");
+  });
+});

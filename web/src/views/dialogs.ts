@@ -1,5 +1,5 @@
-/** The app's dialogs: new conversation, add people, edit, delete, devices. */
-import type { Device } from "../../../client/index.js";
+/** The app's dialogs: new conversation, add people, edit, delete, devices, privacy. */
+import type { Device, UserSettings } from "../../../client/index.js";
 import { errorText, type App } from "../app.js";
 import { h } from "../dom.js";
 import { lastSeenText, parseUsernames } from "../format.js";
@@ -145,4 +145,39 @@ export function devicesDialog(app: App, reconnectAfter = false): void {
     }));
   };
   void load();
+}
+
+/** Privacy: read receipts and presence, each saved as soon as it is switched. */
+export function privacyDialog(app: App): void {
+  const status = h("p", { class: "form-error", role: "alert" });
+  const options: { key: keyof UserSettings; label: string; hint: string }[] = [
+    { key: "read_receipts", label: "Send read receipts", hint: "Others see when you have read their messages." },
+    { key: "share_presence", label: "Show when I'm online", hint: "Off: you appear offline and others do not see when you were last seen." },
+  ];
+  const boxes = new Map<keyof UserSettings, HTMLInputElement>();
+  const rows = options.map(({ key, label, hint }) => {
+    const id = `privacy-${key}`;
+    const box = h("input", { type: "checkbox", id, role: "switch", disabled: true, "aria-describedby": `${id}-hint` });
+    boxes.set(key, box);
+    box.addEventListener("change", () => {
+      box.disabled = true;
+      status.textContent = "";
+      app.client.settings.update({ [key]: box.checked }).then(
+        (saved) => { box.checked = saved[key]; },
+        (err: unknown) => { box.checked = !box.checked; status.textContent = errorText(err); },
+      ).finally(() => { box.disabled = false; });
+    });
+    return h("li", { class: "setting" },
+      h("span", { class: "setting-text" }, h("label", { for: id, class: "setting-label" }, label), h("span", { id: `${id}-hint`, class: "setting-hint" }, hint)),
+      box);
+  });
+  const done = h("button", { type: "button", class: "btn btn-primary" }, "Done");
+  const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows), status, h("div", { class: "dialog-actions" }, done)] });
+  done.addEventListener("click", () => handle.close());
+  app.client.settings.get().then((settings) => {
+    for (const [key, box] of boxes) {
+      box.checked = settings[key];
+      box.disabled = false;
+    }
+  }, (err: unknown) => { status.textContent = errorText(err); });
 }

@@ -4,7 +4,7 @@ import type { App } from "../app.js";
 import { arrowNavigation, h, icon, ICONS, reconcile } from "../dom.js";
 import { hlcMillis, listTime } from "../format.js";
 import { avatar } from "./avatar.js";
-import { devicesDialog, newChatDialog } from "./dialogs.js";
+import { devicesDialog, newChatDialog, privacyDialog } from "./dialogs.js";
 import { logo } from "./login.js";
 
 export class Sidebar {
@@ -111,6 +111,8 @@ export class Sidebar {
     const sig = `${me.user_id}|${name}|${me.username}`;
     if (this.account.dataset.sig === sig) return;
     this.account.dataset.sig = sig;
+    const privacy = h("button", { type: "button", class: "icon-btn", "aria-label": "Privacy", title: "Privacy" }, icon(ICONS.shield));
+    privacy.addEventListener("click", () => privacyDialog(this.app));
     const devices = h("button", { type: "button", class: "icon-btn", "aria-label": "Devices", title: "Devices" }, icon(ICONS.devices));
     devices.addEventListener("click", () => devicesDialog(this.app));
     const signOut = h("button", { type: "button", class: "icon-btn", "aria-label": "Sign out", title: "Sign out" }, icon(ICONS.logout));
@@ -118,6 +120,7 @@ export class Sidebar {
     this.account.replaceChildren(
       avatar(me.user_id, name, { size: "sm" }),
       h("span", { class: "account-names" }, h("span", { class: "account-name" }, name), h("span", { class: "account-handle" }, `@${me.username}`)),
+      privacy,
       devices,
       signOut,
     );
