@@ -8,7 +8,7 @@ import type { ChatMessage, FetchInit, FetchResponse, OutboxEntry } from "../../c
 import { claimDeviceId, POOL_KEY, TAB_KEY, type KeyValueStore, type LockManagerLike } from "../../web/src/device.js";
 import { hlcMillis, initials, joinNames, lastSeenText, parseUsernames, typingText } from "../../web/src/format.js";
 import {
-  addMessages, applyPage, applyUpdate, buildTimeline, hasOlder, moveReadCursor, newConversation, setTyping, sortChannels, typingUsers, TYPING_TTL_MS,
+  addMessages, applyPage, applyUpdate, buildTimeline, hasOlder, olderBefore, moveReadCursor, newConversation, setTyping, sortChannels, typingUsers, TYPING_TTL_MS,
 } from "../../web/src/model.js";
 import { SESSION_KEY, SessionStore, sharedSessionFetch, type ExclusiveLocks } from "../../web/src/session.js";
 
@@ -84,6 +84,19 @@ describe("conversation model", () => {
     // A page's changes reach messages held from before.
     applyPage(conv, { channel_id: "c1", messages: [msg(12, BOB, "new")], next_cursor: 0, has_more: false, last_seq: 13, updates: [{ kind: "reactions", message: msg(11, BOB, "fixed", undefined, { reactions: [{ emoji: "👍", user_ids: [ME] }] }) }] }, "newest");
     expect(conv.messages.get(11)?.reactions).toEqual([{ emoji: "👍", user_ids: [ME] }]);
+  });
+
+  it("keeps scrolling back past a page that holds only changes", () => {
+    const conv = newConversation("c1");
+    // The newest 50 seqs are all reactions: nothing to show, but older messages exist.
+    applyPage(conv, { channel_id: "c1", messages: [], next_cursor: 151, has_more: true, last_seq: 200, updates: [] }, "newest");
+    expect(hasOlder(conv)).toBe(true);
+    expect(olderBefore(conv)).toBe(151);
+    applyPage(conv, { channel_id: "c1", messages: [msg(120, BOB, "hi")], next_cursor: 101, has_more: true, last_seq: 200, updates: [] }, "older");
+    expect(olderBefore(conv)).toBe(101);
+    applyPage(conv, { channel_id: "c1", messages: [], next_cursor: 51, has_more: true, last_seq: 200, updates: [] }, "older");
+    expect(hasOlder(conv)).toBe(true);
+    expect(olderBefore(conv)).toBe(51);
   });
 
   it("moves read cursors forward only", () => {

@@ -10,7 +10,7 @@ import {
 import { h } from "./dom.js";
 import { previewText } from "./format.js";
 import {
-  addMessages, applyPage, applyUpdate, hasOlder, messageText, moveReadCursor, newConversation, newestSeq, oldestSeq, setTyping, sortChannels,
+  addMessages, applyPage, applyUpdate, hasOlder, messageText, moveReadCursor, newConversation, newestSeq, olderBefore, setTyping, sortChannels,
   type Conversation,
 } from "./model.js";
 import { ConversationView } from "./views/conversation.js";
@@ -409,7 +409,7 @@ export class App {
     conv.loadingOlder = true;
     this.render();
     try {
-      const page = await this.client.history(channelId, { before: oldestSeq(conv), limit: PAGE_SIZE });
+      const page = await this.client.history(channelId, { before: olderBefore(conv), limit: PAGE_SIZE });
       applyPage(conv, page, "older");
     } catch (err) {
       toast(`Could not load older messages: ${errorText(err)}`, "error");

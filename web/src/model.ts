@@ -21,6 +21,11 @@ export interface Conversation {
   loadingOlder: boolean;
   /** The server said there is nothing older. */
   exhausted: boolean;
+  /**
+   * Where the next older page starts (the last page's next_cursor). Not simply the oldest message
+   * held: a page may hold only changes (reactions, edits), which are not messages to show.
+   */
+  olderCursor: number | undefined;
   /** Other members' read cursors: user id → highest seq they have read. */
   readCursors: Map<string, number>;
   /** user id → when their typing indicator expires (ms). */
@@ -28,7 +33,7 @@ export interface Conversation {
 }
 
 export function newConversation(channelId: string): Conversation {
-  return { channelId, messages: new Map(), loaded: false, loadingOlder: false, exhausted: false, readCursors: new Map(), typing: new Map() };
+  return { channelId, messages: new Map(), loaded: false, loadingOlder: false, exhausted: false, olderCursor: undefined, readCursors: new Map(), typing: new Map() };
 }
 
 /** Adds or replaces messages (a newer copy of a seq wins: edits, deletes, reactions). */
@@ -48,11 +53,16 @@ export function newestSeq(conv: Conversation): number {
   return max;
 }
 
+/** Where scroll-back continues: before this seq. */
+export function olderBefore(conv: Conversation): number {
+  return Math.min(conv.olderCursor ?? Infinity, oldestSeq(conv));
+}
+
 /** Seqs start at 1 and have no holes, so anything above 1 has something older to page back to. */
 export function hasOlder(conv: Conversation): boolean {
-  if (conv.exhausted) return false;
-  const oldest = oldestSeq(conv);
-  return conv.loaded && oldest !== Infinity && oldest > 1;
+  if (conv.exhausted || !conv.loaded) return false;
+  const before = olderBefore(conv);
+  return before !== Infinity && before > 1;
 }
 
 /**
@@ -70,7 +80,9 @@ export function applyPage(conv: Conversation, page: HistoryPage, kind: "newest" 
   addMessages(conv, page.messages);
   for (const u of page.updates) applyUpdate(conv, u.message);
   if (kind === "newest") conv.loaded = true;
-  if (!page.has_more || (kind === "older" && page.messages.length === 0)) conv.exhausted = true;
+  if (!page.has_more) conv.exhausted = true;
+  else if (page.next_cursor > 0) conv.olderCursor = Math.min(conv.olderCursor ?? Infinity, page.next_cursor);
+  else if (kind === "older" && page.messages.length === 0 && page.updates.length === 0) conv.exhausted = true; // no way further back
 }
 
 /** Read cursors only move forward; true if this one did. */
