@@ -25,6 +25,16 @@ async function lookup(as: TestUser, ids: string[]) {
   return r.body.presence;
 }
 
+/** alice and bob share a DM; bob's device is connected and has had alice's first presence. */
+async function bobWatchesAlice() {
+  const alice = await register("alice"), bob = await register("bob");
+  await createDm(alice, bob);
+  const b = await onlineDevice(bob.access_token, "b");
+  await b.resume();
+  await presenceOf(b, alice.user_id);
+  return { alice, bob, b };
+}
+
 describe("presence", () => {
   it("folds devices into one status: online beats away, none is offline, not sharing is hidden", () => {
     expect(aggregateStatus([], true)).toBe("offline");
@@ -66,11 +76,7 @@ describe("presence", () => {
   });
 
   it("does not show a quick reconnect as leaving", async () => {
-    const alice = await register("alice"), bob = await register("bob");
-    await createDm(alice, bob);
-    const b = await onlineDevice(bob.access_token, "b");
-    await b.resume();
-    await presenceOf(b, alice.user_id);
+    const { alice, bob, b } = await bobWatchesAlice();
     const a = await onlineDevice(alice.access_token, "a");
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
     a.close();
@@ -120,11 +126,7 @@ describe("presence", () => {
   });
 
   it("closes a socket that went silent (no frame, no ping) and shows its user offline", async () => {
-    const alice = await register("alice"), bob = await register("bob");
-    await createDm(alice, bob);
-    const b = await onlineDevice(bob.access_token, "b");
-    await b.resume();
-    await presenceOf(b, alice.user_id);
+    const { alice, b } = await bobWatchesAlice();
     const [gone, alive] = await Promise.all([onlineDevice(alice.access_token, "lost-phone"), onlineDevice(alice.access_token, "laptop")]);
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
     // The phone lost its network without a goodbye: its last frame is long ago and it never pinged.
