@@ -49,6 +49,39 @@ describe("restart between a durable append and its fan-out", () => {
   });
 });
 
+describe("restart between a durable change and its fan-out", () => {
+  it("an edit acknowledged just before the crash reaches the member's device, and the message stays edited", async () => {
+    const [alice, bob] = await Promise.all([register("alice"), register("bob")]);
+    const group = await createGroup(alice, [bob], "Crash window, edits");
+    const a = await probeOnline(alice.access_token, "alice-phone");
+    expect((await a.sendText(group, "meet at 7")).type).toBe(T.SEND_ACK);
+    a.close();
+    const stub = env.CHANNELS.get(env.CHANNELS.idFromName(group));
+    const change = await runInDurableObject(stub, (instance: ChannelObject) => {
+      (instance as unknown as { kickFanout(): void }).kickFanout = () => {};
+      const r = instance.edit(alice.user_id, "alice-phone", 2, { text: { text: "meet at 8" } });
+      if (!r.ok) throw new Error(r.message);
+      return r;
+    });
+    expect(change.changed).toBe(true);
+    await abortAllDurableObjects();
+
+    const b = await probeOnline(bob.access_token, "bob-phone");
+    const { messages } = await b.resume([{ channel_id: group, last_seq: 2 }]);
+    let edit = messages.find((m) => m.content?.update);
+    if (!edit) {
+      const late = await b.maybeTake((f) => f.type === T.DELIVER && !!f.deliver?.messages?.some((m) => m.content?.update), 10_000);
+      edit = late?.deliver?.messages?.find((m) => m.content?.update);
+    }
+    b.close();
+    expect(Number(edit?.seq)).toBe(3);
+    expect(edit?.content?.update?.target?.content?.text?.text).toBe("meet at 8");
+    const log = await fullHistory(alice, group);
+    expect(log.map((m) => Number(m.seq))).toEqual([1, 2, 3]);
+    expect(log[1]?.content?.text?.text).toBe("meet at 8");
+  });
+});
+
 describe("a channel alarm with nothing left to fan out", () => {
   // The alarm also runs when a delivery to one member failed and is retried (scheduleRetry), by
   // which time the pump has usually caught up. It must not stop the channel's later fan-out.
