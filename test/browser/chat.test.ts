@@ -206,9 +206,10 @@ describe("edgechat web app in Chromium", () => {
     await add.getByLabel("Usernames").fill(CAROL.username);
     await add.getByRole("button", { name: "Add", exact: true }).click();
     await add.waitFor({ state: "detached" });
+    await textOf(alice.locator(".toast").last(), `Added ${CAROL.name}`);
     await alice.locator(".system-msg", { hasText: `added ${CAROL.name}` }).waitFor();
     await bob.locator(".system-msg", { hasText: `added ${CAROL.name}` }).waitFor();
-    await textOf(alice.locator(".conv-subtitle"), /^3 members · /);
+    await textOf(alice.locator(".conv-subtitle"), /^3 members · 1 online · /); // Bob; Carol has not connected
     await channelItem(bob, ALICE.name).click();
     await alice.locator(`.channel-item[data-channel="${dmId}"]`).click();
     await message(alice, "Saturday works").waitFor();

@@ -8,7 +8,7 @@ import {
   type PresenceEvent, type User,
 } from "../../client/index.js";
 import { h } from "./dom.js";
-import { previewText } from "./format.js";
+import { joinNames, previewText } from "./format.js";
 import {
   addMessages, applyPage, applyUpdate, hasOlder, messageText, moveReadCursor, newConversation, newestSeq, olderBefore, setTyping, sortChannels,
   type Conversation,
@@ -24,6 +24,8 @@ const TYPING_RESEND_MS = 3_000;
 /** Channels whose last message is fetched for the list's preview line after a sync. */
 const PREVIEW_FETCHES = 30;
 const PREVIEW_PAGE = 10;
+/** Pages tried per preview before the line stays empty. */
+const PREVIEW_PAGES = 3;
 
 export type Capability = "typing" | "presence" | "reactions" | "edit" | "delete";
 
@@ -457,9 +459,15 @@ export class App {
     const missing = this.sortedChannels().filter((c) => c.last_seq > 0 && !this.lastMessage.has(c.channel_id)).slice(0, PREVIEW_FETCHES);
     for (const c of missing) {
       try {
-        // A few, not one: the newest seqs may be changes (reactions, edits), which pages leave out.
-        const page = await this.client.history(c.channel_id, { limit: PREVIEW_PAGE });
-        const shown = page.messages.filter((m) => !m.hidden);
+        // The newest seqs may be changes (reactions, edits), which pages leave out: page back a little.
+        let before: number | undefined;
+        let shown: ChatMessage[] = [];
+        for (let tries = 0; tries < PREVIEW_PAGES && shown.length === 0; tries++) {
+          const page = await this.client.history(c.channel_id, before === undefined ? { limit: PREVIEW_PAGE } : { before, limit: PREVIEW_PAGE });
+          shown = page.messages.filter((m) => !m.hidden);
+          if (!page.has_more) break;
+          before = page.next_cursor;
+        }
         addMessages(this.conv(c.channel_id), shown.slice(-1));
         this.noteLast(shown.at(-1));
         this.render();
@@ -597,7 +605,9 @@ export class App {
     try {
       const channel = await this.client.channels.addMembers(channelId, usernames);
       this.adoptChannel(channel);
-      toast(`Added ${usernames.join(", ")}`);
+      const wanted = new Set(usernames.map((u) => u.toLowerCase()));
+      const added = (channel.members ?? []).filter((m) => wanted.has(m.username.toLowerCase()) || wanted.has(m.user_id.toLowerCase()));
+      toast(`Added ${joinNames(added.length > 0 ? added.map((m) => m.display_name || m.username) : usernames)}`);
     } catch (err) {
       return errorText(err);
     }

@@ -227,8 +227,10 @@ export class ConversationView {
         sub = u ? `@${u.username}` : "";
       }
     } else if (channel) {
-      const members = (app.members.get(id) ?? []).map((u) => (u === app.me.user_id ? "you" : app.nameOf(u)));
-      sub = `${channel.member_count || members.length} members${members.length > 0 ? ` · ${joinNames(members)}` : ""}`;
+      const ids = app.members.get(id) ?? [];
+      const members = ids.map((u) => (u === app.me.user_id ? "you" : app.nameOf(u)));
+      const online = ids.filter((u) => u !== app.me.user_id && app.presence.get(u)?.status === "online").length;
+      sub = `${channel.member_count || members.length} members${online > 0 ? ` · ${online} online` : ""}${members.length > 0 ? ` · ${joinNames(members)}` : ""}`;
     }
     const sig = JSON.stringify([title, sub, subClass, presence?.status, dm]);
     if (this.pane.dataset.sig === sig) return;
