@@ -292,7 +292,7 @@ export class UserObject extends DurableObject<Env> {
     if (membershipChanged) {
       this.broadcastChannelUpdate(c.channel_id);
       const sockets = this.openSockets();
-      if (sockets.length > 0 && left === 0) this.ctx.waitUntil(this.sendContactsPresence(sockets, new Set(c.members.map((m) => m.user_id))));
+      if (sockets.length > 0 && left === 0) this.ctx.waitUntil(this.watchAndSend(c.members.map((m) => m.user_id).filter((id) => id !== me), sockets));
     }
     this.sendToDevices(batch.messages);
   }
@@ -369,7 +369,7 @@ export class UserObject extends DurableObject<Env> {
 
   /** A watched user's presence changed (from their PresenceObject shard): to every device. */
   presence(state: PresenceState): void {
-    this.broadcast({ type: pb.FrameType.PRESENCE, presence: { user_id: state.user_id, status: state.status, last_seen: state.last_seen } });
+    this.broadcast({ type: pb.FrameType.PRESENCE, presence: state });
   }
 
   /* ------------------------------------ RPC: settings ------------------------------------ */
@@ -451,13 +451,11 @@ export class UserObject extends DurableObject<Env> {
     return [...ids];
   }
 
-  /** Watches the contacts and sends their current presence to `sockets`. */
-  private async sendContactsPresence(sockets: WebSocket[], only?: Set<string>): Promise<void> {
+  /** Watches `userIds` and sends their current presence to `sockets`. */
+  private async watchAndSend(userIds: string[], sockets: WebSocket[]): Promise<void> {
     const link = this.shardLink();
-    if (!link) return;
-    const states = await link.watch(this.contacts());
-    for (const state of states) {
-      if (only && !only.has(state.user_id)) continue;
+    if (!link || userIds.length === 0) return;
+    for (const state of await link.watch(userIds)) {
       const frame: FrameInit = { type: pb.FrameType.PRESENCE, presence: state };
       for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) sendFrame(ws, frame, this.info(ws).encoding);
     }
@@ -777,7 +775,7 @@ export class UserObject extends DurableObject<Env> {
     if (held.length > 0) this.sendMessages(ws, info, held);
     sendFrame(ws, { type: pb.FrameType.RESUMED, request_id: frame.request_id, resumed: { channels: this.listChannels() } }, info.encoding);
     // Then who of the user's contacts is around (and the subscription that keeps it current).
-    this.ctx.waitUntil(this.sendContactsPresence([ws]));
+    this.ctx.waitUntil(this.watchAndSend(this.contacts(), [ws]));
     return undefined;
   }
 

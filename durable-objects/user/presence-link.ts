@@ -2,7 +2,7 @@
  * The UserObject's side of presence: it folds its devices' states into the one status its
  * PresenceObject shard keeps, and watches the people the user shares small channels with.
  */
-import { presenceShardKey, presenceStub } from "../../workers/lib/routing.js";
+import { byPresenceShard, presenceStub } from "../../workers/lib/routing.js";
 import type { PresenceState } from "../../protocol/types.js";
 import type { ReportedStatus } from "../presence/PresenceObject.js";
 
@@ -21,17 +21,6 @@ export function aggregateStatus(devices: DeviceStatus[], sharePresence: boolean)
   return devices.includes("online") ? "online" : "away";
 }
 
-/** Contact ids grouped by the shard that holds them: one call per shard. */
-export function byShard(userIds: Iterable<string>): string[][] {
-  const groups = new Map<string, string[]>();
-  for (const id of userIds) {
-    const key = presenceShardKey(id);
-    const group = groups.get(key);
-    if (group) group.push(id); else groups.set(key, [id]);
-  }
-  return [...groups.values()];
-}
-
 /**
  * Calls to the shards, in order: a report of "offline" must never overtake the "online" made
  * just before it (the runtime does not keep separate calls in the order they were made).
@@ -39,7 +28,6 @@ export function byShard(userIds: Iterable<string>): string[][] {
 export class PresenceLink {
   private chain: Promise<unknown> = Promise.resolve();
   private reported: ReportedStatus | undefined;
-  private reportedAt = 0;
 
   constructor(private readonly env: Env, private readonly userId: string) {}
 
@@ -47,24 +35,19 @@ export class PresenceLink {
   report(status: ReportedStatus, refresh = false): Promise<unknown> {
     if (status === this.reported && !refresh) return this.chain;
     this.reported = status;
-    this.reportedAt = Date.now();
-    const at = this.reportedAt;
+    const at = Date.now();
     return this.enqueue(() => presenceStub(this.env, this.userId).report(this.userId, status, at));
-  }
-
-  get lastReport(): { status: ReportedStatus | undefined; at: number } {
-    return { status: this.reported, at: this.reportedAt };
   }
 
   /** Subscribes to the contacts' changes and returns their current states. */
   async watch(contacts: string[]): Promise<PresenceState[]> {
-    const groups = byShard(contacts.slice(0, MAX_WATCHED_CONTACTS));
+    const groups = byPresenceShard(contacts.slice(0, MAX_WATCHED_CONTACTS));
     const states = await this.enqueue(() => Promise.all(groups.map((ids) => presenceStub(this.env, ids[0]!).watch(this.userId, ids))));
     return (states ?? []).flat();
   }
 
   unwatch(contacts: string[]): Promise<unknown> {
-    const groups = byShard(contacts.slice(0, MAX_WATCHED_CONTACTS));
+    const groups = byPresenceShard(contacts.slice(0, MAX_WATCHED_CONTACTS));
     return this.enqueue(() => Promise.all(groups.map((ids) => presenceStub(this.env, ids[0]!).unwatch(this.userId))));
   }
 

@@ -80,9 +80,8 @@ export function applyPage(conv: Conversation, page: HistoryPage, kind: "newest" 
   addMessages(conv, page.messages);
   for (const u of page.updates) applyUpdate(conv, u.message);
   if (kind === "newest") conv.loaded = true;
-  if (!page.has_more) conv.exhausted = true;
-  else if (page.next_cursor > 0) conv.olderCursor = Math.min(conv.olderCursor ?? Infinity, page.next_cursor);
-  else if (kind === "older" && page.messages.length === 0 && page.updates.length === 0) conv.exhausted = true; // no way further back
+  if (!page.has_more || page.next_cursor <= 0) conv.exhausted = true;
+  else conv.olderCursor = Math.min(conv.olderCursor ?? Infinity, page.next_cursor);
 }
 
 /** Read cursors only move forward; true if this one did. */

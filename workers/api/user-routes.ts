@@ -3,8 +3,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { errorResponse, fail } from "../lib/errors.js";
 import { isUserId } from "../lib/ids.js";
-import { presenceStub, userStub } from "../lib/routing.js";
-import { byShard } from "../../durable-objects/user/presence-link.js";
+import { byPresenceShard, presenceStub, userStub } from "../lib/routing.js";
 import { resolveProfiles } from "./accounts.js";
 import type { ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";
@@ -39,7 +38,7 @@ export const userRoutes = new Hono<ApiEnv>()
     }
     const bad = ids.filter((id) => !isUserId(id)).map(String)[0];
     if (bad !== undefined) return errorResponse(fail("invalid_argument", `Not a user id: ${bad.slice(0, 40)}`));
-    const states = await Promise.all(byShard(ids).map((group) => presenceStub(c.env, group[0]!).lookup(group)));
+    const states = await Promise.all(byPresenceShard(ids).map((group) => presenceStub(c.env, group[0]!).lookup(group)));
     return c.json({ presence: states.flat() });
   })
   .get("/users/:id", async (c) => {

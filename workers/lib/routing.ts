@@ -59,17 +59,22 @@ function presenceShard(userId: string): { name: string; jurisdiction: Jurisdicti
 }
 
 /**
- * Which presence shard holds `userId`: equal keys mean the same PresenceObject, so callers can
- * group many ids and make one call per shard.
- *
- * @example
- * const byShard = new Map<string, string[]>();
- * for (const id of ids) byShard.set(presenceShardKey(id), [...(byShard.get(presenceShardKey(id)) ?? []), id]);
- * for (const group of byShard.values()) states.push(...(await presenceStub(env, group[0]!).lookup(group)));
+ * Which presence shard holds `userId`: equal keys mean the same PresenceObject.
  */
 export function presenceShardKey(userId: string): string {
   const { name, jurisdiction } = presenceShard(userId);
   return jurisdiction === "" ? name : `${jurisdiction}/${name}`;
+}
+
+/** User ids grouped by the presence shard that holds them, so callers make one call per shard. */
+export function byPresenceShard(userIds: Iterable<string>): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const id of userIds) {
+    const key = presenceShardKey(id);
+    const group = groups.get(key);
+    if (group) group.push(id); else groups.set(key, [id]);
+  }
+  return [...groups.values()];
 }
 
 /** The PresenceObject shard that holds `userId`'s presence and its watchers, in the user's jurisdiction. */
