@@ -12,8 +12,16 @@ import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.
 import { createGroup, register } from "../helpers/api.js";
 import { fullHistory, probeOnline, sleep, T } from "./support.js";
 
-describe("restart between a durable append and its fan-out", () => {
-  it("finishes the fan-out after the restart: the member's device gets the message live or on RESUME", async () => {
+/** Runs `write` in a channel instance that "dies" before its fan-out pump runs. */
+function beforeFanout<T>(stub: DurableObjectStub<ChannelObject>, write: (instance: ChannelObject) => T): Promise<T> {
+  return runInDurableObject(stub, (instance: ChannelObject) => {
+    (instance as unknown as { kickFanout(): void }).kickFanout = () => {};
+    return write(instance);
+  });
+}
+
+describe("restart between a durable append (or change) and its fan-out", () => {
+  it("finishes the fan-out after the restart: the member's device gets the message (and an edit) live or on RESUME", async () => {
     const [alice, bob] = await Promise.all([register("alice"), register("bob")]);
     const group = await createGroup(alice, [bob], "Crash window");
     const b = await probeOnline(bob.access_token, "bob-phone");
@@ -25,14 +33,24 @@ describe("restart between a durable append and its fan-out", () => {
     await sleep(100);
 
     const stub = env.CHANNELS.get(env.CHANNELS.idFromName(group));
-    const ack = await runInDurableObject(stub, (instance: ChannelObject) => {
-      // This instance "dies" before its fan-out pump runs.
-      (instance as unknown as { kickFanout(): void }).kickFanout = () => {};
+    const ack = await beforeFanout(stub, (instance) => {
       const r = instance.append({ userId: alice.user_id, deviceId: "alice-phone", clientMsgId: "acked-then-crash", content: { text: { text: "acked, then the server died" } } });
       if (!r.ok) throw new Error(r.message);
       return r.ack;
     });
     expect(ack.seq).toBe(3);
+    // In the same crash: an edit in another channel, acknowledged, not yet fanned out. (One
+    // abortAllDurableObjects() for both: it restarts every object in the runtime, other files' too.)
+    const edits = await createGroup(alice, [bob], "Crash window, edits");
+    const a2 = await probeOnline(alice.access_token, "alice-phone");
+    expect((await a2.sendText(edits, "meet at 7")).type).toBe(T.SEND_ACK);
+    a2.close();
+    const change = await beforeFanout(env.CHANNELS.get(env.CHANNELS.idFromName(edits)), (instance) => {
+      const r = instance.edit(alice.user_id, "alice-phone", 2, { text: { text: "meet at 8" } });
+      if (!r.ok) throw new Error(r.message);
+      return r;
+    });
+    expect(change.changed).toBe(true);
     await abortAllDurableObjects();
 
     // Only bob's device reconnecting; nothing else wakes the channel.
@@ -43,40 +61,20 @@ describe("restart between a durable append and its fan-out", () => {
       const late = await again.maybeTake((f) => f.type === T.DELIVER && !!f.deliver?.messages?.some((m) => m.client_msg_id === "acked-then-crash"), 10_000);
       if (late) got.add("acked-then-crash");
     }
-    again.close();
     expect([...got]).toContain("acked-then-crash");
     expect((await fullHistory(alice, group)).map((m) => Number(m.seq))).toEqual([1, 2, 3]);
-  });
-});
 
-describe("restart between a durable change and its fan-out", () => {
-  it("an edit acknowledged just before the crash reaches the member's device, and the message stays edited", async () => {
-    const [alice, bob] = await Promise.all([register("alice"), register("bob")]);
-    const group = await createGroup(alice, [bob], "Crash window, edits");
-    const a = await probeOnline(alice.access_token, "alice-phone");
-    expect((await a.sendText(group, "meet at 7")).type).toBe(T.SEND_ACK);
-    a.close();
-    const stub = env.CHANNELS.get(env.CHANNELS.idFromName(group));
-    const change = await runInDurableObject(stub, (instance: ChannelObject) => {
-      (instance as unknown as { kickFanout(): void }).kickFanout = () => {};
-      const r = instance.edit(alice.user_id, "alice-phone", 2, { text: { text: "meet at 8" } });
-      if (!r.ok) throw new Error(r.message);
-      return r;
-    });
-    expect(change.changed).toBe(true);
-    await abortAllDurableObjects();
-
-    const b = await probeOnline(bob.access_token, "bob-phone");
-    const { messages } = await b.resume([{ channel_id: group, last_seq: 2 }]);
-    let edit = messages.find((m) => m.content?.update);
+    // The edit reaches bob's device too, and the message stays edited.
+    const resumed = await again.resume([{ channel_id: edits, last_seq: 2 }]);
+    let edit = resumed.messages.find((m) => m.content?.update);
     if (!edit) {
-      const late = await b.maybeTake((f) => f.type === T.DELIVER && !!f.deliver?.messages?.some((m) => m.content?.update), 10_000);
+      const late = await again.maybeTake((f) => f.type === T.DELIVER && !!f.deliver?.messages?.some((m) => m.content?.update), 10_000);
       edit = late?.deliver?.messages?.find((m) => m.content?.update);
     }
-    b.close();
+    again.close();
     expect(Number(edit?.seq)).toBe(3);
     expect(edit?.content?.update?.target?.content?.text?.text).toBe("meet at 8");
-    const log = await fullHistory(alice, group);
+    const log = await fullHistory(alice, edits);
     expect(log.map((m) => Number(m.seq))).toEqual([1, 2, 3]);
     expect(log[1]?.content?.text?.text).toBe("meet at 8");
   });
