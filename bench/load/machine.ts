@@ -11,7 +11,7 @@ const root = new URL("../../", import.meta.url).pathname;
 export function revision(): RunMeta["revision"] {
   const git = (...a: string[]) => execFileSync("git", ["-C", root, ...a], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   try {
-    const dirty = git("status", "--porcelain", "--", "workers", "durable-objects", "protocol", "wrangler.toml");
+    const dirty = git("status", "--porcelain", "--", "workers", "shared", "durable-objects", "protocol", "wrangler.toml");
     return { commit: git("rev-parse", "--short", "HEAD"), server_code_modified: dirty.length > 0 };
   } catch {
     return { commit: "unknown (not a git checkout)", server_code_modified: false };

@@ -8,8 +8,8 @@
  * is durable, which is exactly the seed's "durable before ack".
  */
 import { DurableObject } from "cloudflare:workers";
-import { fail, type Failure, type Result } from "../../workers/lib/errors.js";
-import { userStub } from "../../workers/lib/routing.js";
+import { fail, type Failure, type Result } from "../../shared/errors.js";
+import { userStub } from "../../shared/routing.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { chunkMessages } from "../../protocol/frame-budget.js";
 import { migrate } from "../migrate.js";

@@ -2,7 +2,7 @@
  * What a client may put in a message. The ChannelObject is the one place that checks it, so every
  * path (WebSocket SEND, a future REST send) enforces the same rules.
  */
-import { fail, type Result } from "../../workers/lib/errors.js";
+import { fail, type Result } from "../../shared/errors.js";
 import { utf8Length } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
 import type { ContentInit } from "./types.js";

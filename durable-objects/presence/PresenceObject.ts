@@ -1,6 +1,6 @@
 /**
  * PresenceObject: one presence shard (DESIGN.md). Users are spread over PRESENCE_SHARDS shards
- * per jurisdiction by a hash of their id (`presenceStub()` in workers/lib/routing.ts). A shard
+ * per jurisdiction by a hash of their id (`presenceStub()` in shared/routing.ts). A shard
  * keeps each of its users' status and last_seen, and who watches them, and pushes deltas to the
  * watchers' UserObjects.
  *
@@ -17,8 +17,8 @@
  * subscriber that missed one is corrected by its next watch(), which returns current states.
  */
 import { DurableObject } from "cloudflare:workers";
-import { isUserId } from "../../workers/lib/ids.js";
-import { userStub } from "../../workers/lib/routing.js";
+import { isUserId } from "../../shared/ids.js";
+import { userStub } from "../../shared/routing.js";
 import { migrate } from "../migrate.js";
 import { PRESENCE_MIGRATIONS } from "./schema.js";
 import { presenceTimingsFromEnv, type PresenceTimings } from "./settings.js";

@@ -8,13 +8,12 @@ import { DurableObject } from "cloudflare:workers";
 import { decodeFrame, encodeFrame, pb, type Encoding, type Frame, type FrameInit } from "../../protocol/codec.js";
 import { LIMITS, PING, PONG } from "../../protocol/limits.js";
 import { chunkMessages } from "../../protocol/frame-budget.js";
-import { fail, failureFromException, type Failure, type Result } from "../../workers/lib/errors.js";
-import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../workers/lib/frames.js";
-import { isChannelId } from "../../workers/lib/ids.js";
-import { channelStub } from "../../workers/lib/routing.js";
+import { fail, failureFromException, type Failure, type Result } from "../../shared/errors.js";
+import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../shared/frames.js";
+import { isChannelId } from "../../shared/ids.js";
+import { channelStub } from "../../shared/routing.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
-import { hashSecret, newRefreshSecret } from "../../workers/auth/tokens.js";
-import { timingSafeEqual } from "../../workers/auth/password.js";
+import { hashSecret, newRefreshSecret, timingSafeEqual } from "../../shared/secrets.js";
 import { migrate } from "../migrate.js";
 import type { ChannelObject } from "../channel/ChannelObject.js";
 import type {

@@ -2,7 +2,7 @@
  * The UserObject's side of presence: it folds its devices' states into the one status its
  * PresenceObject shard keeps, and watches the people the user shares small channels with.
  */
-import { byPresenceShard, presenceStub } from "../../workers/lib/routing.js";
+import { byPresenceShard, presenceStub } from "../../shared/routing.js";
 import type { PresenceState } from "../../protocol/types.js";
 import type { ReportedStatus } from "../presence/PresenceObject.js";
 

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { newId, parseId } from "../../workers/lib/ids.js";
-import { channelStub, userStub } from "../../workers/lib/routing.js";
+import { newId, parseId } from "../../shared/ids.js";
+import { channelStub, userStub } from "../../shared/routing.js";
 import { call, createGroup, uniqueName, type TestUser } from "../helpers/api.js";
 import { onlineDevice } from "../helpers/socket.js";
 

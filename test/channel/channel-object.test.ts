@@ -2,8 +2,8 @@ import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../../protocol/limits.js";
-import { newId } from "../../workers/lib/ids.js";
-import { channelStub, userStub } from "../../workers/lib/routing.js";
+import { newId } from "../../shared/ids.js";
+import { channelStub, userStub } from "../../shared/routing.js";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
 

@@ -6,8 +6,8 @@
 import { env } from "cloudflare:test";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { newId } from "../../workers/lib/ids.js";
-import { channelStub } from "../../workers/lib/routing.js";
+import { newId } from "../../shared/ids.js";
+import { channelStub } from "../../shared/routing.js";
 import type { ChatMessageData, MemberProfile, Reaction } from "../../durable-objects/channel/types.js";
 
 const RUNS = Number(process.env.EDGECHAT_FUZZ_RUNS ?? 40);

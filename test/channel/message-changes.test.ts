@@ -7,7 +7,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { pb, type Frame, type FrameInit } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
-import { channelStub } from "../../workers/lib/routing.js";
+import { channelStub } from "../../shared/routing.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
 import { onlineDevice, type Msg, type TestDevice } from "../helpers/socket.js";
 

@@ -3,7 +3,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { pb } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
-import { channelStub } from "../../workers/lib/routing.js";
+import { channelStub } from "../../shared/routing.js";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
 import type { RateLimit } from "../../durable-objects/channel/rate-limit.js";
 import { createGroup, register } from "../helpers/api.js";

@@ -15,7 +15,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeFrame, encodeFrame, frameTypeName, pb, type Encoding, type Frame } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
-import { isChannelId } from "../../workers/lib/ids.js";
+import { isChannelId } from "../../shared/ids.js";
 import { call, createGroup, register, type TestUser } from "../helpers/api.js";
 import { expectWellFormedLog, fullHistory, probeOnline, rawCall, T, type ProbeDevice } from "../reliability/support.js";
 

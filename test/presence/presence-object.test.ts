@@ -1,8 +1,8 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { pb, type Frame } from "../../protocol/codec.js";
-import { newId } from "../../workers/lib/ids.js";
-import { fnv1a32, PRESENCE_SHARDS, presenceShardKey, presenceStub } from "../../workers/lib/routing.js";
+import { newId } from "../../shared/ids.js";
+import { fnv1a32, PRESENCE_SHARDS, presenceShardKey, presenceStub } from "../../shared/routing.js";
 import { MAX_PRESENCE_SUBSCRIBERS, MAX_PRESENCE_TARGETS, type PresenceObject } from "../../durable-objects/presence/PresenceObject.js";
 import type { PresenceState } from "../../protocol/types.js";
 import { register } from "../helpers/api.js";

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { frameTypeName, type FrameInit } from "../../protocol/codec.js";
 import { api } from "../../workers/api/app.js";
 import { signAccessToken } from "../../workers/auth/tokens.js";
-import { dmChannelId } from "../../workers/lib/ids.js";
+import { dmChannelId } from "../../shared/ids.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
 import { connectProbe, expectErrorBody, fullHistory, probeOnline, rawCall, sleep, T, type ProbeDevice } from "./support.js";
 

@@ -6,7 +6,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../../protocol/limits.js";
-import { userStub } from "../../workers/lib/routing.js";
+import { userStub } from "../../shared/routing.js";
 import { pb, type Frame } from "../../protocol/codec.js";
 import { aggregateStatus } from "../../durable-objects/user/presence-link.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { pb } from "../../protocol/codec.js";
-import { channelStub } from "../../workers/lib/routing.js";
+import { channelStub } from "../../shared/routing.js";
 import { createGroup, register } from "../helpers/api.js";
 import { onlineDevice } from "../helpers/socket.js";
 

@@ -3,7 +3,7 @@
  * other piece of user state lives in the user's own UserObject.
  */
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
-import { isUserId, parseId, type Jurisdiction } from "../lib/ids.js";
+import { isUserId, parseId, type Jurisdiction } from "../../shared/ids.js";
 
 export interface Account extends MemberProfile {
   password_hash: string;

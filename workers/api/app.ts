@@ -6,7 +6,7 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { verifyAccessToken, type AccessClaims } from "../auth/tokens.js";
-import { errorResponse, fail, failureFromException, type Failure } from "../lib/errors.js";
+import { errorResponse, fail, failureFromException, type Failure } from "../../shared/errors.js";
 import { authRoutes } from "./auth-routes.js";
 import { channelRoutes } from "./channel-routes.js";
 import { deviceRoutes } from "./device-routes.js";

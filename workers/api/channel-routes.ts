@@ -2,9 +2,9 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { LIMITS } from "../../protocol/limits.js";
-import { errorResponse, fail } from "../lib/errors.js";
-import { dmChannelId, isChannelId, newId, parseId } from "../lib/ids.js";
-import { channelStub, userStub } from "../lib/routing.js";
+import { errorResponse, fail } from "../../shared/errors.js";
+import { dmChannelId, isChannelId, newId, parseId } from "../../shared/ids.js";
+import { channelStub, userStub } from "../../shared/routing.js";
 import { resolveProfiles } from "./accounts.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
 import { parseJsonBody, parseWith } from "./validation.js";

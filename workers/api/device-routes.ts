@@ -1,8 +1,8 @@
 /** /v1/devices: a user's devices (≤ 10). Push tokens arrive with the push release. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { errorResponse, fail } from "../lib/errors.js";
-import { userStub } from "../lib/routing.js";
+import { errorResponse, fail } from "../../shared/errors.js";
+import { userStub } from "../../shared/routing.js";
 import { send, type ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";
 

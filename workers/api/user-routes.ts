@@ -1,9 +1,9 @@
 /** /v1/me, /v1/users and /v1/presence: who am I, find people to talk to, who is around. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { errorResponse, fail } from "../lib/errors.js";
-import { isUserId } from "../lib/ids.js";
-import { byPresenceShard, presenceStub, userStub } from "../lib/routing.js";
+import { errorResponse, fail } from "../../shared/errors.js";
+import { isUserId } from "../../shared/ids.js";
+import { byPresenceShard, presenceStub, userStub } from "../../shared/routing.js";
 import { resolveProfiles } from "./accounts.js";
 import type { ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";

@@ -1,7 +1,7 @@
 /** zod at the HTTP edge: parse a body or query into a typed value, or a Failure that says what is wrong. */
 import type { Context } from "hono";
 import type { z } from "zod";
-import { fail, type Failure } from "../lib/errors.js";
+import { fail, type Failure } from "../../shared/errors.js";
 
 export type Parsed<T> = { ok: true; value: T } | Failure;
 

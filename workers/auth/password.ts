@@ -3,21 +3,10 @@
  * accepts (it throws above that); the iteration count is stored in the hash so it can be raised
  * later without breaking existing accounts.
  */
+import { b64url, fromB64url, timingSafeEqual } from "../../shared/secrets.js";
+
 const ITERATIONS = 100_000;
 const encoder = new TextEncoder();
-
-function b64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function fromB64url(s: string): Uint8Array {
-  const bin = atob(s.replaceAll("-", "+").replaceAll("_", "/"));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
 
 async function derive(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
   const key = await crypto.subtle.importKey("raw", encoder.encode(password), "PBKDF2", false, ["deriveBits"]);
@@ -39,12 +28,3 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const actual = await derive(password, fromB64url(salt), iterations);
   return timingSafeEqual(actual, fromB64url(hash));
 }
-
-export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
-
-export { b64url, fromB64url };

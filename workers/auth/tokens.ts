@@ -4,9 +4,8 @@
  * checked and rotated by the user's UserObject, which owns their sessions.
  */
 import { errors, jwtVerify, SignJWT } from "jose";
-import { fail, type Failure } from "../lib/errors.js";
-import { isUserId } from "../lib/ids.js";
-import { b64url } from "./password.js";
+import { fail, type Failure } from "../../shared/errors.js";
+import { isUserId } from "../../shared/ids.js";
 
 const ISSUER = "edgechat";
 const AUDIENCE = "edgechat-api";
@@ -57,10 +56,6 @@ export async function verifyAccessToken(env: Env, token: string | null | undefin
 
 export interface RefreshToken { userId: string; sessionId: string; secret: string }
 
-export function newRefreshSecret(): string {
-  return b64url(crypto.getRandomValues(new Uint8Array(32)));
-}
-
 export function formatRefreshToken(t: RefreshToken): string {
   return `${t.userId}.${t.sessionId}.${t.secret}`;
 }
@@ -70,10 +65,4 @@ export function parseRefreshToken(token: unknown): RefreshToken | undefined {
   const [userId, sessionId, secret, extra] = token.split(".");
   if (extra !== undefined || !isUserId(userId) || !sessionId || !secret) return undefined;
   return { userId, sessionId, secret };
-}
-
-/** SHA-256 of a refresh secret: sessions store this, never the secret itself. */
-export async function hashSecret(secret: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(secret));
-  return b64url(new Uint8Array(digest));
 }

@@ -5,9 +5,9 @@
  * else would cost the object its ability to hibernate.
  */
 import { verifyAccessToken } from "../auth/tokens.js";
-import { fail, errorResponse } from "../lib/errors.js";
-import { CLOSE, negotiateEncoding, refuseWebSocket } from "../lib/frames.js";
-import { userStub } from "../lib/routing.js";
+import { fail, errorResponse } from "../../shared/errors.js";
+import { CLOSE, negotiateEncoding, refuseWebSocket } from "../../shared/frames.js";
+import { userStub } from "../../shared/routing.js";
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../../protocol/limits.js";
 
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;

@@ -2,8 +2,8 @@
  * Building and sending frames on server-side sockets, and refusing a WebSocket with a readable
  * reason (an ERROR frame, then a close code) instead of a bare HTTP error a browser cannot read.
  */
-import { encodeFrame, pb, type Encoding, type FrameInit } from "../../protocol/codec.js";
-import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../../protocol/limits.js";
+import { encodeFrame, pb, type Encoding, type FrameInit } from "../protocol/codec.js";
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../protocol/limits.js";
 import type { Failure } from "./errors.js";
 
 export const CLOSE = {

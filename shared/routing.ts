@@ -7,9 +7,9 @@
  * namespace instead: the routing decision is still made, and tested, on every call.
  */
 import { parseId, type Jurisdiction } from "./ids.js";
-import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
-import type { UserObject } from "../../durable-objects/user/UserObject.js";
-import type { PresenceObject } from "../../durable-objects/presence/PresenceObject.js";
+import type { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
+import type { UserObject } from "../durable-objects/user/UserObject.js";
+import type { PresenceObject } from "../durable-objects/presence/PresenceObject.js";
 
 type Namespace<T extends Rpc.DurableObjectBranded | undefined> = DurableObjectNamespace<T>;
 
