@@ -1,0 +1,209 @@
+/**
+ * The channel's sequencer and message log: dedup on (sender, client_msg_id), the per-sender rate
+ * limit, seq and HLC assignment, the INSERT, the mapping between stored rows and ChatMessageData,
+ * and history pages.
+ *
+ * Everything here is synchronous on purpose. A message's check, its seq/HLC and its INSERT (with
+ * the channel row's UPDATE) happen in one turn with no `await` in between: one implicit
+ * transaction, and the output gate holds the SEND_ACK until it is durable.
+ */
+import { fail, type Failure, type Result } from "../../shared/errors.js";
+import { LIMITS } from "../../protocol/limits.js";
+import { chunkMessages } from "../../protocol/frame-budget.js";
+import { validateClientContent, validClientMsgId, type ContentKind } from "./content.js";
+import { HLC_ZERO, hlcToHex, nextHlc, serverMsgId, type Hlc } from "./hlc.js";
+import type { SenderRateLimiter } from "./rate-limit.js";
+import type { AppendInput, ChatMessageData, ContentInit, HistoryPageData, HistoryQuery, Reaction, SendAck } from "./types.js";
+
+export type MessageRow = {
+  seq: number;
+  hlc_ms: number;
+  hlc_logical: number;
+  sender_user_id: string;
+  sender_device_id: string;
+  client_msg_id: string | null;
+  kind: ContentKind;
+  content: string;
+  server_ts: number;
+  edited_at: number;
+  deleted: number;
+  reactions: string;
+};
+
+export const SELECT_MESSAGES =
+  "SELECT seq, hlc_ms, hlc_logical, sender_user_id, sender_device_id, client_msg_id, kind, content, server_ts, edited_at, deleted, reactions FROM messages";
+
+export class Sequencer {
+  private channelId = "";
+  private hlc: Hlc = HLC_ZERO;
+  private last = 0;
+
+  /**
+   * @param limiter shared with the object, which may change its limit (tests do)
+   * @param onAppended called in the INSERT's turn with the message as members receive it
+   */
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly limiter: SenderRateLimiter,
+    private readonly onAppended: (message: ChatMessageData) => void,
+  ) {}
+
+  /** Resumes from the channel row (on wake) or starts a new channel (zeros). */
+  start(channelId: string, lastSeq: number, hlc: Hlc): void {
+    this.channelId = channelId;
+    this.last = lastSeq;
+    this.hlc = hlc;
+  }
+
+  get lastSeq(): number {
+    return this.last;
+  }
+
+  get lastHlc(): Hlc {
+    return this.hlc;
+  }
+
+  /**
+   * Stores one message from a member (the caller checked membership) and returns its SEND_ACK.
+   * A retry with the same (sender, client_msg_id) returns the original ids with status
+   * "duplicate" and stores nothing. A sender over the rate gets `rate_limited`.
+   */
+  append(input: AppendInput): Result<{ ack: SendAck }> {
+    if (!validClientMsgId(input.clientMsgId)) {
+      return fail("invalid_argument", `client_msg_id must be 1-${LIMITS.maxClientMsgIdLength} printable ASCII characters (a UUID).`);
+    }
+    const existing = this.sql.exec<Pick<MessageRow, "seq" | "hlc_ms" | "hlc_logical" | "server_ts">>(
+      "SELECT seq, hlc_ms, hlc_logical, server_ts FROM messages WHERE sender_user_id = ? AND client_msg_id = ?",
+      input.userId, input.clientMsgId,
+    ).toArray()[0];
+    if (existing) {
+      const hlc = { ms: existing.hlc_ms, logical: existing.hlc_logical };
+      return { ok: true, ack: this.ack(input.clientMsgId, hlc, existing.seq, existing.server_ts, "duplicate") };
+    }
+    // After the dedup lookup: a retry of a stored message is answered, never limited.
+    const wait = this.limiter.take(input.userId, Date.now());
+    if (wait > 0) {
+      return fail("rate_limited", `Slow down: at most ${this.limiter.limit.perSecond} messages per second per person in one channel.`, wait);
+    }
+    const valid = validateClientContent(input.content);
+    if (!valid.ok) return valid;
+    const stored = this.insert(input.userId, input.deviceId, input.clientMsgId, valid.kind, valid.content);
+    return { ok: true, ack: this.ack(input.clientMsgId, stored.hlc, stored.seq, stored.server_ts, "stored") };
+  }
+
+  /** The rate limit for changes (react, edit, delete), which share a sender's bucket with sends. */
+  limitChange(userId: string): Failure | undefined {
+    const wait = this.limiter.take(userId, Date.now());
+    if (wait <= 0) return undefined;
+    return fail("rate_limited", `Slow down: at most ${this.limiter.limit.perSecond} messages and changes per second per person in one channel.`, wait);
+  }
+
+  /**
+   * The sequencer proper: seq, HLC, the message row and the channel row in one implicit
+   * transaction with no `await` in between. `delivered` is what members receive when it differs
+   * from what is stored (a change carries its target).
+   */
+  insert(userId: string, deviceId: string, clientMsgId: string | null, kind: ContentKind, content: ContentInit, delivered: ContentInit = content) {
+    const now = Date.now();
+    const hlc = nextHlc(this.hlc, now);
+    const seq = this.last + 1;
+    this.sql.exec(
+      `INSERT INTO messages (seq, hlc_ms, hlc_logical, sender_user_id, sender_device_id, client_msg_id, kind, content, server_ts)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      seq, hlc.ms, hlc.logical, userId, deviceId, clientMsgId, kind, JSON.stringify(content), now,
+    );
+    this.sql.exec("UPDATE channel SET last_seq = ?, hlc_ms = ?, hlc_logical = ? WHERE id = 1", seq, hlc.ms, hlc.logical);
+    this.last = seq;
+    this.hlc = hlc;
+    this.onAppended({
+      channel_id: this.channelId, server_msg_id: serverMsgId(hlc, seq), hlc: hlcToHex(hlc), seq,
+      client_msg_id: clientMsgId ?? "", sender_user_id: userId, sender_device_id: deviceId, server_ts: now, content: delivered,
+    });
+    return { seq, hlc, server_ts: now };
+  }
+
+  /**
+   * A page of history, ascending by seq: `before` pages older, `after` pages newer (`after: 0`
+   * from the first message); neither gives the newest page. The caller checked membership.
+   */
+  history(query: HistoryQuery): Result<HistoryPageData> {
+    const limit = clampLimit(query.limit);
+    let rows: MessageRow[];
+    let hasMore: boolean;
+    // Pages are cut to what one frame carries, so a page of large messages may hold fewer.
+    if (query.after !== undefined && query.before === undefined) {
+      rows = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq > ? ORDER BY seq ASC LIMIT ?`, query.after, limit).toArray();
+      const messages = chunkMessages(rows.map((r) => this.toMessage(r)))[0] ?? []; // the oldest that fit one frame
+      const last = messages.at(-1)?.seq ?? query.after;
+      hasMore = last < this.last;
+      return this.page(messages, hasMore ? last : 0, hasMore);
+    }
+    const before = query.before !== undefined && query.before > 0 ? Math.min(query.before, this.last + 1) : this.last + 1;
+    rows = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq < ? ORDER BY seq DESC LIMIT ?`, before, limit).toArray();
+    const messages = (chunkMessages(rows.map((r) => this.toMessage(r)))[0] ?? []).reverse(); // the newest that fit
+    const first = messages[0]?.seq ?? 0;
+    hasMore = first > 1 && this.sql.exec("SELECT 1 FROM messages WHERE seq < ? LIMIT 1", first).toArray().length > 0;
+    return this.page(messages, hasMore ? first : 0, hasMore);
+  }
+
+  /** Up to `max` messages from `fromSeq` on, ascending. */
+  read(fromSeq: number, max: number): ChatMessageData[] {
+    return this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq >= ? ORDER BY seq ASC LIMIT ?`, fromSeq, max)
+      .toArray().map((r) => this.toMessage(r));
+  }
+
+  /** The stored row of `seq`; the caller checked 1 ≤ seq ≤ lastSeq. */
+  row(seq: number): MessageRow {
+    return this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq = ?`, seq).one();
+  }
+
+  /** A stored row as clients see it; a change carries its target as it is now. */
+  toMessage(r: MessageRow): ChatMessageData {
+    const hlc = { ms: r.hlc_ms, logical: r.hlc_logical };
+    let content = r.deleted ? {} : (JSON.parse(r.content) as ContentInit);
+    if (r.kind === "update" && content.update) {
+      const target = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq = ?`, Number(content.update.target_seq)).toArray()[0];
+      if (target) content = { update: { ...content.update, target: this.toMessage(target) } };
+    }
+    const m: ChatMessageData = {
+      channel_id: this.channelId, server_msg_id: serverMsgId(hlc, r.seq), hlc: hlcToHex(hlc), seq: r.seq,
+      client_msg_id: r.client_msg_id ?? "", sender_user_id: r.sender_user_id, sender_device_id: r.sender_device_id,
+      server_ts: r.server_ts, content,
+    };
+    if (r.reactions !== "[]") m.reactions = parseReactions(r.reactions);
+    if (r.edited_at) m.edited_at = r.edited_at;
+    if (r.deleted) m.deleted = true;
+    return m;
+  }
+
+  /** Messages from others after `afterSeq`: not notices, not changes, not deleted ones. */
+  unreadCount(userId: string, afterSeq: number): number {
+    return this.sql.exec<{ n: number }>(
+      "SELECT count(*) AS n FROM messages WHERE seq > ? AND sender_user_id != ? AND kind NOT IN ('system', 'update') AND deleted = 0",
+      afterSeq, userId,
+    ).one().n;
+  }
+
+  private ack(clientMsgId: string, hlc: Hlc, seq: number, serverTs: number, status: SendAck["status"]): SendAck {
+    return {
+      channel_id: this.channelId, client_msg_id: clientMsgId, server_msg_id: serverMsgId(hlc, seq),
+      hlc: hlcToHex(hlc), seq, server_ts: serverTs, status,
+    };
+  }
+
+  private page(messages: ChatMessageData[], nextCursor: number, hasMore: boolean): Result<HistoryPageData> {
+    return {
+      ok: true, channel_id: this.channelId, messages,
+      next_cursor: nextCursor, has_more: hasMore, last_seq: this.last,
+    };
+  }
+}
+
+export function parseReactions(json: string): Reaction[] {
+  return JSON.parse(json) as Reaction[];
+}
+
+function clampLimit(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit) || limit <= 0) return LIMITS.defaultPageSize;
+  return Math.min(Math.floor(limit), LIMITS.maxPageSize);
+}
