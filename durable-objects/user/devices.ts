@@ -1,0 +1,69 @@
+/**
+ * The user's devices (at most LIMITS.maxDevicesPerUser) and what each confirmed holding per
+ * channel (DELIVER_ACK), the cursor RESUME falls back on when the device sends none.
+ */
+import { fail, type Result } from "../../shared/errors.js";
+import { LIMITS } from "../../protocol/limits.js";
+import type { Device } from "../../protocol/types.js";
+
+export const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export class Devices {
+  constructor(private readonly sql: SqlStorage) {}
+
+  /** Oldest first; `connected` says which have an open socket now. */
+  list(connected: ReadonlySet<string>): Device[] {
+    return this.sql.exec<Omit<Device, "connected">>(
+      "SELECT device_id, name, platform, created_at, last_seen_at FROM devices ORDER BY created_at",
+    ).toArray().map((d) => ({ ...d, connected: connected.has(d.device_id) }));
+  }
+
+  /** Registers (or renames, or marks as seen) a device; a new device past the cap is refused. */
+  register(deviceId: string, name: string, platform: string, connected: ReadonlySet<string>): Result<{ device: Device }> {
+    if (!DEVICE_ID.test(deviceId)) return fail("invalid_argument", "device_id must be 1-64 characters of A-Z a-z 0-9 _ -.");
+    const known = this.sql.exec("SELECT 1 FROM devices WHERE device_id = ?", deviceId).toArray().length > 0;
+    if (!known) {
+      const count = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM devices").one().n;
+      if (count >= LIMITS.maxDevicesPerUser) {
+        return fail("too_many_devices", `A user can have at most ${LIMITS.maxDevicesPerUser} devices; remove one with DELETE /v1/devices/{device_id}.`);
+      }
+    }
+    const now = Date.now();
+    this.sql.exec(
+      `INSERT INTO devices (device_id, name, platform, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+         name = CASE WHEN excluded.name != '' THEN excluded.name ELSE devices.name END,
+         platform = CASE WHEN excluded.platform != '' THEN excluded.platform ELSE devices.platform END`,
+      deviceId, name.slice(0, 100), platform.slice(0, 40), now, now,
+    );
+    const device = this.list(connected).find((d) => d.device_id === deviceId)!;
+    return { ok: true, device };
+  }
+
+  /** Forgets a device and its cursors; false if there was no such device. */
+  remove(deviceId: string): boolean {
+    const n = this.sql.exec("DELETE FROM devices WHERE device_id = ?", deviceId).rowsWritten;
+    this.sql.exec("DELETE FROM device_cursors WHERE device_id = ?", deviceId);
+    return n > 0;
+  }
+
+  touch(deviceId: string): void {
+    this.sql.exec("UPDATE devices SET last_seen_at = ? WHERE device_id = ?", Date.now(), deviceId);
+  }
+
+  /** A device's delivered cursor only moves forward. */
+  recordDelivered(deviceId: string, channelId: string, seq: number): void {
+    this.sql.exec(
+      `INSERT INTO device_cursors (device_id, channel_id, delivered_seq) VALUES (?, ?, ?)
+       ON CONFLICT (device_id, channel_id) DO UPDATE SET delivered_seq = max(delivered_seq, excluded.delivered_seq)`,
+      deviceId, channelId, seq,
+    );
+  }
+
+  /** channel_id → delivered seq for one device. */
+  deliveredCursors(deviceId: string): Map<string, number> {
+    return new Map(this.sql.exec<{ channel_id: string; delivered_seq: number }>(
+      "SELECT channel_id, delivered_seq FROM device_cursors WHERE device_id = ?", deviceId,
+    ).toArray().map((r) => [r.channel_id, r.delivered_seq]));
+  }
+}

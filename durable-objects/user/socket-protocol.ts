@@ -1,0 +1,302 @@
+/**
+ * The UserObject's side of the WebSocket protocol: accepting a device's socket (HELLO), what each
+ * socket carries across hibernation (SocketInfo), writing frames to one or all sockets, the idle
+ * sweep, and turning each client frame into a call on the user's object, with an ERROR frame for
+ * anything refused (never a crash, never a silent drop).
+ */
+import { decodeFrame, encodeFrame, pb, type Encoding, type Frame, type FrameInit } from "../../protocol/codec.js";
+import { chunkMessages } from "../../protocol/frame-budget.js";
+import { LIMITS, PING, PONG } from "../../protocol/limits.js";
+import { fail, failureFromException, type Failure, type Result } from "../../shared/errors.js";
+import { CLOSE, errorFrame, sendFrame } from "../../shared/frames.js";
+import { isChannelId } from "../../shared/ids.js";
+import type { ChatMessageData, ContentInit, HistoryPageData, HistoryQuery, MessageChange } from "../channel/types.js";
+import type { DeviceStatus } from "./presence-link.js";
+import type { Resume } from "./resume.js";
+import type { SendPipeline } from "./send-pipeline.js";
+
+/** Kept on each socket across hibernation; small (ids only) per the platform's 2 KiB limit. */
+export interface SocketInfo {
+  deviceId: string;
+  encoding: Encoding;
+  /** What the device last said with PRESENCE_HEARTBEAT; online until it says otherwise. */
+  status: DeviceStatus;
+  /** When the device last sent a frame (kept to within ACTIVITY_RESOLUTION_MS); pings are the runtime's. */
+  activeAt: number;
+}
+
+/** A socket's last-activity time is written to its attachment at most this often. */
+export const ACTIVITY_RESOLUTION_MS = 15_000;
+
+export function socketInfo(ws: WebSocket): SocketInfo {
+  const a = ws.deserializeAttachment() as Partial<SocketInfo> | null;
+  return {
+    deviceId: a?.deviceId ?? "", encoding: a?.encoding === "json" ? "json" : "proto",
+    status: a?.status === "away" ? "away" : "online", activeAt: typeof a?.activeAt === "number" ? a.activeAt : 0,
+  };
+}
+
+/** Open sockets only: getWebSockets() also returns ones that are closing. */
+export function openSockets(ctx: DurableObjectState): WebSocket[] {
+  return ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
+}
+
+export function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // Already closed: nothing left to say to this peer.
+  }
+}
+
+/** Echoed ids are capped: a request that filled its frame with a bogus id must get an ERROR that fits in one. */
+const MAX_ECHOED_ID = 128;
+
+export function capId(s: string | null | undefined): string {
+  return (s ?? "").slice(0, MAX_ECHOED_ID);
+}
+
+/** The ids an ERROR for `frame` echoes, so the client can match it to what it sent. */
+export function failureContext(frame: Frame): { channel_id?: string; client_msg_id?: string } {
+  if (frame.send) return { channel_id: capId(frame.send.channel_id), client_msg_id: capId(frame.send.client_msg_id) };
+  const payload = frame.payload ? (frame[frame.payload] as { channel_id?: unknown } | null | undefined) : undefined;
+  return typeof payload?.channel_id === "string" && payload.channel_id ? { channel_id: capId(payload.channel_id) } : {};
+}
+
+/**
+ * Accepts a device's socket: a second connection of the same device replaces the first (CONFLICT,
+ * then close), the new one is tagged with the device id and greeted with HELLO.
+ */
+export function acceptDevice(
+  ctx: DurableObjectState, user: { user_id: string; username: string }, deviceId: string, encoding: Encoding, protocolHeader: string | undefined,
+): WebSocket {
+  for (const old of ctx.getWebSockets(deviceId)) {
+    sendFrame(old, { type: pb.FrameType.CONFLICT, conflict: { device_id: deviceId, reason: "replaced by a newer connection of this device" } }, socketInfo(old).encoding);
+    closeQuietly(old, CLOSE.replaced, "replaced");
+  }
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  ctx.acceptWebSocket(server, [deviceId]);
+  server.serializeAttachment({ deviceId, encoding, status: "online", activeAt: Date.now() } satisfies SocketInfo);
+  sendFrame(server, {
+    type: pb.FrameType.HELLO,
+    hello: {
+      user_id: user.user_id, username: user.username, device_id: deviceId,
+      max_frame_bytes: LIMITS.maxFrameBytes, max_content_bytes: LIMITS.maxContentBytes,
+      max_unacked_frames: LIMITS.maxUnackedFrames, server_ts: Date.now(), protocol: protocolHeader ?? encoding,
+    },
+  }, encoding);
+  return client;
+}
+
+/** Closes sockets with no frame and no ping for LIMITS.idleTimeoutMs; returns how many. */
+export function closeIdleSockets(ctx: DurableObjectState, now: number): number {
+  let closed = 0;
+  for (const ws of openSockets(ctx)) {
+    const pinged = ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+    if (now - Math.max(socketInfo(ws).activeAt, pinged) <= LIMITS.idleTimeoutMs) continue;
+    closeQuietly(ws, CLOSE.idle, `no frame or ping for ${LIMITS.idleTimeoutMs / 1000} s`);
+    closed++;
+  }
+  return closed;
+}
+
+/** One frame to every socket, encoded once per encoding. */
+export function broadcast(sockets: WebSocket[], frame: FrameInit): void {
+  const cache = new Map<Encoding, Uint8Array | string>();
+  for (const ws of sockets) {
+    const { encoding } = socketInfo(ws);
+    let bytes = cache.get(encoding);
+    if (bytes === undefined) cache.set(encoding, (bytes = encodeFrame(frame, encoding)));
+    sendFrame(ws, bytes, encoding);
+  }
+}
+
+/** Messages to one socket as DELIVER frames that each fit the frame limit. */
+export function sendMessages(ws: WebSocket, encoding: Encoding, messages: ChatMessageData[]): void {
+  for (const chunk of chunkMessages(messages)) sendFrame(ws, { type: pb.FrameType.DELIVER, deliver: { messages: chunk } }, encoding);
+}
+
+/**
+ * Live messages to every socket except, for each message, the device that sent it (it has the
+ * SEND_ACK); a change goes to every device (it holds a seq too). A socket that is resuming gets
+ * them later (`held`). Frames are encoded once per (encoding, set of messages).
+ */
+export function deliverToSockets(
+  sockets: WebSocket[], messages: ChatMessageData[], me: string | undefined, held: (ws: WebSocket) => ChatMessageData[] | undefined,
+): void {
+  const cache = new Map<string, (Uint8Array | string)[]>();
+  for (const ws of sockets) {
+    const info = socketInfo(ws);
+    const mine = messages.filter((m) => m.content.update || m.sender_device_id !== info.deviceId || m.sender_user_id !== me);
+    if (mine.length === 0) continue;
+    const resume = held(ws);
+    if (resume) { resume.push(...mine); continue; }
+    const key = `${info.encoding}:${mine.length === messages.length ? "*" : info.deviceId}`;
+    let frames = cache.get(key);
+    if (frames === undefined) {
+      frames = chunkMessages(mine).map((chunk) => encodeFrame({ type: pb.FrameType.DELIVER, deliver: { messages: chunk } }, info.encoding));
+      cache.set(key, frames);
+    }
+    for (const bytes of frames) sendFrame(ws, bytes, info.encoding);
+  }
+}
+
+/** What the frame handlers call on the user's object. */
+export interface SocketHost {
+  userId(): string | undefined;
+  sends: SendPipeline;
+  resume: Resume;
+  /** Whether the channel is in the user's list (left ones included). */
+  listed(channelId: string): boolean;
+  recordDelivered(deviceId: string, channelId: string, seq: number): void;
+  history(channelId: string, query: HistoryQuery): Promise<Result<HistoryPageData>>;
+  markRead(channelId: string, upToSeq: number): Promise<Result>;
+  typing(channelId: string, deviceId: string, isTyping: boolean): Promise<Result>;
+  react(channelId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Promise<Result<MessageChange>>;
+  edit(channelId: string, deviceId: string, seq: number, content: ContentInit): Promise<Result<MessageChange>>;
+  deleteMessage(channelId: string, deviceId: string, seq: number, forEveryone: boolean): Promise<Result<MessageChange>>;
+  /** RESUME sent the gap: RESUMED with the channel list, then the contacts' presence. */
+  resumed(ws: WebSocket, info: SocketInfo, requestId: number): void;
+  /** A device's status changed. */
+  presenceChanged(): void;
+}
+
+/** Client frames in, calls on the user's object out; refusals become ERROR frames. */
+export class SocketProtocol {
+  constructor(private readonly host: SocketHost) {}
+
+  async onMessage(ws: WebSocket, data: ArrayBuffer | string): Promise<void> {
+    const info = socketInfo(ws);
+    const now = Date.now();
+    if (now - info.activeAt > ACTIVITY_RESOLUTION_MS) ws.serializeAttachment({ ...info, activeAt: now } satisfies SocketInfo);
+    if (data === PING) { sendFrame(ws, PONG, info.encoding); return; }
+    const decoded = decodeFrame(data, info.encoding);
+    if (!decoded.ok) {
+      sendFrame(ws, errorFrame(decoded.requestId, fail(decoded.code, decoded.message)), info.encoding);
+      return;
+    }
+    const frame = decoded.frame;
+    try {
+      const failure = await this.handle(ws, info, frame);
+      if (failure) sendFrame(ws, errorFrame(frame.request_id, failure, failureContext(frame)), info.encoding);
+    } catch (err) {
+      console.error("frame handler failed", err);
+      sendFrame(ws, errorFrame(frame.request_id, failureFromException(err), failureContext(frame)), info.encoding);
+    }
+  }
+
+  /** Returns a Failure to report as an ERROR frame, or nothing when the handler replied itself. */
+  private async handle(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const T = pb.FrameType;
+    switch (frame.type) {
+      case T.SEND: return this.onSend(ws, info, frame);
+      case T.DELIVER_ACK: return this.onDeliverAck(info, frame);
+      case T.PULL_HISTORY: return this.onPullHistory(ws, info, frame);
+      case T.READ: return this.onRead(frame);
+      case T.RESUME: return this.onResume(ws, info, frame);
+      case T.TYPING: return this.onTyping(info, frame);
+      case T.REACT: case T.EDIT: case T.DELETE: return this.onChange(ws, info, frame);
+      case T.PRESENCE_HEARTBEAT: return this.onPresenceHeartbeat(ws, info, frame);
+      default:
+        return fail("unexpected_frame", `${T[frame.type] ?? frame.type} frames are sent by the server, not by clients.`);
+    }
+  }
+
+  /**
+   * Queues a SEND for its channel and waits until its SEND_ACK or ERROR is written. Replies come
+   * from the send pipeline; only frames refused up front return a Failure here.
+   */
+  private async onSend(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const send = frame.send;
+    const me = this.host.userId();
+    if (!send || !me) return fail("invalid_argument", "SEND needs a payload.");
+    if (!isChannelId(send.channel_id)) return fail("invalid_argument", "channel_id is not a channel id.");
+    const refused = this.host.sends.refuseOverWindow(ws, info.encoding);
+    if (refused) return refused;
+    const content = send.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(send.content), { longs: Number, defaults: false }) : {};
+    await this.host.sends.submit({
+      ws, encoding: info.encoding, requestId: frame.request_id, channelId: send.channel_id,
+      input: { userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content },
+    }, send.send_seq ?? 0);
+    return undefined;
+  }
+
+  private onDeliverAck(info: SocketInfo, frame: Frame): Failure | undefined {
+    const ack = frame.deliver_ack;
+    if (!ack || !isChannelId(ack.channel_id) || !ack.seq || ack.seq <= 0) return fail("invalid_argument", "DELIVER_ACK needs channel_id and seq.");
+    // Only channels in this user's list: otherwise any socket could grow the table without bound.
+    if (!this.host.listed(ack.channel_id)) return fail("not_found", "No such channel in your channel list.");
+    this.host.recordDelivered(info.deviceId, ack.channel_id, ack.seq);
+    return undefined;
+  }
+
+  /** REACT, EDIT, DELETE: answered with MESSAGE_UPDATE holding the message as it is now. */
+  private async onChange(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const T = pb.FrameType;
+    const target = frame.react ?? frame.edit ?? frame.delete;
+    const name = T[frame.type];
+    if (!target || !isChannelId(target.channel_id)) return fail("invalid_argument", `${name} needs channel_id and seq.`);
+    const seq = Number(target.seq ?? 0);
+    let result: Result<MessageChange>;
+    if (frame.type === T.REACT && frame.react) {
+      result = await this.host.react(target.channel_id, info.deviceId, seq, frame.react.emoji ?? "", (frame.react.op || "add") as "add" | "remove");
+    } else if (frame.type === T.EDIT && frame.edit) {
+      const content = frame.edit.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(frame.edit.content), { longs: Number, defaults: false }) : {};
+      result = await this.host.edit(target.channel_id, info.deviceId, seq, content);
+    } else if (frame.type === T.DELETE && frame.delete) {
+      result = await this.host.deleteMessage(target.channel_id, info.deviceId, seq, frame.delete.for_everyone === true);
+    } else {
+      return fail("invalid_argument", `${name} needs a ${name.toLowerCase()} payload.`);
+    }
+    if (!result.ok) return result;
+    sendFrame(ws, { type: T.MESSAGE_UPDATE, request_id: frame.request_id, message_update: { message: result.message, kind: result.kind } }, info.encoding);
+    return undefined;
+  }
+
+  /** A device's own status: online while in front of its user, away in the background. No reply. */
+  private onPresenceHeartbeat(ws: WebSocket, info: SocketInfo, frame: Frame): Failure | undefined {
+    const status = frame.presence_heartbeat?.status;
+    if (status !== "online" && status !== "away") return fail("invalid_argument", "PRESENCE_HEARTBEAT status must be online or away.");
+    if (status !== info.status) ws.serializeAttachment({ ...info, status } satisfies SocketInfo);
+    this.host.presenceChanged();
+    return undefined;
+  }
+
+  private async onPullHistory(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const q = frame.pull_history;
+    const me = this.host.userId();
+    if (!q || !me || !isChannelId(q.channel_id)) return fail("invalid_argument", "PULL_HISTORY needs a channel_id.");
+    const page = await this.host.history(q.channel_id, {
+      before: q.before_seq ?? undefined, after: q.after_seq ?? undefined, limit: q.limit || undefined,
+    });
+    if (!page.ok) return page;
+    const { ok: _ok, ...history_page } = page;
+    sendFrame(ws, { type: pb.FrameType.HISTORY_PAGE, request_id: frame.request_id, history_page }, info.encoding);
+    return undefined;
+  }
+
+  private async onRead(frame: Frame): Promise<Failure | undefined> {
+    const r = frame.read;
+    if (!r || !isChannelId(r.channel_id)) return fail("invalid_argument", "READ needs channel_id and up_to_seq.");
+    const result = await this.host.markRead(r.channel_id, r.up_to_seq ?? 0);
+    return result.ok ? undefined : result;
+  }
+
+  private async onTyping(info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    const t = frame.typing;
+    const me = this.host.userId();
+    if (!t || !me || !isChannelId(t.channel_id)) return fail("invalid_argument", "TYPING needs a channel_id.");
+    const result = await this.host.typing(t.channel_id, info.deviceId, t.is_typing === true);
+    return result.ok ? undefined : result;
+  }
+
+  /** Sends the device every message it lacks (see resume.ts), then RESUMED. */
+  private async onResume(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+    if (!this.host.userId()) return fail("not_found", "Unknown user.");
+    const clientCursors = new Map<string, number>();
+    for (const c of frame.resume?.cursors ?? []) if (isChannelId(c.channel_id)) clientCursors.set(c.channel_id, c.last_seq ?? 0);
+    await this.host.resume.run(ws, info, clientCursors);
+    this.host.resumed(ws, info, frame.request_id);
+    return undefined;
+  }
+}

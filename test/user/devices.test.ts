@@ -1,0 +1,50 @@
+/** Devices on their own: the id rule, the cap, renames, removal, delivered cursors. */
+import { describe, expect, it } from "vitest";
+import { Devices } from "../../durable-objects/user/devices.js";
+import { LIMITS } from "../../protocol/limits.js";
+import { inFreshUser } from "../helpers/object-sql.js";
+
+const none = new Set<string>();
+
+describe("Devices", () => {
+  it("refuses a new device past the cap but still lets known devices reconnect", async () => {
+    await inFreshUser((sql) => {
+      const devices = new Devices(sql);
+      for (let i = 0; i < LIMITS.maxDevicesPerUser; i++) expect(devices.register(`d${i}`, "", "", none).ok).toBe(true);
+      expect(devices.register("one-too-many", "", "", none)).toMatchObject({ ok: false, code: "too_many_devices" });
+      expect(devices.register("d0", "", "", none).ok).toBe(true);
+      devices.remove("d3");
+      expect(devices.register("one-too-many", "", "", none).ok).toBe(true);
+      expect(devices.list(none)).toHaveLength(LIMITS.maxDevicesPerUser);
+    });
+  });
+
+  it("checks the id, keeps a name until a new one is given, and says which devices are connected", async () => {
+    await inFreshUser((sql) => {
+      const devices = new Devices(sql);
+      expect(devices.register("has space", "", "", none)).toMatchObject({ ok: false, code: "invalid_argument" });
+      expect(devices.register("x".repeat(65), "", "", none)).toMatchObject({ ok: false, code: "invalid_argument" });
+      devices.register("phone", "Alice's phone", "ios", none);
+      const again = devices.register("phone", "", "", new Set(["phone"]));
+      expect(again).toMatchObject({ ok: true, device: { device_id: "phone", name: "Alice's phone", platform: "ios", connected: true } });
+      devices.register("phone", "n".repeat(300), "", none);
+      expect(devices.list(none)[0]).toMatchObject({ name: "n".repeat(100), connected: false });
+    });
+  });
+
+  it("moves a device's delivered cursor forward only, and forgets it with the device", async () => {
+    await inFreshUser((sql) => {
+      const devices = new Devices(sql);
+      devices.register("phone", "", "", none);
+      devices.recordDelivered("phone", "c1", 5);
+      devices.recordDelivered("phone", "c1", 3);
+      devices.recordDelivered("phone", "c2", 1);
+      devices.recordDelivered("laptop", "c1", 9);
+      expect(devices.deliveredCursors("phone")).toEqual(new Map([["c1", 5], ["c2", 1]]));
+      expect(devices.remove("phone")).toBe(true);
+      expect(devices.remove("phone")).toBe(false);
+      expect(devices.deliveredCursors("phone").size).toBe(0);
+      expect(devices.deliveredCursors("laptop")).toEqual(new Map([["c1", 9]]));
+    });
+  });
+});

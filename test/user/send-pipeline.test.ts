@@ -1,0 +1,144 @@
+/**
+ * The send pipeline on its own, with real sockets (a WebSocketPair per connection) and a channel
+ * that records what it is asked to append: send_seq order, one batch in flight per channel, the
+ * flow-control window, failures, and SENDs held behind a number that never came.
+ */
+import { describe, expect, it } from "vitest";
+import { decodeFrame, pb, type Frame } from "../../protocol/codec.js";
+import { LIMITS } from "../../protocol/limits.js";
+import { fail, type Result } from "../../shared/errors.js";
+import { SendPipeline, type AppendTarget } from "../../durable-objects/user/send-pipeline.js";
+import type { AppendInput, SendAck } from "../../durable-objects/channel/types.js";
+
+const T = pb.FrameType;
+
+/** The server end of a socket, and the frames its client end received. */
+function connection() {
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  client.accept();
+  const frames: Frame[] = [];
+  client.addEventListener("message", (e) => {
+    const d = decodeFrame(e.data as string, "json");
+    if (d.ok) frames.push(d.frame);
+  });
+  return { ws: server, frames };
+}
+
+/** A channel that acks everything, unless told to hold a call or to fail. */
+class Channel implements AppendTarget {
+  calls: { channelId: string; keys: string[] }[] = [];
+  forgotten: string[] = [];
+  hold: Promise<void> | undefined;
+  failWith: Error | undefined;
+  private seq = 0;
+  async appendBatch(channelId: string, inputs: AppendInput[]): Promise<Result<{ ack: SendAck }>[]> {
+    this.calls.push({ channelId, keys: inputs.map((i) => i.clientMsgId) });
+    if (this.hold) await this.hold;
+    if (this.failWith) throw this.failWith;
+    return inputs.map((i) => i.clientMsgId.startsWith("bad")
+      ? fail("invalid_argument", "bad")
+      : { ok: true, ack: { channel_id: channelId, client_msg_id: i.clientMsgId, server_msg_id: "", hlc: "", seq: ++this.seq, server_ts: 0, status: "stored" } });
+  }
+  forget(channelId: string): void {
+    this.forgotten.push(channelId);
+  }
+}
+
+const job = (ws: WebSocket, key: string, channelId = "c_g_00000000000000000000000000", requestId = 1) =>
+  ({ ws, encoding: "json" as const, requestId, channelId, input: { userId: "u_a", deviceId: "d", clientMsgId: key, content: { text: { text: key } } } });
+
+/** Lets the pipeline's promise chains run. */
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+describe("SendPipeline", () => {
+  it("appends a connection's SENDs in send_seq order whatever order they are handed over in", async () => {
+    const channel = new Channel();
+    const pipeline = new SendPipeline(channel);
+    const { ws, frames } = connection();
+    const replies = [3, 1, 2, 5, 4].map((n) => pipeline.submit(job(ws, `s${n}`), n));
+    expect(pipeline.inFlight(ws)).toBe(5);
+    await Promise.all(replies);
+    expect(channel.calls.map((c) => c.keys)).toEqual([["s1"], ["s2", "s3", "s4", "s5"]]);
+    await settle();
+    expect(frames.map((f) => [f.type, f.send_ack?.client_msg_id, f.send_ack?.seq])).toEqual(
+      ["s1", "s2", "s3", "s4", "s5"].map((k, i) => [T.SEND_ACK, k, i + 1]),
+    );
+    expect(pipeline.inFlight(ws)).toBe(0);
+  });
+
+  it("keeps one append in flight per channel and sends what queued meanwhile as one batch", async () => {
+    const channel = new Channel();
+    const pipeline = new SendPipeline(channel);
+    const { ws } = connection();
+    let release!: () => void;
+    channel.hold = new Promise((r) => { release = r; });
+    const first = pipeline.submit(job(ws, "a"), 0);
+    await settle();
+    const rest = ["b", "c", "d"].map((k) => pipeline.submit(job(ws, k), 0));
+    const elsewhere = pipeline.submit(job(ws, "x", "c_g_11111111111111111111111111"), 0);
+    await settle();
+    expect(channel.calls.map((c) => c.keys)).toEqual([["a"], ["x"]]);
+    channel.hold = undefined;
+    release();
+    await Promise.all([first, ...rest, elsewhere]);
+    expect(channel.calls.map((c) => c.keys)).toEqual([["a"], ["x"], ["b", "c", "d"]]);
+  });
+
+  it("refuses a SEND past the window with SLOWDOWN and rate_limited", async () => {
+    const channel = new Channel();
+    channel.hold = new Promise(() => {});
+    const pipeline = new SendPipeline(channel);
+    const { ws, frames } = connection();
+    for (let i = 0; i < LIMITS.maxUnackedFrames; i++) {
+      expect(pipeline.refuseOverWindow(ws, "json")).toBeUndefined();
+      void pipeline.submit(job(ws, `w${i}`), 0);
+    }
+    const refused = pipeline.refuseOverWindow(ws, "json");
+    expect(refused).toMatchObject({ ok: false, code: "rate_limited", retryable: true });
+    await settle();
+    expect(frames.map((f) => f.type)).toEqual([T.SLOWDOWN]);
+    expect(pipeline.refuseOverWindow(connection().ws, "json")).toBeUndefined(); // per connection
+  });
+
+  it("answers every SEND of a failed call with a retryable ERROR that names it, and takes a fresh stub", async () => {
+    const channel = new Channel();
+    channel.failWith = new Error("stub broke");
+    const pipeline = new SendPipeline(channel);
+    const { ws, frames } = connection();
+    await Promise.all([pipeline.submit(job(ws, "a", undefined, 7), 0), pipeline.submit(job(ws, "b", undefined, 8), 0)]);
+    await settle();
+    expect(frames.map((f) => [f.type, f.request_id, f.error?.client_msg_id, f.error?.retryable])).toEqual([
+      [T.ERROR, 7, "a", true], [T.ERROR, 8, "b", true],
+    ]);
+    // "b" queued behind "a", so it went in a second call, which failed the same way.
+    expect(channel.calls.map((c) => c.keys)).toEqual([["a"], ["b"]]);
+    expect(channel.forgotten).toEqual(["c_g_00000000000000000000000000", "c_g_00000000000000000000000000"]);
+    expect(pipeline.inFlight(ws)).toBe(0);
+    channel.failWith = undefined;
+    await pipeline.submit(job(ws, "bad-one", undefined, 9), 0);
+    await settle();
+    expect(frames.at(-1)).toMatchObject({ type: T.ERROR, request_id: 9, error: { code: "invalid_argument", retryable: false } });
+  });
+
+  it("holds SENDs behind a missing send_seq until it comes, and stores them in order when the socket closes without it", async () => {
+    const channel = new Channel();
+    const pipeline = new SendPipeline(channel);
+    const { ws } = connection();
+    const two = pipeline.submit(job(ws, "s2"), 2);
+    const three = pipeline.submit(job(ws, "s3"), 3);
+    await settle();
+    expect(channel.calls).toEqual([]);
+    await Promise.all([pipeline.submit(job(ws, "s1"), 1), two, three]);
+    expect(channel.calls.flatMap((c) => c.keys)).toEqual(["s1", "s2", "s3"]);
+
+    const gone = connection();
+    channel.calls = [];
+    const held = [6, 5].map((n) => pipeline.submit(job(gone.ws, `s${n}`), n));
+    await settle();
+    expect(channel.calls).toEqual([]);
+    pipeline.socketGone(gone.ws);
+    await Promise.all(held);
+    expect(channel.calls.flatMap((c) => c.keys)).toEqual(["s5", "s6"]);
+  });
+});

@@ -1,0 +1,58 @@
+/** Refresh sessions on their own: hashes only, rotation, replay of a rotated secret, expiry, logout. */
+import { describe, expect, it } from "vitest";
+import { Sessions } from "../../durable-objects/user/sessions.js";
+import { hashSecret } from "../../shared/secrets.js";
+import { inFreshUser } from "../helpers/object-sql.js";
+
+const known = () => true;
+
+describe("Sessions", () => {
+  it("stores only the hash of a session's secret", async () => {
+    await inFreshUser(async (sql) => {
+      const s = await new Sessions(sql).create();
+      const row = sql.exec<{ secret_hash: string }>("SELECT secret_hash FROM sessions WHERE session_id = ?", s.sessionId).one();
+      expect(row.secret_hash).toBe(await hashSecret(s.secret));
+      expect(JSON.stringify(sql.exec("SELECT * FROM sessions").toArray())).not.toContain(s.secret);
+    });
+  });
+
+  it("rotates the secret on every refresh; the new one works, the old one revokes the whole session", async () => {
+    await inFreshUser(async (sql) => {
+      const sessions = new Sessions(sql);
+      const first = await sessions.create();
+      const second = await sessions.rotate(first.sessionId, first.secret, known);
+      expect(second).toMatchObject({ ok: true, sessionId: first.sessionId });
+      if (!second.ok) return;
+      expect(second.secret).not.toBe(first.secret);
+      const third = await sessions.rotate(first.sessionId, second.secret, known);
+      expect(third.ok).toBe(true);
+      if (!third.ok) return;
+      // Replaying the secret third replaced: the token leaked, nothing of the session works anymore.
+      const replay = await sessions.rotate(first.sessionId, second.secret, known);
+      expect(replay).toMatchObject({ ok: false, code: "unauthorized", message: expect.stringContaining("already used") });
+      expect(await sessions.rotate(first.sessionId, third.secret, known)).toMatchObject({ ok: false, code: "unauthorized" });
+    });
+  });
+
+  it("refuses wrong secrets, unknown, expired and revoked sessions, and sessions of an unknown user", async () => {
+    await inFreshUser(async (sql) => {
+      const sessions = new Sessions(sql);
+      const s = await sessions.create();
+      expect(await sessions.rotate(s.sessionId, "wrong", known)).toMatchObject({ ok: false, code: "unauthorized" });
+      expect(await sessions.rotate("no-such-session", s.secret, known)).toMatchObject({ ok: false, code: "unauthorized" });
+      expect(await sessions.rotate(s.sessionId, s.secret, () => false)).toMatchObject({ ok: false, code: "unauthorized" });
+      // A wrong secret is not a replay: the session still works.
+      expect((await sessions.rotate(s.sessionId, s.secret, known)).ok).toBe(true);
+
+      const old = await sessions.create();
+      sql.exec("UPDATE sessions SET expires_at = ? WHERE session_id = ?", Date.now() - 1, old.sessionId);
+      expect(await sessions.rotate(old.sessionId, old.secret, known)).toMatchObject({ ok: false, code: "unauthorized" });
+
+      const out = await sessions.create();
+      expect(await sessions.revoke(out.sessionId, "wrong")).toBe(false);
+      expect(await sessions.revoke(out.sessionId, out.secret)).toBe(true);
+      expect(await sessions.revoke(out.sessionId, out.secret)).toBe(false);
+      expect(await sessions.rotate(out.sessionId, out.secret, known)).toMatchObject({ ok: false, code: "unauthorized" });
+    });
+  });
+});
