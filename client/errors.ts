@@ -2,14 +2,13 @@
  * Every failure the SDK reports — a rejected promise or an `error` event — is an EdgechatError
  * carrying the server's error code (docs/protocol.md) or one of the SDK's own.
  */
+import type { ErrorCode as ServerErrorCode } from "../protocol/errors.js";
 
-/** Codes from the server (docs/protocol.md) plus the SDK's own. */
+export type { ServerErrorCode };
+
+/** Codes from the server (protocol/errors.ts, docs/protocol.md) plus the SDK's own. */
 export type ErrorCode =
-  | "malformed_frame" | "frame_too_large" | "unknown_frame_type" | "unexpected_frame"
-  | "invalid_argument" | "content_too_large"
-  | "unauthorized" | "token_expired" | "forbidden" | "not_member"
-  | "not_found" | "conflict" | "username_taken" | "too_many_devices"
-  | "not_implemented" | "rate_limited" | "unavailable" | "internal"
+  | ServerErrorCode
   // SDK codes:
   | "network_error"   // fetch failed or the socket dropped before an answer
   | "timeout"         // no answer within requestTimeoutMs

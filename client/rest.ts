@@ -3,7 +3,7 @@
  * the typed endpoints of docs/protocol.md. Authenticated calls go through Auth, which refreshes an
  * expired access token and retries once.
  */
-import { EdgechatError, isAuthCode } from "./errors.js";
+import { EdgechatError, isAuthCode, type ServerErrorCode } from "./errors.js";
 import type { Auth } from "./auth.js";
 import type {
   Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, PresenceEvent, User, UserSettings,
@@ -12,7 +12,8 @@ import {
   channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, presenceFromJson, userFromJson,
 } from "./wire.js";
 
-const STATUS_CODES: Record<number, string> = {
+/** The code for an error response whose body carries none. */
+const STATUS_CODES: Record<number, ServerErrorCode> = {
   400: "invalid_argument", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
   413: "content_too_large", 429: "rate_limited", 501: "not_implemented", 503: "unavailable",
 };

@@ -7,12 +7,20 @@
  * methods are camelCase.
  */
 import type { EdgechatError } from "./errors.js";
-import type { ChannelState, Device, MemberProfile, SendAck } from "../protocol/types.js";
+import type { Encoding } from "../protocol/codec.js";
+import type {
+  AttachmentBody, ChangeKind, ChannelState, ChatMessage, Device, EncryptedBody, HistoryPage as WireHistoryPage, MemberProfile,
+  MessageContent, MessageUpdate, Reaction, SendAck, SystemBody, TextBody, UpdateBody, UserSettings,
+} from "../protocol/types.js";
 
-export type { ChannelState, Device, MemberProfile, SendAck };
+// The wire shapes are defined once, in protocol/types.ts; the SDK hands them to apps as they are.
+export type {
+  AttachmentBody, ChangeKind, ChannelState, ChatMessage, Device, EncryptedBody, MemberProfile, MessageContent, MessageUpdate, Reaction,
+  SendAck, SystemBody, TextBody, UpdateBody, UserSettings,
+};
 
 /** Wire encoding of WebSocket frames: binary protobuf (default) or JSON text frames. */
-export type Encoding = "proto" | "json";
+export type { Encoding };
 
 /**
  * Lifecycle of the realtime connection.
@@ -29,87 +37,11 @@ export type Encoding = "proto" | "json";
  */
 export type ConnectionState = "connecting" | "open" | "resuming" | "ready" | "reconnecting" | "offline" | "closed";
 
-export interface TextBody {
-  text: string;
-}
-
-export interface AttachmentBody {
-  attachment_id: string;
-  content_type: string;
-  size_bytes: number;
-  file_name: string;
-  sha256: string;
-  thumbnail_url: string;
-  caption: string;
-}
-
-/** Written by the server only ("alice added bob"). */
-export interface SystemBody {
-  event: string;
-  actor_user_id: string;
-  target_user_ids: string[];
-  text: string;
-}
-
-export interface EncryptedBody {
-  ciphertext: Uint8Array;
-  key_ref: string;
-  algorithm: string;
-}
-
-/**
- * A change to an earlier message, logged by the server as the channel's next seq. The SDK turns
- * it into a `messageUpdated` event (and keeps it out of `message` events and history pages).
- */
-export interface UpdateBody {
-  target_seq: number;
-  kind: "edited" | "deleted" | "reactions" | (string & {});
-  /** The target as it was when this change was read: content, reactions and flags. */
-  target?: ChatMessage;
-}
-
-/** Exactly one body is set; none for a deleted message's tombstone. */
-export interface MessageContent {
-  text?: TextBody;
-  attachment?: AttachmentBody;
-  system?: SystemBody;
-  encrypted?: EncryptedBody;
-  update?: UpdateBody;
-}
-
 /** What a client may send. v0.1 servers accept text only; the others answer `not_implemented`. */
 export type SendContent =
   | { text: TextBody }
   | { attachment: Partial<AttachmentBody> & { attachment_id: string } }
   | { encrypted: Partial<EncryptedBody> & { ciphertext: Uint8Array } };
-
-export interface Reaction {
-  emoji: string;
-  user_ids: string[];
-}
-
-/** One message of a channel. `seq` is contiguous from 1 per channel and is the display order. */
-export interface ChatMessage {
-  channel_id: string;
-  /** 32 hex digits: hlc ‖ seq. */
-  server_msg_id: string;
-  /** 16 hex digits; string order is clock order. */
-  hlc: string;
-  seq: number;
-  client_msg_id: string;
-  sender_user_id: string;
-  sender_device_id: string;
-  /** Server wall clock at append, ms since the epoch. */
-  server_ts: number;
-  content: MessageContent;
-  reactions: Reaction[];
-  /** 0 = never edited. */
-  edited_at: number;
-  /** Deleted for everyone: a tombstone with no content. */
-  deleted: boolean;
-  /** Deleted for me (this user, all their devices): apps leave it out of the timeline. */
-  hidden: boolean;
-}
 
 export interface ChannelMember {
   user_id: string;
@@ -129,15 +61,7 @@ export interface Channel {
   members?: ChannelMember[];
 }
 
-export interface HistoryPage {
-  channel_id: string;
-  /** Ascending seq. */
-  messages: ChatMessage[];
-  /** Pass as `before` (paging back) or `after` (paging forward); 0 = the end. */
-  next_cursor: number;
-  has_more: boolean;
-  /** The channel's newest seq. */
-  last_seq: number;
+export interface HistoryPage extends WireHistoryPage {
   /**
    * Changes (edits, deletes, reactions) the page's range holds, oldest first, each with its
    * target as it is now. Messages in `messages` already show them; apply them to messages you
@@ -177,21 +101,6 @@ export interface PresenceEvent {
   last_seen: number;
 }
 
-/** The account's privacy settings (`GET/PATCH /v1/me/settings`); both default to on. */
-export interface UserSettings {
-  /** Others see how far you have read ("Read by …"). */
-  read_receipts: boolean;
-  /** Others see when you are online and when you were last seen; off, you appear offline. */
-  share_presence: boolean;
-}
-
-/** A message changed: `message` is the message as it is now; replace yours by (channel_id, seq). */
-export interface MessageUpdate {
-  message: ChatMessage;
-  /** `hidden`: this user deleted it for themselves (on any of their devices). */
-  kind: "edited" | "deleted" | "reactions" | "hidden" | (string & {});
-}
-
 /** The server's HELLO: who this connection is, and the limits it enforces. */
 export interface HelloInfo {
   user_id: string;
@@ -204,11 +113,8 @@ export interface HelloInfo {
   protocol: string;
 }
 
-export interface User {
-  user_id: string;
-  username: string;
-  display_name: string;
-}
+/** A person (`GET /v1/me`, `/v1/users`). */
+export type User = MemberProfile;
 
 /** What register, login and refresh return. Persist `refresh_token` to stay signed in. */
 export interface AuthSession {

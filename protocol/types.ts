@@ -62,3 +62,112 @@ export interface PresenceState {
   /** ms since the epoch when the user was last online; 0 = unknown or hidden. */
   last_seen: number;
 }
+
+/** What a change did to its target (MESSAGE_UPDATE.kind and UpdateBody.kind); `hidden` is delete for me. */
+export type ChangeKind = "edited" | "deleted" | "reactions";
+
+export interface TextBody {
+  text: string;
+}
+
+export interface AttachmentBody {
+  attachment_id: string;
+  content_type: string;
+  size_bytes: number;
+  file_name: string;
+  sha256: string;
+  thumbnail_url: string;
+  caption: string;
+}
+
+/** Written by the server only ("alice added bob"). */
+export interface SystemBody {
+  event: string;
+  actor_user_id: string;
+  target_user_ids: string[];
+  text: string;
+}
+
+export interface EncryptedBody {
+  ciphertext: Uint8Array;
+  key_ref: string;
+  algorithm: string;
+}
+
+/**
+ * A change to an earlier message, logged by the server as the channel's next seq. The SDK turns
+ * it into a `messageUpdated` event (and keeps it out of `message` events and history pages).
+ */
+export interface UpdateBody {
+  target_seq: number;
+  kind: ChangeKind | (string & {});
+  /** The target as it was when this change was read: content, reactions and flags. */
+  target?: ChatMessage;
+}
+
+/** Exactly one body is set; none for a deleted message's tombstone. */
+export interface MessageContent {
+  text?: TextBody;
+  attachment?: AttachmentBody;
+  system?: SystemBody;
+  encrypted?: EncryptedBody;
+  update?: UpdateBody;
+}
+
+export interface Reaction {
+  emoji: string;
+  user_ids: string[];
+}
+
+/**
+ * One message of a channel. `seq` is contiguous from 1 per channel and is the display order.
+ * On the wire a field at its default (`[]`, `0`, `false`) may be left out; the SDK fills it in.
+ */
+export interface ChatMessage {
+  channel_id: string;
+  /** 32 hex digits: hlc ‖ seq. */
+  server_msg_id: string;
+  /** 16 hex digits; string order is clock order. */
+  hlc: string;
+  seq: number;
+  client_msg_id: string;
+  sender_user_id: string;
+  sender_device_id: string;
+  /** Server wall clock at append, ms since the epoch. */
+  server_ts: number;
+  content: MessageContent;
+  reactions: Reaction[];
+  /** 0 = never edited. */
+  edited_at: number;
+  /** Deleted for everyone: a tombstone with no content. */
+  deleted: boolean;
+  /** Deleted for me (this user, all their devices; set by the user's object, never stored in the channel): apps leave it out of the timeline. */
+  hidden: boolean;
+}
+
+/** A message changed (MESSAGE_UPDATE): `message` is the message as it is now; replace yours by (channel_id, seq). */
+export interface MessageUpdate<M = ChatMessage> {
+  message: M;
+  /** `hidden`: this user deleted it for themselves (on any of their devices). */
+  kind: ChangeKind | "hidden" | (string & {});
+}
+
+/** A page of a channel's history (HISTORY_PAGE, GET /v1/channels/{id}/messages). */
+export interface HistoryPage<M = ChatMessage> {
+  channel_id: string;
+  /** Ascending seq. */
+  messages: M[];
+  /** Pass as `before` (paging back) or `after` (paging forward); 0 = the end. */
+  next_cursor: number;
+  has_more: boolean;
+  /** The channel's newest seq. */
+  last_seq: number;
+}
+
+/** The account's privacy settings (`GET/PATCH /v1/me/settings`); both default to on. */
+export interface UserSettings {
+  /** Others see how far you have read ("Read by …"). */
+  read_receipts: boolean;
+  /** Others see when you are online and when you were last seen; off, you appear offline. */
+  share_presence: boolean;
+}

@@ -3,12 +3,9 @@
  * `Failure` for them, and one function per edge turns a Failure into an ERROR frame or a JSON
  * response. Throw only for bugs.
  */
-export type ErrorCode =
-  | "malformed_frame" | "frame_too_large" | "unknown_frame_type" | "unexpected_frame"
-  | "invalid_argument" | "content_too_large"
-  | "unauthorized" | "token_expired" | "forbidden" | "not_member"
-  | "not_found" | "conflict" | "username_taken" | "too_many_devices"
-  | "not_implemented" | "rate_limited" | "unavailable" | "internal";
+import { ERROR_CODES, type ErrorCode } from "../protocol/errors.js";
+
+export type { ErrorCode };
 
 export interface Failure {
   ok: false;
@@ -20,25 +17,15 @@ export interface Failure {
 
 export type Result<T extends object = object> = ({ ok: true } & T) | Failure;
 
-const STATUS: Record<ErrorCode, number> = {
-  malformed_frame: 400, frame_too_large: 413, unknown_frame_type: 400, unexpected_frame: 400,
-  invalid_argument: 400, content_too_large: 413,
-  unauthorized: 401, token_expired: 401, forbidden: 403, not_member: 403,
-  not_found: 404, conflict: 409, username_taken: 409, too_many_devices: 409,
-  not_implemented: 501, rate_limited: 429, unavailable: 503, internal: 500,
-};
-
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set(["rate_limited", "unavailable", "internal"]);
-
 /** A Failure with the retry flag every caller would otherwise have to remember. */
 export function fail(code: ErrorCode, message: string, backoffHintMs?: number): Failure {
-  const f: Failure = { ok: false, code, message, retryable: RETRYABLE.has(code) };
+  const f: Failure = { ok: false, code, message, retryable: ERROR_CODES[code].retryable };
   if (backoffHintMs !== undefined) f.backoffHintMs = backoffHintMs;
   return f;
 }
 
 export function httpStatus(code: ErrorCode): number {
-  return STATUS[code];
+  return ERROR_CODES[code].status;
 }
 
 /** The JSON body of every REST error. */

@@ -1,41 +1,24 @@
 /** Shapes that cross the ChannelObject's RPC boundary (structured-clone plain objects). */
 import type { edgechat } from "../../protocol/generated/chat.js";
-import type { MemberProfile, SendAck } from "../../protocol/types.js";
+import type { ChangeKind, ChatMessage, HistoryPage, MemberProfile, MessageUpdate, Reaction, SendAck } from "../../protocol/types.js";
 
-export type { MemberProfile, SendAck };
+export type { ChangeKind, MemberProfile, Reaction, SendAck };
 
 export type ContentInit = edgechat.v1.MessageContent.$Properties;
 export type ChannelType = "dm" | "group";
 export type MemberRole = "owner" | "admin" | "member";
 
-/** A message as stored and delivered: the plain form of protocol ChatMessage. */
-export interface ChatMessageData {
-  channel_id: string;
-  server_msg_id: string;
-  hlc: string;
-  seq: number;
-  client_msg_id: string;
-  sender_user_id: string;
-  sender_device_id: string;
-  server_ts: number;
-  content: ContentInit;
-  reactions?: Reaction[];
-  edited_at?: number;
-  deleted?: boolean;
-  /** Deleted for me: set by the reader's UserObject, never stored in the channel. */
-  hidden?: boolean;
-}
+/** Fields the server leaves out at their default, as proto3 JSON does ([], 0, false). */
+type Defaulted = "reactions" | "edited_at" | "deleted" | "hidden";
 
-export interface Reaction {
-  emoji: string;
-  user_ids: string[];
-}
-
-export type ChangeKind = "edited" | "deleted" | "reactions";
+/**
+ * A message as the server stores and delivers it: protocol ChatMessage with the defaulted fields
+ * left out, and content in the shape the codec encodes.
+ */
+export type ChatMessageData = Omit<ChatMessage, Defaulted | "content"> & Partial<Pick<ChatMessage, Defaulted>> & { content: ContentInit };
 
 /** The answer to a react, edit or delete: the message as it is now. */
-export interface MessageChange {
-  message: ChatMessageData;
+export interface MessageChange extends MessageUpdate<ChatMessageData> {
   kind: ChangeKind | "hidden";
   /** false: it was so already (a retry, or nothing to do); nothing was written. */
   changed: boolean;
@@ -81,13 +64,7 @@ export interface HistoryQuery {
   limit?: number;
 }
 
-export interface HistoryPageData {
-  channel_id: string;
-  messages: ChatMessageData[];
-  next_cursor: number;
-  has_more: boolean;
-  last_seq: number;
-}
+export type HistoryPageData = HistoryPage<ChatMessageData>;
 
 export interface ChannelDetails extends ChannelSummary {
   created_at: number;

@@ -1,11 +1,7 @@
 /** Per-user privacy settings (seed Q10: read receipts are the user's choice), kept in the profile row. */
+import type { UserSettings } from "../../protocol/types.js";
 
-export type UserSettings = {
-  /** Share my read cursor with the other members as read receipts. */
-  read_receipts: boolean;
-  /** Show others when I am online and when I was last seen; off, I always appear offline. */
-  share_presence: boolean;
-};
+export type { UserSettings };
 
 export const DEFAULT_SETTINGS: UserSettings = { read_receipts: true, share_presence: true };
 

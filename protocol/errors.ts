@@ -1,0 +1,40 @@
+/**
+ * Every error code the server sends (ERROR frames, REST error bodies), defined once for the
+ * server and the SDK: whether retrying the same request later may succeed, and the HTTP status a
+ * REST response carries. docs/protocol.md explains each one.
+ */
+export const ERROR_CODES = {
+  /** Not decodable, or the wrong shape. */
+  malformed_frame: { status: 400, retryable: false },
+  /** A frame over max_frame_bytes. */
+  frame_too_large: { status: 413, retryable: false },
+  /** A frame type not in the protocol. */
+  unknown_frame_type: { status: 400, retryable: false },
+  /** A server-to-client frame sent by a client. */
+  unexpected_frame: { status: 400, retryable: false },
+  /** A field is missing or out of range; the message says which. */
+  invalid_argument: { status: 400, retryable: false },
+  /** Content over max_content_bytes. */
+  content_too_large: { status: 413, retryable: false },
+  /** A bad token: log in again (or refresh, for an access token). */
+  unauthorized: { status: 401, retryable: false },
+  /** An expired access token: refresh it, then retry. */
+  token_expired: { status: 401, retryable: false },
+  forbidden: { status: 403, retryable: false },
+  /** No longer a member of that channel (someone who never was gets not_found). */
+  not_member: { status: 403, retryable: false },
+  not_found: { status: 404, retryable: false },
+  conflict: { status: 409, retryable: false },
+  username_taken: { status: 409, retryable: false },
+  too_many_devices: { status: 409, retryable: false },
+  not_implemented: { status: 501, retryable: false },
+  /** Slow down; `backoff_hint_ms` says for how long. */
+  rate_limited: { status: 429, retryable: true },
+  /** A transient failure (an overloaded or restarting object). */
+  unavailable: { status: 503, retryable: true },
+  internal: { status: 500, retryable: true },
+} as const satisfies Record<string, { status: number; retryable: boolean }>;
+
+/** A code the server sends. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
