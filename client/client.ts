@@ -27,6 +27,7 @@ import {
 
 const T = pb.FrameType;
 const DEFAULT_HEARTBEAT_MS = 30_000;
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 /**
@@ -115,6 +116,7 @@ export class EdgechatClient {
         scheduler: this.scheduler,
         random: this.random,
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS,
+        heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
         connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       },
       {
@@ -507,9 +509,14 @@ export class EdgechatClient {
    * const pending = client.send(channelId, "hello");
    * showOptimistic(pending.clientMsgId);
    * const ack = await pending; // { seq, server_msg_id, status, ... }
+   *
+   * `options.clientMsgId` names the entry yourself (1–64 printable ASCII characters), for a
+   * caller that may hand the same message over twice (e.g. several browser tabs sharing one
+   * client): a send whose id is still in the outbox joins that entry instead of adding another,
+   * and one already acknowledged is stored once by the server.
    */
-  send(channelId: string, content: string | SendContent): PendingSend {
-    const clientMsgId = uuid();
+  send(channelId: string, content: string | SendContent, options: { clientMsgId?: string } = {}): PendingSend {
+    const clientMsgId = options.clientMsgId ?? uuid();
     const body: SendContent = typeof content === "string" ? { text: { text: content } } : content;
     const invalid = this.validateSend(channelId, body);
     if (invalid) return Object.assign(handled(Promise.reject<SendAck>(invalid)), { clientMsgId, channelId });

@@ -6,7 +6,13 @@
  * 4409 = another connection of this device replaced this one and 4009 = too many devices → stop,
  * since reconnecting would just fight the other connection or be refused again. Anything else
  * (4408 = the server heard nothing, not even a ping, for 90 s) → reconnect with jittered
- * exponential backoff, reset once a RESUME completes.
+ * exponential backoff, reset once a RESUME completes. 4403 = a browser page from an origin the
+ * server does not allow → stop.
+ *
+ * A dead socket (the network went away without a close) is noticed by the heartbeat: a text
+ * `ping` every interval, and the socket is given up if nothing at all (the `pong`, any frame)
+ * arrives within the heartbeat timeout after it. In browsers the `offline` and `online` events
+ * send a ping at once, so a lost network shows within the timeout rather than an interval later.
  *
  * The connection knows frames only as far as it must (decode, heartbeat); the protocol
  * conversation (HELLO, RESUME, ...) belongs to the client, which reports progress back through
@@ -21,6 +27,7 @@ import type { Clock, ConnectionState, ConnectionStateChange, Scheduler, SocketEv
 export const CLOSE_UNAUTHORIZED = 4401;
 export const CLOSE_REPLACED = 4409;
 export const CLOSE_TOO_MANY_DEVICES = 4009;
+export const CLOSE_FORBIDDEN_ORIGIN = 4403;
 /** Our own code for a socket we gave up on (heartbeat or connect timeout). */
 export const CLOSE_DEAD = 4000;
 /** Consecutive 4401s, each after a successful renewal, before the client stops trying. */
@@ -52,6 +59,8 @@ export interface ConnectionConfig {
   scheduler: Scheduler;
   random: () => number;
   heartbeatIntervalMs: number;
+  /** How long after a ping something must arrive before the socket counts as dead. */
+  heartbeatTimeoutMs: number;
   connectTimeoutMs: number;
 }
 
@@ -69,8 +78,12 @@ export class Connection {
   /** Set by ERROR.backoff_hint_ms: the next reconnect waits at least this long. */
   private hintMs = 0;
   private lastReceivedAt = 0;
+  /** When the unanswered ping went out, if one is out. */
+  private pingSentAt: number | undefined;
   private reconnectTimer: unknown;
   private heartbeatTimer: unknown;
+  private pongTimer: unknown;
+  private networkListener: (() => void) | undefined;
   private connectTimer: unknown;
   private inbound: Promise<void> | undefined;
   private onlineListener: (() => void) | undefined;
@@ -189,11 +202,15 @@ export class Connection {
       this.lastReceivedAt = this.config.clock.now();
       this.setState("open");
       this.scheduleHeartbeat(socket);
+      this.watchNetwork(socket);
       this.hooks.opened();
     });
     socket.addEventListener("message", (event) => {
       if (this.socket !== socket) return;
       this.lastReceivedAt = this.config.clock.now();
+      // Anything at all answers the ping that is out.
+      this.pingSentAt = undefined;
+      this.config.scheduler.clearTimeout(this.pongTimer);
       this.receive(socket, event);
     });
     socket.addEventListener("close", (event) => {
@@ -239,16 +256,34 @@ export class Connection {
   }
 
   private scheduleHeartbeat(socket: WebSocketLike): void {
-    const interval = this.config.heartbeatIntervalMs;
     this.heartbeatTimer = this.config.scheduler.setTimeout(() => {
       if (this.socket !== socket) return;
-      if (this.config.clock.now() - this.lastReceivedAt >= 2 * interval) {
-        this.abandon(CLOSE_DEAD, "heartbeat timeout", "no frame or pong for two heartbeats");
-        return;
-      }
-      if (socket.readyState === OPEN) socket.send(PING);
+      this.probe(socket);
       this.scheduleHeartbeat(socket);
-    }, interval);
+    }, this.config.heartbeatIntervalMs);
+  }
+
+  /** Sends a ping and gives the socket up if nothing arrives within the heartbeat timeout. */
+  private probe(socket: WebSocketLike): void {
+    if (this.socket !== socket || socket.readyState !== OPEN || this.pingSentAt !== undefined) return;
+    const sentAt = this.config.clock.now();
+    this.pingSentAt = sentAt;
+    socket.send(PING);
+    const timeout = this.config.heartbeatTimeoutMs;
+    this.pongTimer = this.config.scheduler.setTimeout(() => {
+      if (this.socket !== socket || this.pingSentAt !== sentAt) return;
+      this.abandon(CLOSE_DEAD, "heartbeat timeout", `no pong within ${timeout} ms of a ping`);
+    }, timeout);
+  }
+
+  /** Browsers: a network change may have killed the socket silently; ask it at once. */
+  private watchNetwork(socket: WebSocketLike): void {
+    const target = globalThis as { addEventListener?: (type: string, fn: () => void) => void };
+    if (typeof target.addEventListener !== "function") return;
+    const listener = (): void => this.probe(socket);
+    this.networkListener = listener;
+    target.addEventListener("offline", listener);
+    target.addEventListener("online", listener);
   }
 
   private closed(event: SocketEvent): void {
@@ -261,6 +296,8 @@ export class Connection {
       this.fatal(new EdgechatError({ code: "replaced", message: `Connection replaced: ${this.replacedBy ?? (reason || "another connection of this device took over")}.` }));
     } else if (code === CLOSE_TOO_MANY_DEVICES) {
       this.fatal(new EdgechatError({ code: "too_many_devices", message: reason || "This account has 10 devices already; remove one with DELETE /v1/devices/{id}." }));
+    } else if (code === CLOSE_FORBIDDEN_ORIGIN) {
+      this.fatal(new EdgechatError({ code: "forbidden", message: "The server does not accept connections from this page's origin (close 4403)." }));
     } else if (code === CLOSE_UNAUTHORIZED) {
       void this.reauthenticate(reason);
     } else {
@@ -354,8 +391,17 @@ export class Connection {
     this.inbound = undefined;
     this.config.scheduler.clearTimeout(this.heartbeatTimer);
     this.config.scheduler.clearTimeout(this.connectTimer);
+    this.config.scheduler.clearTimeout(this.pongTimer);
     this.heartbeatTimer = undefined;
     this.connectTimer = undefined;
+    this.pongTimer = undefined;
+    this.pingSentAt = undefined;
+    if (this.networkListener) {
+      const target = globalThis as { removeEventListener?: (type: string, fn: () => void) => void };
+      target.removeEventListener?.("offline", this.networkListener);
+      target.removeEventListener?.("online", this.networkListener);
+      this.networkListener = undefined;
+    }
     if (socket && code !== undefined) {
       try {
         socket.close(code, reason);

@@ -78,7 +78,10 @@ export class Outbox {
     }
   }
 
+  /** Queues a message; an id already queued joins that entry (same ack) instead of adding one. */
   add(clientMsgId: string, channelId: string, content: SendContent): { entry: OutboxEntry; ack: Promise<SendAck> } {
+    const queued = this.slots.get(clientMsgId);
+    if (queued) return { entry: copy(queued.entry), ack: this.wait(queued) };
     const entry: OutboxEntry = {
       client_msg_id: clientMsgId, channel_id: channelId, content, created_at: this.clock.now(), state: "sending", attempts: 0,
     };

@@ -237,8 +237,13 @@ export interface ClientOptions {
   random?: () => number;
   /** Outbox persistence; default in memory. */
   storage?: OutboxStorage;
-  /** Text `ping` interval; the socket is declared dead after two silent intervals. Default 30 000. */
+  /** Text `ping` interval. Default 30 000. */
   heartbeatIntervalMs?: number;
+  /**
+   * The socket is declared dead (and replaced) when nothing arrives this long after a ping.
+   * Browsers also ping at once when the network goes offline or comes back. Default 10 000.
+   */
+  heartbeatTimeoutMs?: number;
   /** How long a request (history page, edit, ...) waits for its answer. Default 30 000. */
   requestTimeoutMs?: number;
   /** Socket open timeout. Default 15 000. */

@@ -1,6 +1,6 @@
 /**
  * Connection lifecycle: backoff with jitter and its reset, heartbeat, GOAWAY, ERROR hints and the
- * close codes 4401 / 4409 / 4009.
+ * close codes 4401 / 4409 / 4009 / 4403.
  */
 import { describe, expect, it } from "vitest";
 import { channelState, connectReady, fakeFetch, harness, openAndHello, T } from "./fakes.js";
@@ -95,25 +95,52 @@ describe("heartbeat", () => {
     expect(h.events.error).toEqual([]); // "pong" is not a frame
   });
 
-  it("declares the socket dead after two silent heartbeats and reconnects", async () => {
+  it("declares the socket dead when nothing answers a ping within the timeout, and reconnects", async () => {
     const h = harness();
     const s = await connectReady(h, []);
     await h.time.advance(30_000);
     expect(s.pings()).toBe(1);
-    await h.time.advance(30_000);
+    await h.time.advance(9_999);
+    expect(s.closedWith).toBeUndefined();
+    await h.time.advance(1);
     expect(s.closedWith?.code).toBe(4000);
-    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting" });
+    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting", reason: "no pong within 10000 ms of a ping" });
     await h.time.advance(1_000);
     expect(h.sockets).toHaveLength(2);
   });
 
-  it("any frame counts as a sign of life", async () => {
+  it("any frame after a ping answers it", async () => {
     const h = harness();
     const s = await connectReady(h, [channelState("c1", 0)]);
+    await h.time.advance(30_000);
     for (let i = 0; i < 6; i++) {
-      await h.time.advance(20_000);
+      await h.time.advance(5_000);
       s.receive({ type: T.PRESENCE, presence: { user_id: "u", status: "online" } });
+      await h.time.advance(25_000);
     }
+    expect(s.pings()).toBe(7);
+    expect(s.closedWith).toBeUndefined();
+    expect(h.client.state).toBe("ready");
+  });
+
+  it("pings at once when the network goes offline, and gives a silent socket up within the timeout", async () => {
+    const h = harness({ heartbeatTimeoutMs: 4_000 });
+    const s = await connectReady(h, []);
+    await h.time.advance(1_000);
+    (globalThis as unknown as EventTarget).dispatchEvent(new Event("offline"));
+    expect(s.pings()).toBe(1);
+    await h.time.advance(4_000);
+    expect(s.closedWith?.code).toBe(4000);
+    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting" });
+  });
+
+  it("a socket that answers the offline probe stays", async () => {
+    const h = harness();
+    const s = await connectReady(h, []);
+    (globalThis as unknown as EventTarget).dispatchEvent(new Event("online"));
+    expect(s.pings()).toBe(1);
+    s.receiveText("pong");
+    await h.time.advance(10_000);
     expect(s.closedWith).toBeUndefined();
     expect(h.client.state).toBe("ready");
   });
@@ -172,6 +199,17 @@ describe("server-directed reconnects", () => {
     await expect(ready).rejects.toMatchObject({ code: "too_many_devices" });
     expect(h.client.state).toBe("closed");
     expect(h.events.error.map((e) => e.code)).toEqual(["too_many_devices"]);
+    await h.time.advance(600_000);
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it("4403 (page origin not allowed): connect() rejects, no reconnect", async () => {
+    const h = harness();
+    const ready = h.client.connect();
+    const s = await openAndHello(h);
+    s.serverClose(4403, "forbidden");
+    await expect(ready).rejects.toMatchObject({ code: "forbidden" });
+    expect(h.client.state).toBe("closed");
     await h.time.advance(600_000);
     expect(h.sockets).toHaveLength(1);
   });
