@@ -1,8 +1,13 @@
 // Bundles the web app (web/src/main.ts → web/public/app.js) with esbuild. Runs as wrangler's
 // [build] command, so `npm start` (wrangler dev) and `wrangler deploy` always serve a fresh bundle.
-//   node scripts/build-web.mjs           one build, minified, with a linked source map
-//   node scripts/build-web.mjs --watch   rebuild on every change (for working on web/src alone)
+//   node scripts/build-web.mjs           one build, minified, no source map (what deploys)
+//   EDGECHAT_WEB_DEV=1 node scripts/build-web.mjs
+//                                        the same with the source map inlined (npm start sets it)
+//   node scripts/build-web.mjs --watch   rebuild on every change, with the map (working on web/src)
+// The map is never a file of its own, so none can be deployed by accident; a stale app.js.map
+// from older builds is removed.
 import { build, context } from "esbuild";
+import { rmSync } from "node:fs";
 
 const root = new URL("..", import.meta.url).pathname;
 const options = {
@@ -15,12 +20,16 @@ const options = {
   // Evergreen browsers of the last ~3 years: top-level await, class fields, `??=`.
   target: ["es2022", "chrome100", "firefox100", "safari15.4"],
   minify: true,
-  sourcemap: "linked",
+  sourcemap: false,
   legalComments: "none",
   logLevel: "warning",
 };
 
-if (process.argv.includes("--watch")) {
+const watch = process.argv.includes("--watch");
+if (watch || process.env.EDGECHAT_WEB_DEV === "1") options.sourcemap = "inline";
+rmSync(new URL("../web/public/app.js.map", import.meta.url), { force: true });
+
+if (watch) {
   const ctx = await context({ ...options, logLevel: "info" });
   await ctx.watch();
   console.log("build-web: watching web/src");
@@ -28,5 +37,5 @@ if (process.argv.includes("--watch")) {
   const started = Date.now();
   const result = await build({ ...options, metafile: true });
   const bytes = Object.values(result.metafile.outputs).find((o) => o.entryPoint)?.bytes ?? 0;
-  console.log(`build-web: web/public/app.js ${(bytes / 1024).toFixed(1)} KiB in ${Date.now() - started} ms`);
+  console.log(`build-web: web/public/app.js ${(bytes / 1024).toFixed(1)} KiB${options.sourcemap ? " (source map inlined)" : ""} in ${Date.now() - started} ms`);
 }

@@ -8,6 +8,8 @@ const wrangler = `${root}node_modules/.bin/wrangler`;
 const port = process.env.PORT ?? "8787";
 const persist = process.env.EDGECHAT_STATE_DIR; // optional: keep state elsewhere (tests, benchmarks)
 const quiet = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_HIDE_BANNER: "true" };
+// The web app's bundle keeps its source map in development only (scripts/build-web.mjs).
+const devBuild = { ...quiet, EDGECHAT_WEB_DEV: process.env.EDGECHAT_WEB_DEV ?? "1" };
 
 if (!existsSync(`${root}.dev.vars`)) {
   copyFileSync(`${root}.dev.vars.example`, `${root}.dev.vars`);
@@ -18,7 +20,7 @@ execFileSync(wrangler, ["d1", "migrations", "apply", "ACCOUNTS", "--local", ...p
 
 console.log(`edgechat: starting on http://localhost:${port} (web app at /, API at /v1, WebSocket at /v1/connect)`);
 const dev = spawn(wrangler, ["dev", "--ip", process.env.HOST ?? "127.0.0.1", "--port", port, ...persistArgs, ...process.argv.slice(2)], {
-  cwd: root, stdio: "inherit", env: quiet,
+  cwd: root, stdio: "inherit", env: devBuild,
 });
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => dev.kill(sig));
 dev.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -9,6 +9,8 @@ import type { Failure } from "./errors.js";
 export const CLOSE = {
   badRequest: 4400,
   unauthorized: 4401,
+  /** A browser page from an origin not in ALLOWED_ORIGINS. */
+  forbiddenOrigin: 4403,
   tooManyDevices: 4009,
   replaced: 4409,
   idle: 4408,

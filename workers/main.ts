@@ -4,6 +4,7 @@
  */
 import { api } from "./api/app.js";
 import { connect } from "./gateway/connect.js";
+import { withSecurityHeaders } from "./security-headers.js";
 
 export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 export { UserObject } from "../durable-objects/user/UserObject.js";
@@ -12,7 +13,7 @@ export { PresenceObject } from "../durable-objects/presence/PresenceObject.js";
 export default {
   async fetch(request, env, ctx): Promise<Response> {
     const url = new URL(request.url);
-    if (url.pathname === "/v1/connect") return connect(request, env);
-    return api.fetch(request, env, ctx);
+    const response = url.pathname === "/v1/connect" ? await connect(request, env) : await api.fetch(request, env, ctx);
+    return withSecurityHeaders(response, request);
   },
 } satisfies ExportedHandler<Env>;

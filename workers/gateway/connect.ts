@@ -2,12 +2,14 @@
  * GET /v1/connect: authenticates a device and hands its WebSocket to the user's UserObject,
  * which accepts it with the Hibernation API. The upgrade stays in this Worker and goes to the
  * object with `stub.fetch(request)` unchanged in spirit: proxying a WebSocket through anything
- * else would cost the object its ability to hibernate.
+ * else would cost the object its ability to hibernate. Browser pages from origins that are not
+ * allowed (origin.ts) are refused before the token is even looked at.
  */
 import { verifyAccessToken } from "../auth/tokens.js";
 import { fail, errorResponse } from "../../shared/errors.js";
 import { CLOSE, negotiateEncoding, refuseWebSocket } from "../../shared/frames.js";
 import { userStub } from "../../shared/routing.js";
+import { originAllowed } from "./origin.js";
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../../protocol/limits.js";
 
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -21,6 +23,10 @@ export async function connect(request: Request, env: Env): Promise<Response> {
     return errorResponse(fail("invalid_argument", `Ask for subprotocol ${SUBPROTOCOL_PROTO} or ${SUBPROTOCOL_JSON}.`));
   }
   const { encoding, header } = negotiated;
+  const origin = request.headers.get("Origin");
+  if (!originAllowed(origin, request.url, env.ALLOWED_ORIGINS)) {
+    return refuseWebSocket(fail("forbidden", `Pages from ${origin} may not connect here; the operator can allow them in ALLOWED_ORIGINS.`), CLOSE.forbiddenOrigin, encoding, header);
+  }
   const url = new URL(request.url);
   const bearer = request.headers.get("Authorization")?.replace(/^Bearer\s+/i, "");
   const auth = await verifyAccessToken(env, bearer || url.searchParams.get("access_token"));
