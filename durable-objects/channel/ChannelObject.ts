@@ -219,14 +219,16 @@ export class ChannelObject extends DurableObject<Env> {
   /**
    * Moves the member's read cursor forward (never back) and returns their unread count: messages
    * from others, not system notices, after the cursor. With `share`, the other members' devices
-   * get a read receipt (the reader's own setting decides; see UserObject settings).
+   * get a read receipt (the reader's own setting decides; see user/settings.ts) and the channel's
+   * details show the cursor; a reader who turns receipts on shares where they are at their next read.
    */
   markRead(userId: string, upToSeq: number, share = true): Result<{ last_read_seq: number; unread_count: number; moved: boolean }> {
     const member = this.members.get(userId);
     if (!member) return this.requireMember(userId)!;
     const target = Math.min(Math.max(0, Math.floor(upToSeq)), this.log.lastSeq);
     const moved = this.members.moveReadCursor(userId, target);
-    if (moved && share) this.fanout.signal(userId, { kind: "read", channel_id: this.channel!.channel_id, user_id: userId, up_to_seq: target });
+    const shared = share ? this.members.shareReadCursor(userId) : undefined;
+    if (shared !== undefined) this.fanout.signal(userId, { kind: "read", channel_id: this.channel!.channel_id, user_id: userId, up_to_seq: shared });
     return { ok: true, last_read_seq: member.last_read_seq, unread_count: this.log.unreadCount(userId, member.last_read_seq), moved };
   }
 
@@ -304,6 +306,7 @@ export class ChannelObject extends DurableObject<Env> {
 
   private details(): ChannelDetails {
     const c = this.channel!;
-    return { ...this.summary(), created_at: c.created_at, created_by: c.created_by, member_list: this.members.list() };
+    // Read cursors as their owners share them (read receipts are opt-in).
+    return { ...this.summary(), created_at: c.created_at, created_by: c.created_by, member_list: this.members.listShared() };
   }
 }

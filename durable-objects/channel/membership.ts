@@ -17,16 +17,21 @@ type MemberRow = {
 export class Membership {
   /** Current members only. */
   private readonly members = new Map<string, Member>();
+  /** The read cursor each member has let others see (read receipts are opt-in). */
+  private readonly sharedRead = new Map<string, number>();
 
   constructor(private readonly sql: SqlStorage) {}
 
   /** Reads the current members; called on every wake. */
   load(): void {
     this.members.clear();
-    for (const m of this.sql.exec<MemberRow>(
-      "SELECT user_id, username, display_name, role, joined_at, last_read_seq FROM members WHERE left_at IS NULL",
+    this.sharedRead.clear();
+    for (const m of this.sql.exec<MemberRow & { shared_read_seq: number }>(
+      "SELECT user_id, username, display_name, role, joined_at, last_read_seq, shared_read_seq FROM members WHERE left_at IS NULL",
     )) {
-      this.members.set(m.user_id, { ...m });
+      const { shared_read_seq, ...member } = m;
+      this.members.set(m.user_id, member);
+      this.sharedRead.set(m.user_id, shared_read_seq);
     }
   }
 
@@ -50,6 +55,11 @@ export class Membership {
   /** Copies of the current members, with roles and read cursors. */
   list(): Member[] {
     return [...this.members.values()].map((m) => ({ ...m }));
+  }
+
+  /** The current members as others may see them: each read cursor as its owner last shared it. */
+  listShared(): Member[] {
+    return [...this.members.values()].map((m) => ({ ...m, last_read_seq: this.sharedRead.get(m.user_id) ?? 0 }));
   }
 
   profiles(): MemberProfile[] {
@@ -83,8 +93,9 @@ export class Membership {
          role = excluded.role, joined_at = excluded.joined_at, joined_seq = excluded.joined_seq, left_at = NULL`,
       p.user_id, p.username, p.display_name, role, now, lastSeq + 1, lastSeq,
     );
-    const lastRead = this.sql.exec<{ last_read_seq: number }>("SELECT last_read_seq FROM members WHERE user_id = ?", p.user_id).one().last_read_seq;
-    this.members.set(p.user_id, { user_id: p.user_id, username: p.username, display_name: p.display_name, role, joined_at: now, last_read_seq: lastRead });
+    const read = this.sql.exec<{ last_read_seq: number; shared_read_seq: number }>("SELECT last_read_seq, shared_read_seq FROM members WHERE user_id = ?", p.user_id).one();
+    this.members.set(p.user_id, { user_id: p.user_id, username: p.username, display_name: p.display_name, role, joined_at: now, last_read_seq: read.last_read_seq });
+    this.sharedRead.set(p.user_id, read.shared_read_seq);
   }
 
   /** Marks `userId` as gone; an owner who leaves hands the group to the longest-standing member. */
@@ -92,6 +103,7 @@ export class Membership {
     const target = this.members.get(userId);
     this.sql.exec("UPDATE members SET left_at = ? WHERE user_id = ?", now, userId);
     this.members.delete(userId);
+    this.sharedRead.delete(userId);
     if (target?.role === "owner") this.handOverOwnership();
   }
 
@@ -102,6 +114,18 @@ export class Membership {
     member.last_read_seq = seq;
     this.sql.exec("UPDATE members SET last_read_seq = ? WHERE user_id = ?", seq, userId);
     return true;
+  }
+
+  /**
+   * Lets others see the member's read cursor (their read receipts are on). Returns the cursor if
+   * that shows them something new: a reader who turns receipts on shares where they already are.
+   */
+  shareReadCursor(userId: string): number | undefined {
+    const member = this.members.get(userId);
+    if (!member || member.last_read_seq <= (this.sharedRead.get(userId) ?? 0)) return undefined;
+    this.sharedRead.set(userId, member.last_read_seq);
+    this.sql.exec("UPDATE members SET shared_read_seq = ? WHERE user_id = ?", member.last_read_seq, userId);
+    return member.last_read_seq;
   }
 
   /** The longest-standing member becomes owner when the owner leaves. */

@@ -71,4 +71,10 @@ export const CHANNEL_MIGRATIONS: readonly string[] = [
   -- the message so a page of history is one SELECT; the reactions table stays the truth.
   ALTER TABLE messages ADD COLUMN reactions TEXT NOT NULL DEFAULT '[]';
   `,
+  `
+  -- The read cursor a member has let others see (read receipts are opt-in). Until now every
+  -- cursor was shown, so the shown one starts where the member is.
+  ALTER TABLE members ADD COLUMN shared_read_seq INTEGER NOT NULL DEFAULT 0;
+  UPDATE members SET shared_read_seq = last_read_seq;
+  `,
 ];

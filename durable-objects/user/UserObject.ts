@@ -29,7 +29,7 @@ import { Resume } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
 import { SendPipeline } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
-import { readSettings, updateSettings, type UserSettings } from "./settings.js";
+import { defaultSettings, readSettings, updateSettings, type UserSettings } from "./settings.js";
 import {
   acceptDevice, broadcast, closeIdleSockets, closeQuietly, deliverToSockets, openSockets, sendMessages, socketInfo, SocketProtocol,
 } from "./socket-protocol.js";
@@ -253,12 +253,15 @@ export class UserObject extends DurableObject<Env> {
   /* ------------------------------------ RPC: settings ------------------------------------ */
 
   getSettings(): UserSettings {
-    return readSettings(this.sql);
+    return readSettings(this.sql, defaultSettings(this.env));
   }
 
-  /** Merges known settings; unknown keys are ignored so old and new clients can coexist. */
+  /**
+   * Stores the settings in `patch` as the user's choices; unknown keys are ignored so old and new
+   * clients can coexist. Settings not chosen keep following the operator's defaults.
+   */
   updateSettings(patch: Partial<UserSettings>): UserSettings {
-    const next = updateSettings(this.sql, patch);
+    const next = updateSettings(this.sql, patch, defaultSettings(this.env));
     this.presenceChanged();
     return next;
   }

@@ -27,6 +27,7 @@ describe("typing indicators and read receipts", () => {
 
   it("sends read receipts to the other members and stores the cursor for those who missed it", async () => {
     const alice = await register("alice"), bob = await register("bob"), carol = await register("carol");
+    await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: true } });
     const channel = await createGroup(alice, [bob, carol]);
     const [a, b] = await Promise.all([onlineDevice(alice.access_token, "a"), onlineDevice(bob.access_token, "b")]);
     const ack = await a.sendText(channel, "did you read this?");
@@ -42,7 +43,8 @@ describe("typing indicators and read receipts", () => {
   it("keeps a reader's receipts private when they turn them off", async () => {
     const alice = await register("alice"), bob = await register("bob");
     const channel = await createGroup(alice, [bob]);
-    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: true, share_presence: true });
+    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: false, share_presence: true });
+    expect((await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: true } })).body).toEqual({ read_receipts: true, share_presence: true });
     const off = await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: false } });
     expect(off.body).toEqual({ read_receipts: false, share_presence: true });
     const bad = await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: "yes" } });
