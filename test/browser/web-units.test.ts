@@ -4,13 +4,14 @@
  * to the web app.
  */
 import { describe, expect, it } from "vitest";
-import type { ChatMessage, FetchInit, FetchResponse, OutboxEntry } from "../../client/index.js";
-import { claimDeviceId, POOL_KEY, TAB_KEY, type KeyValueStore, type LockManagerLike } from "../../web/src/device.js";
+import type { ChannelState, ChatMessage, FetchInit, FetchResponse, OutboxEntry } from "../../client/index.js";
+import { DEVICE_KEY, forgetLegacyDevices, LEGACY_POOL_KEY, legacyDeviceIds, profileDeviceId, tabDeviceId, type KeyValueStore } from "../../web/src/device.js";
 import { hlcMillis, initials, joinNames, lastSeenText, parseUsernames, typingText } from "../../web/src/format.js";
 import {
   addMessages, applyPage, applyUpdate, buildTimeline, hasOlder, olderBefore, moveReadCursor, newConversation, setTyping, sortChannels, typingUsers, TYPING_TTL_MS,
 } from "../../web/src/model.js";
 import { SESSION_KEY, SessionStore, sharedSessionFetch, type ExclusiveLocks } from "../../web/src/session.js";
+import { ChatState } from "../../web/src/state.js";
 
 const ME = "u_me";
 const BOB = "u_bob";
@@ -170,70 +171,34 @@ function memoryStore(): KeyValueStore & { data: Map<string, string> } {
   };
 }
 
-/** Web Locks as a browser profile has them: a lock is held until its tab "closes". */
-class FakeLocks {
-  readonly held = new Map<string, () => void>();
-  tab(): LockManagerLike & { close(): void } {
-    const mine: string[] = [];
-    return {
-      request: async (name, _options, callback) => {
-        if (this.held.has(name)) return callback(null);
-        let release = (): void => {};
-        const done = new Promise<void>((r) => (release = r));
-        this.held.set(name, release);
-        mine.push(name);
-        void callback({ name });
-        return done;
-      },
-      close: () => {
-        for (const name of mine.splice(0)) {
-          this.held.get(name)?.();
-          this.held.delete(name);
-        }
-      },
-    };
-  }
-}
-
-describe("device id per tab", () => {
+describe("one device per browser profile", () => {
   let n = 0;
   const newId = (): string => `web-${++n}`;
 
-  it("gives concurrent tabs different devices and reuses them across reloads and restarts", async () => {
+  it("keeps the profile's device in localStorage, whatever the tab", () => {
     const local = memoryStore();
-    const locks = new FakeLocks();
-    const tab1 = locks.tab();
-    const session1 = memoryStore();
-    const first = await claimDeviceId({ local, session: session1, locks: tab1, newId });
-    const tab2 = locks.tab();
-    const session2 = memoryStore();
-    const second = await claimDeviceId({ local, session: session2, locks: tab2, newId });
-    expect(second).not.toBe(first);
-    expect(JSON.parse(local.getItem(POOL_KEY)!)).toEqual([first, second]);
-
-    // Reload of tab 2: same sessionStorage, its lock released by the unload.
-    tab2.close();
-    expect(await claimDeviceId({ local, session: session2, locks: locks.tab(), newId })).toBe(second);
-
-    // A duplicated tab copies sessionStorage, but that device is in use: it takes another.
-    const copy = memoryStore();
-    copy.setItem(TAB_KEY, first);
-    const third = await claimDeviceId({ local, session: copy, locks: locks.tab(), newId });
-    expect([first, second]).not.toContain(third);
-
-    // A fresh browser session: the profile's first device again, no new id minted.
-    for (const release of locks.held.values()) release();
-    locks.held.clear();
-    expect(await claimDeviceId({ local, session: memoryStore(), locks: locks.tab(), newId })).toBe(first);
-    expect(JSON.parse(local.getItem(POOL_KEY)!)).toHaveLength(3);
+    const first = profileDeviceId(local, newId);
+    expect(local.getItem(DEVICE_KEY)).toBe(first);
+    expect(profileDeviceId(local, newId)).toBe(first);
+    expect(legacyDeviceIds(local, first)).toEqual([]);
   });
 
-  it("falls back to sessionStorage alone without Web Locks", async () => {
+  it("adopts the first device of an earlier version's per-tab pool and names the rest for removal", () => {
     const local = memoryStore();
+    local.setItem(LEGACY_POOL_KEY, JSON.stringify(["web-old1", "web-old2", "bad id!", "web-old3"]));
+    const id = profileDeviceId(local, newId);
+    expect(id).toBe("web-old1");
+    expect(legacyDeviceIds(local, id)).toEqual(["web-old2", "web-old3"]);
+    forgetLegacyDevices(local);
+    expect(legacyDeviceIds(local, id)).toEqual([]);
+    expect(profileDeviceId(local, newId)).toBe("web-old1");
+  });
+
+  it("gives each tab its own device where tabs cannot share one, kept across reloads", () => {
     const session = memoryStore();
-    const id = await claimDeviceId({ local, session, newId });
-    expect(await claimDeviceId({ local, session, newId })).toBe(id);
-    expect(await claimDeviceId({ local, session: memoryStore(), newId })).not.toBe(id);
+    const id = tabDeviceId(session, newId);
+    expect(tabDeviceId(session, newId)).toBe(id);
+    expect(tabDeviceId(memoryStore(), newId)).not.toBe(id);
   });
 });
 
@@ -305,5 +270,38 @@ describe("session shared by the tabs of a profile", () => {
     expect(server.calls[0]!.body.refresh_token).toBe("r1");
     await f("http://x/v1/channels", { method: "GET" });
     expect(server.calls[1]).toEqual({ path: "/v1/channels", body: {} });
+  });
+});
+
+describe("the state views draw", () => {
+  const me = { user_id: ME, username: "me", display_name: "Me" };
+  const dm = (id: string): ChannelState => ({
+    channel_id: id, type: "dm", name: "", last_seq: 3, last_activity_hlc: "", last_activity_at: 0, last_read_seq: 0, unread_count: 2,
+    muted: false, member_count: 2, left: false, member_user_ids: [ME, BOB], members: [],
+  });
+
+  it("names DMs after the other person, looking unknown people up once", () => {
+    const lookups: string[] = [];
+    const state = new ChatState(me, "web-1", (u) => lookups.push(u));
+    state.channels.set("c1", dm("c1"));
+    state.members.set("c1", [ME, BOB]);
+    expect(state.channelTitle(state.channels.get("c1")!)).toBe("Someone");
+    expect(lookups).toEqual([BOB]);
+    state.users.set(BOB, { user_id: BOB, username: "bob", display_name: "Bob" });
+    expect(state.channelTitle(state.channels.get("c1")!)).toBe("Bob");
+    expect(state.unreadTotal()).toBe(2);
+  });
+
+  it("previews the last message, the user's own pending one first", () => {
+    const state = new ChatState(me, "web-1");
+    state.channels.set("c1", { ...dm("c1"), type: "group", name: "Team" });
+    state.users.set(BOB, { user_id: BOB, username: "bob", display_name: "Bob" });
+    state.lastMessage.set("c1", { ...msg(3, BOB, "see you"), channel_id: "c1" });
+    expect(state.previewOf("c1")).toBe("Bob: see you");
+    state.pending.set("p1", pending("p1", "on my way"));
+    expect(state.previewOf("c1")).toBe("You: on my way");
+    expect(state.canModerate("c1")).toBe(false);
+    state.roles.set("c1", "admin");
+    expect(state.canModerate("c1")).toBe(true);
   });
 });

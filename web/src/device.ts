@@ -1,15 +1,16 @@
 /**
- * Which device this tab is. Every open tab must be its own device: the server lets one socket
- * per device live and replaces the older one (close 4409), so two tabs sharing an id would keep
- * kicking each other off. A user also has at most 10 devices, so ids must not be minted for every
- * tab ever opened either.
+ * Which device this browser is. A browser profile is one device, whatever the number of tabs:
+ * its id lives in localStorage and every tab uses it, while only one tab at a time holds the
+ * device's socket (tabs.ts). So tabs never count against the account's 10 devices, and closed
+ * tabs do not pile up in the devices list.
  *
- * So the profile keeps a small pool of ids in localStorage, and each tab claims one that no other
- * open tab holds, with a Web Lock held for the tab's lifetime. The tab remembers its id in
- * sessionStorage, so a reload gets the same device back (and with it the same outbox and
- * delivery cursor). The first tab of a profile always gets the pool's first id: a stable
- * device per browser profile. A duplicated tab copies sessionStorage, but finds that id locked
- * and takes another one.
+ * Earlier versions made every tab its own device from a small per-profile pool
+ * (`edgechat.devices`). The pool's first id was the profile's first tab's, so it becomes the
+ * profile's device (same outbox, same delivery cursor); the others are removed from the account
+ * once, after sign-in.
+ *
+ * A browser without Web Locks or BroadcastChannel cannot share one socket between tabs, so each
+ * tab there is its own device again, remembered in sessionStorage for reloads.
  */
 
 export interface KeyValueStore {
@@ -18,77 +19,48 @@ export interface KeyValueStore {
   removeItem(key: string): void;
 }
 
-/** The slice of `navigator.locks` used here. */
-export interface LockManagerLike {
-  request(name: string, options: { ifAvailable: true }, callback: (lock: unknown) => Promise<void> | void): Promise<unknown>;
-}
-
-export const POOL_KEY = "edgechat.devices";
-export const TAB_KEY = "edgechat.device";
+/** localStorage: this profile's device id. */
+export const DEVICE_KEY = "edgechat.device";
+/** localStorage: the per-tab ids earlier versions minted. */
+export const LEGACY_POOL_KEY = "edgechat.devices";
+/** sessionStorage: a tab's own device where tabs cannot share one. */
+export const TAB_DEVICE_KEY = "edgechat.tab-device";
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
-/** Beyond this many concurrent tabs, ids are still minted but not remembered by the profile. */
-const MAX_POOL = 8;
 
-export interface ClaimOptions {
-  local: KeyValueStore;
-  session: KeyValueStore;
-  /** `navigator.locks`; without it (very old browsers) tabs trust sessionStorage alone. */
-  locks?: LockManagerLike;
-  newId?: () => string;
+/** The profile's device id: the stored one, else the first of an earlier version's pool, else a new one. */
+export function profileDeviceId(local: KeyValueStore, newId: () => string = randomDeviceId): string {
+  const stored = local.getItem(DEVICE_KEY);
+  if (stored !== null && DEVICE_ID.test(stored)) return stored;
+  const id = readPool(local)[0] ?? newId();
+  local.setItem(DEVICE_KEY, id);
+  return id;
 }
 
-/** Claims this tab's device id (see the module comment). */
-export async function claimDeviceId(options: ClaimOptions): Promise<string> {
-  const { local, session, locks } = options;
-  const newId = options.newId ?? randomDeviceId;
-  const pool = readPool(local);
-  const own = session.getItem(TAB_KEY);
-  const candidates = [...new Set([...(own && DEVICE_ID.test(own) ? [own] : []), ...pool])];
+/** Devices an earlier version made for other tabs of this profile (everything in the pool but `keep`). */
+export function legacyDeviceIds(local: KeyValueStore, keep: string): string[] {
+  return readPool(local).filter((id) => id !== keep);
+}
 
-  let chosen: string | undefined;
-  if (locks) {
-    for (const id of candidates) {
-      if (await tryHold(locks, id)) {
-        chosen = id;
-        break;
-      }
-    }
-  } else {
-    // No way to tell which pool ids other tabs use: only this tab's own id is known to be free.
-    chosen = own !== null && DEVICE_ID.test(own) ? own : undefined;
-  }
-  if (chosen === undefined) {
-    chosen = newId();
-    if (locks) await tryHold(locks, chosen);
-    if (pool.length < MAX_POOL && !pool.includes(chosen)) local.setItem(POOL_KEY, JSON.stringify([...pool, chosen]));
-  }
-  session.setItem(TAB_KEY, chosen);
-  return chosen;
+export function forgetLegacyDevices(local: KeyValueStore): void {
+  local.removeItem(LEGACY_POOL_KEY);
+}
+
+/** Where tabs cannot share a device: this tab's own, kept across reloads of the tab. */
+export function tabDeviceId(session: KeyValueStore, newId: () => string = randomDeviceId): string {
+  const own = session.getItem(TAB_DEVICE_KEY);
+  if (own !== null && DEVICE_ID.test(own)) return own;
+  const id = newId();
+  session.setItem(TAB_DEVICE_KEY, id);
+  return id;
 }
 
 function readPool(local: KeyValueStore): string[] {
   try {
-    const value: unknown = JSON.parse(local.getItem(POOL_KEY) ?? "[]");
+    const value: unknown = JSON.parse(local.getItem(LEGACY_POOL_KEY) ?? "[]");
     return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string" && DEVICE_ID.test(v)) : [];
   } catch {
     return [];
   }
-}
-
-/** Takes the lock for `id` if free and keeps it until the tab goes away. */
-function tryHold(locks: LockManagerLike, id: string): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    locks
-      .request(`edgechat-device:${id}`, { ifAvailable: true }, (lock) => {
-        if (lock === null) {
-          resolve(false);
-          return;
-        }
-        resolve(true);
-        return new Promise<void>(() => {});
-      })
-      .catch(() => resolve(false));
-  });
 }
 
 /** "web-" and 12 random base-36 characters. */

@@ -1,37 +1,51 @@
 /**
- * Boot: claim this tab's device id, resume the stored session or show the sign-in screen, and
- * hand over to the App.
+ * Boot: find this profile's device, resume the stored session or show the sign-in screen, and
+ * hand over to the App with a client shared by the profile's tabs (tabs.ts).
  */
-import { createClient, EdgechatError, indexedDbStorage, type EdgechatClient, type FetchLike, type User } from "../../client/index.js";
-import { App, errorText } from "./app.js";
-import { claimDeviceId, type LockManagerLike } from "./device.js";
+import { createClient, EdgechatError, indexedDbStorage, memoryStorage, type EdgechatClient, type FetchLike, type User } from "../../client/index.js";
+import { App } from "./app.js";
+import { forgetLegacyDevices, legacyDeviceIds, profileDeviceId, tabDeviceId } from "./device.js";
+import { errorText } from "./errors.js";
 import { SESSION_KEY, SessionStore, sharedSessionFetch, type ExclusiveLocks } from "./session.js";
+import { TabClient, type TabLocks } from "./tabs.js";
 import { renderLogin } from "./views/login.js";
 
 const root = document.getElementById("root")!;
 const store = new SessionStore(localStorage);
-const locks = (navigator as { locks?: LockManagerLike & ExclusiveLocks }).locks;
+const locks = (navigator as { locks?: TabLocks & ExclusiveLocks }).locks;
+/** Tabs share one device when they can elect one socket holder and talk to it. */
+const shared = locks !== undefined && typeof BroadcastChannel === "function";
+const deviceId = shared ? profileDeviceId(localStorage) : tabDeviceId(sessionStorage);
 let app: App | undefined;
 let userId: string | undefined;
 
-const deviceId = await claimDeviceId({ local: localStorage, session: sessionStorage, ...(locks ? { locks } : {}) });
-
-function makeClient(refreshToken?: string): EdgechatClient {
+/**
+ * A client of this device. Every tab has one for REST; the tab holding the socket makes another
+ * with the outbox, kept in IndexedDB so unsent messages survive a reload or a change of tab.
+ */
+function makeClient(refreshToken: string | undefined, holdsSocket: boolean): EdgechatClient {
   const fetchImpl: FetchLike = (url, init) => fetch(url, init);
   return createClient({
     url: location.origin,
     deviceId,
     ...(refreshToken ? { refreshToken } : {}),
     fetch: sharedSessionFetch(fetchImpl, store, locks, () => userId),
-    // Unsent messages survive a reload; one database per device, so tabs never share entries.
-    storage: indexedDbStorage({ name: `edgechat-outbox-${deviceId}` }),
+    storage: holdsSocket ? indexedDbStorage({ name: `edgechat-outbox-${deviceId}` }) : memoryStorage(),
     // Notice a dead socket within half a minute.
     heartbeatIntervalMs: 15_000,
   });
 }
 
-function startApp(client: EdgechatClient, me: User): void {
+function startApp(rest: EdgechatClient, me: User): void {
   userId = me.user_id;
+  const client = new TabClient({
+    deviceId,
+    userId: me.user_id,
+    rest,
+    createSocketClient: () => makeClient(store.get()?.refresh_token, true),
+    ...(shared ? { locks, openChannel: (name: string) => new BroadcastChannel(name) } : {}),
+  });
+  client.start();
   app = new App(root, client, me, {
     signedOut: (reason) => {
       app?.stop();
@@ -42,12 +56,27 @@ function startApp(client: EdgechatClient, me: User): void {
     },
   });
   app.start();
+  if (shared) void retireLegacyDevices(rest);
+}
+
+/** Removes the per-tab devices an earlier version registered for this profile, once. */
+async function retireLegacyDevices(rest: EdgechatClient): Promise<void> {
+  const old = legacyDeviceIds(localStorage, deviceId);
+  if (old.length === 0) return;
+  for (const id of old) {
+    try {
+      await rest.devices.remove(id);
+    } catch (err) {
+      if (!(err instanceof EdgechatError && err.code === "not_found")) return; // offline: try on the next start
+    }
+  }
+  forgetLegacyDevices(localStorage);
 }
 
 function showLogin(notice?: string): void {
   document.title = "Sign in · edgechat";
   renderLogin(root, async ({ mode, username, password, displayName }) => {
-    const client = makeClient();
+    const client = makeClient(undefined, false);
     try {
       const session = mode === "register"
         ? await client.register({ username, password, ...(displayName ? { display_name: displayName } : {}) })
@@ -77,7 +106,7 @@ window.addEventListener("storage", (event) => {
 
 const stored = store.get();
 if (stored) {
-  startApp(makeClient(stored.refresh_token), { user_id: stored.user_id, username: stored.username, display_name: stored.display_name });
+  startApp(makeClient(stored.refresh_token, false), { user_id: stored.user_id, username: stored.username, display_name: stored.display_name });
 } else {
   showLogin();
 }

@@ -5,9 +5,11 @@ import { avatarHue, initials } from "../format.js";
 export function avatar(id: string, name: string, options: { size?: "sm" | "md" | "lg"; group?: boolean; status?: string } = {}): HTMLElement {
   const el = h(
     "span",
-    { class: `avatar avatar-${options.size ?? "md"}${options.group ? " avatar-group" : ""}`, style: `--hue: ${avatarHue(id)}`, "aria-hidden": "true" },
+    { class: `avatar avatar-${options.size ?? "md"}${options.group ? " avatar-group" : ""}`, "aria-hidden": "true" },
     initials(name),
   );
+  // Through the CSSOM: the Content-Security-Policy (web/public/_headers) refuses style attributes.
+  el.style.setProperty("--hue", String(avatarHue(id)));
   if (options.status === "online" || options.status === "away") el.append(h("span", { class: `presence-dot presence-${options.status}` }));
   return el;
 }

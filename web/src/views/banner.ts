@@ -1,5 +1,5 @@
 /** The connection banner: shown whenever the client is not "ready". */
-import type { App } from "../app.js";
+import type { ViewModel } from "../intents.js";
 import { h, icon, ICONS } from "../dom.js";
 import { devicesDialog } from "./dialogs.js";
 
@@ -11,12 +11,12 @@ export class Banner {
   private readonly created = Date.now();
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private readonly app: App) {
+  constructor(private readonly model: ViewModel) {
     this.el = h("div", { class: "banner", role: "status", hidden: true });
   }
 
   render(): void {
-    const { state, everReady, fatal } = this.app.connection;
+    const { state, everReady, fatal } = this.model.state.connection;
     let kind: "warn" | "offline" | "error" = "warn";
     let text = "";
     let action: { label: string; run: () => void } | undefined;
@@ -25,14 +25,14 @@ export class Banner {
     } else if (state === "closed" && fatal) {
       kind = "error";
       if (fatal.code === "too_many_devices") {
-        text = "This account is signed in on 10 devices. Remove one to connect this tab.";
-        action = { label: "Manage devices", run: () => devicesDialog(this.app, true) };
+        text = "This account is signed in on 10 devices. Remove one to connect this browser.";
+        action = { label: "Manage devices", run: () => devicesDialog(this.model, true) };
       } else if (fatal.code === "replaced") {
-        text = "This tab was disconnected because the same device connected elsewhere.";
-        action = { label: "Reconnect", run: () => this.app.connect() };
+        text = "This browser was disconnected because the same device connected elsewhere.";
+        action = { label: "Reconnect", run: () => this.model.intents.connect() };
       } else {
         text = `Disconnected: ${fatal.message}`;
-        action = { label: "Reconnect", run: () => this.app.connect() };
+        action = { label: "Reconnect", run: () => this.model.intents.connect() };
       }
     } else if (state === "offline") {
       kind = "offline";
@@ -40,13 +40,13 @@ export class Banner {
     } else if (!everReady && Date.now() - this.created < STARTUP_GRACE_MS) {
       // Starting up: give the first connection a moment before saying anything.
       clearTimeout(this.graceTimer);
-      this.graceTimer = setTimeout(() => this.app.render(), STARTUP_GRACE_MS);
+      this.graceTimer = setTimeout(() => this.model.intents.requestRender(), STARTUP_GRACE_MS);
       text = "";
     } else if (!everReady) {
       text = "Connecting…";
     } else {
       text = "Reconnecting…";
-      if (state === "reconnecting") action = { label: "Retry now", run: () => this.app.reconnectNow() };
+      if (state === "reconnecting") action = { label: "Retry now", run: () => this.model.intents.reconnectNow() };
     }
 
     this.el.dataset.state = state;

@@ -5,7 +5,8 @@
  */
 import type { ChannelState } from "../../../client/index.js";
 import { LIMITS } from "../../../protocol/limits.js";
-import type { App } from "../app.js";
+import type { Intents, ViewModel } from "../intents.js";
+import type { ChatState } from "../state.js";
 import { h, icon, ICONS, reconcile, type KeyedItem } from "../dom.js";
 import { clockTime, joinNames, lastSeenText, typingText } from "../format.js";
 import { buildTimeline, hasOlder, typingUsers, type TimelineItem } from "../model.js";
@@ -20,6 +21,8 @@ const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
 const LOAD_OLDER_MARGIN = 400;
 /** Within this of the bottom counts as "at the bottom" (px). */
 const BOTTOM_SLACK = 48;
+/** The floating day label fades this long after the last scroll. */
+const DAY_FLOAT_MS = 1_200;
 
 export class ConversationView {
   readonly el: HTMLElement;
@@ -38,17 +41,26 @@ export class ConversationView {
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
   private readonly jump: HTMLButtonElement;
+  private readonly dayFloat: HTMLElement;
+  private dayFloatTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the reader last moved the log themselves (wheel, touch, keys, scrollbar). */
+  private readerScrolledAt = 0;
   private readonly drafts = new Map<string, string>();
   private shownId: string | undefined;
   private lastSeqSeen = 0;
   private unseen = 0;
   private menu: HTMLElement | undefined;
 
-  constructor(private readonly app: App) {
+  private readonly state: ChatState;
+  private readonly intents: Intents;
+
+  constructor(private readonly model: ViewModel) {
+    this.state = model.state;
+    this.intents = model.intents;
     this.back = h("button", { type: "button", class: "icon-btn back-btn", "aria-label": "Back to conversations" }, icon(ICONS.back));
     this.back.addEventListener("click", () => {
       const id = this.shownId;
-      app.closeConversation();
+      this.intents.closeConversation();
       // Phone layout: land on the conversation just left.
       requestAnimationFrame(() => document.querySelector<HTMLElement>(`.channel-item[data-channel="${id}"]`)?.focus());
     });
@@ -56,7 +68,7 @@ export class ConversationView {
     this.title = h("h2", { class: "conv-title", id: "conv-title" });
     this.subtitle = h("p", { class: "conv-subtitle" });
     this.addPeople = h("button", { type: "button", class: "btn btn-ghost btn-sm add-people" }, icon(ICONS.userPlus), h("span", { class: "btn-label" }, "Add people"));
-    this.addPeople.addEventListener("click", () => this.shownId && addMembersDialog(app, this.shownId));
+    this.addPeople.addEventListener("click", () => this.shownId && addMembersDialog(model, this.shownId));
 
     this.top = h("div", { class: "log-top" });
     this.list = h("ol", { class: "messages" });
@@ -64,6 +76,8 @@ export class ConversationView {
     this.jump = h("button", { type: "button", class: "jump", hidden: true }, icon(ICONS.down), h("span", {}, "Latest"));
     this.jump.addEventListener("click", () => this.scrollToBottom(true));
     this.typing = h("div", { class: "typing", "aria-live": "polite" });
+    // Decoration for sighted readers: the day separators in the log say the same to everyone.
+    this.dayFloat = h("div", { class: "day-float", "aria-hidden": "true" });
 
     this.input = h("textarea", { id: "composer-input", class: "composer-input", rows: 1, placeholder: "Message", "aria-label": "Message", autocomplete: "off", enterkeyhint: "send" });
     this.sendButton = h("button", { type: "submit", class: "send-btn", "aria-label": "Send message", title: "Send (Enter)" }, icon(ICONS.send));
@@ -73,7 +87,7 @@ export class ConversationView {
       "section",
       { class: "conversation", "aria-labelledby": "conv-title", hidden: true },
       h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.addPeople),
-      h("div", { class: "log-wrap" }, this.log, this.jump),
+      h("div", { class: "log-wrap" }, this.log, this.dayFloat, this.jump),
       this.typing,
       this.form,
       h("p", { id: "log-help", class: "sr-only" }, "Use the arrow keys to move between messages and Enter for a message's actions."),
@@ -105,12 +119,15 @@ export class ConversationView {
       this.updateSendButton();
       if (this.shownId) {
         this.drafts.set(this.shownId, this.input.value);
-        this.app.composing(this.shownId, this.input.value);
+        this.intents.composing(this.shownId, this.input.value);
       }
     });
     this.log.addEventListener("scroll", () => {
       if (!this.shownId) return;
-      if (this.log.scrollTop < LOAD_OLDER_MARGIN) void this.app.loadOlder(this.shownId);
+      if (this.log.scrollTop < LOAD_OLDER_MARGIN) void this.intents.loadOlder(this.shownId);
+      // Only for the reader's own scrolling: the view's jumps (opening, following new messages)
+      // would flash the label over the rows for nothing.
+      if (performance.now() - this.readerScrolledAt < DAY_FLOAT_MS) this.showDayFloat();
       if (this.atBottom()) {
         this.unseen = 0;
         this.updateJump();
@@ -119,6 +136,10 @@ export class ConversationView {
       }
     }, { passive: true });
     this.log.addEventListener("keydown", (e) => this.onLogKey(e));
+    const readerScrolls = (): void => {
+      this.readerScrolledAt = performance.now();
+    };
+    for (const type of ["wheel", "touchmove", "pointerdown", "keydown"]) this.log.addEventListener(type, readerScrolls, { passive: true });
     document.addEventListener("mousedown", (e) => {
       if (this.menu && !this.menu.contains(e.target as Node)) this.closeMenu(false);
     });
@@ -127,7 +148,7 @@ export class ConversationView {
   private submit(): void {
     const id = this.shownId;
     if (!id || this.input.value.trim() === "") return;
-    this.app.send(id, this.input.value);
+    this.intents.send(id, this.input.value);
     this.input.value = "";
     this.drafts.delete(id);
     this.autosize();
@@ -137,9 +158,9 @@ export class ConversationView {
   }
 
   render(): void {
-    const app = this.app;
-    const id = app.activeId;
-    const channel = id ? app.channels.get(id) : undefined;
+    const state = this.state;
+    const id = state.activeId;
+    const channel = id ? state.channels.get(id) : undefined;
     if (!id) {
       if (this.shownId !== undefined) this.closeMenu(false);
       this.shownId = undefined;
@@ -151,10 +172,10 @@ export class ConversationView {
     if (switched) this.switchTo(id);
     this.renderHeader(id, channel);
 
-    const conv = app.conv(id);
-    const others = (app.members.get(id) ?? []).filter((u) => u !== app.me.user_id);
+    const conv = state.conv(id);
+    const others = (state.members.get(id) ?? []).filter((u) => u !== state.me.user_id);
     const items = buildTimeline({
-      conv, pending: [...app.pending.values()].filter((e) => e.channel_id === id), me: app.me.user_id, others, nameOf: (u) => app.nameOf(u), now: Date.now(),
+      conv, pending: state.pendingIn(id), me: state.me.user_id, others, nameOf: (u) => state.nameOf(u), now: Date.now(),
     });
 
     // Keep the reader's place: follow the bottom, or pin the first visible row across prepends.
@@ -178,7 +199,7 @@ export class ConversationView {
     this.lastSeqSeen = Math.max(this.lastSeqSeen, newest);
     this.updateJump();
 
-    const typers = typingUsers(conv, Date.now()).map((u) => app.nameOf(u));
+    const typers = typingUsers(conv, Date.now()).map((u) => state.nameOf(u));
     const text = typingText(typers);
     if (this.typing.dataset.text !== text) {
       this.typing.dataset.text = text;
@@ -189,7 +210,7 @@ export class ConversationView {
     // page arrived: no scroll event would ask for more in either case.
     const nearTop = !stick && this.log.scrollTop < LOAD_OLDER_MARGIN;
     if (conv.loaded && hasOlder(conv) && !conv.loadingOlder && (nearTop || this.log.scrollHeight <= this.log.clientHeight + LOAD_OLDER_MARGIN)) {
-      void app.loadOlder(id);
+      void this.intents.loadOlder(id);
     }
   }
 
@@ -199,6 +220,7 @@ export class ConversationView {
     this.pane.hidden = false;
     this.empty.hidden = true;
     this.list.replaceChildren();
+    this.dayFloat.classList.remove("visible");
     this.unseen = 0;
     this.lastSeqSeen = 0;
     this.input.value = this.drafts.get(id) ?? "";
@@ -209,11 +231,11 @@ export class ConversationView {
   }
 
   private renderHeader(id: string, channel: ChannelState | undefined): void {
-    const app = this.app;
-    const title = channel ? app.channelTitle(channel) : "Conversation";
+    const state = this.state;
+    const title = channel ? state.channelTitle(channel) : "Conversation";
     const dm = channel?.type === "dm";
-    const partner = dm ? app.dmPartner(id) : undefined;
-    const presence = partner ? app.presence.get(partner) : undefined;
+    const partner = dm ? state.dmPartner(id) : undefined;
+    const presence = partner ? state.presence.get(partner) : undefined;
     let sub = "";
     let subClass = "conv-subtitle";
     if (dm) {
@@ -223,13 +245,13 @@ export class ConversationView {
       } else if (presence && presence.last_seen > 0) {
         sub = lastSeenText(presence.last_seen, Date.now());
       } else if (partner) {
-        const u = app.users.get(partner);
+        const u = state.users.get(partner);
         sub = u ? `@${u.username}` : "";
       }
     } else if (channel) {
-      const ids = app.members.get(id) ?? [];
-      const members = ids.map((u) => (u === app.me.user_id ? "you" : app.nameOf(u)));
-      const online = ids.filter((u) => u !== app.me.user_id && app.presence.get(u)?.status === "online").length;
+      const ids = state.members.get(id) ?? [];
+      const members = ids.map((u) => (u === state.me.user_id ? "you" : state.nameOf(u)));
+      const online = ids.filter((u) => u !== state.me.user_id && state.presence.get(u)?.status === "online").length;
       sub = `${channel.member_count || members.length} members${online > 0 ? ` · ${online} online` : ""}${members.length > 0 ? ` · ${joinNames(members)}` : ""}`;
     }
     const sig = JSON.stringify([title, sub, subClass, presence?.status, dm]);
@@ -245,24 +267,28 @@ export class ConversationView {
   }
 
   private renderTop(id: string, channel: ChannelState | undefined): void {
-    const conv = this.app.conv(id);
+    const conv = this.state.conv(id);
     let state: string;
     if (!conv.loaded || conv.loadingOlder) state = "loading";
     else if (hasOlder(conv)) state = "more";
     else state = "start";
-    if (this.top.dataset.state === state && this.top.dataset.channel === id) return;
+    // The start names the channel, which may become known after its history: redraw then too.
+    const title = channel ? this.state.channelTitle(channel) : "";
+    const dm = channel?.type === "dm";
+    const partner = dm ? this.state.dmPartner(id) : undefined;
+    const sig = JSON.stringify([id, state, state === "start" ? [title, dm, partner] : null]);
+    if (this.top.dataset.sig === sig) return;
+    this.top.dataset.sig = sig;
     this.top.dataset.state = state;
-    this.top.dataset.channel = id;
     if (state === "loading") {
       this.top.replaceChildren(h("span", { class: "spinner", "aria-hidden": "true" }), h("span", { class: "sr-only" }, "Loading messages"));
     } else if (state === "start") {
-      const title = channel ? this.app.channelTitle(channel) : "";
-      const dm = channel?.type === "dm";
       this.top.replaceChildren(
         h("div", { class: "log-start" },
-          avatar(dm ? this.app.dmPartner(id) ?? id : id, title, { size: "lg", group: !dm }),
+          avatar(partner ?? id, title, { size: "lg", group: !dm }),
           h("p", { class: "log-start-title" }, title),
-          h("p", { class: "log-start-text" }, dm ? `This is the beginning of your conversation with ${title}.` : `This is the beginning of the group ${title}.`)),
+          h("p", { class: "log-start-text" }, !channel ? "This is the beginning of the conversation."
+            : dm ? `This is the beginning of your conversation with ${title}.` : `This is the beginning of the group ${title}.`)),
       );
     } else {
       this.top.replaceChildren();
@@ -276,7 +302,7 @@ export class ConversationView {
     if (item.kind === "system") {
       return { key: item.key, sig: item.text, render: () => h("li", { class: "system-msg" }, item.text) };
     }
-    const sender = item.mine ? "You" : this.app.nameOf(item.senderId);
+    const sender = item.mine ? "You" : this.state.nameOf(item.senderId);
     const time = clockTime(item.ts);
     const sig = JSON.stringify([item.text, item.state, item.status, item.first, item.last, item.edited, item.deleted, item.reactions, sender, time, group, item.error, item.seq]);
     return { key: item.key, sig, render: () => this.message(item, channelId, group, sender, time) };
@@ -300,10 +326,10 @@ export class ConversationView {
         : null);
     const reactions = item.reactions.length > 0
       ? h("div", { class: "reactions" }, ...item.reactions.map((r) => {
-        const mine = r.user_ids.includes(this.app.me.user_id);
-        const who = r.user_ids.map((u) => (u === this.app.me.user_id ? "You" : this.app.nameOf(u)));
+        const mine = r.user_ids.includes(this.state.me.user_id);
+        const who = r.user_ids.map((u) => (u === this.state.me.user_id ? "You" : this.state.nameOf(u)));
         const b = h("button", { type: "button", class: `reaction${mine ? " mine" : ""}`, "aria-pressed": String(mine), title: `${joinNames(who)} reacted with ${r.emoji}` }, `${r.emoji} ${r.user_ids.length}`);
-        b.addEventListener("click", () => item.seq !== undefined && this.app.react(channelId, item.seq, r.emoji));
+        b.addEventListener("click", () => item.seq !== undefined && this.intents.react(channelId, item.seq, r.emoji));
         return b;
       }))
       : null;
@@ -312,7 +338,7 @@ export class ConversationView {
       status = h("div", { class: `msg-status status-${item.state === "failed" ? "failed" : item.status.startsWith("Read") ? "read" : item.state}`, "data-testid": "msg-status" }, item.status);
       if (item.state === "failed") {
         const retry = h("button", { type: "button", class: "link-btn" }, "Retry");
-        retry.addEventListener("click", () => this.app.retry(item.clientMsgId));
+        retry.addEventListener("click", () => this.intents.retry(item.clientMsgId));
         status.append(" · ", retry);
         if (item.error) status.title = item.error;
       }
@@ -380,20 +406,20 @@ export class ConversationView {
     const rows: HTMLElement[] = [];
     if (seq !== undefined) {
       rows.push(h("div", { class: "menu-reactions", role: "group", "aria-label": "React" },
-        ...REACTIONS.map((emoji) => action(emoji, () => this.app.react(channelId, seq, emoji), { "aria-label": `React with ${emoji}`, class: "menu-emoji" }))));
+        ...REACTIONS.map((emoji) => action(emoji, () => this.intents.react(channelId, seq, emoji), { "aria-label": `React with ${emoji}`, class: "menu-emoji" }))));
       const list: HTMLElement[] = [action("Copy text", () => void navigator.clipboard?.writeText(item.text).catch(() => {}), { class: "menu-item" })];
       if (item.mine && Date.now() - item.ts < LIMITS.editWindowMs) {
-        list.push(action("Edit", () => editDialog(this.app, channelId, seq, item.text), { class: "menu-item" }));
+        list.push(action("Edit", () => editDialog(this.model, channelId, seq, item.text), { class: "menu-item" }));
       }
-      if ((item.mine && Date.now() - item.ts < LIMITS.deleteWindowMs) || this.app.canModerate(channelId)) {
-        list.push(action("Delete for everyone", () => deleteDialog(this.app, channelId, seq, true), { class: "menu-item menu-danger" }));
+      if ((item.mine && Date.now() - item.ts < LIMITS.deleteWindowMs) || this.state.canModerate(channelId)) {
+        list.push(action("Delete for everyone", () => deleteDialog(this.model, channelId, seq, true), { class: "menu-item menu-danger" }));
       }
-      list.push(action("Delete for me", () => deleteDialog(this.app, channelId, seq, false), { class: "menu-item menu-danger" }));
+      list.push(action("Delete for me", () => deleteDialog(this.model, channelId, seq, false), { class: "menu-item menu-danger" }));
       rows.push(h("div", { class: "menu-list" }, ...list));
     } else if (item.state === "failed") {
       rows.push(h("div", { class: "menu-list" },
-        action("Retry", () => this.app.retry(item.clientMsgId), { class: "menu-item" }),
-        action("Discard", () => this.app.discard(item.clientMsgId), { class: "menu-item menu-danger" })));
+        action("Retry", () => this.intents.retry(item.clientMsgId), { class: "menu-item" }),
+        action("Discard", () => this.intents.discard(item.clientMsgId), { class: "menu-item menu-danger" })));
     } else {
       rows.push(h("div", { class: "menu-list" }, action("Copy text", () => void navigator.clipboard?.writeText(item.text).catch(() => {}), { class: "menu-item" })));
     }
@@ -449,10 +475,29 @@ export class ConversationView {
     return undefined;
   }
 
+  /** While scrolling: the day of the rows at the top, once its own separator has scrolled away. */
+  private showDayFloat(): void {
+    const top = this.log.scrollTop;
+    let label = "";
+    for (const sep of Array.from(this.list.querySelectorAll<HTMLElement>(":scope > li.day-sep"))) {
+      if (sep.offsetTop + sep.offsetHeight > top) break;
+      label = sep.textContent ?? "";
+    }
+    clearTimeout(this.dayFloatTimer);
+    if (label === "") {
+      this.dayFloat.classList.remove("visible");
+      return;
+    }
+    this.dayFloat.textContent = label;
+    this.dayFloat.classList.add("visible");
+    this.dayFloatTimer = setTimeout(() => this.dayFloat.classList.remove("visible"), DAY_FLOAT_MS);
+  }
+
   private updateJump(): void {
     const show = !this.atBottom() && this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight > 240;
     this.jump.hidden = !show && this.unseen === 0;
     if (this.jump.hidden) return;
+    this.jump.dataset.unseen = String(this.unseen);
     const label = this.unseen > 0 ? `${this.unseen} new message${this.unseen === 1 ? "" : "s"}` : "Latest";
     this.jump.lastElementChild!.textContent = label;
     this.jump.setAttribute("aria-label", `Jump to latest${this.unseen > 0 ? `, ${label}` : ""}`);

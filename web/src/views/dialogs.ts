@@ -1,11 +1,12 @@
 /** The app's dialogs: new conversation, add people, edit, delete, devices, privacy. */
 import type { Device, UserSettings } from "../../../client/index.js";
-import { errorText, type App } from "../app.js";
+import { errorText } from "../errors.js";
+import type { ViewModel } from "../intents.js";
 import { h } from "../dom.js";
 import { lastSeenText, parseUsernames } from "../format.js";
 import { field, formDialog, openDialog } from "./dialog.js";
 
-export function newChatDialog(app: App): void {
+export function newChatDialog({ state, intents }: ViewModel): void {
   let type: "dm" | "group" = "dm";
   const dmFields = h("div", { class: "field-group" }, field({ label: "Username", name: "member", required: true, placeholder: "e.g. bob", autofocus: true, error: "Type the username of the person to message." }));
   const groupFields = h(
@@ -52,15 +53,15 @@ export function newChatDialog(app: App): void {
       const value = (name: string): string => (form.querySelector<HTMLInputElement>(`[name=${name}]`)?.value ?? "").trim();
       if (type === "dm") {
         const member = value("member").replace(/^@/, "");
-        if (member === app.me.username) return "That's you! Type someone else's username.";
-        return app.createChannel({ type: "dm", member });
+        if (member === state.me.username) return "That's you! Type someone else's username.";
+        return intents.createChannel({ type: "dm", member });
       }
-      return app.createChannel({ type: "group", name: value("name"), members: parseUsernames(value("members")) });
+      return intents.createChannel({ type: "group", name: value("name"), members: parseUsernames(value("members")) });
     },
   });
 }
 
-export function addMembersDialog(app: App, channelId: string): void {
+export function addMembersDialog({ intents }: ViewModel, channelId: string): void {
   formDialog({
     title: "Add people",
     description: "They will see the group's history from the moment they join.",
@@ -69,12 +70,12 @@ export function addMembersDialog(app: App, channelId: string): void {
     onSubmit: async (form) => {
       const names = parseUsernames(form.querySelector<HTMLInputElement>("[name=members]")!.value);
       if (names.length === 0) return "Type at least one username.";
-      return app.addMembers(channelId, names);
+      return intents.addMembers(channelId, names);
     },
   });
 }
 
-export function editDialog(app: App, channelId: string, seq: number, text: string): void {
+export function editDialog({ intents }: ViewModel, channelId: string, seq: number, text: string): void {
   formDialog({
     title: "Edit message",
     fields: [field({ label: "Message", name: "text", required: true, multiline: true, value: text, autofocus: true, error: "A message cannot be empty." })],
@@ -82,13 +83,13 @@ export function editDialog(app: App, channelId: string, seq: number, text: strin
     onSubmit: async (form) => {
       const next = form.querySelector<HTMLTextAreaElement>("[name=text]")!.value.trim();
       if (next === text.trim()) return;
-      await app.mutate("edit", () => app.client.editMessage(channelId, seq, next));
+      await intents.editMessage(channelId, seq, next);
     },
   });
 }
 
 /** Delete for everyone (a tombstone others see) or only for me (gone from all my devices). */
-export function deleteDialog(app: App, channelId: string, seq: number, forEveryone: boolean): void {
+export function deleteDialog({ intents }: ViewModel, channelId: string, seq: number, forEveryone: boolean): void {
   formDialog({
     title: forEveryone ? "Delete for everyone?" : "Delete for you?",
     description: forEveryone
@@ -98,47 +99,51 @@ export function deleteDialog(app: App, channelId: string, seq: number, forEveryo
     submitLabel: "Delete",
     danger: true,
     onSubmit: async () => {
-      await app.mutate("delete", () => app.client.deleteMessage(channelId, seq, { forEveryone }));
+      await intents.deleteMessage(channelId, seq, forEveryone);
     },
   });
 }
 
-/** This account's devices, with "Remove"; `reconnectAfter` offers to connect once one is gone. */
-export function devicesDialog(app: App, reconnectAfter = false): void {
+/**
+ * This account's devices, with "Remove"; `reconnectAfter` offers to connect once one is gone.
+ * Signing a device out (session revocation) is not offered yet: the server cannot end one
+ * device's session on its own so far.
+ */
+export function devicesDialog({ state, intents }: ViewModel, reconnectAfter = false): void {
   const list = h("ul", { class: "device-list", "aria-busy": "true" }, h("li", { class: "muted" }, "Loading…"));
   const status = h("p", { class: "form-error", role: "alert" });
   const done = h("button", { type: "button", class: "btn btn-primary" }, reconnectAfter ? "Reconnect" : "Done");
   const handle = openDialog({
     title: "Your devices",
-    description: "Each browser tab counts as a device; an account can have up to 10.",
+    description: "This browser is one device, however many tabs are open; an account can have up to 10.",
     content: [list, status, h("div", { class: "dialog-actions" }, done)],
   });
   done.addEventListener("click", () => {
     handle.close();
-    if (reconnectAfter) app.connect();
+    if (reconnectAfter) intents.connect();
   });
   const load = async (): Promise<void> => {
     let devices: Device[];
     try {
-      devices = await app.client.devices.list();
+      devices = await intents.listDevices();
     } catch (err) {
       list.replaceChildren();
       status.textContent = errorText(err);
       return;
     }
     list.removeAttribute("aria-busy");
-    devices.sort((a, b) => Number(b.device_id === app.client.deviceId) - Number(a.device_id === app.client.deviceId) || b.last_seen_at - a.last_seen_at);
+    devices.sort((a, b) => Number(b.device_id === state.deviceId) - Number(a.device_id === state.deviceId) || b.last_seen_at - a.last_seen_at);
     list.replaceChildren(...devices.map((d) => {
-      const self = d.device_id === app.client.deviceId;
+      const self = d.device_id === state.deviceId;
       const remove = self ? null : h("button", { type: "button", class: "btn btn-ghost btn-sm" }, "Remove");
       remove?.addEventListener("click", () => {
         remove.disabled = true;
-        app.client.devices.remove(d.device_id).then(() => load(), (err: unknown) => {
+        intents.removeDevice(d.device_id).then(() => load(), (err: unknown) => {
           remove.disabled = false;
           status.textContent = errorText(err);
         });
       });
-      const detail = self ? "This tab" : d.connected ? "Connected now" : lastSeenText(d.last_seen_at, Date.now()).replace(/^last seen/, "Last active");
+      const detail = self ? "This browser" : d.connected ? "Connected now" : lastSeenText(d.last_seen_at, Date.now()).replace(/^last seen/, "Last active");
       return h("li", { class: "device" },
         h("span", { class: "device-names" }, h("span", { class: "device-name" }, d.name || d.device_id), h("span", { class: "device-detail" }, detail)),
         remove);
@@ -148,7 +153,7 @@ export function devicesDialog(app: App, reconnectAfter = false): void {
 }
 
 /** Privacy: read receipts and presence, each saved as soon as it is switched. */
-export function privacyDialog(app: App): void {
+export function privacyDialog({ intents }: ViewModel): void {
   const status = h("p", { class: "form-error", role: "alert" });
   const options: { key: keyof UserSettings; label: string; hint: string }[] = [
     { key: "read_receipts", label: "Send read receipts", hint: "Others see when you have read their messages." },
@@ -162,7 +167,7 @@ export function privacyDialog(app: App): void {
     box.addEventListener("change", () => {
       box.disabled = true;
       status.textContent = "";
-      app.client.settings.update({ [key]: box.checked }).then(
+      intents.updateSettings({ [key]: box.checked }).then(
         (saved) => { box.checked = saved[key]; },
         (err: unknown) => { box.checked = !box.checked; status.textContent = errorText(err); },
       ).finally(() => { box.disabled = false; });
@@ -174,7 +179,7 @@ export function privacyDialog(app: App): void {
   const done = h("button", { type: "button", class: "btn btn-primary" }, "Done");
   const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows), status, h("div", { class: "dialog-actions" }, done)] });
   done.addEventListener("click", () => handle.close());
-  app.client.settings.get().then((settings) => {
+  intents.settings().then((settings) => {
     for (const [key, box] of boxes) {
       box.checked = settings[key];
       box.disabled = false;

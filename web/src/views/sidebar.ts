@@ -1,6 +1,6 @@
 /** The left column: brand, "new conversation", the channel list with unread badges, the account. */
 import type { ChannelState } from "../../../client/index.js";
-import type { App } from "../app.js";
+import type { ViewModel } from "../intents.js";
 import { arrowNavigation, h, icon, ICONS, reconcile } from "../dom.js";
 import { hlcMillis, listTime } from "../format.js";
 import { avatar } from "./avatar.js";
@@ -15,13 +15,13 @@ export class Sidebar {
   private readonly search: HTMLInputElement;
   private readonly noMatch: HTMLElement;
 
-  constructor(private readonly app: App) {
+  constructor(private readonly model: ViewModel) {
     const newChat = h("button", { type: "button", class: "icon-btn icon-btn-accent", "aria-label": "New conversation", title: "New conversation" }, icon(ICONS.plus));
-    newChat.addEventListener("click", () => newChatDialog(app));
+    newChat.addEventListener("click", () => newChatDialog(model));
     this.list = h("ul", { class: "channel-list", "aria-label": "Conversations" });
     arrowNavigation(this.list, ".channel-item");
     const start = h("button", { type: "button", class: "btn btn-primary" }, "Start a conversation");
-    start.addEventListener("click", () => newChatDialog(app));
+    start.addEventListener("click", () => newChatDialog(model));
     this.empty = h(
       "div",
       { class: "list-empty", hidden: true },
@@ -55,22 +55,22 @@ export class Sidebar {
   }
 
   render(): void {
-    const app = this.app;
-    const all = app.sortedChannels();
+    const { state } = this.model;
+    const all = state.sortedChannels();
     const query = this.search.value.trim().toLowerCase();
-    const channels = query === "" ? all : all.filter((c) => app.channelTitle(c).toLowerCase().includes(query));
-    this.empty.hidden = all.length > 0 || !app.connection.everReady;
+    const channels = query === "" ? all : all.filter((c) => state.channelTitle(c).toLowerCase().includes(query));
+    this.empty.hidden = all.length > 0 || !state.connection.everReady;
     this.noMatch.hidden = channels.length > 0 || all.length === 0;
     this.search.parentElement!.hidden = all.length === 0 && query === "";
     this.noMatch.textContent = `No conversations match “${this.search.value.trim()}”.`;
     const now = Date.now();
     reconcile(this.list, channels.map((c) => {
-      const title = app.channelTitle(c);
-      const preview = app.previewOf(c.channel_id);
-      const partner = c.type === "dm" ? app.dmPartner(c.channel_id) : undefined;
-      const status = partner ? app.presence.get(partner)?.status : undefined;
-      const time = listTime(c.last_activity_at || hlcMillis(c.last_activity_hlc) || app.lastMessage.get(c.channel_id)?.server_ts || 0, now);
-      const active = c.channel_id === app.activeId;
+      const title = state.channelTitle(c);
+      const preview = state.previewOf(c.channel_id);
+      const partner = c.type === "dm" ? state.dmPartner(c.channel_id) : undefined;
+      const status = partner ? state.presence.get(partner)?.status : undefined;
+      const time = listTime(c.last_activity_at || hlcMillis(c.last_activity_hlc) || state.lastMessage.get(c.channel_id)?.server_ts || 0, now);
+      const active = c.channel_id === state.activeId;
       const unread = active ? 0 : c.unread_count;
       return {
         key: c.channel_id,
@@ -88,7 +88,7 @@ export class Sidebar {
     const button = h(
       "button",
       { type: "button", class: `channel-item${active ? " active" : ""}${unread > 0 ? " unread" : ""}`, "aria-current": active ? "true" : undefined, "data-channel": c.channel_id },
-      avatar(c.type === "dm" ? this.app.dmPartner(c.channel_id) ?? c.channel_id : c.channel_id, title, { group: c.type !== "dm", ...(status ? { status } : {}) }),
+      avatar(c.type === "dm" ? this.model.state.dmPartner(c.channel_id) ?? c.channel_id : c.channel_id, title, { group: c.type !== "dm", ...(status ? { status } : {}) }),
       h(
         "span",
         { class: "ci-main" },
@@ -101,22 +101,22 @@ export class Sidebar {
         ),
       ),
     );
-    button.addEventListener("click", () => this.app.open(c.channel_id));
+    button.addEventListener("click", () => this.model.intents.open(c.channel_id));
     return h("li", {}, button);
   }
 
   private renderAccount(): void {
-    const me = this.app.me;
+    const me = this.model.state.me;
     const name = me.display_name || me.username;
     const sig = `${me.user_id}|${name}|${me.username}`;
     if (this.account.dataset.sig === sig) return;
     this.account.dataset.sig = sig;
     const privacy = h("button", { type: "button", class: "icon-btn", "aria-label": "Privacy", title: "Privacy" }, icon(ICONS.shield));
-    privacy.addEventListener("click", () => privacyDialog(this.app));
+    privacy.addEventListener("click", () => privacyDialog(this.model));
     const devices = h("button", { type: "button", class: "icon-btn", "aria-label": "Devices", title: "Devices" }, icon(ICONS.devices));
-    devices.addEventListener("click", () => devicesDialog(this.app));
+    devices.addEventListener("click", () => devicesDialog(this.model));
     const signOut = h("button", { type: "button", class: "icon-btn", "aria-label": "Sign out", title: "Sign out" }, icon(ICONS.logout));
-    signOut.addEventListener("click", () => void this.app.signOut());
+    signOut.addEventListener("click", () => void this.model.intents.signOut());
     this.account.replaceChildren(
       avatar(me.user_id, name, { size: "sm" }),
       h("span", { class: "account-names" }, h("span", { class: "account-name" }, name), h("span", { class: "account-handle" }, `@${me.username}`)),

@@ -1,0 +1,60 @@
+/**
+ * The client as the app sees it: the SDK's surface that the app uses, for a browser profile whose
+ * tabs share one device and one socket. `TabClient` (tabs.ts) implements it over the SDK.
+ */
+import type {
+  Channel, ChannelState, ClientEvents, ConnectionState, CreateChannelInput, Device, HistoryOptions, HistoryPage, Listener, MessageUpdate,
+  OutboxEntry, SendAck, User, UserSettings,
+} from "../../client/index.js";
+
+/** The SDK's events, plus one of the app's own: an outbox entry was discarded (in any tab). */
+export interface ChatEvents extends ClientEvents {
+  discarded: { client_msg_id: string };
+}
+
+export interface ChatClient {
+  readonly deviceId: string;
+  readonly state: ConnectionState;
+  on<K extends keyof ChatEvents>(type: K, listener: Listener<ChatEvents[K]>): () => void;
+  channelStates(): ChannelState[];
+  readonly outbox: {
+    list(): OutboxEntry[];
+    retry(clientMsgId: string): Promise<SendAck>;
+    discard(clientMsgId: string): boolean;
+  };
+
+  /** Resolves once the socket is ready; rejects if it stopped for good (signed out, device refused). */
+  connect(): Promise<void>;
+  /** Drops the socket and connects at once, skipping the backoff wait. */
+  reconnectNow(): void;
+  /** This tab is done (signed out): it stops taking part. */
+  close(): void;
+  /** Ends the session on the server, then closes. */
+  logout(): Promise<void>;
+
+  send(channelId: string, text: string): Promise<SendAck>;
+  markRead(channelId: string, seq: number): Promise<void>;
+  typing(channelId: string, isTyping?: boolean): Promise<void>;
+  setPresence(status: "online" | "away"): Promise<void>;
+  react(channelId: string, seq: number, emoji: string, op?: "add" | "remove"): Promise<MessageUpdate>;
+  editMessage(channelId: string, seq: number, text: string): Promise<MessageUpdate>;
+  deleteMessage(channelId: string, seq: number, options?: { forEveryone?: boolean }): Promise<MessageUpdate>;
+  history(channelId: string, options?: HistoryOptions): Promise<HistoryPage>;
+
+  me(): Promise<User>;
+  readonly users: { get(userId: string): Promise<User> };
+  readonly channels: {
+    create(input: CreateChannelInput): Promise<Channel>;
+    get(channelId: string): Promise<Channel>;
+    addMembers(channelId: string, members: string[]): Promise<Channel>;
+  };
+  readonly devices: {
+    list(): Promise<Device[]>;
+    register(input?: { device_id?: string; name?: string; platform?: string }): Promise<Device>;
+    remove(deviceId: string): Promise<void>;
+  };
+  readonly settings: {
+    get(): Promise<UserSettings>;
+    update(patch: Partial<UserSettings>): Promise<UserSettings>;
+  };
+}

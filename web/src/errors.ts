@@ -1,0 +1,18 @@
+/** SDK and network errors as sentences for the UI. No DOM. */
+import { EdgechatError } from "../../client/index.js";
+
+/** An SDK or network error as a sentence for the UI. */
+export function errorText(err: unknown): string {
+  if (err instanceof EdgechatError) {
+    if (err.code === "network_error") return "You're offline or the server can't be reached.";
+    if (err.code === "username_taken") return err.message;
+    if (err.code === "not_found" && /user/i.test(err.message)) return err.message;
+    return err.message || err.code;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The session ended (the sign-in screen is about to show). */
+export function isAuthError(err: unknown): boolean {
+  return err instanceof EdgechatError && (err.code === "unauthorized" || err.code === "token_expired");
+}

@@ -1,0 +1,53 @@
+/**
+ * What the views may ask for. The app (app.ts) implements it; views receive a `ViewModel` (the
+ * state they draw plus these intents) and never see the app, the SDK client or each other's
+ * internals. Adding a screen means adding a view over this model, not reaching into app.ts.
+ */
+import type { CreateChannelInput, Device, UserSettings } from "../../client/index.js";
+import type { ChatState } from "./state.js";
+
+/** A DM by username, or a named group with members (usernames). */
+export type NewChannel = Extract<CreateChannelInput, { type: "dm" }> | { type: "group"; name: string; members: string[] };
+
+export interface Intents {
+  /** Opens a conversation (and records it in the URL so a reload comes back to it). */
+  open(channelId: string): void;
+  /** Back to the list (phone layout). */
+  closeConversation(): void;
+  /** Scroll-back: the page before the oldest loaded message. */
+  loadOlder(channelId: string): Promise<void>;
+
+  send(channelId: string, text: string): void;
+  retry(clientMsgId: string): void;
+  discard(clientMsgId: string): void;
+  /** The composer changed (typing indicators). */
+  composing(channelId: string, text: string): void;
+  /** Toggles the user's reaction. */
+  react(channelId: string, seq: number, emoji: string): void;
+  /** Resolve to true once done; failures are shown as toasts. */
+  editMessage(channelId: string, seq: number, text: string): Promise<boolean>;
+  deleteMessage(channelId: string, seq: number, forEveryone: boolean): Promise<boolean>;
+
+  /** Resolve to an error sentence for the dialog, or nothing once done. */
+  createChannel(input: NewChannel): Promise<string | void>;
+  addMembers(channelId: string, usernames: string[]): Promise<string | void>;
+
+  /** Starts (or restarts) the realtime connection. */
+  connect(): void;
+  /** Drops the socket and connects at once, skipping the backoff wait. */
+  reconnectNow(): void;
+  signOut(): Promise<void>;
+
+  listDevices(): Promise<Device[]>;
+  removeDevice(deviceId: string): Promise<void>;
+  settings(): Promise<UserSettings>;
+  updateSettings(patch: Partial<UserSettings>): Promise<UserSettings>;
+
+  /** Schedules a render of every view on the next frame (for views with their own timers). */
+  requestRender(): void;
+}
+
+export interface ViewModel {
+  readonly state: ChatState;
+  readonly intents: Intents;
+}
