@@ -6,13 +6,17 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { chromium, type Browser, type Locator, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
+import WebSocket from "ws";
+import { createClient, type EdgechatClient, type WebSocketConstructor } from "../../client/index.js";
 
 const root = new URL("../../", import.meta.url).pathname;
 export const SCREENSHOTS = join(root, "test-results", "browser");
 export const PASSWORD = "correct horse battery";
 
 export const DESKTOP = { width: 1280, height: 800 };
+/** The sizes the web app's layout is checked at (issue reports came from these). */
+export const WIDE = { width: 1440, height: 900 };
 export const PHONE = { width: 390, height: 844 };
 
 export function launchChromium(): Promise<Browser> {
@@ -35,10 +39,13 @@ export function watchErrors(page: Page, name: string): string[] {
   return errors;
 }
 
+/**
+ * Saves a picture of the page in test-results/browser/ (gitignored) to look at. Entry animations
+ * (dialogs, toasts, banners) are finished first; nothing is asserted from the picture.
+ */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  // Let entry animations (dialogs, toasts, banners) settle.
-  await page.waitForTimeout(350);
+  await page.evaluate(`Promise.all(document.getAnimations().map((a) => a.finished.catch(() => {})))`).catch(() => {});
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
 }
 
@@ -49,7 +56,8 @@ const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core
  * violation: rule, impact, and the first elements it found.
  */
 export async function accessibilityViolations(page: Page, screen: string): Promise<string[]> {
-  if (!(await page.evaluate<boolean>("typeof window.axe === 'object'"))) await page.addScriptTag({ content: AXE_SOURCE });
+  // Evaluated through the DevTools protocol: the app's Content-Security-Policy refuses inline <script>.
+  if (!(await page.evaluate<boolean>("typeof window.axe === 'object'"))) await page.evaluate(AXE_SOURCE);
   const found = await page.evaluate<{ id: string; impact: string; help: string; targets: string[] }[]>(`
     axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }, resultTypes: ["violations"] })
       .then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) })))`);
@@ -123,4 +131,104 @@ export function banner(page: Page): Locator {
 /** Evaluates a script in the page (a string, so the test needs no DOM types). */
 export function run<T>(page: Page, script: string): Promise<T> {
   return page.evaluate<T>(script);
+}
+
+/** A user made over REST, as a test's starting point. */
+export interface TestUser {
+  user_id: string;
+  username: string;
+  display_name: string;
+  access_token: string;
+  refresh_token: string;
+}
+
+let users = 0;
+
+/** Registers a user with a unique username (`prefix` plus a counter and a random tail). */
+export async function registerUser(url: string, prefix: string, displayName: string): Promise<TestUser> {
+  const username = `${prefix}_${++users}${Math.random().toString(36).slice(2, 7)}`.slice(0, 32);
+  const res = await fetch(`${url}/v1/auth/register`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username, password: PASSWORD, display_name: displayName }),
+  });
+  if (res.status !== 201) throw new Error(`register ${username}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as TestUser;
+}
+
+/** PATCH /v1/me/settings for a user (read receipts are off until a user turns them on). */
+export async function updateSettings(url: string, user: TestUser, patch: { read_receipts?: boolean; share_presence?: boolean }): Promise<void> {
+  const res = await fetch(`${url}/v1/me/settings`, {
+    method: "PATCH", headers: { "content-type": "application/json", authorization: `Bearer ${user.access_token}` }, body: JSON.stringify(patch),
+  });
+  if (!res.ok) throw new Error(`settings: ${res.status} ${await res.text()}`);
+}
+
+/** The SDK on Node, signed in as `user` on its own device (a phone, a laptop). */
+export function sdkClient(url: string, user: TestUser, deviceId: string): EdgechatClient {
+  return createClient({ url, deviceId, credentials: { username: user.username, password: PASSWORD }, WebSocket: WebSocket as unknown as WebSocketConstructor });
+}
+
+/**
+ * One test's browsers: each profile is a fresh context signed in as a user (the session the web
+ * app would have stored), every page's console errors kept. `close()` ends them all.
+ */
+export class Profiles {
+  /** Every tab opened, by name (for failure reports). */
+  readonly pages = new Map<string, Page>();
+  private readonly contexts: BrowserContext[] = [];
+  private readonly watched: string[][] = [];
+
+  constructor(private readonly browser: Browser, private readonly url: string) {}
+
+  /** A browser profile; signed in as `user` if given. */
+  async profile(options: { user?: TestUser; viewport?: { width: number; height: number }; localStorage?: Record<string, string> } = {}): Promise<BrowserContext> {
+    const local: { name: string; value: string }[] = Object.entries(options.localStorage ?? {}).map(([name, value]) => ({ name, value }));
+    if (options.user) {
+      const { user_id, username, display_name, refresh_token } = options.user;
+      local.push({ name: "edgechat.session", value: JSON.stringify({ user_id, username, display_name, refresh_token }) });
+    }
+    const context = await this.browser.newContext({
+      viewport: options.viewport ?? DESKTOP, locale: "en-US", timezoneId: "UTC",
+      storageState: { cookies: [], origins: [{ origin: this.url, localStorage: local }] },
+    });
+    this.contexts.push(context);
+    return context;
+  }
+
+  /** A tab in `context` at `path`, its errors watched under `name`. */
+  async tab(context: BrowserContext, name: string, path = "/"): Promise<Page> {
+    const page = await context.newPage();
+    this.watched.push(watchErrors(page, name));
+    this.pages.set(name, page);
+    await page.goto(`${this.url}${path}`);
+    return page;
+  }
+
+  /** A signed-in profile with one tab open at `path` (a channel: `/#c/<id>`), connected. */
+  async open(user: TestUser, name: string, options: { path?: string; viewport?: { width: number; height: number } } = {}): Promise<Page> {
+    const context = await this.profile({ user, ...(options.viewport ? { viewport: options.viewport } : {}) });
+    const page = await this.tab(context, name, options.path ?? "/");
+    await connected(page);
+    return page;
+  }
+
+  /** Console errors and uncaught exceptions of every page so far. */
+  allErrors(): string[] {
+    return [...new Set(this.watched.flat())];
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.contexts.splice(0)) await c.close().catch(() => {});
+  }
+}
+
+/** Fails with the axe-core findings of this screen, if any. */
+export async function expectAccessible(page: Page, screen: string): Promise<void> {
+  const found = await accessibilityViolations(page, screen);
+  if (found.length > 0) throw new Error(`accessibility violations:\n${found.join("\n")}`);
+}
+
+/** Waits until the page's realtime connection is ready (the banner, hidden, carries the state). */
+export async function connected(page: Page, timeoutMs = 60_000): Promise<void> {
+  await page.locator('.banner[data-state="ready"]').waitFor({ state: "attached", timeout: timeoutMs });
 }
