@@ -43,8 +43,11 @@ export class ConversationView {
   private readonly jump: HTMLButtonElement;
   private readonly dayFloat: HTMLElement;
   private dayFloatTimer: ReturnType<typeof setTimeout> | undefined;
-  /** When the reader last moved the log themselves (wheel, touch, keys, scrollbar). */
-  private readerScrolledAt = 0;
+  /**
+   * When the reader last moved the log themselves (wheel, touch, keys, scrollbar); never until
+   * they do. Not 0: a fast page opens its first conversation within DAY_FLOAT_MS of its own start.
+   */
+  private readerScrolledAt = Number.NEGATIVE_INFINITY;
   private readonly drafts = new Map<string, string>();
   private shownId: string | undefined;
   private lastSeqSeen = 0;
