@@ -1,9 +1,11 @@
 /**
- * The edgechat Worker: one script for the WebSocket gateway, the REST API and every Durable
- * Object class. Static files (the web app) are served by the assets binding before this runs.
+ * The edgechat Worker: one script for the WebSocket gateway, the REST API, every Durable
+ * Object class and the queue consumers. Static files (the web app) are served by the assets binding before this runs.
  */
 import { api } from "./api/app.js";
 import { connect } from "./gateway/connect.js";
+import { consumePushBatch } from "../queues/push-consumer.js";
+import { consumePushDeadLetters } from "../queues/push-dead-letters.js";
 
 export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 export { UserObject } from "../durable-objects/user/UserObject.js";
@@ -14,5 +16,11 @@ export default {
     const url = new URL(request.url);
     if (url.pathname === "/v1/connect") return connect(request, env);
     return api.fetch(request, env, ctx);
+  },
+
+  /** Queue consumers, by queue name (wrangler.toml [[queues.consumers]]). */
+  async queue(batch, env): Promise<void> {
+    if (batch.queue.endsWith("-dlq")) await consumePushDeadLetters(batch, env);
+    else await consumePushBatch(batch, env);
   },
 } satisfies ExportedHandler<Env>;

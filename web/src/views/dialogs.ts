@@ -153,6 +153,7 @@ export function privacyDialog(app: App): void {
   const options: { key: keyof UserSettings; label: string; hint: string }[] = [
     { key: "read_receipts", label: "Send read receipts", hint: "Others see when you have read their messages." },
     { key: "share_presence", label: "Show when I'm online", hint: "Off: you appear offline and others do not see when you were last seen." },
+    { key: "push_previews", label: "Show message text in notifications", hint: "Off: notifications say who wrote where, not what." },
   ];
   const boxes = new Map<keyof UserSettings, HTMLInputElement>();
   const rows = options.map(({ key, label, hint }) => {
@@ -163,7 +164,7 @@ export function privacyDialog(app: App): void {
       box.disabled = true;
       status.textContent = "";
       app.client.settings.update({ [key]: box.checked }).then(
-        (saved) => { box.checked = saved[key]; },
+        (saved) => { box.checked = saved[key] ?? true; },
         (err: unknown) => { box.checked = !box.checked; status.textContent = errorText(err); },
       ).finally(() => { box.disabled = false; });
     });
@@ -176,7 +177,7 @@ export function privacyDialog(app: App): void {
   done.addEventListener("click", () => handle.close());
   app.client.settings.get().then((settings) => {
     for (const [key, box] of boxes) {
-      box.checked = settings[key];
+      box.checked = settings[key] ?? true;
       box.disabled = false;
     }
   }, (err: unknown) => { status.textContent = errorText(err); });
