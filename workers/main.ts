@@ -19,7 +19,7 @@ export default {
   },
 
   /** Queue consumers, by queue name (wrangler.toml [[queues.consumers]]). */
-  async queue(batch, env): Promise<void> {
+  async queue(batch, env, _ctx): Promise<void> {
     if (batch.queue.endsWith("-dlq")) await consumePushDeadLetters(batch, env);
     else await consumePushBatch(batch, env);
   },

@@ -63,7 +63,7 @@ export class PushNotifier {
   /** The user read `channelId` up to `readSeq` on some device: drop what is pending, clear what stands. */
   read(channelId: string, readSeq: number): void {
     const w = this.window(channelId);
-    if (w) this.apply(channelId, onRead(w, readSeq));
+    if (w) this.apply(channelId, onRead(w, readSeq), readSeq);
   }
 
   /** The alarm: sends every merged update that is due; returns when the next one is. */
@@ -94,23 +94,19 @@ export class PushNotifier {
     return !row || row.last_read_seq < seq;
   }
 
-  private apply(channelId: string, d: Decision): void {
+  private apply(channelId: string, d: Decision, readSeq = 0): void {
     if (d.window) this.store(d.window); else this.sql.exec("DELETE FROM push_windows WHERE channel_id = ?", channelId);
     const userId = this.userId();
     if (!userId) return;
     let payload: PushPayload | undefined;
     if (d.push && d.window) payload = messagePayload(d.window);
-    else if (d.clear) payload = { v: 1, type: "clear", channel_id: channelId, read_seq: this.readSeq(channelId) };
+    else if (d.clear) payload = { v: 1, type: "clear", channel_id: channelId, read_seq: readSeq };
     if (!payload) return;
     const now = this.opts.now();
     const jobs = this.subscriptions.all().map(({ deviceId, subscription }): PushJob => ({
       v: 1, user_id: userId, device_id: deviceId, subscription, payload: payload!, created_at: now,
     }));
     if (jobs.length > 0) this.opts.dispatch(jobs);
-  }
-
-  private readSeq(channelId: string): number {
-    return this.sql.exec<{ last_read_seq: number }>("SELECT last_read_seq FROM channels WHERE channel_id = ?", channelId).toArray()[0]?.last_read_seq ?? 0;
   }
 
   private isMuted(channelId: string): boolean {
