@@ -17,6 +17,7 @@ import { ConversationView } from "./views/conversation.js";
 import { Sidebar } from "./views/sidebar.js";
 import { toast } from "./views/toast.js";
 import { Banner } from "./views/banner.js";
+import { offerNotifications, syncNotifications } from "./push.js";
 
 const PAGE_SIZE = 50;
 /** Send TYPING at most this often while the user keeps typing. */
@@ -93,6 +94,7 @@ export class App {
 
   start(): void {
     const c = this.client;
+    void syncNotifications(c);
     this.unsubscribe.push(
       c.on("message", (m) => this.onMessage(m)),
       c.on("messageUpdated", ({ message }) => {
@@ -499,6 +501,7 @@ export class App {
     if (body === "") return;
     this.stopTyping();
     const pending = this.client.send(channelId, body);
+    offerNotifications(this.client);
     pending.catch((err: unknown) => {
       // The outbox entry shows "Not sent" with a retry; say why once.
       toast(`Message not sent: ${errorText(err)}`, "error");

@@ -1,4 +1,5 @@
 /** The app's dialogs: new conversation, add people, edit, delete, devices, privacy. */
+import { notificationsSetting } from "../push.js";
 import type { Device, UserSettings } from "../../../client/index.js";
 import { errorText, type App } from "../app.js";
 import { h } from "../dom.js";
@@ -173,7 +174,7 @@ export function privacyDialog(app: App): void {
       box);
   });
   const done = h("button", { type: "button", class: "btn btn-primary" }, "Done");
-  const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows), status, h("div", { class: "dialog-actions" }, done)] });
+  const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows, notificationsSetting(app.client)), status, h("div", { class: "dialog-actions" }, done)] });
   done.addEventListener("click", () => handle.close());
   app.client.settings.get().then((settings) => {
     for (const [key, box] of boxes) {

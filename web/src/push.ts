@@ -1,0 +1,121 @@
+/**
+ * Web push for the web app: subscribe this browser (Service Worker + PushManager with the
+ * server's VAPID key) and store the subscription on this device (`PATCH /v1/devices/{id}`).
+ * Permission is asked for only after a user action: the switch in Settings, or the offer that
+ * follows the first message sent from this browser. Never on page load.
+ */
+import type { EdgechatClient } from "../../client/index.js";
+import { h } from "./dom.js";
+
+const ASKED_KEY = "edgechat-notifications-offered";
+
+export type NotificationState = "on" | "off" | "blocked" | "unsupported";
+
+function supported(): boolean {
+  return "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+}
+
+/** Where this browser stands, without asking anything. */
+export async function notificationState(): Promise<NotificationState> {
+  if (!supported()) return "unsupported";
+  if (Notification.permission === "denied") return "blocked";
+  if (Notification.permission !== "granted") return "off";
+  const reg = await navigator.serviceWorker.getRegistration("/");
+  return (await reg?.pushManager.getSubscription()) ? "on" : "off";
+}
+
+function applicationServerKey(base64url: string): Uint8Array<ArrayBuffer> {
+  const b64 = base64url.replace(/-/g, "+").replace(/_/g, "/");
+  const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+async function subscribe(client: EdgechatClient): Promise<void> {
+  const config = await client.devices.pushConfig();
+  if (!config.vapid_public_key) throw new Error("This server does not send web notifications.");
+  const reg = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+  await navigator.serviceWorker.ready;
+  let sub = await reg.pushManager.getSubscription();
+  // A subscription made with another server key (the server's key changed) cannot be used.
+  const key = sub?.options.applicationServerKey;
+  if (sub && key && new Uint8Array(key).join() !== applicationServerKey(config.vapid_public_key).join()) {
+    await sub.unsubscribe();
+    sub = null;
+  }
+  sub ??= await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: applicationServerKey(config.vapid_public_key) });
+  const json = sub.toJSON();
+  if (!json.endpoint || !json.keys?.p256dh || !json.keys.auth) throw new Error("The browser gave an incomplete push subscription.");
+  await client.devices.update(client.deviceId, { push: { type: "webpush", endpoint: json.endpoint, keys: { p256dh: json.keys.p256dh, auth: json.keys.auth } } });
+}
+
+/** Asks for permission (call from a click) and subscribes; returns the resulting state. */
+export async function enableNotifications(client: EdgechatClient): Promise<NotificationState> {
+  if (!supported()) return "unsupported";
+  localStorage.setItem(ASKED_KEY, "1");
+  const permission = await Notification.requestPermission();
+  if (permission !== "granted") return permission === "denied" ? "blocked" : "off";
+  await subscribe(client);
+  return "on";
+}
+
+export async function disableNotifications(client: EdgechatClient): Promise<void> {
+  const reg = await navigator.serviceWorker.getRegistration("/");
+  await (await reg?.pushManager.getSubscription())?.unsubscribe();
+  await client.devices.update(client.deviceId, { push: null });
+}
+
+/**
+ * On start: if this browser already allowed notifications, make sure the server has its current
+ * subscription (browsers rotate them). Asks nothing.
+ */
+export async function syncNotifications(client: EdgechatClient): Promise<void> {
+  if (!supported() || Notification.permission !== "granted") return;
+  await subscribe(client).catch(() => {});
+}
+
+/**
+ * After the first message sent from this browser: a small offer to turn notifications on, once.
+ * The browser's own prompt comes only from the click on "Turn on".
+ */
+export function offerNotifications(client: EdgechatClient): void {
+  if (!supported() || Notification.permission !== "default" || localStorage.getItem(ASKED_KEY)) return;
+  localStorage.setItem(ASKED_KEY, "1");
+  const region = document.getElementById("toasts");
+  if (!region) return;
+  const yes = h("button", { type: "button", class: "btn btn-primary btn-sm" }, "Turn on");
+  const no = h("button", { type: "button", class: "btn btn-ghost btn-sm" }, "Not now");
+  const card = h("div", { class: "toast toast-offer", role: "group", "aria-label": "Notifications" },
+    h("span", {}, "Get notified of replies when edgechat is closed?"), yes, no);
+  const close = () => card.remove();
+  no.addEventListener("click", close);
+  yes.addEventListener("click", () => {
+    close();
+    void enableNotifications(client).catch(() => {});
+  });
+  region.append(card);
+}
+
+/** The "Notifications on this device" switch for the settings dialog. */
+export function notificationsSetting(client: EdgechatClient): HTMLElement {
+  const id = "setting-notifications";
+  const hint = h("span", { id: `${id}-hint`, class: "setting-hint" }, "Messages that arrive while edgechat is closed.");
+  const box = h("input", { type: "checkbox", id, role: "switch", disabled: true, "aria-describedby": `${id}-hint` });
+  const show = (state: NotificationState) => {
+    box.checked = state === "on";
+    box.disabled = state === "unsupported" || state === "blocked";
+    if (state === "blocked") hint.textContent = "Blocked in this browser's site settings.";
+    if (state === "unsupported") hint.textContent = "This browser cannot show notifications.";
+  };
+  void notificationState().then(show);
+  box.addEventListener("change", () => {
+    box.disabled = true;
+    const done = box.checked ? enableNotifications(client) : disableNotifications(client).then((): NotificationState => "off");
+    done.then(show, (err: unknown) => {
+      hint.textContent = err instanceof Error ? err.message : "Could not change notifications.";
+      void notificationState().then(show);
+    });
+  });
+  return h("li", { class: "setting" },
+    h("span", { class: "setting-text" }, h("label", { for: id, class: "setting-label" }, "Notifications on this device"), hint),
+    box);
+}
