@@ -23,6 +23,15 @@ const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
  * http://localhost, where the fake push services run.
  */
 export function pushSubscriptionSchema(opts: { allowHttpLoopback: boolean }) {
+  return opts.allowHttpLoopback ? (withLoopback ??= buildSchema(true)) : (httpsOnly ??= buildSchema(false));
+}
+
+// Built once per isolate: every queue job is parsed with one.
+let withLoopback: ReturnType<typeof buildSchema> | undefined;
+let httpsOnly: ReturnType<typeof buildSchema> | undefined;
+
+function buildSchema(allowHttpLoopback: boolean) {
+  const opts = { allowHttpLoopback };
   const endpoint = z.string().max(1024).refine((s) => {
     let url: URL;
     try { url = new URL(s); } catch { return false; }
