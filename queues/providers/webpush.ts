@@ -1,7 +1,7 @@
 /**
  * Web Push (RFC 8030) with VAPID (RFC 8292) and an RFC 8291 `aes128gcm` body. The body is
  * encrypted with @block65/webcrypto-web-push's `encryptNotification` (WebCrypto, ~12 KiB; see
- * docs/decisions/007-push-providers.md); the VAPID JWT is signed here with jose so that the
+ * docs/decisions/009-push.md); the VAPID JWT is signed here with jose so that the
  * endpoint check stays ours (https in production, loopback http for local fakes).
  */
 import { encryptNotification } from "@block65/webcrypto-web-push";
