@@ -51,6 +51,9 @@ try {
   const mine = fake.records.slice(already);
   const failed = mine.filter((r) => r.error || r.status !== 201).length;
   const first = mine[0]!.at, last = mine[jobs - 1]!.at;
+  const lag = mine.slice(0, jobs).map((r) => r.at - Number(r.payload?.sent_at ?? r.at));
+  const lagS = summarize(lag)!;
+  console.log(`message stored → push request at the fake: p50 ${lagS.p50} ms, p90 ${lagS.p90} ms, max ${lagS.max} ms`);
   console.log(`consumer: ${jobs} jobs, ${(((jobs - 1) * 1000) / Math.max(1, last - first)).toFixed(0)} jobs/s (first→last request at the fake), ${(last - started) / 1000} s from the first SEND, ${failed} failed checks`);
 
   // 2. send→ack, push on (alice: 10 subscriptions, offline) vs off (carol: none, offline).

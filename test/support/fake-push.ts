@@ -97,6 +97,7 @@ export async function startFakePush(keys: PushKeys): Promise<FakePush> {
   const targets = new Map<string, WebPushTarget>();
   const scripts = new Map<string, number[]>();
   const accessTokens = new Set<string>();
+  const verifiedVapid = new Map<string, number>();
   const records: PushRecord[] = [];
   const waiters: { match: (r: PushRecord) => boolean; resolve: (r: PushRecord) => void }[] = [];
   let port = 0;
@@ -120,14 +121,21 @@ export async function startFakePush(keys: PushKeys): Promise<FakePush> {
     const auth = headers.authorization?.match(/^vapid t=([^,\s]+),\s*k=([A-Za-z0-9_-]+)$/);
     if (!auth) return refuse(401, "authorization is not `vapid t=…, k=…`");
     if (auth[2] !== keys.VAPID_PUBLIC_KEY) return refuse(403, "k is not the configured VAPID public key");
-    try {
-      const { payload: claims, protectedHeader } = await jwtVerify(auth[1]!, vapidKey, { audience: `http://127.0.0.1:${port}`, algorithms: ["ES256"] });
-      if (protectedHeader.typ !== "JWT") return refuse(401, "VAPID JWT typ");
-      if (typeof claims.exp !== "number" || claims.exp > Date.now() / 1000 + 24 * 3600) return refuse(401, "VAPID exp more than 24 h ahead");
-      if (typeof claims.sub !== "string" || !/^(mailto:|https:)/.test(claims.sub)) return refuse(401, "VAPID sub");
-    } catch (err) {
-      return refuse(401, `VAPID JWT: ${String(err)}`);
+    // A token's signature is verified once (the Worker reuses it for hours); its expiry every time.
+    let exp = verifiedVapid.get(auth[1]!);
+    if (exp === undefined) {
+      try {
+        const { payload: claims, protectedHeader } = await jwtVerify(auth[1]!, vapidKey, { audience: `http://127.0.0.1:${port}`, algorithms: ["ES256"] });
+        if (protectedHeader.typ !== "JWT") return refuse(401, "VAPID JWT typ");
+        if (typeof claims.exp !== "number" || claims.exp > Date.now() / 1000 + 24 * 3600) return refuse(401, "VAPID exp more than 24 h ahead");
+        if (typeof claims.sub !== "string" || !/^(mailto:|https:)/.test(claims.sub)) return refuse(401, "VAPID sub");
+        exp = claims.exp;
+        verifiedVapid.set(auth[1]!, exp);
+      } catch (err) {
+        return refuse(401, `VAPID JWT: ${String(err)}`);
+      }
     }
+    if (exp <= Date.now() / 1000) return refuse(401, "VAPID JWT expired");
     if (headers["content-encoding"] !== "aes128gcm") return refuse(415, "content-encoding must be aes128gcm");
     if (!/^\d+$/.test(headers.ttl ?? "")) return refuse(400, "TTL header missing");
     const topic = headers.topic;
