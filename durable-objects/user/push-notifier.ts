@@ -49,7 +49,7 @@ export class PushNotifier {
     if (messages.length === 0 || !this.subscriptions.any()) return undefined;
     let wake: number | undefined;
     for (const m of messages) {
-      if (this.isMuted(m.channelId)) continue;
+      if (this.silenced(m.channelId)) continue;
       const before = this.window(m.channelId);
       const d = onMissed(before, m, this.opts.now(), this.opts.windowMs);
       if (d.window === before) continue;
@@ -72,8 +72,8 @@ export class PushNotifier {
     this.sql.exec("DELETE FROM push_windows WHERE pending = 0 AND ends_at < ?", now - WINDOW_RETENTION_MS);
     const due = this.sql.exec<WindowRow>("SELECT * FROM push_windows WHERE pending > 0 AND ends_at <= ?", now).toArray();
     for (const row of due) {
-      // Muted meanwhile: the update is dropped, and so is the window's state.
-      const d = this.isMuted(row.channel_id) ? { window: { ...toWindow(row), pending: 0 }, push: false, clear: false } : onWindowEnd(toWindow(row), now, this.opts.windowMs);
+      // Muted or left meanwhile: the update is dropped.
+      const d = this.silenced(row.channel_id) ? { window: { ...toWindow(row), pending: 0 }, push: false, clear: false } : onWindowEnd(toWindow(row), now, this.opts.windowMs);
       this.apply(row.channel_id, d);
     }
     return this.nextDue();
@@ -109,8 +109,10 @@ export class PushNotifier {
     if (jobs.length > 0) this.opts.dispatch(jobs);
   }
 
-  private isMuted(channelId: string): boolean {
-    return (this.sql.exec<{ muted: number }>("SELECT muted FROM channels WHERE channel_id = ?", channelId).toArray()[0]?.muted ?? 0) === 1;
+  /** Muted by the user, or a channel they left: no pushes. */
+  private silenced(channelId: string): boolean {
+    const row = this.sql.exec<{ muted: number; left: number }>("SELECT muted, left FROM channels WHERE channel_id = ?", channelId).toArray()[0];
+    return row !== undefined && (row.muted === 1 || row.left === 1);
   }
 
   private window(channelId: string): PushWindow | undefined {

@@ -8,6 +8,7 @@ import type { EdgechatClient } from "../../client/index.js";
 import { h } from "./dom.js";
 
 const ASKED_KEY = "edgechat-notifications-offered";
+let listening = false;
 
 export type NotificationState = "on" | "off" | "blocked" | "unsupported";
 
@@ -45,7 +46,8 @@ async function subscribe(client: EdgechatClient): Promise<void> {
   sub ??= await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: applicationServerKey(config.vapid_public_key) });
   const json = sub.toJSON();
   if (!json.endpoint || !json.keys?.p256dh || !json.keys.auth) throw new Error("The browser gave an incomplete push subscription.");
-  await client.devices.update(client.deviceId, { push: { type: "webpush", endpoint: json.endpoint, keys: { p256dh: json.keys.p256dh, auth: json.keys.auth } } });
+  // POST registers the device if the server does not know it yet, and leaves its name as it is.
+  await client.devices.register({ push: { type: "webpush", endpoint: json.endpoint, keys: { p256dh: json.keys.p256dh, auth: json.keys.auth } } });
 }
 
 /** Asks for permission (call from a click) and subscribes; returns the resulting state. */
@@ -61,7 +63,7 @@ export async function enableNotifications(client: EdgechatClient): Promise<Notif
 export async function disableNotifications(client: EdgechatClient): Promise<void> {
   const reg = await navigator.serviceWorker.getRegistration("/");
   await (await reg?.pushManager.getSubscription())?.unsubscribe();
-  await client.devices.update(client.deviceId, { push: null });
+  await client.devices.register({ push: null });
 }
 
 /**
@@ -69,7 +71,15 @@ export async function disableNotifications(client: EdgechatClient): Promise<void
  * subscription (browsers rotate them). Asks nothing.
  */
 export async function syncNotifications(client: EdgechatClient): Promise<void> {
-  if (!supported() || Notification.permission !== "granted") return;
+  if (!supported()) return;
+  // A click on a notification while this tab is not yet controlled by the worker arrives as a message.
+  if (!listening) {
+    listening = true;
+    navigator.serviceWorker.addEventListener("message", (e: MessageEvent<{ type?: unknown; channel_id?: unknown }>) => {
+      if (e.data?.type === "open" && typeof e.data.channel_id === "string") location.hash = `c/${e.data.channel_id}`;
+    });
+  }
+  if (Notification.permission !== "granted") return;
   await subscribe(client).catch(() => {});
 }
 
