@@ -90,19 +90,20 @@ export async function syncNotifications(client: EdgechatClient): Promise<void> {
 export function offerNotifications(client: EdgechatClient): void {
   if (!supported() || Notification.permission !== "default" || localStorage.getItem(ASKED_KEY)) return;
   localStorage.setItem(ASKED_KEY, "1");
-  const region = document.getElementById("toasts");
-  if (!region) return;
+  // Above the composer, in the page's flow: it covers nothing and stays until answered.
+  const composer = document.querySelector(".composer");
+  if (!composer?.parentElement) return;
   const yes = h("button", { type: "button", class: "btn btn-primary btn-sm" }, "Turn on");
   const no = h("button", { type: "button", class: "btn btn-ghost btn-sm" }, "Not now");
-  const card = h("div", { class: "toast toast-offer", role: "group", "aria-label": "Notifications" },
-    h("span", {}, "Get notified of replies when edgechat is closed?"), yes, no);
+  const card = h("div", { class: "push-offer", role: "group", "aria-label": "Notifications" },
+    h("span", { class: "push-offer-text" }, "Get notified of replies when edgechat is closed?"), yes, no);
   const close = () => card.remove();
   no.addEventListener("click", close);
   yes.addEventListener("click", () => {
     close();
     void enableNotifications(client).catch(() => {});
   });
-  region.append(card);
+  composer.parentElement.insertBefore(card, composer);
 }
 
 /** The "Notifications on this device" switch for the settings dialog. */
