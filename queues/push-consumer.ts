@@ -14,6 +14,8 @@ import { userStub } from "../shared/routing.js";
 import { parsePushJob, type PushJob } from "./push-jobs.js";
 import { MAX_RETRY_DELAY_SECONDS, pushSettings, type PushSettings } from "./push-settings.js";
 import { sendPush, type Fetch, type SendOutcome } from "./providers/index.js";
+import { log } from "../shared/log.js";
+import { count } from "../shared/metrics.js";
 
 export interface PushBatchStats {
   sent: number;
@@ -45,7 +47,8 @@ export async function consumePushBatch(batch: MessageBatch<unknown>, env: Env, d
   const now = deps.now ?? Date.now;
   const stats: PushBatchStats = { sent: 0, removed: 0, retried: 0, rejected: 0, expired: 0, stale: 0, invalid: 0 };
   await Promise.all(batch.messages.map((msg) => consumeOne(msg, env, settings, fetcher, now(), stats)));
-  if (stats.retried + stats.rejected + stats.invalid + stats.removed > 0) console.log(JSON.stringify({ event: "push_batch", queue: batch.queue, ...stats }));
+  for (const [outcome, n] of Object.entries(stats)) if (n > 0) count("push.job", n, { outcome });
+  if (stats.retried + stats.rejected + stats.invalid + stats.removed > 0) log("info", "push.batch", { object: "queue", queue: batch.queue, ...stats });
   return stats;
 }
 
@@ -53,7 +56,7 @@ async function consumeOne(msg: Message<unknown>, env: Env, settings: PushSetting
   const job = parsePushJob(msg.body);
   if (!job) {
     stats.invalid++;
-    console.error(JSON.stringify({ event: "push_job_invalid", id: msg.id }));
+    log("error", "push.job_invalid", { object: "queue", id: msg.id });
     msg.ack();
     return;
   }
@@ -72,7 +75,7 @@ async function consumeOne(msg: Message<unknown>, env: Env, settings: PushSetting
     await settle(msg, job, outcome, env, settings, stats);
   } catch (err) {
     // A bug or a platform hiccup (the user's object unreachable): try again later.
-    console.error(JSON.stringify({ event: "push_job_failed", user_id: job.user_id, device_id: job.device_id, error: String(err).slice(0, 200) }));
+    log("error", "push.job_failed", { object: "queue", user_id: job.user_id, device_id: job.device_id }, err);
     stats.retried++;
     msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts, settings.retryBaseSeconds) });
   }
@@ -95,7 +98,7 @@ async function settle(msg: Message<unknown>, job: PushJob, outcome: SendOutcome,
       return;
     case "rejected":
       stats.rejected++;
-      console.error(JSON.stringify({ event: "push_rejected", provider: job.subscription.type, user_id: job.user_id, device_id: job.device_id, status: outcome.status, reason: outcome.reason }));
+      log("warn", "push.rejected", { object: "queue", provider: job.subscription.type, user_id: job.user_id, device_id: job.device_id, status: outcome.status, reason: outcome.reason });
       msg.ack();
       return;
   }

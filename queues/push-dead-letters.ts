@@ -1,11 +1,14 @@
 /**
  * The push dead-letter queue's consumer: jobs that exhausted their retries. Each is counted on
  * its device (GET /v1/devices shows `push.failures`, so the app can say "notifications are not
- * reaching this device") and logged; nothing is sent again.
+ * reaching this device"), counted in metrics (`push.dead_letter` by provider) and logged;
+ * nothing is sent again.
  */
 import { subscriptionKey } from "../durable-objects/user/push-subscriptions.js";
 import { userStub } from "../shared/routing.js";
 import { parsePushJob } from "./push-jobs.js";
+import { log } from "../shared/log.js";
+import { count } from "../shared/metrics.js";
 
 export async function consumePushDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<{ counted: number; invalid: number }> {
   let counted = 0;
@@ -14,20 +17,20 @@ export async function consumePushDeadLetters(batch: MessageBatch<unknown>, env: 
     const job = parsePushJob(msg.body);
     if (!job) {
       invalid++;
-      console.error(JSON.stringify({ event: "push_dead_letter_invalid", id: msg.id }));
+      log("error", "push.dead_letter_invalid", { object: "queue", id: msg.id });
       msg.ack();
       return;
     }
-    console.error(JSON.stringify({
-      event: "push_dead_letter", provider: job.subscription.type, user_id: job.user_id, device_id: job.device_id,
-      kind: job.payload.type, age_ms: Date.now() - job.created_at,
-    }));
+    count("push.dead_letter", 1, { provider: job.subscription.type });
+    log("warn", "push.dead_letter", {
+      object: "queue", provider: job.subscription.type, user_id: job.user_id, device_id: job.device_id, kind: job.payload.type, age_ms: Date.now() - job.created_at,
+    });
     try {
       await userStub(env, job.user_id).recordPushDeadLetter(job.device_id, subscriptionKey(job.subscription));
       counted++;
       msg.ack();
     } catch (err) {
-      console.error(JSON.stringify({ event: "push_dead_letter_count_failed", error: String(err).slice(0, 200) }));
+      log("error", "push.dead_letter_count_failed", { object: "queue", user_id: job.user_id, device_id: job.device_id }, err);
       msg.retry({ delaySeconds: 30 });
     }
   }));

@@ -4,6 +4,7 @@
  */
 import type { PushPayload, PushSubscriptionInput } from "../protocol/push.js";
 import { parseSubscription } from "../durable-objects/user/push-subscriptions.js";
+import { log } from "../shared/log.js";
 
 export interface PushJob {
   v: 1;
@@ -35,7 +36,7 @@ export async function sendPushJobs(queue: Queue<PushJob>, jobs: PushJob[]): Prom
   for (const job of jobs) {
     const size = new TextEncoder().encode(JSON.stringify(job)).byteLength;
     if (size > MAX_JOB_BYTES) {
-      console.error(JSON.stringify({ event: "push_job_too_large", user_id: job.user_id, device_id: job.device_id, bytes: size }));
+      log("error", "push.job_too_large", { object: "user", user_id: job.user_id, device_id: job.device_id, bytes: size });
       continue;
     }
     if (batch.length === MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES) await flush();

@@ -3,6 +3,8 @@
  * .dev.vars locally). A provider whose secrets are missing is simply not configured: its jobs
  * are dropped with a log line, never retried.
  */
+import { log } from "../shared/log.js";
+
 export interface WebPushSettings {
   /** base64url uncompressed P-256 point (65 bytes). */
   publicKey: string;
@@ -69,7 +71,7 @@ function readSettings(env: Env): PushSettings {
         s.fcm = { projectId: sa.project_id, clientEmail: sa.client_email, privateKey: pem(sa.private_key), tokenUrl: env.FCM_TOKEN_URL, apiBaseUrl: env.FCM_API_BASE_URL };
       }
     } catch {
-      console.error(JSON.stringify({ event: "push_config_invalid", what: "FCM_SERVICE_ACCOUNT is not JSON" }));
+      log("error", "push.config_invalid", { object: "queue", what: "FCM_SERVICE_ACCOUNT is not JSON" });
     }
   }
   if (env.APNS_PRIVATE_KEY && env.APNS_KEY_ID && env.APNS_TEAM_ID) {

@@ -9,6 +9,7 @@ import worker from "../../workers/main.js";
 import type { PushPayload, PushSubscriptionInput } from "../../protocol/push.js";
 import type { PushJob } from "../../queues/push-jobs.js";
 import { retryDelaySeconds } from "../../queues/push-consumer.js";
+import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
 import { collapseKey } from "../../queues/providers/outcome.js";
 import type { PushRecord } from "../support/fake-push.js";
 import { call, register, type TestUser } from "../helpers/api.js";
@@ -162,8 +163,11 @@ describe("push consumer", () => {
   it("dead letters: counted on the device, logged, never sent", async () => {
     const sub = await webPushSub(unique("wp"));
     const user = await userWithDevice(sub);
-    const result = await run("edgechat-push-dlq", [job(user, "phone", sub), job(user, "phone", sub), 42]);
+    const metrics = memoryRecorder();
+    const restore = recordMetricsWith(metrics);
+    const result = await run("edgechat-push-dlq", [job(user, "phone", sub), job(user, "phone", sub), 42]).finally(restore);
     expect(result.explicitAcks.sort()).toEqual(["m0", "m1", "m2"]);
+    expect(metrics.total("push.dead_letter", { provider: "webpush" })).toBe(2);
     expect(await devicePush(user)).toEqual({ type: "webpush", failures: 2 });
     expect(await records(targetOf(sub))).toEqual([]);
   });
