@@ -101,6 +101,11 @@ export class ChannelList {
     return { membershipChanged, left: left === 1 };
   }
 
+  /** Mutes or unmutes a channel (no push); true if that changed anything. */
+  setMuted(channelId: string, muted: boolean): boolean {
+    return this.sql.exec("UPDATE channels SET muted = ? WHERE channel_id = ? AND muted != ?", muted ? 1 : 0, channelId, muted ? 1 : 0).rowsWritten > 0;
+  }
+
   /** Mirrors the read cursor the channel keeps (never backwards) and its unread count. */
   mirrorRead(channelId: string, lastReadSeq: number, unreadCount: number): void {
     this.sql.exec("UPDATE channels SET last_read_seq = max(last_read_seq, ?), unread_count = ? WHERE channel_id = ?",

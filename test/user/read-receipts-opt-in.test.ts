@@ -26,7 +26,7 @@ async function cursorShown(viewer: TestUser, channel: string, reader: TestUser):
 
 describe("read receipts are opt-in", () => {
   it("defaults to off, or to what the operator sets", () => {
-    expect(defaultSettings({})).toEqual({ read_receipts: false, share_presence: true });
+    expect(defaultSettings({})).toEqual({ read_receipts: false, share_presence: true, push_previews: true });
     expect(defaultSettings({ READ_RECEIPTS_DEFAULT: "off" }).read_receipts).toBe(false);
     expect(defaultSettings({ READ_RECEIPTS_DEFAULT: " On " }).read_receipts).toBe(true);
     expect(defaultSettings({ READ_RECEIPTS_DEFAULT: "yes please" }).read_receipts).toBe(false);

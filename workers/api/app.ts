@@ -10,6 +10,7 @@ import { errorResponse, fail, failureFromException, type Failure } from "../../s
 import { authRoutes } from "./auth-routes.js";
 import { channelRoutes } from "./channel-routes.js";
 import { deviceRoutes } from "./device-routes.js";
+import { pushRoutes } from "./push-routes.js";
 import { userRoutes } from "./user-routes.js";
 
 export type ApiEnv = { Bindings: Env; Variables: { auth: AccessClaims } };
@@ -46,6 +47,7 @@ api.use("/v1/*", async (c, next) => {
 api.route("/v1/auth", authRoutes);
 api.route("/v1/channels", channelRoutes);
 api.route("/v1/devices", deviceRoutes);
+api.route("/v1/push", pushRoutes);
 api.route("/v1", userRoutes);
 
 api.notFound(() => errorResponse(fail("not_found", "No such endpoint.")));
