@@ -1,5 +1,5 @@
 /**
- * The REST API (Hono). Routes validate with zod and call the owning Durable Object over RPC;
+ * The REST API (Hono). Routes validate with zod/mini and call the owning Durable Object over RPC;
  * expected failures come back as values and leave through one function, `send`, as
  * `{code, message, retryable}` JSON with the matching status.
  */

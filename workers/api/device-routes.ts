@@ -1,15 +1,15 @@
 /** /v1/devices: a user's devices (≤ 10). Push tokens arrive with the push release. */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { errorResponse, fail } from "../../shared/errors.js";
 import { userStub } from "../../shared/routing.js";
 import { send, type ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";
 
 const RegisterBody = z.object({
-  device_id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -"),
-  name: z.string().max(100).optional(),
-  platform: z.string().max(40).optional(),
+  device_id: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -")),
+  name: z.optional(z.string().check(z.maxLength(100))),
+  platform: z.optional(z.string().check(z.maxLength(40))),
 });
 
 export const deviceRoutes = new Hono<ApiEnv>()

@@ -1,17 +1,22 @@
 /**
- * Parsing at the HTTP edge: a body or query into a typed value, or a Failure that says what is
+ * Parsing at the HTTP edge (zod/mini): a body or query into a typed value, or a Failure that says what is
  * wrong. Text is checked here once for every route: a body must be UTF-8 and hold no lone
  * surrogate (JSON "\ud800"), and percent-encoded paths and queries must decode to UTF-8;
  * otherwise `invalid_text` (docs/protocol.md, "Text").
  */
 import type { Context } from "hono";
-import type { z } from "zod";
+import * as z from "zod/mini";
+import en from "zod/v4/locales/en.js";
 import { describeLoneSurrogate, illFormedPaths } from "../../protocol/text.js";
 import { fail, type Failure } from "../../shared/errors.js";
 
+// zod/mini (a tenth of classic zod's size in the Worker) ships without messages; the English
+// ones are classic zod's own, so bad requests read exactly as before.
+z.config(en());
+
 export type Parsed<T> = { ok: true; value: T } | Failure;
 
-export function parseWith<S extends z.ZodType>(schema: S, input: unknown): Parsed<z.infer<S>> {
+export function parseWith<S extends z.ZodMiniType>(schema: S, input: unknown): Parsed<z.infer<S>> {
   const r = schema.safeParse(input);
   if (r.success) return { ok: true, value: r.data };
   const issue = r.error.issues[0];
@@ -21,7 +26,7 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown): Parse
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
-export async function parseJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<Parsed<z.infer<S>>> {
+export async function parseJsonBody<S extends z.ZodMiniType>(c: Context, schema: S): Promise<Parsed<z.infer<S>>> {
   let text: string;
   try {
     text = strictUtf8.decode(await c.req.arrayBuffer());
