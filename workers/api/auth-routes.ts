@@ -8,7 +8,7 @@ import { newId } from "../../shared/ids.js";
 import { userStub } from "../../shared/routing.js";
 import { accountByUsername, insertAccount } from "./accounts.js";
 import type { ApiContext, ApiEnv } from "./app.js";
-import { parseJsonBody } from "./validation.js";
+import { nameText, parseJsonBody } from "./validation.js";
 import type { Profile } from "../../durable-objects/user/UserObject.js";
 
 const username = z.string().check(z.regex(/^[A-Za-z0-9_.-]{3,32}$/, "3-32 characters of letters, digits, _ . -"));
@@ -17,7 +17,7 @@ const password = z.string().check(z.minLength(8, "at least 8 characters"), z.max
 const RegisterBody = z.object({
   username,
   password,
-  display_name: z.optional(z.string().check(z.trim(), z.minLength(1), z.maxLength(64))),
+  display_name: z.optional(nameText(64)),
   /** Home jurisdiction: this user's object, and channels they create, stay in it. */
   jurisdiction: z.optional(z.enum(["", "eu", "fedramp"])),
 });

@@ -7,7 +7,7 @@ import { dmChannelId, isChannelId, newId, parseId } from "../../shared/ids.js";
 import { channelStub, userStub } from "../../shared/routing.js";
 import { resolveProfiles } from "./accounts.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
-import { parseJsonBody, parseWith } from "./validation.js";
+import { nameText, parseJsonBody, parseWith } from "./validation.js";
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
 
 const memberRef = z.string().check(z.minLength(1), z.maxLength(64));
@@ -15,7 +15,7 @@ const CreateBody = z.discriminatedUnion("type", [
   z.object({ type: z.literal("dm"), member: memberRef }),
   z.object({
     type: z.literal("group"),
-    name: z.string().check(z.trim(), z.minLength(1), z.maxLength(LIMITS.maxChannelNameLength)),
+    name: nameText(LIMITS.maxChannelNameLength),
     members: z._default(z.array(memberRef).check(z.maxLength(LIMITS.maxGroupMembers - 1)), []),
   }),
 ]);

@@ -7,7 +7,7 @@
 import type { Context } from "hono";
 import * as z from "zod/mini";
 import en from "zod/v4/locales/en.js";
-import { describeLoneSurrogate, illFormedPaths } from "../../protocol/text.js";
+import { cleanName, describeLoneSurrogate, illFormedPaths } from "../../protocol/text.js";
 import { fail, type Failure } from "../../shared/errors.js";
 
 // zod/mini (a tenth of classic zod's size in the Worker) ships without messages; the English
@@ -22,6 +22,14 @@ export function parseWith<S extends z.ZodMiniType>(schema: S, input: unknown): P
   const issue = r.error.issues[0];
   const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
   return fail("invalid_argument", `${where}${issue?.message ?? "invalid input"}`);
+}
+
+/**
+ * A display name or channel name, as others will see it: cleaned of bidi controls, invisible and
+ * control characters (protocol/text.ts cleanName), then 1 to `max` characters.
+ */
+export function nameText(max: number) {
+  return z.string().check(z.overwrite(cleanName), z.minLength(1, "at least one visible character"), z.maxLength(max));
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
