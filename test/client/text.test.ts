@@ -7,10 +7,9 @@
 import { describe, expect, it } from "vitest";
 import type { Encoding } from "../../protocol/codec.js";
 import { isWellFormed } from "../../protocol/text.js";
+import { j } from "../helpers/text.js";
 import { channelState, connectReady, harness, message, seqs, T } from "./fakes.js";
 
-/** Compare as JSON text: a failure message must never carry a lone surrogate (the test pool's socket refuses it). */
-const j = (v: unknown): string => JSON.stringify(v) ?? "undefined";
 const shown = (s: string | undefined): string => (s ?? "").replace(/\uFFFD+/g, "\uFFFD");
 
 describe.each<Encoding>(["proto", "json"])("text that is not well-formed, over %s", (encoding) => {

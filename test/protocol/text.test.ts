@@ -8,18 +8,10 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeFrame, encodeFrame, pb, type Encoding } from "../../protocol/codec.js";
 import { cleanName, isWellFormed, toWellFormed, truncate, wellFormedDeep } from "../../protocol/text.js";
+import { anyText } from "../helpers/text.js";
 
 const encodings: Encoding[] = ["proto", "json"];
 const CHANNEL = "c_g_0123456789abcdefghjkmnpqrs";
-
-/** Any JS string: lone surrogates, halves of pairs, noncharacters, astral code points, graphemes. */
-export const anyText = fc.oneof(
-  fc.string({ unit: "binary", maxLength: 40 }),
-  fc.string({ unit: "binary-ascii", maxLength: 20 }),
-  fc.string({ unit: "grapheme", maxLength: 20 }),
-  fc.string({ unit: "grapheme-composite", maxLength: 10 }),
-  fc.string({ unit: fc.constantFrom("\ud800", "\udbff", "\udc00", "\udfff", "\ud83d", "\ude00", "😀", "\uffff", "\ufffe", "\ufdd0", "\u{10ffff}", "\u{10fffe}", "\u0000", "a"), maxLength: 8 }),
-);
 
 /** Protobuf repairs a lone surrogate as three U+FFFD (one per byte), JSON as one: compare runs. */
 const sameRepair = (s: string) => s.replace(/\uFFFD+/g, "\uFFFD");

@@ -12,6 +12,8 @@ import { illFormedPaths } from "../../protocol/text.js";
 import { newId } from "../../shared/ids.js";
 import { channelStub, userStub } from "../../shared/routing.js";
 import { call, createGroup, register, type TestUser } from "../helpers/api.js";
+import { untilOffline } from "../helpers/settle.js";
+import { j } from "../helpers/text.js";
 import { fullHistory, probeOnline, T, type Msg, type ProbeDevice } from "../reliability/support.js";
 
 let alice: TestUser, bob: TestUser;
@@ -21,15 +23,7 @@ beforeAll(async () => {
 });
 
 /** Closing the last sockets makes each user's object report to its presence shard: let that land. */
-afterAll(async () => {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const r = await call<{ presence: { status: string }[] }>("GET", `/v1/presence?user_ids=${alice.user_id},${bob.user_id}`, { token: alice.access_token });
-    if (r.body.presence?.every((p) => p.status === "offline")) return;
-    if (Date.now() > deadline) throw new Error(`presence never settled: ${JSON.stringify(r.body)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-});
+afterAll(() => untilOffline(alice, [alice, bob]));
 
 const profile = (u: TestUser, display_name = u.display_name) => ({ user_id: u.user_id, username: u.username, display_name });
 
@@ -49,11 +43,7 @@ function expectWellFormed(value: unknown, what: string): void {
   expect(illFormedPaths(value).map((p) => p.path), what).toEqual([]);
 }
 
-/**
- * Assertions compare JSON text: JSON.stringify writes a lone surrogate as an ASCII escape, so a
- * failure message never carries one (the test pool's own socket would refuse it).
- */
-const j = (v: unknown): string => JSON.stringify(v) ?? "undefined";
+
 
 describe("rows stored with text that is not well-formed", () => {
   it("repairs channel and member names: RESUMED, CHANNEL_UPDATE and the REST channel list decode for everyone", async () => {
