@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { Encoding } from "../../protocol/codec.js";
 import { isWellFormed } from "../../protocol/text.js";
 import { j } from "../helpers/text.js";
-import { channelState, connectReady, harness, message, seqs, T } from "./fakes.js";
+import { channelState, connectReady, fakeFetch, harness, message, seqs, T } from "./fakes.js";
 
 const shown = (s: string | undefined): string => (s ?? "").replace(/\uFFFD+/g, "\uFFFD");
 
@@ -51,5 +51,19 @@ describe.each<Encoding>(["proto", "json"])("text that is not well-formed, over %
     expect(h.client.channelStates().every((c) => isWellFormed(c.name))).toBe(true);
     expect(h.events.error.filter((e) => e.code === "invalid_text").map((e) => e.channelId)).toEqual(["c2"]);
     expect(s.closedWith).toBeUndefined();
+  });
+});
+
+describe("REST answers with text that is not well-formed", () => {
+  it("reads them with U+FFFD, like frames", async () => {
+    const api = fakeFetch({
+      "GET /v1/channels/c1/messages": () => ({ status: 200, body: { channel_id: "c1", messages: [message("c1", 8, { content: { text: { text: "e\ud800ight" } } }), message("c1", 9)], has_more: false, last_seq: 9 } }),
+      "GET /v1/channels": () => ({ status: 200, body: { channels: [channelState("c1", 9, { name: "Te\udc00am" })] } }),
+    });
+    const h = harness({ fetch: api.fetch });
+    const page = await h.client.history("c1", { before: 10 });
+    expect(j(page.messages.map((m) => m.content.text?.text))).toBe(j(["e\uFFFDight", "msg 9"]));
+    const channels = await h.client.channels.list();
+    expect(j(channels.map((c) => c.name))).toBe(j(["Te\uFFFDam"]));
   });
 });
