@@ -32,11 +32,18 @@ const flag = (name: string, fallback: number) => {
 const RUNS = flag("--runs", 5);
 const EVAL_RUNS = flag("--eval-runs", 20);
 const env = { ...process.env, ...QUIET_WRANGLER_ENV };
+/** Temporary directories, removed at the end. */
+const temps: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
 
 function bundle(minify: boolean): string {
-  const out = mkdtempSync(join(tmpdir(), "edgechat-bundle-"));
+  const out = tempDir("edgechat-bundle-");
   const r = spawnSync(wrangler, ["deploy", "--dry-run", "--outdir", out, ...(minify ? ["--minify"] : [])], { cwd: root, env, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${r.stderr || r.stdout}`);
   return join(out, "main.js");
@@ -44,7 +51,7 @@ function bundle(minify: boolean): string {
 
 /** The bundle as a Node module: `cloudflare:workers` becomes a stub. */
 function nodeModule(file: string): string {
-  const stubbed = join(mkdtempSync(join(tmpdir(), "edgechat-eval-")), "main.mjs");
+  const stubbed = join(tempDir("edgechat-eval-"), "main.mjs");
   const stub = "data:text/javascript,export class DurableObject{constructor(c,e){this.ctx=c;this.env=e}}export class WorkerEntrypoint{}export const env={}";
   writeFileSync(stubbed, readFileSync(file, "utf8").replaceAll('"cloudflare:workers"', JSON.stringify(stub)));
   return stubbed;
@@ -107,3 +114,4 @@ if (!args.includes("--no-dev")) {
   for (let i = 0; i < RUNS; i++) starts.push(await devColdStartMs());
   console.log(`wrangler dev spawn → first /v1/health 200: median ${(median(starts) / 1000).toFixed(2)} s of ${RUNS} (${starts.map((s) => (s / 1000).toFixed(2)).join(", ")})`);
 }
+for (const dir of temps) rmSync(dir, { recursive: true, force: true });
