@@ -3,6 +3,7 @@
  * the typed endpoints of docs/protocol.md. Authenticated calls go through Auth, which refreshes an
  * expired access token and retries once.
  */
+import { wellFormedDeep } from "../protocol/text.js";
 import { EdgechatError, isAuthCode, type ServerErrorCode } from "./errors.js";
 import type { Auth } from "./auth.js";
 import type { PushConfig, PushProvider, PushSubscriptionInput } from "../protocol/push.js";
@@ -61,7 +62,8 @@ export class Http {
     let body: unknown;
     if (text !== "") {
       try {
-        body = JSON.parse(text);
+        // A lone surrogate from an older server reads as U+FFFD, as it does in frames.
+        body = wellFormedDeep(JSON.parse(text));
       } catch {
         body = undefined;
       }

@@ -4,11 +4,11 @@
  * check for subscriptions: the REST edge validates with it, and so does everything that reads one
  * back (a queue job, an old row).
  */
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { DevicePushState, PushSubscriptionInput } from "../../protocol/push.js";
 
 const base64url = (bytes: number, what: string) =>
-  z.string().regex(/^[A-Za-z0-9_-]+={0,2}$/, `${what} must be base64url`).refine((s) => decodedLength(s) === bytes, `${what} must be ${bytes} bytes`);
+  z.string().check(z.regex(/^[A-Za-z0-9_-]+={0,2}$/, `${what} must be base64url`), z.refine((s) => decodedLength(s) === bytes, `${what} must be ${bytes} bytes`));
 
 function decodedLength(b64: string): number {
   const s = b64.replace(/=+$/, "");
@@ -32,25 +32,25 @@ let httpsOnly: ReturnType<typeof buildSchema> | undefined;
 
 function buildSchema(allowHttpLoopback: boolean) {
   const opts = { allowHttpLoopback };
-  const endpoint = z.string().max(1024).refine((s) => {
+  const endpoint = z.string().check(z.maxLength(1024), z.refine((s: string) => {
     let url: URL;
     try { url = new URL(s); } catch { return false; }
     if (url.username || url.password) return false;
     if (url.protocol === "https:") return true;
     return opts.allowHttpLoopback && url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
-  }, opts.allowHttpLoopback ? "endpoint must be an https URL (or http on loopback)" : "endpoint must be an https URL");
+  }, opts.allowHttpLoopback ? "endpoint must be an https URL (or http on loopback)" : "endpoint must be an https URL"));
   return z.discriminatedUnion("type", [
     z.object({
       type: z.literal("webpush"),
       endpoint,
       keys: z.object({ p256dh: base64url(65, "keys.p256dh"), auth: base64url(16, "keys.auth") }),
     }),
-    z.object({ type: z.literal("fcm"), token: z.string().regex(/^[\x21-\x7e]{1,4096}$/, "token must be 1-4096 printable ASCII characters") }),
+    z.object({ type: z.literal("fcm"), token: z.string().check(z.regex(/^[\x21-\x7e]{1,4096}$/, "token must be 1-4096 printable ASCII characters")) }),
     z.object({
       type: z.literal("apns"),
-      token: z.string().regex(/^[0-9a-fA-F]{64,200}$/, "token must be the device token in hex"),
-      topic: z.string().regex(/^[A-Za-z0-9.-]{1,200}$/, "topic must be the app's bundle id"),
-      sandbox: z.boolean().optional(),
+      token: z.string().check(z.regex(/^[0-9a-fA-F]{64,200}$/, "token must be the device token in hex")),
+      topic: z.string().check(z.regex(/^[A-Za-z0-9.-]{1,200}$/, "topic must be the app's bundle id")),
+      sandbox: z.optional(z.boolean()),
     }),
   ]);
 }

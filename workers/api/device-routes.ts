@@ -1,6 +1,6 @@
 /** /v1/devices: a user's devices (≤ 10) and their push subscriptions. */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { allowHttpLoopback, pushSubscriptionSchema } from "../../durable-objects/user/push-subscriptions.js";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
 import { errorResponse, fail } from "../../shared/errors.js";
@@ -8,22 +8,22 @@ import { userStub } from "../../shared/routing.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";
 
-const deviceId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -");
+const deviceId = z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ -"));
 
 function schemas(c: ApiContext) {
   const push = pushSubscriptionSchema({ allowHttpLoopback: allowHttpLoopback(c.env) });
   return {
     register: z.object({
       device_id: deviceId,
-      name: z.string().max(100).optional(),
-      platform: z.string().max(40).optional(),
-      push: push.nullable().optional(),
+      name: z.optional(z.string().check(z.maxLength(100))),
+      platform: z.optional(z.string().check(z.maxLength(40))),
+      push: z.optional(z.nullable(push)),
     }),
-    patch: z.object({
-      name: z.string().max(100).optional(),
-      platform: z.string().max(40).optional(),
-      push: push.nullable().optional(),
-    }).strict(),
+    patch: z.strictObject({
+      name: z.optional(z.string().check(z.maxLength(100))),
+      platform: z.optional(z.string().check(z.maxLength(40))),
+      push: z.optional(z.nullable(push)),
+    }),
   };
 }
 

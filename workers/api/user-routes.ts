@@ -1,6 +1,6 @@
 /** /v1/me, /v1/users and /v1/presence: who am I, find people to talk to, who is around. */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { errorResponse, fail } from "../../shared/errors.js";
 import { isChannelId, isUserId } from "../../shared/ids.js";
 import { byPresenceShard, presenceStub, userStub } from "../../shared/routing.js";
@@ -8,8 +8,8 @@ import { resolveProfiles } from "./accounts.js";
 import { send, type ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";
 
-const SettingsBody = z.object({ read_receipts: z.boolean().optional(), share_presence: z.boolean().optional(), push_previews: z.boolean().optional() }).strict();
-const ChannelPrefsBody = z.object({ muted: z.boolean() }).strict();
+const SettingsBody = z.strictObject({ read_receipts: z.optional(z.boolean()), share_presence: z.optional(z.boolean()), push_previews: z.optional(z.boolean()) });
+const ChannelPrefsBody = z.strictObject({ muted: z.boolean() });
 /** Presence pulled on demand (big groups, people not watched): at most this many ids per call. */
 const MAX_PRESENCE_LOOKUP = 200;
 
