@@ -38,13 +38,13 @@ describe("read receipts are opt-in", () => {
 
   it("stores only what the user chose, so a default that changes reaches those who never chose", async () => {
     const bob = await register("bob");
-    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: false, share_presence: true });
+    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: false, share_presence: true, push_previews: true });
     await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { share_presence: false } });
     expect(JSON.parse(await storedSettings(bob))).toEqual({ share_presence: false });
     await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: true } });
     await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { share_presence: true } });
     expect(JSON.parse(await storedSettings(bob))).toEqual({ read_receipts: true, share_presence: true });
-    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: true, share_presence: true });
+    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: true, share_presence: true, push_previews: true });
   });
 
   it("keeps an unshared cursor out of the channel's details, and shares where the reader is once they opt in", async () => {
