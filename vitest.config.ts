@@ -2,6 +2,7 @@
 // (@cloudflare/vitest-pool-workers 0.15.1 shares wrangler 4.86.0's miniflare).
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { devPushKeys } from "./test/support/fake-push.js";
 
 const migrations = await readD1Migrations("./migrations/accounts");
 
@@ -19,6 +20,10 @@ export default defineConfig({
           PRESENCE_OFFLINE_GRACE_MS: "200",
           PRESENCE_TTL_MS: "2000",
           ACCOUNT_MIGRATIONS: migrations,
+          // Push: the throwaway dev keys; Web Push endpoints on the loopback fake (test/setup/fake-push-global.ts).
+          ...devPushKeys(),
+          PUSH_ALLOW_HTTP_LOOPBACK: "true",
+          PUSH_RETRY_BASE_SECONDS: "1",
         },
       },
     }),
@@ -28,6 +33,7 @@ export default defineConfig({
     // crash-restart drives a real wrangler dev from Node: it runs under test/e2e/vitest.config.ts.
     exclude: ["test/e2e/**", "test/browser/**", "test/reliability/crash-restart.test.ts", "node_modules/**"],
     setupFiles: ["./test/setup/apply-migrations.ts"],
+    globalSetup: ["./test/setup/fake-push-global.ts"],
     testTimeout: 20_000,
   },
 });

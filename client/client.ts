@@ -5,6 +5,7 @@
  */
 import { pb, utf8Length, type Frame, type FrameInit } from "../protocol/codec.js";
 import { LIMITS } from "../protocol/limits.js";
+import type { PushConfig, PushSubscriptionInput } from "../protocol/push.js";
 import { Auth } from "./auth.js";
 import { backoffDelay } from "./backoff.js";
 import { ChannelStore } from "./channel-store.js";
@@ -858,6 +859,8 @@ export class EdgechatClient {
     addMembers: (channelId: string, members: string[]): Promise<Channel> => this.api.addMembers(channelId, members),
     /** Yourself = leave; others: owners and admins only. */
     removeMember: (channelId: string, userId: string): Promise<Channel> => this.api.removeMember(channelId, userId),
+    /** Mute (no push notifications) or unmute a channel for this user, on all of their devices. */
+    mute: (channelId: string, muted: boolean): Promise<ChannelState> => this.api.muteChannel(channelId, muted),
   };
 
   /**
@@ -880,8 +883,13 @@ export class EdgechatClient {
   readonly devices = {
     list: (): Promise<Device[]> => this.api.listDevices(),
     /** Registers this client's device (or `device_id`). */
-    register: (input: { device_id?: string; name?: string; platform?: string } = {}): Promise<Device> =>
+    register: (input: { device_id?: string; name?: string; platform?: string; push?: PushSubscriptionInput | null } = {}): Promise<Device> =>
       this.api.registerDevice({ ...input, device_id: input.device_id ?? this.deviceId }),
+    /** Replaces a device's name, platform or push subscription (`push: null` removes it). */
+    update: (deviceId: string, patch: { name?: string; platform?: string; push?: PushSubscriptionInput | null }): Promise<Device> =>
+      this.api.updateDevice(deviceId, patch),
+    /** What push subscriptions need: the server's VAPID public key and the providers it is set up for. */
+    pushConfig: (): Promise<PushConfig> => this.api.pushConfig(),
     /** Removes a device; its socket is closed. */
     remove: (deviceId: string): Promise<void> => this.api.removeDevice(deviceId),
   };

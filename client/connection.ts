@@ -21,6 +21,7 @@
 import { decodeFrame, encodeFrame, type Encoding, type Frame, type FrameInit } from "../protocol/codec.js";
 import { PING, PONG, SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../protocol/limits.js";
 import { backoffDelay, goAwayDelay } from "./backoff.js";
+import { damageReports } from "./damaged-text.js";
 import { EdgechatError } from "./errors.js";
 import type { Clock, ConnectionState, ConnectionStateChange, Scheduler, SocketEvent, WebSocketConstructor, WebSocketLike } from "./types.js";
 
@@ -248,6 +249,12 @@ export class Connection {
       return;
     }
     const result = decodeFrame(wire, this.config.encoding);
+    if (!result.ok && result.code === "invalid_text") {
+      // Only the bad text is lost: keep the frame (repaired with U+FFFD) and say which messages.
+      for (const report of damageReports(result)) this.hooks.warn(report);
+      this.hooks.frame(result.repaired);
+      return;
+    }
     if (!result.ok) {
       this.hooks.warn(new EdgechatError({ code: result.code, message: `The server sent an unreadable frame: ${result.message}` }));
       return;

@@ -39,3 +39,4 @@ export type {
   OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SocketEvent, UpdateBody,
   SyncedEvent, SystemBody, TextBody, TypingEvent, User, UserSettings, WebSocketConstructor, WebSocketLike,
 } from "./types.js";
+export type { PushConfig, PushPayload, PushProvider, PushSubscriptionInput, DevicePushState } from "../protocol/push.js";

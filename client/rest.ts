@@ -3,8 +3,10 @@
  * the typed endpoints of docs/protocol.md. Authenticated calls go through Auth, which refreshes an
  * expired access token and retries once.
  */
+import { wellFormedDeep } from "../protocol/text.js";
 import { EdgechatError, isAuthCode, type ServerErrorCode } from "./errors.js";
 import type { Auth } from "./auth.js";
+import type { PushConfig, PushProvider, PushSubscriptionInput } from "../protocol/push.js";
 import type {
   Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, PresenceEvent, User, UserSettings,
 } from "./types.js";
@@ -60,7 +62,8 @@ export class Http {
     let body: unknown;
     if (text !== "") {
       try {
-        body = JSON.parse(text);
+        // A lone surrogate from an older server reads as U+FFFD, as it does in frames.
+        body = wellFormedDeep(JSON.parse(text));
       } catch {
         body = undefined;
       }
@@ -110,7 +113,9 @@ export class RestApi {
   async settings(patch?: Partial<UserSettings>): Promise<UserSettings> {
     const body = patch === undefined ? await this.call("GET", "/v1/me/settings") : await this.call("PATCH", "/v1/me/settings", patch);
     if (!isObject(body) || typeof body.read_receipts !== "boolean" || typeof body.share_presence !== "boolean") throw badResponse("settings");
-    return { read_receipts: body.read_receipts, share_presence: body.share_presence };
+    const settings: UserSettings = { read_receipts: body.read_receipts, share_presence: body.share_presence };
+    if (typeof body.push_previews === "boolean") settings.push_previews = body.push_previews;
+    return settings;
   }
 
   async lookupUser(username: string): Promise<User> {
@@ -177,8 +182,24 @@ export class RestApi {
     return body.devices.map(deviceFromJson);
   }
 
-  async registerDevice(input: { device_id: string; name?: string; platform?: string }): Promise<Device> {
+  async registerDevice(input: { device_id: string; name?: string; platform?: string; push?: PushSubscriptionInput | null }): Promise<Device> {
     return deviceFromJson(await this.call("POST", "/v1/devices", input));
+  }
+
+  async updateDevice(deviceId: string, patch: { name?: string; platform?: string; push?: PushSubscriptionInput | null }): Promise<Device> {
+    return deviceFromJson(await this.call("PATCH", `/v1/devices/${encodeURIComponent(deviceId)}`, patch));
+  }
+
+  async pushConfig(): Promise<PushConfig> {
+    const body = await this.call("GET", "/v1/push/config");
+    if (!isObject(body) || typeof body.vapid_public_key !== "string" || !Array.isArray(body.providers)) throw badResponse("push config");
+    return { vapid_public_key: body.vapid_public_key, providers: body.providers.filter((p): p is PushProvider => typeof p === "string") as PushProvider[] };
+  }
+
+  async muteChannel(channelId: string, muted: boolean): Promise<ChannelState> {
+    const body = await this.call("PATCH", `/v1/me/channels/${encodeURIComponent(channelId)}`, { muted });
+    if (!isObject(body) || !isObject(body.channel)) throw badResponse("channel");
+    return channelStateFromJson(body.channel);
   }
 
   async removeDevice(deviceId: string): Promise<void> {

@@ -6,6 +6,7 @@
 import { pb } from "../protocol/codec.js";
 import type { edgechat } from "../protocol/generated/chat.js";
 import { EdgechatError } from "./errors.js";
+import type { PushProvider } from "../protocol/push.js";
 import type {
   AttachmentBody, AuthSession, Channel, ChannelMember, ChannelState, ChatMessage, Device, HelloInfo,
   HistoryPage, MessageContent, MessageUpdate, PresenceEvent, ReadReceipt, SendAck, SendContent, TypingEvent, UpdateBody, User,
@@ -254,5 +255,6 @@ export function deviceFromJson(json: unknown): Device {
   return {
     device_id: d.device_id, name: str(d.name), platform: str(d.platform),
     created_at: num(d.created_at), last_seen_at: num(d.last_seen_at), connected: bool(d.connected),
+    push: isObject(d.push) && typeof d.push.type === "string" ? { type: d.push.type as PushProvider, failures: num(d.push.failures) } : null,
   };
 }

@@ -6,8 +6,10 @@
  * const frame = decodeFrame(data, "proto");
  * if (!frame.ok) return sendError(frame.code, frame.message);
  */
+import $protobuf from "protobufjs/minimal.js";
 import { edgechat } from "./generated/chat.js";
 import { LIMITS } from "./limits.js";
+import { describeLoneSurrogate, findStrings, illFormedPaths, truncate, wellFormedDeep, type TextPath } from "./text.js";
 
 export const pb = edgechat.v1;
 export type Frame = edgechat.v1.Frame;
@@ -19,7 +21,24 @@ export type Encoding = "proto" | "json";
 
 export type DecodeResult =
   | { ok: true; frame: Frame }
-  | { ok: false; code: "malformed_frame" | "frame_too_large" | "unknown_frame_type"; message: string; requestId: number };
+  | { ok: false; code: "malformed_frame" | "frame_too_large" | "unknown_frame_type"; message: string; requestId: number }
+  | InvalidText;
+
+/**
+ * A frame that decodes but holds text that is not well-formed (a lone surrogate in JSON, bytes
+ * that are not UTF-8 in protobuf). `repaired` is the frame with that text replaced by U+FFFD:
+ * the server refuses the frame (and answers with its request_id), the SDK uses it and reports
+ * `paths`, so one bad message never costs the others in its frame.
+ */
+export interface InvalidText {
+  ok: false;
+  code: "invalid_text";
+  message: string;
+  requestId: number;
+  repaired: Frame;
+  /** Fields that held the bad text: `deliver.messages.2.content.text.text`. */
+  paths: string[];
+}
 
 const typeNames = pb.FrameType as unknown as Record<string, number | string>;
 
@@ -66,11 +85,26 @@ export function decodeFrame(data: ArrayBuffer | ArrayBufferView | string, encodi
     try {
       frame = pb.Frame.decode(bytes);
     } catch (err) {
+      const lenient = decodeLenient(bytes);
+      if (lenient) {
+        const checked = checkPayload(lenient.frame);
+        return checked.ok ? invalidText(checked.frame, lenient.bad) : checked;
+      }
       return { ok: false, code: "malformed_frame", message: `Not a valid protobuf Frame: ${errorText(err)}`, requestId: 0 };
     }
     return checkPayload(frame);
   }
-  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+  let text: string;
+  let notUtf8 = false;
+  if (typeof data === "string") text = data;
+  else {
+    try {
+      text = strictUtf8.decode(data);
+    } catch {
+      text = new TextDecoder().decode(data);
+      notUtf8 = true;
+    }
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -90,7 +124,7 @@ export function decodeFrame(data: ArrayBuffer | ArrayBufferView | string, encodi
   }
   const type = typeNames[obj.type];
   if (typeof type !== "number" || type === 0) {
-    return { ok: false, code: "unknown_frame_type", message: `Unknown frame type "${obj.type.slice(0, 40)}".`, requestId };
+    return { ok: false, code: "unknown_frame_type", message: `Unknown frame type "${wellFormedDeep(truncate(obj.type, 40))}".`, requestId };
   }
   const payload = obj.payload ?? {};
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
@@ -103,7 +137,57 @@ export function decodeFrame(data: ArrayBuffer | ArrayBufferView | string, encodi
   } catch (err) {
     return { ok: false, code: "malformed_frame", message: `Bad ${obj.type} payload: ${errorText(err)}`, requestId };
   }
-  return checkPayload(frame);
+  const checked = checkPayload(frame);
+  if (!checked.ok) return checked;
+  const bad = illFormedPaths(frame);
+  if (bad.length === 0 && !notUtf8) return checked;
+  const repaired = bad.length === 0 ? frame : pb.Frame.fromObject({ type, request_id: requestId, [field]: wellFormedDeep(payload) });
+  return invalidText(repaired, bad);
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * Decodes a protobuf frame whose strict decode failed, reading strings that are not UTF-8 with
+ * U+FFFD instead of failing. Undefined when it fails anyway (the frame is broken otherwise) or
+ * when no string was at fault.
+ */
+function decodeLenient(bytes: Uint8Array): { frame: Frame; bad: TextPath[] } | undefined {
+  const repairedStrings = new Set<string>();
+  const reader = $protobuf.Reader.create(bytes);
+  const strict = $protobuf.Reader.prototype.stringVerify;
+  const loose = $protobuf.Reader.prototype.string;
+  // The generated decoders read every string field through stringVerify (proto3 UTF-8 validation).
+  reader.stringVerify = function (this: $protobuf.Reader): string {
+    const start = this.pos;
+    try {
+      return strict.call(this);
+    } catch {
+      this.pos = start;
+      const s = loose.call(this);
+      repairedStrings.add(s);
+      return s;
+    }
+  };
+  let frame: Frame;
+  try {
+    frame = pb.Frame.decode(reader);
+  } catch {
+    return undefined;
+  }
+  if (repairedStrings.size === 0) return undefined;
+  const bad = findStrings(frame, (s) => repairedStrings.has(s));
+  return { frame, bad: bad.length > 0 ? bad : [{ path: "(a string field)", value: "" }] };
+}
+
+function invalidText(repaired: Frame, bad: TextPath[]): InvalidText {
+  const first = bad[0];
+  const where = first ? `${first.path} holds ${describeLoneSurrogate(first.value)}` : "the frame is not UTF-8";
+  const more = bad.length > 1 ? ` (and ${bad.length - 1} more field${bad.length > 2 ? "s" : ""})` : "";
+  return {
+    ok: false, code: "invalid_text", requestId: repaired.request_id, repaired, paths: bad.map((b) => b.path),
+    message: `Text must be well-formed Unicode: ${where}${more}.`,
+  };
 }
 
 function checkPayload(frame: Frame): DecodeResult {

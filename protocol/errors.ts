@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   unexpected_frame: { status: 400, retryable: false },
   /** A field is missing or out of range; the message says which. */
   invalid_argument: { status: 400, retryable: false },
+  /** A string is not well-formed Unicode: a lone surrogate, bytes that are not UTF-8 (docs/protocol.md, "Text"). */
+  invalid_text: { status: 400, retryable: false },
   /** Content over max_content_bytes. */
   content_too_large: { status: 413, retryable: false },
   /** A bad token: log in again (or refresh, for an access token). */

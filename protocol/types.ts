@@ -2,6 +2,7 @@
  * Shapes that both sides of the wire share: the server builds them, REST returns them as JSON,
  * frames carry them, the SDK hands them to apps. snake_case, like the proto field names.
  */
+import type { DevicePushState } from "./push.js";
 
 export interface MemberProfile {
   user_id: string;
@@ -52,6 +53,8 @@ export interface Device {
   created_at: number;
   last_seen_at: number;
   connected: boolean;
+  /** The device's push subscription (its type and failure count), or null without one. */
+  push?: DevicePushState | null;
 }
 
 /** One user's presence as others see it (PRESENCE frames, GET /v1/presence). */
@@ -170,4 +173,6 @@ export interface UserSettings {
   read_receipts: boolean;
   /** Others see when you are online and when you were last seen; off, you appear offline. */
   share_presence: boolean;
+  /** Push notifications show the message's text (default on); off, only who wrote where. Absent from servers before push. */
+  push_previews?: boolean;
 }

@@ -1,10 +1,12 @@
 /**
- * The edgechat Worker: one script for the WebSocket gateway, the REST API and every Durable
- * Object class. Static files (the web app) are served by the assets binding before this runs.
+ * The edgechat Worker: one script for the WebSocket gateway, the REST API, every Durable
+ * Object class and the queue consumers. Static files (the web app) are served by the assets binding before this runs.
  */
 import { api } from "./api/app.js";
 import { connect } from "./gateway/connect.js";
 import { withSecurityHeaders } from "./security-headers.js";
+import { consumePushBatch } from "../queues/push-consumer.js";
+import { consumePushDeadLetters } from "../queues/push-dead-letters.js";
 
 export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 export { UserObject } from "../durable-objects/user/UserObject.js";
@@ -15,5 +17,11 @@ export default {
     const url = new URL(request.url);
     const response = url.pathname === "/v1/connect" ? await connect(request, env) : await api.fetch(request, env, ctx);
     return withSecurityHeaders(response, request);
+  },
+
+  /** Queue consumers, by queue name (wrangler.toml [[queues.consumers]]). */
+  async queue(batch, env, _ctx): Promise<void> {
+    if (batch.queue.endsWith("-dlq")) await consumePushDeadLetters(batch, env);
+    else await consumePushBatch(batch, env);
   },
 } satisfies ExportedHandler<Env>;

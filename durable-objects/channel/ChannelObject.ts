@@ -25,6 +25,7 @@ import { rateLimitFromEnv, SenderRateLimiter } from "./rate-limit.js";
 import { CHANNEL_MIGRATIONS } from "./schema.js";
 import { Sequencer } from "./sequencer.js";
 import { systemText } from "./system-messages.js";
+import { wellFormedDeep } from "../../protocol/text.js";
 import {
   SMALL_CHANNEL_MEMBERS, type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ContentInit,
   type HistoryPageData, type HistoryQuery, type MemberProfile, type MemberRole, type MessageChange, type SendAck,
@@ -297,16 +298,17 @@ export class ChannelObject extends DurableObject<Env> {
   private summary(): ChannelSummary {
     const c = this.channel!;
     const small = this.members.size <= SMALL_CHANNEL_MEMBERS;
-    return {
+    // Names stored before the edges checked text leave here repaired (docs/protocol.md, "Text").
+    return wellFormedDeep({
       channel_id: c.channel_id, type: c.type, name: c.name, member_count: this.members.size,
       members: small ? this.members.profiles() : [],
       last_seq: this.log.lastSeq, last_hlc: hlcToHex(this.log.lastHlc),
-    };
+    });
   }
 
   private details(): ChannelDetails {
     const c = this.channel!;
     // Read cursors as their owners share them (read receipts are opt-in).
-    return { ...this.summary(), created_at: c.created_at, created_by: c.created_by, member_list: this.members.listShared() };
+    return wellFormedDeep({ ...this.summary(), created_at: c.created_at, created_by: c.created_by, member_list: this.members.listShared() });
   }
 }

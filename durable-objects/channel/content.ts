@@ -5,6 +5,7 @@
 import { fail, type Result } from "../../shared/errors.js";
 import { utf8Length } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
+import { describeLoneSurrogate, isWellFormed } from "../../protocol/text.js";
 import type { ContentInit } from "./types.js";
 
 /** `system` and `update` are written by the server only. */
@@ -21,6 +22,8 @@ export function validateClientContent(content: unknown): Result<{ content: Conte
   if (bodies[0] !== "text") return fail("not_implemented", `${bodies[0]} messages arrive in a later edgechat release.`);
   const text = (c.text as { text?: unknown }).text;
   if (typeof text !== "string" || text.length === 0) return fail("invalid_argument", "content.text.text must be a non-empty string.");
+  // The edges refuse this already; checked again here because every path that stores text ends here.
+  if (!isWellFormed(text)) return fail("invalid_text", `Text must be well-formed Unicode: content.text.text holds ${describeLoneSurrogate(text)}.`);
   const bytes = utf8Length(text);
   if (bytes > LIMITS.maxContentBytes) {
     return fail("content_too_large", `Message text is ${bytes} bytes; the limit is ${LIMITS.maxContentBytes}.`);
@@ -39,7 +42,7 @@ export function validClientMsgId(id: unknown): id is string {
  * UTF-16 units.
  */
 export function validEmoji(emoji: unknown): emoji is string {
-  if (typeof emoji !== "string" || emoji.length < 1 || emoji.length > LIMITS.maxEmojiLength) return false;
+  if (typeof emoji !== "string" || emoji.length < 1 || emoji.length > LIMITS.maxEmojiLength || !isWellFormed(emoji)) return false;
   if (/^:[a-z0-9_+-]+:$/.test(emoji)) return true;
   return !/[\s\p{Cc}]/u.test(emoji) && /[^\x00-\x7f]/.test(emoji);
 }

@@ -10,6 +10,7 @@
 import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { chunkMessages } from "../../protocol/frame-budget.js";
+import { wellFormedDeep } from "../../protocol/text.js";
 import { validateClientContent, validClientMsgId, type ContentKind } from "./content.js";
 import { HLC_ZERO, hlcToHex, nextHlc, serverMsgId, type Hlc } from "./hlc.js";
 import type { SenderRateLimiter } from "./rate-limit.js";
@@ -160,7 +161,7 @@ export class Sequencer {
   /** A stored row as clients see it; a change carries its target as it is now. */
   toMessage(r: MessageRow): ChatMessageData {
     const hlc = { ms: r.hlc_ms, logical: r.hlc_logical };
-    let content = r.deleted ? {} : (JSON.parse(r.content) as ContentInit);
+    let content = r.deleted ? {} : wellFormedDeep(JSON.parse(r.content) as ContentInit);
     if (r.kind === "update" && content.update) {
       const target = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq = ?`, Number(content.update.target_seq)).toArray()[0];
       if (target) content = { update: { ...content.update, target: this.toMessage(target) } };
@@ -199,8 +200,9 @@ export class Sequencer {
   }
 }
 
+/** Text stored before the edges checked it is repaired where it is read (docs/protocol.md, "Text"). */
 export function parseReactions(json: string): Reaction[] {
-  return JSON.parse(json) as Reaction[];
+  return wellFormedDeep(JSON.parse(json) as Reaction[]);
 }
 
 function clampLimit(limit: number | undefined): number {

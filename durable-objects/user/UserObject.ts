@@ -6,7 +6,8 @@
  *
  * This file is the RPC surface, the hibernation handlers and the glue; each concern has a module:
  * `sessions.ts`, `devices.ts`, `channel-list.ts`, `settings.ts`, `hidden-messages.ts` (delete for
- * me), `send-pipeline.ts`, `resume.ts`, `socket-protocol.ts`, `presence-link.ts`.
+ * me), `send-pipeline.ts`, `resume.ts`, `socket-protocol.ts`, `presence-link.ts`, and for push
+ * `push-subscriptions.ts`, `push-notifier.ts` (with `push-coalesce.ts`).
  */
 import { DurableObject } from "cloudflare:workers";
 import { pb, type Encoding, type FrameInit } from "../../protocol/codec.js";
@@ -27,6 +28,11 @@ import { HiddenMessages, hiddenMessage } from "./hidden-messages.js";
 import { aggregateStatus, MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
 import { Resume } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
+import { missedMessages, PushNotifier } from "./push-notifier.js";
+import { PushSubscriptions } from "./push-subscriptions.js";
+import { sendPushJobs, type PushJob } from "../../queues/push-jobs.js";
+import type { PushSubscriptionInput } from "../../protocol/push.js";
+import { log } from "../../shared/log.js";
 import { SendPipeline } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
 import { defaultSettings, readSettings, updateSettings, type UserSettings } from "./settings.js";
@@ -56,6 +62,8 @@ export class UserObject extends DurableObject<Env> {
   private readonly stubs = new Map<string, DurableObjectStub<ChannelObject>>();
   private presenceLink: PresenceLink | undefined;
   private readonly presenceTtlMs: number;
+  private readonly pushSubscriptions: PushSubscriptions;
+  private readonly push: PushNotifier;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -65,6 +73,12 @@ export class UserObject extends DurableObject<Env> {
     this.devices = new Devices(this.sql);
     this.channels = new ChannelList(this.sql);
     this.hidden = new HiddenMessages(this.sql);
+    this.pushSubscriptions = new PushSubscriptions(this.sql);
+    this.push = new PushNotifier(this.sql, this.pushSubscriptions, () => this.profile?.user_id, {
+      windowMs: Number(env.PUSH_WINDOW_MS) || 30_000,
+      now: () => Date.now(),
+      dispatch: (jobs) => this.ctx.waitUntil(this.enqueuePush(jobs)),
+    });
     this.sends = new SendPipeline({
       appendBatch: (channelId, inputs) => this.channel(channelId).appendBatch(inputs),
       forget: (channelId) => this.stubs.delete(channelId),
@@ -142,17 +156,32 @@ export class UserObject extends DurableObject<Env> {
   /* ------------------------------------ RPC: devices ------------------------------------ */
 
   listDevices(): Device[] {
-    return this.devices.list(this.connectedDevices());
+    const push = this.pushSubscriptions.states();
+    return this.devices.list(this.connectedDevices()).map((d) => ({ ...d, push: push.get(d.device_id) ?? null }));
   }
 
-  /** Registers (or renames) a device; a new 11th device is refused. */
-  registerDevice(deviceId: string, name = "", platform = ""): Result<{ device: Device }> {
-    return this.devices.register(deviceId, name, platform, this.connectedDevices());
+  /**
+   * Registers (or renames) a device; a new 11th device is refused. `push` replaces the device's
+   * push subscription (null removes it; undefined leaves it as it is). Callers validate it.
+   */
+  registerDevice(deviceId: string, name = "", platform = "", push?: PushSubscriptionInput | null): Result<{ device: Device }> {
+    const registered = this.devices.register(deviceId, name, platform, this.connectedDevices());
+    if (!registered.ok) return registered;
+    if (push !== undefined) this.pushSubscriptions.set(deviceId, push);
+    return { ok: true, device: this.device(deviceId)! };
+  }
+
+  /** PATCH /v1/devices/{id}: replaces the fields given; `push: null` removes the subscription. */
+  updateDevice(deviceId: string, patch: { name?: string; platform?: string; push?: PushSubscriptionInput | null }): Result<{ device: Device }> {
+    if (!this.devices.rename(deviceId, patch)) return fail("not_found", "No such device.");
+    if (patch.push !== undefined) this.pushSubscriptions.set(deviceId, patch.push);
+    return { ok: true, device: this.device(deviceId)! };
   }
 
   /** Forgets a device and closes its socket. */
   removeDevice(deviceId: string): boolean {
     const removed = this.devices.remove(deviceId);
+    this.pushSubscriptions.forget();
     for (const ws of this.ctx.getWebSockets(deviceId)) closeQuietly(ws, 4000, "device_removed");
     return removed;
   }
@@ -177,6 +206,8 @@ export class UserObject extends DurableObject<Env> {
       const sockets = openSockets(this.ctx);
       if (sockets.length > 0 && !applied.left) this.ctx.waitUntil(this.watchAndSend(c.members.map((m) => m.user_id).filter((id) => id !== me), sockets));
     }
+    this.pushRead(batch, me);
+    if (openSockets(this.ctx).length === 0 && me && !applied.left) this.pushMissed(batch, me);
     this.sendToDevices(batch.messages);
   }
 
@@ -187,6 +218,7 @@ export class UserObject extends DurableObject<Env> {
     const result = await this.channel(channelId).markRead(me, upToSeq, this.getSettings().read_receipts);
     if (!result.ok) return result;
     this.channels.mirrorRead(channelId, result.last_read_seq, result.unread_count);
+    this.push.read(channelId, result.last_read_seq);
     const frame: FrameInit = {
       type: pb.FrameType.READ,
       read: { channel_id: channelId, up_to_seq: result.last_read_seq, user_id: me, unread_count: result.unread_count },
@@ -266,6 +298,63 @@ export class UserObject extends DurableObject<Env> {
     return next;
   }
 
+  /* ------------------------------------ RPC: push ------------------------------------ */
+
+  /** Mute (no push; the channel list shows it muted) or unmute one channel, on every device. */
+  setMuted(channelId: string, muted: boolean): Result<{ channel: ChannelState }> {
+    const row = this.channels.row(channelId);
+    if (!row || row.left) return fail("not_found", "No such channel in your channel list.");
+    if (this.channels.setMuted(channelId, muted)) this.broadcastChannelUpdate(channelId);
+    return { ok: true, channel: this.channels.state(channelId, this.profile?.user_id)! };
+  }
+
+  /** The push provider says this subscription is gone (404/410): forget it unless replaced since. */
+  removePushSubscription(deviceId: string, key: string): boolean {
+    return this.pushSubscriptions.removeIfCurrent(deviceId, key);
+  }
+
+  /** A push to this device exhausted its retries (the dead-letter consumer): counted on the device. */
+  recordPushDeadLetter(deviceId: string, key: string): boolean {
+    return this.pushSubscriptions.recordFailure(deviceId, key);
+  }
+
+  /** Whether a (retried) message push for `seq` should still be shown: not once the user read it. */
+  pushStillWanted(channelId: string, seq: number): boolean {
+    return this.push.stillUnread(channelId, seq);
+  }
+
+  /**
+   * The one entry of the delivery path into push: messages that reached this user while none of
+   * their devices took them. Coalesced per channel; sends go through the queue off this path.
+   */
+  private pushMissed(batch: DeliveryBatch, me: string): void {
+    if (!this.pushSubscriptions.any()) return; // most users: nothing to read, nothing to write
+    const wake = this.push.missed(missedMessages(batch, me, this.getSettings().push_previews !== false));
+    if (wake !== undefined) this.ctx.waitUntil(this.wakeBy(wake));
+  }
+
+  /** The user's own message (sent from any device) reads the channel up to it: clear what stands. */
+  private pushRead(batch: DeliveryBatch, me: string | undefined): void {
+    let own = 0;
+    for (const m of batch.messages) if (m.sender_user_id === me && !m.content.update) own = Math.max(own, m.seq);
+    if (own > 0) this.push.read(batch.channel.channel_id, own);
+  }
+
+  private async enqueuePush(jobs: PushJob[]): Promise<void> {
+    try {
+      await sendPushJobs(this.env.PUSH_QUEUE as Queue<PushJob>, jobs);
+    } catch (err) {
+      // Push is best effort: the messages are stored and reach the devices on their next RESUME.
+      log("error", "push.enqueue_failed", { object: "user", user_id: this.profile?.user_id, jobs: jobs.length }, err);
+    }
+  }
+
+  /** Moves the alarm earlier if it is set later than `at` (it serves presence too). */
+  private async wakeBy(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
   /* ------------------------------------ presence ------------------------------------ */
 
   /**
@@ -273,14 +362,19 @@ export class UserObject extends DurableObject<Env> {
    * a goodbye), then keeps the user's presence report alive (the shard's TTL).
    */
   override async alarm(): Promise<void> {
+    // Push windows whose end has come send their merged updates; the alarm serves both.
+    const nextPush = this.push.flushDue();
     if (closeIdleSockets(this.ctx, Date.now()) > 0) this.presenceChanged();
-    if (openSockets(this.ctx).length === 0) return;
+    if (openSockets(this.ctx).length === 0) {
+      if (nextPush !== undefined) await this.ctx.storage.setAlarm(nextPush);
+      return;
+    }
     const link = this.shardLink();
     if (link) {
       await link.report(this.presenceStatus(), true);
       await link.watch(this.contacts()); // extends the subscriptions; the states are known already
     }
-    await this.ctx.storage.setAlarm(Date.now() + this.keepAliveMs());
+    await this.ctx.storage.setAlarm(Math.min(Date.now() + this.keepAliveMs(), this.push.nextDue() ?? Infinity));
   }
 
   private keepAliveMs(): number {
@@ -386,6 +480,10 @@ export class UserObject extends DurableObject<Env> {
 
   private broadcast(frame: FrameInit): void {
     broadcast(openSockets(this.ctx), frame);
+  }
+
+  private device(deviceId: string): Device | undefined {
+    return this.listDevices().find((d) => d.device_id === deviceId);
   }
 
   private connectedDevices(): Set<string> {

@@ -3,6 +3,7 @@
  * newest seq, their read cursor and unread count, kept current by every delivery. Also the
  * ChannelState shape clients receive for a row.
  */
+import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
 import type { ChannelState, MemberProfile } from "../../protocol/types.js";
 import type { DeliveryBatch } from "../channel/types.js";
 
@@ -101,6 +102,11 @@ export class ChannelList {
     return { membershipChanged, left: left === 1 };
   }
 
+  /** Mutes or unmutes a channel (no push); true if that changed anything. */
+  setMuted(channelId: string, muted: boolean): boolean {
+    return this.sql.exec("UPDATE channels SET muted = ? WHERE channel_id = ? AND muted != ?", muted ? 1 : 0, channelId, muted ? 1 : 0).rowsWritten > 0;
+  }
+
   /** Mirrors the read cursor the channel keeps (never backwards) and its unread count. */
   mirrorRead(channelId: string, lastReadSeq: number, unreadCount: number): void {
     this.sql.exec("UPDATE channels SET last_read_seq = max(last_read_seq, ?), unread_count = ? WHERE channel_id = ?",
@@ -129,11 +135,12 @@ export class ChannelList {
 }
 
 /**
- * A DM has no name of its own: each side sees the other person's name.
+ * A DM has no name of its own: each side sees the other person's name. Names stored before the
+ * edges checked text are repaired here, where the list is read (docs/protocol.md, "Text").
  */
 export function channelState(row: ChannelRow, me: string | undefined): ChannelState {
   const members = parseMembers(row.members);
-  const name = row.type === "dm" ? (members.find((m) => m.user_id !== me)?.display_name ?? row.name) : row.name;
+  const name = row.type === "dm" ? (members.find((m) => m.user_id !== me)?.display_name ?? toWellFormed(row.name)) : toWellFormed(row.name);
   return {
     channel_id: row.channel_id, type: row.type, name, last_seq: row.last_seq, last_activity_hlc: row.last_activity_hlc,
     last_activity_at: row.last_activity_at, last_read_seq: row.last_read_seq, unread_count: row.unread_count,
@@ -145,7 +152,8 @@ export function channelState(row: ChannelRow, me: string | undefined): ChannelSt
 export function parseMembers(json: string): MemberProfile[] {
   try {
     const v: unknown = JSON.parse(json);
-    return Array.isArray(v) ? (v as MemberProfile[]) : [];
+    // Profiles stored before the edges checked text are repaired here (docs/protocol.md, "Text").
+    return Array.isArray(v) ? wellFormedDeep(v as MemberProfile[]) : [];
   } catch {
     return [];
   }

@@ -13,7 +13,7 @@ export class Devices {
 
   /** Oldest first; `connected` says which have an open socket now. */
   list(connected: ReadonlySet<string>): Device[] {
-    return this.sql.exec<Omit<Device, "connected">>(
+    return this.sql.exec<Omit<Device, "connected" | "push">>(
       "SELECT device_id, name, platform, created_at, last_seen_at FROM devices ORDER BY created_at",
     ).toArray().map((d) => ({ ...d, connected: connected.has(d.device_id) }));
   }
@@ -38,6 +38,14 @@ export class Devices {
     );
     const device = this.list(connected).find((d) => d.device_id === deviceId)!;
     return { ok: true, device };
+  }
+
+  /** Replaces a device's name and/or platform; false if there is no such device. */
+  rename(deviceId: string, patch: { name?: string; platform?: string }): boolean {
+    if (this.sql.exec("SELECT 1 FROM devices WHERE device_id = ?", deviceId).toArray().length === 0) return false;
+    if (patch.name !== undefined) this.sql.exec("UPDATE devices SET name = ? WHERE device_id = ?", patch.name.slice(0, 100), deviceId);
+    if (patch.platform !== undefined) this.sql.exec("UPDATE devices SET platform = ? WHERE device_id = ?", patch.platform.slice(0, 40), deviceId);
+    return true;
   }
 
   /** Forgets a device and its cursors; false if there was no such device. */

@@ -69,4 +69,28 @@ export const USER_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (channel_id, seq)
   );
   `,
+  `
+  -- Push (issue 10). devices.push_provider is the subscription's type, devices.push_token the
+  -- subscription as JSON (endpoint and keys, or the token and topic); push_failures counts pushes
+  -- that were dead-lettered since the device last registered one.
+  ALTER TABLE devices ADD COLUMN push_failures INTEGER NOT NULL DEFAULT 0;
+
+  -- One row per channel with missed messages since the user last read it: the coalescing window
+  -- (push-coalesce.ts) and the newest missed message, which the next update shows.
+  CREATE TABLE push_windows (
+    channel_id     TEXT PRIMARY KEY,
+    ends_at        INTEGER NOT NULL,
+    pushed_seq     INTEGER NOT NULL,
+    count          INTEGER NOT NULL,
+    pending        INTEGER NOT NULL,
+    last_seq       INTEGER NOT NULL,
+    channel_name   TEXT NOT NULL,
+    channel_type   TEXT NOT NULL,
+    sender_user_id TEXT NOT NULL,
+    sender_name    TEXT NOT NULL,
+    preview        TEXT,
+    sent_at        INTEGER NOT NULL
+  );
+  CREATE INDEX push_windows_due ON push_windows (pending, ends_at);
+  `,
 ];

@@ -7,6 +7,7 @@
 import { decodeFrame, encodeFrame, pb, type Encoding, type Frame, type FrameInit } from "../../protocol/codec.js";
 import { chunkMessages } from "../../protocol/frame-budget.js";
 import { LIMITS, PING, PONG } from "../../protocol/limits.js";
+import { truncate } from "../../protocol/text.js";
 import { fail, failureFromException, type Failure, type Result } from "../../shared/errors.js";
 import { CLOSE, errorFrame, sendFrame } from "../../shared/frames.js";
 import { isChannelId } from "../../shared/ids.js";
@@ -53,7 +54,7 @@ export function closeQuietly(ws: WebSocket, code: number, reason: string): void 
 const MAX_ECHOED_ID = 128;
 
 export function capId(s: string | null | undefined): string {
-  return (s ?? "").slice(0, MAX_ECHOED_ID);
+  return truncate(s ?? "", MAX_ECHOED_ID);
 }
 
 /** The ids an ERROR for `frame` echoes, so the client can match it to what it sent. */
@@ -172,7 +173,9 @@ export class SocketProtocol {
     if (data === PING) { sendFrame(ws, PONG, info.encoding); return; }
     const decoded = decodeFrame(data, info.encoding);
     if (!decoded.ok) {
-      sendFrame(ws, errorFrame(decoded.requestId, fail(decoded.code, decoded.message)), info.encoding);
+      // Text that is not well-formed is refused, but the frame around it was readable: say which request it was.
+      const context = decoded.code === "invalid_text" ? failureContext(decoded.repaired) : {};
+      sendFrame(ws, errorFrame(decoded.requestId, fail(decoded.code, decoded.message), context), info.encoding);
       return;
     }
     const frame = decoded.frame;

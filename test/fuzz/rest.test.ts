@@ -75,6 +75,9 @@ const targets: Target[] = [
   { method: "GET", route: "/v1/devices", path: () => "/v1/devices", takesBody: false, requiredBody: false, auth: true },
   { method: "POST", route: "/v1/devices", path: () => "/v1/devices", takesBody: true, requiredBody: true, auth: true },
   { method: "DELETE", route: "/v1/devices/:deviceId", path: () => "/v1/devices/no-such-device", takesBody: false, requiredBody: false, auth: true },
+  { method: "PATCH", route: "/v1/devices/:deviceId", path: () => "/v1/devices/no-such-device", takesBody: true, requiredBody: true, auth: true },
+  { method: "PATCH", route: "/v1/me/channels/:id", path: () => `/v1/me/channels/${group}`, takesBody: true, requiredBody: true, auth: true },
+  { method: "GET", route: "/v1/push/config", path: () => "/v1/push/config", takesBody: false, requiredBody: false, auth: true },
 ];
 
 async function hit(method: string, path: string, opts: { body?: string; contentType?: string; auth?: boolean; token?: string }, context: string) {

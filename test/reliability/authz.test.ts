@@ -116,6 +116,9 @@ const authed: Endpoint[] = [
   { method: "GET", route: "/v1/devices", path: () => "/v1/devices" },
   { method: "POST", route: "/v1/devices", path: () => "/v1/devices", body: () => ({ device_id: "intruder-device" }) },
   { method: "DELETE", route: "/v1/devices/:deviceId", path: () => `/v1/devices/${aliceDevice.deviceId}` },
+  { method: "PATCH", route: "/v1/devices/:deviceId", path: () => `/v1/devices/${aliceDevice.deviceId}`, body: () => ({ name: "renamed by an intruder", push: null }) },
+  { method: "PATCH", route: "/v1/me/channels/:id", path: () => `/v1/me/channels/${group}`, body: () => ({ muted: true }) },
+  { method: "GET", route: "/v1/push/config", path: () => "/v1/push/config" },
 ];
 
 /** Endpoints that take no access token; covered by their own tests below. */

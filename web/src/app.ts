@@ -16,6 +16,8 @@ import { Banner } from "./views/banner.js";
 import { ConversationView } from "./views/conversation.js";
 import { Sidebar } from "./views/sidebar.js";
 import { toast } from "./views/toast.js";
+import { offerNotifications } from "./views/notifications.js";
+import { disableNotifications, enableNotifications, notificationOfferDue, notificationState, syncNotifications, type NotificationState } from "./push.js";
 
 const PAGE_SIZE = 50;
 /** Send TYPING at most this often while the user keeps typing. */
@@ -68,6 +70,7 @@ export class App implements Intents {
   start(): void {
     const c = this.client;
     const s = this.state;
+    void syncNotifications(c);
     this.unsubscribe.push(
       c.on("message", (m) => this.onMessage(m)),
       c.on("messageUpdated", ({ message }) => {
@@ -431,7 +434,9 @@ export class App implements Intents {
     const body = text.trim();
     if (body === "") return;
     this.stopTyping();
-    this.client.send(channelId, body).catch((err: unknown) => {
+    const pending = this.client.send(channelId, body);
+    if (notificationOfferDue()) offerNotifications(this);
+    pending.catch((err: unknown) => {
       // The outbox entry shows "Not sent" with a retry; say why once.
       toast(`Message not sent: ${errorText(err)}`, "error");
     });
@@ -561,6 +566,23 @@ export class App implements Intents {
 
   updateSettings(patch: Partial<UserSettings>): Promise<UserSettings> {
     return this.client.settings.update(patch);
+  }
+
+  async mute(channelId: string, muted: boolean): Promise<void> {
+    // Every device (this one included) gets CHANNEL_UPDATE with the new state.
+    await this.client.channels.mute(channelId, muted);
+  }
+
+  notificationState(): Promise<NotificationState> {
+    return notificationState();
+  }
+
+  enableNotifications(): Promise<NotificationState> {
+    return enableNotifications(this.client);
+  }
+
+  disableNotifications(): Promise<void> {
+    return disableNotifications(this.client);
   }
 }
 

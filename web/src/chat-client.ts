@@ -4,7 +4,7 @@
  */
 import type {
   Channel, ChannelState, ClientEvents, ConnectionState, CreateChannelInput, Device, HistoryOptions, HistoryPage, Listener, MessageUpdate,
-  OutboxEntry, SendAck, User, UserSettings,
+  OutboxEntry, PushConfig, PushSubscriptionInput, SendAck, User, UserSettings,
 } from "../../client/index.js";
 
 /** The SDK's events, plus one of the app's own: an outbox entry was discarded (in any tab). */
@@ -47,10 +47,13 @@ export interface ChatClient {
     create(input: CreateChannelInput): Promise<Channel>;
     get(channelId: string): Promise<Channel>;
     addMembers(channelId: string, members: string[]): Promise<Channel>;
+    /** Mute (no push notifications) or unmute, on all of the user's devices. */
+    mute(channelId: string, muted: boolean): Promise<ChannelState>;
   };
   readonly devices: {
     list(): Promise<Device[]>;
-    register(input?: { device_id?: string; name?: string; platform?: string }): Promise<Device>;
+    register(input?: { device_id?: string; name?: string; platform?: string; push?: PushSubscriptionInput | null }): Promise<Device>;
+    pushConfig(): Promise<PushConfig>;
     remove(deviceId: string): Promise<void>;
   };
   readonly settings: {

@@ -5,6 +5,7 @@
  */
 import type { CreateChannelInput, Device, UserSettings } from "../../client/index.js";
 import type { ChatState } from "./state.js";
+import type { NotificationState } from "./push.js";
 
 /** A DM by username, or a named group with members (usernames). */
 export type NewChannel = Extract<CreateChannelInput, { type: "dm" }> | { type: "group"; name: string; members: string[] };
@@ -42,6 +43,12 @@ export interface Intents {
   removeDevice(deviceId: string): Promise<void>;
   settings(): Promise<UserSettings>;
   updateSettings(patch: Partial<UserSettings>): Promise<UserSettings>;
+  /** Mute (no push notifications) or unmute a conversation on all of the user's devices. */
+  mute(channelId: string, muted: boolean): Promise<void>;
+  /** Notifications on this browser: where they stand, and turning them on (from a click) or off. */
+  notificationState(): Promise<NotificationState>;
+  enableNotifications(): Promise<NotificationState>;
+  disableNotifications(): Promise<void>;
 
   /** Schedules a render of every view on the next frame (for views with their own timers). */
   requestRender(): void;

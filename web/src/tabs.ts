@@ -24,7 +24,7 @@
  */
 import {
   EdgechatError, Emitter, type Channel, type ChannelState, type ClientEvents, type ConnectionState, type CreateChannelInput, type Device, type EdgechatClient,
-  type HistoryOptions, type HistoryPage, type Listener, type MessageUpdate, type OutboxEntry, type SendAck, type User, type UserSettings,
+  type HistoryOptions, type HistoryPage, type Listener, type MessageUpdate, type OutboxEntry, type PushConfig, type PushSubscriptionInput, type SendAck, type User, type UserSettings,
 } from "../../client/index.js";
 import { uuid } from "../../client/scheduler.js";
 import type { ChatClient, ChatEvents } from "./chat-client.js";
@@ -268,12 +268,14 @@ export class TabClient implements ChatClient {
     create: (input: CreateChannelInput): Promise<Channel> => this.run("create", [input]) as Promise<Channel>,
     get: (channelId: string): Promise<Channel> => this.rest.channels.get(channelId),
     addMembers: (channelId: string, members: string[]): Promise<Channel> => this.rest.channels.addMembers(channelId, members),
+    mute: (channelId: string, muted: boolean): Promise<ChannelState> => this.rest.channels.mute(channelId, muted),
   };
 
   readonly devices = {
     list: (): Promise<Device[]> => this.rest.devices.list(),
-    register: (input: { device_id?: string; name?: string; platform?: string } = {}): Promise<Device> =>
+    register: (input: { device_id?: string; name?: string; platform?: string; push?: PushSubscriptionInput | null } = {}): Promise<Device> =>
       this.rest.devices.register({ ...input, device_id: input.device_id ?? this.deviceId }),
+    pushConfig: (): Promise<PushConfig> => this.rest.devices.pushConfig(),
     remove: (deviceId: string): Promise<void> => this.rest.devices.remove(deviceId),
   };
 

@@ -1,5 +1,5 @@
 /**
- * The REST API (Hono). Routes validate with zod and call the owning Durable Object over RPC;
+ * The REST API (Hono). Routes validate with zod/mini and call the owning Durable Object over RPC;
  * expected failures come back as values and leave through one function, `send`, as
  * `{code, message, retryable}` JSON with the matching status.
  */
@@ -10,7 +10,9 @@ import { errorResponse, fail, failureFromException, type Failure } from "../../s
 import { authRoutes } from "./auth-routes.js";
 import { channelRoutes } from "./channel-routes.js";
 import { deviceRoutes } from "./device-routes.js";
+import { pushRoutes } from "./push-routes.js";
 import { userRoutes } from "./user-routes.js";
+import { checkUrlText } from "./validation.js";
 
 export type ApiEnv = { Bindings: Env; Variables: { auth: AccessClaims } };
 export type ApiContext = Context<ApiEnv>;
@@ -29,6 +31,12 @@ api.use("/v1/*", bodyLimit({
   onError: () => errorResponse(fail("content_too_large", "Request bodies are limited to 64 KiB.")),
 }));
 
+// Paths and queries whose percent-encoding is not UTF-8 never reach a route (bodies: validation.ts).
+api.use("/v1/*", async (c, next) => {
+  const bad = checkUrlText(c.req.url);
+  return bad ? errorResponse(bad) : next();
+});
+
 /** Liveness for load balancers, dev tooling and tests; says nothing about any user. */
 api.get("/v1/health", (c) => c.json({ ok: true }));
 
@@ -46,6 +54,7 @@ api.use("/v1/*", async (c, next) => {
 api.route("/v1/auth", authRoutes);
 api.route("/v1/channels", channelRoutes);
 api.route("/v1/devices", deviceRoutes);
+api.route("/v1/push", pushRoutes);
 api.route("/v1", userRoutes);
 
 api.notFound(() => errorResponse(fail("not_found", "No such endpoint.")));

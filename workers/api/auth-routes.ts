@@ -1,6 +1,6 @@
 /** POST /v1/auth/register | login | refresh | logout */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { hashPassword, verifyPassword } from "../auth/password.js";
 import { accessTokenTtl, formatRefreshToken, parseRefreshToken, signAccessToken } from "../auth/tokens.js";
 import { errorResponse, fail } from "../../shared/errors.js";
@@ -8,21 +8,21 @@ import { newId } from "../../shared/ids.js";
 import { userStub } from "../../shared/routing.js";
 import { accountByUsername, insertAccount } from "./accounts.js";
 import type { ApiContext, ApiEnv } from "./app.js";
-import { parseJsonBody } from "./validation.js";
+import { nameText, parseJsonBody } from "./validation.js";
 import type { Profile } from "../../durable-objects/user/UserObject.js";
 
-const username = z.string().regex(/^[A-Za-z0-9_.-]{3,32}$/, "3-32 characters of letters, digits, _ . -");
-const password = z.string().min(8, "at least 8 characters").max(200);
+const username = z.string().check(z.regex(/^[A-Za-z0-9_.-]{3,32}$/, "3-32 characters of letters, digits, _ . -"));
+const password = z.string().check(z.minLength(8, "at least 8 characters"), z.maxLength(200));
 
 const RegisterBody = z.object({
   username,
   password,
-  display_name: z.string().trim().min(1).max(64).optional(),
+  display_name: z.optional(nameText(64)),
   /** Home jurisdiction: this user's object, and channels they create, stay in it. */
-  jurisdiction: z.enum(["", "eu", "fedramp"]).optional(),
+  jurisdiction: z.optional(z.enum(["", "eu", "fedramp"])),
 });
-const LoginBody = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(200) });
-const RefreshBody = z.object({ refresh_token: z.string().min(1).max(200) });
+const LoginBody = z.object({ username: z.string().check(z.minLength(1), z.maxLength(64)), password: z.string().check(z.minLength(1), z.maxLength(200)) });
+const RefreshBody = z.object({ refresh_token: z.string().check(z.minLength(1), z.maxLength(200)) });
 
 /** Hashing a password for an unknown user keeps login timing from revealing who has an account. */
 const DUMMY_HASH = "pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";

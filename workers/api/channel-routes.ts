@@ -1,35 +1,35 @@
 /** /v1/channels: create, list, describe, members, history, message changes, read cursor. */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { LIMITS } from "../../protocol/limits.js";
 import { errorResponse, fail } from "../../shared/errors.js";
 import { dmChannelId, isChannelId, newId, parseId } from "../../shared/ids.js";
 import { channelStub, userStub } from "../../shared/routing.js";
 import { resolveProfiles } from "./accounts.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
-import { parseJsonBody, parseWith } from "./validation.js";
+import { nameText, parseJsonBody, parseWith } from "./validation.js";
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
 
-const memberRef = z.string().min(1).max(64);
+const memberRef = z.string().check(z.minLength(1), z.maxLength(64));
 const CreateBody = z.discriminatedUnion("type", [
   z.object({ type: z.literal("dm"), member: memberRef }),
   z.object({
     type: z.literal("group"),
-    name: z.string().trim().min(1).max(LIMITS.maxChannelNameLength),
-    members: z.array(memberRef).max(LIMITS.maxGroupMembers - 1).default([]),
+    name: nameText(LIMITS.maxChannelNameLength),
+    members: z._default(z.array(memberRef).check(z.maxLength(LIMITS.maxGroupMembers - 1)), []),
   }),
 ]);
-const MembersBody = z.object({ members: z.array(memberRef).min(1).max(LIMITS.maxGroupMembers) });
-const seqParam = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const MembersBody = z.object({ members: z.array(memberRef).check(z.minLength(1), z.maxLength(LIMITS.maxGroupMembers)) });
+const seqParam = z.coerce.number().check(z.int(), z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER));
 const HistoryQuery = z.object({
-  before: seqParam.optional(),
-  after: seqParam.optional(),
-  limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).optional(),
+  before: z.optional(seqParam),
+  after: z.optional(seqParam),
+  limit: z.optional(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(LIMITS.maxPageSize))),
 });
 const ReadBody = z.object({ up_to_seq: seqParam });
-const messageSeq = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
-const EditBody = z.object({ text: z.string().min(1) });
-const DeleteQuery = z.object({ for: z.enum(["me", "everyone"]).default("me") });
+const messageSeq = z.coerce.number().check(z.int(), z.minimum(1), z.maximum(Number.MAX_SAFE_INTEGER));
+const EditBody = z.object({ text: z.string().check(z.minLength(1)) });
+const DeleteQuery = z.object({ for: z._default(z.enum(["me", "everyone"]), "me") });
 /** Changes made over REST come from no device socket. */
 const REST_DEVICE = "";
 

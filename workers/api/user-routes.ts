@@ -1,14 +1,15 @@
 /** /v1/me, /v1/users and /v1/presence: who am I, find people to talk to, who is around. */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { errorResponse, fail } from "../../shared/errors.js";
-import { isUserId } from "../../shared/ids.js";
+import { isChannelId, isUserId } from "../../shared/ids.js";
 import { byPresenceShard, presenceStub, userStub } from "../../shared/routing.js";
 import { resolveProfiles } from "./accounts.js";
-import type { ApiEnv } from "./app.js";
+import { send, type ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";
 
-const SettingsBody = z.object({ read_receipts: z.boolean().optional(), share_presence: z.boolean().optional() }).strict();
+const SettingsBody = z.strictObject({ read_receipts: z.optional(z.boolean()), share_presence: z.optional(z.boolean()), push_previews: z.optional(z.boolean()) });
+const ChannelPrefsBody = z.strictObject({ muted: z.boolean() });
 /** Presence pulled on demand (big groups, people not watched): at most this many ids per call. */
 const MAX_PRESENCE_LOOKUP = 200;
 
@@ -24,6 +25,13 @@ export const userRoutes = new Hono<ApiEnv>()
     const body = await parseJsonBody(c, SettingsBody);
     if (!body.ok) return errorResponse(body);
     return c.json(await userStub(c.env, c.get("auth").userId).updateSettings(body.value));
+  })
+  .patch("/me/channels/:id", async (c) => {
+    const channelId = c.req.param("id");
+    if (!isChannelId(channelId)) return errorResponse(fail("not_found", "No such channel."));
+    const body = await parseJsonBody(c, ChannelPrefsBody);
+    if (!body.ok) return errorResponse(body);
+    return send(c, await userStub(c.env, c.get("auth").userId).setMuted(channelId, body.value.muted));
   })
   .get("/users", async (c) => {
     const username = c.req.query("username");

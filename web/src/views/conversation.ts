@@ -3,6 +3,7 @@
  * composer. The log keeps its place while older pages are prepended and follows new messages
  * only while the reader is at the bottom.
  */
+import { MuteButton } from "./mute.js";
 import type { ChannelState } from "../../../client/index.js";
 import { LIMITS } from "../../../protocol/limits.js";
 import type { Intents, ViewModel } from "../intents.js";
@@ -31,6 +32,7 @@ export class ConversationView {
   private readonly back: HTMLButtonElement;
   private readonly headAvatar: HTMLElement;
   private readonly title: HTMLHeadingElement;
+  private readonly mute: MuteButton;
   private readonly subtitle: HTMLElement;
   private readonly addPeople: HTMLButtonElement;
   private readonly log: HTMLElement;
@@ -72,6 +74,7 @@ export class ConversationView {
     this.subtitle = h("p", { class: "conv-subtitle" });
     this.addPeople = h("button", { type: "button", class: "btn btn-ghost btn-sm add-people" }, icon(ICONS.userPlus), h("span", { class: "btn-label" }, "Add people"));
     this.addPeople.addEventListener("click", () => this.shownId && addMembersDialog(model, this.shownId));
+    this.mute = new MuteButton(model.intents);
 
     this.top = h("div", { class: "log-top" });
     this.list = h("ol", { class: "messages" });
@@ -89,7 +92,7 @@ export class ConversationView {
     this.pane = h(
       "section",
       { class: "conversation", "aria-labelledby": "conv-title", hidden: true },
-      h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.addPeople),
+      h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.addPeople, this.mute.el),
       h("div", { class: "log-wrap" }, this.log, this.dayFloat, this.jump),
       this.typing,
       this.form,
@@ -257,6 +260,7 @@ export class ConversationView {
       const online = ids.filter((u) => u !== state.me.user_id && state.presence.get(u)?.status === "online").length;
       sub = `${channel.member_count || members.length} members${online > 0 ? ` · ${online} online` : ""}${members.length > 0 ? ` · ${joinNames(members)}` : ""}`;
     }
+    this.mute.update(channel);
     const sig = JSON.stringify([title, sub, subClass, presence?.status, dm]);
     if (this.pane.dataset.sig === sig) return;
     this.pane.dataset.sig = sig;

@@ -5,6 +5,7 @@ import type { ViewModel } from "../intents.js";
 import { h } from "../dom.js";
 import { lastSeenText, parseUsernames } from "../format.js";
 import { field, formDialog, openDialog } from "./dialog.js";
+import { notificationsSetting } from "./notifications.js";
 
 export function newChatDialog({ state, intents }: ViewModel): void {
   let type: "dm" | "group" = "dm";
@@ -158,6 +159,7 @@ export function privacyDialog({ intents }: ViewModel): void {
   const options: { key: keyof UserSettings; label: string; hint: string }[] = [
     { key: "read_receipts", label: "Send read receipts", hint: "Others see when you have read their messages." },
     { key: "share_presence", label: "Show when I'm online", hint: "Off: you appear offline and others do not see when you were last seen." },
+    { key: "push_previews", label: "Show message text in notifications", hint: "Off: notifications say who wrote where, not what." },
   ];
   const boxes = new Map<keyof UserSettings, HTMLInputElement>();
   const rows = options.map(({ key, label, hint }) => {
@@ -168,7 +170,7 @@ export function privacyDialog({ intents }: ViewModel): void {
       box.disabled = true;
       status.textContent = "";
       intents.updateSettings({ [key]: box.checked }).then(
-        (saved) => { box.checked = saved[key]; },
+        (saved) => { box.checked = saved[key] ?? true; },
         (err: unknown) => { box.checked = !box.checked; status.textContent = errorText(err); },
       ).finally(() => { box.disabled = false; });
     });
@@ -177,11 +179,11 @@ export function privacyDialog({ intents }: ViewModel): void {
       box);
   });
   const done = h("button", { type: "button", class: "btn btn-primary" }, "Done");
-  const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows), status, h("div", { class: "dialog-actions" }, done)] });
+  const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows, notificationsSetting(intents)), status, h("div", { class: "dialog-actions" }, done)] });
   done.addEventListener("click", () => handle.close());
   intents.settings().then((settings) => {
     for (const [key, box] of boxes) {
-      box.checked = settings[key];
+      box.checked = settings[key] ?? true;
       box.disabled = false;
     }
   }, (err: unknown) => { status.textContent = errorText(err); });

@@ -1,4 +1,5 @@
 /** The left column: brand, "new conversation", the channel list with unread badges, the account. */
+import { mutedMark } from "./mute.js";
 import type { ChannelState } from "../../../client/index.js";
 import type { ViewModel } from "../intents.js";
 import { arrowNavigation, h, icon, ICONS, reconcile } from "../dom.js";
@@ -74,7 +75,7 @@ export class Sidebar {
       const unread = active ? 0 : c.unread_count;
       return {
         key: c.channel_id,
-        sig: JSON.stringify([title, preview, status, time, active, unread, c.type]),
+        sig: JSON.stringify([title, preview, status, time, active, unread, c.type, c.muted]),
         render: () => this.item(c, title, preview, status, time, active, unread),
       };
     }));
@@ -92,7 +93,7 @@ export class Sidebar {
       h(
         "span",
         { class: "ci-main" },
-        h("span", { class: "ci-top" }, h("span", { class: "ci-name" }, title), presence, h("span", { class: "ci-time" }, time)),
+        h("span", { class: "ci-top" }, h("span", { class: "ci-name" }, title), presence, mutedMark(c), h("span", { class: "ci-time" }, time)),
         h(
           "span",
           { class: "ci-bottom" },
