@@ -22,11 +22,14 @@ describe("flood protection", () => {
   it("limits one sender in one channel, answers with a backoff hint, and stores nothing extra", async () => {
     const alice = await register("alice"), bob = await register("bob");
     const channel = await createGroup(alice, [bob]);
-    await limitChannel(channel, { perSecond: 10, burst: 5 });
+    // One token a second, and the 8 SENDs written at once: one after another at 10 tokens a
+    // second, a busy machine refilled the bucket between them and limited nothing.
+    await limitChannel(channel, { perSecond: 1, burst: 5 });
     const a = await onlineDevice(alice.access_token, "a");
     const b = await onlineDevice(bob.access_token, "b");
-    const results = [];
-    for (let i = 0; i < 8; i++) results.push(await a.sendText(channel, `burst ${i}`, `flood-${i}`));
+    const ids = Array.from({ length: 8 }, (_, i) =>
+      a.send({ type: T.SEND, send: { channel_id: channel, client_msg_id: `flood-${i}`, content: { text: { text: `burst ${i}` } } } }));
+    const results = await Promise.all(ids.map((id) => a.take((f) => f.request_id === id && (f.type === T.SEND_ACK || f.type === T.ERROR))));
     const acks = results.filter((f) => f.type === T.SEND_ACK);
     const limited = results.filter((f) => f.type === T.ERROR);
     expect(acks.length).toBeGreaterThanOrEqual(5);

@@ -17,6 +17,8 @@ export class TestDevice {
   closed: { code: number; reason: string } | undefined;
   private readonly changes = new Waiters();
   private nextRequestId = 1;
+  /** The last SEND.send_seq used on this connection (sendTexts numbers its SENDs). */
+  private sendSeq = 0;
 
   constructor(readonly ws: WebSocket, readonly encoding: Encoding, readonly deviceId: string) {
     ws.addEventListener("message", (e) => {
@@ -61,6 +63,12 @@ export class TestDevice {
     return this.take((f) => f.type === type, timeoutMs);
   }
 
+  /** Waits until the text message `text` (e.g. "pong") has arrived. */
+  async waitForText(text: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.texts.includes(text)) await this.changed(Math.max(1, deadline - Date.now()));
+  }
+
   async waitClosed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) await this.changed(Math.max(1, deadline - Date.now()));
@@ -92,6 +100,27 @@ export class TestDevice {
   async sendText(channelId: string, text: string, clientMsgId: string = crypto.randomUUID()): Promise<Frame> {
     const id = this.send({ type: pb.FrameType.SEND, send: { channel_id: channelId, client_msg_id: clientMsgId, content: { text: { text } } } });
     return this.take((f) => f.request_id === id && (f.type === pb.FrameType.SEND_ACK || f.type === pb.FrameType.ERROR));
+  }
+
+  /**
+   * SENDs many texts the way the SDK does: pipelined, at most `window` awaiting their SEND_ACK
+   * (the server allows LIMITS.maxUnackedFrames), numbered with send_seq so they are stored in the
+   * order given. Resolves with each SEND's answer (SEND_ACK or ERROR), by index. Far fewer round
+   * trips than one sendText after another, so a test's cost is its work, not the machine's latency.
+   */
+  async sendTexts(items: { channelId: string; text: string }[], window = 32): Promise<Frame[]> {
+    const answers: Frame[] = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const i = next++;
+        const { channelId, text } = items[i]!;
+        const id = this.send({ type: pb.FrameType.SEND, send: { channel_id: channelId, client_msg_id: crypto.randomUUID(), send_seq: ++this.sendSeq, content: { text: { text } } } });
+        answers[i] = await this.take((f) => f.request_id === id && (f.type === pb.FrameType.SEND_ACK || f.type === pb.FrameType.ERROR), 30_000);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(window, items.length) }, worker));
+    return answers;
   }
 
   /** RESUME and collect everything up to RESUMED. */

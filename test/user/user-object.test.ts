@@ -79,10 +79,8 @@ describe("UserObject: devices and fan-out", () => {
     await laptop.waitClosed();
 
     const bobDevice = await onlineDevice(bob.access_token, "bob-phone");
-    for (let i = 0; i < 500; i++) {
-      const ack = await bobDevice.sendText(i % 5 === 0 ? other : channel, `m${i}`);
-      expect(ack.type).toBe(T.SEND_ACK);
-    }
+    const acks = await bobDevice.sendTexts(Array.from({ length: 500 }, (_, i) => ({ channelId: i % 5 === 0 ? other : channel, text: `m${i}` })));
+    expect(acks.filter((f) => f.type !== T.SEND_ACK)).toEqual([]);
     laptop = await onlineDevice(alice.access_token, "laptop");
     const { messages, resumed } = await laptop.resume([...cursors].map(([channel_id, last_seq]) => ({ channel_id, last_seq })));
     expect(messages).toHaveLength(500);
@@ -119,8 +117,10 @@ describe("UserObject: devices and fan-out", () => {
     const alice = await register("alice"), bob = await register("bob");
     const channel = await createGroup(alice, [bob]);
     const bobDevice = await onlineDevice(bob.access_token, "b");
-    for (let i = 0; i < 300; i++) await bobDevice.sendText(channel, `before ${i}`);
+    const before = await bobDevice.sendTexts(Array.from({ length: 300 }, (_, i) => ({ channelId: channel, text: `before ${i}` })));
+    expect(before.filter((f) => f.type !== T.SEND_ACK)).toEqual([]);
     const a = await onlineDevice(alice.access_token, "a");
+    // One at a time, so they keep arriving while the RESUME pages the 300 out.
     const live = (async () => { for (let i = 0; i < 30; i++) await bobDevice.sendText(channel, `during ${i}`); })();
     const { messages } = await a.resume([{ channel_id: channel, last_seq: 1 }]);
     await live;
