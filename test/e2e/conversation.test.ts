@@ -143,9 +143,12 @@ describe("a group conversation across 3 users × 2 devices", () => {
     expect(offline.count(channelId)).toBe(before);
     await offline.client.connect();
     await until("the laptop to catch up", () => offline.count(channelId) === total);
-    await new Promise((r) => setTimeout(r, 500)); // anything extra would show up now
-    assertSameStream(devices, channelId, total);
-    expect(offline.client.channelStates().find((c) => c.channel_id === channelId)?.last_seq).toBe(total);
+    // The marker: one more message, sent now. Anything extra for the laptop (a repeat, a late
+    // copy) would reach it before this one.
+    await devices[0]!.client.send(channelId, "after the catch-up");
+    await until("the marker everywhere", () => devices.every((d) => d.count(channelId) >= total + 1));
+    assertSameStream(devices, channelId, total + 1);
+    expect(offline.client.channelStates().find((c) => c.channel_id === channelId)?.last_seq).toBe(total + 1);
   });
 
   afterAll(() => { for (const d of devices) d.client.disconnect(); });

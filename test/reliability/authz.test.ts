@@ -8,12 +8,12 @@
 import { env } from "cloudflare:test";
 import { SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { frameTypeName, type FrameInit } from "../../protocol/codec.js";
+import { frameTypeName, type Frame, type FrameInit } from "../../protocol/codec.js";
 import { api } from "../../workers/api/app.js";
 import { signAccessToken } from "../../workers/auth/tokens.js";
 import { dmChannelId } from "../../shared/ids.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
-import { connectProbe, expectErrorBody, fullHistory, probeOnline, rawCall, sleep, T, type ProbeDevice } from "./support.js";
+import { connectProbe, expectErrorBody, fullHistory, probeOnline, rawCall, T, type ProbeDevice } from "./support.js";
 
 const SECRET = "edgechat-test-secret-0123456789abcdef0123456789";
 
@@ -26,6 +26,8 @@ let dm: string;
 let carolsGroup: string;
 let aliceDevice: ProbeDevice;
 let bobDevice: ProbeDevice;
+/** bob's group with alice for markers only (see afterMarker); left out of the snapshots. */
+let markers: string;
 
 const secretText = `secret-${crypto.randomUUID()}`;
 
@@ -144,6 +146,10 @@ async function snapshot(): Promise<Snapshot> {
     expect(r.status, path).toBe(200);
     return r.body;
   };
+  const withoutMarkers = (list: unknown) => {
+    const l = list as { channels: { channel_id: string }[] };
+    return { ...l, channels: l.channels.filter((c) => c.channel_id !== markers) };
+  };
   const stripVolatile = (devices: unknown) =>
     (devices as { devices: { device_id: string; connected: boolean; name: string; platform: string }[] }).devices
       .map(({ device_id, connected, name, platform }) => ({ device_id, connected, name, platform }));
@@ -152,13 +158,26 @@ async function snapshot(): Promise<Snapshot> {
     dm: await fullHistory(alice, dm),
     groupMembers: await get(`/v1/channels/${group}`, alice),
     dmMembers: await get(`/v1/channels/${dm}`, bob),
-    aliceChannels: await get("/v1/channels", alice),
-    bobChannels: await get("/v1/channels", bob),
+    aliceChannels: withoutMarkers(await get("/v1/channels", alice)),
+    bobChannels: withoutMarkers(await get("/v1/channels", bob)),
     aliceDevices: stripVolatile(await get("/v1/devices", alice)),
     bobDevices: stripVolatile(await get("/v1/devices", bob)),
     aliceSettings: await get("/v1/me/settings", alice),
     aliceProfile: await get("/v1/me", alice),
   };
+}
+
+/**
+ * A positive marker in place of "wait a little, then see that nothing came": `from` says
+ * something in the marker channel and `to` receives it. Whatever was on its way to `to` before
+ * arrives first: the frames still queued on `to` once the marker is taken are returned, for the
+ * test to check.
+ */
+async function afterMarker(from: ProbeDevice, to: ProbeDevice): Promise<Frame[]> {
+  const text = `marker ${crypto.randomUUID()}`;
+  expect((await from.sendText(markers, text)).type).toBe(T.SEND_ACK);
+  await to.take((f) => f.type === T.DELIVER && !!f.deliver?.messages?.some((m) => m.content?.text?.text === text), 10_000, "the marker");
+  return to.queued();
 }
 
 /** Nothing in `text` may name what carol must not see. */
@@ -173,6 +192,7 @@ beforeAll(async () => {
   group = await createGroup(alice, [bob, dave], "Private");
   dm = await createDm(alice, bob);
   carolsGroup = await createGroup(carol, [dave], "Carol's");
+  markers = await createGroup(bob, [alice], "Markers");
   aliceDevice = await probeOnline(alice.access_token, "alice-phone");
   bobDevice = await probeOnline(bob.access_token, "bob-phone");
   await aliceDevice.resume([]);
@@ -369,8 +389,8 @@ describe("authorization matrix: WebSocket", () => {
         expect(d.log.map((f) => frameTypeName(f.type)), what).toEqual(["ERROR"]);
       }
     }
-    await sleep(100);
-    expect(aliceDevice.queued(T.DELIVER), "alice's device got nothing").toEqual([]);
+    const beforeMarker = await afterMarker(bobDevice, aliceDevice);
+    expect(beforeMarker.filter((f) => f.type === T.DELIVER), "alice's device got nothing").toEqual([]);
     expect(await snapshot()).toEqual(before);
   });
 
@@ -405,9 +425,11 @@ describe("authorization matrix: WebSocket", () => {
       if (f.type === T.ERROR) continue; // errors echo the ids carol sent herself
       expectNoLeak(JSON.stringify(f.toJSON()), `carol got ${frameTypeName(f.type)}`);
     }
-    await sleep(200);
-    for (const d of [aliceDevice, bobDevice]) {
-      const got = d.queued().filter((f) => f.type !== T.CHANNEL_UPDATE);
+    // Markers both ways: whatever carol's frames set off has reached alice and bob before them.
+    const told: [ProbeDevice, Frame[]][] = [[aliceDevice, await afterMarker(bobDevice, aliceDevice)], [bobDevice, await afterMarker(aliceDevice, bobDevice)]];
+    for (const [d, before] of told) {
+      // Channel updates and the presence of their own contacts (late from their RESUME) are not carol's doing.
+      const got = before.filter((f) => f.type !== T.CHANNEL_UPDATE && !(f.type === T.PRESENCE && f.presence?.user_id !== carol.user_id));
       expect(got.map((f) => frameTypeName(f.type)), `${d.deviceId} was told something by carol's frames`).toEqual([]);
     }
     c.close();
@@ -430,7 +452,10 @@ describe("authorization matrix: WebSocket", () => {
     }
     const resumed = await e.resume([{ channel_id: ch, last_seq: 0 }]);
     expect(resumed.messages.filter((m) => m.content?.text?.text?.includes(secretText))).toEqual([]);
-    await sleep(100);
+    // The marker: alice writes to erin where erin is a member; anything sent to erin before arrives first.
+    const marker = `marker ${crypto.randomUUID()}`;
+    expect((await aliceDevice.sendText(await createDm(alice, erin), marker)).type).toBe(T.SEND_ACK);
+    await e.take((f) => f.type === T.DELIVER && !!f.deliver?.messages?.some((m) => m.content?.text?.text === marker), 10_000, "the marker");
     const leaked = e.log.flatMap((f) => f.deliver?.messages ?? []).filter((m) => m.content?.text?.text?.includes(secretText));
     expect(leaked, "erin received a message sent after her removal").toEqual([]);
     const rest = await call("GET", `/v1/channels/${ch}/messages?after=0`, { token: erin.access_token });

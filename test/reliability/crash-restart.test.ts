@@ -476,13 +476,16 @@ describe(`crash and restart (${CHAOS ? "chaos" : "CI"} variant, seed ${SEED})`, 
     // Every app restarts once more (RESUME from its cursors), as a final catch-up.
     for (const c of clients) c.reconnect();
     await until("clients settled after the app restart", () => clients.every((c) => c.settled()), 30_000);
-    await sleep(500);
-    for (const c of clients) c.stop();
 
     /* ---------------- the checker: REST history vs everything the clients saw ---------------- */
     const reader = accounts[0]!;
     const logs = new Map<string, WireMsg[]>();
     for (const ch of channels) logs.set(ch, await fullHistory(base, reader.access_token, ch));
+    // Nothing new is written now. Wait until every device holds each whole log (positive, not a
+    // fixed pause); a device that never gets there is counted below as a device gap.
+    await until("every device to hold every log", () => clients.every((c) => channels.every((ch) => c.contiguous(ch) >= logs.get(ch)!.length)), 30_000)
+      .catch(() => undefined);
+    for (const c of clients) c.stop();
 
     const problems: string[] = [];
     let lost = 0, duplicated = 0, reordered = 0, unexpected = 0;

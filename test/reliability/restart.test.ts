@@ -10,7 +10,7 @@ import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject 
 import { describe, expect, it } from "vitest";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
 import { createGroup, register } from "../helpers/api.js";
-import { fullHistory, probeOnline, sleep, T } from "./support.js";
+import { fullHistory, probeOnline, T } from "./support.js";
 
 /** Runs `write` in a channel instance that "dies" before its fan-out pump runs. */
 function beforeFanout<T>(stub: DurableObjectStub<ChannelObject>, write: (instance: ChannelObject) => T): Promise<T> {
@@ -30,7 +30,7 @@ describe("restart between a durable append (or change) and its fan-out", () => {
     expect((await a.sendText(group, "before the crash")).type).toBe(T.SEND_ACK);
     await b.deliveredUpTo(group, 2);
     b.close(); a.close();
-    await sleep(100);
+    await Promise.all([b.waitClosed(), a.waitClosed()]);
 
     const stub = env.CHANNELS.get(env.CHANNELS.idFromName(group));
     const ack = await beforeFanout(stub, (instance) => {

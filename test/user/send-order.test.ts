@@ -27,7 +27,11 @@ describe("SEND order per connection (send_seq)", () => {
     const channel = await createGroup(alice, [bob]);
     const a = await onlineDevice(alice.access_token, "a");
     a.send(send(channel, 2, 2)); // 1 never comes
-    await a.take(() => false, 200).catch(() => undefined);
+    // A history pull sent after it is the marker: by its answer the SEND has been handed over,
+    // and it is held: neither acknowledged nor stored.
+    const marker = a.send({ type: T.PULL_HISTORY, pull_history: { channel_id: channel, after_seq: 0 } });
+    const page = await a.take((f) => f.request_id === marker);
+    expect(page.history_page?.messages?.map((m) => m.client_msg_id ?? "")).not.toContain("s2");
     expect(a.frames.filter((f) => f.type === T.SEND_ACK)).toHaveLength(0);
     a.close();
     const deadline = Date.now() + 5000;
