@@ -1,39 +1,93 @@
 // Unit and integration tests run inside workerd, the same runtime `wrangler dev` runs
 // (@cloudflare/vitest-pool-workers 0.15.1 shares wrangler 4.86.0's miniflare).
+//
+// Two projects:
+//   unit         pure modules and the client SDK: no bindings, no Durable Objects. All its files
+//                run in ONE workerd (isolate: false, one worker), in seconds. `npm run test:unit`.
+//   integration  the Worker, its Durable Objects and D1 through SELF and the bindings, a workerd
+//                per file. `npm run test:integration`.
+// `npx vitest run --config vitest.config.ts test/<folder or file>` runs whichever files match.
+import { readFileSync } from "node:fs";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { devPushKeys } from "./test/support/fake-push.js";
 
 const migrations = await readD1Migrations("./migrations/accounts");
 
+/** The Worker's own compatibility settings, for the unit project's binding-less workerd. */
+function workerCompatibility(): { compatibilityDate: string; compatibilityFlags: string[] } {
+  const toml = readFileSync(new URL("./wrangler.toml", import.meta.url), "utf8");
+  const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1];
+  const flags = /^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1];
+  if (!date) throw new Error("wrangler.toml has no compatibility_date");
+  return { compatibilityDate: date, compatibilityFlags: [...(flags ?? "").matchAll(/"([^"]+)"/g)].map((m) => m[1]!) };
+}
+
+/** Files that need neither the Worker nor a binding: they run in a plain workerd in seconds. */
+export const UNIT_TESTS = [
+  "test/protocol/codec.test.ts",
+  "test/channel/hlc.test.ts",
+  "test/channel/rate-limit.test.ts",
+  "test/client/**/*.test.ts",
+  "test/bench/**/*.test.ts",
+];
+
+/** The Worker from wrangler.toml with the test settings. */
+function workerPlugin() {
+  return cloudflareTest({
+    wrangler: { configPath: "./wrangler.toml" },
+    miniflare: {
+      bindings: {
+        JWT_SECRET: "edgechat-test-secret-0123456789abcdef0123456789",
+        JURISDICTIONS: "simulated",
+        // Tests measure the platform, not the limiter; test/channel/rate-limit*.test.ts covers it.
+        SEND_RATE_PER_SECOND: "0",
+        // Short presence timings so TTL expiry and the offline grace run within a test.
+        PRESENCE_OFFLINE_GRACE_MS: "200",
+        PRESENCE_TTL_MS: "2000",
+        ACCOUNT_MIGRATIONS: migrations,
+        // Push: the throwaway dev keys; Web Push endpoints on the loopback fake (test/setup/fake-push-global.ts).
+        ...devPushKeys(),
+        PUSH_ALLOW_HTTP_LOOPBACK: "true",
+        PUSH_RETRY_BASE_SECONDS: "1",
+      },
+    },
+  });
+}
+
+/** Not run inside workerd: Node-side suites with their own configs (test/e2e, test/browser). */
+const NODE_SIDE = ["test/e2e/**", "test/browser/**", "test/reliability/crash-restart.test.ts", "node_modules/**"];
+
 export default defineConfig({
-  plugins: [
-    cloudflareTest({
-      wrangler: { configPath: "./wrangler.toml" },
-      miniflare: {
-        bindings: {
-          JWT_SECRET: "edgechat-test-secret-0123456789abcdef0123456789",
-          JURISDICTIONS: "simulated",
-          // Tests measure the platform, not the limiter; test/channel/rate-limit*.test.ts covers it.
-          SEND_RATE_PER_SECOND: "0",
-          // Short presence timings so TTL expiry and the offline grace run within a test.
-          PRESENCE_OFFLINE_GRACE_MS: "200",
-          PRESENCE_TTL_MS: "2000",
-          ACCOUNT_MIGRATIONS: migrations,
-          // Push: the throwaway dev keys; Web Push endpoints on the loopback fake (test/setup/fake-push-global.ts).
-          ...devPushKeys(),
-          PUSH_ALLOW_HTTP_LOOPBACK: "true",
-          PUSH_RETRY_BASE_SECONDS: "1",
+  test: {
+    projects: [
+      {
+        plugins: [cloudflareTest({ miniflare: workerCompatibility() })],
+        test: {
+          name: "unit",
+          include: UNIT_TESTS,
+          exclude: NODE_SIDE,
+          isolate: false,
+          maxWorkers: 1,
+          testTimeout: 20_000,
         },
       },
-    }),
-  ],
-  test: {
-    include: ["test/**/*.test.ts"],
-    // crash-restart drives a real wrangler dev from Node: it runs under test/e2e/vitest.config.ts.
-    exclude: ["test/e2e/**", "test/browser/**", "test/reliability/crash-restart.test.ts", "node_modules/**"],
-    setupFiles: ["./test/setup/apply-migrations.ts"],
-    globalSetup: ["./test/setup/fake-push-global.ts"],
-    testTimeout: 20_000,
+      {
+        plugins: [workerPlugin()],
+        test: {
+          name: "integration",
+          include: ["test/**/*.test.ts"],
+          exclude: [...NODE_SIDE, ...UNIT_TESTS],
+          setupFiles: ["./test/setup/apply-migrations.ts"],
+          globalSetup: ["./test/setup/fake-push-global.ts"],
+          // A workerd per file, and with it empty storage per file. (Sharing one, as the unit
+          // project does, made every SELF.fetch and Durable Object call slower with each file
+          // in 0.15.1, about 45× by the fifth; @cloudflare/vitest-plugin 1.4.5 fixed that.)
+          isolate: true,
+          sequence: { groupOrder: 1 },
+          testTimeout: 20_000,
+        },
+      },
+    ],
   },
 });
