@@ -5,7 +5,7 @@
 //   unit         pure modules and the client SDK: no bindings, no Durable Objects. All its files
 //                run in ONE workerd (isolate: false, one worker), in seconds. `npm run test:unit`.
 //   integration  the Worker, its Durable Objects and D1 through SELF and the bindings, a workerd
-//                per file. `npm run test:integration`.
+//                per file, two files at a time. `npm run test:integration`.
 // `npx vitest run --config vitest.config.ts test/<folder or file>` runs whichever files match.
 import { readFileSync } from "node:fs";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
@@ -84,6 +84,9 @@ export default defineConfig({
           // project does, made every SELF.fetch and Durable Object call slower with each file
           // in 0.15.1, about 45× by the fifth; @cloudflare/vitest-plugin 1.4.5 fixed that.)
           isolate: true,
+          // Two files at a time: a file's workerd start and module loading leave a core idle
+          // (`--maxWorkers=1` to compare).
+          maxWorkers: 2,
           sequence: { groupOrder: 1 },
           testTimeout: 20_000,
         },
