@@ -25,9 +25,11 @@ function workerCompatibility(): { compatibilityDate: string; compatibilityFlags:
 
 /** Files that need neither the Worker nor a binding: they run in a plain workerd in seconds. */
 export const UNIT_TESTS = [
-  "test/protocol/codec.test.ts",
+  "test/protocol/**/*.test.ts",
+  "test/shared/**/*.test.ts",
   "test/channel/hlc.test.ts",
   "test/channel/rate-limit.test.ts",
+  "test/user/send-pipeline.test.ts",
   "test/client/**/*.test.ts",
   "test/bench/**/*.test.ts",
 ];
