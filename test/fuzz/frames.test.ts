@@ -383,7 +383,9 @@ describe("fuzzing the wire", { timeout: 30_000 }, () => {
       { weight: 1, arbitrary: fc.constantFrom({}, { system: { event: "created", text: "spoofed" } }, { attachment: { attachment_id: "x", size_bytes: 1 } }, { encrypted: { ciphertext: new Uint8Array([1, 2]) } }) },
     );
     const reuse: string[] = [];
+    let sent = 0;
     await fc.assert(fc.asyncProperty(clientMsgId, content, fc.boolean(), fc.boolean(), async (cid, c, useJson, retry) => {
+      sent++;
       const id = retry && reuse.length > 0 ? reuse[reuse.length - 1]! : cid;
       const dev = useJson ? json : proto;
       const data = encodeFrame({ type: T.SEND, request_id: dev.newRequestId(), send: { channel_id: group, client_msg_id: id, content: c } }, dev.encoding);
@@ -391,7 +393,10 @@ describe("fuzzing the wire", { timeout: 30_000 }, () => {
       if (answer?.type === T.SEND_ACK) reuse.push(id);
       else expect(["invalid_argument", "content_too_large", "forbidden", "not_implemented", "malformed_frame"], JSON.stringify(c)).toContain(answer?.error?.code);
     }), budget(RUNS * 2));
-    expect(acked.size).toBeGreaterThan(RUNS / 2);
+    // Enough of what it sent was acknowledged to mean something: a quarter, as RUNS / 2 of RUNS * 2
+    // was, but of the runs made (a loaded machine makes fewer before the time limit).
+    expect(sent).toBeGreaterThan(0);
+    expect(reuse.length).toBeGreaterThan(sent / 4);
 
     // The log: every acknowledged fuzz SEND once, with the text that was sent, nothing else from alice.
     const log = await fullHistory(alice, group);

@@ -16,6 +16,8 @@ import { call, createDm, createGroup, register, type TestUser } from "../helpers
 import { connectProbe, expectErrorBody, fullHistory, probeOnline, rawCall, T, type ProbeDevice } from "./support.js";
 
 const SECRET = "edgechat-test-secret-0123456789abcdef0123456789";
+/** The matrices make a few hundred requests per test: time for that on a loaded machine. */
+const MATRIX = { timeout: 60_000 };
 
 let alice: TestUser, bob: TestUser, carol: TestUser, dave: TestUser;
 /** alice (owner) + bob + dave (members); carol is in none of alice's channels. */
@@ -205,7 +207,7 @@ beforeAll(async () => {
   expect((await call("POST", `/v1/channels/${group}/read`, { token: bob.access_token, body: { up_to_seq: 1 } })).status).toBe(200);
 }, 30_000);
 
-describe("authorization matrix: REST", () => {
+describe("authorization matrix: REST", MATRIX, () => {
   it("covers every registered REST route", () => {
     const registered = api.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`);
     const covered = new Set([...authed.map((e) => `${e.method} ${e.route}`), ...PUBLIC_ROUTES]);
@@ -216,9 +218,11 @@ describe("authorization matrix: REST", () => {
   it("refuses every authenticated endpoint without a valid token (401), and nothing changes", async () => {
     const before = await snapshot();
     let tried = 0;
+    // One token at a time, its endpoints all at once: 200 calls one after another outlasted the
+    // test's 20 s on a loaded machine.
     for (const tok of badTokens) {
       const token = await tok.token();
-      for (const e of authed) {
+      await Promise.all(authed.map(async (e) => {
         const body = e.body?.();
         const headers: Record<string, string> = {};
         if (token !== undefined) headers.Authorization = `Bearer ${token}`;
@@ -231,7 +235,7 @@ describe("authorization matrix: REST", () => {
         expect(tok.codes, what).toContain((r.json as { code: string }).code);
         expectNoLeak(r.text, what);
         tried++;
-      }
+      }));
     }
     expect(tried).toBe(badTokens.length * authed.length);
     // Other header shapes: a token in the query string is not accepted by REST, nor a Basic scheme.
@@ -267,14 +271,14 @@ describe("authorization matrix: REST", () => {
         ["DELETE", `/v1/channels/${ch}/messages/2/reactions/${encodeURIComponent("👍")}`],
       );
     }
-    for (const [method, path, body] of attempts) {
+    await Promise.all(attempts.map(async ([method, path, body]) => {
       const r = await call(method, path, { token: carol.access_token, body });
       const what = `carol ${method} ${path}`;
       expect([403, 404], what).toContain(r.status);
       expect(["not_member", "not_found", "forbidden"], what).toContain(r.body.code);
       expectErrorBody(r.body, what);
       expectNoLeak(JSON.stringify(r.body), what);
-    }
+    }));
     // carol's own views hold nothing of alice's.
     for (const path of ["/v1/channels", "/v1/devices", "/v1/me", "/v1/me/settings"]) {
       const r = await call("GET", path, { token: carol.access_token });
@@ -371,10 +375,11 @@ function clientFrames(channel: string): FrameInit[] {
   ];
 }
 
-describe("authorization matrix: WebSocket", () => {
+describe("authorization matrix: WebSocket", MATRIX, () => {
   it("refuses the connection for every bad token: ERROR then close 4401, no HELLO, frames sent anyway do nothing", async () => {
     const before = await snapshot();
-    for (const tok of badTokens) {
+    // Every bad token at once (20 connections one after another outlasted 20 s on a loaded machine).
+    await Promise.all(badTokens.map(async (tok) => {
       const token = await tok.token();
       for (const bearer of [false, true]) {
         if (token === undefined && bearer) continue;
@@ -388,7 +393,7 @@ describe("authorization matrix: WebSocket", () => {
         expect(tok.codes, what).toContain(err?.error?.code);
         expect(d.log.map((f) => frameTypeName(f.type)), what).toEqual(["ERROR"]);
       }
-    }
+    }));
     const beforeMarker = await afterMarker(bobDevice, aliceDevice);
     expect(beforeMarker.filter((f) => f.type === T.DELIVER), "alice's device got nothing").toEqual([]);
     expect(await snapshot()).toEqual(before);

@@ -29,8 +29,12 @@ export class ProbeDevice {
   closed: { code: number; reason: string } | undefined;
   private readonly changes = new Waiters();
   private nextRequestId = 1;
+  private readonly keepAlive: ReturnType<typeof setInterval>;
 
   constructor(readonly ws: WebSocket, readonly encoding: Encoding, readonly deviceId: string) {
+    // Like the SDK, ping every 30 s: a device a file opens in beforeAll and uses minutes later
+    // on a slow machine must not be closed as idle (LIMITS.idleTimeoutMs) in between.
+    this.keepAlive = setInterval(() => { try { ws.send("ping"); } catch { /* closing */ } }, 30_000);
     ws.addEventListener("message", (e) => {
       const data = e.data as ArrayBuffer | string;
       if (data === "pong") this.texts.push(data);
@@ -49,6 +53,7 @@ export class ProbeDevice {
       this.wake();
     });
     ws.addEventListener("close", (e) => {
+      clearInterval(this.keepAlive);
       this.closed = { code: e.code, reason: e.reason };
       this.wake();
     });

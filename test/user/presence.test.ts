@@ -9,6 +9,8 @@ import { LIMITS } from "../../protocol/limits.js";
 import { presenceStub, userStub } from "../../shared/routing.js";
 import { pb, type Frame } from "../../protocol/codec.js";
 import { aggregateStatus } from "../../durable-objects/user/presence-link.js";
+import type { PresenceObject } from "../../durable-objects/presence/PresenceObject.js";
+import type { PresenceTimings } from "../../durable-objects/presence/settings.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
 import { onlineDevice, type TestDevice } from "../helpers/socket.js";
 
@@ -29,10 +31,30 @@ function presenceOf(d: TestDevice, userId: string, timeoutMs = 5000): Promise<Fr
  * the shard's alarm is run in case it has not run on its own.
  */
 async function presenceSettled(user: TestUser, device: TestDevice, contact: TestUser): Promise<void> {
+  await reportsFlushed(device, contact);
+  await graceRunOut(user);
+}
+
+/** Every report `device`'s UserObject made so far has reached the shard (see presenceSettled). */
+async function reportsFlushed(device: TestDevice, contact: TestUser): Promise<void> {
   await device.resume();
   await presenceOf(device, contact.user_id);
+}
+
+/** Any offline `user` reported so far is past its grace and published (see presenceSettled). */
+async function graceRunOut(user: TestUser): Promise<void> {
   await new Promise((r) => setTimeout(r, GRACE_MS));
   await runDurableObjectAlarm(presenceStub(env, user.user_id));
+}
+
+/**
+ * Sets the offline grace of `user`'s presence shard as the running object holds it (the test
+ * config's 200 ms is shorter than a reconnect takes on a loaded machine).
+ */
+async function setGrace(user: TestUser, ms: number): Promise<void> {
+  await runInDurableObject(presenceStub(env, user.user_id), (o: PresenceObject) => {
+    (o as unknown as { timings: PresenceTimings }).timings.offlineGraceMs = ms;
+  });
 }
 
 async function lookup(as: TestUser, ids: string[]) {
@@ -95,9 +117,13 @@ describe("presence", () => {
     const { alice, bob, b } = await bobWatchesAlice();
     const a = await onlineDevice(alice.access_token, "a");
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
+    // Quick, however slow this machine: while alice reconnects, her shard's grace is a minute.
+    await setGrace(alice, 60_000);
     a.close();
     const again = await onlineDevice(alice.access_token, "a"); // back within the grace
-    await presenceSettled(alice, again, bob);
+    await reportsFlushed(again, bob); // her offline and her online have both reached the shard
+    await setGrace(alice, GRACE_MS);
+    await graceRunOut(alice); // an offline still pending would be published now
     // The marker: bob hears alice go away next; he never heard her leave.
     again.send({ type: T.PRESENCE_HEARTBEAT, presence_heartbeat: { status: "away" } });
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("away");
