@@ -58,9 +58,13 @@ function vitest(name, config, { args = [], background = false } = {}) {
         console.log(`\n---- ${name} (ran alongside the steps above) ----`);
         process.stdout.write(readFileSync(log));
       }
-      const took = `${Math.round(ms / 1000)} s`;
+      let took = `${Math.round(ms / 1000)} s`;
       if (existsSync(out)) {
         const r = JSON.parse(readFileSync(out, "utf8"));
+        // In the background the exit is only seen once the foreground steps are done: the run
+        // ended when its last file did.
+        const ended = Math.max(0, ...r.testResults.map((f) => f.endTime ?? 0));
+        if (background && ended > started) took = `${Math.round((ended - started) / 1000)} s`;
         passed += r.numPassedTests;
         failed += r.numFailedTests;
         skipped += r.numPendingTests + r.numTodoTests;
