@@ -59,6 +59,12 @@ export class TestDevice {
     }
   }
 
+  /** Waits until a queued frame matches `pred`, leaving it queued. */
+  async waitFor(pred: (f: Frame) => boolean, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.frames.some(pred)) await this.changed(Math.max(1, deadline - Date.now()));
+  }
+
   next(type: number, timeoutMs = 5000): Promise<Frame> {
     return this.take((f) => f.type === type, timeoutMs);
   }
