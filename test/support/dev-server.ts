@@ -70,6 +70,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const port = opts.port ?? (await freePort());
   const config = opts.config ?? join(root, "wrangler.toml");
   const env = { ...process.env, ...QUIET_WRANGLER_ENV };
+  if (config === join(root, "wrangler.toml")) buildWebOnce(env);
   if (opts.migrate ?? true) {
     const m = spawnSync(wrangler, ["d1", "migrations", "apply", "ACCOUNTS", "--local", "--persist-to", stateDir, "--config", config], { cwd: root, env, encoding: "utf8" });
     if (m.status !== 0) throw new Error(`D1 migrations failed: ${m.stderr || m.stdout}`);
@@ -128,6 +129,16 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       await exited;
     },
   };
+}
+
+let webBuilt = false;
+
+/** The web app's bundle as it deploys (no source map), once per test process; wrangler dev serves it. */
+function buildWebOnce(env: NodeJS.ProcessEnv): void {
+  if (webBuilt) return;
+  const b = spawnSync(process.execPath, [join(root, "scripts", "build-web.mjs")], { cwd: root, env: { ...env, EDGECHAT_WEB_DEV: "0" }, encoding: "utf8" });
+  if (b.status !== 0) throw new Error(`building the web app failed: ${b.stderr || b.stdout}`);
+  webBuilt = true;
 }
 
 /** wrangler runs workerd as children; signal the whole group so none is left behind. */
