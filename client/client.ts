@@ -9,17 +9,18 @@ import type { PushConfig, PushSubscriptionInput } from "../protocol/push.js";
 import { Auth } from "./auth.js";
 import { backoffDelay } from "./backoff.js";
 import { ChannelStore } from "./channel-store.js";
-import { Connection } from "./connection.js";
+import { Connection, type ConnectionConfig } from "./connection.js";
 import { EdgechatError, isAuthCode } from "./errors.js";
 import { Emitter, type Listener } from "./events.js";
 import { memoryStorage, Outbox } from "./outbox.js";
 import { Requests } from "./requests.js";
 import { endpoints, Http, RestApi } from "./rest.js";
 import { systemClock, systemScheduler, uuid } from "./scheduler.js";
+import { loadWsPackage, NO_WEBSOCKET_MESSAGE, platformWebSocket } from "./websocket.js";
 import type {
   AuthSession, Channel, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput,
   Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MessageUpdate, OutboxEntry, PendingSend, PresenceEvent, Scheduler, SendAck, SendContent,
-  User, UserSettings, WebSocketConstructor,
+  User, UserSettings,
 } from "./types.js";
 import {
   contentInit, sentContent, toChannelState, toChatMessage, toHello, toHistoryPage, toMessageUpdate, toPresence, updateOf, withUpdatesApart,
@@ -64,7 +65,7 @@ export class EdgechatClient {
   private readonly scheduler: Scheduler;
   private readonly random: () => number;
   private readonly requestTimeoutMs: number;
-  private readonly WebSocketImpl: WebSocketConstructor | undefined;
+  private readonly connectionConfig: ConnectionConfig;
   private readonly socketBase: string;
   private readonly auth: Auth;
   private readonly api: RestApi;
@@ -92,7 +93,6 @@ export class EdgechatClient {
     this.scheduler = options.scheduler ?? systemScheduler;
     this.random = options.random ?? Math.random;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     const urls = endpoints(options.url);
     this.socketBase = urls.socket;
     const http = new Http(urls.rest, options.fetch ?? defaultFetch());
@@ -108,18 +108,19 @@ export class EdgechatClient {
       storageFailed: (err) => this.events.emit("error", new EdgechatError({ code: "storage_error", message: `Outbox storage failed: ${err instanceof Error ? err.message : String(err)}` })),
     });
     this.restored = this.queue.restore();
-    const WebSocketImpl = this.WebSocketImpl;
+    this.connectionConfig = {
+      encoding: options.encoding ?? "proto",
+      // Undefined on Node 20 without the option: connect() loads the `ws` package first.
+      WebSocket: options.WebSocket ?? platformWebSocket(),
+      clock: this.clock,
+      scheduler: this.scheduler,
+      random: this.random,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    };
     this.conn = new Connection(
-      {
-        encoding: options.encoding ?? "proto",
-        WebSocket: WebSocketImpl,
-        clock: this.clock,
-        scheduler: this.scheduler,
-        random: this.random,
-        heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS,
-        heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
-        connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-      },
+      this.connectionConfig,
       {
         socketUrl: () => this.socketUrl(),
         renewAuth: async () => {
@@ -210,13 +211,23 @@ export class EdgechatClient {
    * await client.connect();
    */
   connect(): Promise<void> {
-    if (!this.WebSocketImpl) {
-      return handled(Promise.reject(new EdgechatError({ code: "invalid_argument", message: "No WebSocket implementation: pass createClient({ WebSocket }) (e.g. the `ws` package on Node)." })));
-    }
     if (this.conn.state === "ready") return Promise.resolve();
     const ready = handled(new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject })));
-    this.conn.start();
+    if (this.connectionConfig.WebSocket) this.conn.start();
+    else void this.startWithWsPackage();
     return ready;
+  }
+
+  /** Node 20 has no WebSocket of its own: load the optional `ws` package, then start. */
+  private async startWithWsPackage(): Promise<void> {
+    const WebSocketImpl = await loadWsPackage();
+    if (this.connectWaiters.length === 0) return; // disconnect() came first
+    if (!WebSocketImpl) {
+      this.settleConnect(new EdgechatError({ code: "invalid_argument", message: NO_WEBSOCKET_MESSAGE }));
+      return;
+    }
+    this.connectionConfig.WebSocket ??= WebSocketImpl;
+    this.conn.start();
   }
 
   /**

@@ -54,7 +54,10 @@ export interface ConnectionHooks {
 
 export interface ConnectionConfig {
   encoding: Encoding;
-  /** Undefined when the platform has none and none was given: start() then fails clearly. */
+  /**
+   * Read at every open. Undefined when the platform has none and none was given: the client then
+   * loads the `ws` package before start(), and start() without one fails clearly.
+   */
   WebSocket: WebSocketConstructor | undefined;
   clock: Clock;
   scheduler: Scheduler;

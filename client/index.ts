@@ -1,7 +1,7 @@
 /**
  * edgechat client SDK: realtime chat over one WebSocket per device, with an outbox that survives
  * disconnects, per-channel ordering and gap repair, and typed REST helpers. Runs in browsers,
- * Node ≥ 20 (pass the `ws` package as `WebSocket`) and Cloudflare Workers.
+ * Cloudflare Workers, Node ≥ 22, and Node 20 with the `ws` package installed.
  */
 import { EdgechatClient } from "./client.js";
 import type { ClientOptions } from "./types.js";
@@ -11,7 +11,7 @@ import type { ClientOptions } from "./types.js";
  * `connect()` or a REST helper.
  *
  * @example
- * import { createClient } from "edgechat/client";
+ * import { createClient } from "@edgechat/client";
  *
  * const client = createClient({
  *   url: "https://chat.example.com",

@@ -7,7 +7,7 @@
  * methods are camelCase.
  */
 import type { EdgechatError } from "./errors.js";
-import type { Encoding } from "../protocol/codec.js";
+import type { Encoding } from "../protocol/limits.js";
 import type {
   AttachmentBody, ChangeKind, ChannelState, ChatMessage, Device, EncryptedBody, HistoryPage as WireHistoryPage, MemberProfile,
   MessageContent, MessageUpdate, Reaction, SendAck, SystemBody, TextBody, UpdateBody, UserSettings,
@@ -227,7 +227,7 @@ export interface ClientOptions {
   credentials?: { username: string; password: string };
   /** Default `"proto"`. */
   encoding?: Encoding;
-  /** Default `globalThis.WebSocket`; pass the `ws` package's class on Node. */
+  /** Default `globalThis.WebSocket`, or where there is none (Node 20) the `ws` package, loaded on connect(). */
   WebSocket?: WebSocketConstructor;
   /** Default `globalThis.fetch`. */
   fetch?: FetchLike;

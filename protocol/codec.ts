@@ -8,7 +8,7 @@
  */
 import $protobuf from "protobufjs/minimal.js";
 import { edgechat } from "./generated/chat.js";
-import { LIMITS } from "./limits.js";
+import { LIMITS, type Encoding } from "./limits.js";
 import { describeLoneSurrogate, findStrings, illFormedPaths, truncate, wellFormedDeep, type TextPath } from "./text.js";
 
 export const pb = edgechat.v1;
@@ -17,7 +17,7 @@ export type FrameInit = edgechat.v1.Frame.$Properties;
 export type FrameType = edgechat.v1.FrameType;
 export type FrameTypeName = keyof typeof edgechat.v1.FrameType;
 export type PayloadField = NonNullable<edgechat.v1.Frame["payload"]>;
-export type Encoding = "proto" | "json";
+export type { Encoding };
 
 export type DecodeResult =
   | { ok: true; frame: Frame }

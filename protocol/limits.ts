@@ -35,6 +35,8 @@ export const LIMITS = {
 
 export const SUBPROTOCOL_PROTO = "edgechat.v1.proto";
 export const SUBPROTOCOL_JSON = "edgechat.v1.json";
+/** Wire encoding of a connection's frames, chosen by the subprotocol: binary protobuf or JSON text. */
+export type Encoding = "proto" | "json";
 /** Text heartbeat answered by the runtime without waking the UserObject (auto-response). */
 export const PING = "ping";
 export const PONG = "pong";

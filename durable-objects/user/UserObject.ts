@@ -15,6 +15,7 @@ import { PING, PONG } from "../../protocol/limits.js";
 import { fail, type Result } from "../../shared/errors.js";
 import { CLOSE, refuseWebSocket, sendFrame } from "../../shared/frames.js";
 import { channelStub } from "../../shared/routing.js";
+import { ownResult } from "../../shared/rpc.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
 import { migrate } from "../migrate.js";
 import type { ChannelObject } from "../channel/ChannelObject.js";
@@ -216,7 +217,7 @@ export class UserObject extends DurableObject<Env> {
     const me = this.profile?.user_id;
     if (!me) return fail("not_found", "Unknown user.");
     const result = await this.channel(channelId).markRead(me, upToSeq, this.getSettings().read_receipts);
-    if (!result.ok) return result;
+    if (!result.ok) return ownResult(result);
     this.channels.mirrorRead(channelId, result.last_read_seq, result.unread_count);
     this.push.read(channelId, result.last_read_seq);
     const frame: FrameInit = {
@@ -234,7 +235,7 @@ export class UserObject extends DurableObject<Env> {
     const me = this.profile?.user_id;
     if (!me) return fail("not_found", "Unknown user.");
     const page = await this.channel(channelId).history(me, query);
-    if (!page.ok) return page;
+    if (!page.ok) return ownResult(page);
     return { ...page, messages: this.hidden.mask(page.messages) };
   }
 
@@ -265,7 +266,7 @@ export class UserObject extends DurableObject<Env> {
     const me = this.profile?.user_id;
     if (!me) return fail("not_found", "Unknown user.");
     const result = await run(me, this.channel(channelId));
-    if (!result.ok) return result;
+    if (!result.ok) return ownResult(result);
     return { ...result, message: this.hidden.mask([result.message])[0]! };
   }
 

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import type WsWebSocket from "ws";
 import { createClient, EdgechatError, type FetchLike, type WebSocketConstructor } from "../../client/index.js";
 import { uuid } from "../../client/scheduler.js";
+import { loadWsPackage, platformWebSocket } from "../../client/websocket.js";
 
 // Compile-time: these must type-check without casts.
 export const workerdWebSocket: WebSocketConstructor = WebSocket;
@@ -40,5 +41,11 @@ describe("platform", () => {
     expect(client.state).toBe("offline");
     client.disconnect();
     expect(client.state).toBe("closed");
+  });
+
+  it("uses the runtime's own WebSocket in Workers and never looks for the ws package there", async () => {
+    expect(navigator.userAgent).toBe("Cloudflare-Workers");
+    expect(platformWebSocket()).toBe(WebSocket);
+    await expect(loadWsPackage()).resolves.toBeUndefined();
   });
 });

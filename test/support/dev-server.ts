@@ -71,6 +71,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const port = opts.port ?? (await freePort());
   const config = opts.config ?? join(root, "wrangler.toml");
   const env = { ...process.env, ...QUIET_WRANGLER_ENV };
+  if (config === join(root, "wrangler.toml")) buildWebOnce(env);
   if (opts.migrate ?? true) cpSync(migratedState(config, env), stateDir, { recursive: true });
   const vars = {
     JWT_SECRET: "edgechat-e2e-secret-0123456789abcdef0123456789",
@@ -153,6 +154,16 @@ function migratedState(config: string, env: NodeJS.ProcessEnv): string {
     rmSync(work, { recursive: true, force: true }); // another run made it at the same time
     return dir;
   }
+}
+
+let webBuilt = false;
+
+/** The web app's bundle as it deploys (no source map), once per test process; wrangler dev serves it. */
+function buildWebOnce(env: NodeJS.ProcessEnv): void {
+  if (webBuilt) return;
+  const b = spawnSync(process.execPath, [join(root, "scripts", "build-web.mjs")], { cwd: root, env: { ...env, EDGECHAT_WEB_DEV: "0" }, encoding: "utf8" });
+  if (b.status !== 0) throw new Error(`building the web app failed: ${b.stderr || b.stdout}`);
+  webBuilt = true;
 }
 
 /** wrangler runs workerd as children; signal the whole group so none is left behind. */
