@@ -5,6 +5,8 @@
 import { encodeFrame, pb, type Encoding, type FrameInit } from "../protocol/codec.js";
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from "../protocol/limits.js";
 import type { Failure } from "./errors.js";
+import { log } from "./log.js";
+import { count } from "./metrics.js";
 
 export const CLOSE = {
   badRequest: 4400,
@@ -17,7 +19,9 @@ export const CLOSE = {
   goingAway: 1001,
 } as const;
 
+/** An ERROR frame answering `requestId`; every one is counted as an error by code. */
 export function errorFrame(requestId: number, f: Failure, extra: { channel_id?: string; client_msg_id?: string } = {}): FrameInit {
+  count("error", 1, { code: f.code, via: "ws" });
   return {
     type: pb.FrameType.ERROR,
     request_id: requestId,
@@ -35,7 +39,7 @@ export function sendFrame(ws: WebSocket, frame: FrameInit | Uint8Array | string,
     ws.send(frame instanceof Uint8Array || typeof frame === "string" ? frame : encodeFrame(frame, encoding));
     return true;
   } catch (err) {
-    console.error("could not send a frame", err);
+    log("warn", "ws.send_failed", { object: "socket" }, err);
     return false;
   }
 }

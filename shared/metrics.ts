@@ -29,6 +29,14 @@ export function count(name: string, n = 1, tags?: MetricTags): void {
   }
 }
 
+/**
+ * Where counts go when nobody chose: the entry points call this with Analytics Engine on every
+ * wake (shared/analytics.ts). It never replaces a recorder a test or a benchmark installed.
+ */
+export function recordMetricsByDefault(next: MetricRecorder): void {
+  if (recorder === noRecorder) recorder = next;
+}
+
 /** Routes every count to `next`; returns a function that restores the previous recorder. */
 export function recordMetricsWith(next: MetricRecorder): () => void {
   const previous = recorder;

@@ -7,6 +7,7 @@ import { connect } from "./gateway/connect.js";
 import { withSecurityHeaders } from "./security-headers.js";
 import { consumePushBatch } from "../queues/push-consumer.js";
 import { consumePushDeadLetters } from "../queues/push-dead-letters.js";
+import { recordToAnalytics } from "../shared/analytics.js";
 
 export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 export { UserObject } from "../durable-objects/user/UserObject.js";
@@ -14,6 +15,7 @@ export { PresenceObject } from "../durable-objects/presence/PresenceObject.js";
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
+    recordToAnalytics(env);
     const url = new URL(request.url);
     const response = url.pathname === "/v1/connect" ? await connect(request, env) : await api.fetch(request, env, ctx);
     return withSecurityHeaders(response, request);
@@ -21,6 +23,7 @@ export default {
 
   /** Queue consumers, by queue name (wrangler.toml [[queues.consumers]]). */
   async queue(batch, env, _ctx): Promise<void> {
+    recordToAnalytics(env);
     if (batch.queue.endsWith("-dlq")) await consumePushDeadLetters(batch, env);
     else await consumePushBatch(batch, env);
   },

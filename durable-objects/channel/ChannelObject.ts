@@ -30,6 +30,7 @@ import {
   SMALL_CHANNEL_MEMBERS, type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ContentInit,
   type HistoryPageData, type HistoryQuery, type MemberProfile, type MemberRole, type MessageChange, type SendAck,
 } from "./types.js";
+import { recordToAnalytics } from "../../shared/analytics.js";
 
 /** A repeated typing state from one user within this window is not passed on (flood guard). */
 const TYPING_REPEAT_MS = 2500;
@@ -69,6 +70,7 @@ export class ChannelObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    recordToAnalytics(env);
     this.sql = ctx.storage.sql;
     this.members = new Membership(this.sql);
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));

@@ -40,6 +40,7 @@ import { defaultSettings, readSettings, updateSettings, type UserSettings } from
 import {
   acceptDevice, broadcast, closeIdleSockets, closeQuietly, deliverToSockets, openSockets, sendMessages, socketInfo, SocketProtocol,
 } from "./socket-protocol.js";
+import { recordToAnalytics } from "../../shared/analytics.js";
 
 export type Profile = {
   user_id: string;
@@ -68,6 +69,7 @@ export class UserObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    recordToAnalytics(env);
     this.sql = ctx.storage.sql;
     this.presenceTtlMs = presenceTimingsFromEnv(env).ttlMs;
     this.sessions = new Sessions(this.sql);

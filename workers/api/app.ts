@@ -5,8 +5,12 @@
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { routePath } from "hono/route";
 import { verifyAccessToken, type AccessClaims } from "../auth/tokens.js";
 import { errorResponse, fail, failureFromException, type Failure } from "../../shared/errors.js";
+import { log } from "../../shared/log.js";
+import { count } from "../../shared/metrics.js";
+import { TRACE_HEADER, traceIdOf } from "../../shared/trace.js";
 import { authRoutes } from "./auth-routes.js";
 import { channelRoutes } from "./channel-routes.js";
 import { deviceRoutes } from "./device-routes.js";
@@ -14,7 +18,7 @@ import { pushRoutes } from "./push-routes.js";
 import { userRoutes } from "./user-routes.js";
 import { checkUrlText } from "./validation.js";
 
-export type ApiEnv = { Bindings: Env; Variables: { auth: AccessClaims } };
+export type ApiEnv = { Bindings: Env; Variables: { auth: AccessClaims; traceId: string } };
 export type ApiContext = Context<ApiEnv>;
 
 /** Sends a success body, or the error body when `result` is a Failure. */
@@ -25,6 +29,32 @@ export function send(c: ApiContext, result: { ok: boolean }, status: 200 | 201 =
 }
 
 export const api = new Hono<ApiEnv>();
+
+// Every request: a trace id (the caller's `traceparent`, or a new one) returned in `x-trace-id`
+// and in error bodies, one structured log line, and counts of requests and errors by code.
+api.use("*", async (c, next) => {
+  const traceId = traceIdOf(c.req.raw);
+  c.set("traceId", traceId);
+  const started = Date.now();
+  await next();
+  const status = c.res.status;
+  let code: string | undefined;
+  if (status >= 400 && c.res.headers.get("content-type")?.startsWith("application/json")) {
+    const body = await c.res.clone().json().catch(() => undefined) as { code?: unknown } | undefined;
+    if (body && typeof body.code === "string") {
+      code = body.code;
+      c.res = Response.json({ ...body, trace_id: traceId }, { status, headers: c.res.headers });
+    }
+  }
+  c.res.headers.set(TRACE_HEADER, traceId);
+  const route = routePath(c, -1);
+  count("http.request", 1, { status: `${Math.floor(status / 100)}xx` });
+  if (code) count("error", 1, { code, via: "rest" });
+  log(status >= 500 ? "error" : status >= 400 ? "warn" : "info", "http.request", {
+    object: "worker", method: c.req.method, route, status, code, ms: Date.now() - started, trace_id: traceId,
+    user_id: c.get("auth")?.userId,
+  });
+});
 
 api.use("/v1/*", bodyLimit({
   maxSize: 64 * 1024,
@@ -58,7 +88,7 @@ api.route("/v1/push", pushRoutes);
 api.route("/v1", userRoutes);
 
 api.notFound(() => errorResponse(fail("not_found", "No such endpoint.")));
-api.onError((err) => {
-  console.error("API request failed", err);
+api.onError((err, c) => {
+  log("error", "http.failed", { object: "worker", trace_id: c.get("traceId"), user_id: c.get("auth")?.userId }, err);
   return errorResponse(failureFromException(err));
 });

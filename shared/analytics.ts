@@ -1,0 +1,38 @@
+/**
+ * Product metrics to Workers Analytics Engine: every `count()` (shared/metrics.ts) becomes one
+ * data point in the METRICS dataset. The layout is fixed so operators' queries stay valid:
+ *
+ *   index1   the metric name (sampling key: each metric is sampled on its own)
+ *   blob1    the metric name
+ *   blob2    its tags, `key=value` pairs sorted by key and joined with `;` ("" for none)
+ *   double1  the amount counted
+ *
+ * `SELECT blob2, SUM(_sample_interval * double1) FROM edgechat_metrics WHERE blob1 = 'error'
+ * GROUP BY blob2` gives errors by code (docs/operations.md has the rest). Writes never block and
+ * never throw into a request; locally (wrangler dev, tests) the platform drops them, which is why
+ * tests read counts through `memoryRecorder()` instead.
+ */
+import { recordMetricsByDefault, type MetricRecorder, type MetricTags } from "./metrics.js";
+
+/** The binding as the Worker sees it; absent when an operator removed the dataset. */
+export interface AnalyticsEnv {
+  METRICS?: AnalyticsEngineDataset;
+}
+
+export function canonicalTags(tags: MetricTags | undefined): string {
+  if (!tags) return "";
+  return Object.keys(tags).sort().map((k) => `${k}=${tags[k]}`).join(";");
+}
+
+export function analyticsEngineRecorder(dataset: AnalyticsEngineDataset): MetricRecorder {
+  return {
+    count(name, n, tags) {
+      dataset.writeDataPoint({ indexes: [name], blobs: [name, canonicalTags(tags)], doubles: [n] });
+    },
+  };
+}
+
+/** Called by every entry point (Worker handlers, object constructors); cheap when repeated. */
+export function recordToAnalytics(env: AnalyticsEnv): void {
+  if (env.METRICS) recordMetricsByDefault(analyticsEngineRecorder(env.METRICS));
+}
