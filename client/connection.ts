@@ -77,8 +77,9 @@ export class Connection {
   private attempt = 0;
   private authRejections = 0;
   private replacedBy: string | undefined;
-  /** Set by GOAWAY: the next reconnect waits this long instead of the backoff. */
-  private goAwayMs: number | undefined;
+  /** Set by GOAWAY: when to move to a new connection; the next reconnect waits for it, not the backoff. */
+  private goAwayAt: number | undefined;
+  private goAwayTimer: unknown;
   /** Set by ERROR.backoff_hint_ms: the next reconnect waits at least this long. */
   private hintMs = 0;
   private lastReceivedAt = 0;
@@ -116,7 +117,7 @@ export class Connection {
     this.attempt = 0;
     this.authRejections = 0;
     this.replacedBy = undefined;
-    this.goAwayMs = undefined;
+    this.goAwayAt = undefined;
     this.hintMs = 0;
     void this.open();
   }
@@ -161,11 +162,21 @@ export class Connection {
     this.hintMs = Math.max(this.hintMs, backoffMs);
   }
 
-  /** GOAWAY: leave now, come back after the server's delay plus jitter. */
+  /**
+   * GOAWAY: the server wants this connection moved at a moment it spread over its drain window.
+   * Keep using this socket until the server's delay plus jitter is up, then reconnect at once and
+   * RESUME; if the server closes the socket first, the reconnect still waits for that moment.
+   */
   goAway(reconnectAfterMs: number): void {
     if (!this.running) return;
-    this.goAwayMs = goAwayDelay(reconnectAfterMs, this.config.random);
-    this.abandon(1000, "goaway", "goaway");
+    const delay = goAwayDelay(reconnectAfterMs, this.config.random);
+    this.goAwayAt = this.config.clock.now() + delay;
+    this.config.scheduler.clearTimeout(this.goAwayTimer);
+    const gen = this.generation;
+    this.goAwayTimer = this.config.scheduler.setTimeout(() => {
+      this.goAwayTimer = undefined;
+      if (gen === this.generation && this.running) this.abandon(1000, "goaway", "goaway");
+    }, delay);
   }
 
   private async open(): Promise<void> {
@@ -353,9 +364,9 @@ export class Connection {
   private scheduleReconnect(reason: string): void {
     this.clearReconnect();
     let delay: number;
-    if (this.goAwayMs !== undefined) {
-      delay = this.goAwayMs;
-      this.goAwayMs = undefined;
+    if (this.goAwayAt !== undefined) {
+      delay = Math.max(0, this.goAwayAt - this.config.clock.now());
+      this.goAwayAt = undefined;
     } else {
       delay = backoffDelay(this.attempt, this.config.random);
       this.attempt++;
@@ -402,6 +413,8 @@ export class Connection {
     this.config.scheduler.clearTimeout(this.heartbeatTimer);
     this.config.scheduler.clearTimeout(this.connectTimer);
     this.config.scheduler.clearTimeout(this.pongTimer);
+    this.config.scheduler.clearTimeout(this.goAwayTimer);
+    this.goAwayTimer = undefined;
     this.heartbeatTimer = undefined;
     this.connectTimer = undefined;
     this.pongTimer = undefined;

@@ -10,6 +10,9 @@
 export type Jurisdiction = "" | "eu" | "fedramp";
 export type IdKind = "u" | "c";
 
+/** Every jurisdiction an id can name ("" is global). */
+export const JURISDICTIONS: readonly Jurisdiction[] = ["", "eu", "fedramp"];
+
 const JURISDICTION_TAGS: Record<Jurisdiction, string> = { "": "g", eu: "eu", fedramp: "fr" };
 const TAG_TO_JURISDICTION: Record<string, Jurisdiction> = { g: "", eu: "eu", fr: "fedramp" };
 const ID_PATTERN = /^([uc])_(g|eu|fr)_([0-9a-z]{26})$/;

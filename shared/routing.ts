@@ -6,7 +6,7 @@
  * so with JURISDICTIONS = "simulated" the same ids land in a name-prefixed partition of the plain
  * namespace instead: the routing decision is still made, and tested, on every call.
  */
-import { parseId, type Jurisdiction } from "./ids.js";
+import { JURISDICTIONS, parseId, type Jurisdiction } from "./ids.js";
 import type { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 import type { UserObject } from "../durable-objects/user/UserObject.js";
 import type { PresenceObject } from "../durable-objects/presence/PresenceObject.js";
@@ -81,4 +81,19 @@ export function byPresenceShard(userIds: Iterable<string>): string[][] {
 export function presenceStub(env: Env, userId: string): DurableObjectStub<PresenceObject> {
   const { name, jurisdiction } = presenceShard(userId);
   return env.PRESENCE.get(objectId(env, env.PRESENCE, name, jurisdiction));
+}
+
+/** Every presence shard of every jurisdiction (operator actions that reach all connected users). */
+export function allPresenceShards(env: Env): { key: string; stub: () => DurableObjectStub<PresenceObject> }[] {
+  const shards: { key: string; stub: () => DurableObjectStub<PresenceObject> }[] = [];
+  for (const jurisdiction of JURISDICTIONS) {
+    for (let n = 0; n < PRESENCE_SHARDS; n++) {
+      const name = `presence:${n}`;
+      shards.push({
+        key: jurisdiction === "" ? name : `${jurisdiction}/${name}`,
+        stub: () => env.PRESENCE.get(objectId(env, env.PRESENCE, name, jurisdiction)),
+      });
+    }
+  }
+  return shards;
 }

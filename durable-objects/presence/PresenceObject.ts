@@ -25,6 +25,7 @@ import { presenceTimingsFromEnv, type PresenceTimings } from "./settings.js";
 import type { PresenceState } from "../../protocol/types.js";
 import type { UserObject } from "../user/UserObject.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
+import { log } from "../../shared/log.js";
 
 /** A user's status as their UserObject aggregates it over their devices. */
 export type ReportedStatus = "online" | "away" | "offline" | "hidden";
@@ -259,6 +260,31 @@ export class PresenceObject extends DurableObject<Env> {
     if (this.publishing) return;
     this.publishing = true;
     this.ctx.waitUntil(this.runPublisher());
+  }
+
+  /**
+   * Operator drain: each connected user's object sends GOAWAY to its sockets (user/drain.ts).
+   * Returns how many users were asked, how many sockets they had, and how many objects failed.
+   */
+  async drain(windowMs: number): Promise<{ users: number; sockets: number; failed: number }> {
+    const ids = this.sql.exec<{ user_id: string }>(
+      "SELECT user_id FROM presence WHERE (status IN ('online', 'away') AND expires_at > ?) OR status = 'hidden'", Date.now(),
+    ).toArray().map((r) => r.user_id);
+    let next = 0, sockets = 0, failed = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const id = ids[next++]!;
+        try {
+          sockets += await this.userStub(id).drain(windowMs);
+        } catch (err) {
+          failed++;
+          this.stubs.delete(id);
+          log("warn", "drain.user_failed", { object: "presence", user_id: id }, err);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, ids.length) }, worker));
+    return { users: ids.length, sockets, failed };
   }
 
   private async runPublisher(): Promise<void> {

@@ -41,6 +41,7 @@ import {
   acceptDevice, broadcast, closeIdleSockets, closeQuietly, deliverToSockets, openSockets, sendMessages, socketInfo, SocketProtocol,
 } from "./socket-protocol.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
+import { goAwayAll } from "./drain.js";
 
 export type Profile = {
   user_id: string;
@@ -187,6 +188,11 @@ export class UserObject extends DurableObject<Env> {
     this.pushSubscriptions.forget();
     for (const ws of this.ctx.getWebSockets(deviceId)) closeQuietly(ws, 4000, "device_removed");
     return removed;
+  }
+
+  /** Operator drain: asks every open socket to reconnect within `windowMs` (drain.ts). */
+  drain(windowMs: number): number {
+    return goAwayAll(this.ctx, windowMs);
   }
 
   /* ------------------------------------ RPC: channels ------------------------------------ */

@@ -147,13 +147,28 @@ describe("heartbeat", () => {
 });
 
 describe("server-directed reconnects", () => {
-  it("GOAWAY: closes now and comes back after reconnect_after_ms plus jitter", async () => {
+  it("GOAWAY: keeps the socket until reconnect_after_ms plus jitter, then moves to a new one at once", async () => {
+    const h = harness({ random: () => 0.5 });
+    const s = await connectReady(h, []);
+    s.receive({ type: T.GOAWAY, goaway: { reconnect_after_ms: 10_000, reason: "drain" } });
+    await h.time.advance(12_499);
+    expect(s.closedWith).toBeUndefined();
+    expect(h.client.state).toBe("ready");
+    expect(h.sockets).toHaveLength(1);
+    await h.time.advance(1);
+    expect(s.closedWith?.code).toBe(1000);
+    await h.time.advance(0);
+    expect(h.sockets).toHaveLength(2);
+  });
+
+  it("GOAWAY then a close from the server: the reconnect still waits for the moment it was given", async () => {
     const h = harness({ random: () => 0.5 });
     const s = await connectReady(h, []);
     s.receive({ type: T.GOAWAY, goaway: { reconnect_after_ms: 10_000, reason: "deploy" } });
-    expect(s.closedWith?.code).toBe(1000);
-    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting", retryInMs: 12_500 });
-    await h.time.advance(12_499);
+    await h.time.advance(2_500);
+    s.serverClose(1001, "going away");
+    expect(h.events.connectionState.at(-1)).toMatchObject({ state: "reconnecting", retryInMs: 10_000 });
+    await h.time.advance(9_999);
     expect(h.sockets).toHaveLength(1);
     await h.time.advance(1);
     expect(h.sockets).toHaveLength(2);

@@ -11,6 +11,7 @@ import { errorResponse, fail, failureFromException, type Failure } from "../../s
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { TRACE_HEADER, traceIdOf } from "../../shared/trace.js";
+import { adminRoutes } from "./admin-routes.js";
 import { authRoutes } from "./auth-routes.js";
 import { channelRoutes } from "./channel-routes.js";
 import { deviceRoutes } from "./device-routes.js";
@@ -70,9 +71,10 @@ api.use("/v1/*", async (c, next) => {
 /** Liveness for load balancers, dev tooling and tests; says nothing about any user. */
 api.get("/v1/health", (c) => c.json({ ok: true }));
 
-// Everything but health and the three ways of getting a token needs a token.
+// Everything but health, the three ways of getting a token and the operator's routes (which
+// take ADMIN_TOKEN, admin-routes.ts) needs a user's token.
 api.use("/v1/*", async (c, next) => {
-  if (c.req.path.startsWith("/v1/auth/") || c.req.path === "/v1/health") return next();
+  if (c.req.path.startsWith("/v1/auth/") || c.req.path.startsWith("/v1/admin/") || c.req.path === "/v1/health") return next();
   const header = c.req.header("Authorization");
   const token = header?.match(/^Bearer\s+(.+)$/i)?.[1];
   const auth = await verifyAccessToken(c.env, token);
@@ -81,6 +83,7 @@ api.use("/v1/*", async (c, next) => {
   return next();
 });
 
+api.route("/v1/admin", adminRoutes);
 api.route("/v1/auth", authRoutes);
 api.route("/v1/channels", channelRoutes);
 api.route("/v1/devices", deviceRoutes);
