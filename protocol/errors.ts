@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   /** No longer a member of that channel (someone who never was gets not_found). */
   not_member: { status: 403, retryable: false },
   not_found: { status: 404, retryable: false },
+  /** The data of a user pinned to a jurisdiction (eu, fedramp) may not be stored where this would put it (docs/protocol.md, "Data locality"). */
+  jurisdiction_conflict: { status: 403, retryable: false },
   conflict: { status: 409, retryable: false },
   username_taken: { status: 409, retryable: false },
   too_many_devices: { status: 409, retryable: false },

@@ -14,6 +14,7 @@ import { pb, type Encoding, type FrameInit } from "../../protocol/codec.js";
 import { PING, PONG } from "../../protocol/limits.js";
 import { fail, type Result } from "../../shared/errors.js";
 import { CLOSE, refuseWebSocket, sendFrame } from "../../shared/frames.js";
+import { parseId } from "../../shared/ids.js";
 import { channelStub } from "../../shared/routing.js";
 import { ownResult } from "../../shared/rpc.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
@@ -440,7 +441,8 @@ export class UserObject extends DurableObject<Env> {
     const deviceId = request.headers.get("x-edgechat-device-id") ?? "";
     const encoding: Encoding = request.headers.get("x-edgechat-encoding") === "json" ? "json" : "proto";
     const protocolHeader = request.headers.get("x-edgechat-protocol") ?? undefined;
-    if (!this.profile) this.init({ user_id: userId, username, display_name: username, jurisdiction: "" });
+    // A profile lost with the object's storage comes back in the jurisdiction its id names.
+    if (!this.profile) this.init({ user_id: userId, username, display_name: username, jurisdiction: parseId(userId)?.jurisdiction ?? "" });
 
     const registered = this.registerDevice(deviceId);
     if (!registered.ok) {

@@ -3,7 +3,8 @@ import { Hono } from "hono";
 import * as z from "zod/mini";
 import { LIMITS } from "../../protocol/limits.js";
 import { errorResponse, fail } from "../../shared/errors.js";
-import { dmChannelId, isChannelId, newId, parseId } from "../../shared/ids.js";
+import { dmChannelId, isChannelId, newId } from "../../shared/ids.js";
+import { cannotJoin, mayJoin, placeChannel, placeDm } from "../../shared/locality.js";
 import { channelStub, userStub } from "../../shared/routing.js";
 import { resolveProfiles } from "./accounts.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
@@ -52,7 +53,6 @@ export const channelRoutes = new Hono<ApiEnv>()
     const body = await parseJsonBody(c, CreateBody);
     if (!body.ok) return errorResponse(body);
     const me = c.get("auth");
-    const jurisdiction = parseId(me.userId)!.jurisdiction;
     const refs = body.value.type === "dm" ? [body.value.member] : body.value.members;
     const resolved = await profiles(c, [me.userId, ...refs]);
     if (!resolved.ok) return errorResponse(resolved);
@@ -62,13 +62,17 @@ export const channelRoutes = new Hono<ApiEnv>()
     if (body.value.type === "dm") {
       const other = others[0];
       if (!other) return errorResponse(fail("invalid_argument", "A DM needs another member than yourself."));
-      const id = await dmChannelId(me.userId, other.user_id, jurisdiction);
-      const r = await channelStub(c.env, id).create({ channelId: id, type: "dm", name: "", creator, members: [other], jurisdiction });
+      const place = placeDm(me.userId, other.user_id);
+      if (!place.ok) return errorResponse(place);
+      const id = await dmChannelId(me.userId, other.user_id, place.jurisdiction);
+      const r = await channelStub(c.env, id).create({ channelId: id, type: "dm", name: "", creator, members: [other], jurisdiction: place.jurisdiction });
       if (!r.ok) return errorResponse(r);
       return c.json({ channel: r.channel }, r.created ? 201 : 200);
     }
-    const id = newId("c", jurisdiction);
-    const r = await channelStub(c.env, id).create({ channelId: id, type: "group", name: body.value.name, creator, members: others, jurisdiction });
+    const place = placeChannel(me.userId, others.map((p) => p.user_id));
+    if (!place.ok) return errorResponse(place);
+    const id = newId("c", place.jurisdiction);
+    const r = await channelStub(c.env, id).create({ channelId: id, type: "group", name: body.value.name, creator, members: others, jurisdiction: place.jurisdiction });
     if (!r.ok) return errorResponse(r);
     return c.json({ channel: r.channel }, 201);
   })
@@ -88,6 +92,8 @@ export const channelRoutes = new Hono<ApiEnv>()
     if (!body.ok) return errorResponse(body);
     const resolved = await profiles(c, body.value.members);
     if (!resolved.ok) return errorResponse(resolved);
+    const pinnedElsewhere = resolved.found.filter((p) => !mayJoin(id, p.user_id)).map((p) => p.user_id);
+    if (pinnedElsewhere.length > 0) return errorResponse(cannotJoin(id, pinnedElsewhere));
     return send(c, await channelStub(c.env, id).addMembers(c.get("auth").userId, resolved.found));
   })
   .delete("/:id/members/:userId", async (c) => {
