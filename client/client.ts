@@ -886,6 +886,16 @@ export class EdgechatClient {
   };
 
   /**
+   * The account itself (REST).
+   *
+   * @example
+   * const archive = await client.account.export(); // profile, devices, channels, own messages
+   */
+  readonly account = {
+    export: (): Promise<Record<string, unknown>> => this.api.exportData(),
+  };
+
+  /**
    * Devices of this account (REST). At most 10; remove one to make room.
    *
    * @example

@@ -118,6 +118,13 @@ export class RestApi {
     return settings;
   }
 
+  /** GET /v1/me/export: everything the server holds about this user (docs/protocol.md). */
+  async exportData(): Promise<Record<string, unknown>> {
+    const body = await this.call("GET", "/v1/me/export");
+    if (!isObject(body) || typeof body.format !== "string") throw badResponse("export");
+    return body;
+  }
+
   async lookupUser(username: string): Promise<User> {
     return userFromJson(await this.call("GET", `/v1/users?username=${encodeURIComponent(username)}`));
   }

@@ -5,6 +5,7 @@
  * server and the browser. Screenshots of the main screens land in test-results/browser/, and each
  * main screen is audited with axe-core where it is shown.
  */
+import { readFileSync } from "node:fs";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
@@ -495,6 +496,24 @@ describe("edgechat web app in Chromium", () => {
     await textOf(a.locator(".conv-subtitle"), "Online");
     await privacy.getByRole("button", { name: "Done" }).click();
     await privacy.waitFor({ state: "detached" });
+  });
+
+  it("downloads everything the server holds about the user from Privacy", async () => {
+    const { alice, dmId } = await twoFriends();
+    const phone = sdkClient(server.url, alice, "alice-phone");
+    await phone.connect();
+    await phone.send(dmId, "Keep this one");
+    phone.disconnect();
+    const a = await profiles.open(alice, "alice");
+    await a.getByRole("button", { name: "Privacy" }).click();
+    const privacy = a.getByRole("dialog", { name: "Privacy" });
+    const [download] = await Promise.all([a.waitForEvent("download"), privacy.getByRole("button", { name: "Download my data" }).click()]);
+    expect(download.suggestedFilename()).toBe("edgechat-export.json");
+    const archive = JSON.parse(readFileSync((await download.path())!, "utf8")) as { format: string; profile: { user_id: string }; channels: { channel_id: string; messages: { content: { text?: { text: string } } }[] }[] };
+    expect(archive.format).toBe("edgechat-export/1");
+    expect(archive.profile.user_id).toBe(alice.user_id);
+    expect(archive.channels.find((c) => c.channel_id === dmId)?.messages.map((m) => m.content.text?.text)).toEqual(["Keep this one"]);
+    await privacy.getByRole("button", { name: "Done" }).click();
   });
 
   it("lets a group's owner remove anyone's message for everyone", async () => {

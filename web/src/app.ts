@@ -564,6 +564,16 @@ export class App implements Intents {
     return this.client.settings.get();
   }
 
+  async exportData(): Promise<void> {
+    const archive = await this.client.account.export();
+    const url = URL.createObjectURL(new Blob([JSON.stringify(archive, null, 2)], { type: "application/json" }));
+    const link = Object.assign(document.createElement("a"), { href: url, download: "edgechat-export.json" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+
   updateSettings(patch: Partial<UserSettings>): Promise<UserSettings> {
     return this.client.settings.update(patch);
   }

@@ -60,4 +60,8 @@ export interface ChatClient {
     get(): Promise<UserSettings>;
     update(patch: Partial<UserSettings>): Promise<UserSettings>;
   };
+  readonly account: {
+    /** Everything the server holds about the user, as GET /v1/me/export returns it. */
+    export(): Promise<Record<string, unknown>>;
+  };
 }

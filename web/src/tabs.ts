@@ -284,6 +284,10 @@ export class TabClient implements ChatClient {
     update: (patch: Partial<UserSettings>): Promise<UserSettings> => this.rest.settings.update(patch),
   };
 
+  readonly account = {
+    export: (): Promise<Record<string, unknown>> => this.rest.account.export(),
+  };
+
   // ---- Requests ------------------------------------------------------------------------------------
 
   /** Runs an operation here if this tab leads, else asks the leader (again, if it changes). */

@@ -7,6 +7,7 @@ import { byPresenceShard, presenceStub, userStub } from "../../shared/routing.js
 import { resolveProfiles } from "./accounts.js";
 import { send, type ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";
+import { exportResponse } from "./export.js";
 
 const SettingsBody = z.strictObject({ read_receipts: z.optional(z.boolean()), share_presence: z.optional(z.boolean()), push_previews: z.optional(z.boolean()) });
 const ChannelPrefsBody = z.strictObject({ muted: z.boolean() });
@@ -19,6 +20,11 @@ export const userRoutes = new Hono<ApiEnv>()
   .get("/me", async (c) => {
     const { found } = await resolveProfiles(c.env.ACCOUNTS, [c.get("auth").userId]);
     return found[0] ? c.json(found[0]) : notFound();
+  })
+  .get("/me/export", async (c) => {
+    const { found } = await resolveProfiles(c.env.ACCOUNTS, [c.get("auth").userId]);
+    if (!found[0]) return notFound();
+    return exportResponse(c.env, c.get("auth").userId, found[0], (p) => c.executionCtx.waitUntil(p), c.get("traceId"));
   })
   .get("/me/settings", async (c) => c.json(await userStub(c.env, c.get("auth").userId).getSettings()))
   .patch("/me/settings", async (c) => {

@@ -179,7 +179,13 @@ export function privacyDialog({ intents }: ViewModel): void {
       box);
   });
   const done = h("button", { type: "button", class: "btn btn-primary" }, "Done");
-  const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows, notificationsSetting(intents)), status, h("div", { class: "dialog-actions" }, done)] });
+  const download = h("button", { type: "button", class: "btn" }, "Download my data");
+  download.addEventListener("click", () => {
+    download.disabled = true;
+    status.textContent = "";
+    intents.exportData().catch((err: unknown) => { status.textContent = errorText(err); }).finally(() => { download.disabled = false; });
+  });
+  const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows, notificationsSetting(intents)), status, h("div", { class: "dialog-actions" }, download, done)] });
   done.addEventListener("click", () => handle.close());
   intents.settings().then((settings) => {
     for (const [key, box] of boxes) {
