@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startDevServer, type DevServer } from "../support/dev-server.js";
 import {
   banner, channelItem, composer, connected, eventually, expectAccessible, lastStatus, launchChromium, message, PASSWORD, PHONE, Profiles, registerUser,
-  run, screenshot, sdkClient, sendMessage, textOf, updateSettings, WIDE,
+  reloadWhenIdle, run, screenshot, sdkClient, sendMessage, textOf, updateSettings, WIDE,
 } from "./helpers.js";
 
 let server: DevServer;
@@ -38,14 +38,14 @@ afterEach(async ({ task }) => {
     // Say where every page was: the connection, the banner, the last messages.
     for (const [name, page] of profiles.pages) {
       if (page.isClosed()) continue;
-      const state = await run<string>(page, `JSON.stringify({
+      const state = await withTimeout(run<string>(page, `JSON.stringify({
         url: location.href,
         connection: document.querySelector(".banner")?.dataset.state,
         banner: document.querySelector(".banner")?.textContent,
         last: [...document.querySelectorAll("li.msg")].slice(-4).map((el) => el.textContent),
-      })`).catch((err: unknown) => String(err));
+      })`)).catch((err: unknown) => String(err));
       console.error(`[${task.name}] ${name}: ${state}`);
-      await screenshot(page, `failure-${name.replace(/\s+/g, "-")}`).catch(() => {});
+      await withTimeout(screenshot(page, `failure-${name.replace(/\s+/g, "-")}`)).catch(() => {});
     }
     console.error(`[${task.name}] wrangler dev, last lines:\n${server.log.slice(-40).join("\n")}`);
   }
@@ -54,6 +54,13 @@ afterEach(async ({ task }) => {
   // Console errors and uncaught exceptions (a CSP refusal is one) fail the test that caused them.
   expect(errors).toEqual([]);
 });
+
+/** A page that hangs (the reason a test failed, often) must not hang the report about it too. */
+function withTimeout<T>(work: Promise<T>, ms = 5_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms); });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
 
 /** Two users with a DM between them (made over REST, as if they had chatted before). */
 async function twoFriends(names: [string, string] = ["Alice Martin", "Bob Chen"]) {
@@ -343,7 +350,7 @@ describe("edgechat web app in Chromium", () => {
 
     for (const [size, viewport] of [["wide", WIDE], ["phone", PHONE]] as const) {
       await page.setViewportSize(viewport);
-      await page.reload();
+      await reloadWhenIdle(page);
       await message(page, "Photo dump 120 of 120").waitFor();
       await textOf(page.locator(".conv-title"), "Bob Chen");
       expect(await message(page, "Photo dump 1 of 120").count()).toBe(0);
@@ -446,7 +453,7 @@ describe("edgechat web app in Chromium", () => {
     await expectAccessible(a, "reactions, edit, delete");
 
     // A reload brings the same state back from the server.
-    await b.reload();
+    await reloadWhenIdle(b);
     await message(b, "This message was deleted").waitFor();
     await b.locator(".reaction", { hasText: "👍 2" }).waitFor();
     expect(await message(b, "Let's meet at the bridge").count()).toBe(0);

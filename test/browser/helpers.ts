@@ -232,3 +232,13 @@ export async function expectAccessible(page: Page, screen: string): Promise<void
 export async function connected(page: Page, timeoutMs = 60_000): Promise<void> {
   await page.locator('.banner[data-state="ready"]').waitFor({ state: "attached", timeout: timeoutMs });
 }
+
+/**
+ * Reloads once the page's requests are done. A reload that aborts requests still in flight can
+ * kill wrangler 4.86's dev server on a loaded machine ("Error inside ProxyWorker: Network
+ * connection lost", workers-sdk #15451), which ends every test after it; the app itself copes.
+ */
+export async function reloadWhenIdle(page: Page): Promise<void> {
+  await page.waitForLoadState("networkidle").catch(() => {});
+  await page.reload({ waitUntil: "domcontentloaded" });
+}

@@ -6,7 +6,7 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
-import { eventually, launchChromium, run, screenshot, sendMessage, signUp, textOf, watchErrors } from "./helpers.js";
+import { eventually, launchChromium, reloadWhenIdle, run, screenshot, sendMessage, signUp, textOf, watchErrors } from "./helpers.js";
 
 let server: DevServer;
 let browser: Browser;
@@ -62,7 +62,7 @@ describe("notifications and mute in the web app", () => {
     await alice.locator(".channel-item .ci-muted").waitFor();
     await screenshot(alice, "push-muted");
     // A reload reads it back from the server.
-    await alice.reload();
+    await reloadWhenIdle(alice);
     await alice.getByRole("button", { name: "Unmute notifications", pressed: true }).waitFor();
     await alice.getByRole("button", { name: "Unmute notifications" }).click();
     await eventually("unmuted in the list", async () => (await alice.locator(".channel-item .ci-muted").count()) === 0);
