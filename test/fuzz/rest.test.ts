@@ -57,6 +57,9 @@ const targets: Target[] = [
   { method: "GET", route: "/v1/health", path: () => "/v1/health", takesBody: false, requiredBody: false, auth: false },
   { method: "GET", route: "/v1/me", path: () => "/v1/me", takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/me/settings", path: () => "/v1/me/settings", takesBody: false, requiredBody: false, auth: true },
+  { method: "GET", route: "/v1/me/export", path: () => "/v1/me/export", takesBody: false, requiredBody: false, auth: true },
+  // Off without the ADMIN_TOKEN secret (as here): every body gets the same well-formed 403.
+  { method: "POST", route: "/v1/admin/drain", path: () => "/v1/admin/drain", takesBody: true, requiredBody: false, auth: false },
   { method: "PATCH", route: "/v1/me/settings", path: () => "/v1/me/settings", takesBody: true, requiredBody: true, auth: true },
   { method: "GET", route: "/v1/users", path: () => "/v1/users", takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/presence", path: () => `/v1/presence?user_ids=${alice.user_id}`, takesBody: false, requiredBody: false, auth: true },

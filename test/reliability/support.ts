@@ -259,7 +259,8 @@ export function expectErrorBody(body: unknown, context = ""): void {
   expect(typeof b.code, `${context} code`).toBe("string");
   expect(typeof b.message, `${context} message`).toBe("string");
   expect(typeof b.retryable, `${context} retryable`).toBe("boolean");
-  for (const k of Object.keys(b)) expect(["code", "message", "retryable", "backoff_hint_ms"], `${context} unexpected key ${k}`).toContain(k);
+  for (const k of Object.keys(b)) expect(["code", "message", "retryable", "backoff_hint_ms", "trace_id"], `${context} unexpected key ${k}`).toContain(k);
+  if ("trace_id" in b) expect(b.trace_id, `${context} trace_id`).toMatch(/^[0-9a-f]{32}$/);
 }
 
 /** A raw REST call that never parses as JSON for you: status, content type, text. */
