@@ -18,6 +18,7 @@ export type ErrorCode =
   | "gap_unfillable"  // the server kept not returning missing seqs; the client skipped them
   | "storage_error"   // the outbox storage adapter failed
   | "bad_response"    // the server answered something the SDK cannot read
+  | "aborted"         // an upload was cancelled with its AbortSignal
   | (string & {});
 
 export interface EdgechatErrorInit {

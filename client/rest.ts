@@ -17,7 +17,7 @@ import {
 /** The code for an error response whose body carries none. */
 const STATUS_CODES: Record<number, ServerErrorCode> = {
   400: "invalid_argument", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
-  413: "content_too_large", 429: "rate_limited", 501: "not_implemented", 503: "unavailable",
+  413: "content_too_large", 415: "unsupported_media_type", 429: "rate_limited", 501: "not_implemented", 503: "unavailable",
 };
 
 export interface CallOptions {

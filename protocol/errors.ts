@@ -16,8 +16,10 @@ export const ERROR_CODES = {
   invalid_argument: { status: 400, retryable: false },
   /** A string is not well-formed Unicode: a lone surrogate, bytes that are not UTF-8 (docs/protocol.md, "Text"). */
   invalid_text: { status: 400, retryable: false },
-  /** Content over max_content_bytes. */
+  /** Content over max_content_bytes, or an attachment over the size cap. */
   content_too_large: { status: 413, retryable: false },
+  /** An attachment type the server does not accept. */
+  unsupported_media_type: { status: 415, retryable: false },
   /** A bad token: log in again (or refresh, for an access token). */
   unauthorized: { status: 401, retryable: false },
   /** An expired access token: refresh it, then retry. */

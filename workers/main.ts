@@ -4,6 +4,7 @@
  */
 import { api } from "./api/app.js";
 import { connect } from "./gateway/connect.js";
+import { blobRoute, isBlobPath } from "./attachments/blob-routes.js";
 import { withSecurityHeaders } from "./security-headers.js";
 import { consumePushBatch } from "../queues/push-consumer.js";
 import { consumePushDeadLetters } from "../queues/push-dead-letters.js";
@@ -17,6 +18,9 @@ export default {
   async fetch(request, env, ctx): Promise<Response> {
     recordToAnalytics(env);
     const url = new URL(request.url);
+    // Signed-URL uploads and downloads: no bearer token, bodies larger than the API's 64 KiB, and
+    // headers of their own (user content, sandboxed: blob-routes.ts), so they skip the API's.
+    if (isBlobPath(url.pathname)) return blobRoute(request, env);
     const response = url.pathname === "/v1/connect" ? await connect(request, env) : await api.fetch(request, env, ctx);
     return withSecurityHeaders(response, request);
   },

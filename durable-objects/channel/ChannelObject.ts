@@ -5,7 +5,8 @@
  *
  * This file is the RPC surface and the channel row; the work is done by one module per concern:
  * `membership.ts` (members, roles), `sequencer.ts` (dedup, rate limit, seq/HLC, the log, history),
- * `message-changes.ts` (react, edit, delete rules) and `fanout.ts` (delivery to members).
+ * `message-changes.ts` (react, edit, delete rules), `fanout.ts` (delivery to members) and
+ * `attachments.ts` (uploads declared in the channel, the SEND check for files, blob cleanup).
  *
  * The send path's one rule: check, assign seq/HLC and INSERT before the first `await`. The
  * output gate then holds the returned SEND_ACK (and every outgoing fan-out call) until the write
@@ -17,6 +18,10 @@ import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { userStub } from "../../shared/routing.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { migrate } from "../migrate.js";
+import { deleteBlob } from "../../shared/attachments/blobs.js";
+import { attachmentConfig } from "../../shared/attachments/config.js";
+import { channelOfAttachment } from "../../shared/attachments/ids.js";
+import { Attachments, uploadView, type AttachmentInit, type NewUpload, type PartRow, type UploadRow, type UploadView } from "./attachments.js";
 import { FanOut } from "./fanout.js";
 import { hlcToHex } from "./hlc.js";
 import { Membership, uniqueProfiles } from "./membership.js";
@@ -65,6 +70,7 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly log: Sequencer;
   private readonly changes: MessageChanges;
   private readonly fanout: FanOut;
+  private readonly attachments: Attachments;
   /** Last typing state passed on per user: memory only, like the indicator itself. */
   private readonly typingSent = new Map<string, { isTyping: boolean; at: number }>();
 
@@ -74,14 +80,23 @@ export class ChannelObject extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.members = new Membership(this.sql);
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));
+    this.attachments = new Attachments(this.sql, {
+      alarms: ctx.storage,
+      waitUntil: (promise) => ctx.waitUntil(promise),
+      orphanTtlMs: attachmentConfig(env).orphanTtlMs,
+      deleteBlob: (row) => deleteBlob(env, row),
+    });
     this.log = new Sequencer(this.sql, this.limiter, (message) => {
       this.fanout.accept(message);
       this.kickFanout();
-    });
+    }, (userId, kind, content) => (kind === "attachment" ? this.attachments.gate(userId, content.attachment as AttachmentInit) : { ok: true, content }));
     this.changes = new MessageChanges(this.sql, this.log, {
       requireMember: (userId) => this.requireMember(userId),
       isAdmin: (userId) => this.members.isAdmin(userId),
       channelType: () => this.channel!.type,
+      deletedForEveryone: (kind, content) => {
+        if (kind === "attachment") this.attachments.messageDeleted(content);
+      },
     });
     this.fanout = new FanOut({
       sql: this.sql,
@@ -271,9 +286,82 @@ export class ChannelObject extends DurableObject<Env> {
     return this.changes.deleteForEveryone(userId, deviceId, seq);
   }
 
-  /** Finishes interrupted fan-out and retries members whose delivery failed. */
+  /* ------------------------------------ attachments ------------------------------------ */
+
+  /**
+   * Records an upload a member declares (POST /v1/attachments/presign): the Worker checked type,
+   * size and name against the configuration; the channel checks membership and keeps the row.
+   * An upload no message carries is swept ATTACHMENT_ORPHAN_TTL_SECONDS later.
+   */
+  async createUpload(userId: string, upload: NewUpload): Promise<Result<{ upload: UploadView }>> {
+    const denied = this.requireMember(userId);
+    if (denied) return denied;
+    if (channelOfAttachment(upload.attachment_id) !== this.channel!.channel_id) return fail("invalid_argument", "That attachment id belongs to another channel.");
+    const row = this.attachments.create(userId, upload, Date.now());
+    await this.attachments.armSweep();
+    return { ok: true, upload: uploadView(this.channel!.channel_id, row) };
+  }
+
+  /** The multipart upload id R2 gave the upload. */
+  setUploadId(attachmentId: string, uploadId: string): void {
+    this.attachments.setUploadId(attachmentId, uploadId);
+  }
+
+  /**
+   * An upload and the parts received so far, for the uploader (`userId`) or for a signed upload
+   * URL (no user: the URL's signature is the permission).
+   */
+  upload(userId: string | undefined, attachmentId: string): Result<{ upload: UploadRow; parts: PartRow[] }> {
+    if (!this.channel) return fail("not_found", "No such upload.");
+    const found = this.attachments.pendingOf(userId, attachmentId);
+    if (!found.ok) return found;
+    return { ok: true, upload: found.upload, parts: this.attachments.parts(attachmentId) };
+  }
+
+  recordUploadPart(attachmentId: string, part: PartRow): Result {
+    const found = this.attachments.pendingOf(undefined, attachmentId);
+    if (!found.ok) return found;
+    if (found.upload.state !== "pending") return fail("conflict", "This upload is finished already.");
+    this.attachments.recordPart(attachmentId, part);
+    return { ok: true };
+  }
+
+  /** The Worker checked the bytes (size, and sha256 measured or verified by R2). */
+  completeUpload(attachmentId: string, sha256: string): Result<{ upload: UploadView }> {
+    const found = this.attachments.pendingOf(undefined, attachmentId);
+    if (!found.ok) return found;
+    const row = found.upload.state === "pending" ? this.attachments.complete(attachmentId, sha256, Date.now())! : found.upload;
+    if (row.state !== "complete") return fail("invalid_argument", "This upload failed its checks; upload the file again.");
+    return { ok: true, upload: uploadView(this.channel!.channel_id, row) };
+  }
+
+  /** The bytes did not match the declaration: the upload is dead, its blob goes with the sweep. */
+  failUpload(attachmentId: string): void {
+    this.attachments.fail(attachmentId);
+  }
+
+  /**
+   * A member's right to fetch an attachment: once a message carries it (its uploader: once
+   * complete). Anyone else who names an existing attachment gets `forbidden`; the random half of
+   * an attachment id cannot be guessed, so this confirms nothing to someone who did not have it.
+   */
+  attachmentFor(userId: string, attachmentId: string): Result<{ upload: UploadView }> {
+    if (!this.channel) return fail("not_found", "No such attachment.");
+    const found = this.attachments.downloadable(userId, attachmentId);
+    if (!found.ok) return found;
+    if (!this.members.has(userId)) return fail("forbidden", "Only members of the channel can fetch its attachments.");
+    return { ok: true, upload: uploadView(this.channel.channel_id, found.upload) };
+  }
+
+  /** The uploader gives up an upload no message carries; its blob is deleted off this call's path. */
+  cancelUpload(userId: string, attachmentId: string): Result {
+    return this.attachments.cancel(userId, attachmentId);
+  }
+
+  /** Finishes interrupted fan-out, retries members whose delivery failed, sweeps orphaned uploads. */
   override async alarm(): Promise<void> {
     await this.fanout.onAlarm();
+    await this.attachments.sweep();
   }
 
   /* ------------------------------------ internals ------------------------------------ */

@@ -6,6 +6,8 @@ import { fail, type Result } from "../../shared/errors.js";
 import { utf8Length } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { describeLoneSurrogate, isWellFormed } from "../../protocol/text.js";
+import { isAttachmentId } from "../../shared/attachments/ids.js";
+import type { AttachmentInit } from "./attachments.js";
 import type { ContentInit } from "./types.js";
 
 /** `system` and `update` are written by the server only. */
@@ -19,6 +21,7 @@ export function validateClientContent(content: unknown): Result<{ content: Conte
   const bodies = ["text", "attachment", "system", "encrypted", "update"].filter((k) => c[k] !== undefined && c[k] !== null);
   if (bodies.length !== 1) return fail("invalid_argument", "content must carry exactly one of text, attachment, encrypted.");
   if (bodies[0] === "system" || bodies[0] === "update") return fail("forbidden", `${bodies[0]} messages are written by the server only.`);
+  if (bodies[0] === "attachment") return validateAttachmentBody(c.attachment);
   if (bodies[0] !== "text") return fail("not_implemented", `${bodies[0]} messages arrive in a later edgechat release.`);
   const text = (c.text as { text?: unknown }).text;
   if (typeof text !== "string" || text.length === 0) return fail("invalid_argument", "content.text.text must be a non-empty string.");
@@ -45,4 +48,71 @@ export function validEmoji(emoji: unknown): emoji is string {
   if (typeof emoji !== "string" || emoji.length < 1 || emoji.length > LIMITS.maxEmojiLength || !isWellFormed(emoji)) return false;
   if (/^:[a-z0-9_+-]+:$/.test(emoji)) return true;
   return !/[\s\p{Cc}]/u.test(emoji) && /[^\x00-\x7f]/.test(emoji);
+}
+
+/** Largest inline thumbnail; a preview of a few KiB is what the web app makes. */
+export const MAX_THUMBNAIL_BYTES = 16 * 1024;
+const THUMBNAIL_TYPES = new Set(["image/webp", "image/jpeg", "image/png"]);
+const MAX_DIMENSION = 100_000;
+
+/**
+ * The shape of an attachment body. Whether the upload exists, is complete and is the sender's
+ * own is the channel's check (attachments.ts), which needs its table.
+ */
+function validateAttachmentBody(raw: unknown): Result<{ content: ContentInit; kind: ContentKind }> {
+  if (typeof raw !== "object" || raw === null) return fail("invalid_argument", "content.attachment must be an object.");
+  const a = raw as Record<string, unknown>;
+  if (!isAttachmentId(a.attachment_id)) return fail("invalid_argument", "content.attachment.attachment_id is not an attachment id.");
+  const size = Number(a.size_bytes);
+  if (!Number.isSafeInteger(size) || size < 1) return fail("invalid_argument", "content.attachment.size_bytes must be the file's size in bytes.");
+  const body: AttachmentInit = { attachment_id: a.attachment_id, size_bytes: size };
+  if (a.sha256 !== undefined && a.sha256 !== null && a.sha256 !== "") {
+    if (typeof a.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(a.sha256)) return fail("invalid_argument", "content.attachment.sha256 must be 64 lower-case hex digits.");
+    body.sha256 = a.sha256;
+  }
+  for (const key of ["width", "height", "duration_ms"] as const) {
+    const v = a[key];
+    if (v === undefined || v === null || v === 0) continue;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > (key === "duration_ms" ? 0xffffffff : MAX_DIMENSION)) {
+      return fail("invalid_argument", `content.attachment.${key} must be a whole number${key === "duration_ms" ? " of milliseconds" : " of pixels"}.`);
+    }
+    body[key] = n;
+  }
+  const thumb = thumbnailBase64(a.thumbnail);
+  if (thumb === null) return fail("invalid_argument", "content.attachment.thumbnail must be bytes (base64 in JSON).");
+  if (thumb !== undefined) {
+    const bytes = Math.floor((thumb.length * 3) / 4) - (thumb.endsWith("==") ? 2 : thumb.endsWith("=") ? 1 : 0);
+    if (bytes > MAX_THUMBNAIL_BYTES) return fail("content_too_large", `The thumbnail is ${bytes} bytes; the limit is ${MAX_THUMBNAIL_BYTES}.`);
+    const type = typeof a.thumbnail_type === "string" ? a.thumbnail_type : "";
+    if (!THUMBNAIL_TYPES.has(type)) return fail("invalid_argument", "content.attachment.thumbnail_type must be image/webp, image/jpeg or image/png.");
+    body.thumbnail = thumb;
+    body.thumbnail_type = type;
+  }
+  if (a.caption !== undefined && a.caption !== null && a.caption !== "") {
+    if (typeof a.caption !== "string") return fail("invalid_argument", "content.attachment.caption must be a string.");
+    const bytes = utf8Length(a.caption);
+    if (bytes > LIMITS.maxContentBytes / 2) return fail("content_too_large", `The caption is ${bytes} bytes; the limit is ${LIMITS.maxContentBytes / 2}.`);
+    body.caption = a.caption;
+  }
+  // Stored as proto-JSON: bytes as base64, like every JSON frame and REST body carries them.
+  return { ok: true, content: { attachment: body } as ContentInit, kind: "attachment" };
+}
+
+/** The thumbnail as base64; undefined when absent, null when it is not bytes. */
+function thumbnailBase64(v: unknown): string | undefined | null {
+  if (v === undefined || v === null) return undefined;
+  if (v instanceof Uint8Array) {
+    if (v.byteLength === 0) return undefined;
+    let s = "";
+    for (let i = 0; i < v.byteLength; i += 0x8000) s += String.fromCharCode(...v.subarray(i, i + 0x8000));
+    return btoa(s);
+  }
+  if (typeof v === "string") {
+    if (v === "") return undefined;
+    const std = v.replace(/-/g, "+").replace(/_/g, "/");
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(std) || std.length % 4 === 1) return null;
+    return std.padEnd(std.length + ((4 - (std.length % 4)) % 4), "=");
+  }
+  return null;
 }

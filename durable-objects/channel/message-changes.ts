@@ -15,6 +15,8 @@ export interface ChangeRules {
   requireMember(userId: string): Failure | undefined;
   isAdmin(userId: string): boolean;
   channelType(): ChannelType;
+  /** Told in the delete's turn, with the content as it was, so what it pointed at can go too. */
+  deletedForEveryone?(kind: MessageRow["kind"], content: string): void;
 }
 
 export class MessageChanges {
@@ -96,11 +98,13 @@ export class MessageChanges {
     }
     const limited = this.log.limitChange(userId);
     if (limited) return limited;
+    const before = row.content;
     row.deleted = 1;
     row.content = "{}";
     row.reactions = "[]";
     this.sql.exec("UPDATE messages SET deleted = 1, content = '{}', reactions = '[]' WHERE seq = ?", seq);
     this.sql.exec("DELETE FROM reactions WHERE seq = ?", seq);
+    this.rules.deletedForEveryone?.(row.kind, before);
     return this.changed(userId, deviceId, row, "deleted");
   }
 

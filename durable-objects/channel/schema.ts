@@ -1,3 +1,5 @@
+import { ATTACHMENTS_MIGRATION } from "./attachments.js";
+
 /**
  * ChannelObject storage. One object per channel; it is the only writer of these tables.
  * Append-only list: never edit a shipped migration, add a new one.
@@ -77,4 +79,5 @@ export const CHANNEL_MIGRATIONS: readonly string[] = [
   ALTER TABLE members ADD COLUMN shared_read_seq INTEGER NOT NULL DEFAULT 0;
   UPDATE members SET shared_read_seq = last_read_seq;
   `,
+  ATTACHMENTS_MIGRATION,
 ];

@@ -31,6 +31,12 @@ export type MessageRow = {
   reactions: string;
 };
 
+/**
+ * A check of validated content against the channel's own state, run before the INSERT in the
+ * same turn: it may replace the content (with what the channel knows better) and be told the seq.
+ */
+export type ContentGate = (userId: string, kind: ContentKind, content: ContentInit) => Result<{ content: ContentInit; stored?: (seq: number) => void }>;
+
 export const SELECT_MESSAGES =
   "SELECT seq, hlc_ms, hlc_logical, sender_user_id, sender_device_id, client_msg_id, kind, content, server_ts, edited_at, deleted, reactions FROM messages";
 
@@ -42,11 +48,13 @@ export class Sequencer {
   /**
    * @param limiter shared with the object, which may change its limit (tests do)
    * @param onAppended called in the INSERT's turn with the message as members receive it
+   * @param gate checks content that needs the channel's other tables (attachments), synchronously
    */
   constructor(
     private readonly sql: SqlStorage,
     private readonly limiter: SenderRateLimiter,
     private readonly onAppended: (message: ChatMessageData) => void,
+    private readonly gate: ContentGate = (_userId, _kind, content) => ({ ok: true, content }),
   ) {}
 
   /** Resumes from the channel row (on wake) or starts a new channel (zeros). */
@@ -88,7 +96,10 @@ export class Sequencer {
     }
     const valid = validateClientContent(input.content);
     if (!valid.ok) return valid;
-    const stored = this.insert(input.userId, input.deviceId, input.clientMsgId, valid.kind, valid.content);
+    const accepted = this.gate(input.userId, valid.kind, valid.content);
+    if (!accepted.ok) return accepted;
+    const stored = this.insert(input.userId, input.deviceId, input.clientMsgId, valid.kind, accepted.content);
+    accepted.stored?.(stored.seq);
     return { ok: true, ack: this.ack(input.clientMsgId, stored.hlc, stored.seq, stored.server_ts, "stored") };
   }
 

@@ -503,6 +503,21 @@ export namespace edgechat {
             /** AttachmentBody caption. */
             caption: string;
 
+            /** AttachmentBody width. */
+            width: number;
+
+            /** AttachmentBody height. */
+            height: number;
+
+            /** AttachmentBody duration_ms. */
+            duration_ms: number;
+
+            /** AttachmentBody thumbnail. */
+            thumbnail: Uint8Array;
+
+            /** AttachmentBody thumbnail_type. */
+            thumbnail_type: string;
+
             /**
              * Creates a new AttachmentBody instance using the specified properties.
              * @param [properties] Properties to set
@@ -590,6 +605,21 @@ export namespace edgechat {
 
                 /** AttachmentBody caption */
                 caption?: (string|null);
+
+                /** AttachmentBody width */
+                width?: (number|null);
+
+                /** AttachmentBody height */
+                height?: (number|null);
+
+                /** AttachmentBody duration_ms */
+                duration_ms?: (number|null);
+
+                /** AttachmentBody thumbnail */
+                thumbnail?: (Uint8Array|null);
+
+                /** AttachmentBody thumbnail_type */
+                thumbnail_type?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -1161,6 +1161,11 @@ export const edgechat = $root.edgechat = (() => {
             AttachmentBody.prototype.sha256 = "";
             AttachmentBody.prototype.thumbnail_url = "";
             AttachmentBody.prototype.caption = "";
+            AttachmentBody.prototype.width = 0;
+            AttachmentBody.prototype.height = 0;
+            AttachmentBody.prototype.duration_ms = 0;
+            AttachmentBody.prototype.thumbnail = $util.newBuffer([]);
+            AttachmentBody.prototype.thumbnail_type = "";
 
             AttachmentBody.create = function(properties) {
                 return new AttachmentBody(properties);
@@ -1187,6 +1192,16 @@ export const edgechat = $root.edgechat = (() => {
                     writer.uint32(50).string(message.thumbnail_url);
                 if (message.caption != null && $Object.hasOwnProperty.call(message, "caption") && message.caption !== "")
                     writer.uint32(58).string(message.caption);
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width") && message.width !== 0)
+                    writer.uint32(64).uint32(message.width);
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height") && message.height !== 0)
+                    writer.uint32(72).uint32(message.height);
+                if (message.duration_ms != null && $Object.hasOwnProperty.call(message, "duration_ms") && message.duration_ms !== 0)
+                    writer.uint32(80).uint32(message.duration_ms);
+                if (message.thumbnail != null && $Object.hasOwnProperty.call(message, "thumbnail") && message.thumbnail.length)
+                    writer.uint32(90).bytes(message.thumbnail);
+                if (message.thumbnail_type != null && $Object.hasOwnProperty.call(message, "thumbnail_type") && message.thumbnail_type !== "")
+                    writer.uint32(98).string(message.thumbnail_type);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -1283,6 +1298,51 @@ export const edgechat = $root.edgechat = (() => {
                                 delete message.caption;
                             continue;
                         }
+                    case 8: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.width = value;
+                            else
+                                delete message.width;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.height = value;
+                            else
+                                delete message.height;
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.duration_ms = value;
+                            else
+                                delete message.duration_ms;
+                            continue;
+                        }
+                    case 11: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.thumbnail = value;
+                            else
+                                delete message.thumbnail;
+                            continue;
+                        }
+                    case 12: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.thumbnail_type = value;
+                            else
+                                delete message.thumbnail_type;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -1328,6 +1388,21 @@ export const edgechat = $root.edgechat = (() => {
                 if (message.caption != null && $Object.hasOwnProperty.call(message, "caption"))
                     if (!$util.isString(message.caption))
                         return "caption: string expected";
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
+                    if (!$util.isInteger(message.width))
+                        return "width: integer expected";
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
+                    if (!$util.isInteger(message.height))
+                        return "height: integer expected";
+                if (message.duration_ms != null && $Object.hasOwnProperty.call(message, "duration_ms"))
+                    if (!$util.isInteger(message.duration_ms))
+                        return "duration_ms: integer expected";
+                if (message.thumbnail != null && $Object.hasOwnProperty.call(message, "thumbnail"))
+                    if (!(message.thumbnail && typeof message.thumbnail.length === "number" || $util.isString(message.thumbnail)))
+                        return "thumbnail: buffer expected";
+                if (message.thumbnail_type != null && $Object.hasOwnProperty.call(message, "thumbnail_type"))
+                    if (!$util.isString(message.thumbnail_type))
+                        return "thumbnail_type: string expected";
                 return null;
             };
 
@@ -1369,6 +1444,24 @@ export const edgechat = $root.edgechat = (() => {
                 if (object.caption != null)
                     if (typeof object.caption !== "string" || object.caption.length)
                         message.caption = $String(object.caption);
+                if (object.width != null)
+                    if ($Number(object.width) !== 0)
+                        message.width = object.width >>> 0;
+                if (object.height != null)
+                    if ($Number(object.height) !== 0)
+                        message.height = object.height >>> 0;
+                if (object.duration_ms != null)
+                    if ($Number(object.duration_ms) !== 0)
+                        message.duration_ms = object.duration_ms >>> 0;
+                if (object.thumbnail != null)
+                    if (object.thumbnail.length)
+                        if (typeof object.thumbnail === "string")
+                            $util.base64.decode(object.thumbnail, message.thumbnail = $util.newBuffer($util.base64.length(object.thumbnail)), 0);
+                        else if (object.thumbnail.length >= 0)
+                            message.thumbnail = object.thumbnail;
+                if (object.thumbnail_type != null)
+                    if (typeof object.thumbnail_type !== "string" || object.thumbnail_type.length)
+                        message.thumbnail_type = $String(object.thumbnail_type);
                 return message;
             };
 
@@ -1392,6 +1485,17 @@ export const edgechat = $root.edgechat = (() => {
                     object.sha256 = "";
                     object.thumbnail_url = "";
                     object.caption = "";
+                    object.width = 0;
+                    object.height = 0;
+                    object.duration_ms = 0;
+                    if (options.bytes === $String)
+                        object.thumbnail = "";
+                    else {
+                        object.thumbnail = [];
+                        if (options.bytes !== $Array)
+                            object.thumbnail = $util.newBuffer(object.thumbnail);
+                    }
+                    object.thumbnail_type = "";
                 }
                 if (message.attachment_id != null && $Object.hasOwnProperty.call(message, "attachment_id"))
                     object.attachment_id = message.attachment_id;
@@ -1412,6 +1516,16 @@ export const edgechat = $root.edgechat = (() => {
                     object.thumbnail_url = message.thumbnail_url;
                 if (message.caption != null && $Object.hasOwnProperty.call(message, "caption"))
                     object.caption = message.caption;
+                if (message.width != null && $Object.hasOwnProperty.call(message, "width"))
+                    object.width = message.width;
+                if (message.height != null && $Object.hasOwnProperty.call(message, "height"))
+                    object.height = message.height;
+                if (message.duration_ms != null && $Object.hasOwnProperty.call(message, "duration_ms"))
+                    object.duration_ms = message.duration_ms;
+                if (message.thumbnail != null && $Object.hasOwnProperty.call(message, "thumbnail"))
+                    object.thumbnail = options.bytes === $String ? $util.base64.encode(message.thumbnail, 0, message.thumbnail.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.thumbnail) : message.thumbnail;
+                if (message.thumbnail_type != null && $Object.hasOwnProperty.call(message, "thumbnail_type"))
+                    object.thumbnail_type = message.thumbnail_type;
                 return object;
             };
 

@@ -22,7 +22,8 @@ let group: string;
 const statuses = new Map<number, number>();
 
 /** Any JSON value, biased towards objects with the endpoints' own field names and wrong types. */
-const FIELD_NAMES = ["username", "password", "display_name", "jurisdiction", "refresh_token", "type", "name", "member", "members", "up_to_seq", "device_id", "platform", "read_receipts", "text"];
+const FIELD_NAMES = ["username", "password", "display_name", "jurisdiction", "refresh_token", "type", "name", "member", "members", "up_to_seq", "device_id", "platform", "read_receipts", "text",
+  "client_msg_id", "content", "channel_id", "filename", "content_type", "size_bytes", "sha256", "parts"];
 const evil: fc.Arbitrary<unknown> = fc.oneof(
   { maxDepth: 2 },
   fc.string({ maxLength: 40 }), fc.string({ unit: "binary", maxLength: 20 }), fc.boolean(), fc.constant(null),
@@ -46,6 +47,9 @@ const queryValue = fc.oneof(
 const pathSegment = fc.oneof(
   fc.string({ minLength: 1, maxLength: 60 }), fc.constantFrom("c_g_" + "0".repeat(26), "u_g_" + "0".repeat(26), "c_eu_" + "1".repeat(26), "..", ".", "%2e%2e", "me", "a".repeat(2000)),
 ).map((s) => encodeURIComponent(s));
+
+/** A well-formed attachment id in the group that names no upload. */
+const attachment = () => `a_${group.slice(2)}_${"0".repeat(26)}`;
 
 interface Target { method: string; route: string; path: () => string; takesBody: boolean; requiredBody: boolean; auth: boolean }
 
@@ -75,6 +79,12 @@ const targets: Target[] = [
   { method: "PUT", route: "/v1/channels/:id/messages/:seq/reactions/:emoji", path: () => `/v1/channels/${group}/messages/1/reactions/${encodeURIComponent("👍")}`, takesBody: false, requiredBody: false, auth: true },
   { method: "DELETE", route: "/v1/channels/:id/messages/:seq/reactions/:emoji", path: () => `/v1/channels/${group}/messages/1/reactions/${encodeURIComponent("👍")}`, takesBody: false, requiredBody: false, auth: true },
   { method: "POST", route: "/v1/channels/:id/read", path: () => `/v1/channels/${group}/read`, takesBody: true, requiredBody: true, auth: true },
+  { method: "POST", route: "/v1/channels/:id/messages", path: () => `/v1/channels/${group}/messages`, takesBody: true, requiredBody: true, auth: true },
+  { method: "POST", route: "/v1/attachments/presign", path: () => "/v1/attachments/presign", takesBody: true, requiredBody: true, auth: true },
+  { method: "GET", route: "/v1/attachments/:id/upload", path: () => `/v1/attachments/${attachment()}/upload`, takesBody: false, requiredBody: false, auth: true },
+  { method: "POST", route: "/v1/attachments/:id/complete", path: () => `/v1/attachments/${attachment()}/complete`, takesBody: true, requiredBody: false, auth: true },
+  { method: "DELETE", route: "/v1/attachments/:id", path: () => `/v1/attachments/${attachment()}`, takesBody: false, requiredBody: false, auth: true },
+  { method: "GET", route: "/v1/attachments/:id", path: () => `/v1/attachments/${attachment()}`, takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/devices", path: () => "/v1/devices", takesBody: false, requiredBody: false, auth: true },
   { method: "POST", route: "/v1/devices", path: () => "/v1/devices", takesBody: true, requiredBody: true, auth: true },
   { method: "DELETE", route: "/v1/devices/:deviceId", path: () => "/v1/devices/no-such-device", takesBody: false, requiredBody: false, auth: true },
@@ -173,6 +183,8 @@ describe("fuzzing REST", { timeout: 30_000 }, () => {
       (s) => ["POST", `/v1/channels/${s}/read`, JSON.stringify({ up_to_seq: 1 })],
       (s) => ["GET", `/v1/users/${s}`],
       (s) => ["DELETE", `/v1/devices/${s}`],
+      (s) => ["GET", `/v1/attachments/${s}`],
+      (s) => ["POST", `/v1/attachments/${s}/complete`, "{}"],
       (s) => ["GET", `/v1/${s}`],
       (s) => ["POST", `/v1/auth/${s}`, "{}"],
     ];

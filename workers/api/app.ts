@@ -12,6 +12,7 @@ import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { TRACE_HEADER, traceIdOf } from "../../shared/trace.js";
 import { adminRoutes } from "./admin-routes.js";
+import { attachmentRoutes } from "./attachment-routes.js";
 import { authRoutes } from "./auth-routes.js";
 import { channelRoutes } from "./channel-routes.js";
 import { deviceRoutes } from "./device-routes.js";
@@ -86,6 +87,7 @@ api.use("/v1/*", async (c, next) => {
 api.route("/v1/admin", adminRoutes);
 api.route("/v1/auth", authRoutes);
 api.route("/v1/channels", channelRoutes);
+api.route("/v1/attachments", attachmentRoutes);
 api.route("/v1/devices", deviceRoutes);
 api.route("/v1/push", pushRoutes);
 api.route("/v1", userRoutes);

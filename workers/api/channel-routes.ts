@@ -30,6 +30,10 @@ const HistoryQuery = z.object({
 const ReadBody = z.object({ up_to_seq: seqParam });
 const messageSeq = z.coerce.number().check(z.int(), z.minimum(1), z.maximum(Number.MAX_SAFE_INTEGER));
 const EditBody = z.object({ text: z.string().check(z.minLength(1)) });
+const SendBody = z.object({
+  client_msg_id: z.string().check(z.minLength(1), z.maxLength(LIMITS.maxClientMsgIdLength)),
+  content: z.record(z.string(), z.unknown()),
+});
 const DeleteQuery = z.object({ for: z._default(z.enum(["me", "everyone"]), "me") });
 /** Changes made over REST come from no device socket. */
 const REST_DEVICE = "";
@@ -107,6 +111,17 @@ export const channelRoutes = new Hono<ApiEnv>()
     const q = parseWith(HistoryQuery, c.req.query());
     if (!q.ok) return errorResponse(q);
     return send(c, await userStub(c.env, c.get("auth").userId).history(id, q.value));
+  })
+  // A SEND over REST (scripts, bots, uploads finished in the background): the same checks and
+  // the same ack as the WebSocket SEND; a retry with the same client_msg_id is stored once.
+  .post("/:id/messages", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const body = await parseJsonBody(c, SendBody);
+    if (!body.ok) return errorResponse(body);
+    const r = await channelStub(c.env, id).append({ userId: c.get("auth").userId, deviceId: REST_DEVICE, clientMsgId: body.value.client_msg_id, content: body.value.content });
+    if (!r.ok) return errorResponse(r);
+    return c.json({ ack: r.ack }, r.ack.status === "stored" ? 201 : 200);
   })
   .patch("/:id/messages/:seq", async (c) => {
     const id = channelId(c);
