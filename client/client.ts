@@ -6,6 +6,7 @@
 import { pb, utf8Length, type Frame, type FrameInit } from "../protocol/codec.js";
 import { LIMITS } from "../protocol/limits.js";
 import type { PushConfig, PushSubscriptionInput } from "../protocol/push.js";
+import { Attachments, defaultUploadTransport, type UploadedAttachment, type UploadOptions, type UploadSource } from "./attachments.js";
 import { Auth } from "./auth.js";
 import { backoffDelay } from "./backoff.js";
 import { ChannelStore } from "./channel-store.js";
@@ -39,6 +40,8 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 const NOTIFY_GRACE_MS = 5_000;
 const GAP_PAGE_SIZE = LIMITS.maxPageSize;
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Inline thumbnails of attachment messages (the server's limit, durable-objects/channel/content.ts). */
+const MAX_THUMBNAIL_BYTES = 16 * 1024;
 
 type RequestInit = Omit<FrameInit, "request_id">;
 
@@ -69,6 +72,7 @@ export class EdgechatClient {
   private readonly socketBase: string;
   private readonly auth: Auth;
   private readonly api: RestApi;
+  private readonly files: Attachments;
   private readonly conn: Connection;
   private readonly requests: Requests;
   private readonly queue: Outbox;
@@ -102,6 +106,7 @@ export class EdgechatClient {
     if (options.credentials !== undefined) authOptions.credentials = options.credentials;
     this.auth = new Auth(http, this.clock, authOptions, (session) => this.events.emit("session", session));
     this.api = new RestApi(http, this.auth);
+    this.files = new Attachments({ call: (method, path, body) => this.api.request(method, path, body) }, options.uploadTransport ?? defaultUploadTransport());
     this.requests = new Requests(this.scheduler);
     this.queue = new Outbox(options.storage ?? memoryStorage(), this.clock, {
       changed: (entry) => this.events.emit("outbox", entry),
@@ -546,6 +551,11 @@ export class EdgechatClient {
       size = utf8Length(content.text.text);
     } else if ("encrypted" in content) {
       size = content.encrypted.ciphertext.byteLength;
+    } else if ("attachment" in content) {
+      if (typeof content.attachment?.attachment_id !== "string") return new EdgechatError({ code: "invalid_argument", message: "An attachment message needs the attachment_id of a finished upload." });
+      const thumb = content.attachment.thumbnail?.byteLength ?? 0;
+      if (thumb > MAX_THUMBNAIL_BYTES) return new EdgechatError({ code: "content_too_large", message: `The thumbnail is ${thumb} bytes; the limit is ${MAX_THUMBNAIL_BYTES}.` });
+      size = utf8Length(content.attachment.caption ?? "");
     }
     if (size > max) return new EdgechatError({ code: "content_too_large", message: `The message is ${size} bytes; the limit is ${max}.` });
     return undefined;
@@ -893,6 +903,27 @@ export class EdgechatClient {
    */
   readonly account = {
     export: (): Promise<Record<string, unknown>> => this.api.exportData(),
+  };
+
+  /**
+   * Files (REST and direct uploads). Upload first, then send the returned attachment as a
+   * message; the server accepts it only once the upload is complete and checked.
+   *
+   * @example
+   * const uploaded = await client.attachments.upload(file, { channelId, onProgress: (p) => show(p.loaded / p.total) });
+   * await client.send(channelId, attachmentContent(uploaded, { caption: "the plan" }));
+   * const { url } = await client.attachments.url(uploaded.attachment_id); // short-lived, supports Range
+   */
+  readonly attachments = {
+    /** Uploads a Blob, File or bytes to a channel (one PUT, or parts for large files). */
+    upload: (file: UploadSource, options: UploadOptions): Promise<UploadedAttachment> => this.files.upload(file, options),
+    /** Continues a stopped upload (UploadError.attachmentId) with the same file. */
+    resume: (attachmentId: string, file: UploadSource, options?: Omit<UploadOptions, "channelId" | "filename" | "contentType" | "sha256">): Promise<UploadedAttachment> =>
+      this.files.resume(attachmentId, file, options),
+    /** Gives up an upload nobody sent. */
+    cancel: (attachmentId: string): Promise<void> => this.files.cancel(attachmentId),
+    /** A short-lived download URL (members of the channel). */
+    url: (attachmentId: string) => this.files.url(attachmentId),
   };
 
   /**

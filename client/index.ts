@@ -28,6 +28,10 @@ export function createClient(options: ClientOptions): EdgechatClient {
 
 export { EdgechatClient } from "./client.js";
 export { EdgechatError, type ErrorCode, type EdgechatErrorInit } from "./errors.js";
+export {
+  attachmentContent, defaultUploadTransport, sha256Hex, UploadError,
+  type UploadedAttachment, type UploadOptions, type UploadProgress, type UploadSource, type UploadTransport,
+} from "./attachments.js";
 export { Emitter, type Listener } from "./events.js";
 export { backoffDelay, goAwayDelay, BACKOFF_BASE_MS, BACKOFF_CAP_MS } from "./backoff.js";
 export { memoryStorage } from "./outbox.js";

@@ -106,6 +106,11 @@ export class RestApi {
     return this.auth.withToken((token) => this.http.exchange(method, path, body === undefined ? { token } : { token, body }));
   }
 
+  /** Any authenticated endpoint, for modules with their own typed helpers (attachments). */
+  request(method: string, path: string, body?: unknown): Promise<unknown> {
+    return this.call(method, path, body);
+  }
+
   async me(): Promise<User> {
     return userFromJson(await this.call("GET", "/v1/me"));
   }

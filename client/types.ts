@@ -6,6 +6,7 @@
  * the WebSocket, from a REST call or from `JSON.stringify` in the devtools. SDK options and
  * methods are camelCase.
  */
+import type { UploadTransport } from "./attachments.js";
 import type { EdgechatError } from "./errors.js";
 import type { Encoding } from "../protocol/limits.js";
 import type {
@@ -37,7 +38,10 @@ export type { Encoding };
  */
 export type ConnectionState = "connecting" | "open" | "resuming" | "ready" | "reconnecting" | "offline" | "closed";
 
-/** What a client may send. v0.1 servers accept text only; the others answer `not_implemented`. */
+/**
+ * What a client may send: text, or an uploaded file (`attachments.upload()`, then
+ * `attachmentContent()`). Encrypted bodies answer `not_implemented` for now.
+ */
 export type SendContent =
   | { text: TextBody }
   | { attachment: Partial<AttachmentBody> & { attachment_id: string } }
@@ -199,6 +203,8 @@ export interface WebSocketLike {
 
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
+export type { UploadTransport };
+
 export interface FetchInit {
   method?: string;
   headers?: Record<string, string>;
@@ -231,6 +237,8 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Default `globalThis.fetch`. */
   fetch?: FetchLike;
+  /** How uploads PUT their bytes; default XMLHttpRequest in browsers (progress), fetch elsewhere. */
+  uploadTransport?: UploadTransport;
   clock?: Clock;
   scheduler?: Scheduler;
   /** Uniform in [0, 1); jitter for backoff. Default `Math.random`. */

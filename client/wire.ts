@@ -29,6 +29,18 @@ const str = (v: unknown): string => (typeof v === "string" ? v : "");
 const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : typeof v === "string" && v !== "" && Number.isFinite(Number(v)) ? Number(v) : 0);
 const bool = (v: unknown): boolean => v === true;
 
+/** Bytes from a binary frame (Uint8Array) or from JSON (base64, as proto3 JSON writes them). */
+function bytesOf(v: unknown): Uint8Array {
+  if (v instanceof Uint8Array) return v;
+  if (typeof v !== "string" || v === "") return new Uint8Array();
+  try {
+    const bin = atob(v.replace(/-/g, "+").replace(/_/g, "/"));
+    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  } catch {
+    return new Uint8Array();
+  }
+}
+
 function strings(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
 }
@@ -41,6 +53,8 @@ export function toContent(c: edgechat.v1.MessageContent.$Properties | null | und
     const attachment: AttachmentBody = {
       attachment_id: str(a.attachment_id), content_type: str(a.content_type), size_bytes: num(a.size_bytes),
       file_name: str(a.file_name), sha256: str(a.sha256), thumbnail_url: str(a.thumbnail_url), caption: str(a.caption),
+      width: num(a.width), height: num(a.height), duration_ms: num(a.duration_ms),
+      thumbnail: bytesOf(a.thumbnail), thumbnail_type: str(a.thumbnail_type),
     };
     return { attachment };
   }

@@ -73,14 +73,26 @@ export interface TextBody {
   text: string;
 }
 
+/** A file sent as a message (docs/protocol.md "Attachments"). */
 export interface AttachmentBody {
   attachment_id: string;
   content_type: string;
   size_bytes: number;
   file_name: string;
+  /** 64 hex digits, checked by the server. */
   sha256: string;
+  /** Unused: thumbnails travel inline (`thumbnail`). */
   thumbnail_url: string;
   caption: string;
+  /** Pixels (images, video); 0 = unknown. */
+  width: number;
+  height: number;
+  /** Audio and video; 0 = unknown. */
+  duration_ms: number;
+  /** A small preview made by the sender (≤ 16 KiB); empty when there is none. */
+  thumbnail: Uint8Array;
+  /** image/webp, image/jpeg or image/png. */
+  thumbnail_type: string;
 }
 
 /** Written by the server only ("alice added bob"). */
