@@ -12,6 +12,7 @@ import { joinNames } from "./format.js";
 import type { Intents, NewChannel, ViewModel } from "./intents.js";
 import { addMessages, applyPage, applyUpdate, hasOlder, moveReadCursor, newestSeq, olderBefore, setTyping } from "./model.js";
 import { ChatState, type Capability } from "./state.js";
+import { Uploads } from "./uploads.js";
 import { Banner } from "./views/banner.js";
 import { ConversationView } from "./views/conversation.js";
 import { Sidebar } from "./views/sidebar.js";
@@ -35,6 +36,7 @@ export interface AppHooks {
 
 export class App implements Intents {
   readonly state: ChatState;
+  readonly files: Uploads;
   private readonly model: ViewModel;
   private readonly root: HTMLElement;
   private readonly sidebar: Sidebar;
@@ -57,6 +59,7 @@ export class App implements Intents {
     private readonly hooks: AppHooks,
   ) {
     this.state = new ChatState(me, client.deviceId, (userId) => this.knowUser(userId));
+    this.files = new Uploads(client, this.state, () => this.requestRender(), (message) => toast(message, "error"));
     this.model = { state: this.state, intents: this };
     this.sidebar = new Sidebar(this.model);
     this.conversation = new ConversationView(this.model);
@@ -192,6 +195,7 @@ export class App implements Intents {
   stop(): void {
     this.stopped = true;
     for (const off of this.unsubscribe.splice(0)) off();
+    this.files.stop();
     this.client.close();
   }
 

@@ -4,7 +4,7 @@
  */
 import type {
   Channel, ChannelState, ClientEvents, ConnectionState, CreateChannelInput, Device, HistoryOptions, HistoryPage, Listener, MessageUpdate,
-  OutboxEntry, PushConfig, PushSubscriptionInput, SendAck, User, UserSettings,
+  OutboxEntry, PushConfig, PushSubscriptionInput, SendAck, SendContent, UploadedAttachment, UploadOptions, User, UserSettings,
 } from "../../client/index.js";
 
 /** The SDK's events, plus one of the app's own: an outbox entry was discarded (in any tab). */
@@ -32,7 +32,8 @@ export interface ChatClient {
   /** Ends the session on the server, then closes. */
   logout(): Promise<void>;
 
-  send(channelId: string, text: string): Promise<SendAck>;
+  /** Text, or an uploaded file (`attachmentContent()`). */
+  send(channelId: string, content: string | SendContent): Promise<SendAck>;
   markRead(channelId: string, seq: number): Promise<void>;
   typing(channelId: string, isTyping?: boolean): Promise<void>;
   setPresence(status: "online" | "away"): Promise<void>;
@@ -55,6 +56,13 @@ export interface ChatClient {
     register(input?: { device_id?: string; name?: string; platform?: string; push?: PushSubscriptionInput | null }): Promise<Device>;
     pushConfig(): Promise<PushConfig>;
     remove(deviceId: string): Promise<void>;
+  };
+  /** Files: upload (progress, abort, resume), then `send()` the result; download URLs. */
+  readonly attachments: {
+    upload(file: Blob, options: UploadOptions): Promise<UploadedAttachment>;
+    resume(attachmentId: string, file: Blob, options?: Pick<UploadOptions, "onProgress" | "signal" | "concurrency">): Promise<UploadedAttachment>;
+    cancel(attachmentId: string): Promise<void>;
+    url(attachmentId: string): Promise<{ url: string; expires_at: number; attachment: UploadedAttachment }>;
   };
   readonly settings: {
     get(): Promise<UserSettings>;

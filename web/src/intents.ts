@@ -29,6 +29,9 @@ export interface Intents {
   editMessage(channelId: string, seq: number, text: string): Promise<boolean>;
   deleteMessage(channelId: string, seq: number, forEveryone: boolean): Promise<boolean>;
 
+  /** Files for a conversation (attach button, drop, paste), and their bytes for the viewer. */
+  readonly files: FileIntents;
+
   /** Resolve to an error sentence for the dialog, or nothing once done. */
   createChannel(input: NewChannel): Promise<string | void>;
   addMembers(channelId: string, usernames: string[]): Promise<string | void>;
@@ -54,6 +57,17 @@ export interface Intents {
 
   /** Schedules a render of every view on the next frame (for views with their own timers). */
   requestRender(): void;
+}
+
+export interface FileIntents {
+  /** Uploads each file, then sends it as a message; progress shows in `ChatState.uploads`. */
+  add(channelId: string, files: File[]): void;
+  /** Stops an upload and tells the server to drop what arrived. */
+  cancel(key: string): void;
+  /** Tries a failed upload again, resuming from the parts the server has. */
+  retry(key: string): void;
+  /** A short-lived URL of an attachment's bytes (the image viewer, downloads). */
+  url(attachmentId: string): Promise<string>;
 }
 
 export interface ViewModel {

@@ -4,7 +4,7 @@
  * timeline the conversation view draws (day separators, bubble runs, the status line under the
  * user's own messages).
  */
-import type { ChannelState, ChatMessage, HistoryPage, OutboxEntry, Reaction } from "../../client/index.js";
+import type { AttachmentBody, ChannelState, ChatMessage, HistoryPage, OutboxEntry, Reaction } from "../../client/index.js";
 import { dayKey, dayLabel, joinNames } from "./format.js";
 
 /** How long a TYPING without a follow-up keeps someone "typing". */
@@ -143,6 +143,8 @@ export type TimelineItem =
       edited: boolean;
       deleted: boolean;
       reactions: Reaction[];
+      /** A file the message carries (not for deleted messages). */
+      attachment?: AttachmentBody | undefined;
       /** Under the user's own messages: "Sending…", "Not sent", "Sent", "Read by Bob". */
       status: string | undefined;
       error: string | undefined;
@@ -191,6 +193,7 @@ export function buildTimeline(input: TimelineInput): TimelineItem[] {
       kind: "message", key: m.client_msg_id ? `m:${m.client_msg_id}` : `seq:${m.seq}`, seq: m.seq, clientMsgId: m.client_msg_id,
       senderId: m.sender_user_id, mine, text: m.deleted ? "" : messageText(m), ts: m.server_ts, state: "sent",
       first: true, last: true, edited: m.edited_at > 0, deleted: m.deleted, reactions: m.reactions, status, error: undefined,
+      attachment: m.deleted ? undefined : m.content.attachment,
     });
   }
   for (const e of pending) {

@@ -18,6 +18,23 @@ export interface ConnectionView {
   retryAt: number | undefined;
 }
 
+export type UploadState = "preparing" | "uploading" | "sending" | "failed";
+
+/** A file on its way into a conversation, as the upload tray draws it (uploads.ts writes it). */
+export interface UploadView {
+  /** Names the upload in `Intents.files` (cancel, retry). */
+  key: string;
+  channelId: string;
+  fileName: string;
+  state: UploadState;
+  loaded: number;
+  total: number;
+  /** Why it failed (state "failed"). */
+  error: string | undefined;
+  /** For images: a data: URL of the thumbnail, shown while the file goes up. */
+  preview: string | undefined;
+}
+
 export class ChatState {
   readonly channels = new Map<string, ChannelState>();
   readonly conversations = new Map<string, Conversation>();
@@ -31,6 +48,8 @@ export class ChatState {
   readonly members = new Map<string, string[]>();
   /** The user's role per group (from the channel's details): owners and admins moderate. */
   readonly roles = new Map<string, string>();
+  /** Files going up, by key, oldest first. */
+  readonly uploads = new Map<string, UploadView>();
   /** Features the server answered `not_implemented` for; absent = not known yet. */
   readonly unsupported = new Set<Capability>();
   activeId: string | undefined;
@@ -103,6 +122,11 @@ export class ChatState {
   /** Outbox entries of one channel, oldest first. */
   pendingIn(channelId: string): OutboxEntry[] {
     return [...this.pending.values()].filter((e) => e.channel_id === channelId);
+  }
+
+  /** Files going up in one channel, oldest first. */
+  uploadsIn(channelId: string): UploadView[] {
+    return [...this.uploads.values()].filter((u) => u.channelId === channelId);
   }
 
   /** Group owners and admins may delete anyone's message for everyone. */

@@ -8,7 +8,11 @@
  * leader relays every client event (with the channel states it changed) and answers requests
  * from followers: sends, reads, typing, presence, reactions, edits, deletes, new channels —
  * everything that goes over the socket or must reach the one outbox. Plain REST reads (history,
- * profiles, devices, settings) run in each tab with its own socketless client.
+ * profiles, devices, settings) run in each tab with its own socketless client, and so do file
+ * uploads: they are REST calls and PUTs that need neither the socket nor the outbox, so the tab
+ * the file was dropped in sends the bytes and sees their progress itself, and a change of leader
+ * does not interrupt them. Only the message that carries the finished upload goes through the
+ * leader, like any send.
  *
  * When the leader tab closes or crashes the browser releases its lock and the next waiting tab
  * takes over: it opens the socket with the same device id (RESUME picks up where the device left
@@ -24,7 +28,8 @@
  */
 import {
   EdgechatError, Emitter, type Channel, type ChannelState, type ClientEvents, type ConnectionState, type CreateChannelInput, type Device, type EdgechatClient,
-  type HistoryOptions, type HistoryPage, type Listener, type MessageUpdate, type OutboxEntry, type PushConfig, type PushSubscriptionInput, type SendAck, type User, type UserSettings,
+  type HistoryOptions, type HistoryPage, type Listener, type MessageUpdate, type OutboxEntry, type PushConfig, type PushSubscriptionInput, type SendAck,
+  type SendContent, type UploadedAttachment, type UploadOptions, type User, type UserSettings,
 } from "../../client/index.js";
 import { uuid } from "../../client/scheduler.js";
 import type { ChatClient, ChatEvents } from "./chat-client.js";
@@ -222,8 +227,9 @@ export class TabClient implements ChatClient {
 
   // ---- ChatClient: realtime actions (the leader runs them) ---------------------------------------
 
-  send(channelId: string, text: string): Promise<SendAck> {
-    return this.run("send", [channelId, text, uuid()]) as Promise<SendAck>;
+  send(channelId: string, content: string | SendContent): Promise<SendAck> {
+    // Structured clone carries an attachment's thumbnail bytes to the leader as they are.
+    return this.run("send", [channelId, content, uuid()]) as Promise<SendAck>;
   }
 
   markRead(channelId: string, seq: number): Promise<void> {
@@ -279,6 +285,16 @@ export class TabClient implements ChatClient {
     remove: (deviceId: string): Promise<void> => this.rest.devices.remove(deviceId),
   };
 
+  // In this tab, on its own client (see the module comment): progress stays here, and an upload
+  // outlives the leader that was leading when it started.
+  readonly attachments = {
+    upload: (file: Blob, options: UploadOptions): Promise<UploadedAttachment> => this.rest.attachments.upload(file, options),
+    resume: (attachmentId: string, file: Blob, options?: Pick<UploadOptions, "onProgress" | "signal" | "concurrency">): Promise<UploadedAttachment> =>
+      this.rest.attachments.resume(attachmentId, file, options),
+    cancel: (attachmentId: string): Promise<void> => this.rest.attachments.cancel(attachmentId),
+    url: (attachmentId: string) => this.rest.attachments.url(attachmentId),
+  };
+
   readonly settings = {
     get: (): Promise<UserSettings> => this.rest.settings.get(),
     update: (patch: Partial<UserSettings>): Promise<UserSettings> => this.rest.settings.update(patch),
@@ -316,8 +332,8 @@ export class TabClient implements ChatClient {
         socket.connect().catch(() => {});
         return undefined;
       case "send": {
-        const [, text, clientMsgId] = args as [string, string, string];
-        return socket.send(channelId, text, { clientMsgId });
+        const [, content, clientMsgId] = args as [string, string | SendContent, string];
+        return socket.send(channelId, content, { clientMsgId });
       }
       case "retry":
         return socket.outbox.retry(channelId);

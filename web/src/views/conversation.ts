@@ -1,6 +1,6 @@
 /**
- * The open conversation: header, the message log with scroll-back, the typing line and the
- * composer. The log keeps its place while older pages are prepended and follows new messages
+ * The open conversation: header, the message log with scroll-back, the typing line, the files
+ * going up (attach button, drop, paste) and the composer. The log keeps its place while older pages are prepended and follows new messages
  * only while the reader is at the bottom.
  */
 import { MuteButton } from "./mute.js";
@@ -14,6 +14,7 @@ import { buildTimeline, hasOlder, typingUsers, type TimelineItem } from "../mode
 import { avatar } from "./avatar.js";
 import { focusAfterDialog } from "./dialog.js";
 import { addMembersDialog, deleteDialog, editDialog } from "./dialogs.js";
+import { attachmentView, CLIP_ICON, renderUploadTray } from "./attachments.js";
 
 type MessageItem = Extract<TimelineItem, { kind: "message" }>;
 
@@ -50,6 +51,8 @@ export class ConversationView {
    * they do. Not 0: a fast page opens its first conversation within DAY_FLOAT_MS of its own start.
    */
   private readerScrolledAt = Number.NEGATIVE_INFINITY;
+  private readonly tray: HTMLElement;
+  private readonly fileInput: HTMLInputElement;
   private readonly drafts = new Map<string, string>();
   private shownId: string | undefined;
   private lastSeqSeen = 0;
@@ -87,7 +90,11 @@ export class ConversationView {
 
     this.input = h("textarea", { id: "composer-input", class: "composer-input", rows: 1, placeholder: "Message", "aria-label": "Message", autocomplete: "off", enterkeyhint: "send" });
     this.sendButton = h("button", { type: "submit", class: "send-btn", "aria-label": "Send message", title: "Send (Enter)" }, icon(ICONS.send));
-    this.form = h("form", { class: "composer" }, this.input, this.sendButton);
+    this.tray = h("div", { class: "upload-tray", hidden: true, "aria-live": "polite" });
+    this.fileInput = h("input", { type: "file", multiple: true, hidden: true, "data-testid": "attach-input" });
+    const attach = h("button", { type: "button", class: "attach-btn icon-btn", "aria-label": "Attach files", title: "Attach files" }, icon(CLIP_ICON));
+    attach.addEventListener("click", () => this.fileInput.click());
+    this.form = h("form", { class: "composer" }, attach, this.fileInput, this.input, this.sendButton);
 
     this.pane = h(
       "section",
@@ -95,6 +102,7 @@ export class ConversationView {
       h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.addPeople, this.mute.el),
       h("div", { class: "log-wrap" }, this.log, this.dayFloat, this.jump),
       this.typing,
+      this.tray,
       this.form,
       h("p", { id: "log-help", class: "sr-only" }, "Use the arrow keys to move between messages and Enter for a message's actions."),
     );
@@ -146,9 +154,45 @@ export class ConversationView {
       this.readerScrolledAt = performance.now();
     };
     for (const type of ["wheel", "touchmove", "pointerdown", "keydown"]) this.log.addEventListener(type, readerScrolls, { passive: true });
+    this.wireFiles();
     document.addEventListener("mousedown", (e) => {
       if (this.menu && !this.menu.contains(e.target as Node)) this.closeMenu(false);
     });
+  }
+
+  /** The attach button, files dropped on the conversation, files pasted into the composer. */
+  private wireFiles(): void {
+    const add = (files: FileList | null | undefined) => {
+      if (this.shownId && files && files.length > 0) this.intents.files.add(this.shownId, Array.from(files));
+    };
+    this.fileInput.addEventListener("change", () => {
+      add(this.fileInput.files);
+      this.fileInput.value = "";
+    });
+    this.pane.addEventListener("dragover", (e) => {
+      if (!e.dataTransfer?.types.includes("Files")) return;
+      e.preventDefault();
+      this.pane.classList.add("drop-target");
+    });
+    this.pane.addEventListener("dragleave", (e) => {
+      if (e.target === this.pane || !this.pane.contains(e.relatedTarget as Node)) this.pane.classList.remove("drop-target");
+    });
+    this.pane.addEventListener("drop", (e) => {
+      this.pane.classList.remove("drop-target");
+      if (!e.dataTransfer?.files.length) return;
+      e.preventDefault();
+      add(e.dataTransfer.files);
+    });
+    this.input.addEventListener("paste", (e) => {
+      const files = e.clipboardData?.files;
+      if (!files || files.length === 0) return;
+      e.preventDefault();
+      add(files);
+    });
+  }
+
+  private renderUploads(): void {
+    if (this.shownId) renderUploadTray(this.tray, this.state.uploadsIn(this.shownId), this.intents.files);
   }
 
   private submit(): void {
@@ -205,6 +249,7 @@ export class ConversationView {
     this.lastSeqSeen = Math.max(this.lastSeqSeen, newest);
     this.updateJump();
 
+    this.renderUploads();
     const typers = typingUsers(conv, Date.now()).map((u) => state.nameOf(u));
     const text = typingText(typers);
     if (this.typing.dataset.text !== text) {
@@ -311,7 +356,7 @@ export class ConversationView {
     }
     const sender = item.mine ? "You" : this.state.nameOf(item.senderId);
     const time = clockTime(item.ts);
-    const sig = JSON.stringify([item.text, item.state, item.status, item.first, item.last, item.edited, item.deleted, item.reactions, sender, time, group, item.error, item.seq]);
+    const sig = JSON.stringify([item.text, item.state, item.status, item.first, item.last, item.edited, item.deleted, item.reactions, sender, time, group, item.error, item.seq, item.attachment?.attachment_id]);
     return { key: item.key, sig, render: () => this.message(item, channelId, group, sender, time) };
   }
 
@@ -324,10 +369,10 @@ export class ConversationView {
     // The time shows on the last bubble of a run (and on hover everywhere); "edited" always.
     const edited = item.edited && !item.deleted;
     const showTime = item.last || item.state !== "sent";
-    const bubbleClass = ["bubble", edited ? "edited" : "", showTime ? "timed" : ""].filter(Boolean).join(" ");
+    const bubbleClass = ["bubble", edited ? "edited" : "", showTime ? "timed" : "", item.attachment ? "bubble-att" : ""].filter(Boolean).join(" ");
     const bubble = h("div", { class: bubbleClass, title: new Date(item.ts).toLocaleString() },
       h("span", { class: "sr-only" }, `${sender}, ${time}: `),
-      h("span", { class: "msg-text" }, text),
+      item.attachment ? attachmentView(this.intents.files, item.attachment) : h("span", { class: "msg-text" }, text),
       showTime || edited
         ? h("span", { class: "msg-meta", "aria-hidden": "true" }, edited ? (showTime ? "edited · " : "edited") : "", showTime ? h("time", { datetime: new Date(item.ts).toISOString() }, time) : null)
         : null);
