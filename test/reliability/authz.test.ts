@@ -27,6 +27,8 @@ let dm: string;
 /** carol's own group with dave, so carol has something of her own that must not leak the other way. */
 let carolsGroup: string;
 let aliceDevice: ProbeDevice;
+/** A file alice uploaded to the group and sent there. */
+let attachment: string;
 let bobDevice: ProbeDevice;
 /** bob's group with alice for markers only (see afterMarker); left out of the snapshots. */
 let markers: string;
@@ -118,6 +120,12 @@ const authed: Endpoint[] = [
   { method: "DELETE", route: "/v1/channels/:id/messages/:seq", path: () => `/v1/channels/${group}/messages/2?for=everyone` },
   { method: "PUT", route: "/v1/channels/:id/messages/:seq/reactions/:emoji", path: () => `/v1/channels/${group}/messages/2/reactions/${encodeURIComponent("👍")}` },
   { method: "DELETE", route: "/v1/channels/:id/messages/:seq/reactions/:emoji", path: () => `/v1/channels/${group}/messages/2/reactions/${encodeURIComponent("👍")}` },
+  { method: "POST", route: "/v1/channels/:id/messages", path: () => `/v1/channels/${group}/messages`, body: () => ({ client_msg_id: "intruder-1", content: { text: { text: "hi" } } }) },
+  { method: "POST", route: "/v1/attachments/presign", path: () => "/v1/attachments/presign", body: () => ({ channel_id: group, filename: "x.png", content_type: "image/png", size_bytes: 10 }) },
+  { method: "GET", route: "/v1/attachments/:id/upload", path: () => `/v1/attachments/${attachment}/upload` },
+  { method: "POST", route: "/v1/attachments/:id/complete", path: () => `/v1/attachments/${attachment}/complete`, body: () => ({}) },
+  { method: "DELETE", route: "/v1/attachments/:id", path: () => `/v1/attachments/${attachment}` },
+  { method: "GET", route: "/v1/attachments/:id", path: () => `/v1/attachments/${attachment}` },
   { method: "GET", route: "/v1/devices", path: () => "/v1/devices" },
   { method: "POST", route: "/v1/devices", path: () => "/v1/devices", body: () => ({ device_id: "intruder-device" }) },
   { method: "DELETE", route: "/v1/devices/:deviceId", path: () => `/v1/devices/${aliceDevice.deviceId}` },
@@ -204,6 +212,19 @@ beforeAll(async () => {
     const ack = await aliceDevice.sendText(ch, `${secretText} in ${ch}`);
     expect(ack.type).toBe(T.SEND_ACK);
   }
+  const presigned = await call<{ attachment_id: string; upload_url: string }>("POST", "/v1/attachments/presign", {
+    token: alice.access_token, body: { channel_id: group, filename: "plan.png", content_type: "image/png", size_bytes: 4 },
+  });
+  attachment = presigned.body.attachment_id;
+  expect((await rawCall("PUT", new URL(presigned.body.upload_url).pathname + new URL(presigned.body.upload_url).search, { body: "abcd", contentType: "image/png" })).status).toBe(200);
+  const sent = await call("POST", `/v1/channels/${group}/messages`, { token: alice.access_token, body: { client_msg_id: crypto.randomUUID(), content: { attachment: { attachment_id: attachment, size_bytes: 4 } } } });
+  expect(sent.status).toBe(201);
+  // Sent over REST, so every device of alice's gets it too: let it arrive before the attacks.
+  const seq = (sent.body as { ack: { seq: number } }).ack.seq;
+  for (const d of [aliceDevice, bobDevice]) {
+    await d.take((f) => f.type === T.DELIVER && (f.deliver?.messages ?? []).some((m) => Number(m.seq) === seq), 10_000, "the attachment message");
+    d.drainDelivered();
+  }
   // bob reads the group: a cursor the attacks below must not move back or forward.
   expect((await call("POST", `/v1/channels/${group}/read`, { token: bob.access_token, body: { up_to_seq: 1 } })).status).toBe(200);
 }, 30_000);
@@ -216,7 +237,8 @@ describe("authorization matrix: REST", MATRIX, () => {
     expect(missing, "routes without an authorization row in this file: add them to `authed`").toEqual([]);
   });
 
-  it("refuses every authenticated endpoint without a valid token (401), and nothing changes", async () => {
+  // Every bad token against every endpoint: a few hundred requests, slow on a loaded machine.
+  it("refuses every authenticated endpoint without a valid token (401), and nothing changes", { timeout: 90_000 }, async () => {
     const before = await snapshot();
     let tried = 0;
     // One token at a time, its endpoints all at once: 200 calls one after another outlasted the
@@ -270,8 +292,16 @@ describe("authorization matrix: REST", MATRIX, () => {
         ["DELETE", `/v1/channels/${ch}/messages/2?for=me`],
         ["PUT", `/v1/channels/${ch}/messages/2/reactions/${encodeURIComponent("👍")}`],
         ["DELETE", `/v1/channels/${ch}/messages/2/reactions/${encodeURIComponent("👍")}`],
+        ["POST", `/v1/channels/${ch}/messages`, { client_msg_id: crypto.randomUUID(), content: { text: { text: "carol was here" } } }],
+        ["POST", "/v1/attachments/presign", { channel_id: ch, filename: "x.png", content_type: "image/png", size_bytes: 10 }],
       );
     }
+    attempts.push(
+      ["GET", `/v1/attachments/${attachment}`],
+      ["GET", `/v1/attachments/${attachment}/upload`],
+      ["POST", `/v1/attachments/${attachment}/complete`, {}],
+      ["DELETE", `/v1/attachments/${attachment}`],
+    );
     await Promise.all(attempts.map(async ([method, path, body]) => {
       const r = await call(method, path, { token: carol.access_token, body });
       const what = `carol ${method} ${path}`;
