@@ -127,6 +127,27 @@ describe("attachments in the web app", () => {
     await card.getByRole("button", { name: "Download Quarterly report.pdf" }).click();
     expect((await download).suggestedFilename()).toBe("Quarterly report.pdf");
     await screenshot(bob, "attachments-4-file-card");
+  });
+
+  it("takes files pasted into the composer and dropped on the conversation", async () => {
+    // Real clipboard and drag events carrying files, as the browser makes them for a paste or a drop.
+    await run(alice, `(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(["pasted notes"], "pasted.txt", { type: "text/plain" }));
+      document.querySelector("#composer-input").dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+    })()`);
+    await run(alice, `(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(["a,b 1,2"], "dropped.csv", { type: "text/csv" }));
+      const pane = document.querySelector("section.conversation");
+      pane.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+      pane.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    })()`);
+    for (const name of ["pasted.txt", "dropped.csv"]) {
+      await bob.locator("li.msg-theirs [data-testid=attachment-file]", { hasText: name }).waitFor({ timeout: 30_000 });
+    }
+    // The tray empties once both are sent.
+    await eventually("the upload tray to empty", async () => (await alice.locator("[data-testid=upload-item]").count()) === 0);
     expect(errors.flat()).toEqual([]);
   });
 });
