@@ -103,7 +103,11 @@ async function upload(request: Request, env: Env, channelId: string, attachmentI
     return refuse(fail("invalid_argument", `The body did not arrive whole (${expected} bytes expected); PUT it again.`));
   }
   const done = await finishUpload(env, channelId, row, expected, await sha256);
-  if (!done.ok) return refuse(done);
+  if (!done.ok) {
+    // Cancelled or swept while the body streamed: the row is gone, so the blob must go too.
+    if (done.code === "not_found") await env.ATTACHMENTS.delete(attachmentId);
+    return refuse(done);
+  }
   return Response.json({ attachment: done.attachment }, { headers: { etag: `"${done.attachment.sha256}"` } });
 }
 

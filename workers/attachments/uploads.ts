@@ -121,6 +121,7 @@ async function uploadTargets(env: Env, config: AttachmentConfig, origin: string,
     const url = await signBlobUrl(env, origin, { action: "put", attachmentId: row.attachment_id, part: 0, expires });
     return { ...base, mode: "single", upload_url: url, upload_method: "PUT", upload_headers: { "content-type": row.content_type, "content-length": String(row.size_bytes) } };
   }
+  if (row.state !== "pending") return { ...base, mode: "multipart", parts: [], parts_done: [] };
   const have = new Set(done.map((p) => p.part_number));
   const parts: UploadTarget[] = [];
   for (let n = 1; n <= base.part_count; n++) {
