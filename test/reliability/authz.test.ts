@@ -7,7 +7,7 @@
  */
 import { env } from "cloudflare:test";
 import { SignJWT } from "jose";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { frameTypeName, type Frame, type FrameInit } from "../../protocol/codec.js";
 import { api } from "../../workers/api/app.js";
 import { signAccessToken } from "../../workers/auth/tokens.js";
@@ -229,6 +229,12 @@ beforeAll(async () => {
   expect((await call("POST", `/v1/channels/${group}/read`, { token: bob.access_token, body: { up_to_seq: 1 } })).status).toBe(200);
 }, 30_000);
 
+// The probe devices stay connected for the whole file. Like real clients they ping, or the
+// server's idle sweep (90 s without a frame) closes them when a slow machine stretches the file.
+beforeEach(() => {
+  for (const d of [aliceDevice, bobDevice]) if (d && !d.closed) d.raw("ping");
+});
+
 describe("authorization matrix: REST", MATRIX, () => {
   it("covers every registered REST route", () => {
     const registered = api.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`);
@@ -271,7 +277,7 @@ describe("authorization matrix: REST", MATRIX, () => {
     expect(await snapshot()).toEqual(before);
   });
 
-  it("refuses a non-member on every channel endpoint (403/404), leaks nothing, and nothing changes", async () => {
+  it("refuses a non-member on every channel endpoint (403/404), leaks nothing, and nothing changes", { timeout: 60_000 }, async () => {
     const before = await snapshot();
     const attempts: [string, string, unknown?][] = [];
     for (const ch of [group, dm]) {
