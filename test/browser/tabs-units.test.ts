@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import {
-  Emitter, type ChannelState, type ClientEvents, type ConnectionState, type EdgechatClient, type OutboxEntry, type SendAck,
+  attachmentContent, Emitter, type ChannelState, type ClientEvents, type ConnectionState, type EdgechatClient, type OutboxEntry, type SendAck,
+  type SendContent, type UploadedAttachment, type UploadOptions,
 } from "../../client/index.js";
 import { EdgechatError } from "../../client/index.js";
 import { TabClient, type TabChannel, type TabLocks } from "../../web/src/tabs.js";
@@ -103,6 +104,8 @@ class FakeSocketClient {
   readonly events = new Emitter<ClientEvents>();
   state: ConnectionState = "offline";
   readonly sent: { channelId: string; text: string; clientMsgId: string }[] = [];
+  /** What each send carried, by client_msg_id (attachments as well as text). */
+  readonly contents = new Map<string, SendContent>();
   readonly presence: string[] = [];
   readonly reads: [string, number][] = [];
   private readonly entries = new Map<string, { entry: OutboxEntry; waiters: ((a: SendAck) => void)[] }>();
@@ -137,11 +140,14 @@ class FakeSocketClient {
     retry: (): Promise<SendAck> => new Promise(() => {}),
     discard: (id: string): boolean => this.entries.delete(id),
   };
-  send(channelId: string, text: string, options: { clientMsgId: string }): Promise<SendAck> {
+  send(channelId: string, body: string | SendContent, options: { clientMsgId: string }): Promise<SendAck> {
     const id = options.clientMsgId;
+    const content = typeof body === "string" ? { text: { text: body } } : body;
+    const text = "text" in content ? content.text.text : "";
     let slot = this.entries.get(id);
     if (!slot) {
-      slot = { entry: { client_msg_id: id, channel_id: channelId, content: { text: { text } }, created_at: 1, state: "sending", attempts: 0 }, waiters: [] };
+      this.contents.set(id, content);
+      slot = { entry: { client_msg_id: id, channel_id: channelId, content, created_at: 1, state: "sending", attempts: 0 }, waiters: [] };
       this.entries.set(id, slot);
       this.sent.push({ channelId, text, clientMsgId: id });
       this.events.emit("outbox", slot.entry);
@@ -181,14 +187,39 @@ function channelState(id: string, unread: number): ChannelState {
   };
 }
 
+/** An upload a tab's own REST client is running; the test finishes it. */
+interface Upload {
+  tab: string;
+  size: number;
+  options: UploadOptions;
+  finish(): void;
+}
+
 /** A profile whose tabs open one after another. */
 function profile() {
   const locks = new ProfileLocks();
   const bus = new Bus();
   const sockets = new Map<string, FakeSocketClient>();
-  const rest = { logout: () => Promise.resolve() } as unknown as EdgechatClient;
+  const uploads: Upload[] = [];
   const tab = (name: string): TabClient & { locksOf: ReturnType<ProfileLocks["forTab"]> } => {
     const tabLocks = locks.forTab(name);
+    // Each tab's socketless client; its uploads report progress, and end when the test says.
+    const rest = {
+      logout: () => Promise.resolve(),
+      attachments: {
+        upload: (file: Blob, options: UploadOptions) => new Promise<UploadedAttachment>((resolve) => {
+          const attachment_id = `att-${uploads.length + 1}`;
+          options.onProgress?.({ attachment_id, loaded: 0, total: file.size });
+          uploads.push({
+            tab: name, size: file.size, options,
+            finish: () => {
+              options.onProgress?.({ attachment_id, loaded: file.size, total: file.size });
+              resolve({ attachment_id, channel_id: options.channelId, file_name: "photo.webp", content_type: "image/webp", size_bytes: file.size, sha256: "ab".repeat(32) });
+            },
+          });
+        }),
+      },
+    } as unknown as EdgechatClient;
     const client = new TabClient({
       deviceId: "web-profile", userId: "u1", rest, tabId: name, locks: tabLocks, openChannel: (n) => bus.open(n),
       createSocketClient: () => {
@@ -199,7 +230,7 @@ function profile() {
     });
     return Object.assign(client, { locksOf: tabLocks });
   };
-  return { locks, sockets, tab };
+  return { locks, sockets, tab, uploads };
 }
 
 describe("one socket for the tabs of a profile", () => {
@@ -263,6 +294,71 @@ describe("one socket for the tabs of a profile", () => {
     socket.ready();
     socket.ack(first.clientMsgId, 9);
     expect((await pending).seq).toBe(9);
+  });
+
+  it("uploads a file in the tab it was dropped in, which hears the progress, and sends the message through the leader", async () => {
+    const p = profile();
+    const a = p.tab("a");
+    a.start();
+    await settle();
+    const socket = p.sockets.get("a")!;
+    socket.ready([channelState("c1", 0)]);
+    const b = p.tab("b");
+    b.start();
+    await b.connect();
+
+    const progress: number[] = [];
+    const uploading = b.attachments.upload(new Blob([new Uint8Array(5000)], { type: "image/webp" }), { channelId: "c1", onProgress: ({ loaded }) => progress.push(loaded) });
+    await settle();
+    expect(p.uploads.map((u) => [u.tab, u.size])).toEqual([["b", 5000]]);
+    p.uploads[0]!.finish();
+    const uploaded = await uploading;
+    expect(progress).toEqual([0, 5000]);
+
+    const thumbnail = Uint8Array.from([0x52, 0x49, 0x46, 0x46, 1, 2, 3]);
+    const sending = b.send("c1", attachmentContent(uploaded, { thumbnail, thumbnail_type: "image/webp", width: 800, height: 600 }));
+    await settle();
+    const [sent] = socket.sent;
+    const content = socket.contents.get(sent!.clientMsgId) as Extract<SendContent, { attachment: unknown }>;
+    expect(content.attachment).toMatchObject({ attachment_id: "att-1", size_bytes: 5000, width: 800, height: 600, thumbnail_type: "image/webp" });
+    expect(content.attachment.thumbnail).toBeInstanceOf(Uint8Array);
+    expect([...content.attachment.thumbnail!]).toEqual([...thumbnail]);
+    socket.ack(sent!.clientMsgId, 1);
+    expect((await sending).seq).toBe(1);
+  });
+
+  it("keeps an upload going when the leader's tab goes; the file's message goes out through the next leader", async () => {
+    const p = profile();
+    const a = p.tab("a");
+    a.start();
+    await settle();
+    p.sockets.get("a")!.ready();
+    const b = p.tab("b");
+    b.start();
+    await b.connect();
+    const c = p.tab("c");
+    c.start();
+    await c.connect();
+
+    const uploading = c.attachments.upload(new Blob([new Uint8Array(1234)]), { channelId: "c1" });
+    await settle();
+    a.close();
+    await settle();
+    expect(b.leading).toBe(true);
+    const socket = p.sockets.get("b")!;
+    socket.ready();
+    await settle();
+
+    // Nothing restarted: the one upload finishes where it began.
+    expect(p.uploads.map((u) => u.tab)).toEqual(["c"]);
+    p.uploads[0]!.finish();
+    const sending = c.send("c1", attachmentContent(await uploading));
+    await settle();
+    expect(p.sockets.get("a")!.sent).toEqual([]);
+    const [sent] = socket.sent;
+    expect(socket.contents.get(sent!.clientMsgId)).toMatchObject({ attachment: { attachment_id: "att-1", size_bytes: 1234 } });
+    socket.ack(sent!.clientMsgId, 4);
+    expect((await sending).seq).toBe(4);
   });
 
   it("is online while any tab is visible, and forgets tabs that close", async () => {
