@@ -45,10 +45,10 @@ function presign(user: TestUser, body: Record<string, unknown>) {
   return call<Presigned & { code?: string; message?: string }>("POST", "/v1/attachments/presign", { token: user.access_token, body });
 }
 
-async function put(url: string, data: Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+async function put(url: string, data: Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const res = await SELF.fetch(url, { method: "PUT", body: data, headers: { "content-length": String(data.byteLength), ...headers } });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : {} };
+  return { status: res.status, body: text ? JSON.parse(text) : {}, headers: res.headers };
 }
 
 /** Presigns and uploads a small file in one PUT; returns the attachment id. */
@@ -57,6 +57,8 @@ async function uploadSmall(user: TestUser, channelId: string, data: Uint8Array, 
   expect(p.status, JSON.stringify(p.body)).toBe(201);
   const r = await put(p.body.upload_url!, data);
   expect(r.status, JSON.stringify(r.body)).toBe(200);
+  // The blob routes skip the API's headers and set their own, on answers to uploads too.
+  expect([r.headers.get("x-content-type-options"), r.headers.get("cache-control")]).toEqual(["nosniff", "no-store"]);
   return p.body.attachment_id;
 }
 
@@ -272,6 +274,9 @@ describe("download", () => {
     expect(full.headers.get("content-type")).toBe("image/png");
     expect(full.headers.get("content-disposition")).toMatch(/^inline; filename="photo.png"/);
     expect(full.headers.get("content-security-policy")).toContain("sandbox");
+    expect(full.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect([full.headers.get("x-content-type-options"), full.headers.get("x-frame-options"), full.headers.get("referrer-policy")]).toEqual(["nosniff", "DENY", "no-referrer"]);
+    expect(full.headers.get("cache-control")).toBe("private, max-age=300");
     expect(await sha256(new Uint8Array(await full.arrayBuffer()))).toBe(await sha256(data));
     const etag = full.headers.get("etag")!;
 

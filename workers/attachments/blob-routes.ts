@@ -14,30 +14,45 @@ import { errorResponse, fail, failureFromException, type Failure } from "../../s
 import { channelStub } from "../../shared/routing.js";
 import { partLength } from "../../shared/attachments/config.js";
 import { channelOfAttachment } from "../../shared/attachments/ids.js";
+import { HSTS } from "../security-headers.js";
 import { verifyBlobUrl, type BlobAction } from "./signed-urls.js";
 import { hashedStream, parseRange } from "./streams.js";
 import { finishUpload, httpMetadata } from "./uploads.js";
 
 const BLOB_PATH = /^\/v1\/blobs\/([^/]+)(?:\/parts\/(\d{1,5}))?$/;
 
-/** Headers on every blob answer: the bytes are user content, never a page of this origin. */
+/**
+ * Headers on every blob answer, in place of the API's (workers/security-headers.ts): the bytes
+ * are user content, never a page of this origin, never framed, and only this origin's pages may
+ * embed them.
+ */
 const SAFE_HEADERS = {
   "x-content-type-options": "nosniff",
-  "content-security-policy": "default-src 'none'; sandbox",
+  "content-security-policy": "default-src 'none'; sandbox; frame-ancestors 'none'",
   "cross-origin-resource-policy": "same-origin",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
 };
 
 export function isBlobPath(pathname: string): boolean {
   return pathname.startsWith("/v1/blobs/");
 }
 
+/** A refusal as the API words it ({code, message, retryable}); blobRoute adds the headers. */
 function refuse(f: Failure): Response {
-  const res = errorResponse(f);
+  return errorResponse(f);
+}
+
+/** Every answer of the blob routes, with SAFE_HEADERS (and no caching but for downloads). */
+export async function blobRoute(request: Request, env: Env): Promise<Response> {
+  const res = await route(request, env);
   for (const [k, v] of Object.entries(SAFE_HEADERS)) res.headers.set(k, v);
+  if (!res.headers.has("cache-control")) res.headers.set("cache-control", "no-store");
+  if (new URL(request.url).protocol === "https:") res.headers.set("strict-transport-security", HSTS);
   return res;
 }
 
-export async function blobRoute(request: Request, env: Env): Promise<Response> {
+async function route(request: Request, env: Env): Promise<Response> {
   const url = new URL(request.url);
   const m = BLOB_PATH.exec(url.pathname);
   const attachmentId = m?.[1];
@@ -114,7 +129,7 @@ async function upload(request: Request, env: Env, channelId: string, attachmentI
 async function download(request: Request, env: Env, attachmentId: string): Promise<Response> {
   const head = await env.ATTACHMENTS.head(attachmentId);
   if (!head) return refuse(fail("not_found", "No such blob (it may have been deleted)."));
-  const headers = new Headers(SAFE_HEADERS);
+  const headers = new Headers();
   head.writeHttpMetadata(headers);
   headers.set("etag", head.httpEtag);
   headers.set("accept-ranges", "bytes");
