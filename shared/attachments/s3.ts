@@ -4,7 +4,7 @@
  * (CreateMultipartUpload, CompleteMultipartUpload, AbortMultipartUpload, ListParts).
  *
  * Signed with aws4fetch (SigV4, 12 KiB of bundle) rather than @aws-sdk/client-s3 with its
- * presigner (600 KiB): docs/decisions/011-attachment-uploads.md has the measurements. aws4fetch
+ * presigner (600 KiB): docs/decisions/012-attachment-uploads.md has the measurements. aws4fetch
  * leaves content-type and content-length out of a signature unless `allHeaders` is set; every
  * presigned upload here sets it, so R2 refuses a body of another length or type.
  */
