@@ -111,14 +111,9 @@ export class Attachments {
   }
 
   /** A message was deleted for everyone: its file goes too, after this turn's write. */
-  messageDeleted(contentJson: string): void {
-    let id: string | undefined;
-    try {
-      id = (JSON.parse(contentJson) as { attachment?: { attachment_id?: string } }).attachment?.attachment_id;
-    } catch {
-      return;
-    }
-    if (id !== undefined && this.markDeleting(id)) this.deps.waitUntil(this.sweep());
+  messageDeleted(content: ContentInit): void {
+    const id = content.attachment?.attachment_id;
+    if (typeof id === "string" && id !== "" && this.markDeleting(id)) this.deps.waitUntil(this.sweep());
   }
 
   /** The uploader gives up an upload no message carries. */

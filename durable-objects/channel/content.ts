@@ -3,7 +3,7 @@
  * path (WebSocket SEND, a future REST send) enforces the same rules.
  */
 import { fail, type Result } from "../../shared/errors.js";
-import { utf8Length } from "../../protocol/codec.js";
+import { pb, utf8Length } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { describeLoneSurrogate, isWellFormed } from "../../protocol/text.js";
 import { isAttachmentId } from "../../shared/attachments/ids.js";
@@ -115,4 +115,78 @@ function thumbnailBase64(v: unknown): string | undefined | null {
     return std.padEnd(std.length + ((4 - (std.length % 4)) % 4), "=");
   }
   return null;
+}
+
+/* ------------------------------------ content as bytes ------------------------------------ */
+
+/**
+ * Largest encoded MessageContent a channel stores: the content limit (text, caption or
+ * ciphertext) plus room for the body's other fields (ids, type, name, hash, dimensions, field
+ * tags). A text at the limit encodes to 8 bytes more than its UTF-8; an attachment body is
+ * bounded here as a whole, thumbnail and caption included.
+ */
+export const MAX_STORED_CONTENT_BYTES = LIMITS.maxContentBytes + 1024;
+
+/** How a stored MessageContent reads back: the shape the codec and the REST API use. */
+const AS_OBJECT = { longs: Number, bytes: String, enums: String, arrays: true, defaults: false } as const;
+
+/** What the messages table's `content` column holds: MessageContent bytes, or proto-JSON in rows from before. */
+export type StoredContent = ArrayBuffer | string;
+
+/** `content` as the channel stores it: the protobuf encoding of MessageContent. */
+export function encodeContent(content: ContentInit): Uint8Array {
+  return pb.MessageContent.encode(pb.MessageContent.fromObject(content)).finish();
+}
+
+/** Bytes as a SQL BLOB binding: an ArrayBuffer of exactly these bytes (the encoder may hand out a view of a larger pool). */
+export function blob(bytes: Uint8Array): ArrayBuffer {
+  const exact = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  return exact.buffer as ArrayBuffer;
+}
+
+/**
+ * The content of a stored row. Rows are MessageContent bytes (a BLOB); rows written before the
+ * content migration, or by an older version of the code still running this object during a
+ * deploy, are proto-JSON text, read as they always were. An empty value is no content (a
+ * message deleted for everyone).
+ */
+export function decodeContent(stored: StoredContent): ContentInit {
+  if (typeof stored === "string") return stored === "" ? {} : (JSON.parse(stored) as ContentInit);
+  const bytes = new Uint8Array(stored);
+  if (bytes.byteLength === 0) return {};
+  return pb.MessageContent.toObject(pb.MessageContent.decode(bytes), AS_OBJECT) as ContentInit;
+}
+
+/** The stored form of content a member sent, or content_too_large when it encodes past the limit. */
+export function contentForStorage(content: ContentInit): Result<{ bytes: Uint8Array }> {
+  const bytes = encodeContent(content);
+  if (bytes.byteLength > MAX_STORED_CONTENT_BYTES) {
+    return fail("content_too_large", `The message encodes to ${bytes.byteLength} bytes; the limit is ${MAX_STORED_CONTENT_BYTES}.`);
+  }
+  return { ok: true, bytes };
+}
+
+/** True when two stored values hold the same content (an edit that changes nothing). */
+export function sameContent(stored: StoredContent, bytes: Uint8Array): boolean {
+  const a = typeof stored === "string" ? encodeContent(decodeContent(stored)) : new Uint8Array(stored);
+  return a.byteLength === bytes.byteLength && a.every((b, i) => b === bytes[i]);
+}
+
+/**
+ * Channel migration: proto-JSON rows become MessageContent bytes, in batches so a long history
+ * never sits in memory at once. It runs in the migration's turn (one implicit transaction with
+ * the schema version), so an object is either wholly converted or not at all. SQLite keeps a
+ * BLOB as a BLOB in the TEXT-declared column; reads tell the two apart by type (decodeContent).
+ */
+export function convertContentToBytes(sql: SqlStorage): void {
+  const BATCH = 500;
+  let after = 0;
+  for (;;) {
+    const rows = sql.exec<{ seq: number; content: string }>(
+      "SELECT seq, content FROM messages WHERE seq > ? AND typeof(content) = 'text' ORDER BY seq LIMIT ?", after, BATCH,
+    ).toArray();
+    for (const r of rows) sql.exec("UPDATE messages SET content = ? WHERE seq = ?", blob(encodeContent(decodeContent(r.content))), r.seq);
+    if (rows.length < BATCH) return;
+    after = rows.at(-1)!.seq;
+  }
 }

@@ -5,7 +5,7 @@
  */
 import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { LIMITS } from "../../protocol/limits.js";
-import { validateClientContent, validEmoji } from "./content.js";
+import { blob, contentForStorage, decodeContent, sameContent, validateClientContent, validEmoji } from "./content.js";
 import { parseReactions, type MessageRow, type Sequencer } from "./sequencer.js";
 import type { ChangeKind, ChannelType, ContentInit, MessageChange } from "./types.js";
 
@@ -16,7 +16,7 @@ export interface ChangeRules {
   isAdmin(userId: string): boolean;
   channelType(): ChannelType;
   /** Told in the delete's turn, with the content as it was, so what it pointed at can go too. */
-  deletedForEveryone?(kind: MessageRow["kind"], content: string): void;
+  deletedForEveryone?(kind: MessageRow["kind"], content: ContentInit): void;
 }
 
 export class MessageChanges {
@@ -72,11 +72,12 @@ export class MessageChanges {
     const valid = validateClientContent(content);
     if (!valid.ok) return valid;
     if (valid.kind !== "text") return fail("invalid_argument", "An edit replaces text with text.");
-    const next = JSON.stringify(valid.content);
-    if (next === row.content) return this.unchanged(row, "edited");
+    const next = contentForStorage(valid.content);
+    if (!next.ok) return next;
+    if (sameContent(row.content, next.bytes)) return this.unchanged(row, "edited");
     const limited = this.log.limitChange(userId);
     if (limited) return limited;
-    row.content = next;
+    row.content = blob(next.bytes);
     row.edited_at = Date.now();
     this.sql.exec("UPDATE messages SET content = ?, edited_at = ? WHERE seq = ?", row.content, row.edited_at, seq);
     return this.changed(userId, deviceId, row, "edited");
@@ -98,11 +99,11 @@ export class MessageChanges {
     }
     const limited = this.log.limitChange(userId);
     if (limited) return limited;
-    const before = row.content;
+    const before = decodeContent(row.content);
     row.deleted = 1;
-    row.content = "{}";
+    row.content = new ArrayBuffer(0);
     row.reactions = "[]";
-    this.sql.exec("UPDATE messages SET deleted = 1, content = '{}', reactions = '[]' WHERE seq = ?", seq);
+    this.sql.exec("UPDATE messages SET deleted = 1, content = ?, reactions = '[]' WHERE seq = ?", row.content, seq);
     this.sql.exec("DELETE FROM reactions WHERE seq = ?", seq);
     this.rules.deletedForEveryone?.(row.kind, before);
     return this.changed(userId, deviceId, row, "deleted");

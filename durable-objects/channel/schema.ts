@@ -1,10 +1,12 @@
+import type { Migration } from "../migrate.js";
 import { ATTACHMENTS_MIGRATION } from "./attachments.js";
+import { convertContentToBytes } from "./content.js";
 
 /**
  * ChannelObject storage. One object per channel; it is the only writer of these tables.
  * Append-only list: never edit a shipped migration, add a new one.
  */
-export const CHANNEL_MIGRATIONS: readonly string[] = [
+export const CHANNEL_MIGRATIONS: readonly Migration[] = [
   `
   -- The channel itself; exactly one row. last_seq and the HLC pair are the sequencer's state and
   -- are written in the same implicit transaction as every message INSERT, so a restart resumes
@@ -80,4 +82,9 @@ export const CHANNEL_MIGRATIONS: readonly string[] = [
   UPDATE members SET shared_read_seq = last_read_seq;
   `,
   ATTACHMENTS_MIGRATION,
+  // messages.content becomes the encoded MessageContent (a BLOB in the TEXT-declared column, which
+  // SQLite keeps as a BLOB); rows of proto-JSON are converted here. Readers take both forms
+  // (content.ts decodeContent): a row an older version writes while it still runs this object is
+  // read as it was written.
+  convertContentToBytes,
 ];

@@ -11,7 +11,7 @@ import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { chunkMessages } from "../../protocol/frame-budget.js";
 import { wellFormedDeep } from "../../protocol/text.js";
-import { validateClientContent, validClientMsgId, type ContentKind } from "./content.js";
+import { blob, contentForStorage, decodeContent, encodeContent, validateClientContent, validClientMsgId, type ContentKind, type StoredContent } from "./content.js";
 import { HLC_ZERO, hlcToHex, nextHlc, serverMsgId, type Hlc } from "./hlc.js";
 import type { SenderRateLimiter } from "./rate-limit.js";
 import type { AppendInput, ChatMessageData, ContentInit, HistoryPageData, HistoryQuery, Reaction, SendAck } from "./types.js";
@@ -24,7 +24,8 @@ export type MessageRow = {
   sender_device_id: string;
   client_msg_id: string | null;
   kind: ContentKind;
-  content: string;
+  /** MessageContent bytes; proto-JSON in rows from before the content migration (content.ts). */
+  content: StoredContent;
   server_ts: number;
   edited_at: number;
   deleted: number;
@@ -98,7 +99,10 @@ export class Sequencer {
     if (!valid.ok) return valid;
     const accepted = this.gate(input.userId, valid.kind, valid.content);
     if (!accepted.ok) return accepted;
-    const stored = this.insert(input.userId, input.deviceId, input.clientMsgId, valid.kind, accepted.content);
+    // Sized as stored: the encoded MessageContent, whatever the body.
+    const encoded = contentForStorage(accepted.content);
+    if (!encoded.ok) return encoded;
+    const stored = this.insert(input.userId, input.deviceId, input.clientMsgId, valid.kind, accepted.content, accepted.content, encoded.bytes);
     accepted.stored?.(stored.seq);
     return { ok: true, ack: this.ack(input.clientMsgId, stored.hlc, stored.seq, stored.server_ts, "stored") };
   }
@@ -115,14 +119,17 @@ export class Sequencer {
    * transaction with no `await` in between. `delivered` is what members receive when it differs
    * from what is stored (a change carries its target).
    */
-  insert(userId: string, deviceId: string, clientMsgId: string | null, kind: ContentKind, content: ContentInit, delivered: ContentInit = content) {
+  insert(
+    userId: string, deviceId: string, clientMsgId: string | null, kind: ContentKind, content: ContentInit,
+    delivered: ContentInit = content, encoded: Uint8Array = encodeContent(content),
+  ) {
     const now = Date.now();
     const hlc = nextHlc(this.hlc, now);
     const seq = this.last + 1;
     this.sql.exec(
       `INSERT INTO messages (seq, hlc_ms, hlc_logical, sender_user_id, sender_device_id, client_msg_id, kind, content, server_ts)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      seq, hlc.ms, hlc.logical, userId, deviceId, clientMsgId, kind, JSON.stringify(content), now,
+      seq, hlc.ms, hlc.logical, userId, deviceId, clientMsgId, kind, blob(encoded), now,
     );
     this.sql.exec("UPDATE channel SET last_seq = ?, hlc_ms = ?, hlc_logical = ? WHERE id = 1", seq, hlc.ms, hlc.logical);
     this.last = seq;
@@ -172,7 +179,8 @@ export class Sequencer {
   /** A stored row as clients see it; a change carries its target as it is now. */
   toMessage(r: MessageRow): ChatMessageData {
     const hlc = { ms: r.hlc_ms, logical: r.hlc_logical };
-    let content = r.deleted ? {} : wellFormedDeep(JSON.parse(r.content) as ContentInit);
+    // Text stored before the edges checked it is repaired here (docs/protocol.md, "Text"), in either stored form.
+    let content = r.deleted ? {} : wellFormedDeep(decodeContent(r.content));
     if (r.kind === "update" && content.update) {
       const target = this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq = ?`, Number(content.update.target_seq)).toArray()[0];
       if (target) content = { update: { ...content.update, target: this.toMessage(target) } };
