@@ -91,6 +91,7 @@ function validateAttachmentBody(raw: unknown): Result<{ content: ContentInit; ki
   }
   if (a.caption !== undefined && a.caption !== null && a.caption !== "") {
     if (typeof a.caption !== "string") return fail("invalid_argument", "content.attachment.caption must be a string.");
+    if (!isWellFormed(a.caption)) return fail("invalid_text", `Text must be well-formed Unicode: content.attachment.caption holds ${describeLoneSurrogate(a.caption)}.`);
     const bytes = utf8Length(a.caption);
     if (bytes > LIMITS.maxContentBytes / 2) return fail("content_too_large", `The caption is ${bytes} bytes; the limit is ${LIMITS.maxContentBytes / 2}.`);
     body.caption = a.caption;

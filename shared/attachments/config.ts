@@ -3,6 +3,7 @@
  * rules a declared upload must pass before a byte moves: allowed type, size cap, file name.
  */
 import { fail, type Failure } from "../errors.js";
+import { describeLoneSurrogate, isWellFormed } from "../../protocol/text.js";
 
 /** R2 takes multipart parts of 5 MiB to 5 GiB, all equal but the last. */
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -68,8 +69,6 @@ export function contentTypeAllowed(config: AttachmentConfig, contentType: string
   return config.contentTypes.exact.has(contentType) || config.contentTypes.prefixes.some((p) => contentType.startsWith(p));
 }
 
-/** Lone surrogates: not well-formed Unicode, so not encodable as UTF-8. */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 /**
  * Control characters, path separators and the bidirectional overrides that make "gnp.exe" read
  * as "exe.png". Everything else of Unicode is a fair file name.
@@ -81,9 +80,15 @@ function utf8Bytes(s: string): number {
 }
 
 /** Why `name` cannot be a file name, or undefined when it can. */
-export function fileNameProblem(name: string): string | undefined {
+export function fileNameProblem(name: string): Failure | undefined {
+  // The REST parser refuses ill-formed text already; checked again for any other caller.
+  if (!isWellFormed(name)) return fail("invalid_text", `Text must be well-formed Unicode: filename holds ${describeLoneSurrogate(name)}.`);
+  const problem = fileNameRule(name);
+  return problem === undefined ? undefined : fail("invalid_argument", problem);
+}
+
+function fileNameRule(name: string): string | undefined {
   if (name.length === 0) return "filename must not be empty.";
-  if (LONE_SURROGATE.test(name)) return "filename must be well-formed Unicode.";
   if (FORBIDDEN_IN_NAME.test(name)) return "filename must not contain path separators, control characters or direction overrides.";
   if (name.trim() !== name || name === "." || name === "..") return "filename must not start or end with spaces or be . or ..";
   if (utf8Bytes(name) > MAX_FILE_NAME_BYTES) return `filename is limited to ${MAX_FILE_NAME_BYTES} bytes of UTF-8.`;
@@ -102,7 +107,7 @@ export interface DeclaredUpload {
 
 export function checkDeclaredUpload(config: AttachmentConfig, d: DeclaredUpload): Failure | undefined {
   const nameProblem = fileNameProblem(d.filename);
-  if (nameProblem) return fail("invalid_argument", nameProblem);
+  if (nameProblem) return nameProblem;
   if (!Number.isSafeInteger(d.size_bytes) || d.size_bytes < 1) return fail("invalid_argument", "size_bytes must be a whole number of bytes, at least 1.");
   if (d.size_bytes > config.maxBytes) {
     return fail("content_too_large", `The file is ${d.size_bytes} bytes; attachments are limited to ${config.maxBytes} bytes.`);

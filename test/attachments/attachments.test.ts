@@ -7,6 +7,7 @@ import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare
 import { beforeAll, describe, expect, it } from "vitest";
 import { pb } from "../../protocol/codec.js";
 import { channelStub } from "../../shared/routing.js";
+import { validateClientContent } from "../../durable-objects/channel/content.js";
 import { BASE, call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
 import { onlineDevice } from "../helpers/socket.js";
 
@@ -90,7 +91,7 @@ describe("presign", () => {
       [{ filename: "a\\b.png" }, 400, "invalid_argument"],
       [{ filename: "bad\u0007.png" }, 400, "invalid_argument"],
       [{ filename: "gnp\u202e.exe" }, 400, "invalid_argument"],
-      [{ filename: "x\ud800.png" }, 400, "invalid_argument"],
+      [{ filename: "x\ud800.png" }, 400, "invalid_text"],
       [{ filename: `${"é".repeat(128)}.png` }, 400, "invalid_argument"],
       [{ filename: "" }, 400, "invalid_argument"],
       [{ sha256: "abc" }, 400, "invalid_argument"],
@@ -213,6 +214,7 @@ describe("SEND with an attachment", () => {
       [{ attachment_id: bobs, size_bytes: 10 }, 403, "forbidden"],
       [{ attachment_id: id, size_bytes: 4999 }, 400, "invalid_argument"],
       [{ attachment_id: id, size_bytes: 5000, sha256: "f".repeat(64) }, 400, "invalid_argument"],
+      [{ attachment_id: id, size_bytes: 5000, caption: "x\ud800" }, 400, "invalid_text"],
       [{ attachment_id: id, size_bytes: 5000, thumbnail: "AAAA" }, 400, "invalid_argument"], // thumbnail without its type
       [{ attachment_id: "a_g_nope", size_bytes: 5000 }, 400, "invalid_argument"],
     ];
@@ -254,6 +256,14 @@ describe("SEND with an attachment", () => {
     expect([got.width, got.height, got.size_bytes, got.content_type]).toEqual([10, 20, 2048, "image/png"]);
     aliceDevice.close();
     bobDevice.close();
+  });
+});
+
+describe("attachment body text", () => {
+  it("is checked in the channel as well as at the edges: a caption must be well-formed", () => {
+    const attachment_id = `a_g_${"0".repeat(26)}_${"1".repeat(26)}`;
+    expect(validateClientContent({ attachment: { attachment_id, size_bytes: 1, caption: "ok 👋" } })).toMatchObject({ ok: true, kind: "attachment" });
+    expect(validateClientContent({ attachment: { attachment_id, size_bytes: 1, caption: "x\udc00y" } })).toMatchObject({ ok: false, code: "invalid_text" });
   });
 });
 
