@@ -5,7 +5,8 @@
 import { fail, type Result } from "../../shared/errors.js";
 import { pb, utf8Length } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
-import { describeLoneSurrogate, isWellFormed } from "../../protocol/text.js";
+import { describeLoneSurrogate, isWellFormed, wellFormedDeep } from "../../protocol/text.js";
+import $protobuf from "protobufjs/minimal.js";
 import { isAttachmentId } from "../../shared/attachments/ids.js";
 import type { AttachmentInit } from "./attachments.js";
 import type { ContentInit } from "./types.js";
@@ -134,9 +135,13 @@ const AS_OBJECT = { longs: Number, bytes: String, enums: String, arrays: true, d
 /** What the messages table's `content` column holds: MessageContent bytes, or proto-JSON in rows from before. */
 export type StoredContent = ArrayBuffer | string;
 
-/** `content` as the channel stores it: the protobuf encoding of MessageContent. */
+/**
+ * `content` as the channel stores it: the protobuf encoding of MessageContent. Text that is not
+ * well-formed (a name stored before the edges checked text, in a notice) is repaired first:
+ * protobuf strings are UTF-8, and bytes that are not would fail every strict decoder.
+ */
 export function encodeContent(content: ContentInit): Uint8Array {
-  return pb.MessageContent.encode(pb.MessageContent.fromObject(content)).finish();
+  return pb.MessageContent.encode(pb.MessageContent.fromObject(wellFormedDeep(content))).finish();
 }
 
 /** Bytes as a SQL BLOB binding: an ArrayBuffer of exactly these bytes (the encoder may hand out a view of a larger pool). */
@@ -155,7 +160,32 @@ export function decodeContent(stored: StoredContent): ContentInit {
   if (typeof stored === "string") return stored === "" ? {} : (JSON.parse(stored) as ContentInit);
   const bytes = new Uint8Array(stored);
   if (bytes.byteLength === 0) return {};
-  return pb.MessageContent.toObject(pb.MessageContent.decode(bytes), AS_OBJECT) as ContentInit;
+  let message: ReturnType<typeof pb.MessageContent.decode>;
+  try {
+    message = pb.MessageContent.decode(bytes);
+  } catch {
+    // Nothing this code writes gets here (encodeContent repairs text); should a row hold a string
+    // that is not UTF-8 anyway, it reads with U+FFFD rather than failing its whole page.
+    message = pb.MessageContent.decode(lenientReader(bytes));
+  }
+  return pb.MessageContent.toObject(message, AS_OBJECT) as ContentInit;
+}
+
+/** A reader whose strings fall back from strict UTF-8 to a lenient decode. */
+function lenientReader(bytes: Uint8Array): $protobuf.Reader {
+  const reader = $protobuf.Reader.create(bytes);
+  const strict = $protobuf.Reader.prototype.stringVerify;
+  const loose = $protobuf.Reader.prototype.string;
+  reader.stringVerify = function (this: $protobuf.Reader): string {
+    const start = this.pos;
+    try {
+      return strict.call(this);
+    } catch {
+      this.pos = start;
+      return loose.call(this);
+    }
+  };
+  return reader;
 }
 
 /** The stored form of content a member sent, or content_too_large when it encodes past the limit. */

@@ -38,6 +38,8 @@ const OLD_ROWS: { kind: string; content: ContentInit; sender?: string; deleted?:
   { kind: "text", content: { text: { text: "gone" } }, deleted: true },
   { kind: "text", content: { text: { text: "x".repeat(LIMITS.maxContentBytes) } } },
   { kind: "update", content: { update: { target_seq: 3, kind: "reactions" } } },
+  // Stored before the edges checked text: read repaired (U+FFFD) before and after alike.
+  { kind: "text", content: { text: { text: "t\ud800wo" } } },
 ];
 
 /** The channel's database as it was before the content migration, with rows the old code wrote. */
@@ -102,6 +104,8 @@ describe("message content as bytes", () => {
       expect(after.messages[3]!.content.attachment).toMatchObject({ thumbnail: THUMBNAIL, width: 800, size_bytes: 123456 });
       expect(after.messages[6]!.content.update).toMatchObject({ target_seq: 3, kind: "reactions", target: { seq: 3, reactions: [{ emoji: "👍", user_ids: ["u_b"] }] } });
 
+      expect(after.messages[7]!.content).toEqual({ text: { text: "t\uFFFDwo" } });
+
       // Running it again (a second wake) finds nothing to do.
       migrate(sql, CHANNEL_MIGRATIONS);
       convertContentToBytes(sql);
@@ -134,6 +138,13 @@ describe("message content as bytes", () => {
       expect(edited.ok && [edited.changed, edited.message.content]).toEqual([true, { text: { text: "edited" } }]);
       expect(sql.exec<{ t: string }>("SELECT typeof(content) AS t FROM messages WHERE seq = ?", OLD_ROWS.length + 1).one().t).toBe("blob");
     });
+  });
+
+  it("reads a stored string that is not UTF-8 with U+FFFD instead of failing the page", () => {
+    const bytes = Uint8Array.from([0x0a, 0x05, 0x0a, 0x03, 0x61, 0xff, 0x62]); // {text: {text: "a" 0xFF "b"}}
+    expect(decodeContent(bytes.buffer)).toEqual({ text: { text: "a\uFFFDb" } });
+    // What the channel writes is always UTF-8: a lone surrogate is repaired on the way in.
+    expect(decodeContent(encodeContent({ text: { text: "x\udc00" } }).slice().buffer)).toEqual({ text: { text: "x\uFFFD" } });
   });
 
   it("sizes content by its encoding: a text at the limit is stored as its bytes plus the field tags; a body that encodes past the limit is refused", async () => {
