@@ -35,7 +35,7 @@ import { PushSubscriptions } from "./push-subscriptions.js";
 import { sendPushJobs, type PushJob } from "../../queues/push-jobs.js";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
 import { log } from "../../shared/log.js";
-import { SendPipeline } from "./send-pipeline.js";
+import { SendPipeline, sendDeadlineFromEnv } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
 import { defaultSettings, readSettings, updateSettings, type UserSettings } from "./settings.js";
 import {
@@ -43,6 +43,7 @@ import {
 } from "./socket-protocol.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
 import { goAwayAll } from "./drain.js";
+import { Wakeups } from "./wakeups.js";
 
 export type Profile = {
   user_id: string;
@@ -68,6 +69,9 @@ export class UserObject extends DurableObject<Env> {
   private readonly presenceTtlMs: number;
   private readonly pushSubscriptions: PushSubscriptions;
   private readonly push: PushNotifier;
+  private readonly wakeups: Wakeups;
+  /** When the presence keep-alive is next due; unknown after a restart or hibernation (due now). */
+  private keepAliveAt: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -84,10 +88,11 @@ export class UserObject extends DurableObject<Env> {
       now: () => Date.now(),
       dispatch: (jobs) => this.ctx.waitUntil(this.enqueuePush(jobs)),
     });
+    this.wakeups = new Wakeups(ctx.storage);
     this.sends = new SendPipeline({
       appendBatch: (channelId, inputs) => this.channel(channelId).appendBatch(inputs),
       forget: (channelId) => this.stubs.delete(channelId),
-    });
+    }, { deadlineMs: sendDeadlineFromEnv(env), wakeAt: (at) => this.wakeups.atOrBefore(at) });
     this.resume = new Resume({
       channels: this.channels,
       devices: this.devices,
@@ -120,6 +125,11 @@ export class UserObject extends DurableObject<Env> {
       migrate(this.sql, USER_MIGRATIONS);
       this.profile = this.sql.exec<Profile>("SELECT user_id, username, display_name, jurisdiction FROM profile WHERE id = 1").toArray()[0];
       this.hidden.load();
+      await this.wakeups.load();
+      // An instance that starts with sockets open was woken from hibernation: whatever it kept
+      // in memory is gone, and only what the sockets' attachments and storage hold is left.
+      const sockets = ctx.getWebSockets().length;
+      if (sockets > 0) log("info", "user.woke", { object: "user", id: this.profile?.user_id, sockets });
     });
   }
 
@@ -361,30 +371,35 @@ export class UserObject extends DurableObject<Env> {
 
   /** Moves the alarm earlier if it is set later than `at` (it serves presence too). */
   private async wakeBy(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    this.wakeups.atOrBefore(at);
   }
 
   /* ------------------------------------ presence ------------------------------------ */
 
   /**
-   * While any device is connected: closes sockets that went silent (their device is gone without
-   * a goodbye), then keeps the user's presence report alive (the shard's TTL).
+   * The one alarm (wakeups.ts): SEND deadlines and send_seq gaps, and, while any device is
+   * connected, every TTL/3 the keep-alive: close sockets that went silent (their device is gone
+   * without a goodbye), then refresh the user's presence report (the shard's TTL).
    */
   override async alarm(): Promise<void> {
-    // Push windows whose end has come send their merged updates; the alarm serves both.
+    this.wakeups.fired();
+    this.sends.tick();
+    // Push windows whose end has come send their merged updates.
     const nextPush = this.push.flushDue();
-    if (closeIdleSockets(this.ctx, Date.now()) > 0) this.presenceChanged();
-    if (openSockets(this.ctx).length === 0) {
-      if (nextPush !== undefined) await this.ctx.storage.setAlarm(nextPush);
-      return;
+    if (this.keepAliveAt === undefined || Date.now() >= this.keepAliveAt) {
+      this.keepAliveAt = undefined;
+      if (closeIdleSockets(this.ctx, Date.now()) > 0) this.presenceChanged();
+      if (openSockets(this.ctx).length > 0) {
+        this.keepAliveAt = Date.now() + this.keepAliveMs();
+        const link = this.shardLink();
+        if (link) {
+          await link.report(this.presenceStatus(), true);
+          await link.watch(this.contacts()); // extends the subscriptions; the states are known already
+        }
+      }
     }
-    const link = this.shardLink();
-    if (link) {
-      await link.report(this.presenceStatus(), true);
-      await link.watch(this.contacts()); // extends the subscriptions; the states are known already
-    }
-    await this.ctx.storage.setAlarm(Math.min(Date.now() + this.keepAliveMs(), this.push.nextDue() ?? Infinity));
+    if (this.keepAliveAt !== undefined) this.wakeups.atOrBefore(this.keepAliveAt);
+    if (nextPush !== undefined) this.wakeups.atOrBefore(nextPush);
   }
 
   private keepAliveMs(): number {
@@ -425,8 +440,9 @@ export class UserObject extends DurableObject<Env> {
     }
   }
 
-  private async ensureKeepAlive(): Promise<void> {
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + this.keepAliveMs());
+  private ensureKeepAlive(): void {
+    this.keepAliveAt ??= Date.now() + this.keepAliveMs();
+    this.wakeups.atOrBefore(this.keepAliveAt);
   }
 
   /* ------------------------------------ WebSocket ------------------------------------ */
@@ -451,7 +467,7 @@ export class UserObject extends DurableObject<Env> {
     }
     const client = acceptDevice(this.ctx, this.profile!, deviceId, encoding, protocolHeader);
     this.presenceChanged();
-    await this.ensureKeepAlive();
+    this.ensureKeepAlive();
     return new Response(null, { status: 101, webSocket: client, headers: protocolHeader ? { "Sec-WebSocket-Protocol": protocolHeader } : {} });
   }
 

@@ -24,6 +24,11 @@ export interface SocketInfo {
   status: DeviceStatus;
   /** When the device last sent a frame (kept to within ACTIVITY_RESOLUTION_MS); pings are the runtime's. */
   activeAt: number;
+  /**
+   * The send_seq this connection's next SEND should carry (send-pipeline.ts). Here, not in the
+   * object's memory, because the object may hibernate between two SENDs of an open socket.
+   */
+  sendNext: number;
 }
 
 /** A socket's last-activity time is written to its attachment at most this often. */
@@ -34,7 +39,13 @@ export function socketInfo(ws: WebSocket): SocketInfo {
   return {
     deviceId: a?.deviceId ?? "", encoding: a?.encoding === "json" ? "json" : "proto",
     status: a?.status === "away" ? "away" : "online", activeAt: typeof a?.activeAt === "number" ? a.activeAt : 0,
+    sendNext: typeof a?.sendNext === "number" && a.sendNext >= 1 ? a.sendNext : 1,
   };
+}
+
+/** Changes some of a socket's SocketInfo, keeping the rest as it is stored now. */
+export function patchSocketInfo(ws: WebSocket, patch: Partial<SocketInfo>): void {
+  ws.serializeAttachment({ ...socketInfo(ws), ...patch } satisfies SocketInfo);
 }
 
 /** Open sockets only: getWebSockets() also returns ones that are closing. */
@@ -77,7 +88,7 @@ export function acceptDevice(
   }
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   ctx.acceptWebSocket(server, [deviceId]);
-  server.serializeAttachment({ deviceId, encoding, status: "online", activeAt: Date.now() } satisfies SocketInfo);
+  server.serializeAttachment({ deviceId, encoding, status: "online", activeAt: Date.now(), sendNext: 1 } satisfies SocketInfo);
   sendFrame(server, {
     type: pb.FrameType.HELLO,
     hello: {
@@ -169,7 +180,7 @@ export class SocketProtocol {
   async onMessage(ws: WebSocket, data: ArrayBuffer | string): Promise<void> {
     const info = socketInfo(ws);
     const now = Date.now();
-    if (now - info.activeAt > ACTIVITY_RESOLUTION_MS) ws.serializeAttachment({ ...info, activeAt: now } satisfies SocketInfo);
+    if (now - info.activeAt > ACTIVITY_RESOLUTION_MS) patchSocketInfo(ws, { activeAt: now });
     if (data === PING) { sendFrame(ws, PONG, info.encoding); return; }
     const decoded = decodeFrame(data, info.encoding);
     if (!decoded.ok) {
@@ -212,11 +223,21 @@ export class SocketProtocol {
   private async onSend(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
     const send = frame.send;
     const me = this.host.userId();
-    if (!send || !me) return fail("invalid_argument", "SEND needs a payload.");
-    if (!isChannelId(send.channel_id)) return fail("invalid_argument", "channel_id is not a channel id.");
-    const refused = this.host.sends.refuseOverWindow(ws, info.encoding);
-    if (refused) return refused;
-    const content = send.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(send.content), { longs: Number, defaults: false }) : {};
+    const refuse = (f: Failure): Failure => {
+      // Refused, but numbered all the same: the SENDs after it must not wait for it.
+      this.host.sends.skip(ws, send?.send_seq);
+      return f;
+    };
+    if (!send || !me) return refuse(fail("invalid_argument", "SEND needs a payload."));
+    if (!isChannelId(send.channel_id)) return refuse(fail("invalid_argument", "channel_id is not a channel id."));
+    const overWindow = this.host.sends.refuseOverWindow(ws, info.encoding);
+    if (overWindow) return refuse(overWindow);
+    let content: ContentInit;
+    try {
+      content = send.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(send.content), { longs: Number, defaults: false }) : {};
+    } catch {
+      return refuse(fail("invalid_argument", "content is not a valid MessageContent."));
+    }
     await this.host.sends.submit({
       ws, encoding: info.encoding, requestId: frame.request_id, channelId: send.channel_id,
       input: { userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content },
@@ -260,7 +281,7 @@ export class SocketProtocol {
   private onPresenceHeartbeat(ws: WebSocket, info: SocketInfo, frame: Frame): Failure | undefined {
     const status = frame.presence_heartbeat?.status;
     if (status !== "online" && status !== "away") return fail("invalid_argument", "PRESENCE_HEARTBEAT status must be online or away.");
-    if (status !== info.status) ws.serializeAttachment({ ...info, status } satisfies SocketInfo);
+    if (status !== info.status) patchSocketInfo(ws, { status });
     this.host.presenceChanged();
     return undefined;
   }
