@@ -58,7 +58,8 @@ function workerPlugin() {
 }
 
 /** Not run inside workerd: Node-side suites with their own configs (test/e2e, test/browser). */
-const NODE_SIDE = ["test/e2e/**", "test/browser/**", "test/reliability/crash-restart.test.ts", "node_modules/**"];
+// crash-restart and many-dms drive a real wrangler dev from Node: they run under test/e2e/vitest.config.ts.
+const NODE_SIDE = ["test/e2e/**", "test/browser/**", "test/reliability/crash-restart.test.ts", "test/reliability/many-dms.test.ts", "node_modules/**"];
 
 export default defineConfig({
   test: {

@@ -296,6 +296,8 @@ export class SendPipeline {
   private finish(job: Pending, result: Result<{ ack: SendAck }>): void {
     if (job.answered) return;
     job.answered = true;
+    const waited = this.now() - job.submittedAt;
+    if (waited > this.deadlineMs / 2 && result.ok) log("warn", "send.slow", { object: "user", channel_id: job.channelId, device_id: job.input.deviceId, ms: waited });
     this.pending.delete(job);
     const left = (this.inflight.get(job.ws) ?? 1) - 1;
     if (left > 0) this.inflight.set(job.ws, left); else this.inflight.delete(job.ws);
