@@ -55,6 +55,21 @@ export interface Device {
   connected: boolean;
   /** The device's push subscription (its type and failure count), or null without one. */
   push?: DevicePushState | null;
+  /** The sign-in session the device last connected with (`DELETE /v1/sessions/{id}` signs it out). */
+  session_id?: string;
+}
+
+/** A sign-in session (one login, renewed by its refresh token) as `GET /v1/sessions` lists it. */
+export interface SessionInfo {
+  session_id: string;
+  created_at: number;
+  /** Last refresh or connect with this session. */
+  last_used_at: number;
+  expires_at: number;
+  /** The device that last connected with it, if any did. */
+  device_id?: string;
+  /** The session of the token that asked. */
+  current: boolean;
 }
 
 /** One user's presence as others see it (PRESENCE frames, GET /v1/presence). */

@@ -23,7 +23,7 @@ import type { ChannelObject } from "../channel/ChannelObject.js";
 import type {
   ChannelSignal, ChatMessageData, ContentInit, DeliveryBatch, HistoryPageData, HistoryQuery, MemberProfile, MessageChange,
 } from "../channel/types.js";
-import type { Device, PresenceState } from "../../protocol/types.js";
+import type { Device, PresenceState, SessionInfo } from "../../protocol/types.js";
 import { ChannelList, type ChannelState } from "./channel-list.js";
 import { Devices } from "./devices.js";
 import { HiddenMessages, hiddenMessage } from "./hidden-messages.js";
@@ -39,7 +39,7 @@ import { SendPipeline, sendDeadlineFromEnv } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
 import { defaultSettings, readSettings, updateSettings, type UserSettings } from "./settings.js";
 import {
-  acceptDevice, broadcast, closeIdleSockets, closeQuietly, deliverToSockets, openSockets, sendMessages, socketInfo, SocketProtocol,
+  acceptDevice, broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, sendMessages, socketInfo, SocketProtocol,
 } from "./socket-protocol.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
 import { goAwayAll } from "./drain.js";
@@ -157,22 +157,56 @@ export class UserObject extends DurableObject<Env> {
 
   /**
    * Rotates a refresh session's secret. Presenting the previous (already rotated) secret means
-   * the token leaked: the whole session is revoked.
+   * the token leaked: the whole session is revoked, and its sockets are closed.
    */
   async refreshSession(sessionId: string, secret: string): Promise<Result<{ sessionId: string; secret: string; profile: Profile }>> {
     const rotated = await this.sessions.rotate(sessionId, secret, () => this.profile !== undefined);
+    if (!rotated.ok && rotated.code === "session_revoked") closeSession(this.ctx, sessionId);
     return rotated.ok ? { ...rotated, profile: this.profile! } : rotated;
   }
 
-  revokeSession(sessionId: string, secret: string): Promise<boolean> {
-    return this.sessions.revoke(sessionId, secret);
+  /** Logout: ends the session whose refresh secret is presented, and closes its sockets. */
+  async revokeSession(sessionId: string, secret: string): Promise<boolean> {
+    const revoked = await this.sessions.revoke(sessionId, secret);
+    if (revoked) closeSession(this.ctx, sessionId);
+    return revoked;
+  }
+
+  /** Whether access tokens naming this session are still good (the Worker asks per request, cached ≤ 1 s). */
+  sessionActive(sessionId: string): boolean {
+    return this.sessions.isActive(sessionId);
+  }
+
+  /** Active sessions, most recently used first; `current` marks the caller's. */
+  listSessions(current: string): SessionInfo[] {
+    return this.sessions.list(current);
+  }
+
+  /** "Sign out this device": ends a session by id and closes its sockets. */
+  endSession(sessionId: string): boolean {
+    const ended = this.sessions.revokeById(sessionId);
+    if (ended) closeSession(this.ctx, sessionId);
+    return ended;
+  }
+
+  /** "Sign out everywhere else": ends every session but `keep`; returns the ids it ended. */
+  endOtherSessions(keep: string): string[] {
+    const ended = this.sessions.revokeAllBut(keep);
+    for (const sessionId of ended) closeSession(this.ctx, sessionId);
+    return ended;
   }
 
   /* ------------------------------------ RPC: devices ------------------------------------ */
 
+  /** The devices, each with the session it last connected with. */
   listDevices(): Device[] {
     const push = this.pushSubscriptions.states();
-    return this.devices.list(this.connectedDevices()).map((d) => ({ ...d, push: push.get(d.device_id) ?? null }));
+    const sessions = this.sessions.sessionsByDevice();
+    return this.devices.list(this.connectedDevices()).map((d) => {
+      const sessionId = sessions.get(d.device_id);
+      const device = { ...d, push: push.get(d.device_id) ?? null };
+      return sessionId ? { ...device, session_id: sessionId } : device;
+    });
   }
 
   /**
@@ -457,15 +491,21 @@ export class UserObject extends DurableObject<Env> {
     const deviceId = request.headers.get("x-edgechat-device-id") ?? "";
     const encoding: Encoding = request.headers.get("x-edgechat-encoding") === "json" ? "json" : "proto";
     const protocolHeader = request.headers.get("x-edgechat-protocol") ?? undefined;
+    const sessionId = request.headers.get("x-edgechat-session-id") ?? "";
     // A profile lost with the object's storage comes back in the jurisdiction its id names.
     if (!this.profile) this.init({ user_id: userId, username, display_name: username, jurisdiction: parseId(userId)?.jurisdiction ?? "" });
+    // This object owns the sessions: a signed-out session's token opens nothing, at no extra cost.
+    if (sessionId && !this.sessions.isActive(sessionId)) {
+      return refuseWebSocket(fail("session_revoked", "This session was signed out; log in again."), CLOSE.sessionRevoked, encoding, protocolHeader);
+    }
 
     const registered = this.registerDevice(deviceId);
     if (!registered.ok) {
       const code = registered.code === "too_many_devices" ? CLOSE.tooManyDevices : CLOSE.badRequest;
       return refuseWebSocket(registered, code, encoding, protocolHeader);
     }
-    const client = acceptDevice(this.ctx, this.profile!, deviceId, encoding, protocolHeader);
+    const client = acceptDevice(this.ctx, this.profile!, deviceId, sessionId, encoding, protocolHeader);
+    if (sessionId) this.sessions.used(sessionId, deviceId);
     this.presenceChanged();
     this.ensureKeepAlive();
     return new Response(null, { status: 101, webSocket: client, headers: protocolHeader ? { "Sec-WebSocket-Protocol": protocolHeader } : {} });

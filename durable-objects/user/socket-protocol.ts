@@ -19,6 +19,8 @@ import type { SendPipeline } from "./send-pipeline.js";
 /** Kept on each socket across hibernation; small (ids only) per the platform's 2 KiB limit. */
 export interface SocketInfo {
   deviceId: string;
+  /** The sign-in session whose access token opened the socket ("" for sockets older than that). */
+  sessionId: string;
   encoding: Encoding;
   /** What the device last said with PRESENCE_HEARTBEAT; online until it says otherwise. */
   status: DeviceStatus;
@@ -37,7 +39,7 @@ export const ACTIVITY_RESOLUTION_MS = 15_000;
 export function socketInfo(ws: WebSocket): SocketInfo {
   const a = ws.deserializeAttachment() as Partial<SocketInfo> | null;
   return {
-    deviceId: a?.deviceId ?? "", encoding: a?.encoding === "json" ? "json" : "proto",
+    deviceId: a?.deviceId ?? "", sessionId: a?.sessionId ?? "", encoding: a?.encoding === "json" ? "json" : "proto",
     status: a?.status === "away" ? "away" : "online", activeAt: typeof a?.activeAt === "number" ? a.activeAt : 0,
     sendNext: typeof a?.sendNext === "number" && a.sendNext >= 1 ? a.sendNext : 1,
   };
@@ -46,6 +48,11 @@ export function socketInfo(ws: WebSocket): SocketInfo {
 /** Changes some of a socket's SocketInfo, keeping the rest as it is stored now. */
 export function patchSocketInfo(ws: WebSocket, patch: Partial<SocketInfo>): void {
   ws.serializeAttachment({ ...socketInfo(ws), ...patch } satisfies SocketInfo);
+}
+
+/** The tag that finds every socket of a session (a socket has its device id as a tag too). */
+export function sessionTag(sessionId: string): string {
+  return `session:${sessionId}`;
 }
 
 /** Open sockets only: getWebSockets() also returns ones that are closing. */
@@ -80,15 +87,16 @@ export function failureContext(frame: Frame): { channel_id?: string; client_msg_
  * then close), the new one is tagged with the device id and greeted with HELLO.
  */
 export function acceptDevice(
-  ctx: DurableObjectState, user: { user_id: string; username: string }, deviceId: string, encoding: Encoding, protocolHeader: string | undefined,
+  ctx: DurableObjectState, user: { user_id: string; username: string }, deviceId: string, sessionId: string,
+  encoding: Encoding, protocolHeader: string | undefined,
 ): WebSocket {
   for (const old of ctx.getWebSockets(deviceId)) {
     sendFrame(old, { type: pb.FrameType.CONFLICT, conflict: { device_id: deviceId, reason: "replaced by a newer connection of this device" } }, socketInfo(old).encoding);
     closeQuietly(old, CLOSE.replaced, "replaced");
   }
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-  ctx.acceptWebSocket(server, [deviceId]);
-  server.serializeAttachment({ deviceId, encoding, status: "online", activeAt: Date.now(), sendNext: 1 } satisfies SocketInfo);
+  ctx.acceptWebSocket(server, sessionId ? [deviceId, sessionTag(sessionId)] : [deviceId]);
+  server.serializeAttachment({ deviceId, sessionId, encoding, status: "online", activeAt: Date.now(), sendNext: 1 } satisfies SocketInfo);
   sendFrame(server, {
     type: pb.FrameType.HELLO,
     hello: {
@@ -98,6 +106,23 @@ export function acceptDevice(
     },
   }, encoding);
   return client;
+}
+
+/**
+ * Closes every socket of a signed-out session: ERROR session_revoked, then close 4410, which
+ * clients take as "signed out" (no refresh, no reconnect). Returns how many it closed.
+ */
+export function closeSession(ctx: DurableObjectState, sessionId: string): number {
+  const sockets = new Set(ctx.getWebSockets(sessionTag(sessionId)));
+  for (const ws of ctx.getWebSockets()) if (socketInfo(ws).sessionId === sessionId) sockets.add(ws);
+  let closed = 0;
+  for (const ws of sockets) {
+    if (ws.readyState !== WebSocket.OPEN) continue;
+    sendFrame(ws, errorFrame(0, fail("session_revoked", "This session was signed out; log in again.")), socketInfo(ws).encoding);
+    closeQuietly(ws, CLOSE.sessionRevoked, "signed out");
+    closed++;
+  }
+  return closed;
 }
 
 /** Closes sockets with no frame and no ping for LIMITS.idleTimeoutMs; returns how many. */

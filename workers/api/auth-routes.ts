@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import * as z from "zod/mini";
 import { hashPassword, verifyPassword } from "../auth/password.js";
+import { forgetSession } from "../auth/revocation.js";
 import { accessTokenTtl, formatRefreshToken, parseRefreshToken, signAccessToken } from "../auth/tokens.js";
 import { errorResponse, fail } from "../../shared/errors.js";
 import { newId } from "../../shared/ids.js";
@@ -66,6 +67,7 @@ export const authRoutes = new Hono<ApiEnv>()
     const parsed = parseRefreshToken(body.value.refresh_token);
     if (!parsed) return errorResponse(fail("unauthorized", "The refresh token is not valid; log in again."));
     const result = await userStub(c.env, parsed.userId).refreshSession(parsed.sessionId, parsed.secret);
+    if (!result.ok && result.code === "session_revoked") forgetSession(parsed.userId, parsed.sessionId);
     if (!result.ok) return errorResponse(result);
     return tokens(c, result.profile, result, 200);
   })
@@ -73,6 +75,6 @@ export const authRoutes = new Hono<ApiEnv>()
     const body = await parseJsonBody(c, RefreshBody);
     if (!body.ok) return errorResponse(body);
     const parsed = parseRefreshToken(body.value.refresh_token);
-    if (parsed) await userStub(c.env, parsed.userId).revokeSession(parsed.sessionId, parsed.secret);
+    if (parsed && await userStub(c.env, parsed.userId).revokeSession(parsed.sessionId, parsed.secret)) forgetSession(parsed.userId, parsed.sessionId);
     return c.body(null, 204);
   });
