@@ -599,6 +599,46 @@ describe("edgechat web app in Chromium", () => {
     expect(res.status).toBe(401);
   });
 
+  it("signs another device out from the devices dialog, then everywhere else", async () => {
+    const alice = await registerUser(server.url, "alice", "Alice Martin");
+    /** A sign-in of its own (a session per browser or app), as alice. */
+    const signIn = async (): Promise<typeof alice> => {
+      const res = await fetch(`${server.url}/v1/auth/login`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: alice.username, password: PASSWORD }),
+      });
+      expect(res.status).toBe(200);
+      return { ...alice, ...((await res.json()) as { access_token: string; refresh_token: string }) };
+    };
+    const laptop = await profiles.open(await signIn(), "alice laptop");
+    const desk = await profiles.open(await signIn(), "alice desk");
+    const phone = sdkClient(server.url, alice, "alice-phone");
+    const phoneSignedOut = new Promise<string>((resolve) => phone.on("signedOut", (err) => resolve(err.code)));
+    await phone.connect();
+    await phone.devices.register({ name: "Alice's phone", platform: "ios" });
+    try {
+      await laptop.getByRole("button", { name: "Devices" }).click();
+      const dialog = laptop.getByRole("dialog", { name: "Your devices" });
+      await dialog.getByRole("button", { name: "Sign out Alice's phone" }).click();
+      expect(await phoneSignedOut).toBe("session_revoked");
+      expect(phone.state).toBe("closed");
+      await textOf(dialog.locator(".device", { hasText: "Alice's phone" }), /Signed out/);
+      await screenshot(laptop, "devices-dialog-signed-out");
+      await expectAccessible(laptop, "devices dialog with sign-out");
+
+      // "Sign out everywhere else": the desk browser lands on the sign-in screen and says why;
+      // the laptop stays signed in and connected.
+      await dialog.getByRole("button", { name: "Sign out everywhere else" }).click();
+      await desk.getByRole("heading", { name: "Welcome back" }).waitFor({ timeout: 30_000 });
+      await textOf(desk.getByRole("alert"), /signed out/i);
+      expect(await run<string | null>(desk, "localStorage.getItem('edgechat.session')")).toBeNull();
+      await dialog.getByRole("button", { name: "Done" }).click();
+      await connected(laptop);
+      expect(await banner(laptop).isVisible()).toBe(false);
+    } finally {
+      phone.disconnect();
+    }
+  });
+
   it("refuses the socket to a page from another origin", async () => {
     const { alice } = await twoFriends();
     // A page served from another origin (a second local port) tries to connect with a valid token.

@@ -186,7 +186,7 @@ function profile() {
   const locks = new ProfileLocks();
   const bus = new Bus();
   const sockets = new Map<string, FakeSocketClient>();
-  const rest = { logout: () => Promise.resolve() } as unknown as EdgechatClient;
+  const rest = { logout: () => Promise.resolve(), on: () => () => {} } as unknown as EdgechatClient;
   const tab = (name: string): TabClient & { locksOf: ReturnType<ProfileLocks["forTab"]> } => {
     const tabLocks = locks.forTab(name);
     const client = new TabClient({

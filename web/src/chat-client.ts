@@ -4,7 +4,7 @@
  */
 import type {
   Channel, ChannelState, ClientEvents, ConnectionState, CreateChannelInput, Device, HistoryOptions, HistoryPage, Listener, MessageUpdate,
-  OutboxEntry, PushConfig, PushSubscriptionInput, SendAck, User, UserSettings,
+  OutboxEntry, PushConfig, PushSubscriptionInput, SendAck, SessionInfo, User, UserSettings,
 } from "../../client/index.js";
 
 /** The SDK's events, plus one of the app's own: an outbox entry was discarded (in any tab). */
@@ -55,6 +55,11 @@ export interface ChatClient {
     register(input?: { device_id?: string; name?: string; platform?: string; push?: PushSubscriptionInput | null }): Promise<Device>;
     pushConfig(): Promise<PushConfig>;
     remove(deviceId: string): Promise<void>;
+  };
+  readonly sessions: {
+    list(): Promise<SessionInfo[]>;
+    signOut(sessionId: string): Promise<void>;
+    signOutOthers(): Promise<number>;
   };
   readonly settings: {
     get(): Promise<UserSettings>;

@@ -6,6 +6,7 @@ import { h } from "../dom.js";
 import { lastSeenText, parseUsernames } from "../format.js";
 import { field, formDialog, openDialog } from "./dialog.js";
 import { notificationsSetting } from "./notifications.js";
+import { toast } from "./toast.js";
 
 export function newChatDialog({ state, intents }: ViewModel): void {
   let type: "dm" | "group" = "dm";
@@ -106,23 +107,38 @@ export function deleteDialog({ intents }: ViewModel, channelId: string, seq: num
 }
 
 /**
- * This account's devices, with "Remove"; `reconnectAfter` offers to connect once one is gone.
- * Signing a device out (session revocation) is not offered yet: the server cannot end one
- * device's session on its own so far.
+ * This account's devices. Each other device can be signed out (its session ends: its socket
+ * closes at once and it must sign in again) or removed from the list; "Sign out everywhere else"
+ * ends every session but this browser's. `reconnectAfter` offers to connect once one is gone.
  */
 export function devicesDialog({ state, intents }: ViewModel, reconnectAfter = false): void {
   const list = h("ul", { class: "device-list", "aria-busy": "true" }, h("li", { class: "muted" }, "Loading…"));
   const status = h("p", { class: "form-error", role: "alert" });
+  const others = h("button", { type: "button", class: "btn btn-danger" }, "Sign out everywhere else");
   const done = h("button", { type: "button", class: "btn btn-primary" }, reconnectAfter ? "Reconnect" : "Done");
   const handle = openDialog({
     title: "Your devices",
     description: "This browser is one device, however many tabs are open; an account can have up to 10.",
-    content: [list, status, h("div", { class: "dialog-actions" }, done)],
+    content: [list, status, h("div", { class: "dialog-actions" }, others, done)],
   });
   done.addEventListener("click", () => {
     handle.close();
     if (reconnectAfter) intents.connect();
   });
+  /** Runs `work` with `button` disabled; a failure is shown in the dialog. */
+  const act = (button: HTMLButtonElement, work: () => Promise<unknown>): void => {
+    button.disabled = true;
+    status.textContent = "";
+    work().then(() => load(), (err: unknown) => {
+      button.disabled = false;
+      status.textContent = errorText(err);
+    });
+  };
+  others.addEventListener("click", () => act(others, async () => {
+    const n = await intents.signOutOthers();
+    others.disabled = false;
+    toast(n === 0 ? "No other device was signed in" : `Signed out ${n === 1 ? "1 other session" : `${n} other sessions`}`);
+  }));
   const load = async (): Promise<void> => {
     let devices: Device[];
     try {
@@ -136,18 +152,18 @@ export function devicesDialog({ state, intents }: ViewModel, reconnectAfter = fa
     devices.sort((a, b) => Number(b.device_id === state.deviceId) - Number(a.device_id === state.deviceId) || b.last_seen_at - a.last_seen_at);
     list.replaceChildren(...devices.map((d) => {
       const self = d.device_id === state.deviceId;
-      const remove = self ? null : h("button", { type: "button", class: "btn btn-ghost btn-sm" }, "Remove");
-      remove?.addEventListener("click", () => {
-        remove.disabled = true;
-        intents.removeDevice(d.device_id).then(() => load(), (err: unknown) => {
-          remove.disabled = false;
-          status.textContent = errorText(err);
-        });
-      });
-      const detail = self ? "This browser" : d.connected ? "Connected now" : lastSeenText(d.last_seen_at, Date.now()).replace(/^last seen/, "Last active");
+      const name = d.name || d.device_id;
+      const sessionId = d.session_id;
+      const signOut = self || !sessionId ? null : h("button", { type: "button", class: "btn btn-ghost btn-sm", "aria-label": `Sign out ${name}` }, "Sign out");
+      signOut?.addEventListener("click", () => act(signOut, () => intents.signOutSession(sessionId!)));
+      const remove = self ? null : h("button", { type: "button", class: "btn btn-ghost btn-sm", "aria-label": `Remove ${name}` }, "Remove");
+      remove?.addEventListener("click", () => act(remove, () => intents.removeDevice(d.device_id)));
+      const detail = self ? "This browser"
+        : !sessionId ? "Signed out"
+        : d.connected ? "Connected now" : lastSeenText(d.last_seen_at, Date.now()).replace(/^last seen/, "Last active");
       return h("li", { class: "device" },
-        h("span", { class: "device-names" }, h("span", { class: "device-name" }, d.name || d.device_id), h("span", { class: "device-detail" }, detail)),
-        remove);
+        h("span", { class: "device-names" }, h("span", { class: "device-name" }, name), h("span", { class: "device-detail" }, detail)),
+        signOut, remove);
     }));
   };
   void load();
