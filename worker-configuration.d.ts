@@ -4,7 +4,7 @@
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./workers/main");
-		durableNamespaces: "ChannelObject" | "UserObject" | "PresenceObject";
+		durableNamespaces: "ChannelObject" | "UserObject" | "PresenceObject" | "ThrottleObject";
 	}
 	interface Env {
 		ACCOUNTS: D1Database;
@@ -18,6 +18,14 @@ declare namespace Cloudflare {
 		SEND_DEADLINE_MS: string;
 		PRESENCE_TTL_MS: string;
 		PRESENCE_OFFLINE_GRACE_MS: string;
+		PRESENCE_MIN_INTERVAL_MS: string;
+		LOGIN_FREE_FAILURES_PER_USERNAME: string;
+		LOGIN_FREE_FAILURES_PER_ADDRESS: string;
+		LOGIN_LOCKOUT_MAX_MS: string;
+		REGISTER_BURST: string;
+		REGISTER_EVERY_MS: string;
+		CHANNEL_CREATE_BURST: string;
+		CHANNEL_CREATE_EVERY_MS: string;
 		READ_RECEIPTS_DEFAULT: string;
 		ALLOWED_ORIGINS: string;
 		DRAIN_WINDOW_MS: string;
@@ -42,6 +50,7 @@ declare namespace Cloudflare {
 		CHANNELS: DurableObjectNamespace<import("./workers/main").ChannelObject>;
 		USERS: DurableObjectNamespace<import("./workers/main").UserObject>;
 		PRESENCE: DurableObjectNamespace<import("./workers/main").PresenceObject>;
+		THROTTLE: DurableObjectNamespace<import("./workers/main").ThrottleObject>;
 	}
 }
 interface Env extends Cloudflare.Env {}
@@ -49,7 +58,7 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "ACCESS_TOKEN_TTL_SECONDS" | "SEND_RATE_PER_SECOND" | "SEND_RATE_BURST" | "REFRESH_TOKEN_TTL_SECONDS" | "SEND_DEADLINE_MS" | "PRESENCE_TTL_MS" | "PRESENCE_OFFLINE_GRACE_MS" | "READ_RECEIPTS_DEFAULT" | "ALLOWED_ORIGINS" | "DRAIN_WINDOW_MS" | "PUSH_WINDOW_MS" | "PUSH_MAX_AGE_SECONDS" | "PUSH_RETRY_BASE_SECONDS" | "VAPID_SUBJECT" | "FCM_API_BASE_URL" | "FCM_TOKEN_URL" | "APNS_BASE_URL" | "APNS_SANDBOX_BASE_URL" | "JWT_SECRET" | "JURISDICTIONS" | "ADMIN_TOKEN" | "PUSH_ALLOW_HTTP_LOOPBACK" | "APNS_KEY_ID" | "APNS_TEAM_ID" | "VAPID_PUBLIC_KEY" | "VAPID_PRIVATE_KEY" | "FCM_SERVICE_ACCOUNT" | "APNS_PRIVATE_KEY">> {}
+	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "ACCESS_TOKEN_TTL_SECONDS" | "SEND_RATE_PER_SECOND" | "SEND_RATE_BURST" | "REFRESH_TOKEN_TTL_SECONDS" | "SEND_DEADLINE_MS" | "PRESENCE_TTL_MS" | "PRESENCE_OFFLINE_GRACE_MS" | "PRESENCE_MIN_INTERVAL_MS" | "LOGIN_FREE_FAILURES_PER_USERNAME" | "LOGIN_FREE_FAILURES_PER_ADDRESS" | "LOGIN_LOCKOUT_MAX_MS" | "REGISTER_BURST" | "REGISTER_EVERY_MS" | "CHANNEL_CREATE_BURST" | "CHANNEL_CREATE_EVERY_MS" | "READ_RECEIPTS_DEFAULT" | "ALLOWED_ORIGINS" | "DRAIN_WINDOW_MS" | "PUSH_WINDOW_MS" | "PUSH_MAX_AGE_SECONDS" | "PUSH_RETRY_BASE_SECONDS" | "VAPID_SUBJECT" | "FCM_API_BASE_URL" | "FCM_TOKEN_URL" | "APNS_BASE_URL" | "APNS_SANDBOX_BASE_URL" | "JWT_SECRET" | "JURISDICTIONS" | "ADMIN_TOKEN" | "PUSH_ALLOW_HTTP_LOOPBACK" | "APNS_KEY_ID" | "APNS_TEAM_ID" | "VAPID_PUBLIC_KEY" | "VAPID_PRIVATE_KEY" | "FCM_SERVICE_ACCOUNT" | "APNS_PRIVATE_KEY">> {}
 }
 
 // Begin runtime types

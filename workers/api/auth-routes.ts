@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import * as z from "zod/mini";
 import { hashPassword, verifyPassword } from "../auth/password.js";
 import { forgetSession } from "../auth/revocation.js";
+import { clientAddress, loginGate, loginOutcome, registrationGate } from "../auth/throttle.js";
 import { accessTokenTtl, formatRefreshToken, parseRefreshToken, signAccessToken } from "../auth/tokens.js";
 import { errorResponse, fail } from "../../shared/errors.js";
 import { newId } from "../../shared/ids.js";
@@ -43,6 +44,8 @@ export const authRoutes = new Hono<ApiEnv>()
     const body = await parseJsonBody(c, RegisterBody);
     if (!body.ok) return errorResponse(body);
     const { username, password, display_name, jurisdiction = "" } = body.value;
+    const limited = await registrationGate(c.env, clientAddress(c.req.raw));
+    if (limited) return errorResponse(limited);
     const profile: Profile = { user_id: newId("u", jurisdiction), username, display_name: display_name ?? username, jurisdiction };
     const inserted = await insertAccount(c.env.ACCOUNTS, { ...profile, jurisdiction, password_hash: await hashPassword(password) });
     if (inserted === "taken") return errorResponse(fail("username_taken", `The username "${username}" is taken.`));
@@ -53,8 +56,14 @@ export const authRoutes = new Hono<ApiEnv>()
   .post("/login", async (c) => {
     const body = await parseJsonBody(c, LoginBody);
     if (!body.ok) return errorResponse(body);
+    // Locked out (too many failures for this username or from this address): refused before the
+    // password is even checked, so guessing on costs the guesser time and us no hashing.
+    const address = clientAddress(c.req.raw);
+    const locked = await loginGate(c.env, body.value.username, address);
+    if (locked) return errorResponse(locked);
     const account = await accountByUsername(c.env.ACCOUNTS, body.value.username);
     const valid = await verifyPassword(body.value.password, account?.password_hash ?? DUMMY_HASH);
+    await loginOutcome(c.env, body.value.username, address, !!account && valid);
     if (!account || !valid) return errorResponse(fail("unauthorized", "Wrong username or password."));
     const profile: Profile = { user_id: account.user_id, username: account.username, display_name: account.display_name, jurisdiction: account.jurisdiction };
     const user = userStub(c.env, profile.user_id);

@@ -6,6 +6,7 @@ import { errorResponse, fail } from "../../shared/errors.js";
 import { dmChannelId, isChannelId, newId } from "../../shared/ids.js";
 import { cannotJoin, mayJoin, placeChannel, placeDm } from "../../shared/locality.js";
 import { channelStub, userStub } from "../../shared/routing.js";
+import { channelCreationGate } from "../auth/throttle.js";
 import { resolveProfiles } from "./accounts.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
 import { nameText, parseJsonBody, parseWith } from "./validation.js";
@@ -53,6 +54,8 @@ export const channelRoutes = new Hono<ApiEnv>()
     const body = await parseJsonBody(c, CreateBody);
     if (!body.ok) return errorResponse(body);
     const me = c.get("auth");
+    const limited = await channelCreationGate(c.env, me.userId);
+    if (limited) return errorResponse(limited);
     const refs = body.value.type === "dm" ? [body.value.member] : body.value.members;
     const resolved = await profiles(c, [me.userId, ...refs]);
     if (!resolved.ok) return errorResponse(resolved);
