@@ -47,6 +47,8 @@ function workerPlugin() {
         // Short presence timings so TTL expiry and the offline grace run within a test.
         PRESENCE_OFFLINE_GRACE_MS: "200",
         PRESENCE_TTL_MS: "2000",
+        // Presence damping short too: deltas held back by it arrive within a test.
+        PRESENCE_MIN_INTERVAL_MS: "300",
         ACCOUNT_MIGRATIONS: migrations,
         // Push: the throwaway dev keys; Web Push endpoints on the loopback fake (test/setup/fake-push-global.ts).
         ...devPushKeys(),
