@@ -51,7 +51,10 @@ export function isRetryablePlatformError(error: unknown): boolean {
 
 /** Maps an unexpected exception (a platform failure, a bug) to a retryable Failure. */
 export function failureFromException(error: unknown): Failure {
-  const e = error as { overloaded?: unknown } | null;
+  const e = error as { overloaded?: unknown; name?: unknown } | null;
+  if (typeof e === "object" && e !== null && e.name === "DeadlineError") {
+    return fail("unavailable", "Part of the service did not answer in time; retry shortly.", 1000);
+  }
   if (typeof e === "object" && e !== null && e.overloaded === true) {
     return fail("unavailable", "The service is overloaded; retry shortly.", 1000);
   }

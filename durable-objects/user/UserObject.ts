@@ -44,6 +44,10 @@ import {
 import { recordToAnalytics } from "../../shared/analytics.js";
 import { goAwayAll } from "./drain.js";
 import { Wakeups } from "./wakeups.js";
+import { LruMap } from "../../shared/lru.js";
+
+/** Channel stubs a UserObject keeps for reuse. */
+const CHANNEL_STUB_CACHE_MAX = 500;
 
 export type Profile = {
   user_id: string;
@@ -64,7 +68,8 @@ export class UserObject extends DurableObject<Env> {
   private readonly sends: SendPipeline;
   private readonly resume: Resume;
   private readonly protocol: SocketProtocol;
-  private readonly stubs = new Map<string, DurableObjectStub<ChannelObject>>();
+  /** Channel stubs for reuse, bounded: a user may be in far more channels than worth remembering. */
+  private readonly stubs = new LruMap<string, DurableObjectStub<ChannelObject>>(CHANNEL_STUB_CACHE_MAX);
   private presenceLink: PresenceLink | undefined;
   private readonly presenceTtlMs: number;
   private readonly pushSubscriptions: PushSubscriptions;

@@ -9,6 +9,7 @@
  * Sockets need none of this: the UserObject checks the session itself when a socket connects and
  * closes a session's sockets when it is signed out.
  */
+import { DEADLINES, withDeadline } from "../../shared/deadline.js";
 import { userStub } from "../../shared/routing.js";
 import { LruMap } from "../../shared/lru.js";
 
@@ -23,7 +24,8 @@ export async function sessionActive(env: Env, userId: string, sessionId: string,
   const key = `${userId}/${sessionId}`;
   const hit = cache.get(key);
   if (hit && (!hit.active || now - hit.at < ACTIVE_CACHE_MS)) return hit.active;
-  const active = await userStub(env, userId).sessionActive(sessionId);
+  // No answer in time: the request fails with a retryable unavailable (never "active" by default).
+  const active = await withDeadline(userStub(env, userId).sessionActive(sessionId), DEADLINES.account, "session.active");
   cache.set(key, { active, at: now });
   return active;
 }
