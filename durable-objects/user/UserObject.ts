@@ -34,7 +34,6 @@ import { missedMessages, PushNotifier } from "./push-notifier.js";
 import { PushSubscriptions } from "./push-subscriptions.js";
 import { sendPushJobs, type PushJob } from "../../queues/push-jobs.js";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
-import { log } from "../../shared/log.js";
 import { SendPipeline, sendDeadlineFromEnv } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
 import { defaultSettings, readSettings, updateSettings, type UserSettings } from "./settings.js";
