@@ -115,6 +115,7 @@ export class RestApi {
     if (!isObject(body) || typeof body.read_receipts !== "boolean" || typeof body.share_presence !== "boolean") throw badResponse("settings");
     const settings: UserSettings = { read_receipts: body.read_receipts, share_presence: body.share_presence };
     if (typeof body.push_previews === "boolean") settings.push_previews = body.push_previews;
+    if (body.group_adds === "everyone" || body.group_adds === "contacts") settings.group_adds = body.group_adds;
     return settings;
   }
 

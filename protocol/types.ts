@@ -190,4 +190,11 @@ export interface UserSettings {
   share_presence: boolean;
   /** Push notifications show the message's text (default on); off, only who wrote where. Absent from servers before push. */
   push_previews?: boolean;
+  /**
+   * Who may add you to groups: `everyone` (default), or `contacts`: only people you already share
+   * a conversation with (a DM or a group). Absent from servers before it existed.
+   */
+  group_adds?: GroupAdds;
 }
+
+export type GroupAdds = "everyone" | "contacts";

@@ -43,6 +43,7 @@ import {
 import { recordToAnalytics } from "../../shared/analytics.js";
 import { goAwayAll } from "./drain.js";
 import { Wakeups } from "./wakeups.js";
+import { mayBeAddedBy } from "./group-adds.js";
 import { LruMap } from "../../shared/lru.js";
 
 /** Channel stubs a UserObject keeps for reuse. */
@@ -341,6 +342,15 @@ export class UserObject extends DurableObject<Env> {
   }
 
   /* ------------------------------------ RPC: settings ------------------------------------ */
+
+  /**
+   * May `adderId` add this user to a group? Everyone may, unless the user chose `group_adds:
+   * "contacts"`: then only someone they share a channel with (`adderChannelIds`: the adder's).
+   */
+  mayBeAddedBy(adderId: string, adderChannelIds: string[]): boolean {
+    if (adderId === this.profile?.user_id) return true;
+    return mayBeAddedBy(this.sql, this.getSettings().group_adds, Array.isArray(adderChannelIds) ? adderChannelIds : []);
+  }
 
   getSettings(): UserSettings {
     return readSettings(this.sql, defaultSettings(this.env));

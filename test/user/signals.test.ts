@@ -47,10 +47,10 @@ describe("typing indicators and read receipts", () => {
   it("keeps a reader's receipts private when they turn them off", async () => {
     const alice = await register("alice"), bob = await register("bob");
     const channel = await createGroup(alice, [bob]);
-    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: false, share_presence: true, push_previews: true });
-    expect((await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: true } })).body).toEqual({ read_receipts: true, share_presence: true, push_previews: true });
+    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: false, share_presence: true, push_previews: true, group_adds: "everyone" });
+    expect((await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: true } })).body).toEqual({ read_receipts: true, share_presence: true, push_previews: true, group_adds: "everyone" });
     const off = await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: false } });
-    expect(off.body).toEqual({ read_receipts: false, share_presence: true, push_previews: true });
+    expect(off.body).toEqual({ read_receipts: false, share_presence: true, push_previews: true, group_adds: "everyone" });
     const bad = await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: "yes" } });
     expect(bad.status).toBe(400);
     const [a, b] = await Promise.all([onlineDevice(alice.access_token, "a"), onlineDevice(bob.access_token, "b")]);

@@ -8,6 +8,7 @@ import { cannotJoin, mayJoin, placeChannel, placeDm } from "../../shared/localit
 import { channelStub, userStub } from "../../shared/routing.js";
 import { channelCreationGate } from "../auth/throttle.js";
 import { resolveProfiles } from "./accounts.js";
+import { groupAddsRefused } from "./group-adds.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
 import { nameText, parseJsonBody, parseWith } from "./validation.js";
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
@@ -74,6 +75,8 @@ export const channelRoutes = new Hono<ApiEnv>()
     }
     const place = placeChannel(me.userId, others.map((p) => p.user_id));
     if (!place.ok) return errorResponse(place);
+    const refused = await groupAddsRefused(c.env, me.userId, others);
+    if (refused) return errorResponse(refused);
     const id = newId("c", place.jurisdiction);
     const r = await channelStub(c.env, id).create({ channelId: id, type: "group", name: body.value.name, creator, members: others, jurisdiction: place.jurisdiction });
     if (!r.ok) return errorResponse(r);
@@ -97,6 +100,8 @@ export const channelRoutes = new Hono<ApiEnv>()
     if (!resolved.ok) return errorResponse(resolved);
     const pinnedElsewhere = resolved.found.filter((p) => !mayJoin(id, p.user_id)).map((p) => p.user_id);
     if (pinnedElsewhere.length > 0) return errorResponse(cannotJoin(id, pinnedElsewhere));
+    const refused = await groupAddsRefused(c.env, c.get("auth").userId, resolved.found);
+    if (refused) return errorResponse(refused);
     return send(c, await channelStub(c.env, id).addMembers(c.get("auth").userId, resolved.found));
   })
   .delete("/:id/members/:userId", async (c) => {

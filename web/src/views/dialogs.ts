@@ -169,29 +169,37 @@ export function devicesDialog({ state, intents }: ViewModel, reconnectAfter = fa
   void load();
 }
 
-/** Privacy: read receipts and presence, each saved as soon as it is switched. */
+/** Privacy: read receipts, presence, previews and who may add me to groups, each saved as soon as it is switched. */
 export function privacyDialog({ intents }: ViewModel): void {
   const status = h("p", { class: "form-error", role: "alert" });
-  const options: { key: keyof UserSettings; label: string; hint: string }[] = [
-    { key: "read_receipts", label: "Send read receipts", hint: "Others see when you have read their messages." },
-    { key: "share_presence", label: "Show when I'm online", hint: "Off: you appear offline and others do not see when you were last seen." },
-    { key: "push_previews", label: "Show message text in notifications", hint: "Off: notifications say who wrote where, not what." },
+  /** A switch for one setting: the value it stores when on and when off, and what an older server's missing value means. */
+  type Option = { key: keyof UserSettings; label: string; hint: string; on: UserSettings[keyof UserSettings]; off: UserSettings[keyof UserSettings]; absent: boolean };
+  const options: Option[] = [
+    { key: "read_receipts", label: "Send read receipts", hint: "Others see when you have read their messages.", on: true, off: false, absent: true },
+    { key: "share_presence", label: "Show when I'm online", hint: "Off: you appear offline and others do not see when you were last seen.", on: true, off: false, absent: true },
+    { key: "push_previews", label: "Show message text in notifications", hint: "Off: notifications say who wrote where, not what.", on: true, off: false, absent: true },
+    {
+      key: "group_adds", label: "Only people I talk with can add me to groups",
+      hint: "On: someone you have no conversation with yet cannot put you in a group; they can still send you a message.",
+      on: "contacts", off: "everyone", absent: false,
+    },
   ];
-  const boxes = new Map<keyof UserSettings, HTMLInputElement>();
-  const rows = options.map(({ key, label, hint }) => {
-    const id = `privacy-${key}`;
+  const boxes = new Map<Option, HTMLInputElement>();
+  const isOn = (o: Option, settings: UserSettings): boolean => settings[o.key] === undefined ? o.absent : settings[o.key] === o.on;
+  const rows = options.map((o) => {
+    const id = `privacy-${o.key}`;
     const box = h("input", { type: "checkbox", id, role: "switch", disabled: true, "aria-describedby": `${id}-hint` });
-    boxes.set(key, box);
+    boxes.set(o, box);
     box.addEventListener("change", () => {
       box.disabled = true;
       status.textContent = "";
-      intents.updateSettings({ [key]: box.checked }).then(
-        (saved) => { box.checked = saved[key] ?? true; },
+      intents.updateSettings({ [o.key]: box.checked ? o.on : o.off }).then(
+        (saved) => { box.checked = isOn(o, saved); },
         (err: unknown) => { box.checked = !box.checked; status.textContent = errorText(err); },
       ).finally(() => { box.disabled = false; });
     });
     return h("li", { class: "setting" },
-      h("span", { class: "setting-text" }, h("label", { for: id, class: "setting-label" }, label), h("span", { id: `${id}-hint`, class: "setting-hint" }, hint)),
+      h("span", { class: "setting-text" }, h("label", { for: id, class: "setting-label" }, o.label), h("span", { id: `${id}-hint`, class: "setting-hint" }, o.hint)),
       box);
   });
   const done = h("button", { type: "button", class: "btn btn-primary" }, "Done");
@@ -204,8 +212,8 @@ export function privacyDialog({ intents }: ViewModel): void {
   const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows, notificationsSetting(intents)), status, h("div", { class: "dialog-actions" }, download, done)] });
   done.addEventListener("click", () => handle.close());
   intents.settings().then((settings) => {
-    for (const [key, box] of boxes) {
-      box.checked = settings[key] ?? true;
+    for (const [o, box] of boxes) {
+      box.checked = isOn(o, settings);
       box.disabled = false;
     }
   }, (err: unknown) => { status.textContent = errorText(err); });
