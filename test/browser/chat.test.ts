@@ -523,6 +523,29 @@ describe("edgechat web app in Chromium", () => {
     await privacy.getByRole("button", { name: "Done" }).click();
   });
 
+  it("lets a user allow only people they talk with to add them to groups", async () => {
+    const bob = await registerUser(server.url, "bob", "Bob Chen");
+    const carol = await registerUser(server.url, "carol", "Carol Diaz");
+    const b = await profiles.open(bob, "bob laptop");
+    await b.getByRole("button", { name: "Privacy" }).click();
+    const privacy = b.getByRole("dialog", { name: "Privacy" });
+    const adds = privacy.getByRole("switch", { name: "Only people I talk with can add me to groups" });
+    await eventually("settings loaded", async () => (await adds.isEnabled()) && !(await adds.isChecked()));
+    await adds.check();
+    await eventually("saved", () => adds.isEnabled());
+    const settings = await fetch(`${server.url}/v1/me/settings`, { headers: { authorization: `Bearer ${bob.access_token}` } });
+    expect(await settings.json()).toMatchObject({ group_adds: "contacts" });
+    // A stranger cannot put Bob in a group now, and is told who and why.
+    const res = await fetch(`${server.url}/v1/channels`, {
+      method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${carol.access_token}` },
+      body: JSON.stringify({ type: "group", name: "Surprise", members: [bob.user_id] }),
+    });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ code: "forbidden", user_ids: [bob.user_id] });
+    await expectAccessible(b, "privacy dialog with group adds");
+    await privacy.getByRole("button", { name: "Done" }).click();
+  });
+
   it("lets a group's owner remove anyone's message for everyone", async () => {
     const alice = await registerUser(server.url, "alice", "Alice Martin");
     const bob = await registerUser(server.url, "bob", "Bob Chen");
