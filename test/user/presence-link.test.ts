@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { PresenceLink } from "../../durable-objects/user/presence-link.js";
 import { DeadlineError, withDeadline } from "../../shared/deadline.js";
+import { failureFromException } from "../../shared/errors.js";
 import { newId } from "../../shared/ids.js";
 
 /** An env whose presence shards record every report and never answer the first one. */
@@ -35,5 +36,9 @@ describe("presence calls with a deadline", () => {
     const late = withDeadline(new Promise(() => {}), 20, "never");
     await expect(late).rejects.toBeInstanceOf(DeadlineError);
     await expect(late).rejects.toMatchObject({ retryable: true, what: "never", ms: 20 });
+  });
+
+  it("answers a call past its deadline with a retryable unavailable (503), not an internal error", () => {
+    expect(failureFromException(new DeadlineError("session.create", 5_000))).toMatchObject({ code: "unavailable", retryable: true, backoffHintMs: 1_000 });
   });
 });

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import * as z from "zod/mini";
 import { hashPassword, verifyPassword } from "../auth/password.js";
 import { forgetSession } from "../auth/revocation.js";
+import { DEADLINES, withDeadline } from "../../shared/deadline.js";
 import { clientAddress, loginGate, loginOutcome, registrationGate } from "../auth/throttle.js";
 import { accessTokenTtl, formatRefreshToken, parseRefreshToken, signAccessToken } from "../auth/tokens.js";
 import { errorResponse, fail } from "../../shared/errors.js";
@@ -50,8 +51,8 @@ export const authRoutes = new Hono<ApiEnv>()
     const inserted = await insertAccount(c.env.ACCOUNTS, { ...profile, jurisdiction, password_hash: await hashPassword(password) });
     if (inserted === "taken") return errorResponse(fail("username_taken", `The username "${username}" is taken.`));
     const user = userStub(c.env, profile.user_id);
-    await user.init(profile);
-    return tokens(c, profile, await user.createSession(), 201);
+    await withDeadline(user.init(profile), DEADLINES.account, "user.init");
+    return tokens(c, profile, await withDeadline(user.createSession(), DEADLINES.account, "session.create"), 201);
   })
   .post("/login", async (c) => {
     const body = await parseJsonBody(c, LoginBody);
@@ -67,14 +68,17 @@ export const authRoutes = new Hono<ApiEnv>()
     if (!account || !valid) return errorResponse(fail("unauthorized", "Wrong username or password."));
     const profile: Profile = { user_id: account.user_id, username: account.username, display_name: account.display_name, jurisdiction: account.jurisdiction };
     const user = userStub(c.env, profile.user_id);
-    await user.init(profile); // idempotent; repairs a profile lost between D1 and the object
-    return tokens(c, profile, await user.createSession(), 200);
+    await withDeadline(user.init(profile), DEADLINES.account, "user.init"); // idempotent; repairs a profile lost between D1 and the object
+    // A session created after its deadline is an orphan that expires unused: harmless.
+    return tokens(c, profile, await withDeadline(user.createSession(), DEADLINES.account, "session.create"), 200);
   })
   .post("/refresh", async (c) => {
     const body = await parseJsonBody(c, RefreshBody);
     if (!body.ok) return errorResponse(body);
     const parsed = parseRefreshToken(body.value.refresh_token);
     if (!parsed) return errorResponse(fail("unauthorized", "The refresh token is not valid; log in again."));
+    // No deadline here: a rotation that completed after the client was told to retry would leave
+    // it holding the old secret, whose next use revokes the session as a stolen token's would.
     const result = await userStub(c.env, parsed.userId).refreshSession(parsed.sessionId, parsed.secret);
     if (!result.ok && result.code === "session_revoked") forgetSession(parsed.userId, parsed.sessionId);
     if (!result.ok) return errorResponse(result);
@@ -84,6 +88,6 @@ export const authRoutes = new Hono<ApiEnv>()
     const body = await parseJsonBody(c, RefreshBody);
     if (!body.ok) return errorResponse(body);
     const parsed = parseRefreshToken(body.value.refresh_token);
-    if (parsed && await userStub(c.env, parsed.userId).revokeSession(parsed.sessionId, parsed.secret)) forgetSession(parsed.userId, parsed.sessionId);
+    if (parsed && await withDeadline(userStub(c.env, parsed.userId).revokeSession(parsed.sessionId, parsed.secret), DEADLINES.account, "session.revoke")) forgetSession(parsed.userId, parsed.sessionId);
     return c.body(null, 204);
   });

@@ -5,6 +5,7 @@
  */
 import { Hono } from "hono";
 import { forgetSession } from "../auth/revocation.js";
+import { DEADLINES, withDeadline } from "../../shared/deadline.js";
 import { errorResponse, fail } from "../../shared/errors.js";
 import { userStub } from "../../shared/routing.js";
 import type { ApiEnv } from "./app.js";
@@ -12,12 +13,12 @@ import type { ApiEnv } from "./app.js";
 export const sessionRoutes = new Hono<ApiEnv>()
   .get("/", async (c) => {
     const { userId, sessionId } = c.get("auth");
-    return c.json({ sessions: await userStub(c.env, userId).listSessions(sessionId) });
+    return c.json({ sessions: await withDeadline(userStub(c.env, userId).listSessions(sessionId), DEADLINES.account, "session.list") });
   })
   /** Signs out every session but the caller's. */
   .post("/logout-others", async (c) => {
     const { userId, sessionId } = c.get("auth");
-    const ended = await userStub(c.env, userId).endOtherSessions(sessionId);
+    const ended = await withDeadline(userStub(c.env, userId).endOtherSessions(sessionId), DEADLINES.account, "session.end_others");
     for (const id of ended) forgetSession(userId, id);
     return c.json({ signed_out: ended.length });
   })
@@ -26,7 +27,7 @@ export const sessionRoutes = new Hono<ApiEnv>()
     const { userId } = c.get("auth");
     const target = c.req.param("sessionId");
     if (target.length > 64) return errorResponse(fail("not_found", "No such session."));
-    if (!(await userStub(c.env, userId).endSession(target))) return errorResponse(fail("not_found", "No such session."));
+    if (!(await withDeadline(userStub(c.env, userId).endSession(target), DEADLINES.account, "session.end"))) return errorResponse(fail("not_found", "No such session."));
     forgetSession(userId, target);
     return c.body(null, 204);
   });
