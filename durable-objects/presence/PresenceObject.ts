@@ -34,7 +34,6 @@ import { presenceTimingsFromEnv, type PresenceTimings } from "./settings.js";
 import type { PresenceState } from "../../protocol/types.js";
 import type { UserObject } from "../user/UserObject.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
-import { log } from "../../shared/log.js";
 
 /** A user's status as their UserObject aggregates it over their devices. */
 export type ReportedStatus = "online" | "away" | "offline" | "hidden";

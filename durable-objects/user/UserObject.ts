@@ -43,6 +43,7 @@ import {
 import { recordToAnalytics } from "../../shared/analytics.js";
 import { goAwayAll } from "./drain.js";
 import { Wakeups } from "./wakeups.js";
+import { log } from "../../shared/log.js";
 import { mayBeAddedBy } from "./group-adds.js";
 import { LruMap } from "../../shared/lru.js";
 
