@@ -47,6 +47,8 @@ function workerPlugin() {
         // Short presence timings so TTL expiry and the offline grace run within a test.
         PRESENCE_OFFLINE_GRACE_MS: "200",
         PRESENCE_TTL_MS: "2000",
+        // Presence damping short too: deltas held back by it arrive within a test.
+        PRESENCE_MIN_INTERVAL_MS: "300",
         ACCOUNT_MIGRATIONS: migrations,
         // Push: the throwaway dev keys; Web Push endpoints on the loopback fake (test/setup/fake-push-global.ts).
         ...devPushKeys(),
@@ -58,7 +60,8 @@ function workerPlugin() {
 }
 
 /** Not run inside workerd: Node-side suites with their own configs (test/e2e, test/browser). */
-const NODE_SIDE = ["test/e2e/**", "test/browser/**", "test/reliability/crash-restart.test.ts", "node_modules/**"];
+// crash-restart and many-dms drive a real wrangler dev from Node: they run under test/e2e/vitest.config.ts.
+const NODE_SIDE = ["test/e2e/**", "test/browser/**", "test/reliability/crash-restart.test.ts", "test/reliability/many-dms.test.ts", "node_modules/**"];
 
 export default defineConfig({
   test: {

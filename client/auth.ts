@@ -4,7 +4,7 @@
  * use and revokes the session if an old one is presented again, so two concurrent refreshes would
  * log the user out.
  */
-import { EdgechatError } from "./errors.js";
+import { EdgechatError, isSignedOutCode } from "./errors.js";
 import type { Http } from "./rest.js";
 import { needsRefresh } from "./rest.js";
 import type { AuthSession, Clock } from "./types.js";
@@ -26,12 +26,15 @@ export class Auth {
   private credentials: { username: string; password: string } | undefined;
   private refreshing: Promise<AuthSession> | undefined;
   private current: AuthSession | undefined;
+  private signedOut = false;
 
   constructor(
     private readonly http: Http,
     private readonly clock: Clock,
     options: AuthOptions,
     private readonly onSession: (session: AuthSession) => void,
+    /** The server said the session was signed out; called once per session. */
+    private readonly onSignedOut: (err: EdgechatError) => void = () => {},
   ) {
     this.accessTokenValue = options.token;
     this.refreshTokenValue = options.refreshToken;
@@ -48,6 +51,7 @@ export class Auth {
   }
 
   private adopt(session: AuthSession): AuthSession {
+    this.signedOut = false;
     this.current = session;
     this.accessTokenValue = session.access_token;
     if (session.refresh_token !== "") this.refreshTokenValue = session.refresh_token;
@@ -87,6 +91,7 @@ export class Auth {
       try {
         return this.adopt(sessionFromJson(await this.http.call("POST", "/v1/auth/refresh", { body: { refresh_token: refreshToken } })));
       } catch (err) {
+        if (err instanceof EdgechatError && isSignedOutCode(err.code)) throw this.sessionEnded(err);
         if (!(err instanceof EdgechatError) || err.retryable) throw err;
         // A rotated refresh token is single-use: once rejected it never works again.
         if (this.refreshTokenValue === refreshToken) this.refreshTokenValue = undefined;
@@ -95,6 +100,23 @@ export class Auth {
     }
     if (this.credentials) return this.login(this.credentials);
     throw new EdgechatError({ code: "unauthorized", message: "The access token expired and there is no refresh token or credentials to renew it." });
+  }
+
+  /**
+   * The server says this session was signed out. Forget the tokens and the credentials: logging
+   * back in on our own would undo a sign-out the user asked for on another device. Returns `err`.
+   */
+  sessionEnded(err: EdgechatError): EdgechatError {
+    this.accessTokenValue = undefined;
+    this.refreshTokenValue = undefined;
+    this.expiresAt = undefined;
+    this.current = undefined;
+    this.credentials = undefined;
+    if (!this.signedOut) {
+      this.signedOut = true;
+      this.onSignedOut(err);
+    }
+    return err;
   }
 
   /** The server rejected the access token: whatever its expiry says, renew before using it again. */
@@ -127,6 +149,7 @@ export class Auth {
     try {
       return await call(token);
     } catch (err) {
+      if (err instanceof EdgechatError && isSignedOutCode(err.code)) throw this.sessionEnded(err);
       if (!needsRefresh(err) || !this.canRenew()) throw err;
       // Another caller may have refreshed while this request was in flight.
       const next = this.accessTokenValue !== undefined && this.accessTokenValue !== token ? this.accessTokenValue : (await this.refresh()).access_token;

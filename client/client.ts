@@ -11,7 +11,7 @@ import { Auth } from "./auth.js";
 import { backoffDelay } from "./backoff.js";
 import { ChannelStore } from "./channel-store.js";
 import { Connection, type ConnectionConfig } from "./connection.js";
-import { EdgechatError, isAuthCode } from "./errors.js";
+import { EdgechatError, isAuthCode, isSignedOutCode } from "./errors.js";
 import { Emitter, type Listener } from "./events.js";
 import { memoryStorage, Outbox } from "./outbox.js";
 import { Requests } from "./requests.js";
@@ -21,7 +21,7 @@ import { loadWsPackage, NO_WEBSOCKET_MESSAGE, platformWebSocket } from "./websoc
 import type {
   AuthSession, Channel, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput,
   Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MessageUpdate, OutboxEntry, PendingSend, PresenceEvent, Scheduler, SendAck, SendContent,
-  User, UserSettings,
+  SessionInfo, User, UserSettings,
 } from "./types.js";
 import {
   contentInit, sentContent, toChannelState, toChatMessage, toHello, toHistoryPage, toMessageUpdate, toPresence, updateOf, withUpdatesApart,
@@ -104,7 +104,7 @@ export class EdgechatClient {
     if (options.token !== undefined) authOptions.token = options.token;
     if (options.refreshToken !== undefined) authOptions.refreshToken = options.refreshToken;
     if (options.credentials !== undefined) authOptions.credentials = options.credentials;
-    this.auth = new Auth(http, this.clock, authOptions, (session) => this.events.emit("session", session));
+    this.auth = new Auth(http, this.clock, authOptions, (session) => this.events.emit("session", session), (err) => this.onSignedOut(err));
     this.api = new RestApi(http, this.auth);
     this.files = new Attachments({ call: (method, path, body) => this.api.request(method, path, body) }, options.uploadTransport ?? defaultUploadTransport());
     this.requests = new Requests(this.scheduler);
@@ -141,7 +141,8 @@ export class EdgechatClient {
         state: (change) => this.events.emit("connectionState", change),
         warn: (err) => this.events.emit("error", err),
         fatal: (err) => {
-          this.events.emit("error", err);
+          if (isSignedOutCode(err.code)) this.auth.sessionEnded(err);
+          else this.events.emit("error", err);
           this.settleConnect(err);
         },
       },
@@ -447,8 +448,8 @@ export class EdgechatClient {
     }
     // Not tied to a request: about the connection itself.
     if (err.backoffHintMs !== undefined) this.conn.hint(err.backoffHintMs);
-    // These announce a close (4401 / 4009) that the connection handles and reports.
-    if (isAuthCode(err.code) || err.code === "too_many_devices") return;
+    // These announce a close (4401 / 4410 / 4009) that the connection handles and reports.
+    if (isAuthCode(err.code) || isSignedOutCode(err.code) || err.code === "too_many_devices") return;
     this.events.emit("error", err);
   }
 
@@ -846,6 +847,13 @@ export class EdgechatClient {
     return this.auth.refresh();
   }
 
+  /** The session was signed out elsewhere: stop connecting and tell the app (once). */
+  private onSignedOut(err: EdgechatError): void {
+    this.conn.stop();
+    this.settleConnect(err);
+    this.events.emit("signedOut", err);
+  }
+
   /** Ends the session on the server and forgets the tokens; also disconnects. */
   async logout(): Promise<void> {
     this.disconnect();
@@ -944,6 +952,23 @@ export class EdgechatClient {
     pushConfig: (): Promise<PushConfig> => this.api.pushConfig(),
     /** Removes a device; its socket is closed. */
     remove: (deviceId: string): Promise<void> => this.api.removeDevice(deviceId),
+  };
+
+  /**
+   * Sign-in sessions of this account (REST): one per login, each used by a device. Signing one out
+   * closes its device's socket at once (that client gets a `signedOut` event) and its tokens stop
+   * working.
+   *
+   * @example
+   * const others = (await client.sessions.list()).filter((s) => !s.current);
+   * await client.sessions.signOut(others[0].session_id); // "sign out this device"
+   * await client.sessions.signOutOthers();               // "sign out everywhere else"
+   */
+  readonly sessions = {
+    list: (): Promise<SessionInfo[]> => this.api.listSessions(),
+    signOut: (sessionId: string): Promise<void> => this.api.endSession(sessionId),
+    /** Every session but this client's; resolves with how many were signed out. */
+    signOutOthers: (): Promise<number> => this.api.endOtherSessions(),
   };
 
   /**

@@ -3,6 +3,7 @@
  * a text heartbeat, and decides after every close whether, when and how to come back.
  *
  * Close codes (docs/protocol.md): 4401 = the token was rejected → renew it, then reconnect;
+ * 4410 = the session was signed out → stop (the client forgets its tokens and says so);
  * 4409 = another connection of this device replaced this one and 4009 = too many devices → stop,
  * since reconnecting would just fight the other connection or be refused again. Anything else
  * (4408 = the server heard nothing, not even a ping, for 90 s) → reconnect with jittered
@@ -29,6 +30,8 @@ export const CLOSE_UNAUTHORIZED = 4401;
 export const CLOSE_REPLACED = 4409;
 export const CLOSE_TOO_MANY_DEVICES = 4009;
 export const CLOSE_FORBIDDEN_ORIGIN = 4403;
+/** The socket's session was signed out: stop, forget the tokens, show the sign-in screen. */
+export const CLOSE_SIGNED_OUT = 4410;
 /** Our own code for a socket we gave up on (heartbeat or connect timeout). */
 export const CLOSE_DEAD = 4000;
 /** Consecutive 4401s, each after a successful renewal, before the client stops trying. */
@@ -315,6 +318,8 @@ export class Connection {
     if (!this.running) return;
     if (code === CLOSE_REPLACED || this.replacedBy !== undefined) {
       this.fatal(new EdgechatError({ code: "replaced", message: `Connection replaced: ${this.replacedBy ?? (reason || "another connection of this device took over")}.` }));
+    } else if (code === CLOSE_SIGNED_OUT) {
+      this.fatal(new EdgechatError({ code: "session_revoked", message: reason && reason !== "signed out" ? reason : "This session was signed out; log in again." }));
     } else if (code === CLOSE_TOO_MANY_DEVICES) {
       this.fatal(new EdgechatError({ code: "too_many_devices", message: reason || "This account has 10 devices already; remove one with DELETE /v1/devices/{id}." }));
     } else if (code === CLOSE_FORBIDDEN_ORIGIN) {

@@ -68,3 +68,11 @@ export class EdgechatError extends Error {
 export function isAuthCode(code: string): boolean {
   return code === "unauthorized" || code === "token_expired";
 }
+
+/**
+ * The session was signed out (a logout, "sign out this device" elsewhere, a reused refresh token):
+ * refreshing cannot fix it and logging back in by itself would undo what the user asked for.
+ */
+export function isSignedOutCode(code: string): boolean {
+  return code === "session_revoked";
+}

@@ -40,7 +40,7 @@ export type {
   AttachmentBody, AuthSession, Channel, ChannelEvent, ChannelMember, ChannelState, ChatMessage, ClientEvents, ClientOptions,
   Clock, ConnectionState, ConnectionStateChange, CreateChannelInput, Device, EncryptedBody, Encoding, FetchInit, FetchLike,
   FetchResponse, HelloInfo, HistoryOptions, HistoryPage, MessageContent, MessageUpdate, OutboxEntry, OutboxState,
-  OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SocketEvent, UpdateBody,
+  OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SessionInfo, SocketEvent, UpdateBody,
   SyncedEvent, SystemBody, TextBody, TypingEvent, User, UserSettings, WebSocketConstructor, WebSocketLike,
 } from "./types.js";
 export type { PushConfig, PushPayload, PushProvider, PushSubscriptionInput, DevicePushState } from "../protocol/push.js";

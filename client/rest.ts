@@ -4,14 +4,14 @@
  * expired access token and retries once.
  */
 import { wellFormedDeep } from "../protocol/text.js";
-import { EdgechatError, isAuthCode, type ServerErrorCode } from "./errors.js";
+import { EdgechatError, isAuthCode, isSignedOutCode, type ServerErrorCode } from "./errors.js";
 import type { Auth } from "./auth.js";
 import type { PushConfig, PushProvider, PushSubscriptionInput } from "../protocol/push.js";
 import type {
-  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, PresenceEvent, User, UserSettings,
+  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, PresenceEvent, SessionInfo, User, UserSettings,
 } from "./types.js";
 import {
-  channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, presenceFromJson, userFromJson,
+  channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, presenceFromJson, sessionInfoFromJson, userFromJson,
 } from "./wire.js";
 
 /** The code for an error response whose body carries none. */
@@ -86,9 +86,9 @@ function errorFromResponse(status: number, body: unknown, what: string): Edgecha
   });
 }
 
-/** True for failures a fresh access token fixes. */
+/** True for failures a fresh access token fixes (not a signed-out session: nothing fixes that). */
 export function needsRefresh(err: unknown): boolean {
-  return err instanceof EdgechatError && (err.status === 401 || isAuthCode(err.code));
+  return err instanceof EdgechatError && !isSignedOutCode(err.code) && (err.status === 401 || isAuthCode(err.code));
 }
 
 /** The authenticated endpoints. */
@@ -120,6 +120,7 @@ export class RestApi {
     if (!isObject(body) || typeof body.read_receipts !== "boolean" || typeof body.share_presence !== "boolean") throw badResponse("settings");
     const settings: UserSettings = { read_receipts: body.read_receipts, share_presence: body.share_presence };
     if (typeof body.push_previews === "boolean") settings.push_previews = body.push_previews;
+    if (body.group_adds === "everyone" || body.group_adds === "contacts") settings.group_adds = body.group_adds;
     return settings;
   }
 
@@ -216,6 +217,21 @@ export class RestApi {
 
   async removeDevice(deviceId: string): Promise<void> {
     await this.call("DELETE", `/v1/devices/${encodeURIComponent(deviceId)}`);
+  }
+
+  async listSessions(): Promise<SessionInfo[]> {
+    const body = await this.call("GET", "/v1/sessions");
+    if (!isObject(body) || !Array.isArray(body.sessions)) throw badResponse("sessions");
+    return body.sessions.map(sessionInfoFromJson);
+  }
+
+  async endSession(sessionId: string): Promise<void> {
+    await this.call("DELETE", `/v1/sessions/${encodeURIComponent(sessionId)}`);
+  }
+
+  async endOtherSessions(): Promise<number> {
+    const body = await this.call("POST", "/v1/sessions/logout-others");
+    return isObject(body) && typeof body.signed_out === "number" ? body.signed_out : 0;
   }
 }
 

@@ -11,13 +11,13 @@ import type { EdgechatError } from "./errors.js";
 import type { Encoding } from "../protocol/limits.js";
 import type {
   AttachmentBody, ChangeKind, ChannelState, ChatMessage, Device, EncryptedBody, HistoryPage as WireHistoryPage, MemberProfile,
-  MessageContent, MessageUpdate, Reaction, SendAck, SystemBody, TextBody, UpdateBody, UserSettings,
+  MessageContent, MessageUpdate, Reaction, SendAck, SessionInfo, SystemBody, TextBody, UpdateBody, UserSettings,
 } from "../protocol/types.js";
 
 // The wire shapes are defined once, in protocol/types.ts; the SDK hands them to apps as they are.
 export type {
   AttachmentBody, ChangeKind, ChannelState, ChatMessage, Device, EncryptedBody, MemberProfile, MessageContent, MessageUpdate, Reaction,
-  SendAck, SystemBody, TextBody, UpdateBody, UserSettings,
+  SendAck, SessionInfo, SystemBody, TextBody, UpdateBody, UserSettings,
 };
 
 /** Wire encoding of WebSocket frames: binary protobuf (default) or JSON text frames. */
@@ -296,6 +296,12 @@ export interface ClientEvents {
   synced: SyncedEvent;
   /** Tokens changed (login, refresh): persist `refresh_token` if you want to stay signed in. */
   session: AuthSession;
+  /**
+   * The session was signed out elsewhere (a logout, "sign out this device" or "everywhere else"
+   * from another device, or its refresh token was used twice). The client has forgotten its tokens
+   * and credentials and stopped connecting: show the sign-in screen.
+   */
+  signedOut: EdgechatError;
 }
 
 /** `send()`'s result: a promise of the ack that also carries the id of the optimistic entry. */

@@ -8,7 +8,7 @@ import type { edgechat } from "../protocol/generated/chat.js";
 import { EdgechatError } from "./errors.js";
 import type { PushProvider } from "../protocol/push.js";
 import type {
-  AttachmentBody, AuthSession, Channel, ChannelMember, ChannelState, ChatMessage, Device, HelloInfo,
+  AttachmentBody, AuthSession, Channel, ChannelMember, ChannelState, ChatMessage, Device, HelloInfo, SessionInfo,
   HistoryPage, MessageContent, MessageUpdate, PresenceEvent, ReadReceipt, SendAck, SendContent, TypingEvent, UpdateBody, User,
 } from "./types.js";
 
@@ -266,9 +266,21 @@ function memberFromJson(m: JsonObject): ChannelMember {
 export function deviceFromJson(json: unknown): Device {
   const d = isObject(json) && isObject(json.device) ? json.device : json;
   if (!isObject(d) || typeof d.device_id !== "string") throw badResponse("device");
-  return {
+  const device: Device = {
     device_id: d.device_id, name: str(d.name), platform: str(d.platform),
     created_at: num(d.created_at), last_seen_at: num(d.last_seen_at), connected: bool(d.connected),
     push: isObject(d.push) && typeof d.push.type === "string" ? { type: d.push.type as PushProvider, failures: num(d.push.failures) } : null,
   };
+  if (typeof d.session_id === "string" && d.session_id !== "") device.session_id = d.session_id;
+  return device;
+}
+
+export function sessionInfoFromJson(json: unknown): SessionInfo {
+  if (!isObject(json) || typeof json.session_id !== "string") throw badResponse("session");
+  const session: SessionInfo = {
+    session_id: json.session_id, created_at: num(json.created_at), last_used_at: num(json.last_used_at),
+    expires_at: num(json.expires_at), current: bool(json.current),
+  };
+  if (typeof json.device_id === "string" && json.device_id !== "") session.device_id = json.device_id;
+  return session;
 }

@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   unauthorized: { status: 401, retryable: false },
   /** An expired access token: refresh it, then retry. */
   token_expired: { status: 401, retryable: false },
+  /** The session was signed out (logout, "sign out this device", a reused refresh token): log in again. */
+  session_revoked: { status: 401, retryable: false },
   forbidden: { status: 403, retryable: false },
   /** No longer a member of that channel (someone who never was gets not_found). */
   not_member: { status: 403, retryable: false },

@@ -55,6 +55,21 @@ export interface Device {
   connected: boolean;
   /** The device's push subscription (its type and failure count), or null without one. */
   push?: DevicePushState | null;
+  /** The sign-in session the device last connected with (`DELETE /v1/sessions/{id}` signs it out). */
+  session_id?: string;
+}
+
+/** A sign-in session (one login, renewed by its refresh token) as `GET /v1/sessions` lists it. */
+export interface SessionInfo {
+  session_id: string;
+  created_at: number;
+  /** Last refresh or connect with this session. */
+  last_used_at: number;
+  expires_at: number;
+  /** The device that last connected with it, if any did. */
+  device_id?: string;
+  /** The session of the token that asked. */
+  current: boolean;
 }
 
 /** One user's presence as others see it (PRESENCE frames, GET /v1/presence). */
@@ -187,4 +202,11 @@ export interface UserSettings {
   share_presence: boolean;
   /** Push notifications show the message's text (default on); off, only who wrote where. Absent from servers before push. */
   push_previews?: boolean;
+  /**
+   * Who may add you to groups: `everyone` (default), or `contacts`: only people you already share
+   * a conversation with (a DM or a group). Absent from servers before it existed.
+   */
+  group_adds?: GroupAdds;
 }
+
+export type GroupAdds = "everyone" | "contacts";

@@ -13,6 +13,8 @@ export interface Failure {
   message: string;
   retryable: boolean;
   backoffHintMs?: number;
+  /** The users a refusal is about (e.g. who could not be added to a group). */
+  userIds?: string[];
 }
 
 export type Result<T extends object = object> = ({ ok: true } & T) | Failure;
@@ -29,10 +31,11 @@ export function httpStatus(code: ErrorCode): number {
 }
 
 /** The JSON body of every REST error. */
-export function errorBody(f: Failure): { code: ErrorCode; message: string; retryable: boolean; backoff_hint_ms?: number } {
-  return f.backoffHintMs === undefined
-    ? { code: f.code, message: f.message, retryable: f.retryable }
-    : { code: f.code, message: f.message, retryable: f.retryable, backoff_hint_ms: f.backoffHintMs };
+export function errorBody(f: Failure): { code: ErrorCode; message: string; retryable: boolean; backoff_hint_ms?: number; user_ids?: string[] } {
+  const body: { code: ErrorCode; message: string; retryable: boolean; backoff_hint_ms?: number; user_ids?: string[] } = { code: f.code, message: f.message, retryable: f.retryable };
+  if (f.backoffHintMs !== undefined) body.backoff_hint_ms = f.backoffHintMs;
+  if (f.userIds !== undefined) body.user_ids = f.userIds;
+  return body;
 }
 
 export function errorResponse(f: Failure): Response {
@@ -51,7 +54,10 @@ export function isRetryablePlatformError(error: unknown): boolean {
 
 /** Maps an unexpected exception (a platform failure, a bug) to a retryable Failure. */
 export function failureFromException(error: unknown): Failure {
-  const e = error as { overloaded?: unknown } | null;
+  const e = error as { overloaded?: unknown; name?: unknown } | null;
+  if (typeof e === "object" && e !== null && e.name === "DeadlineError") {
+    return fail("unavailable", "Part of the service did not answer in time; retry shortly.", 1000);
+  }
   if (typeof e === "object" && e !== null && e.overloaded === true) {
     return fail("unavailable", "The service is overloaded; retry shortly.", 1000);
   }

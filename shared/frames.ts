@@ -13,6 +13,8 @@ export const CLOSE = {
   unauthorized: 4401,
   /** A browser page from an origin not in ALLOWED_ORIGINS. */
   forbiddenOrigin: 4403,
+  /** The socket's session was signed out: log in again (do not refresh, do not reconnect). */
+  sessionRevoked: 4410,
   tooManyDevices: 4009,
   replaced: 4409,
   idle: 4408,

@@ -2,7 +2,7 @@
  * The locality policy: every decision about where edgechat keeps data is made here, from ids.
  * User and channel ids carry their jurisdiction (shared/ids.ts), so any code holding an id knows
  * where its object lives without a lookup; this module decides which jurisdiction a new object
- * gets and who may be placed where. docs/decisions/015-locality-policy.md explains the rules.
+ * gets and who may be placed where. docs/decisions/016-locality-policy.md explains the rules.
  *
  * Rules, in one place:
  * - A user is *pinned* to "eu" or "fedramp" when they registered there; "" (global) pins nothing.

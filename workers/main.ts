@@ -13,6 +13,7 @@ import { recordToAnalytics } from "../shared/analytics.js";
 export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 export { UserObject } from "../durable-objects/user/UserObject.js";
 export { PresenceObject } from "../durable-objects/presence/PresenceObject.js";
+export { ThrottleObject } from "../durable-objects/throttle/ThrottleObject.js";
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {

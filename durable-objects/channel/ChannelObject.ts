@@ -16,6 +16,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { userStub } from "../../shared/routing.js";
+import { count } from "../../shared/metrics.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { migrate } from "../migrate.js";
 import { deleteBlob } from "../../shared/attachments/blobs.js";
@@ -30,6 +31,7 @@ import { rateLimitFromEnv, SenderRateLimiter } from "./rate-limit.js";
 import { CHANNEL_MIGRATIONS } from "./schema.js";
 import { Sequencer } from "./sequencer.js";
 import { systemText } from "./system-messages.js";
+import { TypingGuard } from "./typing-guard.js";
 import { wellFormedDeep } from "../../protocol/text.js";
 import {
   SMALL_CHANNEL_MEMBERS, type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ContentInit,
@@ -37,8 +39,6 @@ import {
 } from "./types.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
 
-/** A repeated typing state from one user within this window is not passed on (flood guard). */
-const TYPING_REPEAT_MS = 2500;
 
 type ChannelRow = {
   channel_id: string;
@@ -71,8 +71,8 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly changes: MessageChanges;
   private readonly fanout: FanOut;
   private readonly attachments: Attachments;
-  /** Last typing state passed on per user: memory only, like the indicator itself. */
-  private readonly typingSent = new Map<string, { isTyping: boolean; at: number }>();
+  /** Which typing indicators go out (on change, at most every few seconds per user). */
+  private readonly typingGuard = new TypingGuard();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -252,15 +252,13 @@ export class ChannelObject extends DurableObject<Env> {
 
   /**
    * Passes a typing indicator to the other members' devices. Best effort and lossy by design
-   * (seed §4.1): nothing is stored, a repeat of the same state within a few seconds is dropped.
+   * (seed §4.1): nothing is stored, and typing-guard.ts drops repeats and fast flips.
    */
   typing(userId: string, deviceId: string, isTyping: boolean): Result {
     const denied = this.requireMember(userId);
     if (denied) return denied;
-    const now = Date.now();
-    const last = this.typingSent.get(userId);
-    if (last && last.isTyping === isTyping && now - last.at < TYPING_REPEAT_MS) return { ok: true };
-    this.typingSent.set(userId, { isTyping, at: now });
+    if (!this.typingGuard.pass(userId, isTyping, Date.now())) return { ok: true };
+    count("typing.forwarded");
     this.fanout.signal(userId, { kind: "typing", channel_id: this.channel!.channel_id, user_id: userId, device_id: deviceId, is_typing: isTyping });
     return { ok: true };
   }

@@ -7,6 +7,7 @@
  */
 import type { Sequencer } from "./sequencer.js";
 import { SIGNAL_MAX_MEMBERS, type ChannelSignal, type ChannelSummary, type ChatMessageData, type DeliveryBatch } from "./types.js";
+import { LruMap } from "../../shared/lru.js";
 
 /** Messages per fan-out call; also the unit the pump coalesces bursts into. */
 export const FANOUT_BATCH = 100;
@@ -46,7 +47,8 @@ export class FanOut {
   /** Appended messages not yet fanned out, so the pump need not read them back. */
   private unsent: ChatMessageData[] = [];
   private pump: Promise<void> | undefined;
-  private readonly stubs = new Map<string, MemberEndpoint>();
+  /** Member stubs for reuse, bounded: a large channel's members need not all stay in memory. */
+  private readonly stubs = new LruMap<string, MemberEndpoint>(1000);
   /** An alarm is pending that will run the pump (see FANOUT_GUARD_MS). */
   private guardArmed = false;
 

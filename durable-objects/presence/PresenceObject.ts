@@ -15,9 +15,18 @@
  *
  * Presence is ephemeral: deltas are best effort (a failed call is logged and dropped), and a
  * subscriber that missed one is corrected by its next watch(), which returns current states.
+ *
+ * Bounded (issue 8): a user's subscribers get at most one delta per PRESENCE_MIN_INTERVAL_MS, the
+ * latest state winning (a client flipping online/away 500 times fans out a handful of deltas, not
+ * 500); each delta call has a deadline, so one slow subscriber delays nobody else; rows of users
+ * offline longer than PRESENCE_RETENTION_MS are deleted; the UserObject stub cache is an LRU.
  */
 import { DurableObject } from "cloudflare:workers";
+import { DEADLINES, withDeadline } from "../../shared/deadline.js";
 import { isUserId } from "../../shared/ids.js";
+import { log } from "../../shared/log.js";
+import { LruMap } from "../../shared/lru.js";
+import { count } from "../../shared/metrics.js";
 import { userStub } from "../../shared/routing.js";
 import { migrate } from "../migrate.js";
 import { PRESENCE_MIGRATIONS } from "./schema.js";
@@ -25,7 +34,6 @@ import { presenceTimingsFromEnv, type PresenceTimings } from "./settings.js";
 import type { PresenceState } from "../../protocol/types.js";
 import type { UserObject } from "../user/UserObject.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
-import { log } from "../../shared/log.js";
 
 /** A user's status as their UserObject aggregates it over their devices. */
 export type ReportedStatus = "online" | "away" | "offline" | "hidden";
@@ -60,7 +68,7 @@ export class PresenceObject extends DurableObject<Env> {
   /** Users whose published view changed and whose subscribers have not been told yet. */
   private readonly changed = new Set<string>();
   private publishing = false;
-  private readonly stubs = new Map<string, DurableObjectStub<UserObject>>();
+  private readonly stubs = new LruMap<string, DurableObjectStub<UserObject>>(STUB_CACHE_MAX);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -104,7 +112,7 @@ export class PresenceObject extends DurableObject<Env> {
         const expiresAt = t + this.timings.ttlMs;
         this.write(userId, status, t, expiresAt, null, status);
         this.arm(expiresAt);
-        if (published !== status) this.publish(userId);
+        if (published !== status) this.announce(userId);
         return;
       }
       case "offline": {
@@ -118,7 +126,7 @@ export class PresenceObject extends DurableObject<Env> {
       case "hidden": {
         if (row?.status === "hidden") return;
         this.write(userId, "hidden", t, null, null, "hidden");
-        if (published !== "hidden") this.publish(userId);
+        if (published !== "hidden") this.announce(userId);
         return;
       }
     }
@@ -189,8 +197,20 @@ export class PresenceObject extends DurableObject<Env> {
       "UPDATE presence SET offline_since = NULL, published_status = 'offline' WHERE offline_since IS NOT NULL AND offline_since <= ? RETURNING user_id",
       graceOver,
     ).toArray();
-    for (const { user_id } of left) this.publish(user_id);
+    for (const { user_id } of left) this.announce(user_id);
+    // Changes held back by the damping are due: their subscribers get the state as it is now.
+    const due = this.sql.exec<{ user_id: string }>(
+      "UPDATE presence SET push_after = NULL, pushed_at = ? WHERE push_after IS NOT NULL AND push_after <= ? RETURNING user_id",
+      now, now,
+    ).toArray();
+    for (const { user_id } of due) this.publish(user_id);
     this.sql.exec("DELETE FROM subscriptions WHERE expires_at <= ?", now);
+    // Users gone for longer than the retention are forgotten (they read as offline, never seen).
+    const forgotten = this.sql.exec(
+      "DELETE FROM presence WHERE expires_at IS NULL AND offline_since IS NULL AND push_after IS NULL AND last_seen <= ?",
+      now - this.timings.retentionMs,
+    ).rowsWritten;
+    if (forgotten > 0) count("presence.rows_expired", forgotten);
     // The alarm that fired is spent (the runtime deletes it unless it is set again here).
     const next = this.nextDeadline();
     if (next !== null) this.arm(next);
@@ -236,8 +256,10 @@ export class PresenceObject extends DurableObject<Env> {
          SELECT min(expires_at) AS d FROM presence WHERE expires_at IS NOT NULL
          UNION ALL SELECT min(offline_since) + ? FROM presence WHERE offline_since IS NOT NULL
          UNION ALL SELECT min(expires_at) FROM subscriptions
+         UNION ALL SELECT min(push_after) FROM presence WHERE push_after IS NOT NULL
+         UNION ALL SELECT min(last_seen) + ? FROM presence WHERE expires_at IS NULL AND offline_since IS NULL
        )`,
-      this.timings.offlineGraceMs,
+      this.timings.offlineGraceMs, this.timings.retentionMs,
     ).one().next;
   }
 
@@ -249,6 +271,30 @@ export class PresenceObject extends DurableObject<Env> {
   }
 
   /* ------------------------------------ publishing ------------------------------------ */
+
+  /**
+   * `userId`'s published view changed: tell their subscribers now, or, if they were told less than
+   * PRESENCE_MIN_INTERVAL_MS ago, once that interval is over (from the alarm, with the view as it
+   * is then: the latest state wins, changes in between are never sent).
+   */
+  private announce(userId: string): void {
+    const now = Date.now();
+    const interval = this.timings.minIntervalMs;
+    const r = this.sql.exec<{ pushed_at: number | null; push_after: number | null }>(
+      "SELECT pushed_at, push_after FROM presence WHERE user_id = ?", userId,
+    ).toArray()[0];
+    if (interval > 0 && r?.pushed_at != null && now - r.pushed_at < interval) {
+      if (r.push_after === null) {
+        const at = r.pushed_at + interval;
+        this.sql.exec("UPDATE presence SET push_after = ? WHERE user_id = ?", at, userId);
+        this.arm(at);
+      }
+      count("presence.damped");
+      return;
+    }
+    this.sql.exec("UPDATE presence SET pushed_at = ?, push_after = NULL WHERE user_id = ?", now, userId);
+    this.publish(userId);
+  }
 
   /**
    * Queues `userId`'s published view for its subscribers. One publisher runs at a time, in rounds:
@@ -317,10 +363,13 @@ export class PresenceObject extends DurableObject<Env> {
       while (next < calls.length) {
         const { to, state } = calls[next++]!;
         try {
-          await this.userStub(to).presence(state);
+          count("presence.delta");
+          // A subscriber that does not answer in time is dropped for this round: the others are
+          // not kept waiting, and its next watch() returns the current state anyway.
+          await withDeadline(this.userStub(to).presence(state), DEADLINES.presenceDelta, "presence.delta");
         } catch (err) {
           this.stubs.delete(to); // a failed call can break the stub: take a fresh one next time
-          console.warn(`presence of ${state.user_id} to ${to} dropped`, err);
+          log("warn", "presence.delta_dropped", { object: "presence", user_id: state.user_id, to }, err);
         }
       }
     };
@@ -330,7 +379,6 @@ export class PresenceObject extends DurableObject<Env> {
   private userStub(userId: string): DurableObjectStub<UserObject> {
     let stub = this.stubs.get(userId);
     if (!stub) {
-      if (this.stubs.size >= STUB_CACHE_MAX) this.stubs.delete(this.stubs.keys().next().value!);
       stub = userStub(this.env, userId);
       this.stubs.set(userId, stub);
     }

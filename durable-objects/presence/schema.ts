@@ -29,4 +29,14 @@ export const PRESENCE_MIGRATIONS: readonly string[] = [
   CREATE INDEX subscriptions_by_subscriber ON subscriptions (subscriber_user_id);
   CREATE INDEX subscriptions_by_expiry ON subscriptions (expires_at);
   `,
+  `
+  -- Damping: a user's subscribers get at most one delta per PRESENCE_MIN_INTERVAL_MS. pushed_at is
+  -- when the last one went out; push_after, when a held change is due (the alarm sends it, with
+  -- the state at that time).
+  ALTER TABLE presence ADD COLUMN pushed_at INTEGER;
+  ALTER TABLE presence ADD COLUMN push_after INTEGER;
+  CREATE INDEX presence_push_after ON presence (push_after) WHERE push_after IS NOT NULL;
+  -- Rows of users long gone are deleted (PRESENCE_RETENTION_MS after they were last seen).
+  CREATE INDEX presence_idle ON presence (last_seen) WHERE expires_at IS NULL AND offline_since IS NULL;
+  `,
 ];

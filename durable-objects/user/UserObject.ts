@@ -23,7 +23,7 @@ import type { ChannelObject } from "../channel/ChannelObject.js";
 import type {
   ChannelSignal, ChatMessageData, ContentInit, DeliveryBatch, HistoryPageData, HistoryQuery, MemberProfile, MessageChange,
 } from "../channel/types.js";
-import type { Device, PresenceState } from "../../protocol/types.js";
+import type { Device, PresenceState, SessionInfo } from "../../protocol/types.js";
 import { ChannelList, type ChannelState } from "./channel-list.js";
 import { Devices } from "./devices.js";
 import { HiddenMessages, hiddenMessage } from "./hidden-messages.js";
@@ -34,15 +34,21 @@ import { missedMessages, PushNotifier } from "./push-notifier.js";
 import { PushSubscriptions } from "./push-subscriptions.js";
 import { sendPushJobs, type PushJob } from "../../queues/push-jobs.js";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
-import { log } from "../../shared/log.js";
-import { SendPipeline } from "./send-pipeline.js";
+import { SendPipeline, sendDeadlineFromEnv } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
 import { defaultSettings, readSettings, updateSettings, type UserSettings } from "./settings.js";
 import {
-  acceptDevice, broadcast, closeIdleSockets, closeQuietly, deliverToSockets, openSockets, sendMessages, socketInfo, SocketProtocol,
+  acceptDevice, broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, sendMessages, socketInfo, SocketProtocol,
 } from "./socket-protocol.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
 import { goAwayAll } from "./drain.js";
+import { Wakeups } from "./wakeups.js";
+import { log } from "../../shared/log.js";
+import { mayBeAddedBy } from "./group-adds.js";
+import { LruMap } from "../../shared/lru.js";
+
+/** Channel stubs a UserObject keeps for reuse. */
+const CHANNEL_STUB_CACHE_MAX = 500;
 
 export type Profile = {
   user_id: string;
@@ -63,11 +69,15 @@ export class UserObject extends DurableObject<Env> {
   private readonly sends: SendPipeline;
   private readonly resume: Resume;
   private readonly protocol: SocketProtocol;
-  private readonly stubs = new Map<string, DurableObjectStub<ChannelObject>>();
+  /** Channel stubs for reuse, bounded: a user may be in far more channels than worth remembering. */
+  private readonly stubs = new LruMap<string, DurableObjectStub<ChannelObject>>(CHANNEL_STUB_CACHE_MAX);
   private presenceLink: PresenceLink | undefined;
   private readonly presenceTtlMs: number;
   private readonly pushSubscriptions: PushSubscriptions;
   private readonly push: PushNotifier;
+  private readonly wakeups: Wakeups;
+  /** When the presence keep-alive is next due; unknown after a restart or hibernation (due now). */
+  private keepAliveAt: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -84,10 +94,11 @@ export class UserObject extends DurableObject<Env> {
       now: () => Date.now(),
       dispatch: (jobs) => this.ctx.waitUntil(this.enqueuePush(jobs)),
     });
+    this.wakeups = new Wakeups(ctx.storage);
     this.sends = new SendPipeline({
       appendBatch: (channelId, inputs) => this.channel(channelId).appendBatch(inputs),
       forget: (channelId) => this.stubs.delete(channelId),
-    });
+    }, { deadlineMs: sendDeadlineFromEnv(env), wakeAt: (at) => this.wakeups.atOrBefore(at) });
     this.resume = new Resume({
       channels: this.channels,
       devices: this.devices,
@@ -120,6 +131,11 @@ export class UserObject extends DurableObject<Env> {
       migrate(this.sql, USER_MIGRATIONS);
       this.profile = this.sql.exec<Profile>("SELECT user_id, username, display_name, jurisdiction FROM profile WHERE id = 1").toArray()[0];
       this.hidden.load();
+      await this.wakeups.load();
+      // An instance that starts with sockets open was woken from hibernation: whatever it kept
+      // in memory is gone, and only what the sockets' attachments and storage hold is left.
+      const sockets = ctx.getWebSockets().length;
+      if (sockets > 0) log("info", "user.woke", { object: "user", id: this.profile?.user_id, sockets });
     });
   }
 
@@ -147,22 +163,56 @@ export class UserObject extends DurableObject<Env> {
 
   /**
    * Rotates a refresh session's secret. Presenting the previous (already rotated) secret means
-   * the token leaked: the whole session is revoked.
+   * the token leaked: the whole session is revoked, and its sockets are closed.
    */
   async refreshSession(sessionId: string, secret: string): Promise<Result<{ sessionId: string; secret: string; profile: Profile }>> {
     const rotated = await this.sessions.rotate(sessionId, secret, () => this.profile !== undefined);
+    if (!rotated.ok && rotated.code === "session_revoked") closeSession(this.ctx, sessionId);
     return rotated.ok ? { ...rotated, profile: this.profile! } : rotated;
   }
 
-  revokeSession(sessionId: string, secret: string): Promise<boolean> {
-    return this.sessions.revoke(sessionId, secret);
+  /** Logout: ends the session whose refresh secret is presented, and closes its sockets. */
+  async revokeSession(sessionId: string, secret: string): Promise<boolean> {
+    const revoked = await this.sessions.revoke(sessionId, secret);
+    if (revoked) closeSession(this.ctx, sessionId);
+    return revoked;
+  }
+
+  /** Whether access tokens naming this session are still good (the Worker asks per request, cached ≤ 1 s). */
+  sessionActive(sessionId: string): boolean {
+    return this.sessions.isActive(sessionId);
+  }
+
+  /** Active sessions, most recently used first; `current` marks the caller's. */
+  listSessions(current: string): SessionInfo[] {
+    return this.sessions.list(current);
+  }
+
+  /** "Sign out this device": ends a session by id and closes its sockets. */
+  endSession(sessionId: string): boolean {
+    const ended = this.sessions.revokeById(sessionId);
+    if (ended) closeSession(this.ctx, sessionId);
+    return ended;
+  }
+
+  /** "Sign out everywhere else": ends every session but `keep`; returns the ids it ended. */
+  endOtherSessions(keep: string): string[] {
+    const ended = this.sessions.revokeAllBut(keep);
+    for (const sessionId of ended) closeSession(this.ctx, sessionId);
+    return ended;
   }
 
   /* ------------------------------------ RPC: devices ------------------------------------ */
 
+  /** The devices, each with the session it last connected with. */
   listDevices(): Device[] {
     const push = this.pushSubscriptions.states();
-    return this.devices.list(this.connectedDevices()).map((d) => ({ ...d, push: push.get(d.device_id) ?? null }));
+    const sessions = this.sessions.sessionsByDevice();
+    return this.devices.list(this.connectedDevices()).map((d) => {
+      const sessionId = sessions.get(d.device_id);
+      const device = { ...d, push: push.get(d.device_id) ?? null };
+      return sessionId ? { ...device, session_id: sessionId } : device;
+    });
   }
 
   /**
@@ -294,6 +344,15 @@ export class UserObject extends DurableObject<Env> {
 
   /* ------------------------------------ RPC: settings ------------------------------------ */
 
+  /**
+   * May `adderId` add this user to a group? Everyone may, unless the user chose `group_adds:
+   * "contacts"`: then only someone they share a channel with (`adderChannelIds`: the adder's).
+   */
+  mayBeAddedBy(adderId: string, adderChannelIds: string[]): boolean {
+    if (adderId === this.profile?.user_id) return true;
+    return mayBeAddedBy(this.sql, this.getSettings().group_adds, Array.isArray(adderChannelIds) ? adderChannelIds : []);
+  }
+
   getSettings(): UserSettings {
     return readSettings(this.sql, defaultSettings(this.env));
   }
@@ -361,30 +420,35 @@ export class UserObject extends DurableObject<Env> {
 
   /** Moves the alarm earlier if it is set later than `at` (it serves presence too). */
   private async wakeBy(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    this.wakeups.atOrBefore(at);
   }
 
   /* ------------------------------------ presence ------------------------------------ */
 
   /**
-   * While any device is connected: closes sockets that went silent (their device is gone without
-   * a goodbye), then keeps the user's presence report alive (the shard's TTL).
+   * The one alarm (wakeups.ts): SEND deadlines and send_seq gaps, and, while any device is
+   * connected, every TTL/3 the keep-alive: close sockets that went silent (their device is gone
+   * without a goodbye), then refresh the user's presence report (the shard's TTL).
    */
   override async alarm(): Promise<void> {
-    // Push windows whose end has come send their merged updates; the alarm serves both.
+    this.wakeups.fired();
+    this.sends.tick();
+    // Push windows whose end has come send their merged updates.
     const nextPush = this.push.flushDue();
-    if (closeIdleSockets(this.ctx, Date.now()) > 0) this.presenceChanged();
-    if (openSockets(this.ctx).length === 0) {
-      if (nextPush !== undefined) await this.ctx.storage.setAlarm(nextPush);
-      return;
+    if (this.keepAliveAt === undefined || Date.now() >= this.keepAliveAt) {
+      this.keepAliveAt = undefined;
+      if (closeIdleSockets(this.ctx, Date.now()) > 0) this.presenceChanged();
+      if (openSockets(this.ctx).length > 0) {
+        this.keepAliveAt = Date.now() + this.keepAliveMs();
+        const link = this.shardLink();
+        if (link) {
+          await link.report(this.presenceStatus(), true);
+          await link.watch(this.contacts()); // extends the subscriptions; the states are known already
+        }
+      }
     }
-    const link = this.shardLink();
-    if (link) {
-      await link.report(this.presenceStatus(), true);
-      await link.watch(this.contacts()); // extends the subscriptions; the states are known already
-    }
-    await this.ctx.storage.setAlarm(Math.min(Date.now() + this.keepAliveMs(), this.push.nextDue() ?? Infinity));
+    if (this.keepAliveAt !== undefined) this.wakeups.atOrBefore(this.keepAliveAt);
+    if (nextPush !== undefined) this.wakeups.atOrBefore(nextPush);
   }
 
   private keepAliveMs(): number {
@@ -425,8 +489,9 @@ export class UserObject extends DurableObject<Env> {
     }
   }
 
-  private async ensureKeepAlive(): Promise<void> {
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + this.keepAliveMs());
+  private ensureKeepAlive(): void {
+    this.keepAliveAt ??= Date.now() + this.keepAliveMs();
+    this.wakeups.atOrBefore(this.keepAliveAt);
   }
 
   /* ------------------------------------ WebSocket ------------------------------------ */
@@ -441,17 +506,23 @@ export class UserObject extends DurableObject<Env> {
     const deviceId = request.headers.get("x-edgechat-device-id") ?? "";
     const encoding: Encoding = request.headers.get("x-edgechat-encoding") === "json" ? "json" : "proto";
     const protocolHeader = request.headers.get("x-edgechat-protocol") ?? undefined;
+    const sessionId = request.headers.get("x-edgechat-session-id") ?? "";
     // A profile lost with the object's storage comes back in the jurisdiction its id names.
     if (!this.profile) this.init({ user_id: userId, username, display_name: username, jurisdiction: parseId(userId)?.jurisdiction ?? "" });
+    // This object owns the sessions: a signed-out session's token opens nothing, at no extra cost.
+    if (sessionId && !this.sessions.isActive(sessionId)) {
+      return refuseWebSocket(fail("session_revoked", "This session was signed out; log in again."), CLOSE.sessionRevoked, encoding, protocolHeader);
+    }
 
     const registered = this.registerDevice(deviceId);
     if (!registered.ok) {
       const code = registered.code === "too_many_devices" ? CLOSE.tooManyDevices : CLOSE.badRequest;
       return refuseWebSocket(registered, code, encoding, protocolHeader);
     }
-    const client = acceptDevice(this.ctx, this.profile!, deviceId, encoding, protocolHeader);
+    const client = acceptDevice(this.ctx, this.profile!, deviceId, sessionId, encoding, protocolHeader);
+    if (sessionId) this.sessions.used(sessionId, deviceId);
     this.presenceChanged();
-    await this.ensureKeepAlive();
+    this.ensureKeepAlive();
     return new Response(null, { status: 101, webSocket: client, headers: protocolHeader ? { "Sec-WebSocket-Protocol": protocolHeader } : {} });
   }
 

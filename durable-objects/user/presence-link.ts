@@ -2,6 +2,8 @@
  * The UserObject's side of presence: it folds its devices' states into the one status its
  * PresenceObject shard keeps, and watches the people the user shares small channels with.
  */
+import { DEADLINES, withDeadline } from "../../shared/deadline.js";
+import { log } from "../../shared/log.js";
 import { byPresenceShard, presenceStub } from "../../shared/routing.js";
 import type { PresenceState } from "../../protocol/types.js";
 import type { ReportedStatus } from "../presence/PresenceObject.js";
@@ -23,7 +25,10 @@ export function aggregateStatus(devices: DeviceStatus[], sharePresence: boolean)
 
 /**
  * Calls to the shards, in order: a report of "offline" must never overtake the "online" made
- * just before it (the runtime does not keep separate calls in the order they were made).
+ * just before it (the runtime does not keep separate calls in the order they were made). Each
+ * call has a deadline, so a shard that does not answer holds the chain up for at most that long
+ * (a call given up on that lands late cannot undo a newer report: the shard ignores reports
+ * older than the last it kept, and the next keep-alive repeats the current status).
  */
 export class PresenceLink {
   private chain: Promise<unknown> = Promise.resolve();
@@ -52,9 +57,9 @@ export class PresenceLink {
   }
 
   private enqueue<T>(call: () => Promise<T>): Promise<T | undefined> {
-    const next = this.chain.then(call).catch((err: unknown) => {
+    const next = this.chain.then(() => withDeadline(call(), DEADLINES.presence, "presence")).catch((err: unknown) => {
       // Presence is ephemeral: the next keep-alive or watch corrects what this call missed.
-      console.warn("presence call failed", err);
+      log("warn", "presence.call_failed", { object: "user", user_id: this.userId }, err);
       return undefined;
     });
     this.chain = next;

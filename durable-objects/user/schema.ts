@@ -93,4 +93,10 @@ export const USER_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX push_windows_due ON push_windows (pending, ends_at);
   `,
+  `
+  -- Revocation (docs/decisions/011): which device last connected with a session, and when a
+  -- session was last used (refresh or connect), for the sessions list.
+  ALTER TABLE sessions ADD COLUMN device_id TEXT;
+  ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
+  `,
 ];

@@ -3,21 +3,35 @@
  *
  * - Flow control: at most LIMITS.maxUnackedFrames SENDs per socket await their SEND_ACK (seed
  *   §4.1); past that the socket gets SLOWDOWN and the SEND an ERROR.
- * - Order: a connection numbers its SENDs (send_seq); the runtime may hand over frames that
- *   arrived together in another order, so they are restored to send_seq order first.
+ * - Order: a connection numbers its SENDs (send_seq) and they are stored in that order. The next
+ *   number a socket expects lives in the socket's attachment, so it survives the object
+ *   hibernating between two SENDs; a SEND refused before ordering still consumes its number; and
+ *   SENDs held behind a number that never comes go on without it after GAP_MS.
  * - One append in flight per channel: whatever queues meanwhile goes in the next
  *   `ChannelObject.appendBatch`, in queue order, so a device's messages keep their order and a
  *   burst costs one call and one commit.
+ * - Nothing waits for ever: a SEND not answered within the deadline gets a retryable
+ *   `unavailable` ERROR and frees its place in the window (the client retries with the same
+ *   client_msg_id, which the channel dedups). Deadlines and gaps are checked from the object's
+ *   alarm (`tick()`), never from timers, which would keep a hibernatable object awake.
  */
 import { pb, type Encoding } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
-import { fail, failureFromException, type Failure, type Result } from "../../shared/errors.js";
+import { fail, failureFromException, isRetryablePlatformError, type Failure, type Result } from "../../shared/errors.js";
 import { errorFrame, sendFrame } from "../../shared/frames.js";
+import { log } from "../../shared/log.js";
+import { count } from "../../shared/metrics.js";
 import type { AppendInput, SendAck } from "../channel/types.js";
-import { capId } from "./socket-protocol.js";
+import { capId, patchSocketInfo, socketInfo } from "./socket-protocol.js";
 
 /** How long a client over its flow-control window is asked to pause. */
 export const SLOWDOWN_MS = 250;
+/** SENDs held behind a missing send_seq wait at most this long before going on without it. */
+export const GAP_MS = 2000;
+/** Default for SEND_DEADLINE_MS: a SEND unanswered this long gets ERROR unavailable. */
+export const DEFAULT_SEND_DEADLINE_MS = 10_000;
+/** How long a client told `unavailable` by the deadline is asked to wait before retrying. */
+export const DEADLINE_BACKOFF_MS = 1000;
 
 /** One SEND on its way to its channel. */
 export interface SendJob {
@@ -26,13 +40,24 @@ export interface SendJob {
   requestId: number;
   channelId: string;
   input: AppendInput;
+}
+
+interface Pending extends SendJob {
+  submittedAt: number;
+  answered: boolean;
   done: () => void;
 }
 
-/** Restores a connection's SEND order (SEND.send_seq) when frames are handed over out of order. */
-interface SendOrder {
-  next: number;
-  held: Map<number, SendJob>;
+/** A SEND waiting for the numbers before it; `job` is absent for a number consumed by a refusal. */
+interface Held {
+  job: Pending | undefined;
+  at: number;
+}
+
+/** The appendBatch in flight to one channel. */
+interface Call {
+  startedAt: number;
+  abandon: () => void;
 }
 
 /** The channel side of the pipeline: one ChannelObject's appendBatch, and a way to drop a broken stub. */
@@ -42,14 +67,47 @@ export interface AppendTarget {
   forget(channelId: string): void;
 }
 
-export class SendPipeline {
-  /** SENDs each socket has in flight to channels: the flow-control window. */
-  private readonly inflight = new Map<WebSocket, number>();
-  private readonly sendOrder = new Map<WebSocket, SendOrder>();
-  /** Per channel: SENDs waiting for the batch in flight to that channel to come back. */
-  private readonly appendQueues = new Map<string, SendJob[]>();
+export interface SendPipelineOptions {
+  /** A SEND not answered within this many ms gets ERROR unavailable. */
+  deadlineMs?: number;
+  /** Asks the host to call `tick()` no later than `at` (the object's alarm). */
+  wakeAt?: (at: number) => void;
+  now?: () => number;
+}
 
-  constructor(private readonly channels: AppendTarget) {}
+/** SEND_DEADLINE_MS from the Worker's vars, or the default for anything unusable. */
+export function sendDeadlineFromEnv(env: { SEND_DEADLINE_MS?: string }): number {
+  const ms = Number(env.SEND_DEADLINE_MS ?? DEFAULT_SEND_DEADLINE_MS);
+  return Number.isSafeInteger(ms) && ms > 0 ? ms : DEFAULT_SEND_DEADLINE_MS;
+}
+
+export class SendPipeline {
+  readonly deadlineMs: number;
+  /**
+   * An appendBatch that has not come back after this long is given up on: the stub is dropped
+   * and the channel's queue moves on. Its SENDs were answered at the deadline already.
+   */
+  readonly abandonMs: number;
+  private readonly wakeAt: (at: number) => void;
+  private readonly now: () => number;
+  /** SENDs each socket has unanswered: the flow-control window. */
+  private readonly inflight = new Map<WebSocket, number>();
+  /** Every unanswered SEND, oldest first (a Set keeps insertion order). */
+  private readonly pending = new Set<Pending>();
+  /** Per socket: SENDs waiting for a lower send_seq. */
+  private readonly held = new Map<WebSocket, Map<number, Held>>();
+  /** Per channel: SENDs waiting for the batch in flight to that channel to come back. */
+  private readonly appendQueues = new Map<string, Pending[]>();
+  private readonly calls = new Map<string, Call>();
+  /** The earliest tick() asked of the host and not yet run. */
+  private wakeRequested: number | undefined;
+
+  constructor(private readonly channels: AppendTarget, options: SendPipelineOptions = {}) {
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_SEND_DEADLINE_MS;
+    this.abandonMs = 3 * this.deadlineMs;
+    this.wakeAt = options.wakeAt ?? (() => {});
+    this.now = options.now ?? Date.now;
+  }
 
   /** Past the window: SLOWDOWN to the socket, and the Failure to report for this SEND. */
   refuseOverWindow(ws: WebSocket, encoding: Encoding): Failure | undefined {
@@ -62,9 +120,22 @@ export class SendPipeline {
    * Queues a SEND for its channel (the caller checked the window) and resolves once its SEND_ACK
    * or ERROR is written.
    */
-  async submit(job: Omit<SendJob, "done">, sendSeq: number): Promise<void> {
-    this.inflight.set(job.ws, (this.inflight.get(job.ws) ?? 0) + 1);
-    await new Promise<void>((done) => this.admitInOrder({ ...job, done }, sendSeq));
+  submit(job: SendJob, sendSeq: number): Promise<void> {
+    return new Promise<void>((done) => {
+      const pending: Pending = { ...job, submittedAt: this.now(), answered: false, done };
+      this.inflight.set(job.ws, (this.inflight.get(job.ws) ?? 0) + 1);
+      this.pending.add(pending);
+      this.requestWake(pending.submittedAt + this.deadlineMs);
+      this.admit(job.ws, sendSeq, pending);
+    });
+  }
+
+  /**
+   * A SEND refused before it was queued (bad channel id, window full, ...): its send_seq is used
+   * up all the same, so the SENDs numbered after it do not wait for it.
+   */
+  skip(ws: WebSocket, sendSeq: number | null | undefined): void {
+    this.admit(ws, Number(sendSeq ?? 0), undefined);
   }
 
   /** SENDs of `ws` awaiting their reply. */
@@ -79,33 +150,97 @@ export class SendPipeline {
    */
   socketGone(ws: WebSocket): void {
     this.inflight.delete(ws);
-    const order = this.sendOrder.get(ws);
-    this.sendOrder.delete(ws);
-    if (!order) return;
-    for (const seq of [...order.held.keys()].sort((a, b) => a - b)) this.enqueueAppend(order.held.get(seq)!);
+    while (this.held.has(ws)) this.release(ws, true);
   }
 
   /**
-   * Hands SENDs to their channel's queue in the connection's send_seq order. A number that never
-   * comes (a client bug) stalls nothing for long: past a window's worth of held frames, the rest
-   * go in order without it.
+   * Called from the object's alarm: releases SENDs held longer than GAP_MS behind a missing
+   * send_seq, answers SENDs past the deadline with `unavailable`, gives up on appendBatch calls
+   * older than `abandonMs`, then asks for the next tick it needs.
    */
-  private admitInOrder(job: SendJob, sendSeq: number): void {
-    if (sendSeq <= 0) return this.enqueueAppend(job);
-    let order = this.sendOrder.get(job.ws);
-    if (!order) this.sendOrder.set(job.ws, (order = { next: 1, held: new Map() }));
-    if (sendSeq < order.next) return this.enqueueAppend(job); // a reused number: as it comes
-    order.held.set(sendSeq, job);
-    if (sendSeq > order.next && order.held.size < LIMITS.maxUnackedFrames) return;
-    if (!order.held.has(order.next)) order.next = Math.min(...order.held.keys());
-    for (let next = order.held.get(order.next); next; next = order.held.get(order.next)) {
-      order.held.delete(order.next);
-      order.next++;
-      this.enqueueAppend(next);
+  tick(): void {
+    const now = this.now();
+    this.wakeRequested = undefined;
+    for (const [ws, held] of [...this.held]) {
+      while (this.held.has(ws) && oldest(held) + GAP_MS <= now) {
+        count("send.gap_released");
+        log("warn", "send.gap_released", { object: "user", device_id: socketInfo(ws).deviceId, expected: socketInfo(ws).sendNext, held: held.size });
+        this.release(ws, true);
+      }
     }
+    for (const job of this.pending) {
+      if (job.submittedAt + this.deadlineMs > now) break;
+      count("send.deadline");
+      log("warn", "send.deadline", { object: "user", channel_id: job.channelId, device_id: job.input.deviceId, ms: now - job.submittedAt });
+      this.finish(job, fail("unavailable", `No answer from the channel within ${this.deadlineMs} ms; retry with the same client_msg_id.`, DEADLINE_BACKOFF_MS));
+    }
+    for (const [channelId, call] of this.calls) {
+      if (call.startedAt + this.abandonMs > now) continue;
+      log("error", "send.append_abandoned", { object: "user", channel_id: channelId, ms: now - call.startedAt });
+      call.abandon();
+    }
+    const next = this.nextDue();
+    if (next !== undefined) this.requestWake(next);
   }
 
-  private enqueueAppend(job: SendJob): void {
+  /** When tick() next has something to do, if ever. */
+  nextDue(): number | undefined {
+    let due: number | undefined;
+    const at = (t: number) => { due = due === undefined ? t : Math.min(due, t); };
+    for (const job of this.pending) { at(job.submittedAt + this.deadlineMs); break; }
+    for (const held of this.held.values()) at(oldest(held) + GAP_MS);
+    for (const call of this.calls.values()) at(call.startedAt + this.abandonMs);
+    return due;
+  }
+
+  private requestWake(at: number): void {
+    if (this.wakeRequested !== undefined && this.wakeRequested <= at) return;
+    this.wakeRequested = at;
+    this.wakeAt(at);
+  }
+
+  /**
+   * Hands SENDs to their channel's queue in the connection's send_seq order. The next number
+   * expected is kept in the socket's attachment; numbers ahead of it wait (at most GAP_MS, and
+   * at most a window's worth). Numbers behind it, repeated ones and 0 (a client that does not
+   * number its SENDs) go as they come.
+   */
+  private admit(ws: WebSocket, sendSeq: number, job: Pending | undefined): void {
+    if (!Number.isSafeInteger(sendSeq) || sendSeq <= 0) { if (job) this.enqueueAppend(job); return; }
+    const next = socketInfo(ws).sendNext;
+    let held = this.held.get(ws);
+    if (sendSeq < next || held?.has(sendSeq)) { if (job) this.enqueueAppend(job); return; }
+    if (sendSeq === next && !held) {
+      patchSocketInfo(ws, { sendNext: next + 1 });
+      if (job) this.enqueueAppend(job);
+      return;
+    }
+    if (!held) this.held.set(ws, (held = new Map()));
+    held.set(sendSeq, { job, at: this.now() });
+    if (sendSeq === next) this.release(ws, false);
+    else if (held.size >= LIMITS.maxUnackedFrames) this.release(ws, true);
+    else this.requestWake(oldest(held) + GAP_MS);
+  }
+
+  /**
+   * Sends the run of held SENDs that starts at the expected number; with `skipGap`, first moves
+   * the expected number up to the lowest one held.
+   */
+  private release(ws: WebSocket, skipGap: boolean): void {
+    const held = this.held.get(ws);
+    if (!held) return;
+    let next = socketInfo(ws).sendNext;
+    if (skipGap && !held.has(next)) next = Math.min(...held.keys());
+    for (let h = held.get(next); h; h = held.get(next)) {
+      held.delete(next);
+      next++;
+      if (h.job && !h.job.answered) this.enqueueAppend(h.job);
+    }
+    if (held.size === 0) this.held.delete(ws);
+    patchSocketInfo(ws, { sendNext: next });
+  }
+
+  private enqueueAppend(job: Pending): void {
     const queue = this.appendQueues.get(job.channelId);
     if (queue) { queue.push(job); return; }
     this.appendQueues.set(job.channelId, [job]);
@@ -114,22 +249,56 @@ export class SendPipeline {
 
   private async runAppends(channelId: string): Promise<void> {
     const queue = this.appendQueues.get(channelId)!;
-    while (queue.length > 0) {
-      const jobs = queue.splice(0, LIMITS.maxUnackedFrames);
-      let results: Result<{ ack: SendAck }>[];
-      try {
-        results = await this.channels.appendBatch(channelId, jobs.map((j) => j.input));
-      } catch (err) {
-        this.channels.forget(channelId);
-        console.error("append failed", err);
-        results = jobs.map(() => failureFromException(err));
+    for (;;) {
+      const jobs: Pending[] = [];
+      while (queue.length > 0 && jobs.length < LIMITS.maxUnackedFrames) {
+        const job = queue.shift()!;
+        if (!job.answered) jobs.push(job); // answered at its deadline while queued
       }
-      jobs.forEach((job, i) => this.finishSend(job, results[i] ?? failureFromException(new Error("no result for a SEND"))));
+      if (jobs.length === 0) break;
+      const results = await this.append(channelId, jobs.map((j) => j.input));
+      jobs.forEach((job, i) => this.finish(job, results[i] ?? failureFromException(new Error("no result for a SEND"))));
     }
     this.appendQueues.delete(channelId);
   }
 
-  private finishSend(job: SendJob, result: Result<{ ack: SendAck }>): void {
+  /**
+   * One appendBatch, retried once with a fresh stub when the platform says the failure is
+   * transient (appendBatch dedups on client_msg_id, so a retry stores nothing twice), and given
+   * up on after `abandonMs`.
+   */
+  private async append(channelId: string, inputs: AppendInput[]): Promise<Result<{ ack: SendAck }>[]> {
+    let abandon!: () => void;
+    const abandoned = new Promise<"abandoned">((resolve) => { abandon = () => resolve("abandoned"); });
+    const call: Call = { startedAt: this.now(), abandon };
+    this.calls.set(channelId, call);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const results = await Promise.race([this.channels.appendBatch(channelId, inputs), abandoned]);
+          if (results === "abandoned") {
+            this.channels.forget(channelId);
+            return inputs.map(() => fail("unavailable", "The channel did not answer; retry with the same client_msg_id.", DEADLINE_BACKOFF_MS));
+          }
+          return results;
+        } catch (err) {
+          this.channels.forget(channelId);
+          const retry = attempt === 0 && isRetryablePlatformError(err) && this.now() - call.startedAt < this.deadlineMs;
+          log(retry ? "warn" : "error", "send.append_failed", { object: "user", channel_id: channelId, attempt, retry }, err);
+          if (!retry) return inputs.map(() => failureFromException(err));
+        }
+      }
+    } finally {
+      this.calls.delete(channelId);
+    }
+  }
+
+  private finish(job: Pending, result: Result<{ ack: SendAck }>): void {
+    if (job.answered) return;
+    job.answered = true;
+    const waited = this.now() - job.submittedAt;
+    if (waited > this.deadlineMs / 2 && result.ok) log("warn", "send.slow", { object: "user", channel_id: job.channelId, device_id: job.input.deviceId, ms: waited });
+    this.pending.delete(job);
     const left = (this.inflight.get(job.ws) ?? 1) - 1;
     if (left > 0) this.inflight.set(job.ws, left); else this.inflight.delete(job.ws);
     const frame = result.ok
@@ -138,4 +307,10 @@ export class SendPipeline {
     sendFrame(job.ws, frame, job.encoding);
     job.done();
   }
+}
+
+function oldest(held: Map<number, Held>): number {
+  let at = Infinity;
+  for (const h of held.values()) at = Math.min(at, h.at);
+  return at;
 }

@@ -10,7 +10,7 @@ export type { UserSettings };
 
 /** The defaults for users who did not choose: receipts off unless READ_RECEIPTS_DEFAULT is "on". */
 export function defaultSettings(env: { READ_RECEIPTS_DEFAULT?: string }): UserSettings {
-  return { read_receipts: env.READ_RECEIPTS_DEFAULT?.trim().toLowerCase() === "on", share_presence: true, push_previews: true };
+  return { read_receipts: env.READ_RECEIPTS_DEFAULT?.trim().toLowerCase() === "on", share_presence: true, push_previews: true, group_adds: "everyone" };
 }
 
 /** The known settings in `input`; anything else is ignored so old and new clients can coexist. */
@@ -21,6 +21,7 @@ export function pickSettings(input: unknown): Partial<UserSettings> {
   if (typeof v.read_receipts === "boolean") out.read_receipts = v.read_receipts;
   if (typeof v.share_presence === "boolean") out.share_presence = v.share_presence;
   if (typeof v.push_previews === "boolean") out.push_previews = v.push_previews;
+  if (v.group_adds === "everyone" || v.group_adds === "contacts") out.group_adds = v.group_adds;
   return out;
 }
 

@@ -19,11 +19,18 @@ import type { SendPipeline } from "./send-pipeline.js";
 /** Kept on each socket across hibernation; small (ids only) per the platform's 2 KiB limit. */
 export interface SocketInfo {
   deviceId: string;
+  /** The sign-in session whose access token opened the socket ("" for sockets older than that). */
+  sessionId: string;
   encoding: Encoding;
   /** What the device last said with PRESENCE_HEARTBEAT; online until it says otherwise. */
   status: DeviceStatus;
   /** When the device last sent a frame (kept to within ACTIVITY_RESOLUTION_MS); pings are the runtime's. */
   activeAt: number;
+  /**
+   * The send_seq this connection's next SEND should carry (send-pipeline.ts). Here, not in the
+   * object's memory, because the object may hibernate between two SENDs of an open socket.
+   */
+  sendNext: number;
 }
 
 /** A socket's last-activity time is written to its attachment at most this often. */
@@ -32,9 +39,20 @@ export const ACTIVITY_RESOLUTION_MS = 15_000;
 export function socketInfo(ws: WebSocket): SocketInfo {
   const a = ws.deserializeAttachment() as Partial<SocketInfo> | null;
   return {
-    deviceId: a?.deviceId ?? "", encoding: a?.encoding === "json" ? "json" : "proto",
+    deviceId: a?.deviceId ?? "", sessionId: a?.sessionId ?? "", encoding: a?.encoding === "json" ? "json" : "proto",
     status: a?.status === "away" ? "away" : "online", activeAt: typeof a?.activeAt === "number" ? a.activeAt : 0,
+    sendNext: typeof a?.sendNext === "number" && a.sendNext >= 1 ? a.sendNext : 1,
   };
+}
+
+/** Changes some of a socket's SocketInfo, keeping the rest as it is stored now. */
+export function patchSocketInfo(ws: WebSocket, patch: Partial<SocketInfo>): void {
+  ws.serializeAttachment({ ...socketInfo(ws), ...patch } satisfies SocketInfo);
+}
+
+/** The tag that finds every socket of a session (a socket has its device id as a tag too). */
+export function sessionTag(sessionId: string): string {
+  return `session:${sessionId}`;
 }
 
 /** Open sockets only: getWebSockets() also returns ones that are closing. */
@@ -69,15 +87,16 @@ export function failureContext(frame: Frame): { channel_id?: string; client_msg_
  * then close), the new one is tagged with the device id and greeted with HELLO.
  */
 export function acceptDevice(
-  ctx: DurableObjectState, user: { user_id: string; username: string }, deviceId: string, encoding: Encoding, protocolHeader: string | undefined,
+  ctx: DurableObjectState, user: { user_id: string; username: string }, deviceId: string, sessionId: string,
+  encoding: Encoding, protocolHeader: string | undefined,
 ): WebSocket {
   for (const old of ctx.getWebSockets(deviceId)) {
     sendFrame(old, { type: pb.FrameType.CONFLICT, conflict: { device_id: deviceId, reason: "replaced by a newer connection of this device" } }, socketInfo(old).encoding);
     closeQuietly(old, CLOSE.replaced, "replaced");
   }
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-  ctx.acceptWebSocket(server, [deviceId]);
-  server.serializeAttachment({ deviceId, encoding, status: "online", activeAt: Date.now() } satisfies SocketInfo);
+  ctx.acceptWebSocket(server, sessionId ? [deviceId, sessionTag(sessionId)] : [deviceId]);
+  server.serializeAttachment({ deviceId, sessionId, encoding, status: "online", activeAt: Date.now(), sendNext: 1 } satisfies SocketInfo);
   sendFrame(server, {
     type: pb.FrameType.HELLO,
     hello: {
@@ -87,6 +106,23 @@ export function acceptDevice(
     },
   }, encoding);
   return client;
+}
+
+/**
+ * Closes every socket of a signed-out session: ERROR session_revoked, then close 4410, which
+ * clients take as "signed out" (no refresh, no reconnect). Returns how many it closed.
+ */
+export function closeSession(ctx: DurableObjectState, sessionId: string): number {
+  const sockets = new Set(ctx.getWebSockets(sessionTag(sessionId)));
+  for (const ws of ctx.getWebSockets()) if (socketInfo(ws).sessionId === sessionId) sockets.add(ws);
+  let closed = 0;
+  for (const ws of sockets) {
+    if (ws.readyState !== WebSocket.OPEN) continue;
+    sendFrame(ws, errorFrame(0, fail("session_revoked", "This session was signed out; log in again.")), socketInfo(ws).encoding);
+    closeQuietly(ws, CLOSE.sessionRevoked, "signed out");
+    closed++;
+  }
+  return closed;
 }
 
 /** Closes sockets with no frame and no ping for LIMITS.idleTimeoutMs; returns how many. */
@@ -169,7 +205,7 @@ export class SocketProtocol {
   async onMessage(ws: WebSocket, data: ArrayBuffer | string): Promise<void> {
     const info = socketInfo(ws);
     const now = Date.now();
-    if (now - info.activeAt > ACTIVITY_RESOLUTION_MS) ws.serializeAttachment({ ...info, activeAt: now } satisfies SocketInfo);
+    if (now - info.activeAt > ACTIVITY_RESOLUTION_MS) patchSocketInfo(ws, { activeAt: now });
     if (data === PING) { sendFrame(ws, PONG, info.encoding); return; }
     const decoded = decodeFrame(data, info.encoding);
     if (!decoded.ok) {
@@ -212,11 +248,21 @@ export class SocketProtocol {
   private async onSend(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
     const send = frame.send;
     const me = this.host.userId();
-    if (!send || !me) return fail("invalid_argument", "SEND needs a payload.");
-    if (!isChannelId(send.channel_id)) return fail("invalid_argument", "channel_id is not a channel id.");
-    const refused = this.host.sends.refuseOverWindow(ws, info.encoding);
-    if (refused) return refused;
-    const content = send.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(send.content), { longs: Number, defaults: false }) : {};
+    const refuse = (f: Failure): Failure => {
+      // Refused, but numbered all the same: the SENDs after it must not wait for it.
+      this.host.sends.skip(ws, send?.send_seq);
+      return f;
+    };
+    if (!send || !me) return refuse(fail("invalid_argument", "SEND needs a payload."));
+    if (!isChannelId(send.channel_id)) return refuse(fail("invalid_argument", "channel_id is not a channel id."));
+    const overWindow = this.host.sends.refuseOverWindow(ws, info.encoding);
+    if (overWindow) return refuse(overWindow);
+    let content: ContentInit;
+    try {
+      content = send.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(send.content), { longs: Number, defaults: false }) : {};
+    } catch {
+      return refuse(fail("invalid_argument", "content is not a valid MessageContent."));
+    }
     await this.host.sends.submit({
       ws, encoding: info.encoding, requestId: frame.request_id, channelId: send.channel_id,
       input: { userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content },
@@ -260,7 +306,7 @@ export class SocketProtocol {
   private onPresenceHeartbeat(ws: WebSocket, info: SocketInfo, frame: Frame): Failure | undefined {
     const status = frame.presence_heartbeat?.status;
     if (status !== "online" && status !== "away") return fail("invalid_argument", "PRESENCE_HEARTBEAT status must be online or away.");
-    if (status !== info.status) ws.serializeAttachment({ ...info, status } satisfies SocketInfo);
+    if (status !== info.status) patchSocketInfo(ws, { status });
     this.host.presenceChanged();
     return undefined;
   }

@@ -52,15 +52,19 @@ describe("REST auth", () => {
     expect((await call("GET", "/v1/me", { token: first.body.access_token })).status).toBe(200);
     // Replaying the rotated token: someone else has it. The whole session goes.
     const replay = await call("POST", "/v1/auth/refresh", { body: { refresh_token: user.refresh_token } });
-    expect([replay.status, replay.body.code]).toEqual([401, "unauthorized"]);
+    expect([replay.status, replay.body.code]).toEqual([401, "session_revoked"]);
     const after = await call("POST", "/v1/auth/refresh", { body: { refresh_token: first.body.refresh_token } });
-    expect(after.status).toBe(401);
+    expect([after.status, after.body.code]).toEqual([401, "session_revoked"]);
+    // ...and so do its access tokens, the fresh one included.
+    const me = await call("GET", "/v1/me", { token: first.body.access_token });
+    expect([me.status, me.body.code]).toEqual([401, "session_revoked"]);
   });
 
   it("logs out by revoking the refresh session", async () => {
     const user = await register("bye");
     expect((await call("POST", "/v1/auth/logout", { body: { refresh_token: user.refresh_token } })).status).toBe(204);
     expect((await call("POST", "/v1/auth/refresh", { body: { refresh_token: user.refresh_token } })).status).toBe(401);
+    expect((await call("GET", "/v1/me", { token: user.access_token })).body.code).toBe("session_revoked");
   });
 
   it("requires a valid, unexpired access token on every other endpoint", async () => {

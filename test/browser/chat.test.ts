@@ -523,6 +523,29 @@ describe("edgechat web app in Chromium", () => {
     await privacy.getByRole("button", { name: "Done" }).click();
   });
 
+  it("lets a user allow only people they talk with to add them to groups", async () => {
+    const bob = await registerUser(server.url, "bob", "Bob Chen");
+    const carol = await registerUser(server.url, "carol", "Carol Diaz");
+    const b = await profiles.open(bob, "bob laptop");
+    await b.getByRole("button", { name: "Privacy" }).click();
+    const privacy = b.getByRole("dialog", { name: "Privacy" });
+    const adds = privacy.getByRole("switch", { name: "Only people I talk with can add me to groups" });
+    await eventually("settings loaded", async () => (await adds.isEnabled()) && !(await adds.isChecked()));
+    await adds.check();
+    await eventually("saved", () => adds.isEnabled());
+    const settings = await fetch(`${server.url}/v1/me/settings`, { headers: { authorization: `Bearer ${bob.access_token}` } });
+    expect(await settings.json()).toMatchObject({ group_adds: "contacts" });
+    // A stranger cannot put Bob in a group now, and is told who and why.
+    const res = await fetch(`${server.url}/v1/channels`, {
+      method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${carol.access_token}` },
+      body: JSON.stringify({ type: "group", name: "Surprise", members: [bob.user_id] }),
+    });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ code: "forbidden", user_ids: [bob.user_id] });
+    await expectAccessible(b, "privacy dialog with group adds");
+    await privacy.getByRole("button", { name: "Done" }).click();
+  });
+
   it("lets a group's owner remove anyone's message for everyone", async () => {
     const alice = await registerUser(server.url, "alice", "Alice Martin");
     const bob = await registerUser(server.url, "bob", "Bob Chen");
@@ -597,6 +620,46 @@ describe("edgechat web app in Chromium", () => {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: erin.refresh_token }),
     });
     expect(res.status).toBe(401);
+  });
+
+  it("signs another device out from the devices dialog, then everywhere else", async () => {
+    const alice = await registerUser(server.url, "alice", "Alice Martin");
+    /** A sign-in of its own (a session per browser or app), as alice. */
+    const signIn = async (): Promise<typeof alice> => {
+      const res = await fetch(`${server.url}/v1/auth/login`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: alice.username, password: PASSWORD }),
+      });
+      expect(res.status).toBe(200);
+      return { ...alice, ...((await res.json()) as { access_token: string; refresh_token: string }) };
+    };
+    const laptop = await profiles.open(await signIn(), "alice laptop");
+    const desk = await profiles.open(await signIn(), "alice desk");
+    const phone = sdkClient(server.url, alice, "alice-phone");
+    const phoneSignedOut = new Promise<string>((resolve) => phone.on("signedOut", (err) => resolve(err.code)));
+    await phone.connect();
+    await phone.devices.register({ name: "Alice's phone", platform: "ios" });
+    try {
+      await laptop.getByRole("button", { name: "Devices" }).click();
+      const dialog = laptop.getByRole("dialog", { name: "Your devices" });
+      await dialog.getByRole("button", { name: "Sign out Alice's phone" }).click();
+      expect(await phoneSignedOut).toBe("session_revoked");
+      expect(phone.state).toBe("closed");
+      await textOf(dialog.locator(".device", { hasText: "Alice's phone" }), /Signed out/);
+      await screenshot(laptop, "devices-dialog-signed-out");
+      await expectAccessible(laptop, "devices dialog with sign-out");
+
+      // "Sign out everywhere else": the desk browser lands on the sign-in screen and says why;
+      // the laptop stays signed in and connected.
+      await dialog.getByRole("button", { name: "Sign out everywhere else" }).click();
+      await desk.getByRole("heading", { name: "Welcome back" }).waitFor({ timeout: 30_000 });
+      await textOf(desk.getByRole("alert"), /signed out/i);
+      expect(await run<string | null>(desk, "localStorage.getItem('edgechat.session')")).toBeNull();
+      await dialog.getByRole("button", { name: "Done" }).click();
+      await connected(laptop);
+      expect(await banner(laptop).isVisible()).toBe(false);
+    } finally {
+      phone.disconnect();
+    }
   });
 
   it("refuses the socket to a page from another origin", async () => {

@@ -206,6 +206,7 @@ function profile() {
     // Each tab's socketless client; its uploads report progress, and end when the test says.
     const rest = {
       logout: () => Promise.resolve(),
+      on: () => () => {},
       attachments: {
         upload: (file: Blob, options: UploadOptions) => new Promise<UploadedAttachment>((resolve) => {
           const attachment_id = `att-${uploads.length + 1}`;

@@ -229,6 +229,42 @@ describe("server-directed reconnects", () => {
     expect(h.sockets).toHaveLength(1);
   });
 
+  it("4410 (the session was signed out): stops for good, forgets tokens and credentials, says signedOut once", async () => {
+    const api = fakeFetch({
+      "POST /v1/auth/login": () => ({ status: 200, body: session(1) }),
+      "GET /v1/me": () => ({ status: 401, body: { code: "unauthorized", message: "no token" } }),
+    });
+    const h = harness({ fetch: api.fetch, token: undefined, credentials: { username: "alice", password: "pw" } });
+    const s = await connectReady(h, []);
+    s.receive({ type: T.ERROR, error: { code: "session_revoked", message: "This session was signed out; log in again." } });
+    s.serverClose(4410, "signed out");
+    await h.time.advance(0);
+    expect(h.client.state).toBe("closed");
+    expect(h.events.signedOut.map((e) => e.code)).toEqual(["session_revoked"]);
+    expect(h.events.error).toEqual([]);
+    expect(h.client.session()).toBeUndefined();
+    await h.time.advance(600_000);
+    expect(h.sockets).toHaveLength(1);
+    // It does not sign itself back in with the credentials it was given.
+    await expect(h.client.me()).rejects.toMatchObject({ code: "unauthorized" });
+    expect(api.calls.filter((c) => c.path === "/v1/auth/login")).toHaveLength(1);
+    // Signing in again is the app's call, and works.
+    await h.client.login({ username: "alice", password: "pw" });
+    expect(h.client.session()?.access_token).toBe("token-1");
+  });
+
+  it("a connect refused because the session was signed out rejects with session_revoked", async () => {
+    const h = harness();
+    const ready = h.client.connect();
+    await h.time.advance(0);
+    const s = h.socket();
+    s.open();
+    s.receive({ type: T.ERROR, error: { code: "session_revoked", message: "signed out" } });
+    s.serverClose(4410, "session_revoked");
+    await expect(ready).rejects.toMatchObject({ code: "session_revoked" });
+    expect(h.events.signedOut).toHaveLength(1);
+  });
+
   it("4401: refreshes the token, then reconnects at once with the new one", async () => {
     const api = fakeFetch({ "POST /v1/auth/refresh": () => ({ status: 200, body: session(2) }) });
     const h = harness({ fetch: api.fetch, refreshToken: "refresh-1" });

@@ -202,7 +202,7 @@ export interface Harness {
   events: { [K in keyof ClientEvents]: ClientEvents[K][] };
 }
 
-const EVENT_NAMES: (keyof ClientEvents)[] = ["message", "messageUpdated", "read", "typing", "presence", "channel", "connectionState", "error", "ack", "outbox", "synced", "session"];
+const EVENT_NAMES: (keyof ClientEvents)[] = ["message", "messageUpdated", "read", "typing", "presence", "channel", "connectionState", "error", "ack", "outbox", "synced", "session", "signedOut"];
 
 /** A client on fake time and sockets, recording every event. */
 export function harness(options: Partial<ClientOptions> = {}): Harness {

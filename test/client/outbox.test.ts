@@ -182,6 +182,25 @@ describe.each<Encoding>(["proto", "json"])("outbox over %s", (encoding) => {
     expect(h.client.outbox.get(later.clientMsgId)?.state).toBe("sending");
   });
 
+  it("retries a SEND the server gave up on (unavailable at its deadline) with the same id, and takes the original ids from the duplicate ack", async () => {
+    const h = harness({ encoding });
+    const s = await connectReady(h, [channelState("c1", 0)]);
+    const pending = h.client.send("c1", "slow channel");
+    const first = s.framesOfType(T.SEND)[0]!;
+    s.receive({ type: T.ERROR, request_id: first.request_id, error: { code: "unavailable", retryable: true, backoff_hint_ms: 1_000, client_msg_id: pending.clientMsgId, channel_id: "c1" } });
+    await h.time.advance(999);
+    expect(s.framesOfType(T.SEND)).toHaveLength(1);
+    await h.time.advance(1_000); // max(hint, backoffDelay(0)): 1 s with the harness's pinned jitter
+    const sends = s.framesOfType(T.SEND);
+    expect(sends).toHaveLength(2);
+    expect(sends[1]?.send?.client_msg_id).toBe(pending.clientMsgId);
+    expect(sends[1]?.send?.send_seq).toBe(2); // a new number on the same connection
+    // The first attempt was stored after all: the retry is a duplicate with the original ids.
+    s.receive(ackFor(s, 1, 1, "duplicate"));
+    await expect(pending).resolves.toMatchObject({ client_msg_id: pending.clientMsgId, seq: 1, status: "duplicate" });
+    expect(h.client.outbox.list()).toEqual([]);
+  });
+
   it("keeps at most 64 SENDs in flight and queues the rest", async () => {
     const h = harness({ encoding });
     const s = await connectReady(h, [channelState("c1", 0)]);

@@ -82,6 +82,51 @@ describe("auth", () => {
     expect((await h.client.refresh()).access_token).toBe("token-5");
   });
 
+  it("a signed-out session: no refresh, no login with the credentials, one signedOut event", async () => {
+    const api = fakeFetch({
+      "GET /v1/channels": () => ({ status: 401, body: { code: "session_revoked", message: "This session was signed out; log in again.", retryable: false } }),
+      "POST /v1/auth/refresh": () => ({ status: 200, body: session(2) }),
+      "POST /v1/auth/login": () => ({ status: 200, body: session(3) }),
+    });
+    const h = harness({ fetch: api.fetch, token: "token-1", refreshToken: "refresh-1", credentials: { username: "alice", password: "pw" } });
+    await expect(h.client.channels.list()).rejects.toMatchObject({ code: "session_revoked", status: 401 });
+    expect(api.calls.map((c) => c.path)).toEqual(["/v1/channels"]);
+    expect(h.events.signedOut.map((e) => e.code)).toEqual(["session_revoked"]);
+    expect(h.client.session()).toBeUndefined();
+  });
+
+  it("a refresh the server answers with session_revoked does not fall back to logging in", async () => {
+    const api = fakeFetch({
+      "POST /v1/auth/refresh": () => ({ status: 401, body: { code: "session_revoked", message: "already used" } }),
+      "POST /v1/auth/login": () => ({ status: 200, body: session(5) }),
+    });
+    const h = harness({ fetch: api.fetch, refreshToken: "refresh-old", credentials: { username: "alice", password: "pw" } });
+    await expect(h.client.refresh()).rejects.toMatchObject({ code: "session_revoked" });
+    expect(api.calls.map((c) => c.path)).toEqual(["/v1/auth/refresh"]);
+    expect(h.events.signedOut).toHaveLength(1);
+  });
+
+  it("lists sessions and signs one or all others out", async () => {
+    const api = fakeFetch({
+      "GET /v1/sessions": () => ({ status: 200, body: { sessions: [
+        { session_id: "s1", created_at: 1, last_used_at: 2, expires_at: 3, current: true },
+        { session_id: "s2", created_at: 1, last_used_at: 5, expires_at: 9, current: false, device_id: "laptop" },
+      ] } }),
+      "DELETE /v1/sessions/s2": () => ({ status: 204 }),
+      "POST /v1/sessions/logout-others": () => ({ status: 200, body: { signed_out: 2 } }),
+      "GET /v1/devices": () => ({ status: 200, body: { devices: [{ device_id: "laptop", connected: true, session_id: "s2" }] } }),
+    });
+    const h = harness({ fetch: api.fetch });
+    expect(await h.client.sessions.list()).toEqual([
+      { session_id: "s1", created_at: 1, last_used_at: 2, expires_at: 3, current: true },
+      { session_id: "s2", created_at: 1, last_used_at: 5, expires_at: 9, current: false, device_id: "laptop" },
+    ]);
+    expect((await h.client.devices.list())[0]?.session_id).toBe("s2");
+    await h.client.sessions.signOut("s2");
+    expect(await h.client.sessions.signOutOthers()).toBe(2);
+    expect(api.calls.map((c) => `${c.method} ${c.path}`)).toEqual(["GET /v1/sessions", "GET /v1/devices", "DELETE /v1/sessions/s2", "POST /v1/sessions/logout-others"]);
+  });
+
   it("refreshes an access token that is about to expire before using it", async () => {
     const api = fakeFetch({
       "POST /v1/auth/refresh": () => ({ status: 200, body: session(2) }),

@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/e2e/**/*.test.ts", "test/reliability/crash-restart.test.ts"],
+    include: ["test/e2e/**/*.test.ts", "test/reliability/crash-restart.test.ts", "test/reliability/many-dms.test.ts"],
     environment: "node",
     fileParallelism: false,
     testTimeout: 120_000,

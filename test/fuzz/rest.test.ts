@@ -91,6 +91,9 @@ const targets: Target[] = [
   { method: "PATCH", route: "/v1/devices/:deviceId", path: () => "/v1/devices/no-such-device", takesBody: true, requiredBody: true, auth: true },
   { method: "PATCH", route: "/v1/me/channels/:id", path: () => `/v1/me/channels/${group}`, takesBody: true, requiredBody: true, auth: true },
   { method: "GET", route: "/v1/push/config", path: () => "/v1/push/config", takesBody: false, requiredBody: false, auth: true },
+  { method: "GET", route: "/v1/sessions", path: () => "/v1/sessions", takesBody: false, requiredBody: false, auth: true },
+  { method: "DELETE", route: "/v1/sessions/:sessionId", path: () => "/v1/sessions/no-such-session", takesBody: false, requiredBody: false, auth: true },
+  { method: "POST", route: "/v1/sessions/logout-others", path: () => "/v1/sessions/logout-others", takesBody: false, requiredBody: false, auth: true },
 ];
 
 async function hit(method: string, path: string, opts: { body?: string; contentType?: string; auth?: boolean; token?: string }, context: string) {
@@ -185,6 +188,7 @@ describe("fuzzing REST", { timeout: 30_000 }, () => {
       (s) => ["DELETE", `/v1/devices/${s}`],
       (s) => ["GET", `/v1/attachments/${s}`],
       (s) => ["POST", `/v1/attachments/${s}/complete`, "{}"],
+      (s) => ["DELETE", `/v1/sessions/${s}`],
       (s) => ["GET", `/v1/${s}`],
       (s) => ["POST", `/v1/auth/${s}`, "{}"],
     ];

@@ -344,6 +344,81 @@ describe("presence shard routing", () => {
   });
 });
 
+describe("PresenceObject: bounded", () => {
+  // vitest.config.ts: PRESENCE_MIN_INTERVAL_MS = 300.
+  const MIN_INTERVAL_MS = 300;
+
+  it("damps a user flipping online/away 100 times to a few deltas, the last one being the latest state", async () => {
+    const s = await watcher();
+    const target = newId("u");
+    const stub = presenceStub(env, target);
+    await stub.watch(s.id, [target]);
+    const started = Date.now();
+    let last = 0;
+    for (let i = 0; i < 100; i++) {
+      // Renew the watch as a UserObject would: on a slow machine the flood outlasts the test's 4 s watch.
+      if (i % 20 === 0) await stub.watch(s.id, [target]);
+      last = Date.now();
+      await stub.report(target, i % 2 === 0 ? "online" : "away", last);
+    }
+    const elapsed = Date.now() - started;
+    // The latest report (away) reaches the watcher: the positive marker. (Away, or offline at that
+    // same last_seen if this machine was so slow that the 2 s test TTL ran out first.)
+    await s.device.take((f) => f.type === T.PRESENCE && f.presence?.user_id === target && Number(f.presence.last_seen) === last && f.presence.status !== "online", 10_000);
+    const deltas = framesAbout(s.device, target).length + 1;
+    // One delta at once, then at most one per interval the flood lasted, plus the held last one:
+    // before damping, about one per report.
+    expect(deltas).toBeLessThanOrEqual(2 + Math.ceil(elapsed / MIN_INTERVAL_MS));
+    expect(deltas).toBeLessThan(30);
+    s.device.close();
+  });
+
+  it("still reaches the other subscribers when one never answers, round after round", async () => {
+    const [fast, slow] = await Promise.all([watcher(), watcher()]);
+    const target = newId("u");
+    const stub = presenceStub(env, target);
+    await stub.watch(fast.id, [target]);
+    await stub.watch(slow.id, [target]);
+    // The slow subscriber's UserObject takes every delta and never answers.
+    await runInDurableObject(stub, (o: PresenceObject) => {
+      const own = (o as unknown as { userStub(id: string): unknown }).userStub.bind(o);
+      (o as unknown as { userStub(id: string): unknown }).userStub = (id: string) => id === slow.id ? { presence: () => new Promise(() => {}) } : own(id);
+    });
+    await stub.report(target, "online", Date.now());
+    expect(await nextAbout(fast.device, target)).toMatchObject({ status: "online" });
+    // The first round waits on the slow call until its deadline; then the next round runs. (The
+    // away report may have expired by then under this config's 2 s TTL: offline, last seen at it.)
+    const away = Date.now();
+    await stub.report(target, "away", away);
+    const next = await nextAbout(fast.device, target);
+    expect(next.last_seen).toBe(away);
+    expect(["away", "offline"]).toContain(next.status);
+    fast.device.close(); slow.device.close();
+  });
+
+  it("deletes the rows of users offline longer than the retention, and keeps the others", async () => {
+    const gone = newId("u"), recent = sameShardAs(gone);
+    const stub = presenceStub(env, gone);
+    const monthAgo = Date.now() - 31 * 24 * 3_600_000;
+    await stub.report(gone, "online", monthAgo - 1_000);
+    await stub.report(gone, "offline", monthAgo);
+    await stub.report(recent, "online", Date.now() - 1_000);
+    await stub.report(recent, "offline", Date.now() - 500);
+    // Grace over for both, a held delta sent, then the sweep: each from an alarm (which may also
+    // fire on its own: both are fine).
+    for (let i = 0; (await presenceRow(gone)) !== undefined && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      await runDurableObjectAlarm(stub);
+    }
+    expect(await presenceRow(gone)).toBeUndefined();
+    expect(await presenceRow(recent)).toMatchObject({ status: "offline", published_status: "offline" });
+    expect(await stub.lookup([gone])).toEqual([offline(gone)]);
+    // The next sweep is armed for when the recent one's retention runs out (or something earlier).
+    const alarm = await runInDurableObject(stub, (_o, state) => state.storage.getAlarm());
+    expect(alarm).not.toBeNull();
+  });
+});
+
 // Last: abortAllDurableObjects restarts every object in this file.
 describe("PresenceObject: restart", () => {
   it("keeps pending deadlines in storage and re-arms a lost alarm when it wakes", async () => {

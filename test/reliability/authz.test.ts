@@ -132,6 +132,9 @@ const authed: Endpoint[] = [
   { method: "PATCH", route: "/v1/devices/:deviceId", path: () => `/v1/devices/${aliceDevice.deviceId}`, body: () => ({ name: "renamed by an intruder", push: null }) },
   { method: "PATCH", route: "/v1/me/channels/:id", path: () => `/v1/me/channels/${group}`, body: () => ({ muted: true }) },
   { method: "GET", route: "/v1/push/config", path: () => "/v1/push/config" },
+  { method: "GET", route: "/v1/sessions", path: () => "/v1/sessions" },
+  { method: "POST", route: "/v1/sessions/logout-others", path: () => "/v1/sessions/logout-others" },
+  { method: "DELETE", route: "/v1/sessions/:sessionId", path: () => `/v1/sessions/${alice.refresh_token.split(".")[1]}` },
 ];
 
 /** Endpoints that take no access token; covered by their own tests below (the operator's drain, which takes ADMIN_TOKEN instead: test/api/drain.test.ts). */
@@ -327,6 +330,11 @@ describe("authorization matrix: REST", MATRIX, () => {
     // Device ids are per user: carol deleting "alice-phone" touches her own (empty) list only.
     const del = await call("DELETE", `/v1/devices/${aliceDevice.deviceId}`, { token: carol.access_token });
     expect([del.status, del.body.code]).toEqual([404, "not_found"]);
+    // Sessions too: carol cannot sign alice out, and her "everywhere else" is her own.
+    const signOut = await call("DELETE", `/v1/sessions/${alice.refresh_token.split(".")[1]}`, { token: carol.access_token });
+    expect([signOut.status, signOut.body.code]).toEqual([404, "not_found"]);
+    expect((await call("POST", "/v1/sessions/logout-others", { token: carol.access_token })).status).toBe(200);
+    expect((await call("GET", "/v1/me", { token: alice.access_token })).status).toBe(200);
     expect(aliceDevice.closed).toBeUndefined();
     // Public profile lookups answer with the profile only.
     const profile = await call("GET", `/v1/users/${alice.user_id}`, { token: carol.access_token });

@@ -252,14 +252,14 @@ export function expectWellFormedLog(messages: Msg[]): void {
   for (let i = 1; i < messages.length; i++) expect(messages[i]!.hlc! > messages[i - 1]!.hlc!, `hlc increases at seq ${i + 1}`).toBe(true);
 }
 
-/** A REST error body: exactly {code, message, retryable} (+ backoff_hint_ms). */
+/** A REST error body: exactly {code, message, retryable} (+ backoff_hint_ms, trace_id, user_ids for refusals about people). */
 export function expectErrorBody(body: unknown, context = ""): void {
   expect(body, context).toBeTypeOf("object");
   const b = body as Record<string, unknown>;
   expect(typeof b.code, `${context} code`).toBe("string");
   expect(typeof b.message, `${context} message`).toBe("string");
   expect(typeof b.retryable, `${context} retryable`).toBe("boolean");
-  for (const k of Object.keys(b)) expect(["code", "message", "retryable", "backoff_hint_ms", "trace_id"], `${context} unexpected key ${k}`).toContain(k);
+  for (const k of Object.keys(b)) expect(["code", "message", "retryable", "backoff_hint_ms", "trace_id", "user_ids"], `${context} unexpected key ${k}`).toContain(k);
   if ("trace_id" in b) expect(b.trace_id, `${context} trace_id`).toMatch(/^[0-9a-f]{32}$/);
 }
 

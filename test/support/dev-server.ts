@@ -81,6 +81,11 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     // Short presence timings, as in vitest.config.ts, so TTL expiry and the offline grace run within a test.
     PRESENCE_OFFLINE_GRACE_MS: "200",
     PRESENCE_TTL_MS: "2000",
+    // Presence damping short too: deltas held back by it arrive within a test.
+    PRESENCE_MIN_INTERVAL_MS: "300",
+    // Every test client connects from 127.0.0.1: per-address registration limits would trip
+    // across a test file (test/api/throttle.test.ts covers them with addresses of its own).
+    REGISTER_BURST: "0",
     ...opts.vars,
   };
   const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false"];

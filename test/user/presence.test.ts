@@ -150,7 +150,7 @@ describe("presence", () => {
     const a = await onlineDevice(alice.access_token, "a");
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
     const off = await call("PATCH", "/v1/me/settings", { token: alice.access_token, body: { share_presence: false } });
-    expect(off.body).toEqual({ read_receipts: false, share_presence: false, push_previews: true });
+    expect(off.body).toEqual({ read_receipts: false, share_presence: false, push_previews: true, group_adds: "everyone" });
     const hidden = await presenceOf(b, alice.user_id);
     expect(hidden.presence?.status).toBe("offline");
     expect(Number(hidden.presence?.last_seen ?? 0)).toBe(0);

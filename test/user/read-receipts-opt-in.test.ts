@@ -26,7 +26,7 @@ async function cursorShown(viewer: TestUser, channel: string, reader: TestUser):
 
 describe("read receipts are opt-in", () => {
   it("defaults to off, or to what the operator sets", () => {
-    expect(defaultSettings({})).toEqual({ read_receipts: false, share_presence: true, push_previews: true });
+    expect(defaultSettings({})).toEqual({ read_receipts: false, share_presence: true, push_previews: true, group_adds: "everyone" });
     expect(defaultSettings({ READ_RECEIPTS_DEFAULT: "off" }).read_receipts).toBe(false);
     expect(defaultSettings({ READ_RECEIPTS_DEFAULT: " On " }).read_receipts).toBe(true);
     expect(defaultSettings({ READ_RECEIPTS_DEFAULT: "yes please" }).read_receipts).toBe(false);
@@ -38,13 +38,13 @@ describe("read receipts are opt-in", () => {
 
   it("stores only what the user chose, so a default that changes reaches those who never chose", async () => {
     const bob = await register("bob");
-    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: false, share_presence: true, push_previews: true });
+    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: false, share_presence: true, push_previews: true, group_adds: "everyone" });
     await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { share_presence: false } });
     expect(JSON.parse(await storedSettings(bob))).toEqual({ share_presence: false });
     await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: true } });
     await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { share_presence: true } });
     expect(JSON.parse(await storedSettings(bob))).toEqual({ read_receipts: true, share_presence: true });
-    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: true, share_presence: true, push_previews: true });
+    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: true, share_presence: true, push_previews: true, group_adds: "everyone" });
   });
 
   it("keeps an unshared cursor out of the channel's details, and shares where the reader is once they opt in", async () => {

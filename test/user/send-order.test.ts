@@ -42,4 +42,15 @@ describe("SEND order per connection (send_seq)", () => {
       await new Promise((r) => setTimeout(r, 50));
     }
   });
+
+  it("does not hold the next SEND behind one refused before ordering (its send_seq is used up)", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    const channel = await createGroup(alice, [bob]);
+    const a = await onlineDevice(alice.access_token, "a");
+    a.send({ type: T.SEND, request_id: 1, send: { channel_id: "not-a-channel", client_msg_id: "s1", send_seq: 1, content: { text: { text: "#1" } } } });
+    a.send({ ...send(channel, 2, 2), request_id: 2 });
+    expect((await a.take((f) => f.request_id === 1, 10_000)).error).toMatchObject({ code: "invalid_argument" });
+    expect((await a.take((f) => f.request_id === 2, 10_000)).type).toBe(T.SEND_ACK);
+    a.close();
+  });
 });

@@ -1,6 +1,6 @@
 /** Refresh sessions on their own: hashes only, rotation, replay of a rotated secret, expiry, logout. */
 import { describe, expect, it } from "vitest";
-import { Sessions } from "../../durable-objects/user/sessions.js";
+import { ENDED_KEPT_MS, Sessions } from "../../durable-objects/user/sessions.js";
 import { hashSecret } from "../../shared/secrets.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
@@ -29,8 +29,9 @@ describe("Sessions", () => {
       if (!third.ok) return;
       // Replaying the secret third replaced: the token leaked, nothing of the session works anymore.
       const replay = await sessions.rotate(first.sessionId, second.secret, known);
-      expect(replay).toMatchObject({ ok: false, code: "unauthorized", message: expect.stringContaining("already used") });
-      expect(await sessions.rotate(first.sessionId, third.secret, known)).toMatchObject({ ok: false, code: "unauthorized" });
+      expect(replay).toMatchObject({ ok: false, code: "session_revoked", message: expect.stringContaining("already used") });
+      expect(await sessions.rotate(first.sessionId, third.secret, known)).toMatchObject({ ok: false, code: "session_revoked" });
+      expect(sessions.isActive(first.sessionId)).toBe(false);
     });
   });
 
@@ -52,7 +53,46 @@ describe("Sessions", () => {
       expect(await sessions.revoke(out.sessionId, "wrong")).toBe(false);
       expect(await sessions.revoke(out.sessionId, out.secret)).toBe(true);
       expect(await sessions.revoke(out.sessionId, out.secret)).toBe(false);
-      expect(await sessions.rotate(out.sessionId, out.secret, known)).toMatchObject({ ok: false, code: "unauthorized" });
+      expect(await sessions.rotate(out.sessionId, out.secret, known)).toMatchObject({ ok: false, code: "session_revoked" });
+      // Someone without the secret learns nothing more than "not valid".
+      expect(await sessions.rotate(out.sessionId, "wrong", known)).toMatchObject({ ok: false, code: "unauthorized" });
+    });
+  });
+
+  it("signs sessions out by id and all but one, and lists the active ones with the device that used them", async () => {
+    await inFreshUser(async (sql) => {
+      const sessions = new Sessions(sql);
+      const [a, b, c] = [await sessions.create(), await sessions.create(), await sessions.create()];
+      sessions.used(b.sessionId, "laptop");
+      const listed = sessions.list(a.sessionId);
+      expect(listed.map((s) => s.session_id).sort()).toEqual([a, b, c].map((s) => s.sessionId).sort());
+      expect(listed.find((s) => s.current)?.session_id).toBe(a.sessionId);
+      expect(listed.find((s) => s.session_id === b.sessionId)?.device_id).toBe("laptop");
+      expect(sessions.sessionsByDevice()).toEqual(new Map([["laptop", b.sessionId]]));
+
+      expect(sessions.revokeById(c.sessionId)).toBe(true);
+      expect(sessions.revokeById(c.sessionId)).toBe(false);
+      expect(sessions.isActive(c.sessionId)).toBe(false);
+      expect(sessions.revokeAllBut(a.sessionId)).toEqual([b.sessionId]);
+      expect(sessions.list(a.sessionId).map((s) => s.session_id)).toEqual([a.sessionId]);
+      expect(sessions.sessionsByDevice()).toEqual(new Map());
+      expect(sessions.isActive(a.sessionId)).toBe(true);
+      expect(sessions.isActive("no-such-session")).toBe(false);
+    });
+  });
+
+  it("forgets sessions a week after they ended, at the next login", async () => {
+    await inFreshUser(async (sql) => {
+      const sessions = new Sessions(sql);
+      const old = await sessions.create();
+      sessions.revokeById(old.sessionId);
+      sql.exec("UPDATE sessions SET revoked_at = ? WHERE session_id = ?", Date.now() - ENDED_KEPT_MS - 1, old.sessionId);
+      const recent = await sessions.create();
+      sessions.revokeById(recent.sessionId);
+      await sessions.create();
+      const ids = sql.exec<{ session_id: string }>("SELECT session_id FROM sessions").toArray().map((r) => r.session_id);
+      expect(ids).not.toContain(old.sessionId);
+      expect(ids).toContain(recent.sessionId);
     });
   });
 });

@@ -1,5 +1,9 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { pb } from "../../protocol/codec.js";
+import { TYPING_MIN_INTERVAL_MS, TypingGuard } from "../../durable-objects/channel/typing-guard.js";
+import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
+import { channelStub } from "../../shared/routing.js";
 import { call, createGroup, register } from "../helpers/api.js";
 import { onlineDevice } from "../helpers/socket.js";
 
@@ -43,10 +47,10 @@ describe("typing indicators and read receipts", () => {
   it("keeps a reader's receipts private when they turn them off", async () => {
     const alice = await register("alice"), bob = await register("bob");
     const channel = await createGroup(alice, [bob]);
-    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: false, share_presence: true, push_previews: true });
-    expect((await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: true } })).body).toEqual({ read_receipts: true, share_presence: true, push_previews: true });
+    expect((await call("GET", "/v1/me/settings", { token: bob.access_token })).body).toEqual({ read_receipts: false, share_presence: true, push_previews: true, group_adds: "everyone" });
+    expect((await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: true } })).body).toEqual({ read_receipts: true, share_presence: true, push_previews: true, group_adds: "everyone" });
     const off = await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: false } });
-    expect(off.body).toEqual({ read_receipts: false, share_presence: true, push_previews: true });
+    expect(off.body).toEqual({ read_receipts: false, share_presence: true, push_previews: true, group_adds: "everyone" });
     const bad = await call("PATCH", "/v1/me/settings", { token: bob.access_token, body: { read_receipts: "yes" } });
     expect(bad.status).toBe(400);
     const [a, b] = await Promise.all([onlineDevice(alice.access_token, "a"), onlineDevice(bob.access_token, "b")]);
@@ -58,5 +62,38 @@ describe("typing indicators and read receipts", () => {
     await a.messages(1);
     expect(a.frames.filter((f) => f.type === T.READ)).toHaveLength(0);
     a.close(); b.close();
+  });
+
+  it("passes a typing state on change only, at most one start per interval (controlled clock)", () => {
+    const g = new TypingGuard();
+    const passed: string[] = [];
+    for (let t = 0; t < 6_000; t += 10) if (g.pass("u", (t / 10) % 2 === 0, t)) passed.push(`${t}:${(t / 10) % 2 === 0}`);
+    // 600 alternating frames over 6 s: a start and a stop per 3 s.
+    expect(passed).toEqual(["0:true", "10:false", "3000:true", "3010:false"]);
+    expect(g.pass("v", false, 0)).toBe(false); // nothing to stop
+    expect(g.pass("v", true, 0)).toBe(true);
+    expect(g.pass("v", true, 1_000)).toBe(false); // a repeat
+    expect(g.pass("v", true, TYPING_MIN_INTERVAL_MS)).toBe(true); // the keep-alive
+  });
+
+  it("fans out a flood of 500 alternating typing frames a handful of times, not 500", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    const channel = await createGroup(alice, [bob]);
+    const b = await onlineDevice(bob.access_token, "b");
+    const seen = memoryRecorder();
+    const restore = recordMetricsWith(seen);
+    const started = Date.now();
+    try {
+      const stub = channelStub(env, channel);
+      for (let i = 0; i < 500; i++) expect((await stub.typing(alice.user_id, "a", i % 2 === 0)).ok).toBe(true);
+    } finally {
+      restore();
+    }
+    // A start and a stop per interval the flood lasted (however slow this machine is), never 500.
+    const intervals = Math.ceil((Date.now() - started) / TYPING_MIN_INTERVAL_MS);
+    expect(seen.total("typing.forwarded")).toBeGreaterThanOrEqual(1);
+    expect(seen.total("typing.forwarded")).toBeLessThanOrEqual(2 * intervals);
+    expect((await b.next(T.TYPING)).typing).toMatchObject({ user_id: alice.user_id, is_typing: true });
+    b.close();
   });
 });

@@ -7,7 +7,7 @@
 import { EdgechatError, type Channel, type ChannelState, type ChatMessage, type Device, type User, type UserSettings } from "../../client/index.js";
 import type { ChatClient } from "./chat-client.js";
 import { h } from "./dom.js";
-import { errorText, isAuthError } from "./errors.js";
+import { errorText, isAuthError, signedOutText } from "./errors.js";
 import { joinNames } from "./format.js";
 import type { Intents, NewChannel, ViewModel } from "./intents.js";
 import { addMessages, applyPage, applyUpdate, hasOlder, moveReadCursor, newestSeq, olderBefore, setTyping } from "./model.js";
@@ -135,6 +135,11 @@ export class App implements Intents {
         this.requestRender();
       }),
       c.on("error", (err) => {
+        if (err.code === "session_revoked") {
+          if (this.stopped) return;
+          this.hooks.signedOut(signedOutText(err));
+          return;
+        }
         if (err.code === "replaced" || err.code === "too_many_devices" || err.code === "unauthorized" || err.code === "token_expired") {
           s.connection.fatal = err;
           this.requestRender();
@@ -178,7 +183,7 @@ export class App implements Intents {
         if (this.stopped) return;
         const e = err instanceof EdgechatError ? err : new EdgechatError({ code: "internal", message: String(err) });
         if (isAuthError(e)) {
-          this.hooks.signedOut("Your session has ended. Please sign in again.");
+          this.hooks.signedOut(signedOutText(e));
           return;
         }
         if (e.code !== "disconnected") this.state.connection.fatal = e;
@@ -562,6 +567,14 @@ export class App implements Intents {
 
   removeDevice(deviceId: string): Promise<void> {
     return this.client.devices.remove(deviceId);
+  }
+
+  signOutSession(sessionId: string): Promise<void> {
+    return this.client.sessions.signOut(sessionId);
+  }
+
+  signOutOthers(): Promise<number> {
+    return this.client.sessions.signOutOthers();
   }
 
   settings(): Promise<UserSettings> {

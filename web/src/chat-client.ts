@@ -4,7 +4,7 @@
  */
 import type {
   Channel, ChannelState, ClientEvents, ConnectionState, CreateChannelInput, Device, HistoryOptions, HistoryPage, Listener, MessageUpdate,
-  OutboxEntry, PushConfig, PushSubscriptionInput, SendAck, SendContent, UploadedAttachment, UploadOptions, User, UserSettings,
+  OutboxEntry, PushConfig, PushSubscriptionInput, SendAck, SendContent, SessionInfo, UploadedAttachment, UploadOptions, User, UserSettings,
 } from "../../client/index.js";
 
 /** The SDK's events, plus one of the app's own: an outbox entry was discarded (in any tab). */
@@ -63,6 +63,11 @@ export interface ChatClient {
     resume(attachmentId: string, file: Blob, options?: Pick<UploadOptions, "onProgress" | "signal" | "concurrency">): Promise<UploadedAttachment>;
     cancel(attachmentId: string): Promise<void>;
     url(attachmentId: string): Promise<{ url: string; expires_at: number; attachment: UploadedAttachment }>;
+  };
+  readonly sessions: {
+    list(): Promise<SessionInfo[]>;
+    signOut(sessionId: string): Promise<void>;
+    signOutOthers(): Promise<number>;
   };
   readonly settings: {
     get(): Promise<UserSettings>;

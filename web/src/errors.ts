@@ -14,5 +14,12 @@ export function errorText(err: unknown): string {
 
 /** The session ended (the sign-in screen is about to show). */
 export function isAuthError(err: unknown): boolean {
-  return err instanceof EdgechatError && (err.code === "unauthorized" || err.code === "token_expired");
+  return err instanceof EdgechatError && (err.code === "unauthorized" || err.code === "token_expired" || err.code === "session_revoked");
+}
+
+/** Why the sign-in screen shows, for a session that ended without this tab asking. */
+export function signedOutText(err: unknown): string {
+  return err instanceof EdgechatError && err.code === "session_revoked"
+    ? "This browser was signed out (from another device, or because its session was used elsewhere). Sign in again to continue."
+    : "Your session has ended. Please sign in again.";
 }

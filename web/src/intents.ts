@@ -44,6 +44,10 @@ export interface Intents {
 
   listDevices(): Promise<Device[]>;
   removeDevice(deviceId: string): Promise<void>;
+  /** "Sign out this device": ends the session a device uses; its socket closes at once. */
+  signOutSession(sessionId: string): Promise<void>;
+  /** "Sign out everywhere else": every session but this browser's; resolves with how many. */
+  signOutOthers(): Promise<number>;
   settings(): Promise<UserSettings>;
   updateSettings(patch: Partial<UserSettings>): Promise<UserSettings>;
   /** Downloads everything the server holds about the user as a JSON file. */

@@ -29,7 +29,7 @@
 import {
   EdgechatError, Emitter, type Channel, type ChannelState, type ClientEvents, type ConnectionState, type CreateChannelInput, type Device, type EdgechatClient,
   type HistoryOptions, type HistoryPage, type Listener, type MessageUpdate, type OutboxEntry, type PushConfig, type PushSubscriptionInput, type SendAck,
-  type SendContent, type UploadedAttachment, type UploadOptions, type User, type UserSettings,
+  type SendContent, type SessionInfo, type UploadedAttachment, type UploadOptions, type User, type UserSettings,
 } from "../../client/index.js";
 import { uuid } from "../../client/scheduler.js";
 import type { ChatClient, ChatEvents } from "./chat-client.js";
@@ -76,7 +76,7 @@ interface ErrorData {
 const RELAYED = ["message", "messageUpdated", "read", "typing", "presence", "channel", "connectionState", "error", "ack", "outbox", "synced", "discarded"] as const;
 type Relayed = (typeof RELAYED)[number];
 /** Errors that end the connection until someone acts (sign in again, remove a device, reconnect). */
-const FATAL = new Set(["replaced", "too_many_devices", "unauthorized", "token_expired"]);
+const FATAL = new Set(["replaced", "too_many_devices", "unauthorized", "token_expired", "session_revoked"]);
 
 type Wire =
   | { t: "hello"; from: string }
@@ -139,6 +139,8 @@ export class TabClient implements ChatClient {
 
   /** Joins the profile's tabs: leads at once if no other tab does, else follows. */
   start(): void {
+    // The session was signed out (seen by this tab's REST client): the app shows the sign-in screen.
+    this.offSocket.push(this.rest.on("signedOut", (err) => this.emitLocal("error", err)));
     const { locks, openChannel } = this.options;
     if (!locks || !openChannel) {
       this.lead();
@@ -295,6 +297,12 @@ export class TabClient implements ChatClient {
     url: (attachmentId: string) => this.rest.attachments.url(attachmentId),
   };
 
+  readonly sessions = {
+    list: (): Promise<SessionInfo[]> => this.rest.sessions.list(),
+    signOut: (sessionId: string): Promise<void> => this.rest.sessions.signOut(sessionId),
+    signOutOthers: (): Promise<number> => this.rest.sessions.signOutOthers(),
+  };
+
   readonly settings = {
     get: (): Promise<UserSettings> => this.rest.settings.get(),
     update: (patch: Partial<UserSettings>): Promise<UserSettings> => this.rest.settings.update(patch),
@@ -379,6 +387,8 @@ export class TabClient implements ChatClient {
       if (name === "discarded") continue;
       this.offSocket.push(socket.on(name as keyof ClientEvents, (payload: unknown) => this.fromSocket(name, payload)));
     }
+    // Signed out (close 4410): every tab hears it as a final error.
+    this.offSocket.push(socket.on("signedOut", (err) => this.fromSocket("error", err)));
     // Connect first, so the snapshot followers get says "connecting" rather than the idle "offline".
     socket.connect().catch(() => {});
     this.post(this.snapshot());

@@ -6,6 +6,7 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
+import { sessionActive } from "../auth/revocation.js";
 import { verifyAccessToken, type AccessClaims } from "../auth/tokens.js";
 import { errorResponse, fail, failureFromException, type Failure } from "../../shared/errors.js";
 import { log } from "../../shared/log.js";
@@ -17,6 +18,7 @@ import { authRoutes } from "./auth-routes.js";
 import { channelRoutes } from "./channel-routes.js";
 import { deviceRoutes } from "./device-routes.js";
 import { pushRoutes } from "./push-routes.js";
+import { sessionRoutes } from "./session-routes.js";
 import { userRoutes } from "./user-routes.js";
 import { checkUrlText } from "./validation.js";
 
@@ -80,6 +82,9 @@ api.use("/v1/*", async (c, next) => {
   const token = header?.match(/^Bearer\s+(.+)$/i)?.[1];
   const auth = await verifyAccessToken(c.env, token);
   if (!auth.ok) return errorResponse(auth);
+  if (!(await sessionActive(c.env, auth.userId, auth.sessionId))) {
+    return errorResponse(fail("session_revoked", "This session was signed out; log in again."));
+  }
   c.set("auth", { userId: auth.userId, username: auth.username, sessionId: auth.sessionId });
   return next();
 });
@@ -90,6 +95,7 @@ api.route("/v1/channels", channelRoutes);
 api.route("/v1/attachments", attachmentRoutes);
 api.route("/v1/devices", deviceRoutes);
 api.route("/v1/push", pushRoutes);
+api.route("/v1/sessions", sessionRoutes);
 api.route("/v1", userRoutes);
 
 api.notFound(() => errorResponse(fail("not_found", "No such endpoint.")));

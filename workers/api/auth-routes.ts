@@ -2,6 +2,9 @@
 import { Hono } from "hono";
 import * as z from "zod/mini";
 import { hashPassword, verifyPassword } from "../auth/password.js";
+import { forgetSession } from "../auth/revocation.js";
+import { DEADLINES, withDeadline } from "../../shared/deadline.js";
+import { clientAddress, loginGate, loginOutcome, registrationGate } from "../auth/throttle.js";
 import { accessTokenTtl, formatRefreshToken, parseRefreshToken, signAccessToken } from "../auth/tokens.js";
 import { errorResponse, fail } from "../../shared/errors.js";
 import { newId } from "../../shared/ids.js";
@@ -42,30 +45,42 @@ export const authRoutes = new Hono<ApiEnv>()
     const body = await parseJsonBody(c, RegisterBody);
     if (!body.ok) return errorResponse(body);
     const { username, password, display_name, jurisdiction = "" } = body.value;
+    const limited = await registrationGate(c.env, clientAddress(c.req.raw));
+    if (limited) return errorResponse(limited);
     const profile: Profile = { user_id: newId("u", jurisdiction), username, display_name: display_name ?? username, jurisdiction };
     const inserted = await insertAccount(c.env.ACCOUNTS, { ...profile, jurisdiction, password_hash: await hashPassword(password) });
     if (inserted === "taken") return errorResponse(fail("username_taken", `The username "${username}" is taken.`));
     const user = userStub(c.env, profile.user_id);
-    await user.init(profile);
-    return tokens(c, profile, await user.createSession(), 201);
+    await withDeadline(user.init(profile), DEADLINES.account, "user.init");
+    return tokens(c, profile, await withDeadline(user.createSession(), DEADLINES.account, "session.create"), 201);
   })
   .post("/login", async (c) => {
     const body = await parseJsonBody(c, LoginBody);
     if (!body.ok) return errorResponse(body);
+    // Locked out (too many failures for this username or from this address): refused before the
+    // password is even checked, so guessing on costs the guesser time and us no hashing.
+    const address = clientAddress(c.req.raw);
+    const locked = await loginGate(c.env, body.value.username, address);
+    if (locked) return errorResponse(locked);
     const account = await accountByUsername(c.env.ACCOUNTS, body.value.username);
     const valid = await verifyPassword(body.value.password, account?.password_hash ?? DUMMY_HASH);
+    await loginOutcome(c.env, body.value.username, address, !!account && valid);
     if (!account || !valid) return errorResponse(fail("unauthorized", "Wrong username or password."));
     const profile: Profile = { user_id: account.user_id, username: account.username, display_name: account.display_name, jurisdiction: account.jurisdiction };
     const user = userStub(c.env, profile.user_id);
-    await user.init(profile); // idempotent; repairs a profile lost between D1 and the object
-    return tokens(c, profile, await user.createSession(), 200);
+    await withDeadline(user.init(profile), DEADLINES.account, "user.init"); // idempotent; repairs a profile lost between D1 and the object
+    // A session created after its deadline is an orphan that expires unused: harmless.
+    return tokens(c, profile, await withDeadline(user.createSession(), DEADLINES.account, "session.create"), 200);
   })
   .post("/refresh", async (c) => {
     const body = await parseJsonBody(c, RefreshBody);
     if (!body.ok) return errorResponse(body);
     const parsed = parseRefreshToken(body.value.refresh_token);
     if (!parsed) return errorResponse(fail("unauthorized", "The refresh token is not valid; log in again."));
+    // No deadline here: a rotation that completed after the client was told to retry would leave
+    // it holding the old secret, whose next use revokes the session as a stolen token's would.
     const result = await userStub(c.env, parsed.userId).refreshSession(parsed.sessionId, parsed.secret);
+    if (!result.ok && result.code === "session_revoked") forgetSession(parsed.userId, parsed.sessionId);
     if (!result.ok) return errorResponse(result);
     return tokens(c, result.profile, result, 200);
   })
@@ -73,6 +88,6 @@ export const authRoutes = new Hono<ApiEnv>()
     const body = await parseJsonBody(c, RefreshBody);
     if (!body.ok) return errorResponse(body);
     const parsed = parseRefreshToken(body.value.refresh_token);
-    if (parsed) await userStub(c.env, parsed.userId).revokeSession(parsed.sessionId, parsed.secret);
+    if (parsed && await withDeadline(userStub(c.env, parsed.userId).revokeSession(parsed.sessionId, parsed.secret), DEADLINES.account, "session.revoke")) forgetSession(parsed.userId, parsed.sessionId);
     return c.body(null, 204);
   });

@@ -6,7 +6,9 @@ import { errorResponse, fail } from "../../shared/errors.js";
 import { dmChannelId, isChannelId, newId } from "../../shared/ids.js";
 import { cannotJoin, mayJoin, placeChannel, placeDm } from "../../shared/locality.js";
 import { channelStub, userStub } from "../../shared/routing.js";
+import { channelCreationGate } from "../auth/throttle.js";
 import { resolveProfiles } from "./accounts.js";
+import { groupAddsRefused } from "./group-adds.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
 import { nameText, parseJsonBody, parseWith } from "./validation.js";
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
@@ -57,6 +59,8 @@ export const channelRoutes = new Hono<ApiEnv>()
     const body = await parseJsonBody(c, CreateBody);
     if (!body.ok) return errorResponse(body);
     const me = c.get("auth");
+    const limited = await channelCreationGate(c.env, me.userId);
+    if (limited) return errorResponse(limited);
     const refs = body.value.type === "dm" ? [body.value.member] : body.value.members;
     const resolved = await profiles(c, [me.userId, ...refs]);
     if (!resolved.ok) return errorResponse(resolved);
@@ -75,6 +79,8 @@ export const channelRoutes = new Hono<ApiEnv>()
     }
     const place = placeChannel(me.userId, others.map((p) => p.user_id));
     if (!place.ok) return errorResponse(place);
+    const refused = await groupAddsRefused(c.env, me.userId, others);
+    if (refused) return errorResponse(refused);
     const id = newId("c", place.jurisdiction);
     const r = await channelStub(c.env, id).create({ channelId: id, type: "group", name: body.value.name, creator, members: others, jurisdiction: place.jurisdiction });
     if (!r.ok) return errorResponse(r);
@@ -98,6 +104,8 @@ export const channelRoutes = new Hono<ApiEnv>()
     if (!resolved.ok) return errorResponse(resolved);
     const pinnedElsewhere = resolved.found.filter((p) => !mayJoin(id, p.user_id)).map((p) => p.user_id);
     if (pinnedElsewhere.length > 0) return errorResponse(cannotJoin(id, pinnedElsewhere));
+    const refused = await groupAddsRefused(c.env, c.get("auth").userId, resolved.found);
+    if (refused) return errorResponse(refused);
     return send(c, await channelStub(c.env, id).addMembers(c.get("auth").userId, resolved.found));
   })
   .delete("/:id/members/:userId", async (c) => {

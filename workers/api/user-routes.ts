@@ -9,7 +9,7 @@ import { send, type ApiEnv } from "./app.js";
 import { parseJsonBody } from "./validation.js";
 import { exportResponse } from "./export.js";
 
-const SettingsBody = z.strictObject({ read_receipts: z.optional(z.boolean()), share_presence: z.optional(z.boolean()), push_previews: z.optional(z.boolean()) });
+const SettingsBody = z.strictObject({ read_receipts: z.optional(z.boolean()), share_presence: z.optional(z.boolean()), push_previews: z.optional(z.boolean()), group_adds: z.optional(z.enum(["everyone", "contacts"])) });
 const ChannelPrefsBody = z.strictObject({ muted: z.boolean() });
 /** Presence pulled on demand (big groups, people not watched): at most this many ids per call. */
 const MAX_PRESENCE_LOOKUP = 200;

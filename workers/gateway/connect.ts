@@ -44,6 +44,9 @@ export async function connect(request: Request, env: Env): Promise<Response> {
   headers.set("x-edgechat-user-id", auth.userId);
   headers.set("x-edgechat-username", auth.username);
   headers.set("x-edgechat-device-id", deviceId);
+  // The UserObject owns sessions: it refuses a signed-out session's token and tags the socket
+  // with the session, so signing the session out closes it.
+  headers.set("x-edgechat-session-id", auth.sessionId);
   headers.set("x-edgechat-encoding", encoding);
   if (header) headers.set("x-edgechat-protocol", header);
   return userStub(env, auth.userId).fetch(new Request(url.toString(), { headers }));

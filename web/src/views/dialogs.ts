@@ -6,6 +6,7 @@ import { h } from "../dom.js";
 import { lastSeenText, parseUsernames } from "../format.js";
 import { field, formDialog, openDialog } from "./dialog.js";
 import { notificationsSetting } from "./notifications.js";
+import { toast } from "./toast.js";
 
 export function newChatDialog({ state, intents }: ViewModel): void {
   let type: "dm" | "group" = "dm";
@@ -106,23 +107,38 @@ export function deleteDialog({ intents }: ViewModel, channelId: string, seq: num
 }
 
 /**
- * This account's devices, with "Remove"; `reconnectAfter` offers to connect once one is gone.
- * Signing a device out (session revocation) is not offered yet: the server cannot end one
- * device's session on its own so far.
+ * This account's devices. Each other device can be signed out (its session ends: its socket
+ * closes at once and it must sign in again) or removed from the list; "Sign out everywhere else"
+ * ends every session but this browser's. `reconnectAfter` offers to connect once one is gone.
  */
 export function devicesDialog({ state, intents }: ViewModel, reconnectAfter = false): void {
   const list = h("ul", { class: "device-list", "aria-busy": "true" }, h("li", { class: "muted" }, "Loading…"));
   const status = h("p", { class: "form-error", role: "alert" });
+  const others = h("button", { type: "button", class: "btn btn-danger" }, "Sign out everywhere else");
   const done = h("button", { type: "button", class: "btn btn-primary" }, reconnectAfter ? "Reconnect" : "Done");
   const handle = openDialog({
     title: "Your devices",
     description: "This browser is one device, however many tabs are open; an account can have up to 10.",
-    content: [list, status, h("div", { class: "dialog-actions" }, done)],
+    content: [list, status, h("div", { class: "dialog-actions" }, others, done)],
   });
   done.addEventListener("click", () => {
     handle.close();
     if (reconnectAfter) intents.connect();
   });
+  /** Runs `work` with `button` disabled; a failure is shown in the dialog. */
+  const act = (button: HTMLButtonElement, work: () => Promise<unknown>): void => {
+    button.disabled = true;
+    status.textContent = "";
+    work().then(() => load(), (err: unknown) => {
+      button.disabled = false;
+      status.textContent = errorText(err);
+    });
+  };
+  others.addEventListener("click", () => act(others, async () => {
+    const n = await intents.signOutOthers();
+    others.disabled = false;
+    toast(n === 0 ? "No other device was signed in" : `Signed out ${n === 1 ? "1 other session" : `${n} other sessions`}`);
+  }));
   const load = async (): Promise<void> => {
     let devices: Device[];
     try {
@@ -136,46 +152,54 @@ export function devicesDialog({ state, intents }: ViewModel, reconnectAfter = fa
     devices.sort((a, b) => Number(b.device_id === state.deviceId) - Number(a.device_id === state.deviceId) || b.last_seen_at - a.last_seen_at);
     list.replaceChildren(...devices.map((d) => {
       const self = d.device_id === state.deviceId;
-      const remove = self ? null : h("button", { type: "button", class: "btn btn-ghost btn-sm" }, "Remove");
-      remove?.addEventListener("click", () => {
-        remove.disabled = true;
-        intents.removeDevice(d.device_id).then(() => load(), (err: unknown) => {
-          remove.disabled = false;
-          status.textContent = errorText(err);
-        });
-      });
-      const detail = self ? "This browser" : d.connected ? "Connected now" : lastSeenText(d.last_seen_at, Date.now()).replace(/^last seen/, "Last active");
+      const name = d.name || d.device_id;
+      const sessionId = d.session_id;
+      const signOut = self || !sessionId ? null : h("button", { type: "button", class: "btn btn-ghost btn-sm", "aria-label": `Sign out ${name}` }, "Sign out");
+      signOut?.addEventListener("click", () => act(signOut, () => intents.signOutSession(sessionId!)));
+      const remove = self ? null : h("button", { type: "button", class: "btn btn-ghost btn-sm", "aria-label": `Remove ${name}` }, "Remove");
+      remove?.addEventListener("click", () => act(remove, () => intents.removeDevice(d.device_id)));
+      const detail = self ? "This browser"
+        : !sessionId ? "Signed out"
+        : d.connected ? "Connected now" : lastSeenText(d.last_seen_at, Date.now()).replace(/^last seen/, "Last active");
       return h("li", { class: "device" },
-        h("span", { class: "device-names" }, h("span", { class: "device-name" }, d.name || d.device_id), h("span", { class: "device-detail" }, detail)),
-        remove);
+        h("span", { class: "device-names" }, h("span", { class: "device-name" }, name), h("span", { class: "device-detail" }, detail)),
+        signOut, remove);
     }));
   };
   void load();
 }
 
-/** Privacy: read receipts and presence, each saved as soon as it is switched. */
+/** Privacy: read receipts, presence, previews and who may add me to groups, each saved as soon as it is switched. */
 export function privacyDialog({ intents }: ViewModel): void {
   const status = h("p", { class: "form-error", role: "alert" });
-  const options: { key: keyof UserSettings; label: string; hint: string }[] = [
-    { key: "read_receipts", label: "Send read receipts", hint: "Others see when you have read their messages." },
-    { key: "share_presence", label: "Show when I'm online", hint: "Off: you appear offline and others do not see when you were last seen." },
-    { key: "push_previews", label: "Show message text in notifications", hint: "Off: notifications say who wrote where, not what." },
+  /** A switch for one setting: the value it stores when on and when off, and what an older server's missing value means. */
+  type Option = { key: keyof UserSettings; label: string; hint: string; on: UserSettings[keyof UserSettings]; off: UserSettings[keyof UserSettings]; absent: boolean };
+  const options: Option[] = [
+    { key: "read_receipts", label: "Send read receipts", hint: "Others see when you have read their messages.", on: true, off: false, absent: true },
+    { key: "share_presence", label: "Show when I'm online", hint: "Off: you appear offline and others do not see when you were last seen.", on: true, off: false, absent: true },
+    { key: "push_previews", label: "Show message text in notifications", hint: "Off: notifications say who wrote where, not what.", on: true, off: false, absent: true },
+    {
+      key: "group_adds", label: "Only people I talk with can add me to groups",
+      hint: "On: someone you have no conversation with yet cannot put you in a group; they can still send you a message.",
+      on: "contacts", off: "everyone", absent: false,
+    },
   ];
-  const boxes = new Map<keyof UserSettings, HTMLInputElement>();
-  const rows = options.map(({ key, label, hint }) => {
-    const id = `privacy-${key}`;
+  const boxes = new Map<Option, HTMLInputElement>();
+  const isOn = (o: Option, settings: UserSettings): boolean => settings[o.key] === undefined ? o.absent : settings[o.key] === o.on;
+  const rows = options.map((o) => {
+    const id = `privacy-${o.key}`;
     const box = h("input", { type: "checkbox", id, role: "switch", disabled: true, "aria-describedby": `${id}-hint` });
-    boxes.set(key, box);
+    boxes.set(o, box);
     box.addEventListener("change", () => {
       box.disabled = true;
       status.textContent = "";
-      intents.updateSettings({ [key]: box.checked }).then(
-        (saved) => { box.checked = saved[key] ?? true; },
+      intents.updateSettings({ [o.key]: box.checked ? o.on : o.off }).then(
+        (saved) => { box.checked = isOn(o, saved); },
         (err: unknown) => { box.checked = !box.checked; status.textContent = errorText(err); },
       ).finally(() => { box.disabled = false; });
     });
     return h("li", { class: "setting" },
-      h("span", { class: "setting-text" }, h("label", { for: id, class: "setting-label" }, label), h("span", { id: `${id}-hint`, class: "setting-hint" }, hint)),
+      h("span", { class: "setting-text" }, h("label", { for: id, class: "setting-label" }, o.label), h("span", { id: `${id}-hint`, class: "setting-hint" }, o.hint)),
       box);
   });
   const done = h("button", { type: "button", class: "btn btn-primary" }, "Done");
@@ -188,8 +212,8 @@ export function privacyDialog({ intents }: ViewModel): void {
   const handle = openDialog({ title: "Privacy", content: [h("ul", { class: "setting-list" }, ...rows, notificationsSetting(intents)), status, h("div", { class: "dialog-actions" }, download, done)] });
   done.addEventListener("click", () => handle.close());
   intents.settings().then((settings) => {
-    for (const [key, box] of boxes) {
-      box.checked = settings[key] ?? true;
+    for (const [o, box] of boxes) {
+      box.checked = isOn(o, settings);
       box.disabled = false;
     }
   }, (err: unknown) => { status.textContent = errorText(err); });

@@ -1,0 +1,40 @@
+/**
+ * Deadlines for calls between objects. A Durable Object call has no timeout of its own: a callee
+ * that is overloaded, stuck behind a long queue or restarting makes its caller wait as long as it
+ * does. `withDeadline` gives up waiting after `ms` (the call itself may still complete: callees
+ * must be safe to retry, which every edgechat RPC is). Timers are fine here: the caller is
+ * awaiting a call, so it is awake anyway.
+ *
+ * @example
+ * await withDeadline(presenceStub(env, id).report(id, "online", now), 2_000, "presence.report");
+ */
+
+/** The call did not answer within its deadline. Retryable: the callee may just be slow. */
+export class DeadlineError extends Error {
+  override readonly name = "DeadlineError";
+  readonly retryable = true;
+  constructor(readonly what: string, readonly ms: number) {
+    super(`${what}: no answer within ${ms} ms`);
+  }
+}
+
+/** `call`'s result, or a DeadlineError once `ms` have passed without one. */
+export function withDeadline<T>(call: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError(what, ms)), ms);
+  });
+  return Promise.race([call, late]).finally(() => clearTimeout(timer));
+}
+
+/** Deadlines, in ms, for the calls edgechat makes between its objects (one place to tune them). */
+export const DEADLINES = {
+  /** A throttle check (login, registration, channel creation). */
+  throttle: 2_000,
+  /** A presence report, watch or lookup made by a UserObject or the Worker. */
+  presence: 3_000,
+  /** One presence delta to one subscriber's UserObject. */
+  presenceDelta: 2_000,
+  /** Account and session calls from the Worker to a UserObject. */
+  account: 5_000,
+} as const;
