@@ -134,10 +134,14 @@ export class Auth {
   }
 
   /** An access token that is not about to expire: refreshes or logs in first if needed. */
+  /** True when the access token can be used as it is, without asking the server for a new one. */
+  hasFreshAccessToken(): boolean {
+    return this.accessTokenValue !== undefined && (this.expiresAt === undefined || this.expiresAt - EXPIRY_MARGIN_MS > this.clock.now());
+  }
+
   async accessToken(): Promise<string> {
     const token = this.accessTokenValue;
-    const fresh = token !== undefined && (this.expiresAt === undefined || this.expiresAt - EXPIRY_MARGIN_MS > this.clock.now());
-    if (fresh) return token;
+    if (token !== undefined && this.hasFreshAccessToken()) return token;
     if (token === undefined && this.refreshTokenValue === undefined && this.credentials) return (await this.login()).access_token;
     if (token !== undefined && this.refreshTokenValue === undefined && !this.credentials) return token; // let the server decide
     return (await this.refresh()).access_token;

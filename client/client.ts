@@ -7,7 +7,7 @@ import { pb, utf8Length, type Frame, type FrameInit } from "../protocol/codec.js
 import { LIMITS } from "../protocol/limits.js";
 import type { PushConfig, PushSubscriptionInput } from "../protocol/push.js";
 import { Attachments, defaultUploadTransport, type UploadedAttachment, type UploadOptions, type UploadSource } from "./attachments.js";
-import { Auth } from "./auth.js";
+import { Auth, jwtExpiry } from "./auth.js";
 import { backoffDelay } from "./backoff.js";
 import { ChannelStore } from "./channel-store.js";
 import { Connection, type ConnectionConfig } from "./connection.js";
@@ -61,10 +61,15 @@ interface RequestOptions {
  * await client.connect();
  * await client.send(channelId, "hello");
  */
+/** A resume token this close to its expiry is not worth trying. */
+const RESUME_TOKEN_MARGIN_MS = 30_000;
+
 export class EdgechatClient {
   readonly deviceId: string;
   private readonly events = new Emitter<ClientEvents>();
   private readonly clock: Clock;
+  /** From the server's RESUME_HINT: reopens this device's socket while the access token is stale. */
+  private resumeToken: { token: string; expiresAt: number } | undefined;
   private readonly scheduler: Scheduler;
   private readonly random: () => number;
   private readonly requestTimeoutMs: number;
@@ -129,6 +134,7 @@ export class EdgechatClient {
       {
         socketUrl: () => this.socketUrl(),
         renewAuth: async () => {
+          this.resumeToken = undefined; // refused, or about to be: renew the access token instead
           if (!this.auth.canRenew()) {
             throw new EdgechatError({ code: "unauthorized", message: "The server rejected the access token and there is no refresh token or credentials to renew it." });
           }
@@ -256,8 +262,14 @@ export class EdgechatClient {
 
   private async socketUrl(): Promise<string> {
     await this.restored;
-    const token = await this.auth.accessToken();
-    return `${this.socketBase}?device_id=${encodeURIComponent(this.deviceId)}&access_token=${encodeURIComponent(token)}`;
+    const device = `${this.socketBase}?device_id=${encodeURIComponent(this.deviceId)}`;
+    // Reconnecting after the access token expired (a laptop waking up): the last connection's
+    // resume token opens the socket at once, without a refresh round trip first.
+    const resume = this.resumeToken;
+    if (resume && resume.expiresAt - RESUME_TOKEN_MARGIN_MS > this.clock.now() && !this.auth.hasFreshAccessToken()) {
+      return `${device}&resume_token=${encodeURIComponent(resume.token)}`;
+    }
+    return `${device}&access_token=${encodeURIComponent(await this.auth.accessToken())}`;
   }
 
   private onDown(): void {
@@ -318,9 +330,13 @@ export class EdgechatClient {
       case T.CONFLICT:
         this.conn.markReplaced(frame.conflict?.reason ?? "");
         return;
-      case T.RESUME_HINT:
-        // Gateway pinning (seed §7.3) has no meaning on Workers: every edge routes to the same objects.
+      case T.RESUME_HINT: {
+        // The token to reconnect this device with (docs/protocol.md, "Reconnecting"). Gateway
+        // pinning (seed §7.3) has no meaning on Workers: every edge reaches the same objects.
+        const token = frame.resume_hint?.session_token ?? "";
+        this.resumeToken = token ? { token, expiresAt: jwtExpiry(token) ?? 0 } : undefined;
         return;
+      }
       default:
         this.events.emit("error", new EdgechatError({ code: "unexpected_frame", message: `The server sent a ${pb.FrameType[frame.type] ?? frame.type} frame, which only clients send.` }));
     }
@@ -857,6 +873,7 @@ export class EdgechatClient {
   /** Ends the session on the server and forgets the tokens; also disconnects. */
   async logout(): Promise<void> {
     this.disconnect();
+    this.resumeToken = undefined;
     await this.auth.logout();
   }
 

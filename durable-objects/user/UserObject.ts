@@ -519,7 +519,7 @@ export class UserObject extends DurableObject<Env> {
       const code = registered.code === "too_many_devices" ? CLOSE.tooManyDevices : CLOSE.badRequest;
       return refuseWebSocket(registered, code, encoding, protocolHeader);
     }
-    const client = acceptDevice(this.ctx, this.profile!, deviceId, sessionId, encoding, protocolHeader);
+    const client = acceptDevice(this.ctx, this.profile!, deviceId, sessionId, encoding, protocolHeader, request.headers.get("x-edgechat-resume-token") ?? undefined);
     if (sessionId) this.sessions.used(sessionId, deviceId);
     this.presenceChanged();
     this.ensureKeepAlive();

@@ -84,11 +84,12 @@ export function failureContext(frame: Frame): { channel_id?: string; client_msg_
 
 /**
  * Accepts a device's socket: a second connection of the same device replaces the first (CONFLICT,
- * then close), the new one is tagged with the device id and greeted with HELLO.
+ * then close), the new one is tagged with the device id and greeted with HELLO, then RESUME_HINT
+ * with the token that lets this device reconnect without a fresh access token (the gateway mints it).
  */
 export function acceptDevice(
   ctx: DurableObjectState, user: { user_id: string; username: string }, deviceId: string, sessionId: string,
-  encoding: Encoding, protocolHeader: string | undefined,
+  encoding: Encoding, protocolHeader: string | undefined, resumeToken?: string,
 ): WebSocket {
   for (const old of ctx.getWebSockets(deviceId)) {
     sendFrame(old, { type: pb.FrameType.CONFLICT, conflict: { device_id: deviceId, reason: "replaced by a newer connection of this device" } }, socketInfo(old).encoding);
@@ -105,6 +106,7 @@ export function acceptDevice(
       max_unacked_frames: LIMITS.maxUnackedFrames, server_ts: Date.now(), protocol: protocolHeader ?? encoding,
     },
   }, encoding);
+  if (resumeToken) sendFrame(server, { type: pb.FrameType.RESUME_HINT, resume_hint: { session_token: resumeToken } }, encoding);
   return client;
 }
 

@@ -279,6 +279,48 @@ describe("server-directed reconnects", () => {
     expect(h.events.error).toEqual([]);
   });
 
+  it("reconnects with the RESUME_HINT token once the access token is stale, without a refresh first", async () => {
+    const api = fakeFetch({ "POST /v1/auth/refresh": () => ({ status: 200, body: session(2) }) });
+    // FakeTime starts at 1,000 s: an access token good for 15 min, a resume token good for an hour.
+    const h = harness({ fetch: api.fetch, refreshToken: "refresh-1", token: jwtExpiringAt(1_000 + 900) });
+    const s = await connectReady(h, []);
+    const resume = jwtExpiringAt(1_000 + 3_600);
+    s.receive({ type: T.RESUME_HINT, resume_hint: { session_token: resume } });
+    h.client.disconnect();
+    await h.time.advance(20 * 60_000); // the laptop slept: the access token expired meanwhile
+    void h.client.connect().catch(() => {});
+    await h.time.advance(0);
+    expect(h.sockets).toHaveLength(2);
+    expect(h.socket().params.get("resume_token")).toBe(resume);
+    expect(h.socket().params.get("access_token")).toBeNull();
+    expect(api.calls).toEqual([]);
+    // Refused (signed out meanwhile, say): the next attempt renews the access token instead.
+    h.socket().serverClose(4401, "unauthorized");
+    await h.time.advance(0);
+    expect(api.calls.map((c) => c.path)).toEqual(["/v1/auth/refresh"]);
+    expect(h.socket().params.get("access_token")).toBe("token-2");
+    expect(h.socket().params.get("resume_token")).toBeNull();
+  });
+
+  it("uses a fresh access token rather than the resume token, and an expired resume token never", async () => {
+    const api = fakeFetch({ "POST /v1/auth/refresh": () => ({ status: 200, body: session(2) }) });
+    const h = harness({ fetch: api.fetch, refreshToken: "refresh-1", token: jwtExpiringAt(1_000 + 900) });
+    const s = await connectReady(h, []);
+    s.receive({ type: T.RESUME_HINT, resume_hint: { session_token: jwtExpiringAt(1_000 + 600) } });
+    h.client.disconnect();
+    await h.time.advance(5 * 60_000);
+    void h.client.connect().catch(() => {});
+    await h.time.advance(0);
+    expect(h.socket().params.get("resume_token")).toBeNull();
+    expect(h.socket().params.get("access_token")).toBe(jwtExpiringAt(1_000 + 900));
+    h.client.disconnect();
+    await h.time.advance(20 * 60_000);
+    void h.client.connect().catch(() => {});
+    await h.time.advance(0);
+    expect(h.socket().params.get("resume_token")).toBeNull();
+    expect(h.socket().params.get("access_token")).toBe("token-2");
+  });
+
   it("4401 with a refresh the server refuses: closed + error, no reconnect", async () => {
     const api = fakeFetch({ "POST /v1/auth/refresh": () => ({ status: 401, body: { code: "unauthorized", message: "session revoked", retryable: false } }) });
     const h = harness({ fetch: api.fetch, refreshToken: "refresh-1" });
@@ -353,3 +395,10 @@ describe("server-directed reconnects", () => {
     expect(h.sockets).toHaveLength(0);
   });
 });
+
+/** A JWT-shaped token (unsigned: the client only reads its expiry) that expires at `expSeconds`. */
+function jwtExpiringAt(expSeconds: number): string {
+  const b64 = (o: unknown) => btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+  return `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ exp: expSeconds })}.sig`;
+}
+

@@ -15,6 +15,8 @@ export class TestDevice {
   readonly frames: Frame[] = [];
   readonly texts: string[] = [];
   closed: { code: number; reason: string } | undefined;
+  /** The token from RESUME_HINT, once onlineDevice() has taken it. */
+  resumeToken = "";
   private readonly changes = new Waiters();
   private nextRequestId = 1;
   /** The last SEND.send_seq used on this connection (sendTexts numbers its SENDs). */
@@ -146,8 +148,14 @@ export class TestDevice {
   }
 }
 
-export async function connectDevice(token: string, deviceId = `dev-${crypto.randomUUID().slice(0, 8)}`, encoding: Encoding = "proto"): Promise<TestDevice> {
-  const res = await SELF.fetch(`${BASE}/v1/connect?device_id=${encodeURIComponent(deviceId)}&access_token=${encodeURIComponent(token)}`, {
+export function connectDevice(token: string, deviceId = `dev-${crypto.randomUUID().slice(0, 8)}`, encoding: Encoding = "proto"): Promise<TestDevice> {
+  return connectWith({ access_token: token }, deviceId, encoding);
+}
+
+/** Connects with the credentials given as query parameters (an access token, a resume token...). */
+export async function connectWith(query: Record<string, string>, deviceId = `dev-${crypto.randomUUID().slice(0, 8)}`, encoding: Encoding = "proto"): Promise<TestDevice> {
+  const params = new URLSearchParams({ device_id: deviceId, ...query });
+  const res = await SELF.fetch(`${BASE}/v1/connect?${params}`, {
     headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": encoding === "json" ? SUBPROTOCOL_JSON : SUBPROTOCOL_PROTO },
   });
   const ws = res.webSocket;
@@ -157,9 +165,10 @@ export async function connectDevice(token: string, deviceId = `dev-${crypto.rand
   return new TestDevice(ws, encoding, deviceId);
 }
 
-/** Connects and waits for HELLO. */
+/** Connects and waits for HELLO and the RESUME_HINT after it (its token kept in `resumeToken`). */
 export async function onlineDevice(token: string, deviceId?: string, encoding: Encoding = "proto"): Promise<TestDevice> {
   const d = await connectDevice(token, deviceId, encoding);
   await d.next(pb.FrameType.HELLO);
+  d.resumeToken = (await d.next(pb.FrameType.RESUME_HINT)).resume_hint?.session_token ?? "";
   return d;
 }

@@ -5,7 +5,7 @@
  * else would cost the object its ability to hibernate. Browser pages from origins that are not
  * allowed (origin.ts) are refused before the token is even looked at.
  */
-import { verifyAccessToken } from "../auth/tokens.js";
+import { signResumeToken, verifyAccessToken, verifyResumeToken } from "../auth/tokens.js";
 import { fail, errorResponse } from "../../shared/errors.js";
 import { CLOSE, negotiateEncoding, refuseWebSocket } from "../../shared/frames.js";
 import { userStub } from "../../shared/routing.js";
@@ -28,13 +28,15 @@ export async function connect(request: Request, env: Env): Promise<Response> {
     return refuseWebSocket(fail("forbidden", `Pages from ${origin} may not connect here; the operator can allow them in ALLOWED_ORIGINS.`), CLOSE.forbiddenOrigin, encoding, header);
   }
   const url = new URL(request.url);
-  const bearer = request.headers.get("Authorization")?.replace(/^Bearer\s+/i, "");
-  const auth = await verifyAccessToken(env, bearer || url.searchParams.get("access_token"));
-  if (!auth.ok) return refuseWebSocket(auth, CLOSE.unauthorized, encoding, header);
   const deviceId = url.searchParams.get("device_id") ?? "";
   if (!DEVICE_ID.test(deviceId)) {
     return refuseWebSocket(fail("invalid_argument", "device_id must be 1-64 characters of A-Z a-z 0-9 _ -."), CLOSE.badRequest, encoding, header);
   }
+  // An access token, or (reconnecting) the resume token this device was given in RESUME_HINT.
+  const bearer = request.headers.get("Authorization")?.replace(/^Bearer\s+/i, "") || url.searchParams.get("access_token");
+  const resumeToken = url.searchParams.get("resume_token");
+  const auth = !bearer && resumeToken ? await verifyResumeToken(env, resumeToken, deviceId) : await verifyAccessToken(env, bearer);
+  if (!auth.ok) return refuseWebSocket(auth, CLOSE.unauthorized, encoding, header);
   // Only what this Worker verified reaches the object: client-sent x-edgechat-* never passes.
   const headers = new Headers();
   for (const name of ["Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"]) {
@@ -48,6 +50,7 @@ export async function connect(request: Request, env: Env): Promise<Response> {
   // with the session, so signing the session out closes it.
   headers.set("x-edgechat-session-id", auth.sessionId);
   headers.set("x-edgechat-encoding", encoding);
+  headers.set("x-edgechat-resume-token", await signResumeToken(env, auth, deviceId));
   if (header) headers.set("x-edgechat-protocol", header);
   return userStub(env, auth.userId).fetch(new Request(url.toString(), { headers }));
 }
