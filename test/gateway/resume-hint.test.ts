@@ -45,4 +45,15 @@ describe("RESUME_HINT", () => {
     const asAccess = await connectWith({ access_token: token }, "alice-phone");
     expect((await asAccess.next(T.ERROR)).error?.code).toBe("unauthorized");
   });
+
+  it("stops working when its session is signed out", async () => {
+    const alice = await register("alice");
+    const phone = await onlineDevice(alice.access_token, "alice-phone");
+    const token = phone.resumeToken;
+    phone.close();
+    expect((await call("POST", "/v1/auth/logout", { body: { refresh_token: alice.refresh_token } })).status).toBe(204);
+    const again = await connectWith({ resume_token: token }, "alice-phone");
+    expect((await again.next(T.ERROR)).error?.code).toBe("session_revoked");
+    expect((await again.waitClosed()).code).toBe(4410);
+  });
 });
