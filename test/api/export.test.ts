@@ -9,14 +9,15 @@ async function exportOf(token: string): Promise<{ status: number; headers: Heade
 }
 
 describe("GET /v1/me/export", () => {
-  it("streams the user's profile, settings, devices and channels with their own messages only, oldest first", async () => {
+  it("streams the user's profile, settings, devices and channels with their own messages only, oldest first", { timeout: 90_000 }, async () => {
     const alice = await register("alice"), bob = await register("bob"), carol = await register("carol");
     const dm = await createDm(alice, bob);
     const group = await createGroup(carol, [alice], "Book club");
     const a = await onlineDevice(alice.access_token, "alice-phone");
     const b = await onlineDevice(bob.access_token, "bob-phone");
-    const mine = [];
-    for (let i = 0; i < 250; i++) mine.push((await a.sendText(dm, `dm ${i}`)).send_ack!.seq);
+    // More than one page (200) of history, sent with a window as the SDK does.
+    const acks = await a.sendTexts(Array.from({ length: 250 }, (_, i) => ({ channelId: dm, text: `dm ${i}` })));
+    const mine = acks.map((f) => Number(f.send_ack?.seq));
     await b.sendText(dm, "bob's own words");
     const inGroup = (await a.sendText(group, "in the group")).send_ack!.seq;
     const gone = await a.sendText(dm, "deleted for everyone");
