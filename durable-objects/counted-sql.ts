@@ -1,0 +1,25 @@
+/**
+ * An object's SqlStorage with every writing statement counted (`sql.write`, tagged with the
+ * object kind) through shared/metrics.ts. The fan-out's promise, "nothing durable per member per
+ * message", is asserted on these counts (test/user/work-per-post.test.ts) and reported by the
+ * benchmarks, so it is counted where the writes happen rather than estimated.
+ *
+ * Statements run in one turn without an `await` share one commit; this counts statements, an
+ * upper bound of commits.
+ */
+import { count } from "../shared/metrics.js";
+
+const WRITE = /^\s*(insert|update|delete|replace)\b/i;
+
+export function countedSql(sql: SqlStorage, object: string): SqlStorage {
+  const tags = { object };
+  return {
+    exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): SqlStorageCursor<T> {
+      if (WRITE.test(query)) count("sql.write", 1, tags);
+      return sql.exec<T>(query, ...bindings);
+    },
+    get databaseSize() {
+      return sql.databaseSize;
+    },
+  } as SqlStorage;
+}
