@@ -4,8 +4,8 @@
  * message", is asserted on these counts (test/user/work-per-post.test.ts) and reported by the
  * benchmarks, so it is counted where the writes happen rather than estimated.
  *
- * Statements run in one turn without an `await` share one commit; this counts statements, an
- * upper bound of commits.
+ * Statements run in one turn without an `await` share one commit; this counts statements that
+ * changed at least one row, an upper bound of commits.
  */
 import { count } from "../shared/metrics.js";
 
@@ -15,8 +15,10 @@ export function countedSql(sql: SqlStorage, object: string): SqlStorage {
   const tags = { object };
   return {
     exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): SqlStorageCursor<T> {
-      if (WRITE.test(query)) count("sql.write", 1, tags);
-      return sql.exec<T>(query, ...bindings);
+      const cursor = sql.exec<T>(query, ...bindings);
+      // A statement that changed nothing (a housekeeping DELETE with no match) is not a write.
+      if (WRITE.test(query) && cursor.rowsWritten > 0) count("sql.write", 1, tags);
+      return cursor;
     },
     get databaseSize() {
       return sql.databaseSize;
