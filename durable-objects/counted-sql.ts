@@ -9,15 +9,15 @@
  */
 import { count } from "../shared/metrics.js";
 
-const WRITE = /^\s*(insert|update|delete|replace)\b/i;
+const WRITE = /^\s*(?:insert(?:\s+or\s+\w+)?\s+into|replace\s+into|update|delete\s+from)\s+(\w+)/i;
 
 export function countedSql(sql: SqlStorage, object: string): SqlStorage {
-  const tags = { object };
   return {
     exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): SqlStorageCursor<T> {
       const cursor = sql.exec<T>(query, ...bindings);
       // A statement that changed nothing (a housekeeping DELETE with no match) is not a write.
-      if (WRITE.test(query) && cursor.rowsWritten > 0) count("sql.write", 1, tags);
+      const write = WRITE.exec(query);
+      if (write && cursor.rowsWritten > 0) count("sql.write", 1, { object, table: write[1]!.toLowerCase() });
       return cursor;
     },
     get databaseSize() {

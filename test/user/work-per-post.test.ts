@@ -8,9 +8,8 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { pb } from "../../protocol/codec.js";
 import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
-import { channelStub } from "../../shared/routing.js";
-import { FLUSH_MS } from "../../durable-objects/user/channel-list.js";
-import { createGroup, register } from "../helpers/api.js";
+import { channelStub, userStub } from "../../shared/routing.js";
+import { createGroup, register, type TestUser } from "../helpers/api.js";
 import { onlineDevice } from "../helpers/socket.js";
 
 const T = pb.FrameType;
@@ -26,6 +25,22 @@ async function noticesDone(channelId: string): Promise<void> {
   throw new Error("notices still pending");
 }
 
+/** Positive marker: each user's list row has `seq` on disk and no unflushed change is pending. */
+async function listsFlushed(users: TestUser[], channelId: string, seq: number): Promise<void> {
+  for (const u of users) {
+    for (let i = 0; ; i++) {
+      const done = await runInDurableObject(userStub(env, u.user_id), (_o, state) => {
+        const dirty = state.storage.sql.exec<{ dirty: number }>("SELECT dirty FROM live_state WHERE id = 1").one().dirty;
+        const row = state.storage.sql.exec<{ last_seq: number }>("SELECT last_seq FROM channels WHERE channel_id = ?", channelId).toArray()[0];
+        return dirty === 0 && (row?.last_seq ?? 0) >= seq;
+      });
+      if (done) break;
+      if (i > 1200) throw new Error(`${u.username}'s list not flushed up to ${seq}`);
+      await sleep(25);
+    }
+  }
+}
+
 /** Work for one post in a group of alice and bob (both connected) and `offline` members who never connect. */
 async function workForOnePost(offline: number) {
   const alice = await register("alice"), bob = await register("bob");
@@ -34,20 +49,24 @@ async function workForOnePost(offline: number) {
   await noticesDone(channel);
   const a = await onlineDevice(alice.access_token, "a");
   const b = await onlineDevice(bob.access_token, "b");
-  // A first post warms both lists; then let their flush window pass.
-  await a.sendText(channel, "warm-up");
+  // A first post warms both lists; then their flush window passes.
+  const warm = await a.sendText(channel, "warm-up");
   await b.messages(1);
-  await sleep(FLUSH_MS + 500);
+  await listsFlushed([alice, bob], channel, Number(warm.send_ack?.seq));
   const seen = memoryRecorder();
   const restore = recordMetricsWith(seen);
   try {
-    expect((await a.sendText(channel, "counted")).type).toBe(T.SEND_ACK);
+    const counted = await a.sendText(channel, "counted");
+    expect(counted.type).toBe(T.SEND_ACK);
     await b.messages(1);
-    await sleep(FLUSH_MS + 500); // the coalesced list writes happen within this
+    await listsFlushed([alice, bob], channel, Number(counted.send_ack?.seq)); // the coalesced list writes are done
   } finally {
     restore();
   }
   a.close(); b.close();
+  const byTable: Record<string, number> = {};
+  for (const p of seen.points) if (p.name === "sql.write") byTable[`${p.tags?.object}.${p.tags?.table}`] = (byTable[`${p.tags?.object}.${p.tags?.table}`] ?? 0) + p.n;
+  console.log(`work per post with ${offline} offline members: writes by table`, JSON.stringify(byTable));
   return {
     rpcs: seen.total("fanout.rpc"),
     channelWrites: seen.total("sql.write", { object: "channel" }),
