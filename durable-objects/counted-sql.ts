@@ -11,6 +11,15 @@ import { count } from "../shared/metrics.js";
 
 const WRITE = /^\s*(?:insert(?:\s+or\s+\w+)?\s+into|replace\s+into|update|delete\s+from)\s+(\w+)/i;
 
+/**
+ * `sql` itself unless `env.COUNT_SQL_WRITES` is "1" (the test configuration sets it): in
+ * production every count() becomes an Analytics Engine data point (shared/analytics.ts), and one
+ * per statement would cost more than it tells.
+ */
+export function countedSqlFor(sql: SqlStorage, object: string, env: object): SqlStorage {
+  return (env as { COUNT_SQL_WRITES?: string }).COUNT_SQL_WRITES === "1" ? countedSql(sql, object) : sql;
+}
+
 export function countedSql(sql: SqlStorage, object: string): SqlStorage {
   return {
     exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): SqlStorageCursor<T> {

@@ -19,7 +19,7 @@ import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { count } from "../../shared/metrics.js";
 import { userStub } from "../../shared/routing.js";
 import { LIMITS } from "../../protocol/limits.js";
-import { countedSql } from "../counted-sql.js";
+import { countedSqlFor } from "../counted-sql.js";
 import { migrate } from "../migrate.js";
 import { deleteBlob } from "../../shared/attachments/blobs.js";
 import { attachmentConfig } from "../../shared/attachments/config.js";
@@ -90,7 +90,7 @@ export class ChannelObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     recordToAnalytics(env);
-    this.sql = countedSql(ctx.storage.sql, "channel");
+    this.sql = countedSqlFor(ctx.storage.sql, "channel", env);
     this.members = new Membership(this.sql);
     this.watchers = new Watchers(this.sql);
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));

@@ -19,7 +19,7 @@ import { parseId } from "../../shared/ids.js";
 import { channelStub } from "../../shared/routing.js";
 import { ownResult } from "../../shared/rpc.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
-import { countedSql } from "../counted-sql.js";
+import { countedSqlFor } from "../counted-sql.js";
 import { migrate } from "../migrate.js";
 import type { ChannelObject } from "../channel/ChannelObject.js";
 import type {
@@ -84,7 +84,7 @@ export class UserObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     recordToAnalytics(env);
-    this.sql = countedSql(ctx.storage.sql, "user");
+    this.sql = countedSqlFor(ctx.storage.sql, "user", env);
     const presence = presenceTimingsFromEnv(env);
     this.presenceTtlMs = presence.ttlMs;
     this.presenceGraceMs = presence.offlineGraceMs;
