@@ -42,6 +42,8 @@ function workerPlugin() {
       bindings: {
         JWT_SECRET: "edgechat-test-secret-0123456789abcdef0123456789",
         JURISDICTIONS: "simulated",
+        // SQL writes counted through the metrics seam (durable-objects/counted-sql.ts): per-post work tests.
+        COUNT_SQL_WRITES: "1",
         // Tests measure the platform, not the limiter; test/channel/rate-limit*.test.ts covers it.
         SEND_RATE_PER_SECOND: "0",
         // Short presence timings so TTL expiry and the offline grace run within a test.

@@ -174,6 +174,20 @@ export class ChannelStore {
     return { gaveUp: true, released: [] };
   }
 
+  /**
+   * The server left `toSeq` and everything before it out on purpose (RESUMED `truncated`: a
+   * broadcast channel's "jump to latest"): the channel continues after it without pulling the
+   * hole. Returns the messages that became contiguous.
+   */
+  skipTo(channelId: string, toSeq: number): ChatMessage[] {
+    const c = this.cursor(channelId);
+    if (c.contiguous !== undefined && c.contiguous >= toSeq) return [];
+    c.contiguous = toSeq;
+    if (c.acked > toSeq) c.acked = toSeq;
+    for (const s of c.buffer.keys()) if (s <= toSeq) c.buffer.delete(s);
+    return this.drain(c);
+  }
+
   /** A pull that will be retried later (timeout, retryable error): not a stall. */
   cancelPull(channelId: string): void {
     const c = this.channels.get(channelId);

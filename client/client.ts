@@ -14,13 +14,14 @@ import { Connection, type ConnectionConfig } from "./connection.js";
 import { EdgechatError, isAuthCode, isSignedOutCode } from "./errors.js";
 import { Emitter, type Listener } from "./events.js";
 import { memoryStorage, Outbox } from "./outbox.js";
+import { ProfileCache } from "./profiles.js";
 import { Requests } from "./requests.js";
 import { endpoints, Http, RestApi } from "./rest.js";
 import { systemClock, systemScheduler, uuid } from "./scheduler.js";
 import { loadWsPackage, NO_WEBSOCKET_MESSAGE, platformWebSocket } from "./websocket.js";
 import type {
   AuthSession, Channel, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput,
-  Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MessageUpdate, OutboxEntry, PendingSend, PresenceEvent, Scheduler, SendAck, SendContent,
+  Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MemberPage, MessageUpdate, OutboxEntry, PendingSend, PresenceEvent, Scheduler, SendAck, SendContent,
   SessionInfo, User, UserSettings,
 } from "./types.js";
 import {
@@ -78,6 +79,7 @@ export class EdgechatClient {
   private readonly auth: Auth;
   private readonly api: RestApi;
   private readonly files: Attachments;
+  private readonly profileCache: ProfileCache;
   private readonly conn: Connection;
   private readonly requests: Requests;
   private readonly queue: Outbox;
@@ -112,6 +114,7 @@ export class EdgechatClient {
     this.auth = new Auth(http, this.clock, authOptions, (session) => this.events.emit("session", session), (err) => this.onSignedOut(err));
     this.api = new RestApi(http, this.auth);
     this.files = new Attachments({ call: (method, path, body) => this.api.request(method, path, body) }, options.uploadTransport ?? defaultUploadTransport());
+    this.profileCache = new ProfileCache((ids) => this.api.profiles(ids));
     this.requests = new Requests(this.scheduler);
     this.queue = new Outbox(options.storage ?? memoryStorage(), this.clock, {
       changed: (entry) => this.events.emit("outbox", entry),
@@ -359,6 +362,11 @@ export class EdgechatClient {
 
   private onResumed(frame: Frame): void {
     const channels = (frame.resumed?.channels ?? []).map(toChannelState).filter((c) => c.channel_id !== "");
+    const truncated = (frame.resumed?.truncated ?? [])
+      .map((t) => ({ channel_id: t.channel_id ?? "", from_seq: Number(t.from_seq ?? 0), to_seq: Number(t.to_seq ?? 0) }))
+      .filter((t) => t.channel_id !== "" && t.to_seq >= t.from_seq);
+    // Left out on purpose ("jump to latest"): continue after the hole instead of pulling it.
+    for (const t of truncated) for (const m of this.store.skipTo(t.channel_id, t.to_seq)) this.emitMessage(m);
     this.states.clear();
     for (const c of channels) {
       this.states.set(c.channel_id, c);
@@ -370,7 +378,7 @@ export class EdgechatClient {
     }
     this.conn.markReady();
     for (const c of channels) this.events.emit("channel", { channel: { ...c }, source: "resumed" });
-    this.events.emit("synced", { channels: this.channelStates() });
+    this.events.emit("synced", { channels: this.channelStates(), truncated });
     this.settleConnect();
     for (const id of this.store.channelsNeedingPull()) this.pullGap(id);
     this.scheduleAckFlush();
@@ -899,8 +907,16 @@ export class EdgechatClient {
       if (created) for (const m of this.store.anchor(channel.channel_id, 0)) this.emitMessage(m);
       return channel;
     },
-    /** The channel with its members. */
+    /** The channel with the first page of its members (ids, roles, read cursors). */
     get: (channelId: string): Promise<Channel> => this.api.getChannel(channelId),
+    /**
+     * A page of members after `cursor`, in the order they joined (a group of 1,000 is read page by
+     * page, never at once). Names come from `users.profiles()`.
+     *
+     * @example
+     * for (let cursor = ""; ; ) { const page = await client.channels.members(id, { cursor }); ...; if (!(cursor = page.next_cursor)) break; }
+     */
+    members: (channelId: string, options: { cursor?: string; limit?: number } = {}): Promise<MemberPage> => this.api.members(channelId, options),
     /** Owners and admins only. Members are user ids or usernames. */
     addMembers: (channelId: string, members: string[]): Promise<Channel> => this.api.addMembers(channelId, members),
     /** Yourself = leave; others: owners and admins only. */
@@ -997,6 +1013,13 @@ export class EdgechatClient {
   readonly users = {
     lookup: (username: string): Promise<User> => this.api.lookupUser(username),
     get: (userId: string): Promise<User> => this.api.getUser(userId),
+    /**
+     * Profiles by id, cached (5 min) and batched: messages, notices, member lists and channel
+     * states carry user ids only, so render names from these. Unknown ids are left out.
+     */
+    profiles: (userIds: Iterable<string>): Promise<Map<string, User>> => this.profileCache.get(userIds),
+    /** A profile already in the cache, without a request (undefined if not read yet). */
+    cached: (userId: string): User | undefined => this.profileCache.peek(userId),
     /**
      * Current presence of up to 200 users, pulled (REST). Contacts in DMs and small groups are
      * pushed as `presence` events already; use this for members of big groups.

@@ -39,8 +39,8 @@ export { indexedDbStorage, type IndexedDbStorageOptions } from "./storage-indexe
 export type {
   AttachmentBody, AuthSession, Channel, ChannelEvent, ChannelMember, ChannelState, ChatMessage, ClientEvents, ClientOptions,
   Clock, ConnectionState, ConnectionStateChange, CreateChannelInput, Device, EncryptedBody, Encoding, FetchInit, FetchLike,
-  FetchResponse, HelloInfo, HistoryOptions, HistoryPage, MessageContent, MessageUpdate, OutboxEntry, OutboxState,
+  FetchResponse, HelloInfo, HistoryOptions, HistoryPage, MemberPage, MessageContent, MessageUpdate, OutboxEntry, OutboxState,
   OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SessionInfo, SocketEvent, UpdateBody,
-  SyncedEvent, SystemBody, TextBody, TypingEvent, User, UserSettings, WebSocketConstructor, WebSocketLike,
+  SyncedEvent, SystemBody, TextBody, Truncation, TypingEvent, User, UserSettings, WebSocketConstructor, WebSocketLike,
 } from "./types.js";
 export type { PushConfig, PushPayload, PushProvider, PushSubscriptionInput, DevicePushState } from "../protocol/push.js";

@@ -8,10 +8,11 @@ import { EdgechatError, isAuthCode, isSignedOutCode, type ServerErrorCode } from
 import type { Auth } from "./auth.js";
 import type { PushConfig, PushProvider, PushSubscriptionInput } from "../protocol/push.js";
 import type {
-  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, PresenceEvent, SessionInfo, User, UserSettings,
+  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, MemberPage, PresenceEvent, SessionInfo, User, UserSettings,
 } from "./types.js";
 import {
-  channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, presenceFromJson, sessionInfoFromJson, userFromJson,
+  channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, memberPageFromJson, presenceFromJson, sessionInfoFromJson, userFromJson,
+  usersFromJson,
 } from "./wire.js";
 
 /** The code for an error response whose body carries none. */
@@ -133,6 +134,20 @@ export class RestApi {
 
   async lookupUser(username: string): Promise<User> {
     return userFromJson(await this.call("GET", `/v1/users?username=${encodeURIComponent(username)}`));
+  }
+
+  /** Profiles of up to 100 user ids (unknown ids are left out). */
+  async profiles(userIds: string[]): Promise<User[]> {
+    return usersFromJson(await this.call("GET", `/v1/users?ids=${userIds.map(encodeURIComponent).join(",")}`));
+  }
+
+  /** A page of a channel's members after `cursor`. */
+  async members(channelId: string, options: { cursor?: string; limit?: number } = {}): Promise<MemberPage> {
+    const q = new URLSearchParams();
+    if (options.cursor) q.set("cursor", options.cursor);
+    if (options.limit !== undefined) q.set("limit", String(options.limit));
+    const qs = q.toString();
+    return memberPageFromJson(await this.call("GET", `/v1/channels/${encodeURIComponent(channelId)}/members${qs ? `?${qs}` : ""}`));
   }
 
   async getUser(userId: string): Promise<User> {

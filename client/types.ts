@@ -47,12 +47,31 @@ export type SendContent =
   | { attachment: Partial<AttachmentBody> & { attachment_id: string } }
   | { encrypted: Partial<EncryptedBody> & { ciphertext: Uint8Array } };
 
+/**
+ * A member of a channel. The server sends ids, roles and read cursors only (ids, not names):
+ * `username` and `display_name` are empty unless you fill them from `client.users.profiles()`.
+ */
 export interface ChannelMember {
   user_id: string;
   username: string;
   display_name: string;
   role?: "owner" | "admin" | "member" | (string & {});
+  joined_at?: number;
   last_read_seq?: number;
+}
+
+/** One page of a channel's members (`client.channels.members()`), in the order they joined. */
+export interface MemberPage {
+  members: ChannelMember[];
+  /** Pass as `cursor` for the next page; "" on the last page. */
+  next_cursor: string;
+}
+
+/** A gap the server did not send in full on RESUME (a broadcast channel's "jump to latest"). */
+export interface Truncation {
+  channel_id: string;
+  from_seq: number;
+  to_seq: number;
 }
 
 /** A channel as returned by the REST API (`POST /v1/channels`, `GET /v1/channels/{id}`). */
@@ -62,7 +81,10 @@ export interface Channel {
   name: string;
   member_count?: number;
   last_seq?: number;
+  /** The first page of members (GET /v1/channels/{id}); page on with `client.channels.members()`. */
   members?: ChannelMember[];
+  /** Cursor for the next page of members; "" or absent when `members` holds them all. */
+  members_next_cursor?: string;
 }
 
 export interface HistoryPage extends WireHistoryPage {
@@ -275,6 +297,11 @@ export interface ChannelEvent {
 
 export interface SyncedEvent {
   channels: ChannelState[];
+  /**
+   * Gaps RESUME left out on purpose: show "jump to latest" (or "older messages not loaded") at
+   * `from_seq`; the client does not pull them. Page back with `history()` if the user asks.
+   */
+  truncated: Truncation[];
 }
 
 /** Every event the client emits, with its payload. */

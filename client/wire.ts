@@ -9,7 +9,7 @@ import { EdgechatError } from "./errors.js";
 import type { PushProvider } from "../protocol/push.js";
 import type {
   AttachmentBody, AuthSession, Channel, ChannelMember, ChannelState, ChatMessage, Device, HelloInfo, SessionInfo,
-  HistoryPage, MessageContent, MessageUpdate, PresenceEvent, ReadReceipt, SendAck, SendContent, TypingEvent, UpdateBody, User,
+  HistoryPage, MemberPage, MessageContent, MessageUpdate, PresenceEvent, ReadReceipt, SendAck, SendContent, TypingEvent, UpdateBody, User,
 } from "./types.js";
 
 type v1Props = {
@@ -253,14 +253,28 @@ export function channelFromJson(json: unknown): Channel {
   // member_list (GET /v1/channels/{id}) has roles and read cursors; members is the summary.
   const members = Array.isArray(c.member_list) ? c.member_list : Array.isArray(c.members) ? c.members : undefined;
   if (members) channel.members = members.filter(isObject).map(memberFromJson);
+  if (typeof c.members_next_cursor === "string") channel.members_next_cursor = c.members_next_cursor;
   return channel;
 }
 
-function memberFromJson(m: JsonObject): ChannelMember {
+export function memberFromJson(m: JsonObject): ChannelMember {
   const member: ChannelMember = { user_id: str(m.user_id), username: str(m.username), display_name: str(m.display_name) };
   if (typeof m.role === "string") member.role = m.role;
+  if (m.joined_at !== undefined) member.joined_at = num(m.joined_at);
   if (m.last_read_seq !== undefined) member.last_read_seq = num(m.last_read_seq);
   return member;
+}
+
+/** GET /v1/channels/{id}/members. */
+export function memberPageFromJson(json: unknown): MemberPage {
+  if (!isObject(json) || !Array.isArray(json.members)) throw badResponse("members");
+  return { members: json.members.filter(isObject).map(memberFromJson), next_cursor: typeof json.next_cursor === "string" ? json.next_cursor : "" };
+}
+
+/** GET /v1/users?ids=. */
+export function usersFromJson(json: unknown): User[] {
+  if (!isObject(json) || !Array.isArray(json.users)) throw badResponse("users");
+  return json.users.map(userFromJson);
 }
 
 export function deviceFromJson(json: unknown): Device {

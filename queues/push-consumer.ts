@@ -11,6 +11,7 @@
  */
 import { subscriptionKey } from "../durable-objects/user/push-subscriptions.js";
 import { userStub } from "../shared/routing.js";
+import { resolveProfiles } from "../workers/api/accounts.js";
 import { parsePushJob, type PushJob } from "./push-jobs.js";
 import { MAX_RETRY_DELAY_SECONDS, pushSettings, type PushSettings } from "./push-settings.js";
 import { sendPush, type Fetch, type SendOutcome } from "./providers/index.js";
@@ -46,14 +47,40 @@ export async function consumePushBatch(batch: MessageBatch<unknown>, env: Env, d
   const fetcher: Fetch = deps.fetch ?? ((input, init) => fetch(input, init));
   const now = deps.now ?? Date.now;
   const stats: PushBatchStats = { sent: 0, removed: 0, retried: 0, rejected: 0, expired: 0, stale: 0, invalid: 0 };
-  await Promise.all(batch.messages.map((msg) => consumeOne(msg, env, settings, fetcher, now(), stats)));
+  const names = await senderNames(batch.messages, env);
+  await Promise.all(batch.messages.map((msg) => consumeOne(msg, env, settings, fetcher, now(), stats, names)));
   for (const [outcome, n] of Object.entries(stats)) if (n > 0) count("push.job", n, { outcome });
   if (stats.retried + stats.rejected + stats.invalid + stats.removed > 0) log("info", "push.batch", { object: "queue", queue: batch.queue, ...stats });
   return stats;
 }
 
-async function consumeOne(msg: Message<unknown>, env: Env, settings: PushSettings, fetcher: Fetch, now: number, stats: PushBatchStats): Promise<void> {
-  const job = parsePushJob(msg.body);
+/**
+ * The senders' names, read once per batch from the account directory: channels and user objects
+ * keep ids, not names (docs/decisions/013), so a job carries the sender's id and the name is
+ * filled in here, as it is now (renames show). A lookup that fails leaves the names empty.
+ */
+async function senderNames(messages: readonly Message<unknown>[], env: Env): Promise<Map<string, string>> {
+  const ids = new Set<string>();
+  for (const msg of messages) {
+    const job = parsePushJob(msg.body);
+    if (job?.payload.type === "message" && job.payload.sender_name === "") ids.add(job.payload.sender_user_id);
+  }
+  const names = new Map<string, string>();
+  if (ids.size === 0) return names;
+  try {
+    const { found } = await resolveProfiles(env.ACCOUNTS, [...ids]);
+    for (const p of found) names.set(p.user_id, p.display_name || p.username);
+  } catch (err) {
+    log("warn", "push.names_failed", { object: "queue", ids: ids.size }, err);
+  }
+  return names;
+}
+
+async function consumeOne(msg: Message<unknown>, env: Env, settings: PushSettings, fetcher: Fetch, now: number, stats: PushBatchStats, names: Map<string, string>): Promise<void> {
+  const parsed = parsePushJob(msg.body);
+  const job = parsed?.payload.type === "message" && parsed.payload.sender_name === "" && names.has(parsed.payload.sender_user_id)
+    ? withSenderName(parsed, names.get(parsed.payload.sender_user_id)!)
+    : parsed;
   if (!job) {
     stats.invalid++;
     log("error", "push.job_invalid", { object: "queue", id: msg.id });
@@ -79,6 +106,14 @@ async function consumeOne(msg: Message<unknown>, env: Env, settings: PushSetting
     stats.retried++;
     msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts, settings.retryBaseSeconds) });
   }
+}
+
+function withSenderName(job: PushJob, name: string): PushJob {
+  if (job.payload.type !== "message") return job;
+  const payload = { ...job.payload, sender_name: name };
+  // A DM is titled with the other person's name.
+  if (payload.channel_type === "dm" && payload.channel_name === "") payload.channel_name = name;
+  return { ...job, payload };
 }
 
 async function settle(msg: Message<unknown>, job: PushJob, outcome: SendOutcome, env: Env, settings: PushSettings, stats: PushBatchStats): Promise<void> {

@@ -19,11 +19,13 @@ export class DeadlineError extends Error {
 }
 
 /** `call`'s result, or a DeadlineError once `ms` have passed without one. */
-export function withDeadline<T>(call: Promise<T>, ms: number, what: string): Promise<T> {
+export function withDeadline<T>(call: Promise<T>, ms: number, what = "call"): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new DeadlineError(what, ms)), ms);
   });
+  // A call that loses the race must not surface later as an unhandled rejection.
+  call.catch(() => {});
   return Promise.race([call, late]).finally(() => clearTimeout(timer));
 }
 
@@ -38,3 +40,15 @@ export const DEADLINES = {
   /** Account and session calls from the Worker to a UserObject. */
   account: 5_000,
 } as const;
+
+/** Runs `work` over `items` with at most `limit` in flight; resolves when all have settled. */
+export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+}

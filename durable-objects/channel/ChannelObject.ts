@@ -1,11 +1,12 @@
 /**
  * ChannelObject: the single writer of one channel (DESIGN.md). It owns the channel's meta,
  * members, message log and idempotency keys, assigns every message its seq and HLC, and fans
- * each stored message out to its members' UserObjects.
+ * each stored message out to its *watchers* (members with a device connected).
  *
  * This file is the RPC surface and the channel row; the work is done by one module per concern:
- * `membership.ts` (members, roles), `sequencer.ts` (dedup, rate limit, seq/HLC, the log, history),
- * `message-changes.ts` (react, edit, delete rules), `fanout.ts` (delivery to members) and
+ * `membership.ts` (members in SQL, roles, paging), `sequencer.ts` (dedup, rate limit, seq/HLC,
+ * the log, history), `message-changes.ts` (react, edit, delete rules), `watchers.ts` (who is
+ * live), `fanout.ts` (delivery to watchers), `notices.ts` (telling members they joined or left) and
  * `attachments.ts` (uploads declared in the channel, the SEND check for files, blob cleanup).
  *
  * The send path's one rule: check, assign seq/HLC and INSERT before the first `await`. The
@@ -15,9 +16,10 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { fail, type Failure, type Result } from "../../shared/errors.js";
-import { userStub } from "../../shared/routing.js";
 import { count } from "../../shared/metrics.js";
+import { userStub } from "../../shared/routing.js";
 import { LIMITS } from "../../protocol/limits.js";
+import { countedSqlFor } from "../counted-sql.js";
 import { migrate } from "../migrate.js";
 import { deleteBlob } from "../../shared/attachments/blobs.js";
 import { attachmentConfig } from "../../shared/attachments/config.js";
@@ -25,17 +27,20 @@ import { channelOfAttachment } from "../../shared/attachments/ids.js";
 import { Attachments, uploadView, type AttachmentInit, type NewUpload, type PartRow, type UploadRow, type UploadView } from "./attachments.js";
 import { FanOut } from "./fanout.js";
 import { hlcToHex } from "./hlc.js";
-import { Membership, uniqueProfiles } from "./membership.js";
+import { DEFAULT_MEMBER_PAGE, Membership, uniqueIds, type MemberPage } from "./membership.js";
 import { MessageChanges } from "./message-changes.js";
+import { Notices } from "./notices.js";
 import { rateLimitFromEnv, SenderRateLimiter } from "./rate-limit.js";
 import { CHANNEL_MIGRATIONS } from "./schema.js";
 import { Sequencer } from "./sequencer.js";
 import { systemText } from "./system-messages.js";
 import { TypingGuard } from "./typing-guard.js";
 import { wellFormedDeep } from "../../protocol/text.js";
+import { Watchers } from "./watchers.js";
 import {
   SMALL_CHANNEL_MEMBERS, type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ContentInit,
-  type HistoryPageData, type HistoryQuery, type MemberProfile, type MemberRole, type MessageChange, type SendAck,
+  type HistoryPageData, type HistoryQuery, type MemberChannelState, type MemberProfile, type MemberRole, type MembershipNotice,
+  type MessageChange, type SendAck,
 } from "./types.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
 
@@ -56,6 +61,7 @@ export interface CreateChannelInput {
   channelId: string;
   type: ChannelType;
   name: string;
+  /** Only `user_id` is kept: the channel stores ids, never profiles. */
   creator: MemberProfile;
   members: MemberProfile[];
   jurisdiction: string;
@@ -65,11 +71,17 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private channel: ChannelRow | undefined;
   private readonly members: Membership;
+  private readonly watchers: Watchers;
   /** Shared by sends and changes; a field so tests can change the limit of one channel. */
   private readonly limiter: SenderRateLimiter;
   private readonly log: Sequencer;
   private readonly changes: MessageChanges;
-  private readonly fanout: FanOut;
+  private fanout!: FanOut;
+  private readonly notices: Notices;
+  /** The newest message that is not a change: the channel's "last activity". */
+  private activity = { hlc: "", at: 0 };
+  /** When the alarm is set for (null: none). */
+  private alarmAt: number | null = null;
   private readonly attachments: Attachments;
   /** Which typing indicators go out (on change, at most every few seconds per user). */
   private readonly typingGuard = new TypingGuard();
@@ -77,17 +89,26 @@ export class ChannelObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     recordToAnalytics(env);
-    this.sql = ctx.storage.sql;
+    this.sql = countedSqlFor(ctx.storage.sql, "channel", env);
     this.members = new Membership(this.sql);
+    this.watchers = new Watchers(this.sql);
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));
     this.attachments = new Attachments(this.sql, {
-      alarms: ctx.storage,
+      // One alarm serves every concern: the sweep asks for it through wakeAt like the others.
+      alarms: {
+        getAlarm: async () => this.alarmAt,
+        setAlarm: async (at: number | Date) => this.wakeAt(typeof at === "number" ? at : at.getTime()),
+      } as Pick<DurableObjectStorage, "getAlarm" | "setAlarm">,
       waitUntil: (promise) => ctx.waitUntil(promise),
       orphanTtlMs: attachmentConfig(env).orphanTtlMs,
       deleteBlob: (row) => deleteBlob(env, row),
     });
     this.log = new Sequencer(this.sql, this.limiter, (message) => {
       this.fanout.accept(message);
+      const kind = message.content.update ? "update" : message.content.system ? "system" : "post";
+      if (kind !== "update") this.activity = { hlc: message.hlc, at: message.server_ts };
+      // Writing means having read up to here (the user's own message is never unread for them).
+      if (kind === "post") this.members.moveReadCursor(message.sender_user_id, message.seq);
       this.kickFanout();
     }, (userId, kind, content) => (kind === "attachment" ? this.attachments.gate(userId, content.attachment as AttachmentInit) : { ok: true, content }));
     this.changes = new MessageChanges(this.sql, this.log, {
@@ -98,20 +119,30 @@ export class ChannelObject extends DurableObject<Env> {
         if (kind === "attachment") this.attachments.messageDeleted(content);
       },
     });
-    this.fanout = new FanOut({
+    this.notices = new Notices({
       sql: this.sql,
-      alarms: ctx.storage,
-      waitUntil: (promise) => ctx.waitUntil(promise),
-      log: this.log,
-      summary: () => this.summary(),
-      memberIds: () => this.members.ids(),
+      id: () => this.channel?.channel_id ?? "",
+      stateFor: (userId) => this.memberState(userId),
       userStub: (userId) => userStub(env, userId),
+      wakeAt: (at) => this.wakeAt(at),
     });
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, CHANNEL_MIGRATIONS);
+      this.fanout = new FanOut({
+        sql: this.sql,
+        id: () => this.channel?.channel_id ?? "",
+        wakeAt: (at) => this.wakeAt(at),
+        waitUntil: (promise) => ctx.waitUntil(promise),
+        log: this.log,
+        summary: () => this.summary(),
+        memberCount: () => this.members.size,
+        watchers: this.watchers,
+        userStub: (userId) => userStub(env, userId),
+      });
       this.load();
+      this.alarmAt = await ctx.storage.getAlarm();
       // A restart between a durable append and its fan-out: finish the fan-out from an alarm.
-      if (this.fanout.behind) await ctx.storage.setAlarm(Date.now());
+      if (this.fanout.behind) this.wakeAt(Date.now());
     });
   }
 
@@ -123,6 +154,11 @@ export class ChannelObject extends DurableObject<Env> {
     this.log.start(this.channel.channel_id, this.channel.last_seq, { ms: this.channel.hlc_ms, logical: this.channel.hlc_logical });
     this.fanout.start(this.channel.fanout_seq);
     this.members.load();
+    this.watchers.load();
+    const last = this.sql.exec<{ hlc_ms: number; hlc_logical: number; server_ts: number }>(
+      "SELECT hlc_ms, hlc_logical, server_ts FROM messages WHERE kind != 'update' ORDER BY seq DESC LIMIT 1",
+    ).toArray()[0];
+    if (last) this.activity = { hlc: hlcToHex({ ms: last.hlc_ms, logical: last.hlc_logical }), at: last.server_ts };
   }
 
   /* ------------------------------------ RPC surface ------------------------------------ */
@@ -130,15 +166,18 @@ export class ChannelObject extends DurableObject<Env> {
   /**
    * Creates the channel with its first members and a "created" system message. Creating a DM
    * that exists already returns it unchanged (`created: false`): DM ids are derived from the pair.
+   * Members learn of it from the notice pump; `notice` is the creator's, for the caller to pass on
+   * at once (the creator's own list shows the channel before the answer arrives).
    */
-  create(input: CreateChannelInput): Result<{ channel: ChannelDetails; created: boolean }> {
+  create(input: CreateChannelInput): Result<{ channel: ChannelDetails; created: boolean; notice: MembershipNotice }> {
+    const creator = input.creator.user_id;
     if (this.channel) {
-      if (this.channel.type === "dm" && input.type === "dm" && this.members.has(input.creator.user_id)) {
-        return { ok: true, channel: this.details(), created: false };
+      if (this.channel.type === "dm" && input.type === "dm" && this.members.has(creator)) {
+        return { ok: true, channel: this.details(), created: false, notice: this.noticeFor(creator) };
       }
       return fail("conflict", "This channel exists already.");
     }
-    const everyone = uniqueProfiles([input.creator, ...input.members]);
+    const everyone = uniqueIds([creator, ...input.members.map((p) => p.user_id)]);
     if (input.type === "dm" && everyone.length !== 2) return fail("invalid_argument", "A DM has exactly two members.");
     if (everyone.length > LIMITS.maxGroupMembers) {
       return fail("invalid_argument", `A group has at most ${LIMITS.maxGroupMembers} members.`);
@@ -146,20 +185,22 @@ export class ChannelObject extends DurableObject<Env> {
     const now = Date.now();
     this.sql.exec(
       "INSERT INTO channel (id, channel_id, type, name, created_by, created_at, jurisdiction) VALUES (1, ?, ?, ?, ?, ?, ?)",
-      input.channelId, input.type, input.name, input.creator.user_id, now, input.jurisdiction,
+      input.channelId, input.type, input.name, creator, now, input.jurisdiction,
     );
     this.channel = {
-      channel_id: input.channelId, type: input.type, name: input.name, created_by: input.creator.user_id,
+      channel_id: input.channelId, type: input.type, name: input.name, created_by: creator,
       created_at: now, last_seq: 0, hlc_ms: 0, hlc_logical: 0, fanout_seq: 0,
     };
     this.log.start(input.channelId, 0, { ms: 0, logical: 0 });
-    for (const p of everyone) {
-      const role: MemberRole = input.type === "group" && p.user_id === input.creator.user_id ? "owner" : "member";
-      this.members.add(p, role, now, this.log.lastSeq);
+    this.members.load();
+    for (const userId of everyone) {
+      const role: MemberRole = input.type !== "dm" && userId === creator ? "owner" : "member";
+      this.members.add(userId, role, now, this.log.lastSeq);
     }
-    const others = everyone.filter((p) => p.user_id !== input.creator.user_id);
-    this.appendSystem(input.creator, { event: "created", target_user_ids: others.map((p) => p.user_id) }, others, input.name);
-    return { ok: true, channel: this.details(), created: true };
+    const others = everyone.filter((id) => id !== creator);
+    this.appendSystem(creator, { event: "created", target_user_ids: others }, input.name);
+    this.kickNotices();
+    return { ok: true, channel: this.details(), created: true, notice: this.noticeFor(creator) };
   }
 
   /**
@@ -193,11 +234,48 @@ export class ChannelObject extends DurableObject<Env> {
     return this.log.history(query);
   }
 
-  /** Full state for a member: summary, member list with roles and read cursors. */
+  /** The channel for a member: summary and the first page of members (page on with `members`). */
   describe(userId: string): Result<{ channel: ChannelDetails }> {
     const denied = this.requireMember(userId);
     if (denied) return denied;
     return { ok: true, channel: this.details() };
+  }
+
+  /** A page of members (roles, read cursors) after `cursor`, in the order they joined. */
+  listMembers(userId: string, cursor = "", limit = DEFAULT_MEMBER_PAGE): Result<MemberPage> {
+    const denied = this.requireMember(userId);
+    if (denied) return denied;
+    return { ok: true, ...this.members.page(cursor, limit) };
+  }
+
+  /**
+   * `userId` becomes a watcher as of `epoch` (their UserObject has a device connected): posts are
+   * delivered to them live from now on. Answers their exact state in the channel (last seq, read
+   * cursor, unread count), which their channel list takes. A call older than the user's last
+   * watch or unwatch changes nothing (and still answers the state).
+   */
+  watch(userId: string, epoch: number): Result<{ state: MemberChannelState }> {
+    const denied = this.requireMember(userId);
+    if (denied) return denied;
+    this.watchers.watch(userId, epoch, false);
+    count("channel.watch");
+    return { ok: true, state: this.memberState(userId) };
+  }
+
+  /** `userId` stops watching as of `epoch` (no device connected any more). */
+  unwatch(userId: string, epoch: number): Result {
+    if (!this.channel) return fail("not_found", "No such channel.");
+    this.watchers.unwatch(userId, epoch);
+    this.fanout.direct.drop(userId);
+    count("channel.unwatch");
+    return { ok: true };
+  }
+
+  /** The member's exact state, without watching (a list re-read for a user who is not live). */
+  state(userId: string): Result<{ state: MemberChannelState }> {
+    const denied = this.requireMember(userId);
+    if (denied) return denied;
+    return { ok: true, state: this.memberState(userId) };
   }
 
   /** Adds members (owners and admins only) with one "added" system message. */
@@ -206,14 +284,15 @@ export class ChannelObject extends DurableObject<Env> {
     if (denied) return denied;
     if (this.channel!.type === "dm") return fail("invalid_argument", "A DM's members are fixed; create a group instead.");
     if (!this.members.isAdmin(actorId)) return fail("forbidden", "Only the group's owner and admins can add members.");
-    const added = uniqueProfiles(profiles).filter((p) => !this.members.has(p.user_id));
+    const added = uniqueIds(profiles.map((p) => p.user_id)).filter((id) => !this.members.has(id));
     if (this.members.size + added.length > LIMITS.maxGroupMembers) {
       return fail("invalid_argument", `A group has at most ${LIMITS.maxGroupMembers} members.`);
     }
     if (added.length > 0) {
       const now = Date.now();
-      for (const p of added) this.members.add(p, "member", now, this.log.lastSeq);
-      this.appendSystem(this.members.get(actorId)!, { event: "member_added", target_user_ids: added.map((p) => p.user_id) }, added);
+      for (const id of added) this.members.add(id, "member", now, this.log.lastSeq);
+      this.appendSystem(actorId, { event: "member_added", target_user_ids: added });
+      this.kickNotices();
     }
     return { ok: true, channel: this.details() };
   }
@@ -227,10 +306,11 @@ export class ChannelObject extends DurableObject<Env> {
     if (this.channel!.type === "dm") return fail("invalid_argument", "A DM's members are fixed.");
     if (actorId !== userId && !this.members.isAdmin(actorId)) return fail("forbidden", "Only the group's owner and admins can remove members.");
     if (target.role === "owner" && actorId !== userId) return fail("forbidden", "The group's owner cannot be removed.");
-    const actor = this.members.get(actorId)!;
     this.members.remove(userId, Date.now());
+    if (this.watchers.remove(userId)) this.fanout.removedWatcher(userId);
     const event = actorId === userId ? "member_left" : "member_removed";
-    this.appendSystem(actor, { event, target_user_ids: [userId] }, [target]);
+    this.appendSystem(actorId, { event, target_user_ids: [userId] });
+    this.kickNotices();
     return { ok: true, channel: this.details() };
   }
 
@@ -241,13 +321,14 @@ export class ChannelObject extends DurableObject<Env> {
    * details show the cursor; a reader who turns receipts on shares where they are at their next read.
    */
   markRead(userId: string, upToSeq: number, share = true): Result<{ last_read_seq: number; unread_count: number; moved: boolean }> {
-    const member = this.members.get(userId);
-    if (!member) return this.requireMember(userId)!;
+    const denied = this.requireMember(userId);
+    if (denied) return denied;
     const target = Math.min(Math.max(0, Math.floor(upToSeq)), this.log.lastSeq);
     const moved = this.members.moveReadCursor(userId, target);
-    const shared = share ? this.members.shareReadCursor(userId) : undefined;
+    const lastRead = this.members.readCursor(userId);
+    const shared = share && this.channel!.type !== "broadcast" ? this.members.shareReadCursor(userId) : undefined;
     if (shared !== undefined) this.fanout.signal(userId, { kind: "read", channel_id: this.channel!.channel_id, user_id: userId, up_to_seq: shared });
-    return { ok: true, last_read_seq: member.last_read_seq, unread_count: this.log.unreadCount(userId, member.last_read_seq), moved };
+    return { ok: true, last_read_seq: lastRead, unread_count: this.unread(userId, lastRead), moved };
   }
 
   /**
@@ -257,6 +338,7 @@ export class ChannelObject extends DurableObject<Env> {
   typing(userId: string, deviceId: string, isTyping: boolean): Result {
     const denied = this.requireMember(userId);
     if (denied) return denied;
+    if (this.channel!.type === "broadcast") return { ok: true };
     if (!this.typingGuard.pass(userId, isTyping, Date.now())) return { ok: true };
     count("typing.forwarded");
     this.fanout.signal(userId, { kind: "typing", channel_id: this.channel!.channel_id, user_id: userId, device_id: deviceId, is_typing: isTyping });
@@ -356,10 +438,15 @@ export class ChannelObject extends DurableObject<Env> {
     return this.attachments.cancel(userId, attachmentId);
   }
 
-  /** Finishes interrupted fan-out, retries members whose delivery failed, sweeps orphaned uploads. */
+  /** Fan-out guard and watchdog, delivery retries, membership notices, the orphaned-upload sweep. */
   override async alarm(): Promise<void> {
-    await this.fanout.onAlarm();
+    this.alarmAt = null;
+    const now = Date.now();
+    this.fanout.onAlarm(now);
+    await this.notices.kick();
     await this.attachments.sweep();
+    const due = [this.fanout.nextDue(now), this.notices.nextDue()].filter((t): t is number => t !== undefined);
+    if (due.length > 0) this.wakeAt(Math.max(Math.min(...due), now + 50));
   }
 
   /* ------------------------------------ internals ------------------------------------ */
@@ -378,25 +465,67 @@ export class ChannelObject extends DurableObject<Env> {
     this.fanout.kick();
   }
 
-  private appendSystem(actor: MemberProfile, body: { event: string; target_user_ids: string[] }, targets: MemberProfile[], name?: string): void {
-    const text = systemText(body.event, actor, targets, name);
-    this.log.insert(actor.user_id, "", null, "system", { system: { ...body, actor_user_id: actor.user_id, text } });
+  private kickNotices(): void {
+    this.wakeAt(Date.now());
+    this.ctx.waitUntil(this.notices.kick());
+  }
+
+  /** Sets the alarm to `at` unless it is set earlier already (in the caller's turn: durable with its writes). */
+  private wakeAt(at: number): void {
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    this.alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
+  }
+
+  private appendSystem(actorId: string, body: { event: string; target_user_ids: string[] }, name?: string): void {
+    const text = systemText(body.event, body.target_user_ids.length, name);
+    this.log.insert(actorId, "", null, "system", { system: { ...body, actor_user_id: actorId, text } });
+  }
+
+  private unread(userId: string, lastRead: number): number {
+    if (this.channel!.type === "broadcast") return Math.max(0, this.log.lastSeq - lastRead);
+    return this.log.unreadCount(userId, lastRead);
+  }
+
+  /** The member's view of the channel now; for someone who left, `member: false`. */
+  private memberState(userId: string): MemberChannelState {
+    const c = this.channel!;
+    const current = this.members.get(userId);
+    const former = current ? undefined : this.members.former(userId);
+    const lastRead = current?.last_read_seq ?? former?.last_read_seq ?? 0;
+    return {
+      channel_id: c.channel_id, type: c.type, name: c.name, member_count: this.members.size,
+      member_user_ids: this.smallMemberIds(), last_seq: this.log.lastSeq, last_activity_hlc: this.activity.hlc,
+      last_activity_at: this.activity.at, last_read_seq: lastRead, unread_count: current ? this.unread(userId, lastRead) : 0,
+      joined_seq: current?.joined_seq ?? former?.joined_seq ?? 0, member: current !== undefined,
+    };
+  }
+
+  private noticeFor(userId: string): MembershipNotice {
+    return { state: this.memberState(userId), membership_seq: this.members.versionOf(userId) };
+  }
+
+  private smallMemberIds(): string[] {
+    return this.members.size <= SMALL_CHANNEL_MEMBERS ? this.members.firstIds(SMALL_CHANNEL_MEMBERS) : [];
   }
 
   private summary(): ChannelSummary {
     const c = this.channel!;
-    const small = this.members.size <= SMALL_CHANNEL_MEMBERS;
     // Names stored before the edges checked text leave here repaired (docs/protocol.md, "Text").
     return wellFormedDeep({
       channel_id: c.channel_id, type: c.type, name: c.name, member_count: this.members.size,
-      members: small ? this.members.profiles() : [],
+      member_user_ids: this.smallMemberIds(), members: [],
       last_seq: this.log.lastSeq, last_hlc: hlcToHex(this.log.lastHlc),
     });
   }
 
   private details(): ChannelDetails {
     const c = this.channel!;
+    const first = this.members.page("", DEFAULT_MEMBER_PAGE);
     // Read cursors as their owners share them (read receipts are opt-in).
-    return wellFormedDeep({ ...this.summary(), created_at: c.created_at, created_by: c.created_by, member_list: this.members.listShared() });
+    return wellFormedDeep({
+      ...this.summary(), created_at: c.created_at, created_by: c.created_by,
+      member_list: first.members, members_next_cursor: first.next_cursor,
+    });
   }
 }

@@ -1,45 +1,70 @@
 /**
- * Fan-out, tier 1 (docs/decisions/003): hands each stored message to every member's UserObject.
- * One pump per channel, batches of ≤ FANOUT_BATCH messages, ≤ FANOUT_CONCURRENCY calls at a
- * time. `fanout_seq` records progress; an alarm finishes an interrupted fan-out after a restart
- * and retries, with backoff, the members whose delivery failed (the fanout_retry table).
- * Typing indicators and read receipts take the same stubs, without storage or retries.
+ * The channel's fan-out pump (docs/decisions/013): hands each stored message to the channel's
+ * *watchers* (members with a device connected), never to every member, so a post costs
+ * O(online devices) and nothing is written per member per message.
+ *
+ * One pump per channel: rounds of ≤ FANOUT_BATCH messages go out one at a time (so every watcher
+ * gets a channel's messages in seq order), and whatever is appended during a round goes in the
+ * next. `fanout_seq` records progress; the guard alarm finishes an interrupted fan-out after a
+ * restart. Each call has a deadline; a watcher whose delivery fails catches up from the durable
+ * retry table before it takes part in rounds again (durable-objects/fanout/rounds.ts). A watcher
+ * that answers `{live: false}` is dropped.
+ *
+ * The watchdog: the guard alarm notices `fanout_seq < last_seq` with no progress for STALL_MS,
+ * logs it (`fanout.stalled`) and restarts the pump.
+ *
+ * Typing indicators and read receipts go to the same watchers, without storage or retries.
  */
+import { withDeadline } from "../../shared/deadline.js";
+import { log } from "../../shared/log.js";
+import { count } from "../../shared/metrics.js";
+import { cutFor, DeliveryRounds, FANOUT_BATCH, removalsIn, RETRY_BASE_MS } from "../fanout/rounds.js";
 import type { Sequencer } from "./sequencer.js";
-import { SIGNAL_MAX_MEMBERS, type ChannelSignal, type ChannelSummary, type ChatMessageData, type DeliveryBatch } from "./types.js";
+import type { Watchers } from "./watchers.js";
+import { SIGNAL_MAX_MEMBERS, type ChannelSignal, type ChannelSummary, type ChatMessageData, type DeliveryBatch, type DeliveryOutcome } from "./types.js";
 import { LruMap } from "../../shared/lru.js";
 
-/** Messages per fan-out call; also the unit the pump coalesces bursts into. */
-export const FANOUT_BATCH = 100;
-/** Concurrent UserObject calls per fan-out round (tier 1, ≤ 1,000 members). */
+export { FANOUT_BATCH, RETRY_BASE_MS };
+/** Concurrent UserObject calls per round. */
 export const FANOUT_CONCURRENCY = 32;
-export const RETRY_BASE_MS = 1000;
-export const RETRY_MAX_ATTEMPTS = 12;
+/** Deadline of one delivery call. */
+export const DELIVER_DEADLINE_MS = 10_000;
+/** Deadline of one typing/read signal (best effort, never retried). */
+export const SIGNAL_DEADLINE_MS = 5000;
 /**
  * A durable reminder armed with the first append after each alarm run: if the process dies before
  * the fan-out finishes, the alarm wakes this object after the restart and the fan-out resumes.
- * (The constructor resumes it too, but only once something wakes a possibly quiet channel.)
  */
 export const FANOUT_GUARD_MS = 2000;
+/** Behind with no progress for this long: the pump is logged as stalled and restarted. */
+export const STALL_MS = 15_000;
+/** Stubs kept per channel (watchers of a direct channel are ≤ a few hundred). */
+const MAX_STUBS = 512;
 
-/** The two calls a channel makes on a member's UserObject. */
+/** The calls a channel makes on a member's UserObject. */
 export interface MemberEndpoint {
-  deliver(batch: DeliveryBatch): Promise<unknown>;
+  deliver(batch: DeliveryBatch): Promise<DeliveryOutcome | void>;
   signal(event: ChannelSignal): Promise<unknown>;
 }
 
 export interface FanOutDeps {
   sql: SqlStorage;
-  alarms: Pick<DurableObjectStorage, "getAlarm" | "setAlarm">;
+  id(): string;
+  /** Asks for the object's alarm no later than `at` (durable when set in the caller's turn). */
+  wakeAt(at: number): void;
   waitUntil(promise: Promise<unknown>): void;
   /** The log: its newest seq, and messages the in-memory tail no longer holds. */
   log: Pick<Sequencer, "lastSeq" | "read">;
   /** The channel as members' objects see it, read when a round starts. */
   summary(): ChannelSummary;
-  /** Current members, read when a round starts. */
-  memberIds(): string[];
-  /** A stub for a member's UserObject (cached here, dropped after a failed call). */
+  memberCount(): number;
+  watchers: Watchers;
+  /** A stub for a member's UserObject. */
   userStub(userId: string): MemberEndpoint;
+  /** Deadline of one delivery call (DELIVER_DEADLINE_MS; tests shorten it). */
+  deadlineMs?: number;
+  /** The clock retries are timed by (tests move it). */
+  now?: () => number;
 }
 
 export class FanOut {
@@ -47,24 +72,50 @@ export class FanOut {
   /** Appended messages not yet fanned out, so the pump need not read them back. */
   private unsent: ChatMessageData[] = [];
   private pump: Promise<void> | undefined;
+  /** Bumped by the watchdog: a pump of an older generation stops at its next step. */
+  private generation = 0;
   /** Member stubs for reuse, bounded: a large channel's members need not all stay in memory. */
-  private readonly stubs = new LruMap<string, MemberEndpoint>(1000);
+  private readonly stubs = new LruMap<string, MemberEndpoint>(MAX_STUBS);
   /** An alarm is pending that will run the pump (see FANOUT_GUARD_MS). */
   private guardArmed = false;
+  /** fanout_seq and when it last moved (or the pump last had nothing to do). */
+  private progress = { seq: 0, at: Date.now() };
+  /** Watchers removed from the channel: they get the round holding their removal, up to it. */
+  private readonly removedWatchers = new Set<string>();
+  private summaryForCalls: ChannelSummary | undefined;
+  readonly direct: DeliveryRounds;
 
-  constructor(private readonly deps: FanOutDeps) {}
+  constructor(private readonly deps: FanOutDeps) {
+    this.direct = new DeliveryRounds({
+      sql: deps.sql, from: "channel", to: "user", id: deps.id, deadlineMs: deps.deadlineMs ?? DELIVER_DEADLINE_MS, concurrency: FANOUT_CONCURRENCY,
+      call: (userId, messages) => this.stub(userId).deliver({
+        channel: this.summaryForCalls ?? deps.summary(), messages, removed_user_ids: [...removalsIn(messages).keys()],
+      }),
+      readBacklog: (from, to, max) => deps.log.read(from, Math.min(max, to - from + 1)),
+      isTarget: (userId) => deps.watchers.isActive(userId),
+      onNotLive: (userId, epoch) => {
+        if (epoch === undefined) deps.watchers.remove(userId); else deps.watchers.unwatch(userId, epoch);
+      },
+      forget: (userId) => this.stubs.delete(userId),
+      ...(deps.now ? { now: deps.now } : {}),
+    });
+    this.now = deps.now ?? Date.now;
+  }
+
+  private readonly now: () => number;
 
   /** Resumes from the channel row's fanout_seq. */
   start(fanoutSeq: number): void {
     this.fanoutSeq = fanoutSeq;
+    this.progress = { seq: fanoutSeq, at: Date.now() };
   }
 
-  /** Some stored messages have not been handed to every member yet. */
+  /** Some stored messages have not been handed to every watcher yet. */
   get behind(): boolean {
     return this.fanoutSeq < this.deps.log.lastSeq;
   }
 
-  /** Every message up to here was handed to every member (or to the retry table). */
+  /** Every message up to here was handed to every watcher (or to the retry table). */
   get deliveredUpTo(): number {
     return this.fanoutSeq;
   }
@@ -74,62 +125,103 @@ export class FanOut {
    * together with the message (output gate).
    */
   accept(message: ChatMessageData): void {
+    if (message.seq === this.fanoutSeq + 1 && !this.pump) this.progress = { seq: this.fanoutSeq, at: Date.now() };
     if (!this.guardArmed) {
       this.guardArmed = true;
-      void this.deps.alarms.setAlarm(Date.now() + FANOUT_GUARD_MS);
+      this.deps.wakeAt(Date.now() + FANOUT_GUARD_MS);
     }
     this.unsent.push(message);
   }
 
-  /** Starts the pump unless it runs already (it picks up whatever was accepted meanwhile). */
-  kick(): void {
-    if (!this.pump) void this.run();
+  /** A watcher was removed from the channel: it still gets the round that removes it. */
+  removedWatcher(userId: string): void {
+    this.removedWatchers.add(userId);
+    this.direct.drop(userId);
   }
 
-  /** The alarm: finishes interrupted fan-out, then retries members whose delivery failed. */
-  async onAlarm(): Promise<void> {
-    this.guardArmed = false;
-    await this.run();
-    await this.retryFailed();
+  /** Starts the pump unless it runs already (it picks up whatever was accepted meanwhile). */
+  kick(): void {
+    void this.run();
   }
 
   /**
-   * Ephemeral fan-out to every member but `fromUserId`, off the caller's path: the RPC that caused
+   * The guard alarm: the watchdog, then the pump (interrupted fan-out, due retries). Does not
+   * wait for the pump: an alarm must never hang on another object.
+   */
+  onAlarm(now = Date.now()): void {
+    this.guardArmed = false;
+    if (this.behind && this.pump && this.progress.seq === this.fanoutSeq && now - this.progress.at > STALL_MS) {
+      log("warn", "fanout.stalled", { object: "channel", channel_id: this.deps.id(), lag: this.deps.log.lastSeq - this.fanoutSeq, ms: now - this.progress.at });
+      count("fanout.stalled");
+      this.generation++;
+      this.pump = undefined;
+      this.progress = { seq: this.fanoutSeq, at: now };
+    }
+    this.kick();
+  }
+
+  /** When the alarm should next look at the fan-out, if ever. */
+  nextDue(now = Date.now()): number | undefined {
+    const retry = this.direct.nextRetryAt();
+    if (this.behind) return Math.min(now + FANOUT_GUARD_MS, retry ?? Infinity);
+    return retry;
+  }
+
+  /**
+   * Ephemeral news to every watcher but `fromUserId`, off the caller's path: the RPC that caused
    * it returns at once. Channels above SIGNAL_MAX_MEMBERS do not push signals at all.
    */
   signal(fromUserId: string, event: ChannelSignal): void {
-    const members = this.deps.memberIds();
-    if (members.length > SIGNAL_MAX_MEMBERS) return;
-    const targets = members.filter((id) => id !== fromUserId);
-    this.deps.waitUntil(Promise.allSettled(targets.map((id) => this.stub(id).signal(event))));
+    if (this.deps.memberCount() > SIGNAL_MAX_MEMBERS) return;
+    const targets = [...this.deps.watchers.directTargets()].filter((id) => id !== fromUserId);
+    if (targets.length === 0) return;
+    count("fanout.signal_rpc", targets.length);
+    this.deps.waitUntil(Promise.allSettled(targets.map((id) => withDeadline(this.stub(id).signal(event), SIGNAL_DEADLINE_MS, "signal"))));
   }
 
   /**
-   * One pump per object: while it awaits a round of deliveries, new appends accumulate and go out
-   * together in the next round. Rounds run one at a time, so every member receives a channel's
-   * messages in seq order.
+   * One pump per object: while it awaits a round, new appends accumulate and go out together in
+   * the next. Rounds run one at a time, so every watcher receives a channel's messages in order.
+   * Due retries catch up before each round (so a catching-up watcher joins at the right seq).
    */
   run(): Promise<void> {
-    // With nothing to send the pump below would finish synchronously, run its `finally` before the
-    // assignment, and leave `this.pump` set to a settled promise: no fan-out ever again.
-    if (!this.pump && !this.behind) return Promise.resolve();
-    this.pump ??= (async () => {
+    if (this.pump) return this.pump;
+    const due = (this.direct.nextRetryAt() ?? Infinity) <= this.now();
+    if (!this.behind && !due) {
+      this.progress = { seq: this.fanoutSeq, at: Date.now() };
+      return Promise.resolve();
+    }
+    const generation = this.generation;
+    let pump: Promise<void> | undefined = undefined;
+    pump = (async () => {
+      await null; // run the body after `this.pump` is assigned, even if it has nothing to await
       try {
-        while (this.behind) {
+        for (;;) {
+          if (generation !== this.generation) return;
+          if (this.direct.retryCount > 0) {
+            this.summaryForCalls = this.deps.summary();
+            await this.direct.catchUp(this.fanoutSeq, (target, page) => cutFor(target, page, removalsIn(page)));
+          }
+          if (generation !== this.generation || !this.behind) break;
           const messages = this.takeUnsent(this.fanoutSeq + 1, FANOUT_BATCH);
-          const to = messages.at(-1)!.seq;
+          if (messages.length === 0) break;
           await this.deliverRound(messages);
-          this.fanoutSeq = to;
-          this.deps.sql.exec("UPDATE channel SET fanout_seq = ? WHERE id = 1", to);
+          if (generation !== this.generation) return;
+          this.fanoutSeq = messages.at(-1)!.seq;
+          this.deps.sql.exec("UPDATE channel SET fanout_seq = ? WHERE id = 1", this.fanoutSeq);
+          this.progress = { seq: this.fanoutSeq, at: Date.now() };
         }
+        const retry = this.direct.nextRetryAt();
+        if (retry !== undefined) this.deps.wakeAt(retry);
       } catch (err) {
-        console.error("channel fan-out stopped; an alarm resumes it", err);
-        await this.deps.alarms.setAlarm(Date.now() + RETRY_BASE_MS);
+        log("error", "fanout.pump_failed", { object: "channel", channel_id: this.deps.id() }, err);
+        this.deps.wakeAt(Date.now() + RETRY_BASE_MS);
       } finally {
-        this.pump = undefined;
+        if (this.pump === pump) this.pump = undefined;
       }
     })();
-    return this.pump;
+    this.pump = pump;
+    return pump;
   }
 
   private takeUnsent(fromSeq: number, max: number): ChatMessageData[] {
@@ -139,79 +231,14 @@ export class FanOut {
     return this.deps.log.read(fromSeq, max);
   }
 
-  /** Delivers one batch to every member, and to anyone the batch removes up to their removal. */
+  /** Delivers one batch to every watcher, and to watchers the batch removes, up to their removal. */
   private async deliverRound(messages: ChatMessageData[]): Promise<void> {
-    const channel = this.deps.summary();
-    const removedAt = new Map<string, number>();
-    for (const m of messages) {
-      const sys = m.content.system;
-      if (sys && (sys.event === "member_removed" || sys.event === "member_left")) {
-        for (const uid of sys.target_user_ids ?? []) removedAt.set(uid, m.seq);
-      }
-    }
-    const recipients = new Set([...this.deps.memberIds(), ...removedAt.keys()]);
-    const batchFor = (userId: string): DeliveryBatch => {
-      const cut = removedAt.get(userId);
-      if (cut === undefined) return { channel, messages, removed_user_ids: [...removedAt.keys()] };
-      // Someone removed in this batch sees nothing after their removal.
-      return { channel, messages: messages.filter((m) => m.seq <= cut), removed_user_ids: [...removedAt.keys()] };
-    };
-    await this.deliverEach([...recipients], batchFor, messages[0]!.seq);
-  }
-
-  private async deliverEach(userIds: string[], batchFor: (userId: string) => DeliveryBatch, fromSeq: number): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < userIds.length) {
-        const userId = userIds[next++]!;
-        try {
-          await this.stub(userId).deliver(batchFor(userId));
-        } catch (err) {
-          this.stubs.delete(userId); // a failed call can break the stub: take a fresh one next time
-          console.warn(`delivery to ${userId} failed; retrying from an alarm`, err);
-          await this.scheduleRetry(userId, fromSeq);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(FANOUT_CONCURRENCY, userIds.length) }, worker));
-  }
-
-  private async scheduleRetry(userId: string, fromSeq: number): Promise<void> {
-    this.deps.sql.exec(
-      `INSERT INTO fanout_retry (user_id, from_seq, attempts) VALUES (?, ?, 0)
-       ON CONFLICT (user_id) DO UPDATE SET from_seq = min(from_seq, excluded.from_seq)`,
-      userId, fromSeq,
-    );
-    const alarm = await this.deps.alarms.getAlarm();
-    if (alarm === null || alarm > Date.now() + RETRY_BASE_MS) await this.deps.alarms.setAlarm(Date.now() + RETRY_BASE_MS);
-  }
-
-  private async retryFailed(): Promise<void> {
-    const rows = this.deps.sql.exec<{ user_id: string; from_seq: number; attempts: number }>(
-      "SELECT user_id, from_seq, attempts FROM fanout_retry",
-    ).toArray();
-    let pending = 0;
-    for (const row of rows) {
-      try {
-        for (let from = row.from_seq; from <= this.fanoutSeq; from += FANOUT_BATCH) {
-          const messages = this.deps.log.read(from, Math.min(FANOUT_BATCH, this.fanoutSeq - from + 1));
-          if (messages.length === 0) break;
-          await this.stub(row.user_id).deliver({ channel: this.deps.summary(), messages, removed_user_ids: [] });
-        }
-        this.deps.sql.exec("DELETE FROM fanout_retry WHERE user_id = ?", row.user_id);
-      } catch (err) {
-        this.stubs.delete(row.user_id);
-        if (row.attempts + 1 >= RETRY_MAX_ATTEMPTS) {
-          // The messages are stored; the member's devices fetch them on RESUME or at the next gap.
-          console.error(`giving up live delivery to ${row.user_id} after ${RETRY_MAX_ATTEMPTS} attempts`, err);
-          this.deps.sql.exec("DELETE FROM fanout_retry WHERE user_id = ?", row.user_id);
-        } else {
-          this.deps.sql.exec("UPDATE fanout_retry SET attempts = attempts + 1 WHERE user_id = ?", row.user_id);
-          pending++;
-        }
-      }
-    }
-    if (pending > 0) await this.deps.alarms.setAlarm(Date.now() + RETRY_BASE_MS * 2 ** Math.min(6, rows[0]!.attempts));
+    const removedAt = removalsIn(messages);
+    const targets = new Set(this.deps.watchers.directTargets());
+    for (const userId of removedAt.keys()) if (this.removedWatchers.delete(userId)) targets.add(userId);
+    this.summaryForCalls = this.deps.summary();
+    count("fanout.round", 1, { tier: "direct" });
+    await this.direct.deliver(targets, messages[0]!.seq, (userId) => cutFor(userId, messages, removedAt));
   }
 
   private stub(userId: string): MemberEndpoint {

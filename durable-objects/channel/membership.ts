@@ -1,69 +1,65 @@
 /**
- * Who belongs to a channel and with which role: the members table, and the current members in
- * memory (those who left keep their row, `left_at` set, so a former member is told so).
+ * Who belongs to a channel and with which role, in SQL: no object holds its member list in
+ * memory, and none returns it whole (reads are paged). Those who left keep their row (`left_at`
+ * set), so a former member is told so. Rows hold ids, never profiles (names come from the
+ * account directory, so renames show everywhere and erasure has one place to go).
+ *
+ * Each change (joined, left, removed) takes the channel's next membership version and marks the
+ * member's row `notified = 0`: the notice pump (notices.ts) tells their UserObject.
  */
 import { fail, type Failure } from "../../shared/errors.js";
 import type { Member, MemberProfile, MemberRole } from "./types.js";
 
-type MemberRow = {
-  user_id: string;
-  username: string;
-  display_name: string;
-  role: MemberRole;
-  joined_at: number;
-  last_read_seq: number;
-};
+type MemberRow = { user_id: string; role: MemberRole; joined_at: number; joined_seq: number; last_read_seq: number };
+
+/** One page of members, in the order they first joined. */
+export interface MemberPage {
+  members: Member[];
+  /** Pass as `cursor` for the next page; "" = the last page. */
+  next_cursor: string;
+}
+
+export const DEFAULT_MEMBER_PAGE = 100;
+export const MAX_MEMBER_PAGE = 500;
 
 export class Membership {
-  /** Current members only. */
-  private readonly members = new Map<string, Member>();
-  /** The read cursor each member has let others see (read receipts are opt-in). */
-  private readonly sharedRead = new Map<string, number>();
+  private count = 0;
+  private version = 0;
 
   constructor(private readonly sql: SqlStorage) {}
 
-  /** Reads the current members; called on every wake. */
+  /** Reads the counters from the channel row; called on every wake. */
   load(): void {
-    this.members.clear();
-    this.sharedRead.clear();
-    for (const m of this.sql.exec<MemberRow & { shared_read_seq: number }>(
-      "SELECT user_id, username, display_name, role, joined_at, last_read_seq, shared_read_seq FROM members WHERE left_at IS NULL",
-    )) {
-      const { shared_read_seq, ...member } = m;
-      this.members.set(m.user_id, member);
-      this.sharedRead.set(m.user_id, shared_read_seq);
-    }
+    const row = this.sql.exec<{ member_count: number; membership_version: number }>("SELECT member_count, membership_version FROM channel WHERE id = 1").toArray()[0];
+    this.count = row?.member_count ?? 0;
+    this.version = row?.membership_version ?? 0;
   }
 
   get size(): number {
-    return this.members.size;
+    return this.count;
   }
 
   has(userId: string): boolean {
-    return this.members.has(userId);
+    return this.sql.exec("SELECT 1 FROM members WHERE user_id = ? AND left_at IS NULL", userId).toArray().length > 0;
   }
 
-  /** The member's live record (read cursor and role change in place). */
-  get(userId: string): Member | undefined {
-    return this.members.get(userId);
+  /** A current member. */
+  get(userId: string): (Member & { joined_seq: number }) | undefined {
+    return this.sql.exec<MemberRow>(
+      "SELECT user_id, role, joined_at, joined_seq, last_read_seq FROM members WHERE user_id = ? AND left_at IS NULL", userId,
+    ).toArray()[0];
   }
 
-  ids(): string[] {
-    return [...this.members.keys()];
+  /** A former member's row (left_at set), for telling them they left. */
+  former(userId: string): { joined_seq: number; last_read_seq: number; version: number } | undefined {
+    return this.sql.exec<{ joined_seq: number; last_read_seq: number; version: number }>(
+      "SELECT joined_seq, last_read_seq, version FROM members WHERE user_id = ? AND left_at IS NOT NULL", userId,
+    ).toArray()[0];
   }
 
-  /** Copies of the current members, with roles and read cursors. */
-  list(): Member[] {
-    return [...this.members.values()].map((m) => ({ ...m }));
-  }
-
-  /** The current members as others may see them: each read cursor as its owner last shared it. */
-  listShared(): Member[] {
-    return [...this.members.values()].map((m) => ({ ...m, last_read_seq: this.sharedRead.get(m.user_id) ?? 0 }));
-  }
-
-  profiles(): MemberProfile[] {
-    return [...this.members.values()].map(({ user_id, username, display_name }) => ({ user_id, username, display_name }));
+  /** The version of the member's last membership change (0 for rows from before notices). */
+  versionOf(userId: string): number {
+    return this.sql.exec<{ version: number }>("SELECT version FROM members WHERE user_id = ?", userId).toArray()[0]?.version ?? 0;
   }
 
   /**
@@ -71,49 +67,71 @@ export class Membership {
    * from two user ids, and "not a member" would confirm that two other people talk.
    */
   require(userId: string): Failure | undefined {
-    if (this.members.has(userId)) return undefined;
-    const former = this.sql.exec("SELECT 1 FROM members WHERE user_id = ?", userId).toArray().length > 0;
-    return former ? fail("not_member", "You are no longer a member of this channel.") : fail("not_found", "No such channel.");
+    const row = this.sql.exec<{ left_at: number | null }>("SELECT left_at FROM members WHERE user_id = ?", userId).toArray()[0];
+    if (row && row.left_at === null) return undefined;
+    return row ? fail("not_member", "You are no longer a member of this channel.") : fail("not_found", "No such channel.");
   }
 
   isAdmin(userId: string): boolean {
-    const role = this.members.get(userId)?.role;
+    const role = this.get(userId)?.role;
     return role === "owner" || role === "admin";
   }
 
-  /**
-   * Adds `p` (or brings a former member back) as of `lastSeq`: their read cursor starts there, so
-   * what was said before they joined is not unread for them.
-   */
-  add(p: MemberProfile, role: MemberRole, now: number, lastSeq: number): void {
-    this.sql.exec(
-      `INSERT INTO members (user_id, username, display_name, role, joined_at, joined_seq, left_at, last_read_seq)
-       VALUES (?, ?, ?, ?, ?, ?, NULL, ?)
-       ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, display_name = excluded.display_name,
-         role = excluded.role, joined_at = excluded.joined_at, joined_seq = excluded.joined_seq, left_at = NULL`,
-      p.user_id, p.username, p.display_name, role, now, lastSeq + 1, lastSeq,
-    );
-    const read = this.sql.exec<{ last_read_seq: number; shared_read_seq: number }>("SELECT last_read_seq, shared_read_seq FROM members WHERE user_id = ?", p.user_id).one();
-    this.members.set(p.user_id, { user_id: p.user_id, username: p.username, display_name: p.display_name, role, joined_at: now, last_read_seq: read.last_read_seq });
-    this.sharedRead.set(p.user_id, read.shared_read_seq);
+  /** The first `limit` member ids, in joined order (small channels list them all). */
+  firstIds(limit: number): string[] {
+    return this.sql.exec<{ user_id: string }>("SELECT user_id FROM members WHERE left_at IS NULL ORDER BY rowid LIMIT ?", limit)
+      .toArray().map((r) => r.user_id);
   }
 
-  /** Marks `userId` as gone; an owner who leaves hands the group to the longest-standing member. */
+  /** A page of current members after `cursor`, in the order they first joined. */
+  page(cursor: string, limit: number): MemberPage {
+    const after = /^\d{1,15}$/.test(cursor) ? Number(cursor) : 0;
+    const n = Math.min(Math.max(1, Math.floor(limit) || DEFAULT_MEMBER_PAGE), MAX_MEMBER_PAGE);
+    const rows = this.sql.exec<MemberRow & { rowid: number }>(
+      // Read cursors as their owners share them (read receipts are opt-in).
+      "SELECT rowid, user_id, role, joined_at, shared_read_seq AS last_read_seq FROM members WHERE left_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?", after, n + 1,
+    ).toArray();
+    const more = rows.length > n;
+    const members = rows.slice(0, n).map(({ user_id, role, joined_at, last_read_seq }) => ({ user_id, role, joined_at, last_read_seq }));
+    return { members, next_cursor: more ? String(rows[n - 1]!.rowid) : "" };
+  }
+
+  /**
+   * Adds `userId` (or brings a former member back) as of `lastSeq`: their read cursor starts
+   * there, so what was said before they joined is not unread for them. Returns false if they
+   * are a member already.
+   */
+  add(userId: string, role: MemberRole, now: number, lastSeq: number): boolean {
+    if (this.has(userId)) return false;
+    const version = this.nextVersion();
+    this.sql.exec(
+      `INSERT INTO members (user_id, username, display_name, role, joined_at, joined_seq, left_at, last_read_seq, version, notified, notice_at, notice_attempts)
+       VALUES (?, '', '', ?, ?, ?, NULL, ?, ?, 0, ?, 0)
+       ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, joined_seq = excluded.joined_seq,
+         left_at = NULL, last_read_seq = max(last_read_seq, excluded.last_read_seq), version = excluded.version, notified = 0,
+         notice_at = excluded.notice_at, notice_attempts = 0`,
+      userId, role, now, lastSeq + 1, lastSeq, version, now,
+    );
+    this.setCount(this.count + 1);
+    return true;
+  }
+
+  /** Marks `userId` as gone; an owner who leaves hands the channel to the longest-standing member. */
   remove(userId: string, now: number): void {
-    const target = this.members.get(userId);
-    this.sql.exec("UPDATE members SET left_at = ? WHERE user_id = ?", now, userId);
-    this.members.delete(userId);
-    this.sharedRead.delete(userId);
-    if (target?.role === "owner") this.handOverOwnership();
+    const target = this.get(userId);
+    if (!target) return;
+    const version = this.nextVersion();
+    this.sql.exec(
+      "UPDATE members SET left_at = ?, version = ?, notified = 0, notice_at = ?, notice_attempts = 0 WHERE user_id = ?",
+      now, version, now, userId,
+    );
+    this.setCount(this.count - 1);
+    if (target.role === "owner") this.handOverOwnership();
   }
 
   /** Moves the member's read cursor to `seq` if that is forward; returns whether it moved. */
   moveReadCursor(userId: string, seq: number): boolean {
-    const member = this.members.get(userId);
-    if (!member || seq <= member.last_read_seq) return false;
-    member.last_read_seq = seq;
-    this.sql.exec("UPDATE members SET last_read_seq = ? WHERE user_id = ?", seq, userId);
-    return true;
+    return this.sql.exec("UPDATE members SET last_read_seq = ? WHERE user_id = ? AND left_at IS NULL AND last_read_seq < ?", seq, userId, seq).rowsWritten > 0;
   }
 
   /**
@@ -121,21 +139,39 @@ export class Membership {
    * that shows them something new: a reader who turns receipts on shares where they already are.
    */
   shareReadCursor(userId: string): number | undefined {
-    const member = this.members.get(userId);
-    if (!member || member.last_read_seq <= (this.sharedRead.get(userId) ?? 0)) return undefined;
-    this.sharedRead.set(userId, member.last_read_seq);
-    this.sql.exec("UPDATE members SET shared_read_seq = ? WHERE user_id = ?", member.last_read_seq, userId);
-    return member.last_read_seq;
+    const row = this.sql.exec<{ last_read_seq: number; shared_read_seq: number }>(
+      "SELECT last_read_seq, shared_read_seq FROM members WHERE user_id = ? AND left_at IS NULL", userId,
+    ).toArray()[0];
+    if (!row || row.last_read_seq <= row.shared_read_seq) return undefined;
+    this.sql.exec("UPDATE members SET shared_read_seq = ? WHERE user_id = ?", row.last_read_seq, userId);
+    return row.last_read_seq;
+  }
+
+  readCursor(userId: string): number {
+    return this.sql.exec<{ last_read_seq: number }>("SELECT last_read_seq FROM members WHERE user_id = ?", userId).toArray()[0]?.last_read_seq ?? 0;
   }
 
   /** The longest-standing member becomes owner when the owner leaves. */
   private handOverOwnership(): void {
-    let next: Member | undefined;
-    for (const m of this.members.values()) if (!next || m.joined_at < next.joined_at) next = m;
-    if (!next) return;
-    next.role = "owner";
-    this.sql.exec("UPDATE members SET role = 'owner' WHERE user_id = ?", next.user_id);
+    const next = this.sql.exec<{ user_id: string }>("SELECT user_id FROM members WHERE left_at IS NULL ORDER BY joined_at, rowid LIMIT 1").toArray()[0];
+    if (next) this.sql.exec("UPDATE members SET role = 'owner' WHERE user_id = ?", next.user_id);
   }
+
+  private nextVersion(): number {
+    this.version++;
+    this.sql.exec("UPDATE channel SET membership_version = ? WHERE id = 1", this.version);
+    return this.version;
+  }
+
+  private setCount(n: number): void {
+    this.count = n;
+    this.sql.exec("UPDATE channel SET member_count = ? WHERE id = 1", n);
+  }
+}
+
+/** Each user id once, in the order given. */
+export function uniqueIds(ids: Iterable<string>): string[] {
+  return [...new Set(ids)];
 }
 
 /** The first profile of each user id, in the order given. */

@@ -87,4 +87,49 @@ export const CHANNEL_MIGRATIONS: readonly Migration[] = [
   // (content.ts decodeContent): a row an older version writes while it still runs this object is
   // read as it was written.
   convertContentToBytes,
+  `
+  -- Watchers and tiers (docs/decisions/013). A post is delivered to watchers only: members whose
+  -- UserObject has a device connected. epoch orders each user's watch/unwatch calls.
+  CREATE TABLE watchers (
+    user_id   TEXT PRIMARY KEY,
+    epoch     INTEGER NOT NULL,
+    active    INTEGER NOT NULL,
+    at_relay  INTEGER NOT NULL DEFAULT 0      -- registered at its relay shard (relay tiers)
+  );
+  CREATE INDEX watchers_active ON watchers (active, at_relay);
+
+  -- Deliveries that failed: the target (a user id, or "relay:<shard>") catches up from from_seq
+  -- before it takes part in rounds again. Replaces fanout_retry (kept for the previous release).
+  CREATE TABLE delivery_retry (
+    target    TEXT PRIMARY KEY,
+    from_seq  INTEGER NOT NULL,
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    next_at   INTEGER NOT NULL DEFAULT 0
+  );
+
+  -- Relay shards with watchers, as each shard last reported (version orders its reports).
+  CREATE TABLE relays (
+    shard     INTEGER PRIMARY KEY,
+    version   INTEGER NOT NULL DEFAULT 0,
+    watchers  INTEGER NOT NULL DEFAULT 0
+  );
+
+  -- The member count lives in the row: no object counts (or loads) its members on wake.
+  ALTER TABLE channel ADD COLUMN member_count INTEGER NOT NULL DEFAULT 0;
+  UPDATE channel SET member_count = (SELECT count(*) FROM members WHERE left_at IS NULL);
+  -- 0: direct tier; otherwise the relay shards this channel's watchers are spread over.
+  ALTER TABLE channel ADD COLUMN relay_shards INTEGER NOT NULL DEFAULT 0;
+  -- Counts membership changes; each member row keeps the version of its last one.
+  ALTER TABLE channel ADD COLUMN membership_version INTEGER NOT NULL DEFAULT 0;
+
+  -- Membership notices: the member's UserObject is told of each change (added, removed) by the
+  -- channel's notice pump. notified = 0 until it was; existing members are in their lists already.
+  ALTER TABLE members ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE members ADD COLUMN notified INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE members ADD COLUMN notice_at INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE members ADD COLUMN notice_attempts INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX members_notices ON members (notice_at) WHERE notified = 0;
+  -- Current members in joined order, for paging and the owner hand-over.
+  CREATE INDEX members_current ON members (left_at, joined_at);
+  `,
 ];

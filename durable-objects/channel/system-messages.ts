@@ -1,25 +1,24 @@
-/** Human-readable text for membership notices ("alice added bob and carol"). */
-import type { MemberProfile } from "./types.js";
-
-function names(profiles: MemberProfile[]): string {
-  const list = profiles.map((p) => p.display_name || p.username);
-  if (list.length <= 1) return list[0] ?? "nobody";
-  if (list.length <= 3) return `${list.slice(0, -1).join(", ")} and ${list.at(-1)}`;
-  return `${list.slice(0, 2).join(", ")} and ${list.length - 2} others`;
+/**
+ * The text of membership notices. Notices carry user ids (`actor_user_id`, `target_user_ids`),
+ * never names: clients render "Alice added Bob" from their profiles, so renames show everywhere
+ * and the log holds no personal data beyond ids. `text` is a name-free fallback that reads after
+ * the actor's name ("<actor> added 2 people") for clients that render nothing else.
+ */
+function people(n: number): string {
+  return n === 1 ? "1 person" : `${n} people`;
 }
 
-export function systemText(event: string, actor: MemberProfile, targets: MemberProfile[], channelName?: string): string {
-  const who = actor.display_name || actor.username;
+export function systemText(event: string, targets: number, channelName?: string): string {
   switch (event) {
     case "created":
-      return channelName ? `${who} created the group "${channelName}"` : `${who} started the conversation`;
+      return channelName ? `created the group "${channelName}"` : "started the conversation";
     case "member_added":
-      return `${who} added ${names(targets)}`;
+      return `added ${people(targets)}`;
     case "member_removed":
-      return `${who} removed ${names(targets)}`;
+      return `removed ${people(targets)}`;
     case "member_left":
-      return `${who} left`;
+      return "left";
     default:
-      return `${who} changed the channel`;
+      return "changed the channel";
   }
 }

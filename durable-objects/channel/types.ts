@@ -5,7 +5,7 @@ import type { ChangeKind, ChatMessage, HistoryPage, MemberProfile, MessageUpdate
 export type { ChangeKind, MemberProfile, Reaction, SendAck };
 
 export type ContentInit = edgechat.v1.MessageContent.$Properties;
-export type ChannelType = "dm" | "group";
+export type ChannelType = "dm" | "group" | "broadcast";
 export type MemberRole = "owner" | "admin" | "member";
 
 /** Fields the server leaves out at their default, as proto3 JSON does ([], 0, false). */
@@ -24,7 +24,9 @@ export interface MessageChange extends MessageUpdate<ChatMessageData> {
   changed: boolean;
 }
 
-export interface Member extends MemberProfile {
+/** A member as the channel keeps them: ids and numbers, never a profile (ids, not names). */
+export interface Member {
+  user_id: string;
   role: MemberRole;
   joined_at: number;
   last_read_seq: number;
@@ -36,10 +38,49 @@ export interface ChannelSummary {
   type: ChannelType;
   name: string;
   member_count: number;
-  /** Profiles of every member while the channel is small (≤ SMALL_CHANNEL_MEMBERS), else empty. */
+  /** Ids of every member while the channel is small (≤ SMALL_CHANNEL_MEMBERS), else empty. */
+  member_user_ids: string[];
+  /** Always empty: profiles are not copied (ids, not names). Kept for objects of the previous release. */
   members: MemberProfile[];
   last_seq: number;
   last_hlc: string;
+}
+
+/**
+ * A member's view of a channel, exact when it was read: the answer to watch() and state(), and
+ * what a UserObject's channel row is re-synced from. Unread is counted by the channel in SQL.
+ */
+export interface MemberChannelState {
+  channel_id: string;
+  type: ChannelType;
+  name: string;
+  member_count: number;
+  /** Small channels only (≤ SMALL_CHANNEL_MEMBERS). */
+  member_user_ids: string[];
+  last_seq: number;
+  last_activity_hlc: string;
+  last_activity_at: number;
+  last_read_seq: number;
+  unread_count: number;
+  /** The first seq of the user's current membership (the notice that added them). */
+  joined_seq: number;
+  /** false: the user was a member and is no longer (not_member). */
+  member: boolean;
+}
+
+/** A channel tells a member's UserObject that their membership changed (joined, removed). */
+export interface MembershipNotice {
+  state: MemberChannelState;
+  /** The seq of the membership change; a UserObject ignores notices older than the one it took. */
+  membership_seq: number;
+}
+
+/** What a UserObject answers a delivery. */
+export interface DeliveryOutcome {
+  /** false: no device is connected; the channel (or relay) drops this user as a watcher. */
+  live: boolean;
+  /** The user's watch epoch when it answered. */
+  epoch: number;
 }
 
 /** One fan-out call to one member's UserObject. */
@@ -69,7 +110,10 @@ export type HistoryPageData = HistoryPage<ChatMessageData>;
 export interface ChannelDetails extends ChannelSummary {
   created_at: number;
   created_by: string;
+  /** The first page of members, in the order they joined; GET /v1/channels/{id}/members pages on. */
   member_list: Member[];
+  /** Cursor for the next page of members; "" when member_list holds them all. */
+  members_next_cursor: string;
 }
 
 /**

@@ -1,13 +1,14 @@
 /**
  * UserObject: one per user. Holds the user's device sockets (WebSocket Hibernation API, tag =
- * device_id), devices, refresh sessions and channel list. Channels hand it DELIVER batches; it
- * writes them to every device socket, the sender's other devices included. On RESUME it pulls
- * each channel's gap for the reconnecting device.
+ * device_id), devices, refresh sessions and channel list. While any device is connected the user
+ * is *live* and watches their channels (live-channels.ts); channels then hand it DELIVER batches,
+ * which it writes to every device socket, the sender's other devices included. On RESUME it
+ * pulls each channel's gap for the reconnecting device.
  *
  * This file is the RPC surface, the hibernation handlers and the glue; each concern has a module:
- * `sessions.ts`, `devices.ts`, `channel-list.ts`, `settings.ts`, `hidden-messages.ts` (delete for
- * me), `send-pipeline.ts`, `resume.ts`, `socket-protocol.ts`, `presence-link.ts`, and for push
- * `push-subscriptions.ts`, `push-notifier.ts` (with `push-coalesce.ts`).
+ * `sessions.ts`, `devices.ts`, `channel-list.ts`, `live-channels.ts`, `settings.ts`,
+ * `hidden-messages.ts` (delete for me), `send-pipeline.ts`, `resume.ts`, `socket-protocol.ts`,
+ * `presence-link.ts`, and for push `push-subscriptions.ts`, `push-notifier.ts` (with `push-coalesce.ts`).
  */
 import { DurableObject } from "cloudflare:workers";
 import { pb, type Encoding, type FrameInit } from "../../protocol/codec.js";
@@ -18,17 +19,21 @@ import { parseId } from "../../shared/ids.js";
 import { channelStub } from "../../shared/routing.js";
 import { ownResult } from "../../shared/rpc.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
+import { countedSqlFor } from "../counted-sql.js";
 import { migrate } from "../migrate.js";
 import type { ChannelObject } from "../channel/ChannelObject.js";
 import type {
-  ChannelSignal, ChatMessageData, ContentInit, DeliveryBatch, HistoryPageData, HistoryQuery, MemberProfile, MessageChange,
+  ChannelSignal, ChatMessageData, ContentInit, DeliveryBatch, DeliveryOutcome, HistoryPageData, HistoryQuery, MemberProfile,
+  MembershipNotice, MessageChange,
 } from "../channel/types.js";
 import type { Device, PresenceState, SessionInfo } from "../../protocol/types.js";
 import { ChannelList, type ChannelState } from "./channel-list.js";
+import { LiveChannels, WATCH_DEADLINE_MS, type ChannelEndpoint } from "./live-channels.js";
+import { withDeadline } from "../../shared/deadline.js";
 import { Devices } from "./devices.js";
 import { HiddenMessages, hiddenMessage } from "./hidden-messages.js";
 import { aggregateStatus, MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
-import { Resume } from "./resume.js";
+import { Resume, RESUME_DEADLINE_MS, type Truncation } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
 import { missedMessages, PushNotifier } from "./push-notifier.js";
 import { PushSubscriptions } from "./push-subscriptions.js";
@@ -38,7 +43,8 @@ import { SendPipeline, sendDeadlineFromEnv } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
 import { defaultSettings, readSettings, updateSettings, type UserSettings } from "./settings.js";
 import {
-  acceptDevice, broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, sendMessages, socketInfo, SocketProtocol,
+  acceptDevice, broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, socketInfo,
+  SocketProtocol,
 } from "./socket-protocol.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
 import { goAwayAll } from "./drain.js";
@@ -64,7 +70,8 @@ export class UserObject extends DurableObject<Env> {
   private profile: Profile | undefined;
   private readonly sessions: Sessions;
   private readonly devices: Devices;
-  private readonly channels: ChannelList;
+  private channels!: ChannelList;
+  private live!: LiveChannels;
   private readonly hidden: HiddenMessages;
   private readonly sends: SendPipeline;
   private readonly resume: Resume;
@@ -76,23 +83,26 @@ export class UserObject extends DurableObject<Env> {
   private readonly pushSubscriptions: PushSubscriptions;
   private readonly push: PushNotifier;
   private readonly wakeups: Wakeups;
+  private readonly presenceGraceMs: number;
   /** When the presence keep-alive is next due; unknown after a restart or hibernation (due now). */
   private keepAliveAt: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     recordToAnalytics(env);
-    this.sql = ctx.storage.sql;
-    this.presenceTtlMs = presenceTimingsFromEnv(env).ttlMs;
+    this.sql = countedSqlFor(ctx.storage.sql, "user", env);
+    const presence = presenceTimingsFromEnv(env);
+    this.presenceTtlMs = presence.ttlMs;
+    this.presenceGraceMs = presence.offlineGraceMs;
     this.sessions = new Sessions(this.sql);
     this.devices = new Devices(this.sql);
-    this.channels = new ChannelList(this.sql);
     this.hidden = new HiddenMessages(this.sql);
     this.pushSubscriptions = new PushSubscriptions(this.sql);
     this.push = new PushNotifier(this.sql, this.pushSubscriptions, () => this.profile?.user_id, {
       windowMs: Number(env.PUSH_WINDOW_MS) || 30_000,
       now: () => Date.now(),
       dispatch: (jobs) => this.ctx.waitUntil(this.enqueuePush(jobs)),
+      row: (channelId) => this.channels.row(channelId),
     });
     this.wakeups = new Wakeups(ctx.storage);
     this.sends = new SendPipeline({
@@ -100,10 +110,17 @@ export class UserObject extends DurableObject<Env> {
       forget: (channelId) => this.stubs.delete(channelId),
     }, { deadlineMs: sendDeadlineFromEnv(env), wakeAt: (at) => this.wakeups.atOrBefore(at) });
     this.resume = new Resume({
-      channels: this.channels,
+      rows: () => this.channels.current(),
       devices: this.devices,
+      ready: () => this.live.ready(),
+      synced: (channelId) => this.live.isSynced(channelId),
       history: (channelId, query) => this.history(channelId, query),
+      // Pages come from this.history() and held ones from sendToDevices(): both masked already.
       send: sendMessages,
+      raiseSent: (channelId, seq) => this.live.raiseSent(channelId, seq),
+      phase: (ws) => socketInfo(ws).phase,
+      setPhase: (ws, phase) => patchSocketInfo(ws, { phase }),
+      resumed: (ws, requestId, truncated) => this.resumed(ws, requestId, truncated),
     });
     this.protocol = new SocketProtocol({
       userId: () => this.profile?.user_id,
@@ -117,11 +134,6 @@ export class UserObject extends DurableObject<Env> {
       react: (channelId, deviceId, seq, emoji, op) => this.react(channelId, deviceId, seq, emoji, op),
       edit: (channelId, deviceId, seq, content) => this.edit(channelId, deviceId, seq, content),
       deleteMessage: (channelId, deviceId, seq, forEveryone) => this.deleteMessage(channelId, deviceId, seq, forEveryone),
-      resumed: (ws, info, requestId) => {
-        sendFrame(ws, { type: pb.FrameType.RESUMED, request_id: requestId, resumed: { channels: this.listChannels() } }, info.encoding);
-        // Then who of the user's contacts is around (and the subscription that keeps it current).
-        this.ctx.waitUntil(this.watchAndSend(this.contacts(), [ws]));
-      },
       presenceChanged: () => this.presenceChanged(),
     });
     // Answered by the runtime without waking the object; a text pair because auto-responses
@@ -136,6 +148,32 @@ export class UserObject extends DurableObject<Env> {
       // in memory is gone, and only what the sockets' attachments and storage hold is left.
       const sockets = ctx.getWebSockets().length;
       if (sockets > 0) log("info", "user.woke", { object: "user", id: this.profile?.user_id, sockets });
+      this.channels = new ChannelList(this.sql, (at) => this.wakeAt(at));
+      this.live = new LiveChannels(this.sql, this.channels, {
+        me: () => this.profile?.user_id,
+        openSockets: () => openSockets(this.ctx).length,
+        channel: (channelId) => this.channel(channelId),
+        forget: (channelId) => this.stubs.delete(channelId),
+        history: (channelId, query) => this.history(channelId, query),
+        emit: (messages) => this.sendToDevices(messages),
+        anyReceiving: () => openSockets(this.ctx).some((ws) => this.resume.route(ws) !== "skip"),
+        channelUpdate: (channelId) => this.broadcastChannelUpdate(channelId),
+        contactsAdded: (userIds) => {
+          const me = this.profile?.user_id;
+          const sockets = openSockets(this.ctx);
+          if (sockets.length > 0) this.ctx.waitUntil(this.watchAndSend(userIds.filter((id) => id !== me), sockets));
+        },
+        wakeAt: (at) => this.wakeAt(at),
+        graceMs: this.presenceGraceMs,
+        pushWanted: () => this.pushSubscriptions.any(),
+        pushMissed: (batch) => {
+          const me = this.profile?.user_id;
+          if (me) this.pushMissed(batch, me);
+        },
+        pushRead: (batch) => this.pushRead(batch, this.profile?.user_id),
+      });
+      // Woken with sockets open (after hibernation) and rows to re-read: get on with it.
+      if (openSockets(ctx).length > 0 && this.channels.wokeDirty) this.live.kick();
     });
   }
 
@@ -222,15 +260,25 @@ export class UserObject extends DurableObject<Env> {
   registerDevice(deviceId: string, name = "", platform = "", push?: PushSubscriptionInput | null): Result<{ device: Device }> {
     const registered = this.devices.register(deviceId, name, platform, this.connectedDevices());
     if (!registered.ok) return registered;
-    if (push !== undefined) this.pushSubscriptions.set(deviceId, push);
+    if (push !== undefined) this.setPush(deviceId, push);
     return { ok: true, device: this.device(deviceId)! };
   }
 
   /** PATCH /v1/devices/{id}: replaces the fields given; `push: null` removes the subscription. */
   updateDevice(deviceId: string, patch: { name?: string; platform?: string; push?: PushSubscriptionInput | null }): Result<{ device: Device }> {
     if (!this.devices.rename(deviceId, patch)) return fail("not_found", "No such device.");
-    if (patch.push !== undefined) this.pushSubscriptions.set(deviceId, patch.push);
+    if (patch.push !== undefined) this.setPush(deviceId, patch.push);
     return { ok: true, device: this.device(deviceId)! };
+  }
+
+  /**
+   * A user with a push subscription watches their channels even while offline (deliveries then
+   * go to push): a new subscription starts the watching, a removed one lets the next delivery
+   * that finds no socket drop the watcher.
+   */
+  private setPush(deviceId: string, push: PushSubscriptionInput | null): void {
+    this.pushSubscriptions.set(deviceId, push);
+    if (push !== null) this.live.kick();
   }
 
   /** Forgets a device and closes its socket. */
@@ -248,27 +296,28 @@ export class UserObject extends DurableObject<Env> {
 
   /* ------------------------------------ RPC: channels ------------------------------------ */
 
-  listChannels(): ChannelState[] {
-    return this.channels.states(this.profile?.user_id);
+  /**
+   * The channels the user is in, most recently active first, exact: while the user is live the
+   * rows are kept current by deliveries; otherwise each is re-read from its channel.
+   */
+  async listChannels(): Promise<ChannelState[]> {
+    await this.live.refreshForList();
+    return this.channels.states();
   }
 
   /**
-   * One fan-out batch from a channel: update the channel list, then write DELIVER to every open
-   * device socket except the one that sent each message (it has the SEND_ACK). Synchronous, so
-   * the list update and the sends happen in one turn.
+   * One fan-out batch from a channel (or relay) for a watcher: the channel list is updated in
+   * memory and DELIVER goes to every device socket that is past RESUME, except the one that sent
+   * each message (it has the SEND_ACK). With no socket open the answer is `{live: false}` and the
+   * caller stops watching for this user. Synchronous: the list and the sends change in one turn.
    */
-  deliver(batch: DeliveryBatch): void {
-    const me = this.profile?.user_id;
-    const c = batch.channel;
-    const applied = this.channels.apply(batch, me);
-    if (applied.membershipChanged) {
-      this.broadcastChannelUpdate(c.channel_id);
-      const sockets = openSockets(this.ctx);
-      if (sockets.length > 0 && !applied.left) this.ctx.waitUntil(this.watchAndSend(c.members.map((m) => m.user_id).filter((id) => id !== me), sockets));
-    }
-    this.pushRead(batch, me);
-    if (openSockets(this.ctx).length === 0 && me && !applied.left) this.pushMissed(batch, me);
-    this.sendToDevices(batch.messages);
+  deliver(batch: DeliveryBatch): DeliveryOutcome {
+    return this.live.deliver(batch);
+  }
+
+  /** The user joined or left a channel (the channel's notice pump; the API after a create). */
+  membershipChanged(notice: MembershipNotice): void {
+    this.live.notice(notice);
   }
 
   /** READ from REST or a socket: move the cursor in the channel, mirror it here, tell every device. */
@@ -277,7 +326,7 @@ export class UserObject extends DurableObject<Env> {
     if (!me) return fail("not_found", "Unknown user.");
     const result = await this.channel(channelId).markRead(me, upToSeq, this.getSettings().read_receipts);
     if (!result.ok) return ownResult(result);
-    this.channels.mirrorRead(channelId, result.last_read_seq, result.unread_count);
+    this.live.mirrorRead(channelId, result.last_read_seq, result.unread_count);
     this.push.read(channelId, result.last_read_seq);
     const frame: FrameInit = {
       type: pb.FrameType.READ,
@@ -374,7 +423,7 @@ export class UserObject extends DurableObject<Env> {
     const row = this.channels.row(channelId);
     if (!row || row.left) return fail("not_found", "No such channel in your channel list.");
     if (this.channels.setMuted(channelId, muted)) this.broadcastChannelUpdate(channelId);
-    return { ok: true, channel: this.channels.state(channelId, this.profile?.user_id)! };
+    return { ok: true, channel: this.channels.state(channelId)! };
   }
 
   /** The push provider says this subscription is gone (404/410): forget it unless replaced since. */
@@ -388,8 +437,16 @@ export class UserObject extends DurableObject<Env> {
   }
 
   /** Whether a (retried) message push for `seq` should still be shown: not once the user read it. */
-  pushStillWanted(channelId: string, seq: number): boolean {
-    return this.push.stillUnread(channelId, seq);
+  async pushStillWanted(channelId: string, seq: number): Promise<boolean> {
+    if (this.channels.row(channelId) || !this.profile) return this.push.stillUnread(channelId, seq);
+    // Not in the list yet (the channel's notice is on its way): the channel knows the read cursor.
+    try {
+      const endpoint: ChannelEndpoint = this.channel(channelId);
+      const r = await withDeadline(endpoint.state(this.profile.user_id), WATCH_DEADLINE_MS, "push read cursor");
+      return r.ok ? r.state.member && r.state.last_read_seq < seq : false;
+    } catch {
+      return true;
+    }
   }
 
   /**
@@ -399,7 +456,7 @@ export class UserObject extends DurableObject<Env> {
   private pushMissed(batch: DeliveryBatch, me: string): void {
     if (!this.pushSubscriptions.any()) return; // most users: nothing to read, nothing to write
     const wake = this.push.missed(missedMessages(batch, me, this.getSettings().push_previews !== false));
-    if (wake !== undefined) this.ctx.waitUntil(this.wakeBy(wake));
+    if (wake !== undefined) this.wakeAt(wake);
   }
 
   /** The user's own message (sent from any device) reads the channel up to it: clear what stands. */
@@ -418,37 +475,41 @@ export class UserObject extends DurableObject<Env> {
     }
   }
 
-  /** Moves the alarm earlier if it is set later than `at` (it serves presence too). */
-  private async wakeBy(at: number): Promise<void> {
-    this.wakeups.atOrBefore(at);
-  }
-
   /* ------------------------------------ presence ------------------------------------ */
 
   /**
-   * The one alarm (wakeups.ts): SEND deadlines and send_seq gaps, and, while any device is
-   * connected, every TTL/3 the keep-alive: close sockets that went silent (their device is gone
-   * without a goodbye), then refresh the user's presence report (the shard's TTL).
+   * The one alarm (wakeups.ts) for every timed concern: SEND deadlines and send_seq gaps, push
+   * windows, sockets that went silent (their device is gone without a goodbye), the channel list
+   * flush, the unwatch after the offline grace, watch retries, sockets that sent no RESUME in time,
+   * and, while any device is connected, the presence keep-alive every TTL/3.
    */
   override async alarm(): Promise<void> {
     this.wakeups.fired();
+    const now = Date.now();
     this.sends.tick();
     // Push windows whose end has come send their merged updates.
     const nextPush = this.push.flushDue();
-    if (this.keepAliveAt === undefined || Date.now() >= this.keepAliveAt) {
-      this.keepAliveAt = undefined;
-      if (closeIdleSockets(this.ctx, Date.now()) > 0) this.presenceChanged();
-      if (openSockets(this.ctx).length > 0) {
-        this.keepAliveAt = Date.now() + this.keepAliveMs();
-        const link = this.shardLink();
-        if (link) {
-          await link.report(this.presenceStatus(), true);
-          await link.watch(this.contacts()); // extends the subscriptions; the states are known already
-        }
+    if (closeIdleSockets(this.ctx, now) > 0) this.presenceChanged();
+    const open = openSockets(this.ctx);
+    if (open.length === 0) this.live.socketClosed(0, now);
+    this.live.onAlarm(now);
+    const resumeDue = this.resume.overdue(open, (ws) => socketInfo(ws).helloAt, (ws) => socketInfo(ws), now);
+    if (open.length > 0 && (this.keepAliveAt === undefined || this.keepAliveAt <= now)) {
+      this.keepAliveAt = now + this.keepAliveMs();
+      const link = this.shardLink();
+      if (link) {
+        await link.report(this.presenceStatus(), true);
+        await link.watch(this.contacts()); // extends the subscriptions; the states are known already
       }
     }
-    if (this.keepAliveAt !== undefined) this.wakeups.atOrBefore(this.keepAliveAt);
-    if (nextPush !== undefined) this.wakeups.atOrBefore(nextPush);
+    const due = [resumeDue, this.live.nextDue(), nextPush, openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
+      .filter((t): t is number => t !== undefined);
+    if (due.length > 0) this.wakeAt(Math.min(...due));
+  }
+
+  /** Sets the alarm to `at` unless it is set earlier already. */
+  private wakeAt(at: number): void {
+    this.wakeups.atOrBefore(at);
   }
 
   private keepAliveMs(): number {
@@ -489,9 +550,11 @@ export class UserObject extends DurableObject<Env> {
     }
   }
 
-  private ensureKeepAlive(): void {
-    this.keepAliveAt ??= Date.now() + this.keepAliveMs();
-    this.wakeups.atOrBefore(this.keepAliveAt);
+  /** RESUMED with the channel list, then who of the user's contacts is around. */
+  private resumed(ws: WebSocket, requestId: number, truncated: Truncation[]): void {
+    const resumed = { channels: this.channels.states(), truncated };
+    sendFrame(ws, { type: pb.FrameType.RESUMED, request_id: requestId, resumed }, socketInfo(ws).encoding);
+    this.ctx.waitUntil(this.watchAndSend(this.contacts(), [ws]));
   }
 
   /* ------------------------------------ WebSocket ------------------------------------ */
@@ -522,7 +585,10 @@ export class UserObject extends DurableObject<Env> {
     const client = acceptDevice(this.ctx, this.profile!, deviceId, sessionId, encoding, protocolHeader, request.headers.get("x-edgechat-resume-token") ?? undefined);
     if (sessionId) this.sessions.used(sessionId, deviceId);
     this.presenceChanged();
-    this.ensureKeepAlive();
+    this.live.socketOpened();
+    const now = Date.now();
+    if (this.keepAliveAt === undefined) this.keepAliveAt = now + this.keepAliveMs();
+    this.wakeAt(Math.min(now + RESUME_DEADLINE_MS, this.keepAliveAt));
     return new Response(null, { status: 101, webSocket: client, headers: protocolHeader ? { "Sec-WebSocket-Protocol": protocolHeader } : {} });
   }
 
@@ -549,14 +615,15 @@ export class UserObject extends DurableObject<Env> {
     const { deviceId } = socketInfo(ws);
     if (deviceId) this.devices.touch(deviceId);
     this.presenceChanged(ws);
+    this.live.socketClosed(openSockets(this.ctx).filter((s) => s !== ws).length);
   }
 
   private sendToDevices(messages: ChatMessageData[]): void {
-    deliverToSockets(openSockets(this.ctx), this.hidden.mask(messages), this.profile?.user_id, (ws) => this.resume.held(ws));
+    deliverToSockets(openSockets(this.ctx), this.hidden.mask(messages), this.profile?.user_id, (ws) => this.resume.route(ws), (ws, m) => this.resume.hold(ws, m));
   }
 
   private broadcastChannelUpdate(channelId: string): void {
-    const channel = this.channels.state(channelId, this.profile?.user_id);
+    const channel = this.channels.state(channelId);
     if (channel) this.broadcast({ type: pb.FrameType.CHANNEL_UPDATE, channel_update: { channel } });
   }
 

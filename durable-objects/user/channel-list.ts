@@ -1,19 +1,36 @@
 /**
  * The user's channel list (seed §5.2 inbox): one row per channel they are or were in, with the
- * newest seq, their read cursor and unread count, kept current by every delivery. Also the
- * ChannelState shape clients receive for a row.
+ * newest seq, their read cursor and unread count, and the ChannelState shape clients receive.
+ *
+ * Nothing is committed per delivered message (docs/decisions/013). A delivery changes the row in
+ * memory; changed rows are flushed together a moment later (FLUSH_MS, from the object's alarm).
+ * Before the first unflushed change after a flush, one durable "dirty" mark is written (one small
+ * commit per flush window, not per message); an object that wakes up and finds the mark knows
+ * its rows may be behind (a crash between delivery and flush) and re-syncs them from the
+ * channels before it answers RESUME or lists channels. The flush runs well before the object
+ * could hibernate (~10 s without events), so hibernation loses nothing.
+ *
+ * Unread counts stay exact without per-message writes: a row's numbers come from the channel
+ * (watch/state: last_seq, the read cursor and the exact count, computed there in SQL) and are
+ * carried forward by the deliveries that follow, message by message, as the channel counts.
  */
-import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
-import type { ChannelState, MemberProfile } from "../../protocol/types.js";
-import type { DeliveryBatch } from "../channel/types.js";
+import { toWellFormed } from "../../protocol/text.js";
+import type { ChannelState } from "../../protocol/types.js";
+import type { ChatMessageData, DeliveryBatch, MemberChannelState } from "../channel/types.js";
 
 export type { ChannelState };
+
+/** Changed rows are written at most this long after their first change. */
+export const FLUSH_MS = 1000;
+/** Member ids kept per row (small channels only): whose presence the user watches. */
+export const LISTED_MEMBER_IDS = 50;
 
 export type ChannelRow = {
   channel_id: string;
   type: string;
   name: string;
   member_count: number;
+  /** JSON: member user ids of a small channel (older rows: profiles). */
   members: string;
   last_seq: number;
   last_activity_hlc: string;
@@ -22,7 +39,15 @@ export type ChannelRow = {
   unread_count: number;
   muted: number;
   left: number;
+  /** 1 while the channel lists this user as a watcher (as far as this object knows). */
+  subscribed: number;
+  /** Highest seq written live to any of the user's sockets: nothing at or below goes out live again. */
+  sent_seq: number;
+  /** The seq of the membership change this row last took from a notice (older notices are ignored). */
+  membership_seq: number;
 };
+
+const COLUMNS = "channel_id, type, name, member_count, members, last_seq, last_activity_hlc, last_activity_at, last_read_seq, unread_count, muted, left, subscribed, sent_seq, membership_seq";
 
 /** What a delivery changed beyond the counters. */
 export interface Applied {
@@ -30,130 +55,230 @@ export interface Applied {
   membershipChanged: boolean;
   /** The user is no longer a member. */
   left: boolean;
+  /** The batch starts past the row's last seq: the counts are not exact any more; re-sync. */
+  gap: boolean;
+}
+
+export function emptyRow(channelId: string): ChannelRow {
+  return {
+    channel_id: channelId, type: "group", name: "", member_count: 0, members: "[]", last_seq: 0, last_activity_hlc: "",
+    last_activity_at: 0, last_read_seq: 0, unread_count: 0, muted: 0, left: 0, subscribed: 0, sent_seq: 0, membership_seq: 0,
+  };
+}
+
+/**
+ * Folds delivered messages into a row, as the channel counts unread: messages from others after
+ * the read cursor, not notices, not changes, not deleted ones; the user's own message means they
+ * have read up to it; an unread message deleted for everyone stops counting. Broadcast channels
+ * count last_seq − read cursor. Messages at or below the row's last seq were counted already.
+ */
+export function foldMessages(row: ChannelRow, messages: ChatMessageData[], me: string | undefined): Applied {
+  const wasLeft = row.left;
+  const gap = messages.length > 0 && messages[0]!.seq > row.last_seq + 1;
+  for (const m of messages) {
+    const sys = m.content.system;
+    if (sys && me && sys.target_user_ids?.includes(me)) {
+      row.left = sys.event === "member_removed" || sys.event === "member_left" ? 1 : 0;
+    }
+    if (m.seq <= row.last_seq) continue;
+    row.last_seq = m.seq;
+    const update = m.content.update;
+    if (update) {
+      const target = update.target;
+      if (update.kind === "deleted" && target && target.sender_user_id !== me && Number(update.target_seq) > row.last_read_seq && row.unread_count > 0) {
+        row.unread_count--;
+      }
+      continue;
+    }
+    row.last_activity_hlc = m.hlc;
+    row.last_activity_at = m.server_ts;
+    if (m.sender_user_id === me && !sys) {
+      row.last_read_seq = Math.max(row.last_read_seq, m.seq);
+      row.unread_count = 0;
+    } else if (!sys && m.seq > row.last_read_seq) {
+      row.unread_count++;
+    }
+  }
+  if (row.type === "broadcast") row.unread_count = Math.max(0, row.last_seq - row.last_read_seq);
+  return { membershipChanged: row.left !== wasLeft, left: row.left === 1, gap };
+}
+
+/** Takes the channel's exact numbers (watch/state); the row's own later knowledge is kept. */
+export function applySnapshot(row: ChannelRow, s: MemberChannelState): void {
+  row.type = s.type;
+  row.name = s.name;
+  row.member_count = s.member_count;
+  row.members = JSON.stringify(s.member_user_ids.slice(0, LISTED_MEMBER_IDS));
+  row.left = s.member ? 0 : 1;
+  if (s.last_seq >= row.last_seq) {
+    row.last_seq = s.last_seq;
+    row.last_activity_hlc = s.last_activity_hlc || row.last_activity_hlc;
+    row.last_activity_at = s.last_activity_at || row.last_activity_at;
+    row.unread_count = s.unread_count;
+    row.last_read_seq = Math.max(row.last_read_seq, s.last_read_seq);
+  }
 }
 
 export class ChannelList {
-  constructor(private readonly sql: SqlStorage) {}
+  /** Rows changed since the last flush (they win over the table). */
+  private readonly dirty = new Map<string, ChannelRow>();
+  /** The durable mark is written: rows in memory may be ahead of the table. */
+  private marked: boolean;
+  private firstDirtyAt: number | undefined;
+
+  /**
+   * @param onDirty asks the host to flush by the given time (its alarm)
+   */
+  constructor(private readonly sql: SqlStorage, private readonly onDirty: (flushBy: number) => void = () => {}) {
+    this.marked = sql.exec<{ dirty: number }>("SELECT dirty FROM live_state WHERE id = 1").toArray()[0]?.dirty === 1;
+  }
+
+  /** The mark was found on wake: rows may be behind what their channels delivered. */
+  get wokeDirty(): boolean {
+    return this.marked && this.dirty.size === 0;
+  }
+
+  /** When the pending flush is due, if any. */
+  flushDue(): number | undefined {
+    return this.firstDirtyAt === undefined ? undefined : this.firstDirtyAt + FLUSH_MS;
+  }
 
   row(channelId: string): ChannelRow | undefined {
-    return this.sql.exec<ChannelRow>("SELECT * FROM channels WHERE channel_id = ?", channelId).toArray()[0];
+    const d = this.dirty.get(channelId);
+    if (d) return { ...d };
+    return this.sql.exec<ChannelRow>(`SELECT ${COLUMNS} FROM channels WHERE channel_id = ?`, channelId).toArray()[0];
   }
 
-  /** The channels the user is in, most recently active first. */
-  states(me: string | undefined): ChannelState[] {
-    return this.sql.exec<ChannelRow>("SELECT * FROM channels WHERE left = 0 ORDER BY last_activity_at DESC")
-      .toArray().map((r) => channelState(r, me));
+  /** Every row, memory over table. */
+  all(): ChannelRow[] {
+    const rows = new Map(this.sql.exec<ChannelRow>(`SELECT ${COLUMNS} FROM channels`).toArray().map((r) => [r.channel_id, r]));
+    for (const [id, r] of this.dirty) rows.set(id, { ...r });
+    return [...rows.values()];
   }
 
-  state(channelId: string, me: string | undefined): ChannelState | undefined {
-    const row = this.row(channelId);
-    return row ? channelState(row, me) : undefined;
+  /** Rows of channels the user is in. */
+  current(): ChannelRow[] {
+    return this.all().filter((r) => r.left === 0);
   }
 
   /**
-   * Folds one fan-out batch into the channel's row: the newest seq and activity, the unread count
-   * (messages from others past the read cursor; the user's own message means they have read up
-   * to it), and whether a membership notice about the user made them leave or come back. A
-   * batch delivered twice counts once.
+   * Changes a row in memory; it reaches the table with the next flush. The first change after a
+   * flush writes the durable mark (in the caller's turn, so the output gate holds the caller's
+   * reply until the mark is on disk).
    */
-  apply(batch: DeliveryBatch, me: string | undefined): Applied {
-    const c = batch.channel;
-    const row = this.row(c.channel_id);
-    let lastSeq = row?.last_seq ?? 0;
-    let lastRead = row?.last_read_seq ?? 0;
-    let unread = row?.unread_count ?? 0;
-    let left = row?.left ?? 0;
-    let lastHlc = row?.last_activity_hlc ?? "";
-    let lastAt = row?.last_activity_at ?? 0;
-    for (const m of batch.messages) {
-      const sys = m.content.system;
-      if (sys && me && sys.target_user_ids?.includes(me)) {
-        left = sys.event === "member_removed" || sys.event === "member_left" ? 1 : 0;
-      }
-      if (m.seq <= lastSeq) continue; // a retried batch: counted already
-      lastSeq = m.seq;
-      const update = m.content.update;
-      if (update) {
-        // A change to an earlier message is not news; an unread message deleted for everyone is no longer unread.
-        const target = update.target;
-        if (update.kind === "deleted" && target && target.sender_user_id !== me && Number(update.target_seq) > lastRead) unread = Math.max(0, unread - 1);
-        continue;
-      }
-      lastHlc = m.hlc;
-      lastAt = m.server_ts;
-      if (m.sender_user_id === me) {
-        // Sending from any device means the user has seen the conversation up to here.
-        lastRead = Math.max(lastRead, m.seq);
-        unread = 0;
-      } else if (!sys && m.seq > lastRead) {
-        unread++;
-      }
+  put(row: ChannelRow, now = Date.now()): void {
+    this.dirty.set(row.channel_id, { ...row });
+    if (!this.marked) {
+      this.sql.exec("UPDATE live_state SET dirty = 1 WHERE id = 1");
+      this.marked = true;
     }
-    const membershipChanged = !row || left !== row.left || c.member_count !== row.member_count || c.name !== row.name;
-    this.sql.exec(
-      `INSERT INTO channels (channel_id, type, name, member_count, members, last_seq, last_activity_hlc, last_activity_at, last_read_seq, unread_count, left)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (channel_id) DO UPDATE SET type = excluded.type, name = excluded.name, member_count = excluded.member_count,
-         members = excluded.members, last_seq = excluded.last_seq, last_activity_hlc = excluded.last_activity_hlc,
-         last_activity_at = excluded.last_activity_at, last_read_seq = excluded.last_read_seq,
-         unread_count = excluded.unread_count, left = excluded.left`,
-      c.channel_id, c.type, c.name, c.member_count, JSON.stringify(c.members), lastSeq, lastHlc, lastAt, lastRead, unread, left,
-    );
-    return { membershipChanged, left: left === 1 };
+    if (this.firstDirtyAt === undefined) {
+      this.firstDirtyAt = now;
+      this.onDirty(now + FLUSH_MS);
+    }
   }
 
-  /** Mutes or unmutes a channel (no push); true if that changed anything. */
+  /** Mutes or unmutes a channel (no push), written at once; true if that changed anything. */
   setMuted(channelId: string, muted: boolean): boolean {
-    return this.sql.exec("UPDATE channels SET muted = ? WHERE channel_id = ? AND muted != ?", muted ? 1 : 0, channelId, muted ? 1 : 0).rowsWritten > 0;
+    const row = this.row(channelId);
+    if (!row || row.muted === (muted ? 1 : 0)) return false;
+    row.muted = muted ? 1 : 0;
+    this.write(row);
+    return true;
   }
 
-  /** Mirrors the read cursor the channel keeps (never backwards) and its unread count. */
-  mirrorRead(channelId: string, lastReadSeq: number, unreadCount: number): void {
-    this.sql.exec("UPDATE channels SET last_read_seq = max(last_read_seq, ?), unread_count = ? WHERE channel_id = ?",
-      lastReadSeq, unreadCount, channelId);
+  /** Writes a row now (membership notices, subscribed = 0 before a reply leaves). */
+  write(row: ChannelRow): void {
+    this.dirty.delete(row.channel_id);
+    upsert(this.sql, row);
+  }
+
+  /** Writes every changed row and clears the mark, in one turn (one commit). */
+  flush(): number {
+    const n = this.dirty.size;
+    for (const row of this.dirty.values()) upsert(this.sql, row);
+    this.dirty.clear();
+    this.firstDirtyAt = undefined;
+    if (this.marked) {
+      this.sql.exec("UPDATE live_state SET dirty = 0 WHERE id = 1");
+      this.marked = false;
+    }
+    return n;
+  }
+
+  /** The channels the user is in, most recently active first. */
+  states(): ChannelState[] {
+    return this.current().sort((a, b) => b.last_activity_at - a.last_activity_at).map((r) => channelState(r));
+  }
+
+  state(channelId: string): ChannelState | undefined {
+    const row = this.row(channelId);
+    return row ? channelState(row) : undefined;
   }
 
   /** Every channel in the list, left ones included. */
   ids(): Set<string> {
-    return new Set(this.sql.exec<{ channel_id: string }>("SELECT channel_id FROM channels").toArray().map((r) => r.channel_id));
-  }
-
-  /** The channels the user is in, with their newest seq. */
-  heads(): { channel_id: string; last_seq: number }[] {
-    return this.sql.exec<{ channel_id: string; last_seq: number }>("SELECT channel_id, last_seq FROM channels WHERE left = 0").toArray();
+    return new Set(this.all().map((r) => r.channel_id));
   }
 
   /** People the user shares a DM or small group with, most recently active channels first, at most `max`. */
   contacts(me: string | undefined, max: number): string[] {
     const ids = new Set<string>();
-    for (const row of this.sql.exec<{ members: string }>("SELECT members FROM channels WHERE left = 0 ORDER BY last_activity_at DESC")) {
-      for (const m of parseMembers(row.members)) if (m.user_id !== me) ids.add(m.user_id);
+    for (const row of this.current().sort((a, b) => b.last_activity_at - a.last_activity_at)) {
+      for (const id of memberIds(row.members)) if (id !== me) ids.add(id);
       if (ids.size >= max) break;
     }
     return [...ids];
   }
 }
 
+function upsert(sql: SqlStorage, r: ChannelRow): void {
+  sql.exec(
+    `INSERT INTO channels (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (channel_id) DO UPDATE SET type = excluded.type, name = excluded.name, member_count = excluded.member_count,
+       members = excluded.members, last_seq = excluded.last_seq, last_activity_hlc = excluded.last_activity_hlc,
+       last_activity_at = excluded.last_activity_at, last_read_seq = excluded.last_read_seq, unread_count = excluded.unread_count,
+       muted = excluded.muted, left = excluded.left, subscribed = excluded.subscribed, sent_seq = excluded.sent_seq,
+       membership_seq = excluded.membership_seq`,
+    r.channel_id, r.type, r.name, r.member_count, r.members, r.last_seq, r.last_activity_hlc, r.last_activity_at,
+    r.last_read_seq, r.unread_count, r.muted, r.left, r.subscribed, r.sent_seq, r.membership_seq,
+  );
+}
+
+/** Takes the channel summary a delivery carries (name, size, member ids) into the row. */
+export function applySummary(row: ChannelRow, batch: DeliveryBatch): boolean {
+  const c = batch.channel;
+  const ids = c.member_user_ids ?? (c.members ?? []).map((m) => m.user_id);
+  const members = JSON.stringify(ids.slice(0, LISTED_MEMBER_IDS));
+  const changed = row.name !== c.name || row.member_count !== c.member_count || row.type !== c.type;
+  row.type = c.type;
+  row.name = c.name;
+  row.member_count = c.member_count;
+  row.members = members;
+  return changed;
+}
+
 /**
- * A DM has no name of its own: each side sees the other person's name. Names stored before the
- * edges checked text are repaired here, where the list is read (docs/protocol.md, "Text").
+ * A row as clients see it. Names are not copied into the list (ids, not names): a DM's title is
+ * the other person's profile, which clients look up (GET /v1/users?ids=).
  */
-export function channelState(row: ChannelRow, me: string | undefined): ChannelState {
-  const members = parseMembers(row.members);
-  const name = row.type === "dm" ? (members.find((m) => m.user_id !== me)?.display_name ?? toWellFormed(row.name)) : toWellFormed(row.name);
+export function channelState(row: ChannelRow): ChannelState {
+  const ids = memberIds(row.members);
   return {
-    channel_id: row.channel_id, type: row.type, name, last_seq: row.last_seq, last_activity_hlc: row.last_activity_hlc,
-    last_activity_at: row.last_activity_at, last_read_seq: row.last_read_seq, unread_count: row.unread_count,
-    muted: row.muted === 1, member_count: row.member_count, left: row.left === 1,
-    member_user_ids: members.map((m) => m.user_id), members,
+    channel_id: row.channel_id, type: row.type, name: row.type === "dm" ? "" : toWellFormed(row.name), last_seq: row.last_seq,
+    last_activity_hlc: row.last_activity_hlc, last_activity_at: row.last_activity_at, last_read_seq: row.last_read_seq,
+    unread_count: row.unread_count, muted: row.muted === 1, member_count: row.member_count, left: row.left === 1,
+    member_user_ids: ids, members: [],
   };
 }
 
-export function parseMembers(json: string): MemberProfile[] {
+/** Member ids from the row's JSON: a list of ids, or (rows written before ids-not-names) of profiles. */
+export function memberIds(json: string): string[] {
   try {
     const v: unknown = JSON.parse(json);
-    // Profiles stored before the edges checked text are repaired here (docs/protocol.md, "Text").
-    return Array.isArray(v) ? wellFormedDeep(v as MemberProfile[]) : [];
+    if (!Array.isArray(v)) return [];
+    return v.map((x: unknown) => (typeof x === "string" ? x : typeof x === "object" && x && typeof (x as { user_id?: unknown }).user_id === "string" ? (x as { user_id: string }).user_id : ""))
+      .filter((id) => id !== "");
   } catch {
     return [];
   }

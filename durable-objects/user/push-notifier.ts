@@ -21,6 +21,11 @@ export interface PushNotifierOptions {
   now: () => number;
   /** Hands jobs to the push queue without waiting (the UserObject wraps it in ctx.waitUntil). */
   dispatch: (jobs: PushJob[]) => void;
+  /**
+   * The user's channel-list row as it stands (rows change in memory and are flushed coalesced,
+   * docs/decisions/013, so the table may be a moment behind). Defaults to reading the table.
+   */
+  row?: (channelId: string) => { last_read_seq: number; muted: number; left: number } | undefined;
 }
 
 type WindowRow = {
@@ -90,8 +95,15 @@ export class PushNotifier {
    * (a retried job must not raise a notification that a clear already took down).
    */
   stillUnread(channelId: string, seq: number): boolean {
-    const row = this.sql.exec<{ last_read_seq: number }>("SELECT last_read_seq FROM channels WHERE channel_id = ?", channelId).toArray()[0];
+    const row = this.row(channelId);
     return !row || row.last_read_seq < seq;
+  }
+
+  private row(channelId: string): { last_read_seq: number; muted: number; left: number } | undefined {
+    if (this.opts.row) return this.opts.row(channelId);
+    return this.sql.exec<{ last_read_seq: number; muted: number; left: number }>(
+      "SELECT last_read_seq, muted, left FROM channels WHERE channel_id = ?", channelId,
+    ).toArray()[0];
   }
 
   private apply(channelId: string, d: Decision, readSeq = 0): void {
@@ -111,7 +123,7 @@ export class PushNotifier {
 
   /** Muted by the user, or a channel they left: no pushes. */
   private silenced(channelId: string): boolean {
-    const row = this.sql.exec<{ muted: number; left: number }>("SELECT muted, left FROM channels WHERE channel_id = ?", channelId).toArray()[0];
+    const row = this.row(channelId);
     return row !== undefined && (row.muted === 1 || row.left === 1);
   }
 

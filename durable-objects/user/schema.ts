@@ -99,4 +99,22 @@ export const USER_MIGRATIONS: readonly string[] = [
   ALTER TABLE sessions ADD COLUMN device_id TEXT;
   ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
   `,
+  `
+  -- Watchers (docs/decisions/013): subscribed = 1 while the channel lists this user as a live
+  -- watcher; sent_seq = the highest seq written live to any of the user's sockets;
+  -- membership_seq = the membership change this row last took from a notice.
+  ALTER TABLE channels ADD COLUMN subscribed INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE channels ADD COLUMN sent_seq INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE channels ADD COLUMN membership_seq INTEGER NOT NULL DEFAULT 0;
+  -- One row: epoch counts the user's live/offline transitions (every watch and unwatch carries it,
+  -- so a late call never overrides a newer one); offline_at starts the unwatch grace; dirty = 1
+  -- while channel rows changed in memory have not been flushed.
+  CREATE TABLE live_state (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch      INTEGER NOT NULL DEFAULT 0,
+    offline_at INTEGER NOT NULL DEFAULT 0,
+    dirty      INTEGER NOT NULL DEFAULT 0
+  );
+  INSERT INTO live_state (id) VALUES (1);
+  `,
 ];

@@ -13,7 +13,7 @@ import { CLOSE, errorFrame, sendFrame } from "../../shared/frames.js";
 import { isChannelId } from "../../shared/ids.js";
 import type { ChatMessageData, ContentInit, HistoryPageData, HistoryQuery, MessageChange } from "../channel/types.js";
 import type { DeviceStatus } from "./presence-link.js";
-import type { Resume } from "./resume.js";
+import type { Resume, SocketPhase } from "./resume.js";
 import type { SendPipeline } from "./send-pipeline.js";
 
 /** Kept on each socket across hibernation; small (ids only) per the platform's 2 KiB limit. */
@@ -31,6 +31,10 @@ export interface SocketInfo {
    * object's memory, because the object may hibernate between two SENDs of an open socket.
    */
   sendNext: number;
+  /** Where the connection is in HELLO → RESUME → RESUMED (resume.ts); survives hibernation. */
+  phase: SocketPhase;
+  /** When HELLO was sent: RESUME_DEADLINE_MS later the server resumes the socket itself. */
+  helloAt: number;
 }
 
 /** A socket's last-activity time is written to its attachment at most this often. */
@@ -42,10 +46,13 @@ export function socketInfo(ws: WebSocket): SocketInfo {
     deviceId: a?.deviceId ?? "", sessionId: a?.sessionId ?? "", encoding: a?.encoding === "json" ? "json" : "proto",
     status: a?.status === "away" ? "away" : "online", activeAt: typeof a?.activeAt === "number" ? a.activeAt : 0,
     sendNext: typeof a?.sendNext === "number" && a.sendNext >= 1 ? a.sendNext : 1,
+    // Sockets accepted by an older release have no phase: they are past their RESUME.
+    phase: a?.phase === "awaiting" || a?.phase === "resuming" ? a.phase : "live",
+    helloAt: typeof a?.helloAt === "number" ? a.helloAt : 0,
   };
 }
 
-/** Changes some of a socket's SocketInfo, keeping the rest as it is stored now. */
+/** Changes some of a socket's attachment fields, keeping the others (read, change, write in one turn). */
 export function patchSocketInfo(ws: WebSocket, patch: Partial<SocketInfo>): void {
   ws.serializeAttachment({ ...socketInfo(ws), ...patch } satisfies SocketInfo);
 }
@@ -97,7 +104,8 @@ export function acceptDevice(
   }
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   ctx.acceptWebSocket(server, sessionId ? [deviceId, sessionTag(sessionId)] : [deviceId]);
-  server.serializeAttachment({ deviceId, sessionId, encoding, status: "online", activeAt: Date.now(), sendNext: 1 } satisfies SocketInfo);
+  const now = Date.now();
+  server.serializeAttachment({ deviceId, sessionId, encoding, status: "online", activeAt: now, sendNext: 1, phase: "awaiting", helloAt: now } satisfies SocketInfo);
   sendFrame(server, {
     type: pb.FrameType.HELLO,
     hello: {
@@ -157,19 +165,22 @@ export function sendMessages(ws: WebSocket, encoding: Encoding, messages: ChatMe
 
 /**
  * Live messages to every socket except, for each message, the device that sent it (it has the
- * SEND_ACK); a change goes to every device (it holds a seq too). A socket that is resuming gets
- * them later (`held`). Frames are encoded once per (encoding, set of messages).
+ * SEND_ACK); a change goes to every device (it holds a seq too). `route` says per socket whether
+ * to send now, hold (resuming) or skip (awaiting RESUME). Frames are encoded once per (encoding,
+ * set of messages).
  */
 export function deliverToSockets(
-  sockets: WebSocket[], messages: ChatMessageData[], me: string | undefined, held: (ws: WebSocket) => ChatMessageData[] | undefined,
+  sockets: WebSocket[], messages: ChatMessageData[], me: string | undefined,
+  route: (ws: WebSocket) => "send" | "hold" | "skip", hold: (ws: WebSocket, messages: ChatMessageData[]) => void,
 ): void {
   const cache = new Map<string, (Uint8Array | string)[]>();
   for (const ws of sockets) {
+    const how = route(ws);
+    if (how === "skip") continue;
     const info = socketInfo(ws);
     const mine = messages.filter((m) => m.content.update || m.sender_device_id !== info.deviceId || m.sender_user_id !== me);
     if (mine.length === 0) continue;
-    const resume = held(ws);
-    if (resume) { resume.push(...mine); continue; }
+    if (how === "hold") { hold(ws, mine); continue; }
     const key = `${info.encoding}:${mine.length === messages.length ? "*" : info.deviceId}`;
     let frames = cache.get(key);
     if (frames === undefined) {
@@ -194,8 +205,6 @@ export interface SocketHost {
   react(channelId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Promise<Result<MessageChange>>;
   edit(channelId: string, deviceId: string, seq: number, content: ContentInit): Promise<Result<MessageChange>>;
   deleteMessage(channelId: string, deviceId: string, seq: number, forEveryone: boolean): Promise<Result<MessageChange>>;
-  /** RESUME sent the gap: RESUMED with the channel list, then the contacts' presence. */
-  resumed(ws: WebSocket, info: SocketInfo, requestId: number): void;
   /** A device's status changed. */
   presenceChanged(): void;
 }
@@ -345,9 +354,8 @@ export class SocketProtocol {
   private async onResume(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
     if (!this.host.userId()) return fail("not_found", "Unknown user.");
     const clientCursors = new Map<string, number>();
-    for (const c of frame.resume?.cursors ?? []) if (isChannelId(c.channel_id)) clientCursors.set(c.channel_id, c.last_seq ?? 0);
-    await this.host.resume.run(ws, info, clientCursors);
-    this.host.resumed(ws, info, frame.request_id);
+    for (const c of frame.resume?.cursors ?? []) if (isChannelId(c.channel_id)) clientCursors.set(c.channel_id, Number(c.last_seq ?? 0));
+    await this.host.resume.run(ws, info, clientCursors, frame.request_id);
     return undefined;
   }
 }

@@ -4009,6 +4009,118 @@ export namespace edgechat {
         }
 
         /**
+         * Properties of a ResumeTruncation.
+         * @deprecated Use edgechat.v1.ResumeTruncation.$Properties instead.
+         */
+        interface IResumeTruncation extends edgechat.v1.ResumeTruncation.$Properties {
+        }
+
+        /** Represents a ResumeTruncation. */
+        class ResumeTruncation {
+
+            /**
+             * Constructs a new ResumeTruncation.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: edgechat.v1.ResumeTruncation.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** ResumeTruncation channel_id. */
+            channel_id: string;
+
+            /** ResumeTruncation from_seq. */
+            from_seq: number;
+
+            /** ResumeTruncation to_seq. */
+            to_seq: number;
+
+            /**
+             * Creates a new ResumeTruncation instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns ResumeTruncation instance
+             */
+            static create(properties: edgechat.v1.ResumeTruncation.$Shape): edgechat.v1.ResumeTruncation & edgechat.v1.ResumeTruncation.$Shape;
+            static create(properties?: edgechat.v1.ResumeTruncation.$Properties): edgechat.v1.ResumeTruncation;
+
+            /**
+             * Encodes the specified ResumeTruncation message. Does not implicitly {@link edgechat.v1.ResumeTruncation.verify|verify} messages.
+             * @param message ResumeTruncation message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: edgechat.v1.ResumeTruncation.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a ResumeTruncation message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {edgechat.v1.ResumeTruncation & edgechat.v1.ResumeTruncation.$Shape} ResumeTruncation
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): edgechat.v1.ResumeTruncation & edgechat.v1.ResumeTruncation.$Shape;
+
+            /**
+             * Verifies a ResumeTruncation message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a ResumeTruncation message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns ResumeTruncation
+             */
+            static fromObject(object: { [k: string]: any }): edgechat.v1.ResumeTruncation;
+
+            /**
+             * Creates a plain object from a ResumeTruncation message. Also converts values to other types if specified.
+             * @param message ResumeTruncation
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: edgechat.v1.ResumeTruncation, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this ResumeTruncation to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for ResumeTruncation
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ResumeTruncation {
+
+            /** Properties of a ResumeTruncation. */
+            interface $Properties {
+
+                /** ResumeTruncation channel_id */
+                channel_id?: (string|null);
+
+                /** ResumeTruncation from_seq */
+                from_seq?: (number|null);
+
+                /** ResumeTruncation to_seq */
+                to_seq?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a ResumeTruncation. */
+            type $Shape = edgechat.v1.ResumeTruncation.$Properties;
+        }
+
+        /**
          * Properties of a Resumed.
          * @deprecated Use edgechat.v1.Resumed.$Properties instead.
          */
@@ -4029,6 +4141,9 @@ export namespace edgechat {
 
             /** Resumed channels. */
             channels: edgechat.v1.ChannelState.$Properties[];
+
+            /** Resumed truncated. */
+            truncated: edgechat.v1.ResumeTruncation.$Properties[];
 
             /**
              * Creates a new Resumed instance using the specified properties.
@@ -4099,6 +4214,9 @@ export namespace edgechat {
 
                 /** Resumed channels */
                 channels?: (edgechat.v1.ChannelState.$Properties[]|null);
+
+                /** Resumed truncated */
+                truncated?: (edgechat.v1.ResumeTruncation.$Properties[]|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -7826,10 +7826,226 @@ export const edgechat = $root.edgechat = (() => {
             return MemberProfile;
         })();
 
+        v1.ResumeTruncation = (function() {
+
+            const ResumeTruncation = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            ResumeTruncation.prototype.channel_id = "";
+            ResumeTruncation.prototype.from_seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+            ResumeTruncation.prototype.to_seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            ResumeTruncation.create = function(properties) {
+                return new ResumeTruncation(properties);
+            };
+
+            ResumeTruncation.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id") && message.channel_id !== "")
+                    writer.uint32(10).string(message.channel_id);
+                if (message.from_seq != null && $Object.hasOwnProperty.call(message, "from_seq") && (typeof message.from_seq === "object" ? message.from_seq.low || message.from_seq.high : message.from_seq !== 0))
+                    writer.uint32(16).uint64(message.from_seq);
+                if (message.to_seq != null && $Object.hasOwnProperty.call(message, "to_seq") && (typeof message.to_seq === "object" ? message.to_seq.low || message.to_seq.high : message.to_seq !== 0))
+                    writer.uint32(24).uint64(message.to_seq);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            ResumeTruncation.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.edgechat.v1.ResumeTruncation();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.channel_id = value;
+                            else
+                                delete message.channel_id;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.from_seq = value;
+                            else
+                                delete message.from_seq;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.to_seq = value;
+                            else
+                                delete message.to_seq;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            ResumeTruncation.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id"))
+                    if (!$util.isString(message.channel_id))
+                        return "channel_id: string expected";
+                if (message.from_seq != null && $Object.hasOwnProperty.call(message, "from_seq"))
+                    if (!$util.isInteger(message.from_seq) && !(message.from_seq && $util.isInteger(message.from_seq.low) && $util.isInteger(message.from_seq.high)))
+                        return "from_seq: integer|Long expected";
+                if (message.to_seq != null && $Object.hasOwnProperty.call(message, "to_seq"))
+                    if (!$util.isInteger(message.to_seq) && !(message.to_seq && $util.isInteger(message.to_seq.low) && $util.isInteger(message.to_seq.high)))
+                        return "to_seq: integer|Long expected";
+                return null;
+            };
+
+            ResumeTruncation.fromObject = function (object, _depth) {
+                if (object instanceof $root.edgechat.v1.ResumeTruncation)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".edgechat.v1.ResumeTruncation: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.edgechat.v1.ResumeTruncation();
+                if (object.channel_id != null)
+                    if (typeof object.channel_id !== "string" || object.channel_id.length)
+                        message.channel_id = $String(object.channel_id);
+                if (object.from_seq != null)
+                    if (typeof object.from_seq === "object" ? object.from_seq.low || object.from_seq.high : $Number(object.from_seq) !== 0)
+                        if ($util.Long)
+                            message.from_seq = $util.Long.fromValue(object.from_seq, true);
+                        else if (typeof object.from_seq === "string")
+                            message.from_seq = $parseInt(object.from_seq, 10);
+                        else if (typeof object.from_seq === "number")
+                            message.from_seq = object.from_seq;
+                        else if (typeof object.from_seq === "object")
+                            message.from_seq = new $util.LongBits(object.from_seq.low >>> 0, object.from_seq.high >>> 0).toNumber(true);
+                if (object.to_seq != null)
+                    if (typeof object.to_seq === "object" ? object.to_seq.low || object.to_seq.high : $Number(object.to_seq) !== 0)
+                        if ($util.Long)
+                            message.to_seq = $util.Long.fromValue(object.to_seq, true);
+                        else if (typeof object.to_seq === "string")
+                            message.to_seq = $parseInt(object.to_seq, 10);
+                        else if (typeof object.to_seq === "number")
+                            message.to_seq = object.to_seq;
+                        else if (typeof object.to_seq === "object")
+                            message.to_seq = new $util.LongBits(object.to_seq.low >>> 0, object.to_seq.high >>> 0).toNumber(true);
+                return message;
+            };
+
+            ResumeTruncation.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.defaults) {
+                    object.channel_id = "";
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, true);
+                        object.from_seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.from_seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, true);
+                        object.to_seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.to_seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                }
+                if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id"))
+                    object.channel_id = message.channel_id;
+                if (message.from_seq != null && $Object.hasOwnProperty.call(message, "from_seq"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.from_seq = typeof message.from_seq === "number" ? $BigInt(message.from_seq) : $util.Long.fromBits(message.from_seq.low >>> 0, message.from_seq.high >>> 0, true).toBigInt();
+                    else if (typeof message.from_seq === "number")
+                        object.from_seq = options.longs === $String ? $String(message.from_seq) : message.from_seq;
+                    else
+                        object.from_seq = options.longs === $String ? $util.Long.prototype.toString.call(message.from_seq) : options.longs === $Number ? new $util.LongBits(message.from_seq.low >>> 0, message.from_seq.high >>> 0).toNumber(true) : message.from_seq;
+                if (message.to_seq != null && $Object.hasOwnProperty.call(message, "to_seq"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.to_seq = typeof message.to_seq === "number" ? $BigInt(message.to_seq) : $util.Long.fromBits(message.to_seq.low >>> 0, message.to_seq.high >>> 0, true).toBigInt();
+                    else if (typeof message.to_seq === "number")
+                        object.to_seq = options.longs === $String ? $String(message.to_seq) : message.to_seq;
+                    else
+                        object.to_seq = options.longs === $String ? $util.Long.prototype.toString.call(message.to_seq) : options.longs === $Number ? new $util.LongBits(message.to_seq.low >>> 0, message.to_seq.high >>> 0).toNumber(true) : message.to_seq;
+                return object;
+            };
+
+            ResumeTruncation.prototype.toJSON = function() {
+                return ResumeTruncation.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            ResumeTruncation.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/edgechat.v1.ResumeTruncation";
+            };
+
+            return ResumeTruncation;
+        })();
+
         v1.Resumed = (function() {
 
             const Resumed = function (properties) {
                 this.channels = [];
+                this.truncated = [];
                 if (properties)
                     for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                         if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -7837,6 +8053,7 @@ export const edgechat = $root.edgechat = (() => {
             };
 
             Resumed.prototype.channels = $util.emptyArray;
+            Resumed.prototype.truncated = $util.emptyArray;
 
             Resumed.create = function(properties) {
                 return new Resumed(properties);
@@ -7852,6 +8069,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (message.channels != null && message.channels.length)
                     for (let i = 0; i < message.channels.length; ++i)
                         $root.edgechat.v1.ChannelState.encode(message.channels[i], writer.uint32(10).fork(), _depth + 1).ldelim();
+                if (message.truncated != null && message.truncated.length)
+                    for (let i = 0; i < message.truncated.length; ++i)
+                        $root.edgechat.v1.ResumeTruncation.encode(message.truncated[i], writer.uint32(18).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -7893,6 +8113,14 @@ export const edgechat = $root.edgechat = (() => {
                             message.channels.push($root.edgechat.v1.ChannelState.decode(reader, reader.size(), $undefined, _depth + 1));
                             continue;
                         }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.truncated && message.truncated.length))
+                                message.truncated = [];
+                            message.truncated.push($root.edgechat.v1.ResumeTruncation.decode(reader, reader.size(), $undefined, _depth + 1));
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -7926,6 +8154,15 @@ export const edgechat = $root.edgechat = (() => {
                             return "channels." + error;
                     }
                 }
+                if (message.truncated != null && $Object.hasOwnProperty.call(message, "truncated")) {
+                    if (!$Array.isArray(message.truncated))
+                        return "truncated: array expected";
+                    for (let i = 0; i < message.truncated.length; ++i) {
+                        let error = $root.edgechat.v1.ResumeTruncation.verify(message.truncated[i], _depth + 1);
+                        if (error)
+                            return "truncated." + error;
+                    }
+                }
                 return null;
             };
 
@@ -7949,6 +8186,16 @@ export const edgechat = $root.edgechat = (() => {
                         message.channels[i] = $root.edgechat.v1.ChannelState.fromObject(object.channels[i], _depth + 1);
                     }
                 }
+                if (object.truncated) {
+                    if (!$Array.isArray(object.truncated))
+                        throw $TypeError(".edgechat.v1.Resumed.truncated: array expected");
+                    message.truncated = $Array(object.truncated.length);
+                    for (let i = 0; i < object.truncated.length; ++i) {
+                        if (!$util.isObject(object.truncated[i]))
+                            throw $TypeError(".edgechat.v1.Resumed.truncated: object expected");
+                        message.truncated[i] = $root.edgechat.v1.ResumeTruncation.fromObject(object.truncated[i], _depth + 1);
+                    }
+                }
                 return message;
             };
 
@@ -7960,12 +8207,19 @@ export const edgechat = $root.edgechat = (() => {
                 if (_depth > $util.recursionLimit)
                     throw $Error("max depth exceeded");
                 let object = {};
-                if (options.arrays || options.defaults)
+                if (options.arrays || options.defaults) {
                     object.channels = [];
+                    object.truncated = [];
+                }
                 if (message.channels && message.channels.length) {
                     object.channels = $Array(message.channels.length);
                     for (let j = 0; j < message.channels.length; ++j)
                         object.channels[j] = $root.edgechat.v1.ChannelState.toObject(message.channels[j], options, _depth + 1);
+                }
+                if (message.truncated && message.truncated.length) {
+                    object.truncated = $Array(message.truncated.length);
+                    for (let j = 0; j < message.truncated.length; ++j)
+                        object.truncated[j] = $root.edgechat.v1.ResumeTruncation.toObject(message.truncated[j], options, _depth + 1);
                 }
                 return object;
             };

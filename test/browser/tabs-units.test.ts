@@ -125,7 +125,7 @@ class FakeSocketClient {
   ready(states: ChannelState[] = []): void {
     this.states = states;
     this.move("ready");
-    this.events.emit("synced", { channels: states });
+    this.events.emit("synced", { channels: states, truncated: [] });
   }
   private move(state: ConnectionState): void {
     const previous = this.state;

@@ -51,7 +51,10 @@ describe("ChannelObject sequencer", () => {
     for (let i = 1; i < acks.length; i++) expect(acks[i]!.hlc > acks[i - 1]!.hlc).toBe(true);
     for (const a of acks) expect(a.server_msg_id).toBe(a.hlc + a.seq.toString(16).padStart(16, "0"));
     const page = await stub.history(alice.user_id, { after: 0, limit: 5 });
-    expect(page.ok && page.messages[0]?.content.system?.text).toBe('alice created the group "Team"');
+    // Notices carry ids, not names: clients put the actor's name in front of the text.
+    expect(page.ok && page.messages[0]?.content.system).toMatchObject({
+      event: "created", actor_user_id: alice.user_id, target_user_ids: [bob.user_id], text: 'created the group "Team"',
+    });
   });
 
   it("stores a retried SEND once and answers it with the original ids", async () => {
@@ -180,9 +183,17 @@ describe("ChannelObject sequencer", () => {
     expect(!cannotRemoveOwner.ok && cannotRemoveOwner.code).toBe("forbidden");
     const page = await stub.history(alice.user_id, { after: 0 });
     if (!page.ok) throw new Error(page.message);
-    expect(page.messages.map((m) => m.content.system?.text)).toEqual([
-      'alice created the group "Team"', "alice added carol and dave", "alice removed carol", "dave left",
+    expect(page.messages.map((m) => [m.content.system?.actor_user_id, m.content.system?.event, m.content.system?.target_user_ids, m.content.system?.text])).toEqual([
+      [alice.user_id, "created", [bob.user_id], 'created the group "Team"'],
+      [alice.user_id, "member_added", [carol.user_id, dave.user_id], "added 2 people"],
+      [alice.user_id, "member_removed", [carol.user_id], "removed 1 person"],
+      [dave.user_id, "member_left", [dave.user_id], "left"],
     ]);
+    // No profile is copied into the channel: members are ids with roles and cursors.
+    const described = await stub.describe(alice.user_id);
+    expect(described.ok && described.channel.member_list.map((m) => Object.keys(m).sort())).toEqual(
+      Array(2).fill(["joined_at", "last_read_seq", "role", "user_id"]),
+    );
     const locked = await stub.history(carol.user_id, {});
     expect(!locked.ok && locked.code).toBe("not_member");
     const cannotSend = await stub.append({ userId: carol.user_id, deviceId: "d", clientMsgId: "z", content: text("still here?") });
@@ -193,13 +204,17 @@ describe("ChannelObject sequencer", () => {
     const alice = profile("alice"), bob = profile("bob");
     const { stub } = await group(alice, [bob]);
     for (let i = 0; i < 5; i++) await stub.append({ userId: alice.user_id, deviceId: "d", clientMsgId: `r${i}`, content: text(`${i}`) });
-    await stub.append({ userId: bob.user_id, deviceId: "d", clientMsgId: "own", content: text("mine") });
     const r1 = await stub.markRead(bob.user_id, 4);
     expect(r1.ok && [r1.last_read_seq, r1.unread_count]).toEqual([4, 2]);
+    // Writing means having read up to one's own message: nothing before it is unread any more.
+    await stub.append({ userId: bob.user_id, deviceId: "d", clientMsgId: "own", content: text("mine") });
+    const own = await stub.state(bob.user_id);
+    expect(own.ok && [own.state.last_read_seq, own.state.unread_count]).toEqual([7, 0]);
+    await stub.append({ userId: alice.user_id, deviceId: "d", clientMsgId: "after", content: text("after") });
     const back = await stub.markRead(bob.user_id, 2);
-    expect(back.ok && [back.last_read_seq, back.moved]).toEqual([4, false]);
+    expect(back.ok && [back.last_read_seq, back.moved]).toEqual([7, false]);
     const past = await stub.markRead(bob.user_id, 999);
-    expect(past.ok && [past.last_read_seq, past.unread_count]).toEqual([7, 0]);
+    expect(past.ok && [past.last_read_seq, past.unread_count]).toEqual([8, 0]);
   });
 
   it("finishes a fan-out interrupted by a crash, from an alarm", async () => {

@@ -1,29 +1,38 @@
 /**
- * The fan-out on its own, over a real channel database: rounds in seq order, bursts coalesced
- * while a round is out, progress in fanout_seq, failed members in the retry table, a restart
- * that reads the log back. Members are plain recorders here; test/channel/channel-object.test.ts
- * and test/reliability/ cover the real UserObjects.
+ * The fan-out on its own, over a real channel database: rounds to watchers only, in seq order,
+ * bursts coalesced while a round is out, progress in fanout_seq, failed watchers caught up from
+ * the retry table before they take part in rounds again, a restart that reads the log back, the
+ * watchdog. Members are plain recorders here; test/channel/watchers.test.ts and test/user/ cover
+ * the real UserObjects.
  */
 import { describe, expect, it } from "vitest";
-import { FanOut, FANOUT_GUARD_MS, RETRY_BASE_MS, type MemberEndpoint } from "../../durable-objects/channel/fanout.js";
-import { HLC_ZERO } from "../../durable-objects/channel/hlc.js";
+import { FanOut, FANOUT_GUARD_MS, STALL_MS, type MemberEndpoint } from "../../durable-objects/channel/fanout.js";
+import { backoffMs, RETRY_BASE_MS, RETRY_MAX_ATTEMPTS } from "../../durable-objects/fanout/rounds.js";
 import { SenderRateLimiter } from "../../durable-objects/channel/rate-limit.js";
 import { Sequencer } from "../../durable-objects/channel/sequencer.js";
-import { SIGNAL_MAX_MEMBERS, type ChannelSignal, type DeliveryBatch } from "../../durable-objects/channel/types.js";
+import { Watchers } from "../../durable-objects/channel/watchers.js";
+import { SIGNAL_MAX_MEMBERS, type ChannelSignal, type DeliveryBatch, type DeliveryOutcome } from "../../durable-objects/channel/types.js";
+import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
 import { inFreshChannel } from "../helpers/object-sql.js";
 
 const CHANNEL = "c_g_00000000000000000000000000";
 
-/** A member's object that records what it is given; `failing` members throw, `gate` holds calls. */
+/** A member's object that records what it is given; `failing` ones throw, `gate` holds calls, `offline` answers live: false. */
 class Member implements MemberEndpoint {
   batches: DeliveryBatch[] = [];
   signals: ChannelSignal[] = [];
   failing = false;
+  offline = false;
   gate: Promise<void> | undefined;
-  async deliver(batch: DeliveryBatch): Promise<void> {
-    if (this.gate) await this.gate;
+  calls = 0;
+  async deliver(batch: DeliveryBatch): Promise<DeliveryOutcome> {
+    this.calls++;
+    const gate = this.gate;
+    if (gate) await gate;
     if (this.failing) throw new Error("member object unreachable");
+    if (this.offline) return { live: false, epoch: 9 };
     this.batches.push(batch);
+    return { live: true, epoch: 1 };
   }
   async signal(event: ChannelSignal): Promise<void> {
     this.signals.push(event);
@@ -34,12 +43,11 @@ class Member implements MemberEndpoint {
 }
 
 /**
- * A sequencer and a fan-out wired as the ChannelObject wires them. `restart` builds them again
- * over the same database, as the object's constructor does after a restart.
+ * A sequencer, watchers and a fan-out wired as the ChannelObject wires them. `restart` builds them
+ * again over the same database, as the object's constructor does after a restart.
  */
-function setup(sql: SqlStorage, memberIds: string[], { restart = false } = {}) {
+function setup(sql: SqlStorage, watching: string[], { restart = false, memberCount = watching.length, deadlineMs = 10_000 } = {}) {
   if (!restart) sql.exec("INSERT INTO channel (id, channel_id, type, name, created_by, created_at) VALUES (1, ?, 'group', 'T', 'u_a', 0)", CHANNEL);
-  /** Every member's object the fan-out reached, members or not. */
   const objects = new Map<string, Member>();
   const object = (id: string) => {
     let m = objects.get(id);
@@ -47,24 +55,20 @@ function setup(sql: SqlStorage, memberIds: string[], { restart = false } = {}) {
     return m;
   };
   const alarms: number[] = [];
-  let alarm: number | null = null;
   const waited: Promise<unknown>[] = [];
   let kicks = true;
+  let skew = 0;
+  const watchers = new Watchers(sql);
+  if (!restart) for (const id of watching) watchers.watch(id, 1, false);
+  watchers.load();
   const log: Sequencer = new Sequencer(sql, new SenderRateLimiter({ perSecond: 0, burst: 1 }), (m) => {
     fanout.accept(m);
     if (kicks) fanout.kick();
   });
   const fanout: FanOut = new FanOut({
-    sql,
-    alarms: {
-      getAlarm: async () => alarm,
-      setAlarm: async (at: number | Date) => { alarm = Number(at); alarms.push(alarm); },
-    },
-    waitUntil: (p) => waited.push(p),
-    log,
-    summary: () => ({ channel_id: CHANNEL, type: "group", name: "T", member_count: memberIds.length, members: [], last_seq: log.lastSeq, last_hlc: "" }),
-    memberIds: () => memberIds,
-    userStub: object,
+    sql, id: () => CHANNEL, wakeAt: (at) => alarms.push(at), waitUntil: (p) => waited.push(p), log,
+    summary: () => ({ channel_id: CHANNEL, type: "group", name: "T", member_count: memberCount, member_user_ids: [], members: [], last_seq: log.lastSeq, last_hlc: "" }),
+    memberCount: () => memberCount, watchers, userStub: object, deadlineMs, now: () => Date.now() + skew,
   });
   const row = sql.exec<{ last_seq: number; hlc_ms: number; hlc_logical: number; fanout_seq: number }>(
     "SELECT last_seq, hlc_ms, hlc_logical, fanout_seq FROM channel",
@@ -76,19 +80,23 @@ function setup(sql: SqlStorage, memberIds: string[], { restart = false } = {}) {
     if (!r.ok) throw new Error(r.message);
     return r.ack.seq;
   };
-  return { log, fanout, object, alarms, waited, send, holdKicks: () => { kicks = false; } };
+  /** Moves the fan-out's clock past every pending retry (instead of waiting out the backoff). */
+  const due = () => { skew += 3_600_000; };
+  return { log, fanout, watchers, object, alarms, waited, send, due, holdKicks: () => { kicks = false; } };
 }
 
 const storedFanoutSeq = (sql: SqlStorage) => sql.exec<{ fanout_seq: number }>("SELECT fanout_seq FROM channel").one().fanout_seq;
+const retryRows = (sql: SqlStorage) => sql.exec<{ target: string; from_seq: number; attempts: number; next_at: number }>("SELECT target, from_seq, attempts, next_at FROM delivery_retry ORDER BY target").toArray();
 
 describe("FanOut", () => {
-  it("hands every message to every member in seq order and records its progress", async () => {
+  it("hands every message to every watcher in seq order, nothing to members who do not watch, and records its progress", async () => {
     await inFreshChannel(async (sql) => {
-      const { fanout, object, alarms, send } = setup(sql, ["u_a", "u_b", "u_c"]);
+      const { fanout, object, alarms, send } = setup(sql, ["u_a", "u_b"]);
       const before = Date.now();
       for (let i = 1; i <= 5; i++) send("u_a", `m${i}`);
       await fanout.run();
-      for (const id of ["u_a", "u_b", "u_c"]) expect(object(id).seqs()).toEqual([1, 2, 3, 4, 5]);
+      for (const id of ["u_a", "u_b"]) expect(object(id).seqs()).toEqual([1, 2, 3, 4, 5]);
+      expect(object("u_offline").calls).toBe(0);
       expect(fanout.deliveredUpTo).toBe(5);
       expect(storedFanoutSeq(sql)).toBe(5);
       // One guard alarm per alarm run, however many appends.
@@ -103,31 +111,87 @@ describe("FanOut", () => {
       let open!: () => void;
       object("u_b").gate = new Promise((r) => { open = r; });
       send("u_a", "first");
+      await new Promise((r) => setTimeout(r, 10)); // the first round is out, held by b
       for (let i = 2; i <= 4; i++) send("u_a", `m${i}`);
       open();
       await fanout.run();
-      const rounds = object("u_b").batches.map((b) => b.messages.map((m) => m.seq));
-      expect(rounds).toEqual([[1], [2, 3, 4]]);
+      expect(object("u_b").batches.map((b) => b.messages.map((m) => m.seq))).toEqual([[1], [2, 3, 4]]);
     });
   });
 
-  it("keeps delivering to the others when one member fails, and retries that member from the alarm", async () => {
+  it("leaves a failed watcher out of later rounds until it has caught up, so it never gets a newer seq before an older one", async () => {
     await inFreshChannel(async (sql) => {
-      const { fanout, object, alarms, send } = setup(sql, ["u_a", "u_b", "u_c"]);
+      const { fanout, object, send, due } = setup(sql, ["u_a", "u_b", "u_c"]);
       const b = object("u_b");
       b.failing = true;
       send("u_a", "m1");
+      await fanout.run();
+      expect(retryRows(sql)).toMatchObject([{ target: "u_b", from_seq: 1, attempts: 0 }]);
+      // b recovers, but its retry is not due yet: rounds 2 and 3 go to the others only.
+      b.failing = false;
       send("u_a", "m2");
       await fanout.run();
-      expect(object("u_c").seqs()).toEqual([1, 2]);
-      expect(sql.exec("SELECT user_id, from_seq, attempts FROM fanout_retry").toArray()).toEqual([{ user_id: "u_b", from_seq: 1, attempts: 0 }]);
-      expect(alarms.at(-1)).toBeLessThanOrEqual(Date.now() + RETRY_BASE_MS);
-      await fanout.onAlarm(); // still failing: one more attempt counted
-      expect(sql.exec<{ attempts: number }>("SELECT attempts FROM fanout_retry").one().attempts).toBe(1);
-      b.failing = false;
-      await fanout.onAlarm();
-      expect(b.seqs()).toEqual([1, 2]);
-      expect(sql.exec("SELECT 1 FROM fanout_retry").toArray()).toHaveLength(0);
+      send("u_a", "m3");
+      await fanout.run();
+      expect(object("u_c").seqs()).toEqual([1, 2, 3]);
+      expect(b.seqs()).toEqual([]);
+      // Due now: the next pump run catches b up in order, then b takes part in round 4.
+      due();
+      send("u_a", "m4");
+      await fanout.run();
+      expect(b.seqs()).toEqual([1, 2, 3, 4]);
+      expect(retryRows(sql)).toEqual([]);
+    });
+  });
+
+  it("backs each failed watcher off by its own attempts, and skips ahead after the last one", async () => {
+    await inFreshChannel(async (sql) => {
+      const { fanout, object, send, due } = setup(sql, ["u_a", "u_b", "u_c"]);
+      object("u_b").failing = true;
+      send("u_a", "m1");
+      await fanout.run();
+      // b fails three more catch-ups; c fails for the first time only now.
+      for (let i = 0; i < 3; i++) { due(); await fanout.run(); }
+      object("u_c").failing = true;
+      send("u_a", "m2");
+      await fanout.run();
+      const [rb, rc] = retryRows(sql);
+      expect([rb!.target, rb!.attempts, rc!.target, rc!.attempts]).toEqual(["u_b", 3, "u_c", 0]);
+      // Each row is timed by its own attempts (not by whichever row came first).
+      expect(rb!.next_at - rc!.next_at).toBeGreaterThan(backoffMs(3) - RETRY_BASE_MS - 1000);
+      // b keeps failing until it is given up on: it skips ahead and takes part in rounds again.
+      for (let i = 3; i < RETRY_MAX_ATTEMPTS; i++) { due(); await fanout.run(); }
+      expect(retryRows(sql).map((r) => r.target)).toEqual(["u_c"]);
+      object("u_b").failing = false;
+      send("u_a", "m3");
+      await fanout.run();
+      expect(object("u_b").seqs()).toEqual([3]);
+    });
+  });
+
+  it("drops a watcher that answers it has no device connected", async () => {
+    await inFreshChannel(async (sql) => {
+      const { fanout, watchers, object, send } = setup(sql, ["u_a", "u_b"]);
+      object("u_b").offline = true;
+      send("u_a", "m1");
+      await fanout.run();
+      expect(watchers.isActive("u_b")).toBe(false);
+      send("u_a", "m2");
+      await fanout.run();
+      expect(object("u_b").calls).toBe(1);
+      expect(object("u_a").seqs()).toEqual([1, 2]);
+    });
+  });
+
+  it("never waits longer than the deadline on one watcher: it goes to the retry table, the round finishes", async () => {
+    await inFreshChannel(async (sql) => {
+      const { fanout, object, send } = setup(sql, ["u_a", "u_b"], { deadlineMs: 100 });
+      object("u_b").gate = new Promise(() => {}); // never answers
+      send("u_a", "m1");
+      await fanout.run();
+      expect(fanout.deliveredUpTo).toBe(1);
+      expect(object("u_a").seqs()).toEqual([1]);
+      expect(retryRows(sql).map((r) => r.target)).toEqual(["u_b"]);
     });
   });
 
@@ -140,37 +204,67 @@ describe("FanOut", () => {
       expect(storedFanoutSeq(sql)).toBe(0);
       const after = setup(sql, ["u_a", "u_b"], { restart: true });
       expect(after.fanout.behind).toBe(true);
-      await after.fanout.onAlarm();
+      after.fanout.onAlarm();
+      await after.fanout.run();
       expect(after.object("u_b").seqs()).toEqual([1, 2]);
       expect(after.object("u_b").batches[0]!.messages[1]!.content).toEqual({ text: { text: "m2" } });
       expect(after.fanout.behind).toBe(false);
     });
   });
 
-  it("gives a member removed in a batch nothing after their removal", async () => {
+  it("gives a watcher removed in a batch that batch up to its removal, and nothing after", async () => {
     await inFreshChannel(async (sql) => {
-      const { fanout, object, log, send, holdKicks } = setup(sql, ["u_a", "u_b"]);
+      const { fanout, object, log, send, watchers, holdKicks } = setup(sql, ["u_a", "u_b", "u_gone"]);
       holdKicks();
       send("u_a", "m1");
+      watchers.remove("u_gone");
+      fanout.removedWatcher("u_gone");
       log.insert("u_a", "", null, "system", { system: { event: "member_removed", target_user_ids: ["u_gone"], actor_user_id: "u_a", text: "" } });
       send("u_a", "m3");
       await fanout.run();
+      send("u_a", "m4");
+      await fanout.run();
       const gone = object("u_gone");
-      expect(object("u_b").seqs()).toEqual([1, 2, 3]);
+      expect(object("u_b").seqs()).toEqual([1, 2, 3, 4]);
       expect(gone.seqs()).toEqual([1, 2]);
       expect(gone.batches[0]!.removed_user_ids).toEqual(["u_gone"]);
     });
   });
 
-  it("passes signals to the other members only, and none in channels above the signal size", async () => {
+  it("logs a pump that stopped making progress and restarts it", async () => {
+    await inFreshChannel(async (sql) => {
+      const seen = memoryRecorder();
+      const restore = recordMetricsWith(seen);
+      try {
+        const { fanout, object, send } = setup(sql, ["u_a", "u_b"]);
+        let release!: () => void;
+        object("u_b").gate = new Promise((r) => { release = r; });
+        send("u_a", "m1"); // the pump hangs on b (a deadline would end it; here it is 10 s)
+        await new Promise((r) => setTimeout(r, 10));
+        object("u_b").gate = undefined;
+        fanout.onAlarm(Date.now() + STALL_MS + 1);
+        expect(seen.total("fanout.stalled")).toBe(1);
+        await fanout.run();
+        expect(fanout.deliveredUpTo).toBe(1);
+        expect(object("u_b").seqs()).toEqual([1]);
+        release(); // the old pump wakes up, sees it was replaced, and writes nothing
+        await new Promise((r) => setTimeout(r, 10));
+        expect(storedFanoutSeq(sql)).toBe(1);
+      } finally {
+        restore();
+      }
+    });
+  });
+
+  it("passes signals to the other watchers only, and none in channels above the signal size", async () => {
     await inFreshChannel(async (sql) => {
       const { fanout, object, waited } = setup(sql, ["u_a", "u_b", "u_c"]);
       const typing: ChannelSignal = { kind: "typing", channel_id: CHANNEL, user_id: "u_a", device_id: "d", is_typing: true };
       fanout.signal("u_a", typing);
       await Promise.all(waited);
-      expect(["u_a", "u_b", "u_c"].map((id) => object(id).signals.length)).toEqual([0, 1, 1]);
-      const big = setup(sql, Array.from({ length: SIGNAL_MAX_MEMBERS + 1 }, (_, i) => `u_${i}`), { restart: true });
-      big.fanout.signal("u_0", typing);
+      expect(["u_a", "u_b", "u_c", "u_offline"].map((id) => object(id).signals.length)).toEqual([0, 1, 1, 0]);
+      const big = setup(sql, [], { restart: true, memberCount: SIGNAL_MAX_MEMBERS + 1 });
+      big.fanout.signal("u_a", typing);
       expect(big.waited).toHaveLength(0);
     });
   });

@@ -9,7 +9,7 @@ import { pb, type Frame, type FrameInit } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { channelStub } from "../../shared/routing.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
-import { onlineDevice, type Msg, type TestDevice } from "../helpers/socket.js";
+import { helloDevice, onlineDevice, type Msg, type TestDevice } from "../helpers/socket.js";
 
 const T = pb.FrameType;
 
@@ -166,7 +166,7 @@ describe("message changes", () => {
     expect(update!.content?.update?.target?.reactions ?? []).toEqual([]);
     // A device that comes back later gets the masked message in its RESUME.
     a2.close();
-    const a3 = await onlineDevice(alice.access_token, "a3");
+    const a3 = await helloDevice(alice.access_token, "a3");
     const { messages } = await a3.resume([{ channel_id: channel, last_seq: 0 }]);
     expect(messages.find((m) => Number(m.seq) === seq)).toMatchObject({ hidden: true });
     expect(JSON.stringify(messages)).not.toContain("hello team");
@@ -223,7 +223,7 @@ describe("message changes", () => {
     await change(b, react(channel, seq, "👍"));
     await change(a, edit(channel, seq, "hello everyone"));
     await change(a, del(channel, seq, true));
-    const back = await onlineDevice(alice.access_token, "a2");
+    const back = await helloDevice(alice.access_token, "a2");
     const { messages } = await back.resume([{ channel_id: channel, last_seq: seq }]);
     expect(messages.map((m) => m.content?.update?.kind)).toEqual(["reactions", "edited", "deleted"]);
     // Each change carries the target as it is now (deleted), so applying them in order ends right.

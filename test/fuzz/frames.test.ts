@@ -17,7 +17,7 @@ import { decodeFrame, encodeFrame, frameTypeName, pb, type Encoding, type Frame 
 import { LIMITS } from "../../protocol/limits.js";
 import { isChannelId } from "../../shared/ids.js";
 import { call, createGroup, register, type TestUser } from "../helpers/api.js";
-import { expectWellFormedLog, fullHistory, probeOnline, rawCall, T, type ProbeDevice } from "../reliability/support.js";
+import { expectWellFormedLog, fullHistory, probeHello, probeOnline, rawCall, T, type ProbeDevice } from "../reliability/support.js";
 
 const RUNS = Number(process.env.EDGECHAT_FUZZ_RUNS ?? 100);
 /** Each property stops after this long even if it has runs left (a loaded machine), and passes if nothing failed. */
@@ -261,10 +261,10 @@ beforeAll(async () => {
   [alice, bob, carol] = await Promise.all([register("alice"), register("bob"), register("carol")]);
   group = await createGroup(alice, [bob], "Fuzzed");
   foreign = await createGroup(carol, [bob], "Not alice's");
-  proto = await probeOnline(alice.access_token, "fuzz-proto", "proto");
-  json = await probeOnline(alice.access_token, "fuzz-json", "json");
-  good = await probeOnline(alice.access_token, "alice-good", "proto");
-  bobGood = await probeOnline(bob.access_token, "bob-good", "json");
+  proto = await probeHello(alice.access_token, "fuzz-proto", "proto");
+  json = await probeHello(alice.access_token, "fuzz-json", "json");
+  good = await probeHello(alice.access_token, "alice-good", "proto");
+  bobGood = await probeHello(bob.access_token, "bob-good", "json");
   for (const d of [proto, json, good, bobGood]) await d.resume([]);
 }, 30_000);
 
@@ -443,7 +443,7 @@ describe("fuzzing the wire", { timeout: 30_000 }, () => {
   });
 
   it("keeps order and completeness when a device retries RESUME while messages arrive", async () => {
-    const d = await probeOnline(alice.access_token, "fuzz-double-resume", "proto");
+    const d = await probeHello(alice.access_token, "fuzz-double-resume", "proto");
     const before = (await fullHistory(alice, group)).length;
     const burst = 60;
     const sends = Array.from({ length: burst }, (_, i) => bobGood.sendText(group, `burst ${i}`, crypto.randomUUID(), 10_000));

@@ -71,6 +71,7 @@ const targets: Target[] = [
   { method: "POST", route: "/v1/channels", path: () => "/v1/channels", takesBody: true, requiredBody: true, auth: true },
   { method: "GET", route: "/v1/channels", path: () => "/v1/channels", takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/channels/:id", path: () => `/v1/channels/${group}`, takesBody: false, requiredBody: false, auth: true },
+  { method: "GET", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, takesBody: false, requiredBody: false, auth: true },
   { method: "POST", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, takesBody: true, requiredBody: true, auth: true },
   { method: "DELETE", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/u_g_${"0".repeat(26)}`, takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/channels/:id/messages", path: () => `/v1/channels/${group}/messages`, takesBody: false, requiredBody: false, auth: true },
@@ -176,10 +177,23 @@ describe("fuzzing REST", { timeout: 30_000 }, () => {
     }), budget(RUNS / 2));
   });
 
+  it("answers bad profile lookups and member-page queries with a 4xx", async () => {
+    await fc.assert(fc.asyncProperty(fc.array(fc.oneof(queryValue, fc.constant(alice.user_id)), { maxLength: 5 }), async (ids) => {
+      const qs = `ids=${ids.map(encodeURIComponent).join(",")}`;
+      const r = await hit("GET", `/v1/users?${qs}`, {}, `users ?${qs}`);
+      if (ids.some((id) => id !== alice.user_id && id !== "")) expect(r.status, qs).toBe(400);
+    }), budget(RUNS / 2));
+    await fc.assert(fc.asyncProperty(fc.dictionary(fc.constantFrom("cursor", "limit"), queryValue, { maxKeys: 2 }), async (q) => {
+      const qs = new URLSearchParams(q as Record<string, string>).toString();
+      await hit("GET", `/v1/channels/${group}/members?${qs}`, {}, `members ?${qs}`);
+    }), budget(RUNS / 2));
+  });
+
   it("answers fuzzed path parameters with a 4xx (never a 5xx from a malformed id)", async () => {
     const shapes: ((s: string) => [string, string, string?])[] = [
       (s) => ["GET", `/v1/channels/${s}`],
       (s) => ["GET", `/v1/channels/${s}/messages?after=0`],
+      (s) => ["GET", `/v1/channels/${s}/members`],
       (s) => ["POST", `/v1/channels/${s}/members`, JSON.stringify({ members: [bob.user_id] })],
       (s) => ["DELETE", `/v1/channels/${s}/members/${bob.user_id}`],
       (s) => ["DELETE", `/v1/channels/${group}/members/${s}`],

@@ -40,14 +40,33 @@ export async function register(prefix = "user", password = "correct horse batter
 
 export interface ChannelBody { channel: { channel_id: string; member_count: number; last_seq: number; member_list: { user_id: string; role: string }[] } }
 
+/**
+ * Waits until `channelId` is in `user`'s channel list (or, with `left`, marked left there).
+ * Members other than the creator hear of a channel from its notice pump, off the creator's path.
+ */
+export async function waitListed(user: TestUser, channelId: string, { left = false, timeoutMs = 15_000 } = {}): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await call<{ channels: { channel_id: string }[] }>("GET", "/v1/channels", { token: user.access_token });
+    const listed = r.body.channels?.some((c) => c.channel_id === channelId) ?? false;
+    if (listed !== left) return;
+    if (Date.now() > deadline) throw new Error(`${user.username}: channel ${channelId} not ${left ? "left" : "listed"} within ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 25));
+  }
+}
+
+/** Creates a group and waits until every member's list shows it. */
 export async function createGroup(owner: TestUser, members: TestUser[], name = "Team"): Promise<string> {
   const r = await call<ChannelBody>("POST", "/v1/channels", { token: owner.access_token, body: { type: "group", name, members: members.map((m) => m.user_id) } });
   if (r.status !== 201) throw new Error(`create group failed: ${r.status} ${JSON.stringify(r.body)}`);
+  await Promise.all(members.map((m) => waitListed(m, r.body.channel.channel_id)));
   return r.body.channel.channel_id;
 }
 
+/** Creates (or finds) the DM and waits until both lists show it. */
 export async function createDm(a: TestUser, b: TestUser): Promise<string> {
   const r = await call<ChannelBody>("POST", "/v1/channels", { token: a.access_token, body: { type: "dm", member: b.username } });
   if (r.status !== 201 && r.status !== 200) throw new Error(`create dm failed: ${r.status} ${JSON.stringify(r.body)}`);
+  await waitListed(b, r.body.channel.channel_id);
   return r.body.channel.channel_id;
 }

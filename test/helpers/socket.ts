@@ -13,6 +13,8 @@ export type Msg = edgechat.v1.IChatMessage;
 
 export class TestDevice {
   readonly frames: Frame[] = [];
+  /** Every frame received, from the first one, never removed (for order checks). */
+  readonly log: Frame[] = [];
   readonly texts: string[] = [];
   closed: { code: number; reason: string } | undefined;
   /** The token from RESUME_HINT, once onlineDevice() has taken it. */
@@ -30,6 +32,7 @@ export class TestDevice {
         const d = decodeFrame(data, encoding);
         if (!d.ok) throw new Error(`server sent an undecodable frame: ${d.message}`);
         this.frames.push(d.frame);
+        this.log.push(d.frame);
       }
       this.wake();
     });
@@ -131,14 +134,19 @@ export class TestDevice {
     return answers;
   }
 
-  /** RESUME and collect everything up to RESUMED. */
+  /** RESUME and collect every DELIVER that arrived before RESUMED (later ones stay queued). */
   async resume(cursors: { channel_id: string; last_seq: number }[] = [], timeoutMs = 15_000): Promise<{ messages: Msg[]; resumed: Frame }> {
     const id = this.send({ type: pb.FrameType.RESUME, resume: { cursors } });
-    const resumed = await this.take((f) => f.type === pb.FrameType.RESUMED && f.request_id === id, timeoutMs);
+    const isResumed = (f: Frame) => f.type === pb.FrameType.RESUMED && f.request_id === id;
+    const deadline = Date.now() + timeoutMs;
+    while (!this.frames.some(isResumed)) await this.changed(Math.max(1, deadline - Date.now()));
+    const at = this.frames.findIndex(isResumed);
+    const before = this.frames.splice(0, at + 1);
+    const resumed = before.pop()!;
     const messages: Msg[] = [];
-    for (let i = 0; i < this.frames.length; ) {
-      const f = this.frames[i]!;
-      if (f.type === pb.FrameType.DELIVER) { messages.push(...(f.deliver?.messages ?? [])); this.frames.splice(i, 1); } else i++;
+    for (const f of before) {
+      if (f.type === pb.FrameType.DELIVER) messages.push(...(f.deliver?.messages ?? []));
+      else this.frames.unshift(f);
     }
     return { messages, resumed };
   }
@@ -165,10 +173,23 @@ export async function connectWith(query: Record<string, string>, deviceId = `dev
   return new TestDevice(ws, encoding, deviceId);
 }
 
-/** Connects and waits for HELLO and the RESUME_HINT after it (its token kept in `resumeToken`). */
-export async function onlineDevice(token: string, deviceId?: string, encoding: Encoding = "proto"): Promise<TestDevice> {
+/**
+ * Connects and waits for HELLO and the RESUME_HINT after it (its token kept in `resumeToken`); the
+ * socket awaits RESUME (no live deliveries yet).
+ */
+export async function helloDevice(token: string, deviceId?: string, encoding: Encoding = "proto"): Promise<TestDevice> {
   const d = await connectDevice(token, deviceId, encoding);
   await d.next(pb.FrameType.HELLO);
   d.resumeToken = (await d.next(pb.FrameType.RESUME_HINT)).resume_hint?.session_token ?? "";
   return d;
+}
+
+/**
+ * Connects, then RESUMEs as a fresh device would (what it missed goes to `resumedWith`): the
+ * socket is live, and every later DELIVER is a live one.
+ */
+export async function onlineDevice(token: string, deviceId?: string, encoding: Encoding = "proto"): Promise<TestDevice & { resumedWith: Msg[] }> {
+  const d = await helloDevice(token, deviceId, encoding);
+  const { messages } = await d.resume([]);
+  return Object.assign(d, { resumedWith: messages });
 }

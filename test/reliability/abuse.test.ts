@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { encodeFrame, frameTypeName, pb } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { call, createGroup, register, type TestUser } from "../helpers/api.js";
-import { connectProbe, expectWellFormedLog, fullHistory, pipeline, probeOnline, rawCall, sleep, T, type ProbeDevice } from "./support.js";
+import { connectProbe, expectWellFormedLog, fullHistory, pipeline, probeHello, probeOnline, rawCall, sleep, T, type ProbeDevice } from "./support.js";
 
 let alice: TestUser, bob: TestUser;
 let group: string;
@@ -18,7 +18,7 @@ let bobDevice: ProbeDevice;
 beforeAll(async () => {
   [alice, bob] = await Promise.all([register("alice"), register("bob")]);
   group = await createGroup(alice, [bob], "Abused");
-  bobDevice = await probeOnline(bob.access_token, "bob-main");
+  bobDevice = await probeHello(bob.access_token, "bob-main");
   await bobDevice.resume([]);
 }, 30_000);
 
@@ -130,7 +130,7 @@ describe("abuse", { timeout: 60_000 }, () => {
 
   it("stays correct under a send flood: every acknowledged message stored once, in order, and delivered", async () => {
     const flooder = await probeOnline(alice.access_token, "alice-flood");
-    const sibling = await probeOnline(alice.access_token, "alice-sibling");
+    const sibling = await probeHello(alice.access_token, "alice-sibling");
     await sibling.resume([]);
     const start = (await fullHistory(alice, group)).length;
     const N = 400;
@@ -219,7 +219,7 @@ describe("abuse", { timeout: 60_000 }, () => {
       (instance as unknown as { limiter: { limit: { perSecond: number; burst: number } } }).limiter.limit = { perSecond: 50, burst: 10 };
     });
     const d = await probeOnline(alice.access_token, "alice-limited");
-    const b = await probeOnline(bob.access_token, "bob-limited");
+    const b = await probeHello(bob.access_token, "bob-limited");
     await b.resume([]);
     const outbox = new Map(Array.from({ length: 60 }, (_, i) => [`limited-${i}-${crypto.randomUUID()}`, `limited ${i}`]));
     let refusedTotal = 0;
@@ -282,7 +282,7 @@ describe("abuse", { timeout: 60_000 }, () => {
     const a = await probeOnline(alice.access_token, "alice-large");
     const big = "L".repeat(60_000);
     for (let i = 0; i < 4; i++) expect((await a.sendText(ch, big)).type).toBe(T.SEND_ACK);
-    const e = await probeOnline(erin.access_token, "erin-fresh");
+    const e = await probeHello(erin.access_token, "erin-fresh");
     const { messages } = await e.resume([]);
     expect(messages.length).toBe(5); // all there, but only when decoded without the limit
     // A page holds what fits one frame: page on until has_more is false.

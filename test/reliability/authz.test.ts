@@ -13,7 +13,7 @@ import { api } from "../../workers/api/app.js";
 import { signAccessToken } from "../../workers/auth/tokens.js";
 import { dmChannelId } from "../../shared/ids.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
-import { connectProbe, expectErrorBody, fullHistory, probeOnline, rawCall, T, type ProbeDevice } from "./support.js";
+import { connectProbe, expectErrorBody, fullHistory, probeHello, probeOnline, rawCall, sleep, T, type ProbeDevice } from "./support.js";
 
 const SECRET = "edgechat-test-secret-0123456789abcdef0123456789";
 /** The matrices make a few hundred requests per test: time for that on a loaded machine. */
@@ -112,6 +112,7 @@ const authed: Endpoint[] = [
   { method: "POST", route: "/v1/channels", path: () => "/v1/channels", body: () => ({ type: "group", name: "intruders", members: [alice.user_id] }) },
   { method: "GET", route: "/v1/channels", path: () => "/v1/channels" },
   { method: "GET", route: "/v1/channels/:id", path: () => `/v1/channels/${group}` },
+  { method: "GET", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members?limit=10` },
   { method: "POST", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, body: () => ({ members: [carol.user_id] }) },
   { method: "DELETE", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/${bob.user_id}` },
   { method: "GET", route: "/v1/channels/:id/messages", path: () => `/v1/channels/${group}/messages?after=0&limit=200` },
@@ -207,8 +208,8 @@ beforeAll(async () => {
   dm = await createDm(alice, bob);
   carolsGroup = await createGroup(carol, [dave], "Carol's");
   markers = await createGroup(bob, [alice], "Markers");
-  aliceDevice = await probeOnline(alice.access_token, "alice-phone");
-  bobDevice = await probeOnline(bob.access_token, "bob-phone");
+  aliceDevice = await probeHello(alice.access_token, "alice-phone");
+  bobDevice = await probeHello(bob.access_token, "bob-phone");
   await aliceDevice.resume([]);
   await bobDevice.resume([]);
   for (const ch of [group, dm]) {
@@ -287,6 +288,7 @@ describe("authorization matrix: REST", MATRIX, () => {
       attempts.push(
         ["GET", `/v1/channels/${ch}`],
         ["GET", `/v1/channels/${ch}/messages`],
+        ["GET", `/v1/channels/${ch}/members`],
         ["GET", `/v1/channels/${ch}/messages?after=0&limit=200`],
         ["GET", `/v1/channels/${ch}/messages?before=100&limit=200`],
         ["POST", `/v1/channels/${ch}/members`, { members: [carol.user_id] }], // adding oneself
@@ -489,7 +491,7 @@ describe("authorization matrix: WebSocket", MATRIX, () => {
   it("keeps a removed member out from the moment of removal, over the socket as over REST", async () => {
     const erin = await register("erin");
     const ch = await createGroup(alice, [erin], "Temporary");
-    const e = await probeOnline(erin.access_token, "erin-phone");
+    const e = await probeHello(erin.access_token, "erin-phone");
     await e.resume([]);
     expect((await call("DELETE", `/v1/channels/${ch}/members/${erin.user_id}`, { token: alice.access_token })).status).toBe(200);
     const after = await aliceDevice.sendText(ch, `${secretText} after erin left`);

@@ -15,7 +15,9 @@
  *   - seq is contiguous from 1 and the HLC increases with it;
  *   - no client_msg_id appears twice; an abandoned (never acked) message appears at most once;
  *   - every member device saw every message (live, via RESUME, or via a gap pull), and every device
- *     saw the same message at every seq (the same order).
+ *     saw the same message at every seq (the same order);
+ *   - on every connection, from its first frame, each channel's DELIVERed seqs strictly increase:
+ *     none twice, none below one already delivered on that connection, RESUME replay included.
  *
  * CI variant: 3 kills, ~60-90 s. EDGECHAT_CHAOS=1: 12 kills over several minutes, more channels.
  */
@@ -113,9 +115,11 @@ class ChaosClient {
   readonly attempted = new Set<string>();
   /** Everything this device holds, per channel: seq -> message identity. */
   readonly have = new Map<string, Map<number, Seen>>();
-  readonly stats = { connects: 0, resumes: 0, resent: 0, duplicateAcks: 0, pulls: 0, conflicts: 0, ackMismatch: 0, outOfOrderLive: 0, oversizedFrames: 0, errors: new Map<string, number>(), sendOrderInversions: 0 };
+  readonly stats = { connects: 0, resumes: 0, resent: 0, duplicateAcks: 0, pulls: 0, conflicts: 0, ackMismatch: 0, outOfOrderLive: 0, connectionOrder: 0, oversizedFrames: 0, errors: new Map<string, number>(), sendOrderInversions: 0 };
   /** Per connection and channel, the highest seq delivered live (for the out-of-order diagnostic). */
   private liveMax = new Map<string, number>();
+  /** Per connection and channel, the highest seq DELIVERed since the connection's first frame. */
+  private connectionMax = new Map<string, number>();
   private lastAckSeq = new Map<string, number>();
 
   constructor(readonly index: number, readonly account: Account, readonly deviceId: string, readonly channels: string[], private url: () => string) {
@@ -144,6 +148,7 @@ class ChaosClient {
     this.ws = ws;
     this.greeted = false;
     this.liveMax = new Map();
+    this.connectionMax = new Map();
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (ws !== this.ws) return;
       if (!isBinary) return; // "pong"
@@ -210,6 +215,9 @@ class ChaosClient {
           const channel = m.channel_id!;
           if (!this.have.has(channel)) continue;
           const isNew = !this.have.get(channel)!.has(seq);
+          // The connection's contract (docs/protocol.md): strictly increasing from the first frame.
+          if (seq <= (this.connectionMax.get(channel) ?? 0)) this.stats.connectionOrder++;
+          this.connectionMax.set(channel, Math.max(this.connectionMax.get(channel) ?? 0, seq));
           const max = this.liveMax.get(channel) ?? 0;
           if (this.state === "live" && isNew && seq < max) this.stats.outOfOrderLive++;
           this.liveMax.set(channel, Math.max(max, seq));
@@ -543,6 +551,7 @@ describe(`crash and restart (${CHAOS ? "chaos" : "CI"} variant, seed ${SEED})`, 
       diagnostics: {
         missingBeforeAppRestart, resent: sum((c) => c.stats.resent), duplicateAcks: sum((c) => c.stats.duplicateAcks), pulls: sum((c) => c.stats.pulls), resumes: sum((c) => c.stats.resumes),
         connects: sum((c) => c.stats.connects), conflicts: sum((c) => c.stats.conflicts), outOfOrderLive: sum((c) => c.stats.outOfOrderLive),
+        connectionOrder: sum((c) => c.stats.connectionOrder),
         sendOrderInversions: sum((c) => c.stats.sendOrderInversions), oversizedFrames: sum((c) => c.stats.oversizedFrames),
         ackMismatch: sum((c) => c.stats.ackMismatch), errors: Object.fromEntries(errorCodes),
       },
@@ -553,7 +562,8 @@ describe(`crash and restart (${CHAOS ? "chaos" : "CI"} variant, seed ${SEED})`, 
 
     expect(kills.length).toBeGreaterThanOrEqual(3);
     expect(acks.length, "the run acknowledged too little to mean anything").toBeGreaterThan(PLAN.clients * 10);
-    expect({ lost, duplicated, reordered, unexpected, deviceGaps, ackMismatch: summary.diagnostics.ackMismatch }).toEqual({ lost: 0, duplicated: 0, reordered: 0, unexpected: 0, deviceGaps: 0, ackMismatch: 0 });
+    expect({ lost, duplicated, reordered, unexpected, deviceGaps, ackMismatch: summary.diagnostics.ackMismatch, connectionOrder: summary.diagnostics.connectionOrder })
+      .toEqual({ lost: 0, duplicated: 0, reordered: 0, unexpected: 0, deviceGaps: 0, ackMismatch: 0, connectionOrder: 0 });
     // Only the errors a crash explains: none at all is expected today.
     expect([...errorCodes.keys()].filter((c) => !["unavailable", "internal", "rate_limited"].includes(c)), "unexpected ERROR codes").toEqual([]);
     await server.stop();

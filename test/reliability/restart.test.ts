@@ -10,7 +10,7 @@ import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject 
 import { describe, expect, it } from "vitest";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
 import { createGroup, register } from "../helpers/api.js";
-import { fullHistory, probeOnline, T } from "./support.js";
+import { fullHistory, probeHello, probeOnline, sleep, T } from "./support.js";
 
 /** Runs `write` in a channel instance that "dies" before its fan-out pump runs. */
 function beforeFanout<T>(stub: DurableObjectStub<ChannelObject>, write: (instance: ChannelObject) => T): Promise<T> {
@@ -24,7 +24,7 @@ describe("restart between a durable append (or change) and its fan-out", () => {
   it("finishes the fan-out after the restart: the member's device gets the message (and an edit) live or on RESUME", async () => {
     const [alice, bob] = await Promise.all([register("alice"), register("bob")]);
     const group = await createGroup(alice, [bob], "Crash window");
-    const b = await probeOnline(bob.access_token, "bob-phone");
+    const b = await probeHello(bob.access_token, "bob-phone");
     await b.resume([]);
     const a = await probeOnline(alice.access_token, "alice-phone");
     expect((await a.sendText(group, "before the crash")).type).toBe(T.SEND_ACK);
@@ -54,7 +54,7 @@ describe("restart between a durable append (or change) and its fan-out", () => {
     await abortAllDurableObjects();
 
     // Only bob's device reconnecting; nothing else wakes the channel.
-    const again = await probeOnline(bob.access_token, "bob-phone");
+    const again = await probeHello(bob.access_token, "bob-phone");
     const { messages } = await again.resume([{ channel_id: group, last_seq: 2 }]);
     const got = new Set(messages.map((m) => m.client_msg_id));
     if (!got.has("acked-then-crash")) {
@@ -64,9 +64,10 @@ describe("restart between a durable append (or change) and its fan-out", () => {
     expect([...got]).toContain("acked-then-crash");
     expect((await fullHistory(alice, group)).map((m) => Number(m.seq))).toEqual([1, 2, 3]);
 
-    // The edit reaches bob's device too, and the message stays edited.
+    // The edit reaches bob's device too (in that RESUME, or after it), and the message stays edited.
+    // A second RESUME on the connection repeats nothing it was sent already.
     const resumed = await again.resume([{ channel_id: edits, last_seq: 2 }]);
-    let edit = resumed.messages.find((m) => m.content?.update);
+    let edit = [...messages, ...resumed.messages].find((m) => m.channel_id === edits && m.content?.update);
     if (!edit) {
       const late = await again.maybeTake((f) => f.type === T.DELIVER && !!f.deliver?.messages?.some((m) => m.content?.update), 10_000);
       edit = late?.deliver?.messages?.find((m) => m.content?.update);
@@ -86,7 +87,7 @@ describe("a channel alarm with nothing left to fan out", () => {
   it("leaves live delivery working for the next messages", async () => {
     const [alice, bob] = await Promise.all([register("alice"), register("bob")]);
     const group = await createGroup(alice, [bob], "Alarm with nothing to do");
-    const b = await probeOnline(bob.access_token, "bob-phone");
+    const b = await probeHello(bob.access_token, "bob-phone");
     await b.resume([]);
     const a = await probeOnline(alice.access_token, "alice-phone");
     expect((await a.sendText(group, "one")).type).toBe(T.SEND_ACK);

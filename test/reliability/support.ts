@@ -128,11 +128,27 @@ export class ProbeDevice {
     return this.reply(id, timeoutMs);
   }
 
-  /** RESUME and collect everything up to RESUMED. */
-  async resume(cursors: { channel_id: string; last_seq: number }[] = [], timeoutMs = 10_000): Promise<{ messages: Msg[]; resumed: Frame }> {
+  /** RESUME and collect every DELIVER that arrived before RESUMED (later ones stay queued). */
+  async resume(cursors: { channel_id: string; last_seq: number }[] = [], timeoutMs = 15_000): Promise<{ messages: Msg[]; resumed: Frame }> {
     const id = this.send({ type: T.RESUME, resume: { cursors } });
-    const resumed = await this.take((f) => f.type === T.RESUMED && f.request_id === id, timeoutMs, "RESUMED");
-    return { messages: this.drainDelivered(), resumed };
+    const isResumed = (f: Frame) => f.type === T.RESUMED && f.request_id === id;
+    const deadline = Date.now() + timeoutMs;
+    while (!this.frames.some(isResumed)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${this.deviceId}: no RESUMED within ${timeoutMs} ms; queued: ${this.describeQueue()}`);
+      await this.changed(left);
+    }
+    const at = this.frames.findIndex(isResumed);
+    const before = this.frames.splice(0, at + 1);
+    const resumed = before.pop()!;
+    const messages: Msg[] = [];
+    const rest: Frame[] = [];
+    for (const f of before) {
+      if (f.type === T.DELIVER) messages.push(...(f.deliver?.messages ?? []));
+      else rest.push(f);
+    }
+    this.frames.unshift(...rest);
+    return { messages, resumed };
   }
 
   /** Removes every queued DELIVER and returns its messages in arrival order. */
@@ -223,10 +239,17 @@ export async function connectProbe(token: string | undefined, deviceId = `dev-${
   return new ProbeDevice(ws, encoding, deviceId);
 }
 
-/** Connects and waits for HELLO. */
-export async function probeOnline(token: string, deviceId?: string, encoding: Encoding = "proto"): Promise<ProbeDevice> {
+/** Connects and waits for HELLO; the socket awaits RESUME (no live deliveries yet). */
+export async function probeHello(token: string, deviceId?: string, encoding: Encoding = "proto"): Promise<ProbeDevice> {
   const d = await connectProbe(token, deviceId, { encoding });
   await d.next(T.HELLO);
+  return d;
+}
+
+/** Connects and RESUMEs as a fresh device would: the socket is live. */
+export async function probeOnline(token: string, deviceId?: string, encoding: Encoding = "proto"): Promise<ProbeDevice> {
+  const d = await probeHello(token, deviceId, encoding);
+  await d.resume([]);
   return d;
 }
 

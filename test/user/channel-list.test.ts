@@ -1,18 +1,13 @@
 /**
- * The channel list's bookkeeping on its own: unread counts, the user's own messages, retried
- * batches, membership notices about the user, deletes of unread messages, read cursors.
+ * The channel list on its own: the fold of delivered messages (unread as the channel counts it),
+ * snapshots from the channel, and the coalesced flush with its durable "dirty" mark.
  */
 import { describe, expect, it } from "vitest";
-import { ChannelList } from "../../durable-objects/user/channel-list.js";
-import type { ChannelSummary, ChatMessageData, DeliveryBatch } from "../../durable-objects/channel/types.js";
+import { applySnapshot, ChannelList, emptyRow, foldMessages, memberIds, type ChannelRow } from "../../durable-objects/user/channel-list.js";
+import type { ChatMessageData, MemberChannelState } from "../../durable-objects/channel/types.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
 const ME = "u_me", BOB = "u_bob";
-const members = [{ user_id: ME, username: "me", display_name: "Me" }, { user_id: BOB, username: "bob", display_name: "Bob" }];
-
-function channel(over: Partial<ChannelSummary> = {}): ChannelSummary {
-  return { channel_id: "c1", type: "group", name: "Team", member_count: 2, members, last_seq: 0, last_hlc: "", ...over };
-}
 
 function msg(seq: number, sender: string, content: ChatMessageData["content"] = { text: { text: `#${seq}` } }): ChatMessageData {
   return {
@@ -21,69 +16,114 @@ function msg(seq: number, sender: string, content: ChatMessageData["content"] = 
   };
 }
 
-const batch = (messages: ChatMessageData[], over: Partial<ChannelSummary> = {}): DeliveryBatch => ({ channel: channel(over), messages, removed_user_ids: [] });
 const notice = (event: string, target: string) => ({ system: { event, target_user_ids: [target], actor_user_id: BOB, text: "" } });
+const row = (over: Partial<ChannelRow> = {}): ChannelRow => ({ ...emptyRow("c1"), ...over });
+
+function snapshot(over: Partial<MemberChannelState> = {}): MemberChannelState {
+  return {
+    channel_id: "c1", type: "group", name: "Team", member_count: 2, member_user_ids: [ME, BOB], last_seq: 0, last_activity_hlc: "",
+    last_activity_at: 0, last_read_seq: 0, unread_count: 0, joined_seq: 1, member: true, ...over,
+  };
+}
+
+describe("foldMessages", () => {
+  it("counts others' messages as unread, not notices, and resets the count when the user writes", () => {
+    const r = row();
+    expect(foldMessages(r, [msg(1, BOB, notice("created", ME)), msg(2, BOB), msg(3, BOB)], ME)).toEqual({ membershipChanged: false, left: false, gap: false });
+    expect(r).toMatchObject({ last_seq: 3, unread_count: 2, last_read_seq: 0, last_activity_at: 1003 });
+    foldMessages(r, [msg(4, ME)], ME);
+    expect(r).toMatchObject({ unread_count: 0, last_read_seq: 4 });
+    foldMessages(r, [msg(5, BOB)], ME);
+    expect(r.unread_count).toBe(1);
+  });
+
+  it("counts a batch delivered twice once, and reports a hole", () => {
+    const r = row();
+    foldMessages(r, [msg(1, BOB), msg(2, BOB)], ME);
+    foldMessages(r, [msg(1, BOB), msg(2, BOB)], ME);
+    expect(foldMessages(r, [msg(2, BOB), msg(3, BOB)], ME).gap).toBe(false);
+    expect(r).toMatchObject({ last_seq: 3, unread_count: 3 });
+    expect(foldMessages(r, [msg(6, BOB)], ME).gap).toBe(true);
+  });
+
+  it("takes an unread message deleted for everyone off the count; an edit is not news", () => {
+    const r = row();
+    foldMessages(r, [msg(1, BOB), msg(2, BOB)], ME);
+    foldMessages(r, [msg(3, BOB, { update: { target_seq: 2, kind: "edited", target: msg(2, BOB) } })], ME);
+    expect(r).toMatchObject({ last_seq: 3, unread_count: 2, last_activity_at: 1002 });
+    foldMessages(r, [msg(4, BOB, { update: { target_seq: 1, kind: "deleted", target: msg(1, BOB) } })], ME);
+    expect(r.unread_count).toBe(1);
+  });
+
+  it("marks the channel as left when a notice removes the user, and back when one adds them", () => {
+    const r = row({ last_seq: 1 });
+    expect(foldMessages(r, [msg(2, BOB, notice("member_removed", ME))], ME)).toMatchObject({ membershipChanged: true, left: true });
+    expect(foldMessages(r, [msg(3, BOB, notice("member_added", ME))], ME)).toMatchObject({ membershipChanged: true, left: false });
+    expect(foldMessages(r, [msg(4, BOB, notice("member_removed", "u_carol"))], ME).left).toBe(false);
+  });
+
+  it("counts a broadcast channel as last seq minus the read cursor", () => {
+    const r = row({ type: "broadcast", last_read_seq: 2, last_seq: 2 });
+    foldMessages(r, [msg(3, BOB), msg(4, BOB, notice("x", BOB)), msg(5, BOB)], ME);
+    expect(r.unread_count).toBe(3);
+  });
+});
+
+describe("applySnapshot", () => {
+  it("takes the channel's exact numbers unless the row already knows later ones", () => {
+    const r = row({ last_seq: 5, unread_count: 9, last_read_seq: 1 });
+    applySnapshot(r, snapshot({ last_seq: 7, unread_count: 2, last_read_seq: 4, last_activity_at: 77 }));
+    expect(r).toMatchObject({ last_seq: 7, unread_count: 2, last_read_seq: 4, last_activity_at: 77, left: 0, members: JSON.stringify([ME, BOB]) });
+    applySnapshot(r, snapshot({ last_seq: 6, unread_count: 0, member: false }));
+    expect(r).toMatchObject({ last_seq: 7, unread_count: 2, left: 1 });
+  });
+});
 
 describe("ChannelList", () => {
-  it("counts others' messages as unread, not notices, and resets the count when the user writes", async () => {
+  it("keeps changes in memory, writes one mark for the flush window, and flushes them in one go", async () => {
     await inFreshUser((sql) => {
-      const list = new ChannelList(sql);
-      expect(list.apply(batch([msg(1, BOB, notice("created", ME)), msg(2, BOB), msg(3, BOB)]), ME)).toEqual({ membershipChanged: true, left: false });
-      expect(list.states(ME)[0]).toMatchObject({ channel_id: "c1", last_seq: 3, unread_count: 2, last_read_seq: 0, last_activity_at: 1003 });
-      expect(list.apply(batch([msg(4, ME)]), ME)).toEqual({ membershipChanged: false, left: false });
-      expect(list.row("c1")).toMatchObject({ unread_count: 0, last_read_seq: 4 });
-      list.apply(batch([msg(5, BOB)]), ME);
-      expect(list.row("c1")?.unread_count).toBe(1);
+      const asked: number[] = [];
+      const list = new ChannelList(sql, (at) => asked.push(at));
+      const mark = () => sql.exec<{ dirty: number }>("SELECT dirty FROM live_state").one().dirty;
+      const stored = () => sql.exec<{ last_seq: number }>("SELECT last_seq FROM channels WHERE channel_id = 'c1'").toArray()[0]?.last_seq;
+      list.put(row({ last_seq: 1 }), 1000);
+      list.put(row({ last_seq: 2 }), 1200);
+      expect(mark()).toBe(1);
+      expect(stored()).toBeUndefined();
+      expect(list.row("c1")?.last_seq).toBe(2);
+      expect(asked).toEqual([2000]);
+      expect(list.flushDue()).toBe(2000);
+      expect(list.flush()).toBe(1);
+      expect([mark(), stored(), list.flushDue()]).toEqual([0, 2, undefined]);
     });
   });
 
-  it("counts a batch delivered twice once", async () => {
+  it("says on wake that rows may be behind when the mark was left by a crash", async () => {
     await inFreshUser((sql) => {
       const list = new ChannelList(sql);
-      const b = batch([msg(1, BOB), msg(2, BOB)]);
-      list.apply(b, ME);
-      list.apply(b, ME);
-      list.apply(batch([msg(2, BOB), msg(3, BOB)]), ME);
-      expect(list.row("c1")).toMatchObject({ last_seq: 3, unread_count: 3 });
+      list.put(row({ last_seq: 3 }));
+      // The process dies here: the mark is on disk, the row is not.
+      const woken = new ChannelList(sql);
+      expect(woken.wokeDirty).toBe(true);
+      expect(woken.row("c1")).toBeUndefined();
+      woken.flush();
+      expect(new ChannelList(sql).wokeDirty).toBe(false);
     });
   });
 
-  it("takes an unread message deleted for everyone off the count; an edit is not news", async () => {
+  it("lists current channels by activity, with member ids and no names; reads lists of profiles written before", async () => {
     await inFreshUser((sql) => {
       const list = new ChannelList(sql);
-      list.apply(batch([msg(1, BOB), msg(2, BOB)]), ME);
-      list.apply(batch([msg(3, BOB, { update: { target_seq: 2, kind: "edited", target: msg(2, BOB) } })]), ME);
-      expect(list.row("c1")).toMatchObject({ last_seq: 3, unread_count: 2, last_activity_at: 1002 });
-      list.apply(batch([msg(4, BOB, { update: { target_seq: 1, kind: "deleted", target: msg(1, BOB) } })]), ME);
-      expect(list.row("c1")?.unread_count).toBe(1);
-    });
-  });
-
-  it("marks the channel as left when a notice removes the user, and back when one adds them", async () => {
-    await inFreshUser((sql) => {
-      const list = new ChannelList(sql);
-      list.apply(batch([msg(1, BOB)]), ME);
-      expect(list.apply(batch([msg(2, BOB, notice("member_removed", ME))], { member_count: 1 }), ME)).toEqual({ membershipChanged: true, left: true });
-      expect(list.states(ME)).toEqual([]);
-      expect(list.ids()).toEqual(new Set(["c1"]));
-      expect(list.heads()).toEqual([]);
-      expect(list.apply(batch([msg(3, BOB, notice("member_added", ME))]), ME)).toEqual({ membershipChanged: true, left: false });
-      expect(list.heads()).toEqual([{ channel_id: "c1", last_seq: 3 }]);
-      // A notice about someone else changes nothing for the user.
-      expect(list.apply(batch([msg(4, BOB, notice("member_removed", "u_carol"))]), ME).left).toBe(false);
-    });
-  });
-
-  it("mirrors the channel's read cursor without moving it back, and names a DM after the other person", async () => {
-    await inFreshUser((sql) => {
-      const list = new ChannelList(sql);
-      list.apply(batch([msg(1, BOB), msg(2, BOB), msg(3, BOB)], { type: "dm", name: "" }), ME);
-      list.mirrorRead("c1", 2, 1);
-      list.mirrorRead("c1", 1, 1);
-      expect(list.state("c1", ME)).toMatchObject({ name: "Bob", last_read_seq: 2, unread_count: 1, member_user_ids: [ME, BOB] });
-      expect(list.state("c1", BOB)?.name).toBe("Me");
-      expect(list.contacts(ME, 10)).toEqual([BOB]);
-      expect(list.state("nope", ME)).toBeUndefined();
+      list.write(row({ channel_id: "c1", type: "dm", name: "ignored", members: JSON.stringify([{ user_id: ME, username: "me", display_name: "Me" }, { user_id: BOB }]), last_activity_at: 5 }));
+      list.write(row({ channel_id: "c2", name: "Team", members: JSON.stringify([ME, "u_carol"]), last_activity_at: 9 }));
+      list.write(row({ channel_id: "c3", left: 1 }));
+      expect(list.states().map((s) => [s.channel_id, s.name, s.member_user_ids, s.members])).toEqual([
+        ["c2", "Team", [ME, "u_carol"], []],
+        ["c1", "", [ME, BOB], []],
+      ]);
+      expect(list.contacts(ME, 10)).toEqual(["u_carol", BOB]);
+      expect(memberIds("not json")).toEqual([]);
+      expect(list.ids()).toEqual(new Set(["c1", "c2", "c3"]));
     });
   });
 });

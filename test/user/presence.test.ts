@@ -12,7 +12,7 @@ import { aggregateStatus } from "../../durable-objects/user/presence-link.js";
 import type { PresenceObject } from "../../durable-objects/presence/PresenceObject.js";
 import type { PresenceTimings } from "../../durable-objects/presence/settings.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
-import { onlineDevice, type TestDevice } from "../helpers/socket.js";
+import { helloDevice, type TestDevice } from "../helpers/socket.js";
 
 const T = pb.FrameType;
 const GRACE_MS = 200; // PRESENCE_OFFLINE_GRACE_MS in vitest.config.ts
@@ -67,7 +67,7 @@ async function lookup(as: TestUser, ids: string[]) {
 async function bobWatchesAlice() {
   const alice = await register("alice"), bob = await register("bob");
   await createDm(alice, bob);
-  const b = await onlineDevice(bob.access_token, "b");
+  const b = await helloDevice(bob.access_token, "b");
   await b.resume();
   await presenceOf(b, alice.user_id);
   return { alice, bob, b };
@@ -85,17 +85,17 @@ describe("presence", () => {
   it("tells a contact when a user comes online, goes away, and leaves (after the grace), with last seen", async () => {
     const alice = await register("alice"), bob = await register("bob");
     await createDm(alice, bob);
-    const b = await onlineDevice(bob.access_token, "b");
+    const b = await helloDevice(bob.access_token, "b");
     await b.resume();
     // The snapshot after RESUME: alice has never been online.
     const first = await presenceOf(b, alice.user_id);
     expect(first.presence).toMatchObject({ status: "offline" });
     expect(Number(first.presence?.last_seen ?? 0)).toBe(0);
 
-    const a1 = await onlineDevice(alice.access_token, "a1");
+    const a1 = await helloDevice(alice.access_token, "a1");
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
     // A second device in the background changes nothing; the first going to the background does.
-    const a2 = await onlineDevice(alice.access_token, "a2");
+    const a2 = await helloDevice(alice.access_token, "a2");
     a2.send({ type: T.PRESENCE_HEARTBEAT, presence_heartbeat: { status: "away" } });
     a1.send({ type: T.PRESENCE_HEARTBEAT, presence_heartbeat: { status: "away" } });
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("away");
@@ -115,12 +115,12 @@ describe("presence", () => {
 
   it("does not show a quick reconnect as leaving", async () => {
     const { alice, bob, b } = await bobWatchesAlice();
-    const a = await onlineDevice(alice.access_token, "a");
+    const a = await helloDevice(alice.access_token, "a");
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
     // Quick, however slow this machine: while alice reconnects, her shard's grace is a minute.
     await setGrace(alice, 60_000);
     a.close();
-    const again = await onlineDevice(alice.access_token, "a"); // back within the grace
+    const again = await helloDevice(alice.access_token, "a"); // back within the grace
     await reportsFlushed(again, bob); // her offline and her online have both reached the shard
     await setGrace(alice, GRACE_MS);
     await graceRunOut(alice); // an offline still pending would be published now
@@ -134,7 +134,7 @@ describe("presence", () => {
   it("stays online past the TTL while connected (the UserObject keeps the report alive)", async () => {
     const alice = await register("alice"), bob = await register("bob");
     await createDm(alice, bob);
-    const a = await onlineDevice(alice.access_token, "a");
+    const a = await helloDevice(alice.access_token, "a");
     await a.resume();
     await new Promise((r) => setTimeout(r, 3000)); // TTL is 2 s in tests
     expect((await lookup(bob, [alice.user_id]))[0]?.status).toBe("online");
@@ -144,10 +144,10 @@ describe("presence", () => {
   it("hides a user who turns presence sharing off: offline, never seen", async () => {
     const alice = await register("alice"), bob = await register("bob");
     await createGroup(alice, [bob]);
-    const b = await onlineDevice(bob.access_token, "b");
+    const b = await helloDevice(bob.access_token, "b");
     await b.resume();
     await presenceOf(b, alice.user_id);
-    const a = await onlineDevice(alice.access_token, "a");
+    const a = await helloDevice(alice.access_token, "a");
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
     const off = await call("PATCH", "/v1/me/settings", { token: alice.access_token, body: { share_presence: false } });
     expect(off.body).toEqual({ read_receipts: false, share_presence: false, push_previews: true, group_adds: "everyone" });
@@ -160,9 +160,9 @@ describe("presence", () => {
 
   it("starts watching the members of a channel joined while online", async () => {
     const alice = await register("alice"), carol = await register("carol");
-    const c = await onlineDevice(carol.access_token, "c");
+    const c = await helloDevice(carol.access_token, "c");
     await c.resume();
-    const a = await onlineDevice(alice.access_token, "a");
+    const a = await helloDevice(alice.access_token, "a");
     await a.resume();
     await createDm(alice, carol);
     expect((await presenceOf(a, carol.user_id)).presence?.status).toBe("online");
@@ -172,7 +172,7 @@ describe("presence", () => {
 
   it("closes a socket that went silent (no frame, no ping) and shows its user offline", async () => {
     const { alice, bob, b } = await bobWatchesAlice();
-    const [gone, alive] = await Promise.all([onlineDevice(alice.access_token, "lost-phone"), onlineDevice(alice.access_token, "laptop")]);
+    const [gone, alive] = await Promise.all([helloDevice(alice.access_token, "lost-phone"), helloDevice(alice.access_token, "laptop")]);
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("online");
     // The phone lost its network without a goodbye: its last frame is long ago and it never pinged.
     const stub = userStub(env, alice.user_id);
@@ -200,7 +200,7 @@ describe("presence", () => {
 
   it("refuses a bad heartbeat and bad lookups with a reason", async () => {
     const alice = await register("alice");
-    const a = await onlineDevice(alice.access_token, "a");
+    const a = await helloDevice(alice.access_token, "a");
     const id = a.send({ type: T.PRESENCE_HEARTBEAT, presence_heartbeat: { status: "invisible" } });
     const err = await a.take((f) => f.request_id === id && f.type === T.ERROR);
     expect(err.error).toMatchObject({ code: "invalid_argument", retryable: false });

@@ -305,7 +305,8 @@ export class App implements Intents {
       const role = channel.members.find((m) => m.user_id === s.me.user_id)?.role;
       if (role) s.roles.set(channel.channel_id, role);
       for (const m of channel.members) {
-        if (!s.users.has(m.user_id)) s.users.set(m.user_id, { user_id: m.user_id, username: m.username, display_name: m.display_name });
+        // Member lists carry ids (names come from profiles): an id alone is looked up when shown.
+        if (!s.users.has(m.user_id) && m.username) s.users.set(m.user_id, { user_id: m.user_id, username: m.username, display_name: m.display_name });
         if (m.user_id !== s.me.user_id && m.last_read_seq !== undefined) moveReadCursor(conv, m.user_id, m.last_read_seq);
       }
     }
@@ -391,7 +392,7 @@ export class App implements Intents {
     s.channels.set(c.channel_id, c);
     if (c.member_user_ids.length > 0) s.members.set(c.channel_id, c.member_user_ids);
     for (const m of c.members) {
-      if (m.user_id !== s.me.user_id) s.users.set(m.user_id, { user_id: m.user_id, username: m.username, display_name: m.display_name });
+      if (m.user_id !== s.me.user_id && m.username) s.users.set(m.user_id, { user_id: m.user_id, username: m.username, display_name: m.display_name });
     }
   }
 

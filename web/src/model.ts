@@ -180,7 +180,7 @@ export function buildTimeline(input: TimelineInput): TimelineItem[] {
   for (const m of stored) {
     if (m.hidden || m.content.update) continue; // deleted for me; a change (never stored here, but pages may carry one)
     if (m.content.system) {
-      rows.push({ kind: "system", key: `sys:${m.seq}`, text: m.content.system.text || "Channel updated", ts: m.server_ts });
+      rows.push({ kind: "system", key: `sys:${m.seq}`, text: systemLine(m.content.system, nameOf), ts: m.server_ts });
       continue;
     }
     const mine = m.sender_user_id === me;
@@ -229,4 +229,31 @@ export function buildTimeline(input: TimelineInput): TimelineItem[] {
 function continues(a: TimelineItem | undefined, b: TimelineItem | undefined): boolean {
   if (!a || !b || a.kind !== "message" || b.kind !== "message") return false;
   return a.senderId === b.senderId && dayKey(a.ts) === dayKey(b.ts) && b.ts - a.ts < RUN_GAP_MS;
+}
+
+/**
+ * A membership notice as a sentence. Notices carry ids, not names (docs/protocol.md): the names
+ * come from profiles, so renames show. `text` is a name-free fallback that follows the actor's
+ * name; notices stored before that carry whole sentences with names and are shown as they are.
+ */
+export function systemLine(
+  sys: { event?: string; actor_user_id?: string; target_user_ids?: string[]; text?: string },
+  nameOf: (userId: string) => string,
+): string {
+  const text = sys.text ?? "";
+  const actor = sys.actor_user_id ? nameOf(sys.actor_user_id) : "";
+  const targets = sys.target_user_ids ?? [];
+  const list = (ids: string[]): string => {
+    const names = ids.map(nameOf);
+    if (names.length <= 1) return names[0] ?? "nobody";
+    if (names.length <= 3) return `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
+    return `${names.slice(0, 2).join(", ")} and ${names.length - 2} others`;
+  };
+  const nameFree = /^(created |started |added |removed |left$|changed )/.test(text);
+  if (!actor || !nameFree) return text || "Channel updated";
+  switch (sys.event) {
+    case "member_added": return `${actor} added ${list(targets)}`;
+    case "member_removed": return `${actor} removed ${list(targets)}`;
+    default: return `${actor} ${text}`;
+  }
 }

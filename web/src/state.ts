@@ -5,7 +5,7 @@
  */
 import type { ChannelState, ChatMessage, ConnectionState, EdgechatError, OutboxEntry, PresenceEvent, User } from "../../client/index.js";
 import { previewText } from "./format.js";
-import { messageText, newConversation, sortChannels, type Conversation } from "./model.js";
+import { messageText, newConversation, sortChannels, systemLine, type Conversation } from "./model.js";
 
 export type Capability = "typing" | "presence" | "reactions" | "edit" | "delete";
 
@@ -112,7 +112,7 @@ export class ChatState {
     if (!m) return "";
     if (m.deleted) return "Message deleted";
     if (m.hidden) return "";
-    if (m.content.system) return previewText(m.content.system.text);
+    if (m.content.system) return previewText(systemLine(m.content.system, (id) => this.nameOf(id)));
     const text = previewText(messageText(m));
     const ch = this.channels.get(channelId);
     if (m.sender_user_id === this.me.user_id) return `You: ${text}`;

@@ -526,7 +526,8 @@ export class TabClient implements ChatClient {
       this.mirrorState = m.state;
       this.emitLocal("connectionState", { state: m.state, previous });
     }
-    if (m.synced) this.emitLocal("synced", { channels: this.channelStates() });
+    // Follower tabs get the state after RESUME; "jump to latest" markers stay with the leader.
+    if (m.synced) this.emitLocal("synced", { channels: this.channelStates(), truncated: [] });
     if (newLeader) {
       // Whatever the last leader did not answer goes to this one; every operation is idempotent.
       for (const [id, r] of this.requests) this.post({ t: "req", from: this.tabId, id, op: r.op, args: r.args });

@@ -11,7 +11,10 @@ import { resolveProfiles } from "./accounts.js";
 import { groupAddsRefused } from "./group-adds.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
 import { nameText, parseJsonBody, parseWith } from "./validation.js";
-import type { MemberProfile } from "../../durable-objects/channel/types.js";
+import type { MemberProfile, MembershipNotice } from "../../durable-objects/channel/types.js";
+import { DEFAULT_MEMBER_PAGE, MAX_MEMBER_PAGE } from "../../durable-objects/channel/membership.js";
+import { withDeadline } from "../../shared/deadline.js";
+import { log } from "../../shared/log.js";
 
 const memberRef = z.string().check(z.minLength(1), z.maxLength(64));
 const CreateBody = z.discriminatedUnion("type", [
@@ -30,6 +33,10 @@ const HistoryQuery = z.object({
   limit: z.optional(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(LIMITS.maxPageSize))),
 });
 const ReadBody = z.object({ up_to_seq: seqParam });
+const MembersQuery = z.object({
+  cursor: z.optional(z.string().check(z.maxLength(20))),
+  limit: z.optional(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(MAX_MEMBER_PAGE))),
+});
 const messageSeq = z.coerce.number().check(z.int(), z.minimum(1), z.maximum(Number.MAX_SAFE_INTEGER));
 const EditBody = z.object({ text: z.string().check(z.minLength(1)) });
 const SendBody = z.object({
@@ -54,6 +61,18 @@ function channelId(c: ApiContext): string | undefined {
 
 const noChannel = () => errorResponse(fail("not_found", "No such channel."));
 
+/**
+ * The creator's own list shows a new channel before the answer arrives. Everyone else (and the
+ * creator again, should this call fail) hears from the channel's notice pump, off this path.
+ */
+async function tellCreator(c: ApiContext, userId: string, notice: MembershipNotice): Promise<void> {
+  try {
+    await withDeadline(userStub(c.env, userId).membershipChanged(notice), 5000, "creator notice");
+  } catch (err) {
+    log("warn", "channel.creator_notice_failed", { object: "worker", user_id: userId, channel_id: notice.state.channel_id }, err);
+  }
+}
+
 export const channelRoutes = new Hono<ApiEnv>()
   .post("/", async (c) => {
     const body = await parseJsonBody(c, CreateBody);
@@ -75,6 +94,7 @@ export const channelRoutes = new Hono<ApiEnv>()
       const id = await dmChannelId(me.userId, other.user_id, place.jurisdiction);
       const r = await channelStub(c.env, id).create({ channelId: id, type: "dm", name: "", creator, members: [other], jurisdiction: place.jurisdiction });
       if (!r.ok) return errorResponse(r);
+      await tellCreator(c, me.userId, r.notice);
       return c.json({ channel: r.channel }, r.created ? 201 : 200);
     }
     const place = placeChannel(me.userId, others.map((p) => p.user_id));
@@ -84,6 +104,7 @@ export const channelRoutes = new Hono<ApiEnv>()
     const id = newId("c", place.jurisdiction);
     const r = await channelStub(c.env, id).create({ channelId: id, type: "group", name: body.value.name, creator, members: others, jurisdiction: place.jurisdiction });
     if (!r.ok) return errorResponse(r);
+    await tellCreator(c, me.userId, r.notice);
     return c.json({ channel: r.channel }, 201);
   })
   .get("/", async (c) => {
@@ -94,6 +115,13 @@ export const channelRoutes = new Hono<ApiEnv>()
     const id = channelId(c);
     if (!id) return noChannel();
     return send(c, await channelStub(c.env, id).describe(c.get("auth").userId));
+  })
+  .get("/:id/members", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const q = parseWith(MembersQuery, c.req.query());
+    if (!q.ok) return errorResponse(q);
+    return send(c, await channelStub(c.env, id).listMembers(c.get("auth").userId, q.value.cursor ?? "", q.value.limit ?? DEFAULT_MEMBER_PAGE));
   })
   .post("/:id/members", async (c) => {
     const id = channelId(c);

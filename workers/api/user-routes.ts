@@ -13,6 +13,8 @@ const SettingsBody = z.strictObject({ read_receipts: z.optional(z.boolean()), sh
 const ChannelPrefsBody = z.strictObject({ muted: z.boolean() });
 /** Presence pulled on demand (big groups, people not watched): at most this many ids per call. */
 const MAX_PRESENCE_LOOKUP = 200;
+/** Profiles looked up at once (GET /v1/users?ids=): clients render names from these. */
+export const MAX_PROFILE_LOOKUP = 100;
 
 const notFound = () => errorResponse(fail("not_found", "No such user."));
 
@@ -40,6 +42,18 @@ export const userRoutes = new Hono<ApiEnv>()
     return send(c, await userStub(c.env, c.get("auth").userId).setMuted(channelId, body.value.muted));
   })
   .get("/users", async (c) => {
+    const idList = c.req.query("ids");
+    if (idList !== undefined) {
+      const ids = [...new Set(idList.split(",").filter((id) => id !== ""))];
+      if (ids.length === 0 || ids.length > MAX_PROFILE_LOOKUP) {
+        return errorResponse(fail("invalid_argument", `Give ?ids=<id>,<id>,... (1-${MAX_PROFILE_LOOKUP} user ids).`));
+      }
+      const bad = ids.filter((id) => !isUserId(id)).map(String)[0];
+      if (bad !== undefined) return errorResponse(fail("invalid_argument", `Not a user id: ${bad.slice(0, 40)}`));
+      // Unknown ids (an account erased, say) are left out, not an error: a client shows "unknown".
+      const { found } = await resolveProfiles(c.env.ACCOUNTS, ids);
+      return c.json({ users: found });
+    }
     const username = c.req.query("username");
     if (!username || username.length > 64) return errorResponse(fail("invalid_argument", "Give ?username=<name>."));
     const { found } = await resolveProfiles(c.env.ACCOUNTS, [username]);

@@ -1,0 +1,80 @@
+/**
+ * The channel's notice pump: tells a member's UserObject that they joined or left, so the
+ * channel appears in (or leaves) their list. Watchers get posts; everyone else learns of a
+ * channel only this way, so it is durable and retried: `members.notified = 0` until the call
+ * succeeded for the member's current membership version.
+ *
+ * Never on the caller's path: creating a group of 1,000 answers at once and wakes no UserObject;
+ * the pump then works through pages of ≤ NOTICE_PAGE due rows per alarm tick, a bounded number
+ * of calls in flight, each under a deadline.
+ */
+import { withDeadline, eachLimited } from "../../shared/deadline.js";
+import { log } from "../../shared/log.js";
+import { count } from "../../shared/metrics.js";
+import type { MemberChannelState, MembershipNotice } from "./types.js";
+
+export const NOTICE_PAGE = 100;
+export const NOTICE_CONCURRENCY = 16;
+export const NOTICE_DEADLINE_MS = 10_000;
+export const NOTICE_RETRY_MS = 1000;
+/** Retries back off to at most this; a notice is never given up on. */
+export const NOTICE_RETRY_MAX_MS = 10 * 60_000;
+
+export interface NoticeEndpoint {
+  membershipChanged(notice: MembershipNotice): Promise<unknown>;
+}
+
+export interface NoticeDeps {
+  sql: SqlStorage;
+  id(): string;
+  /** The member's view of the channel now (member: false for one who left). */
+  stateFor(userId: string): MemberChannelState;
+  userStub(userId: string): NoticeEndpoint;
+  wakeAt(at: number): void;
+}
+
+type Due = { user_id: string; version: number; notice_attempts: number };
+
+export class Notices {
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly deps: NoticeDeps) {}
+
+  /** Sends due notices unless a tick runs already. */
+  kick(): Promise<void> {
+    this.running ??= this.tick().finally(() => { this.running = undefined; });
+    return this.running;
+  }
+
+  /** When the next pending notice is due, if any. */
+  nextDue(): number | undefined {
+    const row = this.deps.sql.exec<{ at: number | null }>("SELECT min(notice_at) AS at FROM members WHERE notified = 0").one();
+    return row.at ?? undefined;
+  }
+
+  private async tick(): Promise<void> {
+    const now = Date.now();
+    const due = this.deps.sql.exec<Due>(
+      "SELECT user_id, version, notice_attempts FROM members WHERE notified = 0 AND notice_at <= ? ORDER BY notice_at LIMIT ?", now, NOTICE_PAGE,
+    ).toArray();
+    await eachLimited(due, NOTICE_CONCURRENCY, (row) => this.send(row));
+    const next = this.nextDue();
+    if (next !== undefined) this.deps.wakeAt(Math.max(next, Date.now()));
+  }
+
+  private async send(row: Due): Promise<void> {
+    const notice: MembershipNotice = { state: this.deps.stateFor(row.user_id), membership_seq: row.version };
+    try {
+      count("notice.rpc");
+      await withDeadline(this.deps.userStub(row.user_id).membershipChanged(notice), NOTICE_DEADLINE_MS, "membership notice");
+      // Only this version: a change made meanwhile is told in its own notice.
+      this.deps.sql.exec("UPDATE members SET notified = 1, notice_attempts = 0 WHERE user_id = ? AND version = ?", row.user_id, row.version);
+    } catch (err) {
+      const attempts = row.notice_attempts + 1;
+      const wait = Math.min(NOTICE_RETRY_MAX_MS, NOTICE_RETRY_MS * 2 ** Math.min(20, attempts - 1));
+      this.deps.sql.exec("UPDATE members SET notice_attempts = ?, notice_at = ? WHERE user_id = ? AND version = ?", attempts, Date.now() + wait, row.user_id, row.version);
+      count("notice.failed");
+      log("warn", "notice.failed", { object: "channel", id: this.deps.id(), user_id: row.user_id, attempts }, err);
+    }
+  }
+}
