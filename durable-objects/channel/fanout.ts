@@ -238,6 +238,8 @@ export class FanOut {
     for (const userId of removedAt.keys()) if (this.removedWatchers.delete(userId)) targets.add(userId);
     this.summaryForCalls = this.deps.summary();
     count("fanout.round", 1, { tier: "direct" });
+    // How long the batch's oldest message waited for its round (append → delivery starts).
+    count("fanout.lag_ms", Math.max(0, Date.now() - messages[0]!.server_ts), { tier: "direct" });
     await this.direct.deliver(targets, messages[0]!.seq, (userId) => cutFor(userId, messages, removedAt));
   }
 

@@ -15,6 +15,7 @@ import { blob, contentForStorage, decodeContent, encodeContent, validateClientCo
 import { HLC_ZERO, hlcToHex, nextHlc, serverMsgId, type Hlc } from "./hlc.js";
 import type { SenderRateLimiter } from "./rate-limit.js";
 import type { AppendInput, ChatMessageData, ContentInit, HistoryPageData, HistoryQuery, Reaction, SendAck } from "./types.js";
+import { count } from "../../shared/metrics.js";
 
 export type MessageRow = {
   seq: number;
@@ -134,6 +135,7 @@ export class Sequencer {
     this.sql.exec("UPDATE channel SET last_seq = ?, hlc_ms = ?, hlc_logical = ? WHERE id = 1", seq, hlc.ms, hlc.logical);
     this.last = seq;
     this.hlc = hlc;
+    count("message.stored", 1, { kind });
     this.onAppended({
       channel_id: this.channelId, server_msg_id: serverMsgId(hlc, seq), hlc: hlcToHex(hlc), seq,
       client_msg_id: clientMsgId ?? "", sender_user_id: userId, sender_device_id: deviceId, server_ts: now, content: delivered,

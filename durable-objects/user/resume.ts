@@ -22,6 +22,7 @@ import type { Result } from "../../shared/errors.js";
 import type { ChatMessageData, HistoryPageData, HistoryQuery } from "../channel/types.js";
 import type { ChannelRow } from "./channel-list.js";
 import type { Devices } from "./devices.js";
+import { count } from "../../shared/metrics.js";
 
 /** Channels whose gaps are paged at the same time. */
 export const RESUME_CONCURRENCY = 4;
@@ -192,6 +193,7 @@ export class Resume {
     for (const [channelId, seq] of position) if (seq > 0) this.deps.raiseSent(channelId, seq);
     if (ws.readyState !== WebSocket.OPEN) return;
     this.deps.setPhase(ws, "live");
+    count("resume.runs", 1, { server_run: requestId === 0 ? "yes" : "no" });
     this.deps.resumed(ws, requestId, truncated);
   }
 
@@ -209,6 +211,7 @@ export class Resume {
       const first = newest[0]?.seq ?? page.last_seq + 1;
       if (first - 1 > fromSeq) truncated.push({ channel_id: channelId, from_seq: fromSeq + 1, to_seq: first - 1 });
       if (newest.length > 0) this.deps.send(ws, encoding, newest);
+      count("resume.messages", newest.length, { truncated: "yes" });
       return { sent: newest.at(-1)?.seq ?? Math.max(fromSeq, first - 1), last: page.last_seq };
     }
     let after = fromSeq;
@@ -221,6 +224,7 @@ export class Resume {
       last = page.last_seq;
       if (page.messages.length === 0) break;
       this.deps.send(ws, encoding, page.messages);
+      count("resume.messages", page.messages.length);
       sent += page.messages.length;
       after = page.messages.at(-1)!.seq;
       if (!page.has_more) break;

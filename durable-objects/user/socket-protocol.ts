@@ -15,6 +15,7 @@ import type { ChatMessageData, ContentInit, HistoryPageData, HistoryQuery, Messa
 import type { DeviceStatus } from "./presence-link.js";
 import type { Resume, SocketPhase } from "./resume.js";
 import type { SendPipeline } from "./send-pipeline.js";
+import { count } from "../../shared/metrics.js";
 
 /** Kept on each socket across hibernation; small (ids only) per the platform's 2 KiB limit. */
 export interface SocketInfo {
@@ -188,6 +189,7 @@ export function deliverToSockets(
       cache.set(key, frames);
     }
     for (const bytes of frames) sendFrame(ws, bytes, info.encoding);
+    count("deliveries", mine.length);
   }
 }
 
