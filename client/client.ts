@@ -464,6 +464,7 @@ export class EdgechatClient {
       ...(requestId ? { requestId } : {}),
       ...(e.channel_id ? { channelId: e.channel_id } : {}),
       ...(e.client_msg_id ? { clientMsgId: e.client_msg_id } : {}),
+      ...(e.trace_id ? { traceId: e.trace_id } : {}),
     });
     if (requestId !== 0 && this.requests.fail(requestId, err)) return;
     if (e.client_msg_id && this.queue.isPending(e.client_msg_id)) {

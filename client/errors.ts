@@ -31,6 +31,8 @@ export interface EdgechatErrorInit {
   requestId?: number;
   channelId?: string;
   clientMsgId?: string;
+  /** The server's trace id for the failed request or frame: quote it in a bug report. */
+  traceId?: string;
 }
 
 /**
@@ -50,6 +52,7 @@ export class EdgechatError extends Error {
   readonly requestId: number | undefined;
   readonly channelId: string | undefined;
   readonly clientMsgId: string | undefined;
+  readonly traceId: string | undefined;
 
   constructor(init: EdgechatErrorInit) {
     super(init.message);
@@ -61,6 +64,7 @@ export class EdgechatError extends Error {
     this.requestId = init.requestId;
     this.channelId = init.channelId;
     this.clientMsgId = init.clientMsgId;
+    this.traceId = init.traceId;
   }
 }
 

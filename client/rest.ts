@@ -83,6 +83,7 @@ function errorFromResponse(status: number, body: unknown, what: string): Edgecha
     message: typeof b.message === "string" ? b.message : `${what} answered HTTP ${status}.`,
     retryable: typeof b.retryable === "boolean" ? b.retryable : status === 429 || status >= 500,
     ...(hint !== undefined ? { backoffHintMs: hint } : {}),
+    ...(typeof b.trace_id === "string" ? { traceId: b.trace_id } : {}),
     status,
   });
 }

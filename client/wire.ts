@@ -102,6 +102,7 @@ export function toSendAck(a: Props<"SendAck">): SendAck {
     seq: num(a.seq),
     server_ts: num(a.server_ts),
     status: a.status === "duplicate" ? "duplicate" : "stored",
+    ...(a.trace_id ? { trace_id: a.trace_id } : {}),
   };
 }
 

@@ -23,6 +23,8 @@ export interface SendAck {
   server_ts: number;
   /** `duplicate`: a retry of a message the server had already stored; the ids are the originals. */
   status: "stored" | "duplicate";
+  /** This SEND's trace id (server logs carry it); absent where the server did not say. */
+  trace_id?: string;
 }
 
 /** A channel as it appears in a user's channel list (REST GET /v1/channels, RESUMED, CHANNEL_UPDATE). */

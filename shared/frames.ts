@@ -22,7 +22,7 @@ export const CLOSE = {
 } as const;
 
 /** An ERROR frame answering `requestId`; every one is counted as an error by code. */
-export function errorFrame(requestId: number, f: Failure, extra: { channel_id?: string; client_msg_id?: string } = {}): FrameInit {
+export function errorFrame(requestId: number, f: Failure, extra: { channel_id?: string; client_msg_id?: string; trace_id?: string } = {}): FrameInit {
   count("error", 1, { code: f.code, via: "ws" });
   return {
     type: pb.FrameType.ERROR,

@@ -40,6 +40,8 @@ export interface SendJob {
   requestId: number;
   channelId: string;
   input: AppendInput;
+  /** The SEND frame's trace id (shared/trace.ts), returned in its SEND_ACK or ERROR. */
+  traceId?: string;
 }
 
 interface Pending extends SendJob {
@@ -297,13 +299,14 @@ export class SendPipeline {
     if (job.answered) return;
     job.answered = true;
     const waited = this.now() - job.submittedAt;
-    if (waited > this.deadlineMs / 2 && result.ok) log("warn", "send.slow", { object: "user", channel_id: job.channelId, device_id: job.input.deviceId, ms: waited });
+    if (waited > this.deadlineMs / 2 && result.ok) log("warn", "send.slow", { object: "user", channel_id: job.channelId, device_id: job.input.deviceId, ms: waited, trace_id: job.traceId });
     this.pending.delete(job);
     const left = (this.inflight.get(job.ws) ?? 1) - 1;
     if (left > 0) this.inflight.set(job.ws, left); else this.inflight.delete(job.ws);
+    const trace = job.traceId ? { trace_id: job.traceId } : {};
     const frame = result.ok
-      ? { type: pb.FrameType.SEND_ACK, request_id: job.requestId, send_ack: result.ack }
-      : errorFrame(job.requestId, result, { channel_id: capId(job.channelId), client_msg_id: capId(job.input.clientMsgId) });
+      ? { type: pb.FrameType.SEND_ACK, request_id: job.requestId, send_ack: { ...result.ack, ...trace } }
+      : errorFrame(job.requestId, result, { channel_id: capId(job.channelId), client_msg_id: capId(job.input.clientMsgId), ...trace });
     sendFrame(job.ws, frame, job.encoding);
     job.done();
   }

@@ -16,6 +16,8 @@ import type { DeviceStatus } from "./presence-link.js";
 import type { Resume, SocketPhase } from "./resume.js";
 import type { SendPipeline } from "./send-pipeline.js";
 import { count } from "../../shared/metrics.js";
+import { newTraceId } from "../../shared/trace.js";
+import { log } from "../../shared/log.js";
 
 /** Kept on each socket across hibernation; small (ids only) per the platform's 2 KiB limit. */
 export interface SocketInfo {
@@ -220,28 +222,30 @@ export class SocketProtocol {
     const now = Date.now();
     if (now - info.activeAt > ACTIVITY_RESOLUTION_MS) patchSocketInfo(ws, { activeAt: now });
     if (data === PING) { sendFrame(ws, PONG, info.encoding); return; }
+    // Every frame gets a trace id: its ERROR or SEND_ACK returns it, and the log lines it causes carry it.
+    const trace_id = newTraceId();
     const decoded = decodeFrame(data, info.encoding);
     if (!decoded.ok) {
       // Text that is not well-formed is refused, but the frame around it was readable: say which request it was.
       const context = decoded.code === "invalid_text" ? failureContext(decoded.repaired) : {};
-      sendFrame(ws, errorFrame(decoded.requestId, fail(decoded.code, decoded.message), context), info.encoding);
+      sendFrame(ws, errorFrame(decoded.requestId, fail(decoded.code, decoded.message), { ...context, trace_id }), info.encoding);
       return;
     }
     const frame = decoded.frame;
     try {
-      const failure = await this.handle(ws, info, frame);
-      if (failure) sendFrame(ws, errorFrame(frame.request_id, failure, failureContext(frame)), info.encoding);
+      const failure = await this.handle(ws, info, frame, trace_id);
+      if (failure) sendFrame(ws, errorFrame(frame.request_id, failure, { ...failureContext(frame), trace_id }), info.encoding);
     } catch (err) {
-      console.error("frame handler failed", err);
-      sendFrame(ws, errorFrame(frame.request_id, failureFromException(err), failureContext(frame)), info.encoding);
+      log("error", "frame.failed", { object: "user", id: this.host.userId(), device_id: info.deviceId, frame: pb.FrameType[frame.type], trace_id }, err);
+      sendFrame(ws, errorFrame(frame.request_id, failureFromException(err), { ...failureContext(frame), trace_id }), info.encoding);
     }
   }
 
   /** Returns a Failure to report as an ERROR frame, or nothing when the handler replied itself. */
-  private async handle(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+  private async handle(ws: WebSocket, info: SocketInfo, frame: Frame, traceId: string): Promise<Failure | undefined> {
     const T = pb.FrameType;
     switch (frame.type) {
-      case T.SEND: return this.onSend(ws, info, frame);
+      case T.SEND: return this.onSend(ws, info, frame, traceId);
       case T.DELIVER_ACK: return this.onDeliverAck(info, frame);
       case T.PULL_HISTORY: return this.onPullHistory(ws, info, frame);
       case T.READ: return this.onRead(frame);
@@ -258,7 +262,7 @@ export class SocketProtocol {
    * Queues a SEND for its channel and waits until its SEND_ACK or ERROR is written. Replies come
    * from the send pipeline; only frames refused up front return a Failure here.
    */
-  private async onSend(ws: WebSocket, info: SocketInfo, frame: Frame): Promise<Failure | undefined> {
+  private async onSend(ws: WebSocket, info: SocketInfo, frame: Frame, traceId: string): Promise<Failure | undefined> {
     const send = frame.send;
     const me = this.host.userId();
     const refuse = (f: Failure): Failure => {
@@ -277,7 +281,7 @@ export class SocketProtocol {
       return refuse(fail("invalid_argument", "content is not a valid MessageContent."));
     }
     await this.host.sends.submit({
-      ws, encoding: info.encoding, requestId: frame.request_id, channelId: send.channel_id,
+      ws, encoding: info.encoding, requestId: frame.request_id, channelId: send.channel_id, traceId,
       input: { userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content },
     }, send.send_seq ?? 0);
     return undefined;

@@ -2834,6 +2834,9 @@ export namespace edgechat {
             /** SendAck channel_id. */
             channel_id: string;
 
+            /** SendAck trace_id. */
+            trace_id: string;
+
             /**
              * Creates a new SendAck instance using the specified properties.
              * @param [properties] Properties to set
@@ -2921,6 +2924,9 @@ export namespace edgechat {
 
                 /** SendAck channel_id */
                 channel_id?: (string|null);
+
+                /** SendAck trace_id */
+                trace_id?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -3204,6 +3210,9 @@ export namespace edgechat {
             /** Error client_msg_id. */
             client_msg_id: string;
 
+            /** Error trace_id. */
+            trace_id: string;
+
             /**
              * Creates a new Error instance using the specified properties.
              * @param [properties] Properties to set
@@ -3291,6 +3300,9 @@ export namespace edgechat {
 
                 /** Error client_msg_id */
                 client_msg_id?: (string|null);
+
+                /** Error trace_id */
+                trace_id?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

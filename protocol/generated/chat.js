@@ -5541,6 +5541,7 @@ export const edgechat = $root.edgechat = (() => {
             SendAck.prototype.server_ts = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
             SendAck.prototype.status = "";
             SendAck.prototype.channel_id = "";
+            SendAck.prototype.trace_id = "";
 
             SendAck.create = function(properties) {
                 return new SendAck(properties);
@@ -5567,6 +5568,8 @@ export const edgechat = $root.edgechat = (() => {
                     writer.uint32(50).string(message.status);
                 if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id") && message.channel_id !== "")
                     writer.uint32(58).string(message.channel_id);
+                if (message.trace_id != null && $Object.hasOwnProperty.call(message, "trace_id") && message.trace_id !== "")
+                    writer.uint32(66).string(message.trace_id);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -5663,6 +5666,15 @@ export const edgechat = $root.edgechat = (() => {
                                 delete message.channel_id;
                             continue;
                         }
+                    case 8: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.trace_id = value;
+                            else
+                                delete message.trace_id;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -5708,6 +5720,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id"))
                     if (!$util.isString(message.channel_id))
                         return "channel_id: string expected";
+                if (message.trace_id != null && $Object.hasOwnProperty.call(message, "trace_id"))
+                    if (!$util.isString(message.trace_id))
+                        return "trace_id: string expected";
                 return null;
             };
 
@@ -5756,6 +5771,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (object.channel_id != null)
                     if (typeof object.channel_id !== "string" || object.channel_id.length)
                         message.channel_id = $String(object.channel_id);
+                if (object.trace_id != null)
+                    if (typeof object.trace_id !== "string" || object.trace_id.length)
+                        message.trace_id = $String(object.trace_id);
                 return message;
             };
 
@@ -5783,6 +5801,7 @@ export const edgechat = $root.edgechat = (() => {
                         object.server_ts = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     object.status = "";
                     object.channel_id = "";
+                    object.trace_id = "";
                 }
                 if (message.client_msg_id != null && $Object.hasOwnProperty.call(message, "client_msg_id"))
                     object.client_msg_id = message.client_msg_id;
@@ -5808,6 +5827,8 @@ export const edgechat = $root.edgechat = (() => {
                     object.status = message.status;
                 if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id"))
                     object.channel_id = message.channel_id;
+                if (message.trace_id != null && $Object.hasOwnProperty.call(message, "trace_id"))
+                    object.trace_id = message.trace_id;
                 return object;
             };
 
@@ -6272,6 +6293,7 @@ export const edgechat = $root.edgechat = (() => {
             Error.prototype.backoff_hint_ms = 0;
             Error.prototype.channel_id = "";
             Error.prototype.client_msg_id = "";
+            Error.prototype.trace_id = "";
 
             Error.create = function(properties) {
                 return new Error(properties);
@@ -6298,6 +6320,8 @@ export const edgechat = $root.edgechat = (() => {
                     writer.uint32(50).string(message.channel_id);
                 if (message.client_msg_id != null && $Object.hasOwnProperty.call(message, "client_msg_id") && message.client_msg_id !== "")
                     writer.uint32(58).string(message.client_msg_id);
+                if (message.trace_id != null && $Object.hasOwnProperty.call(message, "trace_id") && message.trace_id !== "")
+                    writer.uint32(66).string(message.trace_id);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -6394,6 +6418,15 @@ export const edgechat = $root.edgechat = (() => {
                                 delete message.client_msg_id;
                             continue;
                         }
+                    case 8: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.trace_id = value;
+                            else
+                                delete message.trace_id;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -6439,6 +6472,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (message.client_msg_id != null && $Object.hasOwnProperty.call(message, "client_msg_id"))
                     if (!$util.isString(message.client_msg_id))
                         return "client_msg_id: string expected";
+                if (message.trace_id != null && $Object.hasOwnProperty.call(message, "trace_id"))
+                    if (!$util.isString(message.trace_id))
+                        return "trace_id: string expected";
                 return null;
             };
 
@@ -6473,6 +6509,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (object.client_msg_id != null)
                     if (typeof object.client_msg_id !== "string" || object.client_msg_id.length)
                         message.client_msg_id = $String(object.client_msg_id);
+                if (object.trace_id != null)
+                    if (typeof object.trace_id !== "string" || object.trace_id.length)
+                        message.trace_id = $String(object.trace_id);
                 return message;
             };
 
@@ -6492,6 +6531,7 @@ export const edgechat = $root.edgechat = (() => {
                     object.backoff_hint_ms = 0;
                     object.channel_id = "";
                     object.client_msg_id = "";
+                    object.trace_id = "";
                 }
                 if (message.request_id != null && $Object.hasOwnProperty.call(message, "request_id"))
                     object.request_id = message.request_id;
@@ -6507,6 +6547,8 @@ export const edgechat = $root.edgechat = (() => {
                     object.channel_id = message.channel_id;
                 if (message.client_msg_id != null && $Object.hasOwnProperty.call(message, "client_msg_id"))
                     object.client_msg_id = message.client_msg_id;
+                if (message.trace_id != null && $Object.hasOwnProperty.call(message, "trace_id"))
+                    object.trace_id = message.trace_id;
                 return object;
             };
 

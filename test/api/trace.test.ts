@@ -1,7 +1,9 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
-import { BASE, register } from "../helpers/api.js";
+import { pb } from "../../protocol/codec.js";
+import { BASE, createDm, register } from "../helpers/api.js";
+import { onlineDevice } from "../helpers/socket.js";
 
 describe("REST trace ids and request metrics", () => {
   it("returns a fresh trace id on every response, and in error bodies", async () => {
@@ -40,5 +42,20 @@ describe("REST trace ids and request metrics", () => {
     expect(seen.total("http.request", { status: "4xx" })).toBe(2);
     expect(seen.total("error", { code: "unauthorized", via: "rest" })).toBe(1);
     expect(seen.total("error", { via: "rest" })).toBe(2);
+  });
+
+  it("gives every frame a trace id, returned in its SEND_ACK or ERROR", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    const dm = await createDm(alice, bob);
+    const a = await onlineDevice(alice.access_token, "a");
+    const first = await a.sendText(dm, "one"), second = await a.sendText(dm, "two");
+    expect(first.send_ack?.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(second.send_ack?.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(first.send_ack?.trace_id).not.toBe(second.send_ack?.trace_id);
+    const bad = a.send({ type: pb.FrameType.SEND, send: { channel_id: "nope", client_msg_id: "x", content: { text: { text: "lost" } } } });
+    const error = await a.take((f) => f.request_id === bad && f.type === pb.FrameType.ERROR);
+    expect(error.error?.code).toBe("invalid_argument");
+    expect(error.error?.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    a.close();
   });
 });
