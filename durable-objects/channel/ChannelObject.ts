@@ -35,7 +35,7 @@ import { CHANNEL_MIGRATIONS } from "./schema.js";
 import { Sequencer } from "./sequencer.js";
 import { systemText } from "./system-messages.js";
 import { TypingGuard } from "./typing-guard.js";
-import { wellFormedDeep } from "../../protocol/text.js";
+import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
 import { Watchers } from "./watchers.js";
 import {
   SMALL_CHANNEL_MEMBERS, type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ContentInit,
@@ -494,7 +494,8 @@ export class ChannelObject extends DurableObject<Env> {
     const former = current ? undefined : this.members.former(userId);
     const lastRead = current?.last_read_seq ?? former?.last_read_seq ?? 0;
     return {
-      channel_id: c.channel_id, type: c.type, name: c.name, member_count: this.members.size,
+      // A name stored before the edges checked text leaves repaired (docs/protocol.md, "Text").
+      channel_id: c.channel_id, type: c.type, name: toWellFormed(c.name), member_count: this.members.size,
       member_user_ids: this.smallMemberIds(), last_seq: this.log.lastSeq, last_activity_hlc: this.activity.hlc,
       last_activity_at: this.activity.at, last_read_seq: lastRead, unread_count: current ? this.unread(userId, lastRead) : 0,
       joined_seq: current?.joined_seq ?? former?.joined_seq ?? 0, member: current !== undefined,
