@@ -15,8 +15,26 @@
 import { EdgechatError } from "./errors.js";
 import type { AttachmentBody, SendContent } from "./types.js";
 
+/**
+ * What the SDK needs of a Blob or File (browsers, Node 20 and Workers all have them), described
+ * here so the package's types need no DOM library.
+ */
+export interface BlobLike {
+  readonly size: number;
+  readonly type: string;
+  slice(start?: number, end?: number, contentType?: string): BlobLike;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
+/** What the SDK needs of an AbortSignal. */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
 /** A file as the SDK takes it. */
-export type UploadSource = Blob | Uint8Array;
+export type UploadSource = BlobLike | Uint8Array;
 
 /** A finished upload, ready to be sent. */
 export interface UploadedAttachment {
@@ -43,7 +61,7 @@ export interface UploadOptions {
   contentType?: string;
   onProgress?: (progress: UploadProgress) => void;
   /** Aborting stops the upload; the error (code "aborted") carries `attachmentId` to resume with. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
   /**
    * The file's SHA-256 (64 hex digits), or true to compute it here with WebCrypto, false not to.
    * Default: computed for files up to 64 MiB (WebCrypto hashes whole buffers). The server
@@ -58,8 +76,8 @@ export interface UploadOptions {
 export type UploadTransport = (request: {
   url: string;
   headers: Record<string, string>;
-  body: Blob | Uint8Array;
-  signal?: AbortSignal | undefined;
+  body: BlobLike | Uint8Array;
+  signal?: AbortSignalLike | undefined;
   onProgress?: ((loaded: number) => void) | undefined;
 }) => Promise<{ status: number; etag: string; text: string }>;
 
@@ -250,7 +268,7 @@ export class Attachments {
     return [...done].sort((a, b) => a[0] - b[0]).map(([part_number, etag]) => ({ part_number, etag }));
   }
 
-  private async put(target: Pick<Target, "url" | "headers" | "part_number" | "size_bytes">, body: UploadSource, signal: AbortSignal | undefined, onProgress: (loaded: number) => void, attachmentId: string) {
+  private async put(target: Pick<Target, "url" | "headers" | "part_number" | "size_bytes">, body: UploadSource, signal: AbortSignalLike | undefined, onProgress: (loaded: number) => void, attachmentId: string) {
     throwIfAborted(signal, attachmentId);
     // content-length is the body's; HTTP clients set it themselves (browsers refuse to be told).
     const headers = Object.fromEntries(Object.entries(target.headers).filter(([k]) => k.toLowerCase() !== "content-length"));
@@ -303,11 +321,11 @@ function abortedError(attachmentId: string | undefined): UploadError {
   return new UploadError({ code: "aborted", message: "The upload was cancelled.", attachmentId });
 }
 
-function throwIfAborted(signal: AbortSignal | undefined, attachmentId: string | undefined): void {
+function throwIfAborted(signal: AbortSignalLike | undefined, attachmentId: string | undefined): void {
   if (signal?.aborted) throw abortedError(attachmentId);
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined, attachmentId: string): Promise<void> {
+function sleep(ms: number, signal: AbortSignalLike | undefined, attachmentId: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
@@ -368,7 +386,7 @@ export function defaultUploadTransport(): UploadTransport {
     const f = (globalThis as { fetch?: typeof fetch }).fetch;
     if (!f) throw new EdgechatError({ code: "invalid_argument", message: "No fetch implementation for uploads: pass createClient({ uploadTransport })." });
     const init: RequestInit = { method: "PUT", headers: req.headers, body: req.body as BodyInit };
-    if (req.signal) init.signal = req.signal;
+    if (req.signal) init.signal = req.signal as AbortSignal; // a real one: only the type is structural
     const res = await f(req.url, init);
     const text = await res.text();
     const size = req.body instanceof Uint8Array ? req.body.byteLength : req.body.size;
