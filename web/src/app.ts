@@ -554,9 +554,12 @@ export class App implements Intents {
     try {
       const channel = await this.client.channels.addMembers(channelId, usernames);
       this.adoptChannel(channel);
-      const wanted = new Set(usernames.map((u) => u.toLowerCase()));
-      const added = (channel.members ?? []).filter((m) => wanted.has(m.username.toLowerCase()) || wanted.has(m.user_id.toLowerCase()));
-      toast(`Added ${joinNames(added.length > 0 ? added.map((m) => m.display_name || m.username) : usernames)}`);
+      // Member lists carry ids only: the names for the toast come from the profiles (which the
+      // conversation will want anyway).
+      const added = await Promise.all(usernames.map((u) => this.client.users.get(u).catch(() => undefined)));
+      for (const u of added) if (u) this.state.users.set(u.user_id, u);
+      toast(`Added ${joinNames(added.map((u, i) => (u ? u.display_name || u.username : usernames[i]!)))}`);
+      this.requestRender();
     } catch (err) {
       return errorText(err);
     }
