@@ -30,7 +30,7 @@ export interface Target {
    * the user (`channels` unused). Limit: one socket per channel; with none, one socket to a room
    * named after the user, the counterpart of edgechat's UserObject.
    */
-  connect(user: BenchUser, deviceId: string, channels: readonly string[], tracker?: Tracker): Promise<Device>;
+  connect(user: BenchUser, deviceId: string, channels: readonly string[], tracker?: Tracker, options?: ConnectOptions): Promise<Device>;
   /**
    * Makes sure the objects `users`' devices will connect to are loaded, so a memory reading
    * taken next counts sockets only. edgechat: one REST call per user (GET /v1/devices) loads its
@@ -39,6 +39,15 @@ export interface Target {
   loadObjects(users: readonly BenchUser[]): Promise<void>;
   /** The wrangler dev processes behind the target, for memory figures; undefined when unknown. */
   processes(): WorkerdProcesses | undefined;
+}
+
+export interface ConnectOptions {
+  /**
+   * edgechat: RESUME right after HELLO, as every client does (a socket gets no live deliveries
+   * before its RESUME), with cursors at the end of `channels` so nothing of them is replayed.
+   * Default true; the RESUME scenario turns it off to time its own.
+   */
+  resume?: boolean;
 }
 
 export interface ChannelCursor {

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { openSocket, type BenchSocket } from "./client.js";
 import { pool, sleep } from "./pool.js";
 import { workerdOnPort, workerdUnder, type WorkerdProcesses } from "./procs.js";
-import { Device, type BenchUser, type Target, type TargetName } from "./target.js";
+import { Device, type BenchUser, type ConnectOptions, type Target, type TargetName } from "./target.js";
 import type { Tracker } from "./tracker.js";
 
 /**
@@ -92,10 +92,14 @@ export class EdgechatTarget implements Target {
     return body.channel.channel_id;
   }
 
-  async connect(user: BenchUser, deviceId: string, _channels: readonly string[], tracker?: Tracker): Promise<Device> {
+  async connect(user: BenchUser, deviceId: string, channels: readonly string[], tracker?: Tracker, options: ConnectOptions = {}): Promise<Device> {
     const q = new URLSearchParams({ device_id: deviceId, access_token: user.token });
     const socket = await openSocket(`${wsUrl(this.url)}/v1/connect?${q}`, `edgechat ${user.username}/${deviceId}`);
-    return new Device(user, deviceId, new Map([["*", socket]]), tracker);
+    const device = new Device(user, deviceId, new Map([["*", socket]]), tracker);
+    // Live from the first message, as the SDK is: RESUME at the end of the scenario's channels
+    // (what other channels of a pooled user replay is counted as foreign, not measured).
+    if (options.resume ?? true) await device.resume(channels.map((channel_id) => ({ channel_id, last_seq: 2 ** 31 })), 60_000);
+    return device;
   }
 
   async loadObjects(users: readonly BenchUser[]): Promise<void> {

@@ -22,7 +22,7 @@ export const resumeCatchUp: Scenario = {
     const mine = new Set(channels);
 
     // 1. The reader's device learns where each channel stands, then goes offline.
-    const first = await ctx.target.connect(reader, PRIMARY_DEVICE, channels);
+    const first = await ctx.target.connect(reader, PRIMARY_DEVICE, channels, undefined, { resume: false });
     ctx.devices.push(first);
     ctx.phase = "first RESUME";
     const states = await first.resume([], timeLeft(ctx));
@@ -48,7 +48,7 @@ export const resumeCatchUp: Scenario = {
     tracker.recordDeliveryLatency = false; // send→deliver is meaningless for a backlog
     ctx.phase = "reconnecting and RESUME";
     const t0 = performance.now();
-    const device = await ctx.target.connect(reader, PRIMARY_DEVICE, channels, tracker);
+    const device = await ctx.target.connect(reader, PRIMARY_DEVICE, channels, tracker, { resume: false });
     ctx.devices.push(device);
     const helloMs = performance.now() - t0;
     const after = await device.resume(cursors, timeLeft(ctx));
