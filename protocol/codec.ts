@@ -148,16 +148,14 @@ export function decodeFrame(data: ArrayBuffer | ArrayBufferView | string, encodi
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /**
- * Decodes a protobuf frame whose strict decode failed, reading strings that are not UTF-8 with
- * U+FFFD instead of failing. Undefined when it fails anyway (the frame is broken otherwise) or
- * when no string was at fault.
+ * A protobuf reader whose strings fall back from strict UTF-8 to a lenient decode (U+FFFD for
+ * what is not UTF-8) instead of failing; `repaired` hears of each string that needed it. The
+ * generated decoders read every string field through stringVerify (proto3 UTF-8 validation).
  */
-function decodeLenient(bytes: Uint8Array): { frame: Frame; bad: TextPath[] } | undefined {
-  const repairedStrings = new Set<string>();
+export function lenientReader(bytes: Uint8Array, repaired?: (s: string) => void): $protobuf.Reader {
   const reader = $protobuf.Reader.create(bytes);
   const strict = $protobuf.Reader.prototype.stringVerify;
   const loose = $protobuf.Reader.prototype.string;
-  // The generated decoders read every string field through stringVerify (proto3 UTF-8 validation).
   reader.stringVerify = function (this: $protobuf.Reader): string {
     const start = this.pos;
     try {
@@ -165,10 +163,21 @@ function decodeLenient(bytes: Uint8Array): { frame: Frame; bad: TextPath[] } | u
     } catch {
       this.pos = start;
       const s = loose.call(this);
-      repairedStrings.add(s);
+      repaired?.(s);
       return s;
     }
   };
+  return reader;
+}
+
+/**
+ * Decodes a protobuf frame whose strict decode failed, reading strings that are not UTF-8 with
+ * U+FFFD instead of failing. Undefined when it fails anyway (the frame is broken otherwise) or
+ * when no string was at fault.
+ */
+function decodeLenient(bytes: Uint8Array): { frame: Frame; bad: TextPath[] } | undefined {
+  const repairedStrings = new Set<string>();
+  const reader = lenientReader(bytes, (s) => repairedStrings.add(s));
   let frame: Frame;
   try {
     frame = pb.Frame.decode(reader);

@@ -3,10 +3,9 @@
  * path (WebSocket SEND, a future REST send) enforces the same rules.
  */
 import { fail, type Result } from "../../shared/errors.js";
-import { pb, utf8Length } from "../../protocol/codec.js";
+import { lenientReader, pb, utf8Length } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { describeLoneSurrogate, isWellFormed, wellFormedDeep } from "../../protocol/text.js";
-import $protobuf from "protobufjs/minimal.js";
 import { isAttachmentId } from "../../shared/attachments/ids.js";
 import type { AttachmentInit } from "./attachments.js";
 import type { ContentInit } from "./types.js";
@@ -171,22 +170,6 @@ export function decodeContent(stored: StoredContent): ContentInit {
   return pb.MessageContent.toObject(message, AS_OBJECT) as ContentInit;
 }
 
-/** A reader whose strings fall back from strict UTF-8 to a lenient decode. */
-function lenientReader(bytes: Uint8Array): $protobuf.Reader {
-  const reader = $protobuf.Reader.create(bytes);
-  const strict = $protobuf.Reader.prototype.stringVerify;
-  const loose = $protobuf.Reader.prototype.string;
-  reader.stringVerify = function (this: $protobuf.Reader): string {
-    const start = this.pos;
-    try {
-      return strict.call(this);
-    } catch {
-      this.pos = start;
-      return loose.call(this);
-    }
-  };
-  return reader;
-}
 
 /** The stored form of content a member sent, or content_too_large when it encodes past the limit. */
 export function contentForStorage(content: ContentInit): Result<{ bytes: Uint8Array }> {
