@@ -22,7 +22,7 @@
  * offline longer than PRESENCE_RETENTION_MS are deleted; the UserObject stub cache is an LRU.
  */
 import { DurableObject } from "cloudflare:workers";
-import { DEADLINES, withDeadline } from "../../shared/deadline.js";
+import { DEADLINES, eachLimited, withDeadline } from "../../shared/deadline.js";
 import { isUserId } from "../../shared/ids.js";
 import { log } from "../../shared/log.js";
 import { LruMap } from "../../shared/lru.js";
@@ -316,20 +316,16 @@ export class PresenceObject extends DurableObject<Env> {
     const ids = this.sql.exec<{ user_id: string }>(
       "SELECT user_id FROM presence WHERE (status IN ('online', 'away') AND expires_at > ?) OR status = 'hidden'", Date.now(),
     ).toArray().map((r) => r.user_id);
-    let next = 0, sockets = 0, failed = 0;
-    const worker = async () => {
-      while (next < ids.length) {
-        const id = ids[next++]!;
-        try {
-          sockets += await this.userStub(id).drain(windowMs);
-        } catch (err) {
-          failed++;
-          this.stubs.delete(id);
-          log("warn", "drain.user_failed", { object: "presence", user_id: id }, err);
-        }
+    let sockets = 0, failed = 0;
+    await eachLimited(ids, PUBLISH_CONCURRENCY, async (id) => {
+      try {
+        sockets += await withDeadline(this.userStub(id).drain(windowMs), DEADLINES.presenceDelta, "user.drain");
+      } catch (err) {
+        failed++;
+        this.stubs.delete(id);
+        log("warn", "drain.user_failed", { object: "presence", user_id: id }, err);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, ids.length) }, worker));
+    });
     return { users: ids.length, sockets, failed };
   }
 

@@ -8,6 +8,7 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import * as z from "zod/mini";
+import { eachLimited } from "../../shared/deadline.js";
 import { errorResponse, fail } from "../../shared/errors.js";
 import { log } from "../../shared/log.js";
 import { allPresenceShards } from "../../shared/routing.js";
@@ -47,22 +48,17 @@ export const adminRoutes = new Hono<ApiEnv>()
     const windowMs = parsed.value.window_ms ?? (Number.isFinite(configured) && configured >= 0 ? configured : 60_000);
     const shards = allPresenceShards(c.env);
     const total = { shards: shards.length, users: 0, sockets: 0, failed_users: 0, failed_shards: 0 };
-    let next = 0;
-    const worker = async () => {
-      while (next < shards.length) {
-        const shard = shards[next++]!;
-        try {
-          const r = await shard.stub().drain(windowMs);
-          total.users += r.users;
-          total.sockets += r.sockets;
-          total.failed_users += r.failed;
-        } catch (err) {
-          total.failed_shards++;
-          log("warn", "drain.shard_failed", { object: "worker", id: shard.key, trace_id: c.get("traceId") }, err);
-        }
+    await eachLimited(shards, SHARD_CONCURRENCY, async (shard) => {
+      try {
+        const r = await shard.stub().drain(windowMs);
+        total.users += r.users;
+        total.sockets += r.sockets;
+        total.failed_users += r.failed;
+      } catch (err) {
+        total.failed_shards++;
+        log("warn", "drain.shard_failed", { object: "worker", id: shard.key, trace_id: c.get("traceId") }, err);
       }
-    };
-    await Promise.all(Array.from({ length: SHARD_CONCURRENCY }, worker));
+    });
     log("info", "drain", { object: "worker", window_ms: windowMs, ...total, trace_id: c.get("traceId") });
     return c.json({ window_ms: windowMs, ...total });
   });
