@@ -278,12 +278,22 @@ export class ChannelObject extends DurableObject<Env> {
     return { ok: true, state: this.memberState(userId) };
   }
 
-  /** Adds members (owners and admins only) with one "added" system message. */
-  addMembers(actorId: string, profiles: MemberProfile[]): Result<{ channel: ChannelDetails }> {
+  /**
+   * Whether `actorId` may add members here at all (a member, an owner or admin, not a DM). The API
+   * asks this before it looks at the people being added, so a stranger learns nothing about them.
+   */
+  mayAddMembers(actorId: string): Result {
     const denied = this.requireMember(actorId);
     if (denied) return denied;
     if (this.channel!.type === "dm") return fail("invalid_argument", "A DM's members are fixed; create a group instead.");
     if (!this.members.isAdmin(actorId)) return fail("forbidden", "Only the group's owner and admins can add members.");
+    return { ok: true };
+  }
+
+  /** Adds members (owners and admins only) with one "added" system message. */
+  addMembers(actorId: string, profiles: MemberProfile[]): Result<{ channel: ChannelDetails }> {
+    const may = this.mayAddMembers(actorId);
+    if (!may.ok) return may;
     const added = uniqueIds(profiles.map((p) => p.user_id)).filter((id) => !this.members.has(id));
     if (this.members.size + added.length > LIMITS.maxGroupMembers) {
       return fail("invalid_argument", `A group has at most ${LIMITS.maxGroupMembers} members.`);

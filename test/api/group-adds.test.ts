@@ -47,6 +47,20 @@ describe("who may add me to groups", () => {
     expect(byAlice.status).toBe(201);
   });
 
+  it("tells someone who may not add members nothing about the people they name", async () => {
+    const alice = await register("alice"), bob = await register("bob"), mallory = await register("mallory"), carol = await register("carol");
+    await onlyContacts(bob);
+    const group = await createGroup(alice, [carol]);
+    // mallory is no member: the same answer whether the named person restricts adds or not
+    const asStranger = async (who: TestUser) => call<{ code: string; user_ids?: string[] }>("POST", `/v1/channels/${group}/members`, { token: mallory.access_token, body: { members: [who.user_id] } });
+    const [restricted, open] = [await asStranger(bob), await asStranger(carol)];
+    expect([restricted.status, restricted.body.code, restricted.body.user_ids]).toEqual([open.status, open.body.code, undefined]);
+    // carol is a member but not an admin: refused for her role, not for bob's setting
+    const asMember = await call<{ code: string; message: string; user_ids?: string[] }>("POST", `/v1/channels/${group}/members`, { token: carol.access_token, body: { members: [bob.user_id] } });
+    expect([asMember.status, asMember.body.code, asMember.body.user_ids]).toEqual([403, "forbidden", undefined]);
+    expect(asMember.body.message).not.toContain(bob.username);
+  });
+
   it("leaves users who allow everyone addable by anyone", async () => {
     const alice = await register("alice"), erin = await register("erin");
     expect((await call("POST", "/v1/channels", { token: alice.access_token, body: { type: "group", name: "Hi", members: [erin.user_id] } })).status).toBe(201);

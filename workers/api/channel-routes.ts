@@ -128,6 +128,9 @@ export const channelRoutes = new Hono<ApiEnv>()
     if (!id) return noChannel();
     const body = await parseJsonBody(c, MembersBody);
     if (!body.ok) return errorResponse(body);
+    // Permission first: someone who may not add members here learns nothing about the people named.
+    const may = await channelStub(c.env, id).mayAddMembers(c.get("auth").userId);
+    if (!may.ok) return errorResponse(may);
     const resolved = await profiles(c, body.value.members);
     if (!resolved.ok) return errorResponse(resolved);
     const pinnedElsewhere = resolved.found.filter((p) => !mayJoin(id, p.user_id)).map((p) => p.user_id);
