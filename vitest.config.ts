@@ -30,6 +30,7 @@ export const UNIT_TESTS = [
   "test/channel/hlc.test.ts",
   "test/channel/rate-limit.test.ts",
   "test/user/send-pipeline.test.ts",
+  "test/user/ack-deadline.test.ts",
   "test/client/**/*.test.ts",
   "test/bench/**/*.test.ts",
 ];

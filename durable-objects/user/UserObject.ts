@@ -36,6 +36,7 @@ import { aggregateStatus, MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-
 import { Resume, RESUME_DEADLINE_MS, type Truncation } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
 import { missedMessages, PushNotifier } from "./push-notifier.js";
+import { AckDeadlines, pushAckDeadlineFromEnv } from "./ack-deadline.js";
 import { PushSubscriptions } from "./push-subscriptions.js";
 import { sendPushJobs, type PushJob } from "../../queues/push-jobs.js";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
@@ -50,6 +51,7 @@ import { recordToAnalytics } from "../../shared/analytics.js";
 import { goAwayAll } from "./drain.js";
 import { Wakeups } from "./wakeups.js";
 import { log } from "../../shared/log.js";
+import { count } from "../../shared/metrics.js";
 import { mayBeAddedBy } from "./group-adds.js";
 import { LruMap } from "../../shared/lru.js";
 
@@ -82,6 +84,8 @@ export class UserObject extends DurableObject<Env> {
   private readonly presenceTtlMs: number;
   private readonly pushSubscriptions: PushSubscriptions;
   private readonly push: PushNotifier;
+  /** Live deliveries no device confirmed yet, for push after PUSH_ACK_DEADLINE_MS (ack-deadline.ts). */
+  private readonly ackDeadlines: AckDeadlines;
   private readonly wakeups: Wakeups;
   private readonly presenceGraceMs: number;
   /** When the presence keep-alive is next due; unknown after a restart or hibernation (due now). */
@@ -104,6 +108,7 @@ export class UserObject extends DurableObject<Env> {
       dispatch: (jobs) => this.ctx.waitUntil(this.enqueuePush(jobs)),
       row: (channelId) => this.channels.row(channelId),
     });
+    this.ackDeadlines = new AckDeadlines(pushAckDeadlineFromEnv(env));
     this.wakeups = new Wakeups(ctx.storage);
     this.sends = new SendPipeline({
       appendBatch: (channelId, inputs) => this.channel(channelId).appendBatch(inputs),
@@ -127,7 +132,10 @@ export class UserObject extends DurableObject<Env> {
       sends: this.sends,
       resume: this.resume,
       listed: (channelId) => this.channels.row(channelId) !== undefined,
-      recordDelivered: (deviceId, channelId, seq) => this.devices.recordDelivered(deviceId, channelId, seq),
+      recordDelivered: (deviceId, channelId, seq) => {
+        this.devices.recordDelivered(deviceId, channelId, seq);
+        this.ackDeadlines.confirm(channelId, seq);
+      },
       history: (channelId, query) => this.history(channelId, query),
       markRead: (channelId, upToSeq) => this.markRead(channelId, upToSeq),
       typing: (channelId, deviceId, isTyping) => this.channel(channelId).typing(this.profile!.user_id, deviceId, isTyping),
@@ -312,7 +320,9 @@ export class UserObject extends DurableObject<Env> {
    * caller stops watching for this user. Synchronous: the list and the sends change in one turn.
    */
   deliver(batch: DeliveryBatch): DeliveryOutcome {
-    return this.live.deliver(batch);
+    const outcome = this.live.deliver(batch);
+    if (outcome.live) this.awaitAcks(batch);
+    return outcome;
   }
 
   /** The user joined or left a channel (the channel's notice pump; the API after a create). */
@@ -327,6 +337,7 @@ export class UserObject extends DurableObject<Env> {
     const result = await this.channel(channelId).markRead(me, upToSeq, this.getSettings().read_receipts);
     if (!result.ok) return ownResult(result);
     this.live.mirrorRead(channelId, result.last_read_seq, result.unread_count);
+    this.ackDeadlines.confirm(channelId, result.last_read_seq);
     this.push.read(channelId, result.last_read_seq);
     const frame: FrameInit = {
       type: pb.FrameType.READ,
@@ -463,7 +474,32 @@ export class UserObject extends DurableObject<Env> {
   private pushRead(batch: DeliveryBatch, me: string | undefined): void {
     let own = 0;
     for (const m of batch.messages) if (m.sender_user_id === me && !m.content.update) own = Math.max(own, m.seq);
-    if (own > 0) this.push.read(batch.channel.channel_id, own);
+    if (own > 0) {
+      this.ackDeadlines.confirm(batch.channel.channel_id, own);
+      this.push.read(batch.channel.channel_id, own);
+    }
+  }
+
+  /**
+   * A batch written to connected devices: with push on, its messages wait for a DELIVER_ACK and
+   * go to push if none comes within PUSH_ACK_DEADLINE_MS (ack-deadline.ts). Without a
+   * subscription, or with no socket open (then `pushMissed` took it), nothing is kept.
+   */
+  private awaitAcks(batch: DeliveryBatch): void {
+    const me = this.profile?.user_id;
+    if (!me || !this.ackDeadlines.enabled || openSockets(this.ctx).length === 0 || !this.pushSubscriptions.any()) return;
+    if (this.channels.row(batch.channel.channel_id)?.left !== 0) return;
+    const wake = this.ackDeadlines.delivered(missedMessages(batch, me, this.getSettings().push_previews !== false));
+    if (wake !== undefined) this.wakeAt(wake);
+  }
+
+  /** The alarm: live deliveries no device acked in time go to push like missed ones. */
+  private pushUnacked(): number | undefined {
+    const unacked = this.ackDeadlines.due();
+    if (unacked.length === 0) return undefined;
+    count("push.unacked", unacked.length);
+    log("info", "push.unacked", { object: "user", id: this.profile?.user_id, messages: unacked.length });
+    return this.push.missed(unacked);
   }
 
   private async enqueuePush(jobs: PushJob[]): Promise<void> {
@@ -489,6 +525,7 @@ export class UserObject extends DurableObject<Env> {
     this.sends.tick();
     // Push windows whose end has come send their merged updates.
     const nextPush = this.push.flushDue();
+    const nextUnackedPush = this.pushUnacked();
     if (closeIdleSockets(this.ctx, now) > 0) this.presenceChanged();
     const open = openSockets(this.ctx);
     if (open.length === 0) this.live.socketClosed(0, now);
@@ -502,7 +539,7 @@ export class UserObject extends DurableObject<Env> {
         await link.watch(this.contacts()); // extends the subscriptions; the states are known already
       }
     }
-    const due = [resumeDue, this.live.nextDue(), nextPush, openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
+    const due = [resumeDue, this.live.nextDue(), nextPush, nextUnackedPush, this.ackDeadlines.nextDue(), openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
       .filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.min(...due));
   }
