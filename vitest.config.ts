@@ -31,6 +31,7 @@ export const UNIT_TESTS = [
   "test/channel/rate-limit.test.ts",
   "test/user/send-pipeline.test.ts",
   "test/user/ack-deadline.test.ts",
+  "test/user/overload.test.ts",
   "test/client/**/*.test.ts",
   "test/bench/**/*.test.ts",
 ];

@@ -94,6 +94,9 @@ export class EdgechatClient {
   private ackTimer: unknown;
   private pumpTimer: unknown;
   private pumpAt = Infinity;
+  /** The end of the longest SLOWDOWN pause asked for; its timer announces the end. */
+  private slowedUntil = 0;
+  private slowdownTimer: unknown;
 
   constructor(options: ClientOptions) {
     if (!DEVICE_ID.test(options.deviceId)) {
@@ -251,6 +254,8 @@ export class EdgechatClient {
    */
   disconnect(): void {
     this.conn.stop();
+    if (this.slowdownTimer !== undefined) this.scheduler.clearTimeout(this.slowdownTimer);
+    this.slowdownTimer = undefined;
     this.settleConnect(new EdgechatError({ code: "disconnected", message: "disconnect() was called before the connection was ready." }));
   }
 
@@ -324,9 +329,7 @@ export class EdgechatClient {
         this.events.emit("messageUpdated", toMessageUpdate(frame.message_update ?? {}));
         return;
       case T.SLOWDOWN:
-        this.queue.pause(this.clock.now() + (frame.slowdown?.delay_ms ?? 0));
-        this.pump();
-        return;
+        return this.onSlowdown(frame.slowdown?.delay_ms ?? 0, frame.slowdown?.reason ?? "");
       case T.GOAWAY:
         this.conn.goAway(frame.goaway?.reconnect_after_ms ?? 0);
         return;
@@ -588,6 +591,31 @@ export class EdgechatClient {
   }
 
   /** Writes due outbox entries, at most the flow-control window in flight. */
+  /**
+   * SLOWDOWN: the outbox sends nothing new until the pause ends (SENDs already out still get
+   * their answers), then picks up where it stopped. The app hears of both ends ("slowdown").
+   */
+  private onSlowdown(delayMs: number, reason: string): void {
+    const until = this.clock.now() + Math.max(0, delayMs);
+    this.queue.pause(until);
+    if (until > this.slowedUntil) {
+      this.slowedUntil = until;
+      if (this.slowdownTimer !== undefined) this.scheduler.clearTimeout(this.slowdownTimer);
+      this.slowdownTimer = this.scheduler.setTimeout(() => {
+        this.slowdownTimer = undefined;
+        this.events.emit("slowdown", { sending_slowly: false, until: this.slowedUntil, delay_ms: 0, reason: "" });
+        this.pump();
+      }, until - this.clock.now());
+    }
+    this.events.emit("slowdown", { sending_slowly: true, until: this.slowedUntil, delay_ms: delayMs, reason });
+    this.pump();
+  }
+
+  /** Whether a SLOWDOWN's pause is running now. */
+  get sendingSlowly(): boolean {
+    return this.clock.now() < this.slowedUntil;
+  }
+
   private pump(): void {
     if (this.conn.state !== "ready") return;
     const window = Math.min(LIMITS.maxUnackedFrames, this.hello?.max_unacked_frames || LIMITS.maxUnackedFrames);

@@ -41,6 +41,6 @@ export type {
   Clock, ConnectionState, ConnectionStateChange, CreateChannelInput, Device, EncryptedBody, Encoding, FetchInit, FetchLike,
   FetchResponse, HelloInfo, HistoryOptions, HistoryPage, MemberPage, MessageContent, MessageUpdate, OutboxEntry, OutboxState,
   OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SessionInfo, SocketEvent, UpdateBody,
-  SyncedEvent, SystemBody, TextBody, Truncation, TypingEvent, User, UserSettings, WebSocketConstructor, WebSocketLike,
+  SlowdownEvent, SyncedEvent, SystemBody, TextBody, Truncation, TypingEvent, User, UserSettings, WebSocketConstructor, WebSocketLike,
 } from "./types.js";
 export type { PushConfig, PushPayload, PushProvider, PushSubscriptionInput, DevicePushState } from "../protocol/push.js";

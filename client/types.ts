@@ -304,6 +304,21 @@ export interface SyncedEvent {
   truncated: Truncation[];
 }
 
+/**
+ * The server asked this client to slow down (SLOWDOWN: its user's or a channel's pending work is
+ * past a threshold, docs/protocol.md "Overload"). New SENDs wait until `until`; nothing is lost.
+ * Emitted with `sending_slowly: true` on each SLOWDOWN and once with `false` when the pause ends,
+ * so an app can show "Sending slowly…" in between.
+ */
+export interface SlowdownEvent {
+  sending_slowly: boolean;
+  /** When sending resumes (ms since the epoch, by the client's clock). */
+  until: number;
+  /** The delay this SLOWDOWN asked for (0 on the event that ends the pause). */
+  delay_ms: number;
+  reason: string;
+}
+
 /** Every event the client emits, with its payload. */
 export interface ClientEvents {
   /** A new message, once, in seq order per channel (including this device's own sends once acked). */
@@ -321,6 +336,8 @@ export interface ClientEvents {
   outbox: OutboxEntry;
   /** A RESUME finished: every missed message has been emitted. */
   synced: SyncedEvent;
+  /** SLOWDOWN began (or grew), or the pause ended. */
+  slowdown: SlowdownEvent;
   /** Tokens changed (login, refresh): persist `refresh_token` if you want to stay signed in. */
   session: AuthSession;
   /**

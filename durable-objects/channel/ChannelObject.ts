@@ -43,6 +43,7 @@ import {
   type MessageChange, type SendAck,
 } from "./types.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
+import { overloadFromEnv, slowdownDelay, type OverloadConfig } from "../../shared/overload.js";
 
 
 type ChannelRow = {
@@ -74,6 +75,7 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly watchers: Watchers;
   /** Shared by sends and changes; a field so tests can change the limit of one channel. */
   private readonly limiter: SenderRateLimiter;
+  private readonly overload: OverloadConfig;
   private readonly log: Sequencer;
   private readonly changes: MessageChanges;
   private fanout!: FanOut;
@@ -93,6 +95,7 @@ export class ChannelObject extends DurableObject<Env> {
     this.members = new Membership(this.sql);
     this.watchers = new Watchers(this.sql);
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));
+    this.overload = overloadFromEnv(env);
     this.attachments = new Attachments(this.sql, {
       // One alarm serves every concern: the sweep asks for it through wakeAt like the others.
       alarms: {
@@ -220,8 +223,24 @@ export class ChannelObject extends DurableObject<Env> {
    * sends one batch per channel at a time, which keeps each device's messages in the order it
    * sent them: the runtime does not promise to deliver separate calls in the order they were made.
    */
-  appendBatch(inputs: AppendInput[]): Result<{ ack: SendAck }>[] {
-    return inputs.map((input) => this.append(input));
+  appendBatch(inputs: AppendInput[]): Result<{ ack: SendAck; slowdownMs?: number }>[] {
+    // Measured before this batch: the fan-out work already waiting when it came.
+    const slowdownMs = this.pressure();
+    const results = inputs.map((input) => this.append(input));
+    if (slowdownMs === undefined) return results;
+    count("overload.slowdown", 1, { object: "channel", type: this.channel!.type });
+    return results.map((r) => (r.ok ? { ...r, slowdownMs } : r));
+  }
+
+  /**
+   * The SLOWDOWN delay this channel's senders get while its fan-out lags (stored messages not yet
+   * handed to every watcher) past its type's threshold: lowest for broadcast, highest for a DM,
+   * so 1:1 traffic is the last slowed (docs/decisions/022). Undefined when there is no pressure.
+   */
+  private pressure(): number | undefined {
+    if (!this.channel) return undefined;
+    const lag = this.log.lastSeq - this.fanout.deliveredUpTo;
+    return slowdownDelay(lag, this.overload.channelLag[this.channel.type] ?? this.overload.channelLag.group, this.overload);
   }
 
   /**
@@ -350,6 +369,10 @@ export class ChannelObject extends DurableObject<Env> {
     if (denied) return denied;
     if (this.channel!.type === "broadcast") return { ok: true };
     if (!this.typingGuard.pass(userId, isTyping, Date.now())) return { ok: true };
+    if (this.pressure() !== undefined) {
+      count("overload.dropped", 1, { object: "channel", kind: "typing" });
+      return { ok: true };
+    }
     count("typing.forwarded");
     this.fanout.signal(userId, { kind: "typing", channel_id: this.channel!.channel_id, user_id: userId, device_id: deviceId, is_typing: isTyping });
     return { ok: true };

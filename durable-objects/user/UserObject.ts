@@ -52,6 +52,7 @@ import { goAwayAll } from "./drain.js";
 import { Wakeups } from "./wakeups.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
+import { overloadFromEnv } from "../../shared/overload.js";
 import { mayBeAddedBy } from "./group-adds.js";
 import { LruMap } from "../../shared/lru.js";
 
@@ -113,7 +114,8 @@ export class UserObject extends DurableObject<Env> {
     this.sends = new SendPipeline({
       appendBatch: (channelId, inputs) => this.channel(channelId).appendBatch(inputs),
       forget: (channelId) => this.stubs.delete(channelId),
-    }, { deadlineMs: sendDeadlineFromEnv(env), wakeAt: (at) => this.wakeups.atOrBefore(at) });
+      typeOf: (channelId) => this.channels?.row(channelId)?.type,
+    }, { deadlineMs: sendDeadlineFromEnv(env), wakeAt: (at) => this.wakeups.atOrBefore(at), overload: overloadFromEnv(env) });
     this.resume = new Resume({
       rows: () => this.channels.current(),
       devices: this.devices,
@@ -391,6 +393,7 @@ export class UserObject extends DurableObject<Env> {
 
   /** A typing indicator or read receipt from another member: straight to every device. */
   signal(event: ChannelSignal): void {
+    if (event.kind === "typing" && this.shedEphemeral("typing")) return;
     const frame: FrameInit = event.kind === "typing"
       ? { type: pb.FrameType.TYPING, typing: { channel_id: event.channel_id, user_id: event.user_id, device_id: event.device_id, is_typing: event.is_typing } }
       : { type: pb.FrameType.READ, read: { channel_id: event.channel_id, user_id: event.user_id, up_to_seq: event.up_to_seq } };
@@ -399,6 +402,7 @@ export class UserObject extends DurableObject<Env> {
 
   /** A watched user's presence changed (from their PresenceObject shard): to every device. */
   presence(state: PresenceState): void {
+    if (this.shedEphemeral("presence")) return;
     this.broadcast({ type: pb.FrameType.PRESENCE, presence: state });
   }
 
@@ -645,6 +649,16 @@ export class UserObject extends DurableObject<Env> {
   }
 
   /* ------------------------------------ helpers ------------------------------------ */
+
+  /**
+   * Under pressure (SENDs piling up) typing and presence are the first to go: they are
+   * ephemeral, the next one replaces them, and nobody is owed an answer. Counted, never an error.
+   */
+  private shedEphemeral(kind: "typing" | "presence"): boolean {
+    if (!this.sends.underPressure()) return false;
+    count("overload.dropped", 1, { object: "user", kind });
+    return true;
+  }
 
   private socketGone(ws: WebSocket): void {
     this.resume.socketGone(ws);

@@ -10,6 +10,12 @@
  * - One append in flight per channel: whatever queues meanwhile goes in the next
  *   `ChannelObject.appendBatch`, in queue order, so a device's messages keep their order and a
  *   burst costs one call and one commit.
+ * - Overload (docs/decisions/022): past `overload.userPendingSends` unanswered SENDs over all the
+ *   user's sockets, each socket that adds one is sent SLOWDOWN with a delay proportional to the
+ *   excess (at most once per delay), so clients pause before any of them fills its window; a
+ *   channel that answers with `slowdownMs` (its fan-out lags) gets its sender the same. While
+ *   under pressure at most `callsUnderPressure` appendBatch calls are in flight, and the next
+ *   channel served is the highest ranked: DMs, then groups, then broadcasts.
  * - Nothing waits for ever: a SEND not answered within the deadline gets a retryable
  *   `unavailable` ERROR and frees its place in the window (the client retries with the same
  *   client_msg_id, which the channel dedups). Deadlines and gaps are checked from the object's
@@ -21,6 +27,7 @@ import { fail, failureFromException, isRetryablePlatformError, type Failure, typ
 import { errorFrame, sendFrame } from "../../shared/frames.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
+import { channelRank, DEFAULT_OVERLOAD, slowdownDelay, type OverloadConfig } from "../../shared/overload.js";
 import type { AppendInput, SendAck } from "../channel/types.js";
 import { capId, patchSocketInfo, socketInfo } from "./socket-protocol.js";
 
@@ -62,11 +69,16 @@ interface Call {
   abandon: () => void;
 }
 
+/** One SEND's answer from its channel; `slowdownMs` when the channel is under pressure. */
+export type AppendResult = Result<{ ack: SendAck; slowdownMs?: number }>;
+
 /** The channel side of the pipeline: one ChannelObject's appendBatch, and a way to drop a broken stub. */
 export interface AppendTarget {
-  appendBatch(channelId: string, inputs: AppendInput[]): Promise<Result<{ ack: SendAck }>[]>;
+  appendBatch(channelId: string, inputs: AppendInput[]): Promise<AppendResult[]>;
   /** A failed call can break the stub: take a fresh one next time. */
   forget(channelId: string): void;
+  /** The channel's type as the user's list knows it ("dm", "group", "broadcast"), for the serving order. */
+  typeOf?(channelId: string): string | undefined;
 }
 
 export interface SendPipelineOptions {
@@ -75,6 +87,8 @@ export interface SendPipelineOptions {
   /** Asks the host to call `tick()` no later than `at` (the object's alarm). */
   wakeAt?: (at: number) => void;
   now?: () => number;
+  /** Thresholds and delays (shared/overload.ts). */
+  overload?: OverloadConfig;
 }
 
 /** SEND_DEADLINE_MS from the Worker's vars, or the default for anything unusable. */
@@ -103,12 +117,43 @@ export class SendPipeline {
   private readonly calls = new Map<string, Call>();
   /** The earliest tick() asked of the host and not yet run. */
   private wakeRequested: number | undefined;
+  /** Channels with queued SENDs and no call in flight, waiting for a call slot (in arrival order). */
+  private readonly ready = new Set<string>();
+  /** Channels with a batch being sent and answered: one at a time per channel, which keeps the order. */
+  private readonly running = new Set<string>();
+  /** Per socket: until when its last SLOWDOWN asked it to pause (one SLOWDOWN per pause). */
+  private readonly slowedUntil = new WeakMap<WebSocket, number>();
+  readonly overload: OverloadConfig;
 
   constructor(private readonly channels: AppendTarget, options: SendPipelineOptions = {}) {
     this.deadlineMs = options.deadlineMs ?? DEFAULT_SEND_DEADLINE_MS;
     this.abandonMs = 3 * this.deadlineMs;
     this.wakeAt = options.wakeAt ?? (() => {});
     this.now = options.now ?? Date.now;
+    this.overload = options.overload ?? DEFAULT_OVERLOAD;
+  }
+
+  /** Unanswered SENDs over all sockets: this object's pending work. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /** Past the threshold: ephemeral signals are dropped, DMs are served first, clients are slowed. */
+  underPressure(): boolean {
+    return this.pending.size > this.overload.userPendingSends;
+  }
+
+  /**
+   * SLOWDOWN {delay_ms} to `ws`, unless a pause it was asked for is still running and at least
+   * as long. Returns whether one was sent.
+   */
+  slowDown(ws: WebSocket, encoding: Encoding, delayMs: number, reason: string): boolean {
+    const now = this.now();
+    if ((this.slowedUntil.get(ws) ?? 0) >= now + delayMs / 2) return false;
+    this.slowedUntil.set(ws, now + delayMs);
+    count("overload.slowdown", 1, { object: "user" });
+    sendFrame(ws, { type: pb.FrameType.SLOWDOWN, slowdown: { delay_ms: delayMs, reason } }, encoding);
+    return true;
   }
 
   /** Past the window: SLOWDOWN to the socket, and the Failure to report for this SEND. */
@@ -128,6 +173,8 @@ export class SendPipeline {
       this.inflight.set(job.ws, (this.inflight.get(job.ws) ?? 0) + 1);
       this.pending.add(pending);
       this.requestWake(pending.submittedAt + this.deadlineMs);
+      const delay = slowdownDelay(this.pending.size, this.overload.userPendingSends, this.overload);
+      if (delay !== undefined) this.slowDown(job.ws, job.encoding, delay, `${this.pending.size} SENDs pending for this user`);
       this.admit(job.ws, sendSeq, pending);
     });
   }
@@ -244,24 +291,50 @@ export class SendPipeline {
 
   private enqueueAppend(job: Pending): void {
     const queue = this.appendQueues.get(job.channelId);
-    if (queue) { queue.push(job); return; }
-    this.appendQueues.set(job.channelId, [job]);
-    void this.runAppends(job.channelId);
+    if (queue) queue.push(job);
+    else this.appendQueues.set(job.channelId, [job]);
+    if (!this.running.has(job.channelId)) this.ready.add(job.channelId);
+    this.pump();
   }
 
-  private async runAppends(channelId: string): Promise<void> {
-    const queue = this.appendQueues.get(channelId)!;
-    for (;;) {
-      const jobs: Pending[] = [];
-      while (queue.length > 0 && jobs.length < LIMITS.maxUnackedFrames) {
-        const job = queue.shift()!;
-        if (!job.answered) jobs.push(job); // answered at its deadline while queued
+  /**
+   * Starts a call for each channel waiting, while slots allow: all of them normally, at most
+   * `callsUnderPressure` at a time under pressure, and then the highest ranked channel first
+   * (DM, group, broadcast; arrival order within a rank).
+   */
+  private pump(): void {
+    while (this.ready.size > 0) {
+      const pressed = this.underPressure();
+      if (pressed && this.running.size >= this.overload.callsUnderPressure) return;
+      let next: string | undefined;
+      let best = Infinity;
+      for (const channelId of this.ready) {
+        if (!pressed) { next = channelId; break; }
+        const rank = channelRank(this.channels.typeOf?.(channelId));
+        if (rank < best) { best = rank; next = channelId; }
       }
-      if (jobs.length === 0) break;
+      this.ready.delete(next!);
+      void this.runBatch(next!);
+    }
+  }
+
+  /** One appendBatch for a channel's queue; then the channel waits for a slot again if more came. */
+  private async runBatch(channelId: string): Promise<void> {
+    const queue = this.appendQueues.get(channelId) ?? [];
+    this.running.add(channelId);
+    const jobs: Pending[] = [];
+    while (queue.length > 0 && jobs.length < LIMITS.maxUnackedFrames) {
+      const job = queue.shift()!;
+      if (!job.answered) jobs.push(job); // answered at its deadline while queued
+    }
+    if (jobs.length > 0) {
       const results = await this.append(channelId, jobs.map((j) => j.input));
       jobs.forEach((job, i) => this.finish(job, results[i] ?? failureFromException(new Error("no result for a SEND"))));
     }
-    this.appendQueues.delete(channelId);
+    this.running.delete(channelId);
+    if (queue.length > 0) this.ready.add(channelId);
+    else this.appendQueues.delete(channelId);
+    this.pump();
   }
 
   /**
@@ -269,7 +342,7 @@ export class SendPipeline {
    * transient (appendBatch dedups on client_msg_id, so a retry stores nothing twice), and given
    * up on after `abandonMs`.
    */
-  private async append(channelId: string, inputs: AppendInput[]): Promise<Result<{ ack: SendAck }>[]> {
+  private async append(channelId: string, inputs: AppendInput[]): Promise<AppendResult[]> {
     let abandon!: () => void;
     const abandoned = new Promise<"abandoned">((resolve) => { abandon = () => resolve("abandoned"); });
     const call: Call = { startedAt: this.now(), abandon };
@@ -295,7 +368,7 @@ export class SendPipeline {
     }
   }
 
-  private finish(job: Pending, result: Result<{ ack: SendAck }>): void {
+  private finish(job: Pending, result: AppendResult): void {
     if (job.answered) return;
     job.answered = true;
     const waited = this.now() - job.submittedAt;
@@ -304,6 +377,9 @@ export class SendPipeline {
     const left = (this.inflight.get(job.ws) ?? 1) - 1;
     if (left > 0) this.inflight.set(job.ws, left); else this.inflight.delete(job.ws);
     const trace = job.traceId ? { trace_id: job.traceId } : {};
+    if (result.ok && result.slowdownMs && job.ws.readyState === WebSocket.OPEN) {
+      this.slowDown(job.ws, job.encoding, result.slowdownMs, "the channel's fan-out is behind");
+    }
     const frame = result.ok
       ? { type: pb.FrameType.SEND_ACK, request_id: job.requestId, send_ack: { ...result.ack, ...trace } }
       : errorFrame(job.requestId, result, { channel_id: capId(job.channelId), client_msg_id: capId(job.input.clientMsgId), ...trace });

@@ -352,6 +352,11 @@ export class SocketProtocol {
     const t = frame.typing;
     const me = this.host.userId();
     if (!t || !me || !isChannelId(t.channel_id)) return fail("invalid_argument", "TYPING needs a channel_id.");
+    if (this.host.sends.underPressure()) {
+      // Shed first under pressure (decision 022): typing is ephemeral and unanswered anyway.
+      count("overload.dropped", 1, { object: "user", kind: "typing" });
+      return undefined;
+    }
     const result = await this.host.typing(t.channel_id, info.deviceId, t.is_typing === true);
     return result.ok ? undefined : result;
   }

@@ -235,6 +235,33 @@ describe.each<Encoding>(["proto", "json"])("outbox over %s", (encoding) => {
     expect(s.framesOfType(T.SEND)).toHaveLength(2);
   });
 
+  it("on SLOWDOWN says it is sending slowly, holds new SENDs, then resumes and says so", async () => {
+    const h = harness({ encoding });
+    const s = await connectReady(h, [channelState("c1", 0)]);
+    const events: { sending_slowly: boolean; delay_ms: number }[] = [];
+    h.client.on("slowdown", (e) => events.push({ sending_slowly: e.sending_slowly, delay_ms: e.delay_ms }));
+    const first = h.client.send("c1", "before");
+    await settle();
+    expect(s.framesOfType(T.SEND)).toHaveLength(1);
+    s.receive({ type: T.SLOWDOWN, slowdown: { delay_ms: 300, reason: "40 SENDs pending for this user" } });
+    // The SEND already out is still answered during the pause.
+    s.receive(ackFor(s, 0, 1));
+    await expect(first).resolves.toMatchObject({ seq: 1 });
+    expect(h.client.sendingSlowly).toBe(true);
+    h.client.send("c1", "during");
+    await h.time.advance(200);
+    // A longer pause asked for meanwhile extends it.
+    s.receive({ type: T.SLOWDOWN, slowdown: { delay_ms: 400, reason: "more" } });
+    await h.time.advance(399);
+    expect(s.framesOfType(T.SEND)).toHaveLength(1);
+    expect(events).toEqual([{ sending_slowly: true, delay_ms: 300 }, { sending_slowly: true, delay_ms: 400 }]);
+    await h.time.advance(1);
+    expect(s.framesOfType(T.SEND)).toHaveLength(2);
+    expect(h.client.sendingSlowly).toBe(false);
+    expect(events.at(-1)).toEqual({ sending_slowly: false, delay_ms: 0 });
+    expect(events).toHaveLength(3);
+  });
+
   it("resends a SEND that got no answer within the request timeout", async () => {
     const h = harness({ encoding, requestTimeoutMs: 10_000, heartbeatIntervalMs: 60_000 });
     const s = await connectReady(h, [channelState("c1", 0)]);

@@ -8,6 +8,7 @@ import { decodeFrame, pb, type Frame } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { fail, type Result } from "../../shared/errors.js";
 import { GAP_MS, SendPipeline, type AppendTarget } from "../../durable-objects/user/send-pipeline.js";
+import { DEFAULT_OVERLOAD } from "../../shared/overload.js";
 import type { AppendInput, SendAck } from "../../durable-objects/channel/types.js";
 
 const T = pb.FrameType;
@@ -99,7 +100,8 @@ describe("SendPipeline", () => {
   it("refuses a SEND past the window with SLOWDOWN and rate_limited", async () => {
     const channel = new Channel();
     channel.hold = new Promise(() => {});
-    const pipeline = new SendPipeline(channel);
+    // The window on its own: the user-wide threshold (which asks for SLOWDOWN earlier) set out of the way; test/user/overload.test.ts covers it.
+    const pipeline = new SendPipeline(channel, { overload: { ...DEFAULT_OVERLOAD, userPendingSends: LIMITS.maxUnackedFrames } });
     const { ws, frames } = connection();
     for (let i = 0; i < LIMITS.maxUnackedFrames; i++) {
       expect(pipeline.refuseOverWindow(ws, "json")).toBeUndefined();
