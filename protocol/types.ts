@@ -175,6 +175,8 @@ export interface ChatMessage {
   deleted: boolean;
   /** Deleted for me (this user, all their devices; set by the user's object, never stored in the channel): apps leave it out of the timeline. */
   hidden: boolean;
+  /** Live deliveries only: the trace id of the SEND that stored it (docs/operations.md). */
+  trace_id?: string;
 }
 
 /** A message changed (MESSAGE_UPDATE): `message` is the message as it is now; replace yours by (channel_id, seq). */

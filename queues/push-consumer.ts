@@ -17,6 +17,7 @@ import { MAX_RETRY_DELAY_SECONDS, pushSettings, type PushSettings } from "./push
 import { sendPush, type Fetch, type SendOutcome } from "./providers/index.js";
 import { log } from "../shared/log.js";
 import { count } from "../shared/metrics.js";
+import { traced } from "../shared/trace.js";
 
 export interface PushBatchStats {
   sent: number;
@@ -102,7 +103,7 @@ async function consumeOne(msg: Message<unknown>, env: Env, settings: PushSetting
     await settle(msg, job, outcome, env, settings, stats);
   } catch (err) {
     // A bug or a platform hiccup (the user's object unreachable): try again later.
-    log("error", "push.job_failed", { object: "queue", user_id: job.user_id, device_id: job.device_id }, err);
+    log("error", "push.job_failed", { object: "queue", user_id: job.user_id, device_id: job.device_id, ...traced(job.trace_id) }, err);
     stats.retried++;
     msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts, settings.retryBaseSeconds) });
   }
@@ -120,6 +121,7 @@ async function settle(msg: Message<unknown>, job: PushJob, outcome: SendOutcome,
   switch (outcome.kind) {
     case "sent":
       stats.sent++;
+      log("debug", "push.sent", { object: "queue", provider: job.subscription.type, user_id: job.user_id, device_id: job.device_id, type: job.payload.type, ...traced(job.trace_id) });
       msg.ack();
       return;
     case "gone":
@@ -133,7 +135,7 @@ async function settle(msg: Message<unknown>, job: PushJob, outcome: SendOutcome,
       return;
     case "rejected":
       stats.rejected++;
-      log("warn", "push.rejected", { object: "queue", provider: job.subscription.type, user_id: job.user_id, device_id: job.device_id, status: outcome.status, reason: outcome.reason });
+      log("warn", "push.rejected", { object: "queue", provider: job.subscription.type, user_id: job.user_id, device_id: job.device_id, status: outcome.status, reason: outcome.reason, ...traced(job.trace_id) });
       msg.ack();
       return;
   }

@@ -5,6 +5,7 @@
 import type { PushPayload, PushSubscriptionInput } from "../protocol/push.js";
 import { parseSubscription } from "../durable-objects/user/push-subscriptions.js";
 import { log } from "../shared/log.js";
+import { traced, traceOf } from "../shared/trace.js";
 
 export interface PushJob {
   v: 1;
@@ -14,6 +15,8 @@ export interface PushJob {
   payload: PushPayload;
   /** ms since the epoch when the push was decided; jobs older than PUSH_MAX_AGE_SECONDS are dropped. */
   created_at: number;
+  /** The trace id of the SEND whose message this push is about (shared/trace.ts); the consumer's log lines carry it. */
+  trace_id?: string;
 }
 
 /** Queue limits (Cloudflare Queues): a message ≤ 128 KB, a sendBatch ≤ 100 messages and 256 KB. */
@@ -36,11 +39,12 @@ export async function sendPushJobs(queue: Queue<PushJob>, jobs: PushJob[]): Prom
   for (const job of jobs) {
     const size = new TextEncoder().encode(JSON.stringify(job)).byteLength;
     if (size > MAX_JOB_BYTES) {
-      log("error", "push.job_too_large", { object: "user", user_id: job.user_id, device_id: job.device_id, bytes: size });
+      log("error", "push.job_too_large", { object: "user", user_id: job.user_id, device_id: job.device_id, bytes: size, ...traced(job.trace_id) });
       continue;
     }
     if (batch.length === MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES) await flush();
     batch.push({ body: job, contentType: "json" });
+    log("debug", "push.enqueued", { object: "user", user_id: job.user_id, device_id: job.device_id, type: job.payload.type, channel_id: job.payload.channel_id, ...traced(job.trace_id) });
     bytes += size;
   }
   await flush();
@@ -54,7 +58,7 @@ export function parsePushJob(body: unknown): PushJob | undefined {
   const subscription = parseSubscription(j.subscription);
   const payload = parsePayload(j.payload);
   if (!subscription || !payload) return undefined;
-  return { v: 1, user_id: j.user_id, device_id: j.device_id, subscription, payload, created_at: j.created_at };
+  return { v: 1, user_id: j.user_id, device_id: j.device_id, subscription, payload, created_at: j.created_at, ...traced(traceOf(j)) };
 }
 
 function parsePayload(input: unknown): PushPayload | undefined {

@@ -22,9 +22,29 @@ export interface LogFields {
   [field: string]: unknown;
 }
 
+/** Where lines go besides the console: tests add a sink to read what objects logged (same isolate). */
+type LogSink = (line: Record<string, unknown>) => void;
+const sinks = new Set<LogSink>();
+
+/**
+ * Also hands every line to `sink` until the returned function is called (tests: "this trace id
+ * reached these log lines").
+ *
+ * @example
+ * const lines: Record<string, unknown>[] = [];
+ * const stop = alsoLogTo((l) => lines.push(l)); ...; stop();
+ */
+export function alsoLogTo(sink: LogSink): () => void {
+  sinks.add(sink);
+  return () => { sinks.delete(sink); };
+}
+
 export function log(level: LogLevel, event: string, fields: LogFields = {}, error?: unknown): void {
   const line: Record<string, unknown> = { level, event, ...fields };
   if (error !== undefined) line.error = errorText(error);
+  for (const sink of sinks) {
+    try { sink(line); } catch { /* a broken sink loses a line, nothing else */ }
+  }
   const text = JSON.stringify(line);
   if (level === "error") console.error(text);
   else if (level === "warn") console.warn(text);

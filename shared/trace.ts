@@ -7,6 +7,31 @@
  */
 export const TRACE_HEADER = "x-trace-id";
 
+/** Whether `v` is a trace id as minted here (checked where one crosses an RPC or a queue). */
+export function isTraceId(v: unknown): v is string {
+  return typeof v === "string" && /^[0-9a-f]{32}$/.test(v);
+}
+
+/**
+ * What a queue message carries to join the trace that caused it: put `trace_id` in the body
+ * (`{ ...body, ...traced(traceId) }`) and read it back on the consumer side with `traceOf(body)`,
+ * so the consumer's log lines carry it too.
+ */
+export interface Traced {
+  trace_id?: string;
+}
+
+/** `{ trace_id }` when there is a trace id, `{}` otherwise: for spreading into bodies and log fields. */
+export function traced(traceId: string | undefined): Traced {
+  return isTraceId(traceId) ? { trace_id: traceId } : {};
+}
+
+/** The trace id a queue body (or any RPC argument) carries, if it is one. */
+export function traceOf(body: unknown): string | undefined {
+  const v = typeof body === "object" && body !== null ? (body as Traced).trace_id : undefined;
+  return isTraceId(v) ? v : undefined;
+}
+
 /** 32 lowercase hex digits, the W3C trace-id shape. */
 export function newTraceId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));

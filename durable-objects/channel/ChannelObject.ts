@@ -44,6 +44,8 @@ import {
 } from "./types.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
 import { overloadFromEnv, slowdownDelay, type OverloadConfig } from "../../shared/overload.js";
+import { traced } from "../../shared/trace.js";
+import { log } from "../../shared/log.js";
 
 
 type ChannelRow = {
@@ -76,6 +78,8 @@ export class ChannelObject extends DurableObject<Env> {
   /** Shared by sends and changes; a field so tests can change the limit of one channel. */
   private readonly limiter: SenderRateLimiter;
   private readonly overload: OverloadConfig;
+  /** The trace id of the SEND being appended, for the message the sequencer hands to fan-out. */
+  private appendingTrace: string | undefined;
   private readonly log: Sequencer;
   private readonly changes: MessageChanges;
   private fanout!: FanOut;
@@ -107,6 +111,8 @@ export class ChannelObject extends DurableObject<Env> {
       deleteBlob: (row) => deleteBlob(env, row),
     });
     this.log = new Sequencer(this.sql, this.limiter, (message) => {
+      // In memory only: live deliveries carry the SEND's trace id; the stored row does not.
+      if (this.appendingTrace) message.trace_id = this.appendingTrace;
       this.fanout.accept(message);
       const kind = message.content.update ? "update" : message.content.system ? "system" : "post";
       if (kind !== "update") this.activity = { hlc: message.hlc, at: message.server_ts };
@@ -215,7 +221,17 @@ export class ChannelObject extends DurableObject<Env> {
     // Check, then seq/HLC and INSERT: all synchronous, no `await` anywhere on this path.
     const denied = this.requireMember(input.userId);
     if (denied) return denied;
-    return this.log.append(input);
+    const trace = traced(input.traceId);
+    this.appendingTrace = trace.trace_id;
+    try {
+      const r = this.log.append(input);
+      if (r.ok && trace.trace_id) {
+        log("debug", "message.stored", { object: "channel", channel_id: this.channel!.channel_id, user_id: input.userId, seq: r.ack.seq, status: r.ack.status, ...trace });
+      }
+      return r;
+    } finally {
+      this.appendingTrace = undefined;
+    }
   }
 
   /**

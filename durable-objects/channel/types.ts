@@ -97,6 +97,8 @@ export interface AppendInput {
   deviceId: string;
   clientMsgId: string;
   content: ContentInit;
+  /** The SEND frame's trace id (shared/trace.ts): carried by the stored message's live deliveries and log lines. */
+  traceId?: string;
 }
 
 export interface HistoryQuery {

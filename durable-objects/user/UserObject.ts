@@ -324,6 +324,11 @@ export class UserObject extends DurableObject<Env> {
   deliver(batch: DeliveryBatch): DeliveryOutcome {
     const outcome = this.live.deliver(batch);
     if (outcome.live) this.awaitAcks(batch);
+    for (const m of batch.messages) {
+      if (!m.trace_id) continue;
+      const to = outcome.live && openSockets(this.ctx).length > 0 ? "devices" : outcome.live ? "push" : "nobody";
+      log("debug", "deliver.message", { object: "user", id: this.profile?.user_id, channel_id: batch.channel.channel_id, seq: m.seq, to, trace_id: m.trace_id });
+    }
     return outcome;
   }
 

@@ -19,6 +19,8 @@ export interface MissedMessage {
   /** Text to show, or null (previews off, not text, encrypted). */
   preview: string | null;
   sentAt: number;
+  /** The trace id of the SEND that stored it, while in memory (merged updates read back from storage have none). */
+  traceId?: string;
 }
 
 /** One channel's coalescing state; kept until the user reads the channel. */

@@ -12,6 +12,7 @@ import type { PushJob } from "../../queues/push-jobs.js";
 import type { ChatMessageData, DeliveryBatch } from "../channel/types.js";
 import { dueAt, onMissed, onRead, onWindowEnd, type Decision, type MissedMessage, type PushWindow } from "./push-coalesce.js";
 import type { PushSubscriptions } from "./push-subscriptions.js";
+import { traced } from "../../shared/trace.js";
 
 export type { MissedMessage };
 
@@ -115,8 +116,9 @@ export class PushNotifier {
     else if (d.clear) payload = { v: 1, type: "clear", channel_id: channelId, read_seq: readSeq };
     if (!payload) return;
     const now = this.opts.now();
+    const trace = traced(d.push ? d.window?.last.traceId : undefined);
     const jobs = this.subscriptions.all().map(({ deviceId, subscription }): PushJob => ({
-      v: 1, user_id: userId, device_id: deviceId, subscription, payload: payload!, created_at: now,
+      v: 1, user_id: userId, device_id: deviceId, subscription, payload: payload!, created_at: now, ...trace,
     }));
     if (jobs.length > 0) this.opts.dispatch(jobs);
   }
@@ -184,6 +186,7 @@ export function missedMessages(batch: DeliveryBatch, me: string, previews: boole
       senderName,
       preview: previews ? previewOf(m) : null,
       sentAt: m.server_ts,
+      ...(m.trace_id ? { traceId: m.trace_id } : {}),
     });
   }
   return out;

@@ -380,6 +380,9 @@ export class SendPipeline {
     if (result.ok && result.slowdownMs && job.ws.readyState === WebSocket.OPEN) {
       this.slowDown(job.ws, job.encoding, result.slowdownMs, "the channel's fan-out is behind");
     }
+    if (result.ok && job.traceId) {
+      log("debug", "send.acked", { object: "user", user_id: job.input.userId, device_id: job.input.deviceId, channel_id: job.channelId, seq: result.ack.seq, status: result.ack.status, ms: waited, trace_id: job.traceId });
+    }
     const frame = result.ok
       ? { type: pb.FrameType.SEND_ACK, request_id: job.requestId, send_ack: { ...result.ack, ...trace } }
       : errorFrame(job.requestId, result, { channel_id: capId(job.channelId), client_msg_id: capId(job.input.clientMsgId), ...trace });

@@ -282,7 +282,7 @@ export class SocketProtocol {
     }
     await this.host.sends.submit({
       ws, encoding: info.encoding, requestId: frame.request_id, channelId: send.channel_id, traceId,
-      input: { userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content },
+      input: { userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content, traceId },
     }, send.send_seq ?? 0);
     return undefined;
   }

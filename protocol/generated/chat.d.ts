@@ -1279,6 +1279,9 @@ export namespace edgechat {
             /** ChatMessage hidden. */
             hidden: boolean;
 
+            /** ChatMessage trace_id. */
+            trace_id: string;
+
             /**
              * Creates a new ChatMessage instance using the specified properties.
              * @param [properties] Properties to set
@@ -1385,6 +1388,9 @@ export namespace edgechat {
                 /** ChatMessage hidden */
                 hidden?: (boolean|null);
 
+                /** ChatMessage trace_id */
+                trace_id?: (string|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -1404,6 +1410,7 @@ export namespace edgechat {
               edited_at?: number|null;
               deleted?: boolean|null;
               hidden?: boolean|null;
+              trace_id?: string|null;
               $unknowns?: Uint8Array[];
             };
         }

@@ -2622,6 +2622,7 @@ export const edgechat = $root.edgechat = (() => {
             ChatMessage.prototype.edited_at = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
             ChatMessage.prototype.deleted = false;
             ChatMessage.prototype.hidden = false;
+            ChatMessage.prototype.trace_id = "";
 
             ChatMessage.create = function(properties) {
                 return new ChatMessage(properties);
@@ -2661,6 +2662,8 @@ export const edgechat = $root.edgechat = (() => {
                     writer.uint32(176).bool(message.deleted);
                 if (message.hidden != null && $Object.hasOwnProperty.call(message, "hidden") && message.hidden !== false)
                     writer.uint32(184).bool(message.hidden);
+                if (message.trace_id != null && $Object.hasOwnProperty.call(message, "trace_id") && message.trace_id !== "")
+                    writer.uint32(194).string(message.trace_id);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2807,6 +2810,15 @@ export const edgechat = $root.edgechat = (() => {
                                 delete message.hidden;
                             continue;
                         }
+                    case 24: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.trace_id = value;
+                            else
+                                delete message.trace_id;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -2878,6 +2890,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (message.hidden != null && $Object.hasOwnProperty.call(message, "hidden"))
                     if (typeof message.hidden !== "boolean")
                         return "hidden: boolean expected";
+                if (message.trace_id != null && $Object.hasOwnProperty.call(message, "trace_id"))
+                    if (!$util.isString(message.trace_id))
+                        return "trace_id: string expected";
                 return null;
             };
 
@@ -2960,6 +2975,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (object.hidden != null)
                     if (object.hidden)
                         message.hidden = $Boolean(object.hidden);
+                if (object.trace_id != null)
+                    if (typeof object.trace_id !== "string" || object.trace_id.length)
+                        message.trace_id = $String(object.trace_id);
                 return message;
             };
 
@@ -2998,6 +3016,7 @@ export const edgechat = $root.edgechat = (() => {
                         object.edited_at = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                     object.deleted = false;
                     object.hidden = false;
+                    object.trace_id = "";
                 }
                 if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id"))
                     object.channel_id = message.channel_id;
@@ -3043,6 +3062,8 @@ export const edgechat = $root.edgechat = (() => {
                     object.deleted = message.deleted;
                 if (message.hidden != null && $Object.hasOwnProperty.call(message, "hidden"))
                     object.hidden = message.hidden;
+                if (message.trace_id != null && $Object.hasOwnProperty.call(message, "trace_id"))
+                    object.trace_id = message.trace_id;
                 return object;
             };
 

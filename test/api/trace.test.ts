@@ -1,5 +1,8 @@
 import { SELF } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
+import { alsoLogTo } from "../../shared/log.js";
+import { parsePushJob } from "../../queues/push-jobs.js";
+import { call, createGroup } from "../helpers/api.js";
 import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
 import { pb } from "../../protocol/codec.js";
 import { BASE, createDm, register } from "../helpers/api.js";
@@ -57,5 +60,50 @@ describe("REST trace ids and request metrics", () => {
     expect(error.error?.code).toBe("invalid_argument");
     expect(error.error?.trace_id).toMatch(/^[0-9a-f]{32}$/);
     a.close();
+  });
+
+  it("carries a SEND's trace id through the channel to every recipient: DELIVER, push job and each log line on the way", async () => {
+    const alice = await register("alice"), bob = await register("bob"), carol = await register("carol");
+    // Carol has no device connected, only a push subscription: her copy goes through the queue.
+    const sub = await (await fetch(`${inject("fakePushUrl")}/__subscribe`, { method: "POST", body: JSON.stringify({ name: `carol-${carol.user_id.slice(-6)}` }) })).json();
+    expect((await call("POST", "/v1/devices", { token: carol.access_token, body: { device_id: "phone", push: sub } })).status).toBe(201);
+    const group = await createGroup(alice, [bob, carol], "Traced");
+    const a = await onlineDevice(alice.access_token, "a");
+    const b = await onlineDevice(bob.access_token, "b");
+    const lines: Record<string, unknown>[] = [];
+    const stop = alsoLogTo((l) => lines.push(l));
+    try {
+      const ack = await a.sendText(group, "follow me");
+      const trace = ack.send_ack!.trace_id!;
+      expect(trace).toMatch(/^[0-9a-f]{32}$/);
+      const delivered = (await b.take((f) => f.type === pb.FrameType.DELIVER && f.deliver!.messages!.some((m) => m.seq === ack.send_ack!.seq), 15_000)).deliver!.messages!;
+      expect(delivered.find((m) => m.seq === ack.send_ack!.seq)?.trace_id).toBe(trace);
+      const has = (event: string, extra: Record<string, unknown> = {}) =>
+        lines.some((l) => l.event === event && l.trace_id === trace && Object.entries(extra).every(([k, v]) => l[k] === v));
+      const deadline = Date.now() + 30_000;
+      while (!(has("push.enqueued", { user_id: carol.user_id }) && has("push.sent", { user_id: carol.user_id })) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(has("send.acked", { user_id: alice.user_id, channel_id: group, seq: ack.send_ack!.seq })).toBe(true);
+      expect(has("message.stored", { object: "channel", channel_id: group, seq: ack.send_ack!.seq })).toBe(true);
+      expect(has("deliver.message", { id: bob.user_id, to: "devices" })).toBe(true);
+      expect(has("deliver.message", { id: carol.user_id, to: "push" })).toBe(true);
+      expect(has("push.enqueued", { user_id: carol.user_id })).toBe(true);
+      expect(has("push.sent", { user_id: carol.user_id })).toBe(true);
+    } finally {
+      stop();
+      a.close();
+      b.close();
+    }
+  }, 60_000);
+
+  it("keeps a push job's trace id through the queue body, and drops one that is not a trace id", () => {
+    const job = {
+      v: 1, user_id: "u_a", device_id: "phone", created_at: 1, subscription: { type: "fcm", token: "t" },
+      payload: { v: 1, type: "clear", channel_id: "c_g_x", read_seq: 3 },
+    };
+    expect(parsePushJob({ ...job, trace_id: "4bf92f3577b34da6a3ce929d0e0e4736" })?.trace_id).toBe("4bf92f3577b34da6a3ce929d0e0e4736");
+    expect(parsePushJob({ ...job, trace_id: "<script>" })).not.toHaveProperty("trace_id");
+    expect(parsePushJob(job)).not.toHaveProperty("trace_id");
   });
 });
