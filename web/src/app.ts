@@ -124,6 +124,10 @@ export class App implements Intents {
         void this.fetchPreviews();
         this.requestRender();
       }),
+      c.on("slowdown", ({ sending_slowly }) => {
+        s.connection.sendingSlowly = sending_slowly;
+        this.requestRender();
+      }),
       c.on("connectionState", (change) => {
         s.connection.state = change.state;
         s.connection.retryAt = change.retryInMs !== undefined ? Date.now() + change.retryInMs : undefined;

@@ -16,6 +16,8 @@ export interface ConnectionView {
   /** Why the connection stopped for good (state "closed"). */
   fatal: EdgechatError | undefined;
   retryAt: number | undefined;
+  /** The server asked this device to pause its sends (SLOWDOWN); they go out when it ends. */
+  sendingSlowly?: boolean;
 }
 
 export type UploadState = "preparing" | "uploading" | "sending" | "failed";

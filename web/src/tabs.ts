@@ -73,7 +73,7 @@ interface ErrorData {
 }
 
 /** The events a leader relays to followers ("session" carries tokens and stays in the tab). */
-const RELAYED = ["message", "messageUpdated", "read", "typing", "presence", "channel", "connectionState", "error", "ack", "outbox", "synced", "discarded"] as const;
+const RELAYED = ["message", "messageUpdated", "read", "typing", "presence", "channel", "connectionState", "error", "ack", "outbox", "synced", "discarded", "slowdown"] as const;
 type Relayed = (typeof RELAYED)[number];
 /** Errors that end the connection until someone acts (sign in again, remove a device, reconnect). */
 const FATAL = new Set(["replaced", "too_many_devices", "unauthorized", "token_expired", "session_revoked"]);

@@ -21,7 +21,7 @@ export class Banner {
     let text = "";
     let action: { label: string; run: () => void } | undefined;
     if (state === "ready") {
-      text = "";
+      text = this.model.state.connection.sendingSlowly ? "Sending slowly…" : "";
     } else if (state === "closed" && fatal) {
       kind = "error";
       if (fatal.code === "too_many_devices") {
