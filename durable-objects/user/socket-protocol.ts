@@ -163,7 +163,7 @@ export function broadcast(sockets: WebSocket[], frame: FrameInit): void {
 
 /** Messages to one socket as DELIVER frames that each fit the frame limit. */
 export function sendMessages(ws: WebSocket, encoding: Encoding, messages: ChatMessageData[]): void {
-  for (const chunk of chunkMessages(messages)) sendFrame(ws, { type: pb.FrameType.DELIVER, deliver: { messages: chunk } }, encoding);
+  for (const chunk of chunkMessages(messages, undefined, encoding)) sendFrame(ws, { type: pb.FrameType.DELIVER, deliver: { messages: chunk } }, encoding);
 }
 
 /**
@@ -187,7 +187,7 @@ export function deliverToSockets(
     const key = `${info.encoding}:${mine.length === messages.length ? "*" : info.deviceId}`;
     let frames = cache.get(key);
     if (frames === undefined) {
-      frames = chunkMessages(mine).map((chunk) => encodeFrame({ type: pb.FrameType.DELIVER, deliver: { messages: chunk } }, info.encoding));
+      frames = chunkMessages(mine, undefined, info.encoding).map((chunk) => encodeFrame({ type: pb.FrameType.DELIVER, deliver: { messages: chunk } }, info.encoding));
       cache.set(key, frames);
     }
     for (const bytes of frames) sendFrame(ws, bytes, info.encoding);
