@@ -77,6 +77,9 @@ export async function openSocket(url: string, label: string, timeoutMs = 15_000)
   const ws = new WebSocket(url, SUBPROTOCOL_PROTO, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
   const socket = new BenchSocket(ws, label);
   const hello = socket.next((f) => f.type === pb.FrameType.HELLO || f.type === pb.FrameType.ERROR, timeoutMs, "HELLO");
+  // Handled from the start: a handshake slower than the timeout must fail this connect, not
+  // crash the bench with an unhandled rejection while it still awaits `opened` (leaving both servers running).
+  hello.catch(() => undefined);
   const opened = new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
     ws.once("error", (err: Error) => reject(new Error(`${label}: ${err.message}`)));
@@ -89,7 +92,6 @@ export async function openSocket(url: string, label: string, timeoutMs = 15_000)
       throw new Error(`${label}: ${frameTypeName(first.type)} ${first.error?.code ?? ""} ${first.error?.message ?? ""} instead of HELLO`);
     }
   } catch (err) {
-    hello.catch(() => undefined);
     ws.terminate();
     throw err;
   }
