@@ -166,7 +166,7 @@ export class UserObject extends DurableObject<Env> {
         forget: (channelId) => this.stubs.delete(channelId),
         history: (channelId, query) => this.history(channelId, query),
         emit: (messages) => this.sendToDevices(messages),
-        anyReceiving: () => openSockets(this.ctx).some((ws) => this.resume.route(ws) !== "skip"),
+        anyReceiving: () => openSockets(this.ctx).some((ws) => this.resume.needsCatchUp(ws)),
         channelUpdate: (channelId) => this.broadcastChannelUpdate(channelId),
         contactsAdded: (userIds) => {
           const me = this.profile?.user_id;
@@ -623,7 +623,8 @@ export class UserObject extends DurableObject<Env> {
       return refuseWebSocket(fail("session_revoked", "This session was signed out; log in again."), CLOSE.sessionRevoked, encoding, protocolHeader);
     }
 
-    const registered = this.registerDevice(deviceId);
+    // Recorded (or refused past the cap) without reading the device list back: a connect needs no more.
+    const registered = this.devices.admit(deviceId);
     if (!registered.ok) {
       const code = registered.code === "too_many_devices" ? CLOSE.tooManyDevices : CLOSE.badRequest;
       return refuseWebSocket(registered, code, encoding, protocolHeader);

@@ -20,6 +20,14 @@ export class Devices {
 
   /** Registers (or renames, or marks as seen) a device; a new device past the cap is refused. */
   register(deviceId: string, name: string, platform: string, connected: ReadonlySet<string>): Result<{ device: Device }> {
+    const admitted = this.admit(deviceId, name, platform);
+    if (!admitted.ok) return admitted;
+    const device = this.list(connected).find((d) => d.device_id === deviceId)!;
+    return { ok: true, device };
+  }
+
+  /** What a connect needs of `register`: the device recorded (or refused), without reading the list back. */
+  admit(deviceId: string, name = "", platform = ""): Result {
     if (!DEVICE_ID.test(deviceId)) return fail("invalid_argument", "device_id must be 1-64 characters of A-Z a-z 0-9 _ -.");
     const known = this.sql.exec("SELECT 1 FROM devices WHERE device_id = ?", deviceId).toArray().length > 0;
     if (!known) {
@@ -36,8 +44,7 @@ export class Devices {
          platform = CASE WHEN excluded.platform != '' THEN excluded.platform ELSE devices.platform END`,
       deviceId, name.slice(0, 100), platform.slice(0, 40), now, now,
     );
-    const device = this.list(connected).find((d) => d.device_id === deviceId)!;
-    return { ok: true, device };
+    return { ok: true };
   }
 
   /** Replaces a device's name and/or platform; false if there is no such device. */
@@ -59,11 +66,12 @@ export class Devices {
     this.sql.exec("UPDATE devices SET last_seen_at = ? WHERE device_id = ?", Date.now(), deviceId);
   }
 
-  /** A device's delivered cursor only moves forward. */
+  /** A device's delivered cursor only moves forward; an ack at or below it writes nothing. */
   recordDelivered(deviceId: string, channelId: string, seq: number): void {
     this.sql.exec(
       `INSERT INTO device_cursors (device_id, channel_id, delivered_seq) VALUES (?, ?, ?)
-       ON CONFLICT (device_id, channel_id) DO UPDATE SET delivered_seq = max(delivered_seq, excluded.delivered_seq)`,
+       ON CONFLICT (device_id, channel_id) DO UPDATE SET delivered_seq = excluded.delivered_seq
+       WHERE excluded.delivered_seq > device_cursors.delivered_seq`,
       deviceId, channelId, seq,
     );
   }

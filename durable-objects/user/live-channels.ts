@@ -57,7 +57,10 @@ export interface LiveHost {
   history(channelId: string, query: HistoryQuery): Promise<Result<HistoryPageData>>;
   /** Writes messages of one channel to the devices, as their phase allows (see resume.ts). */
   emit(messages: ChatMessageData[]): void;
-  /** Whether any socket would take emitted messages now (live or resuming). */
+  /**
+   * Whether any socket needs a newly watched channel caught up from the log: a live one, or one
+   * whose RESUME has read its rows already (a RESUME still waiting for the watches pages the gap itself).
+   */
   anyReceiving(): boolean;
   /** CHANNEL_UPDATE for the row to every device. */
   channelUpdate(channelId: string): void;
@@ -361,6 +364,7 @@ export class LiveChannels {
     if (row.last_seq <= row.sent_seq) return;
     const after = Math.max(row.sent_seq, row.last_seq - CATCH_UP_MESSAGES);
     const page = await withDeadline(this.host.history(row.channel_id, { after, limit: CATCH_UP_MESSAGES }), WATCH_DEADLINE_MS, "catch-up");
+    count("user.catch_up");
     if (!page.ok) return;
     const current = this.list.row(row.channel_id) ?? row;
     const fresh = page.messages.filter((m) => m.seq > current.sent_seq);

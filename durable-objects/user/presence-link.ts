@@ -4,6 +4,7 @@
  */
 import { DEADLINES, withDeadline } from "../../shared/deadline.js";
 import { log } from "../../shared/log.js";
+import { count } from "../../shared/metrics.js";
 import { byPresenceShard, presenceStub } from "../../shared/routing.js";
 import type { PresenceState } from "../../protocol/types.js";
 import type { ReportedStatus } from "../presence/PresenceObject.js";
@@ -41,18 +42,21 @@ export class PresenceLink {
     if (status === this.reported && !refresh) return this.chain;
     this.reported = status;
     const at = Date.now();
+    count("presence.rpc", 1, { op: "report" });
     return this.enqueue(() => presenceStub(this.env, this.userId).report(this.userId, status, at));
   }
 
   /** Subscribes to the contacts' changes and returns their current states. */
   async watch(contacts: string[]): Promise<PresenceState[]> {
     const groups = byPresenceShard(contacts.slice(0, MAX_WATCHED_CONTACTS));
+    count("presence.rpc", groups.length, { op: "watch" });
     const states = await this.enqueue(() => Promise.all(groups.map((ids) => presenceStub(this.env, ids[0]!).watch(this.userId, ids))));
     return (states ?? []).flat();
   }
 
   unwatch(contacts: string[]): Promise<unknown> {
     const groups = byPresenceShard(contacts.slice(0, MAX_WATCHED_CONTACTS));
+    count("presence.rpc", groups.length, { op: "unwatch" });
     return this.enqueue(() => Promise.all(groups.map((ids) => presenceStub(this.env, ids[0]!).unwatch(this.userId))));
   }
 

@@ -83,6 +83,8 @@ export interface ResumeDeps {
 
 interface Run {
   held: ChatMessageData[];
+  /** The run has read the rows it resumes: a channel watched from now on is not in its gap. */
+  listed: boolean;
 }
 
 export class Resume {
@@ -100,6 +102,17 @@ export class Resume {
     // "resuming" without a run in memory: the run died with its instance; the deadline redoes it.
     if (phase === "resuming" && this.runs.has(ws)) return "hold";
     return "skip";
+  }
+
+  /**
+   * Whether a channel watched now must be caught up on `ws` from the log (live-channels.ts): yes
+   * for a live socket, and for a resuming one whose run has read its rows already. A run still
+   * waiting for the watches (RESUME right after HELLO, the usual connect) reads the channel's gap
+   * itself, from exact rows: catching it up as well would read the same messages twice.
+   */
+  needsCatchUp(ws: WebSocket): boolean {
+    const how = this.route(ws);
+    return how === "send" || (how === "hold" && this.runs.get(ws)?.listed === true);
   }
 
   hold(ws: WebSocket, messages: ChatMessageData[]): void {
@@ -146,7 +159,7 @@ export class Resume {
     if (ws.readyState !== WebSocket.OPEN) return;
     const { deviceId, encoding } = device;
     const wasLive = this.deps.phase(ws) === "live";
-    const run: Run = { held: [] };
+    const run: Run = { held: [], listed: false };
     this.runs.set(ws, run);
     this.deps.setPhase(ws, "resuming");
     /** Per channel: what this socket holds once the gap is out. */
@@ -155,6 +168,7 @@ export class Resume {
     try {
       await this.deps.ready();
       const rows = this.deps.rows();
+      run.listed = true;
       // The device's own cursors are the best record of what it holds: DELIVER_ACKs lost with
       // the last socket would otherwise leave the server's record behind.
       const known = new Set(rows.map((r) => r.channel_id));
@@ -206,6 +220,7 @@ export class Resume {
     if (row.type === "broadcast" && row.last_seq - fromSeq > BROADCAST_RESUME_NEWEST) {
       // A long gap in a broadcast channel is not replayed: the newest page and a marker.
       const page = await this.deps.history(channelId, { limit: BROADCAST_RESUME_NEWEST });
+      count("resume.pages");
       if (!page.ok) return { sent: fromSeq, last: row.last_seq };
       const newest = page.messages.filter((m) => m.seq > fromSeq);
       const first = newest[0]?.seq ?? page.last_seq + 1;
@@ -220,6 +235,7 @@ export class Resume {
     while (sent < LIMITS.maxResumeMessagesPerChannel) {
       const limit = Math.min(LIMITS.maxPageSize, LIMITS.maxResumeMessagesPerChannel - sent);
       const page = await this.deps.history(channelId, { after, limit });
+      count("resume.pages");
       if (!page.ok) break;
       last = page.last_seq;
       if (page.messages.length === 0) break;
