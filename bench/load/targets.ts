@@ -49,6 +49,9 @@ export class EdgechatTarget implements Target {
   /** Setup requests that had to be retried (503 from wrangler's proxy). */
   setupRetries = 0;
 
+  /** Per user id, the channels GET /v1/channels listed in `loadObjects`. */
+  private readonly listed = new Map<string, string[]>();
+
   constructor(readonly url: string, private readonly source: ProcessSource, private readonly opts: EdgechatOptions) {}
 
   async users(n: number): Promise<BenchUser[]> {
@@ -98,16 +101,22 @@ export class EdgechatTarget implements Target {
     const device = new Device(user, deviceId, new Map([["*", socket]]), tracker);
     // Live from the first message, as the SDK is: RESUME at the end of the scenario's channels
     // (what other channels of a pooled user replay is counted as foreign, not measured).
-    if (options.resume ?? true) await device.resume(channels.map((channel_id) => ({ channel_id, last_seq: 2 ** 31 })), 60_000);
+    const cursors = [...channels, ...(options.holding ?? [])].map((channel_id) => ({ channel_id, last_seq: 2 ** 31 }));
+    if (options.resume ?? true) await device.resume(cursors, 60_000);
     return device;
   }
 
   async loadObjects(users: readonly BenchUser[]): Promise<void> {
     await pool(users, 16, async (u) => {
-      const res = await fetch(`${this.url}/v1/devices`, { headers: { Authorization: `Bearer ${u.token}` } });
-      if (!res.ok) throw new Error(`GET /v1/devices: HTTP ${res.status} ${await res.text()}`);
-      await res.arrayBuffer();
+      const res = await fetch(`${this.url}/v1/channels`, { headers: { Authorization: `Bearer ${u.token}` } });
+      if (!res.ok) throw new Error(`GET /v1/channels: HTTP ${res.status} ${await res.text()}`);
+      const body = await res.json() as { channels?: { channel_id: string }[] };
+      this.listed.set(u.userId, (body.channels ?? []).map((c) => c.channel_id));
     });
+  }
+
+  listedChannels(user: BenchUser): readonly string[] {
+    return this.listed.get(user.userId) ?? [];
   }
 
   processes(): WorkerdProcesses | undefined {
@@ -179,6 +188,10 @@ export class LimitTarget implements Target {
       throw err;
     }
     return new Device(user, deviceId, sockets, tracker);
+  }
+
+  listedChannels(): readonly string[] {
+    return [];
   }
 
   async loadObjects(users: readonly BenchUser[]): Promise<void> {

@@ -6,7 +6,7 @@ import type { Summary } from "../load/percentiles.js";
 import { pool, sleep } from "../load/pool.js";
 import { cpuSeconds, type CpuUse } from "../load/procs.js";
 import { runSender, type SendJob, type SenderPattern } from "../load/sender.js";
-import type { BenchUser, Device, Target, TargetName } from "../load/target.js";
+import type { BenchUser, ConnectOptions, Device, Target, TargetName } from "../load/target.js";
 import { Tracker, type TrackerReport } from "../load/tracker.js";
 
 export type ScenarioId = "a" | "b" | "c" | "d" | "e" | "f";
@@ -107,12 +107,12 @@ export function checkTime(ctx: ScenarioContext, what: string): void {
 /** Connects one device per user (in parallel) and records it in ctx.devices. */
 export async function connectAll(
   ctx: ScenarioContext, users: readonly BenchUser[], channelsOf: (u: BenchUser, i: number) => readonly string[],
-  tracker: Tracker | undefined, deviceId = PRIMARY_DEVICE,
+  tracker: Tracker | undefined, deviceId = PRIMARY_DEVICE, options?: (u: BenchUser) => ConnectOptions,
 ): Promise<Device[]> {
   ctx.phase = `connecting ${users.length} devices`;
   return pool(users, CONNECT_CONCURRENCY, async (u, i) => {
     checkTime(ctx, "connecting devices");
-    const d = await ctx.target.connect(u, deviceId, channelsOf(u, i), tracker);
+    const d = await ctx.target.connect(u, deviceId, channelsOf(u, i), tracker, options?.(u));
     ctx.devices.push(d);
     return d;
   });
