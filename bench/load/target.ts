@@ -33,12 +33,11 @@ export interface Target {
   connect(user: BenchUser, deviceId: string, channels: readonly string[], tracker?: Tracker, options?: ConnectOptions): Promise<Device>;
   /**
    * Makes sure the objects `users`' devices will connect to are loaded, so a memory reading
-   * taken next counts sockets only. edgechat: one REST call per user (GET /v1/channels) loads its
-   * UserObject and its channels, and tells which channels the user is in (`listedChannels`).
-   * Limit: a touch loads each user's home room.
+   * taken next counts sockets only. edgechat: one REST call per user (GET /v1/devices) loads its
+   * UserObject. Limit: a touch loads each user's home room.
    */
   loadObjects(users: readonly BenchUser[]): Promise<void>;
-  /** The channels `user` was in when `loadObjects` ran (edgechat; the limit has none). */
+  /** The channels this run made `user` a member of (edgechat; the limit's rooms have no members). */
   listedChannels(user: BenchUser): readonly string[];
   /** The wrangler dev processes behind the target, for memory figures; undefined when unknown. */
   processes(): WorkerdProcesses | undefined;

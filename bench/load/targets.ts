@@ -49,8 +49,8 @@ export class EdgechatTarget implements Target {
   /** Setup requests that had to be retried (503 from wrangler's proxy). */
   setupRetries = 0;
 
-  /** Per user id, the channels GET /v1/channels listed in `loadObjects`. */
-  private readonly listed = new Map<string, string[]>();
+  /** Per user id, the channels this bench run made them a member of. */
+  private readonly listed = new Map<string, Set<string>>();
 
   constructor(readonly url: string, private readonly source: ProcessSource, private readonly opts: EdgechatOptions) {}
 
@@ -86,12 +86,14 @@ export class EdgechatTarget implements Target {
 
   async createDm(a: BenchUser, b: BenchUser): Promise<string> {
     const body = await this.post<ChannelAnswer>("/v1/channels", a.token, { type: "dm", member: b.userId }, 201, 200);
+    this.joined([a, b], body.channel.channel_id);
     return body.channel.channel_id;
   }
 
   async createGroup(owner: BenchUser, members: readonly BenchUser[], name: string): Promise<string> {
     const others = members.filter((m) => m.userId !== owner.userId).map((m) => m.userId);
     const body = await this.post<ChannelAnswer>("/v1/channels", owner.token, { type: "group", name, members: others }, 201);
+    this.joined([owner, ...members], body.channel.channel_id);
     return body.channel.channel_id;
   }
 
@@ -108,15 +110,22 @@ export class EdgechatTarget implements Target {
 
   async loadObjects(users: readonly BenchUser[]): Promise<void> {
     await pool(users, 16, async (u) => {
-      const res = await fetch(`${this.url}/v1/channels`, { headers: { Authorization: `Bearer ${u.token}` } });
-      if (!res.ok) throw new Error(`GET /v1/channels: HTTP ${res.status} ${await res.text()}`);
-      const body = await res.json() as { channels?: { channel_id: string }[] };
-      this.listed.set(u.userId, (body.channels ?? []).map((c) => c.channel_id));
+      const res = await fetch(`${this.url}/v1/devices`, { headers: { Authorization: `Bearer ${u.token}` } });
+      if (!res.ok) throw new Error(`GET /v1/devices: HTTP ${res.status} ${await res.text()}`);
+      await res.arrayBuffer();
     });
   }
 
   listedChannels(user: BenchUser): readonly string[] {
-    return this.listed.get(user.userId) ?? [];
+    return [...(this.listed.get(user.userId) ?? [])];
+  }
+
+  private joined(users: readonly BenchUser[], channelId: string): void {
+    for (const u of users) {
+      let set = this.listed.get(u.userId);
+      if (!set) this.listed.set(u.userId, (set = new Set()));
+      set.add(channelId);
+    }
   }
 
   processes(): WorkerdProcesses | undefined {

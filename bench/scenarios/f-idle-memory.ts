@@ -3,7 +3,7 @@
  * wrangler dev (the proxy that owns the port, and the runtime with the Durable Objects). Every
  * user has two devices online; the limit puts each user's two sockets in one room, the
  * counterpart of edgechat's UserObject. Runs on freshly restarted servers; each target first loads
- * the objects the devices will use (edgechat: GET /v1/channels per user; limit: a touch per room), and
+ * the objects the devices will use (edgechat: a REST call per user; limit: a touch per room), and
  * that cost is reported apart, so the headline is the price of the sockets alone. Stays below 3,000 sockets: the proxy holds ~6 file
  * descriptors per WebSocket and crashes near 3,300 with ulimit -n 20000.
  */
