@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   not_found: { status: 404, retryable: false },
   /** The data of a user pinned to a jurisdiction (eu, fedramp) may not be stored where this would put it (docs/protocol.md, "Data locality"). */
   jurisdiction_conflict: { status: 403, retryable: false },
+  /** An object was reached in a jurisdiction other than the one its data belongs to: a routing fault on our side, refused rather than served from the wrong place. */
+  misplaced: { status: 500, retryable: false },
   conflict: { status: 409, retryable: false },
   username_taken: { status: 409, retryable: false },
   too_many_devices: { status: 409, retryable: false },

@@ -54,7 +54,9 @@ export function isRetryablePlatformError(error: unknown): boolean {
 
 /** Maps an unexpected exception (a platform failure, a bug) to a retryable Failure. */
 export function failureFromException(error: unknown): Failure {
-  const e = error as { overloaded?: unknown; name?: unknown } | null;
+  const e = error as { overloaded?: unknown; name?: unknown; code?: unknown; message?: unknown } | null;
+  // An object that refused to serve from the wrong jurisdiction (durable-objects/placement.ts).
+  if (typeof e === "object" && e !== null && e.code === "misplaced" && typeof e.message === "string") return fail("misplaced", e.message);
   if (typeof e === "object" && e !== null && e.name === "DeadlineError") {
     return fail("unavailable", "Part of the service did not answer in time; retry shortly.", 1000);
   }

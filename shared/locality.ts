@@ -67,9 +67,32 @@ export function cannotJoin(channelId: string, userIds: readonly string[]): Failu
 }
 
 /**
- * Checked by an object on wake: the jurisdiction it stored when it was created against the one in
- * the id it was reached by. A mismatch is a routing bug that would move data across a boundary.
+ * The jurisdiction an object was reached in, read from its own DurableObjectId inside the object.
+ * Production (`JURISDICTIONS = "native"`): `ctx.id.jurisdiction`, which the runtime sets for ids
+ * made through `namespace.jurisdiction(j)` (Cloudflare changelog, 2026-03-26) and leaves undefined
+ * for the plain namespace. Simulated (local, tests): the `eu/` or `fedramp/` prefix of the name
+ * shared/routing.ts gave it. `undefined` when the id says neither (an id made by newUniqueId(), an
+ * alarm scheduled before the runtime recorded jurisdictions): the check cannot be made.
  */
-export function storedMatches(objectId: string, stored: string): boolean {
-  return stored === jurisdictionOf(objectId);
+export function reachedJurisdiction(env: { JURISDICTIONS?: string }, id: Pick<DurableObjectId, "name" | "jurisdiction">): Jurisdiction | undefined {
+  if (env.JURISDICTIONS === "simulated") {
+    if (id.name === undefined) return undefined;
+    const prefix = /^(eu|fedramp)\//.exec(id.name)?.[1];
+    return (prefix ?? "") as Jurisdiction;
+  }
+  if (id.jurisdiction !== undefined) return id.jurisdiction as Jurisdiction;
+  return id.name === undefined ? undefined : "";
+}
+
+/**
+ * The one check every Durable Object makes (ChannelObject, UserObject, presence shards, relay
+ * shards): `stored` is the jurisdiction its data belongs to (what it wrote at creation, or what
+ * the id it is asked to hold names), `reached` where the runtime placed this instance. A mismatch
+ * is a routing bug that would serve or write data in the wrong place: the call is refused with
+ * `misplaced`. `undefined` (the id does not say) passes; durable-objects/placement.ts logs it.
+ */
+export function checkPlacement(stored: string, reached: Jurisdiction | undefined): Failure | undefined {
+  if (reached === undefined || stored === reached) return undefined;
+  return fail("misplaced",
+    `This data belongs in ${label(stored as Jurisdiction)} but was reached in ${label(reached)}; edgechat refuses to serve it from the wrong place.`);
 }

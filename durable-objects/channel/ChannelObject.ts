@@ -46,6 +46,8 @@ import { recordToAnalytics } from "../../shared/analytics.js";
 import { overloadFromEnv, slowdownDelay, type OverloadConfig } from "../../shared/overload.js";
 import { traced } from "../../shared/trace.js";
 import { log } from "../../shared/log.js";
+import { parseId } from "../../shared/ids.js";
+import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
 
 
 type ChannelRow = {
@@ -91,11 +93,14 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly attachments: Attachments;
   /** Which typing indicators go out (on change, at most every few seconds per user). */
   private readonly typingGuard = new TypingGuard();
+  /** Where this instance was reached; a channel stored for another jurisdiction refuses every call. */
+  private readonly placement: Placement;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     recordToAnalytics(env);
     this.sql = countedSqlFor(ctx.storage.sql, "channel", env);
+    this.placement = new Placement(ctx, env, "channel");
     this.members = new Membership(this.sql);
     this.watchers = new Watchers(this.sql);
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));
@@ -149,6 +154,7 @@ export class ChannelObject extends DurableObject<Env> {
         userStub: (userId) => userStub(env, userId),
       });
       this.load();
+      if (misplacement(this)) return;
       this.alarmAt = await ctx.storage.getAlarm();
       // A restart between a durable append and its fan-out: finish the fan-out from an alarm.
       if (this.fanout.behind) this.wakeAt(Date.now());
@@ -160,6 +166,9 @@ export class ChannelObject extends DurableObject<Env> {
       "SELECT channel_id, type, name, created_by, created_at, last_seq, hlc_ms, hlc_logical, fanout_seq FROM channel WHERE id = 1",
     ).toArray()[0];
     if (!this.channel) return;
+    const stored = this.sql.exec<{ jurisdiction: string }>("SELECT jurisdiction FROM channel WHERE id = 1").one().jurisdiction;
+    const id = this.channel.channel_id;
+    if (!this.placement.verify(this, stored, id) || !this.placement.verify(this, parseId(id)?.jurisdiction ?? "", id)) return;
     this.log.start(this.channel.channel_id, this.channel.last_seq, { ms: this.channel.hlc_ms, logical: this.channel.hlc_logical });
     this.fanout.start(this.channel.fanout_seq);
     this.members.load();
@@ -180,6 +189,10 @@ export class ChannelObject extends DurableObject<Env> {
    */
   create(input: CreateChannelInput): Result<{ channel: ChannelDetails; created: boolean; notice: MembershipNotice }> {
     const creator = input.creator.user_id;
+    // Created where its id says, with the jurisdiction its id says: nothing else is ever stored.
+    const refused = this.placement.admit(input.jurisdiction, input.channelId, parseId(input.channelId)?.jurisdiction)
+      ?? this.placement.admit(input.jurisdiction, input.channelId);
+    if (refused) return refused;
     if (this.channel) {
       if (this.channel.type === "dm" && input.type === "dm" && this.members.has(creator)) {
         return { ok: true, channel: this.details(), created: false, notice: this.noticeFor(creator) };
@@ -579,3 +592,6 @@ export class ChannelObject extends DurableObject<Env> {
     });
   }
 }
+
+// Every call into a channel found stored for another jurisdiction is refused (durable-objects/placement.ts).
+refuseWhenMisplaced(ChannelObject);

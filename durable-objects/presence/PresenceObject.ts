@@ -23,7 +23,8 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { DEADLINES, eachLimited, withDeadline } from "../../shared/deadline.js";
-import { isUserId } from "../../shared/ids.js";
+import { isUserId, parseId } from "../../shared/ids.js";
+import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
 import { log } from "../../shared/log.js";
 import { LruMap } from "../../shared/lru.js";
 import { count } from "../../shared/metrics.js";
@@ -70,13 +71,19 @@ export class PresenceObject extends DurableObject<Env> {
   private publishing = false;
   private readonly stubs = new LruMap<string, DurableObjectStub<UserObject>>(STUB_CACHE_MAX);
 
+  /** Where this shard was reached: it holds only users of that jurisdiction. */
+  private readonly placement: Placement;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     recordToAnalytics(env);
     this.sql = ctx.storage.sql;
     this.timings = presenceTimingsFromEnv(env);
+    this.placement = new Placement(ctx, env, "presence");
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, PRESENCE_MIGRATIONS);
+      this.verifyPlacement();
+      if (misplacement(this)) return;
       this.alarmAt = await ctx.storage.getAlarm();
       // Deadlines live in the rows: whatever a restart interrupted, the alarm picks up.
       const next = this.nextDeadline();
@@ -102,6 +109,7 @@ export class PresenceObject extends DurableObject<Env> {
    */
   report(userId: string, status: ReportedStatus, at: number): void {
     if (!isUserId(userId) || !REPORTED.has(status) || !validTime(at)) return;
+    this.requireHere([userId]);
     const t = Math.min(Math.floor(at), Date.now());
     const row = this.row(userId);
     if (row && t < row.last_seen) return;
@@ -142,6 +150,8 @@ export class PresenceObject extends DurableObject<Env> {
   watch(subscriberId: string, targets: string[]): PresenceState[] {
     if (!isUserId(subscriberId)) return [];
     const ids = cleanIds(targets);
+    // Subscribers may live anywhere (only their id is kept); the watched users live here.
+    this.requireHere(ids);
     const now = Date.now();
     const expiresAt = now + 2 * this.timings.ttlMs;
     for (const target of ids) {
@@ -171,7 +181,27 @@ export class PresenceObject extends DurableObject<Env> {
    * without duplicates or junk. A user this shard never heard of is offline, last seen 0.
    */
   lookup(userIds: string[]): PresenceState[] {
-    return this.states(cleanIds(userIds));
+    const ids = cleanIds(userIds);
+    this.requireHere(ids);
+    return this.states(ids);
+  }
+
+  /**
+   * On wake: the jurisdiction this shard recorded when first reached, against where it was reached
+   * now. A shard that cannot tell where it is (an id without a name) records nothing.
+   */
+  private verifyPlacement(): void {
+    const row = this.sql.exec<{ jurisdiction: string }>("SELECT jurisdiction FROM placement WHERE id = 1").toArray()[0];
+    if (row) {
+      this.placement.verify(this, row.jurisdiction, "shard");
+    } else if (this.placement.reached !== undefined) {
+      this.sql.exec("INSERT INTO placement (id, jurisdiction) VALUES (1, ?)", this.placement.reached);
+    }
+  }
+
+  /** Users this shard is asked to hold must belong to its jurisdiction (shared/routing.ts puts them there). */
+  private requireHere(userIds: string[]): void {
+    for (const id of userIds) this.placement.require(parseId(id)?.jurisdiction ?? "", id);
   }
 
   /**
@@ -402,3 +432,6 @@ function cleanIds(input: unknown): string[] {
 function validTime(at: unknown): at is number {
   return typeof at === "number" && Number.isFinite(at) && at > 0;
 }
+
+// Every call into a shard found stored for another jurisdiction is refused (durable-objects/placement.ts).
+refuseWhenMisplaced(PresenceObject);

@@ -39,4 +39,12 @@ export const PRESENCE_MIGRATIONS: readonly string[] = [
   -- Rows of users long gone are deleted (PRESENCE_RETENTION_MS after they were last seen).
   CREATE INDEX presence_idle ON presence (last_seen) WHERE expires_at IS NULL AND offline_since IS NULL;
   `,
+  `
+  -- Where this shard was first reached (docs/decisions/021): checked on every wake, so a shard
+  -- never serves presence from a jurisdiction other than its users'.
+  CREATE TABLE placement (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    jurisdiction TEXT NOT NULL
+  );
+  `,
 ];

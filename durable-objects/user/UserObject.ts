@@ -55,6 +55,7 @@ import { count } from "../../shared/metrics.js";
 import { overloadFromEnv } from "../../shared/overload.js";
 import { mayBeAddedBy } from "./group-adds.js";
 import { LruMap } from "../../shared/lru.js";
+import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
 
 /** Channel stubs a UserObject keeps for reuse. */
 const CHANNEL_STUB_CACHE_MAX = 500;
@@ -92,10 +93,14 @@ export class UserObject extends DurableObject<Env> {
   /** When the presence keep-alive is next due; unknown after a restart or hibernation (due now). */
   private keepAliveAt: number | undefined;
 
+  /** Where this instance was reached; a profile stored for another jurisdiction refuses every call. */
+  private readonly placement: Placement;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     recordToAnalytics(env);
     this.sql = countedSqlFor(ctx.storage.sql, "user", env);
+    this.placement = new Placement(ctx, env, "user");
     const presence = presenceTimingsFromEnv(env);
     this.presenceTtlMs = presence.ttlMs;
     this.presenceGraceMs = presence.offlineGraceMs;
@@ -152,6 +157,8 @@ export class UserObject extends DurableObject<Env> {
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, USER_MIGRATIONS);
       this.profile = this.sql.exec<Profile>("SELECT user_id, username, display_name, jurisdiction FROM profile WHERE id = 1").toArray()[0];
+      this.verifyPlacement();
+      if (misplacement(this)) return;
       this.hidden.load();
       await this.wakeups.load();
       // An instance that starts with sockets open was woken from hibernation: whatever it kept
@@ -191,6 +198,9 @@ export class UserObject extends DurableObject<Env> {
 
   /** Called once at registration; later calls update the display name only. */
   init(profile: Profile): Profile {
+    // A profile is written only where its id says, with the jurisdiction its id says.
+    this.placement.require(profile.jurisdiction, profile.user_id);
+    this.placement.require(profile.jurisdiction, profile.user_id, parseId(profile.user_id)?.jurisdiction);
     this.sql.exec(
       `INSERT INTO profile (id, user_id, username, display_name, jurisdiction, created_at) VALUES (1, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name`,
@@ -198,6 +208,23 @@ export class UserObject extends DurableObject<Env> {
     );
     this.profile = this.sql.exec<Profile>("SELECT user_id, username, display_name, jurisdiction FROM profile WHERE id = 1").one();
     return this.profile;
+  }
+
+  /**
+   * On wake: the profile's jurisdiction and its id's against where this instance was reached. A
+   * profile that an older release re-created with jurisdiction "" in the right place (its id and
+   * this instance agree) is repaired, not refused: its data never left the jurisdiction.
+   */
+  private verifyPlacement(): void {
+    const profile = this.profile;
+    if (!profile) return;
+    const own = parseId(profile.user_id)?.jurisdiction ?? "";
+    if (profile.jurisdiction === "" && own !== "" && own === this.placement.reached) {
+      this.sql.exec("UPDATE profile SET jurisdiction = ? WHERE id = 1", own);
+      profile.jurisdiction = own;
+      log("warn", "placement.repaired", { object: "user", id: profile.user_id, stored: "", reached: own });
+    }
+    if (this.placement.verify(this, own, profile.user_id)) this.placement.verify(this, profile.jurisdiction, profile.user_id);
   }
 
   getProfile(): Profile | undefined {
@@ -707,3 +734,6 @@ export class UserObject extends DurableObject<Env> {
 }
 
 export type { MemberProfile };
+
+// Every call into a user found stored for another jurisdiction is refused (durable-objects/placement.ts).
+refuseWhenMisplaced(UserObject);

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { newId, type Jurisdiction } from "../../shared/ids.js";
-import { mayJoin, placeChannel, placeDm } from "../../shared/locality.js";
+import { checkPlacement, mayJoin, placeChannel, placeDm, reachedJurisdiction } from "../../shared/locality.js";
 
 const J: Jurisdiction[] = ["", "eu", "fedramp"];
 const user = fc.constantFrom(...J).map((j) => newId("u", j));
@@ -39,5 +39,23 @@ describe("locality policy", () => {
     expect(mayJoin(newId("c", "fedramp"), newId("u", "eu"))).toBe(false);
     expect(mayJoin(newId("c", "eu"), newId("u", "eu"))).toBe(true);
     expect(mayJoin(newId("c", "eu"), newId("u", ""))).toBe(true);
+  });
+
+  it("reads where an object was reached from its id: the name's prefix when simulated, the runtime's jurisdiction in production", () => {
+    const simulated = { JURISDICTIONS: "simulated" }, native = { JURISDICTIONS: "native" };
+    expect(reachedJurisdiction(simulated, { name: "eu/c_eu_x" })).toBe("eu");
+    expect(reachedJurisdiction(simulated, { name: "fedramp/presence:3" })).toBe("fedramp");
+    expect(reachedJurisdiction(simulated, { name: "c_eu_x" })).toBe("");
+    expect(reachedJurisdiction(simulated, {})).toBeUndefined();
+    expect(reachedJurisdiction(native, { name: "c_eu_x", jurisdiction: "eu" })).toBe("eu");
+    expect(reachedJurisdiction(native, { name: "c_g_x" })).toBe("");
+    expect(reachedJurisdiction(native, {})).toBeUndefined();
+  });
+
+  it("refuses only a known mismatch", () => {
+    expect(checkPlacement("eu", "eu")).toBeUndefined();
+    expect(checkPlacement("eu", undefined)).toBeUndefined();
+    expect(checkPlacement("eu", "")).toMatchObject({ ok: false, code: "misplaced", retryable: false });
+    expect(checkPlacement("", "fedramp")?.message).toContain("fedramp");
   });
 });
