@@ -26,16 +26,19 @@ if (!existsSync(`${root}.dev.vars`)) {
   console.log("edgechat: created .dev.vars from .dev.vars.example (local development secrets)");
 }
 
-// The account database's migrations. wrangler asks before applying and, not being interactive
-// here (CI=true), answers itself; its output is shown only when applying fails.
-const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "ACCOUNTS", "--local", ...persistArgs], { cwd: root, env: { ...quiet, CI: "true" }, encoding: "utf8" });
-if (migrate.status !== 0) {
-  process.stderr.write(`${migrate.stdout ?? ""}${migrate.stderr ?? ""}`);
-  console.error("edgechat: applying the account database's migrations failed");
-  process.exit(migrate.status ?? 1);
+// The account databases' migrations (the directory, and EU accounts: docs/decisions/021). wrangler
+// asks before applying and, not being interactive here (CI=true), answers itself; its output is
+// shown only when applying fails.
+for (const binding of ["ACCOUNTS", "ACCOUNTS_EU"]) {
+  const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", binding, "--local", ...persistArgs], { cwd: root, env: { ...quiet, CI: "true" }, encoding: "utf8" });
+  if (migrate.status !== 0) {
+    process.stderr.write(`${migrate.stdout ?? ""}${migrate.stderr ?? ""}`);
+    console.error(`edgechat: applying the migrations of ${binding} failed`);
+    process.exit(migrate.status ?? 1);
+  }
+  const applied = [...(migrate.stdout ?? "").matchAll(/│\s*(\S+\.sql)\s*│\s*✅/g)].map((m) => m[1]);
+  if (applied.length > 0) console.log(`edgechat: applied ${applied.join(", ")} to the local ${binding}`);
 }
-const applied = [...(migrate.stdout ?? "").matchAll(/│\s*(\S+\.sql)\s*│\s*✅/g)].map((m) => m[1]);
-if (applied.length > 0) console.log(`edgechat: applied ${applied.join(", ")} to the local account database`);
 
 // The web app: built once here, then rebuilt by esbuild on every change to web/src. wrangler dev
 // watches web/public and reloads its local server once per rebuild; clients reconnect and RESUME

@@ -148,8 +148,11 @@ function migratedState(config: string, env: NodeJS.ProcessEnv): string {
   const dir = join(tmpdir(), `edgechat-migrated-${hash.digest("hex").slice(0, 16)}`);
   if (existsSync(join(dir, ".complete"))) return dir;
   const work = mkdtempSync(join(tmpdir(), "edgechat-migrating-"));
-  const m = spawnSync(wrangler, ["d1", "migrations", "apply", "ACCOUNTS", "--local", "--persist-to", work, "--config", config], { cwd: root, env, encoding: "utf8" });
-  if (m.status !== 0) throw new Error(`D1 migrations failed: ${m.stderr || m.stdout}`);
+  const bindings = readFileSync(config, "utf8").includes('binding = "ACCOUNTS_EU"') ? ["ACCOUNTS", "ACCOUNTS_EU"] : ["ACCOUNTS"];
+  for (const binding of bindings) {
+    const m = spawnSync(wrangler, ["d1", "migrations", "apply", binding, "--local", "--persist-to", work, "--config", config], { cwd: root, env, encoding: "utf8" });
+    if (m.status !== 0) throw new Error(`D1 migrations of ${binding} failed: ${m.stderr || m.stdout}`);
+  }
   writeFileSync(join(work, ".complete"), "");
   try {
     renameSync(work, dir);
