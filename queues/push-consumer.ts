@@ -69,7 +69,7 @@ async function senderNames(messages: readonly Message<unknown>[], env: Env): Pro
   const names = new Map<string, string>();
   if (ids.size === 0) return names;
   try {
-    const { found } = await resolveProfiles(env.ACCOUNTS, [...ids]);
+    const { found } = await resolveProfiles(env, [...ids]);
     for (const p of found) names.set(p.user_id, p.display_name || p.username);
   } catch (err) {
     log("warn", "push.names_failed", { object: "queue", ids: ids.size }, err);

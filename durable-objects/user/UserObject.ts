@@ -56,6 +56,7 @@ import { overloadFromEnv } from "../../shared/overload.js";
 import { mayBeAddedBy } from "./group-adds.js";
 import { LruMap } from "../../shared/lru.js";
 import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
+import { queueFor } from "../../shared/bindings.js";
 
 /** Channel stubs a UserObject keeps for reuse. */
 const CHANNEL_STUB_CACHE_MAX = 500;
@@ -540,7 +541,8 @@ export class UserObject extends DurableObject<Env> {
 
   private async enqueuePush(jobs: PushJob[]): Promise<void> {
     try {
-      await sendPushJobs(this.env.PUSH_QUEUE as Queue<PushJob>, jobs);
+      // The queue in this user's jurisdiction: a job names their devices and the channel.
+      await sendPushJobs(queueFor<PushJob>(this.env, parseId(this.profile?.user_id)?.jurisdiction ?? ""), jobs);
     } catch (err) {
       // Push is best effort: the messages are stored and reach the devices on their next RESUME.
       log("error", "push.enqueue_failed", { object: "user", user_id: this.profile?.user_id, jobs: jobs.length }, err);

@@ -4,6 +4,8 @@
  */
 import { fail, type Failure } from "../errors.js";
 import { describeLoneSurrogate, isWellFormed } from "../../protocol/text.js";
+import { hasOwnBinding } from "../bindings.js";
+import type { Jurisdiction } from "../ids.js";
 
 /** R2 takes multipart parts of 5 MiB to 5 GiB, all equal but the last. */
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -37,7 +39,12 @@ function positive(value: unknown, fallback: number): number {
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : fallback;
 }
 
-export function attachmentConfig(env: Env): AttachmentConfig {
+/**
+ * The settings for attachments of channels stored in `jurisdiction`. S3 direct uploads and
+ * downloads serve the default bucket only: a jurisdiction with a bucket of its own
+ * (shared/bindings.ts) has its blobs go through the Worker's signed routes onto that binding.
+ */
+export function attachmentConfig(env: Env, jurisdiction: Jurisdiction = ""): AttachmentConfig {
   const exact = new Set<string>();
   const prefixes: string[] = [];
   for (const raw of String(env.ATTACHMENT_CONTENT_TYPES ?? "").split(",")) {
@@ -55,7 +62,7 @@ export function attachmentConfig(env: Env): AttachmentConfig {
     uploadUrlTtlSeconds: positive(env.ATTACHMENT_UPLOAD_URL_TTL_SECONDS, 900),
     downloadUrlTtlSeconds: positive(env.ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS, 300),
     orphanTtlMs: positive(env.ATTACHMENT_ORPHAN_TTL_SECONDS, 86_400) * 1000,
-    s3: keyId !== "" && secret !== "" && endpoint !== ""
+    s3: keyId !== "" && secret !== "" && endpoint !== "" && !hasOwnBinding(env, "ATTACHMENTS", jurisdiction)
       ? { endpoint, bucket: String(env.R2_BUCKET_NAME || "edgechat-attachments"), accessKeyId: keyId, secretAccessKey: secret }
       : undefined,
   };

@@ -1,8 +1,18 @@
 /**
- * The account directory in D1: username -> user id, password hash, home jurisdiction. Every
- * other piece of user state lives in the user's own UserObject.
+ * Accounts in D1, split by the locality policy (docs/decisions/021-jurisdiction-bindings.md):
+ *
+ * - the global *directory* (`directory(env)`, binding ACCOUNTS) maps a username to its user id and
+ *   home jurisdiction: all that routing a login, a mention or a DM needs;
+ * - the *account* (display name, password hash) lives in the store of the user's jurisdiction
+ *   (`accountsFor(env, j)`: ACCOUNTS_EU for the EU). For a jurisdiction without a store of its own
+ *   the directory row is the whole account, as it was before the split.
+ *
+ * Both hold the same table; a directory row with an empty password hash is routing-only. Every
+ * other piece of user state (profile, devices, sessions) lives in the user's own UserObject, in
+ * the user's jurisdiction.
  */
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
+import { accountsFor, directory, hasOwnBinding } from "../../shared/bindings.js";
 import { isUserId, parseId, type Jurisdiction } from "../../shared/ids.js";
 
 export interface Account extends MemberProfile {
@@ -13,41 +23,84 @@ export interface Account extends MemberProfile {
 /** D1 binds at most 100 parameters per statement. */
 const CHUNK = 90;
 
-export async function insertAccount(db: D1Database, a: Account): Promise<"ok" | "taken"> {
+const INSERT = "INSERT INTO accounts (user_id, username, username_lower, display_name, password_hash, jurisdiction, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+/** Whether the accounts of `jurisdiction` live apart from the directory. */
+const split = (env: Env, j: Jurisdiction) => hasOwnBinding(env, "ACCOUNTS", j);
+
+export async function insertAccount(env: Env, a: Account): Promise<"ok" | "taken"> {
+  const apart = split(env, a.jurisdiction);
+  const now = Date.now();
   try {
-    await db.prepare(
-      "INSERT INTO accounts (user_id, username, username_lower, display_name, password_hash, jurisdiction, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    ).bind(a.user_id, a.username, a.username.toLowerCase(), a.display_name, a.password_hash, a.jurisdiction, Date.now()).run();
-    return "ok";
+    // The directory row claims the username for every jurisdiction at once.
+    await directory(env).prepare(INSERT).bind(
+      a.user_id, a.username, a.username.toLowerCase(), apart ? "" : a.display_name, apart ? "" : a.password_hash, a.jurisdiction, now,
+    ).run();
   } catch (err) {
     if (String(err).includes("UNIQUE")) return "taken";
     throw err;
   }
+  if (!apart) return "ok";
+  try {
+    // An upsert: where one database serves as both (an EU-only deployment) it completes the row.
+    await accountsFor(env, a.jurisdiction).prepare(`${INSERT}
+      ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name, password_hash = excluded.password_hash`,
+    ).bind(a.user_id, a.username, a.username.toLowerCase(), a.display_name, a.password_hash, a.jurisdiction, now).run();
+  } catch (err) {
+    // Free the username again: a routing row without an account would lock it for ever.
+    await directory(env).prepare("DELETE FROM accounts WHERE user_id = ? AND password_hash = ''").bind(a.user_id).run();
+    throw err;
+  }
+  return "ok";
 }
 
-export async function accountByUsername(db: D1Database, username: string): Promise<Account | null> {
-  return db.prepare("SELECT user_id, username, display_name, password_hash, jurisdiction FROM accounts WHERE username_lower = ?")
+const ACCOUNT_COLUMNS = "user_id, username, display_name, password_hash, jurisdiction";
+
+export async function accountByUsername(env: Env, username: string): Promise<Account | null> {
+  const row = await directory(env).prepare(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE username_lower = ?`)
     .bind(username.toLowerCase()).first<Account>();
+  if (!row || row.password_hash !== "") return row;
+  const account = await accountsFor(env, row.jurisdiction).prepare(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE user_id = ?`)
+    .bind(row.user_id).first<Account>();
+  return account && account.password_hash !== "" ? account : null;
 }
+
+type DirectoryRow = MemberProfile & { jurisdiction: Jurisdiction; routing_only: number };
 
 /**
  * Resolves user ids or usernames to profiles. Returns the profiles found and the references that
- * matched nobody, so the caller can say exactly which ones were wrong.
+ * matched nobody, so the caller can say exactly which ones were wrong. Display names of users
+ * whose accounts live apart come from their jurisdiction's store.
  */
-export async function resolveProfiles(db: D1Database, refs: string[]): Promise<{ found: MemberProfile[]; missing: string[] }> {
+export async function resolveProfiles(env: Env, refs: string[]): Promise<{ found: MemberProfile[]; missing: string[] }> {
   const ids = [...new Set(refs.filter(isUserId))];
   const names = [...new Set(refs.filter((r) => parseId(r)?.kind !== "u").map((r) => r.toLowerCase()))];
   const found = new Map<string, MemberProfile>();
   const byName = new Map<string, MemberProfile>();
+  const apart = new Map<Jurisdiction, string[]>();
   for (const [column, values] of [["user_id", ids], ["username_lower", names]] as const) {
     for (let i = 0; i < values.length; i += CHUNK) {
       const chunk = values.slice(i, i + CHUNK);
-      const rows = await db.prepare(
-        `SELECT user_id, username, display_name FROM accounts WHERE ${column} IN (${chunk.map(() => "?").join(",")})`,
-      ).bind(...chunk).all<MemberProfile>();
-      for (const p of rows.results) {
+      const rows = await directory(env).prepare(
+        `SELECT user_id, username, display_name, jurisdiction, password_hash = '' AS routing_only FROM accounts WHERE ${column} IN (${chunk.map(() => "?").join(",")})`,
+      ).bind(...chunk).all<DirectoryRow>();
+      for (const r of rows.results) {
+        const p: MemberProfile = { user_id: r.user_id, username: r.username, display_name: r.display_name };
         found.set(p.user_id, p);
         byName.set(p.username.toLowerCase(), p);
+        if (r.routing_only) apart.set(r.jurisdiction, [...(apart.get(r.jurisdiction) ?? []), r.user_id]);
+      }
+    }
+  }
+  for (const [jurisdiction, userIds] of apart) {
+    for (let i = 0; i < userIds.length; i += CHUNK) {
+      const chunk = userIds.slice(i, i + CHUNK);
+      const rows = await accountsFor(env, jurisdiction).prepare(
+        `SELECT user_id, display_name FROM accounts WHERE user_id IN (${chunk.map(() => "?").join(",")})`,
+      ).bind(...chunk).all<{ user_id: string; display_name: string }>();
+      for (const r of rows.results) {
+        const p = found.get(r.user_id);
+        if (p) p.display_name = r.display_name;
       }
     }
   }

@@ -1,4 +1,5 @@
 /** POST /v1/auth/register | login | refresh | logout */
+import { allowedJurisdictions, defaultJurisdiction } from "../../shared/bindings.js";
 import { Hono } from "hono";
 import * as z from "zod/mini";
 import { hashPassword, verifyPassword } from "../auth/password.js";
@@ -44,11 +45,16 @@ export const authRoutes = new Hono<ApiEnv>()
   .post("/register", async (c) => {
     const body = await parseJsonBody(c, RegisterBody);
     if (!body.ok) return errorResponse(body);
-    const { username, password, display_name, jurisdiction = "" } = body.value;
+    const { username, password, display_name, jurisdiction = defaultJurisdiction(c.env) } = body.value;
+    // This deployment's operators chose where accounts may live (ALLOWED_JURISDICTIONS).
+    const allowed = allowedJurisdictions(c.env);
+    if (!allowed.includes(jurisdiction)) {
+      return errorResponse(fail("invalid_argument", `jurisdiction: this server keeps accounts only in ${allowed.map((j) => j || "global").join(", ")}.`));
+    }
     const limited = await registrationGate(c.env, clientAddress(c.req.raw));
     if (limited) return errorResponse(limited);
     const profile: Profile = { user_id: newId("u", jurisdiction), username, display_name: display_name ?? username, jurisdiction };
-    const inserted = await insertAccount(c.env.ACCOUNTS, { ...profile, jurisdiction, password_hash: await hashPassword(password) });
+    const inserted = await insertAccount(c.env, { ...profile, jurisdiction, password_hash: await hashPassword(password) });
     if (inserted === "taken") return errorResponse(fail("username_taken", `The username "${username}" is taken.`));
     const user = userStub(c.env, profile.user_id);
     await withDeadline(user.init(profile), DEADLINES.account, "user.init");
@@ -62,7 +68,7 @@ export const authRoutes = new Hono<ApiEnv>()
     const address = clientAddress(c.req.raw);
     const locked = await loginGate(c.env, body.value.username, address);
     if (locked) return errorResponse(locked);
-    const account = await accountByUsername(c.env.ACCOUNTS, body.value.username);
+    const account = await accountByUsername(c.env, body.value.username);
     const valid = await verifyPassword(body.value.password, account?.password_hash ?? DUMMY_HASH);
     await loginOutcome(c.env, body.value.username, address, !!account && valid);
     if (!account || !valid) return errorResponse(fail("unauthorized", "Wrong username or password."));

@@ -49,7 +49,7 @@ const REST_DEVICE = "";
 
 /** Profiles for `refs`, or a 404 naming the ones that matched nobody. */
 async function profiles(c: ApiContext, refs: string[]): Promise<{ ok: true; found: MemberProfile[] } | ReturnType<typeof fail>> {
-  const { found, missing } = await resolveProfiles(c.env.ACCOUNTS, refs);
+  const { found, missing } = await resolveProfiles(c.env, refs);
   if (missing.length > 0) return fail("not_found", `No such user: ${missing.slice(0, 5).join(", ")}.`);
   return { ok: true, found };
 }

@@ -20,11 +20,11 @@ const notFound = () => errorResponse(fail("not_found", "No such user."));
 
 export const userRoutes = new Hono<ApiEnv>()
   .get("/me", async (c) => {
-    const { found } = await resolveProfiles(c.env.ACCOUNTS, [c.get("auth").userId]);
+    const { found } = await resolveProfiles(c.env, [c.get("auth").userId]);
     return found[0] ? c.json(found[0]) : notFound();
   })
   .get("/me/export", async (c) => {
-    const { found } = await resolveProfiles(c.env.ACCOUNTS, [c.get("auth").userId]);
+    const { found } = await resolveProfiles(c.env, [c.get("auth").userId]);
     if (!found[0]) return notFound();
     return exportResponse(c.env, c.get("auth").userId, found[0], (p) => c.executionCtx.waitUntil(p), c.get("traceId"));
   })
@@ -51,12 +51,12 @@ export const userRoutes = new Hono<ApiEnv>()
       const bad = ids.filter((id) => !isUserId(id)).map(String)[0];
       if (bad !== undefined) return errorResponse(fail("invalid_argument", `Not a user id: ${bad.slice(0, 40)}`));
       // Unknown ids (an account erased, say) are left out, not an error: a client shows "unknown".
-      const { found } = await resolveProfiles(c.env.ACCOUNTS, ids);
+      const { found } = await resolveProfiles(c.env, ids);
       return c.json({ users: found });
     }
     const username = c.req.query("username");
     if (!username || username.length > 64) return errorResponse(fail("invalid_argument", "Give ?username=<name>."));
-    const { found } = await resolveProfiles(c.env.ACCOUNTS, [username]);
+    const { found } = await resolveProfiles(c.env, [username]);
     return found[0] ? c.json(found[0]) : notFound();
   })
   .get("/presence", async (c) => {
@@ -70,6 +70,6 @@ export const userRoutes = new Hono<ApiEnv>()
     return c.json({ presence: states.flat() });
   })
   .get("/users/:id", async (c) => {
-    const { found } = await resolveProfiles(c.env.ACCOUNTS, [c.req.param("id")]);
+    const { found } = await resolveProfiles(c.env, [c.req.param("id")]);
     return found[0] ? c.json(found[0]) : notFound();
   });

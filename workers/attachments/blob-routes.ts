@@ -10,6 +10,7 @@
  * (100 MB on Free/Pro), so large files come in parts of ATTACHMENT_PART_BYTES. The signature is
  * the permission (it was issued to the uploader, or to a member after a membership check).
  */
+import { bucketOfAttachment, jurisdictionOfAttachment } from "../../shared/bindings.js";
 import { errorResponse, fail, failureFromException, type Failure } from "../../shared/errors.js";
 import { channelStub } from "../../shared/routing.js";
 import { partLength } from "../../shared/attachments/config.js";
@@ -104,7 +105,7 @@ async function upload(request: Request, env: Env, channelId: string, attachmentI
 
   if (multipart) {
     // A body with Content-Length is a stream of known length: R2 takes it as it comes.
-    const uploaded = await env.ATTACHMENTS.resumeMultipartUpload(attachmentId, row.upload_id).uploadPart(part, request.body);
+    const uploaded = await bucketOfAttachment(env, attachmentId).resumeMultipartUpload(attachmentId, row.upload_id).uploadPart(part, request.body);
     const recorded = await channel.recordUploadPart(attachmentId, { part_number: part, etag: uploaded.etag, size_bytes: expected });
     if (!recorded.ok) return refuse(recorded);
     return Response.json({ part_number: part, etag: uploaded.etag, size_bytes: expected }, { headers: { etag: uploaded.etag } });
@@ -112,7 +113,7 @@ async function upload(request: Request, env: Env, channelId: string, attachmentI
 
   const { stream, sha256 } = hashedStream(request.body, expected);
   try {
-    await env.ATTACHMENTS.put(attachmentId, stream, { httpMetadata: httpMetadata(row) });
+    await bucketOfAttachment(env, attachmentId).put(attachmentId, stream, { httpMetadata: httpMetadata(row) });
   } catch (err) {
     console.warn("a single upload did not arrive whole", err);
     return refuse(fail("invalid_argument", `The body did not arrive whole (${expected} bytes expected); PUT it again.`));
@@ -120,14 +121,14 @@ async function upload(request: Request, env: Env, channelId: string, attachmentI
   const done = await finishUpload(env, channelId, row, expected, await sha256);
   if (!done.ok) {
     // Cancelled or swept while the body streamed: the row is gone, so the blob must go too.
-    if (done.code === "not_found") await env.ATTACHMENTS.delete(attachmentId);
+    if (done.code === "not_found") await bucketOfAttachment(env, attachmentId).delete(attachmentId);
     return refuse(done);
   }
   return Response.json({ attachment: done.attachment }, { headers: { etag: `"${done.attachment.sha256}"` } });
 }
 
 async function download(request: Request, env: Env, attachmentId: string): Promise<Response> {
-  const head = await env.ATTACHMENTS.head(attachmentId);
+  const head = await bucketOfAttachment(env, attachmentId).head(attachmentId);
   if (!head) return refuse(fail("not_found", "No such blob (it may have been deleted)."));
   const headers = new Headers();
   head.writeHttpMetadata(headers);
@@ -148,7 +149,7 @@ async function download(request: Request, env: Env, attachmentId: string): Promi
   headers.set("content-length", String(whole ? head.size : range.length));
   const status = whole ? 200 : 206;
   if (request.method === "HEAD") return new Response(null, { status, headers });
-  const obj = await env.ATTACHMENTS.get(attachmentId, whole ? {} : { range });
+  const obj = await bucketOfAttachment(env, attachmentId).get(attachmentId, whole ? {} : { range });
   if (!obj) return refuse(fail("not_found", "No such blob (it may have been deleted)."));
   return new Response(obj.body, { status, headers });
 }

@@ -9,11 +9,13 @@
  * Either way the channel's row is the truth about an upload, and an upload is "complete" only
  * after the server saw its size and SHA-256 (measured, or checked by R2 against the declared one).
  */
+import { bucketOfAttachment, jurisdictionOfAttachment } from "../../shared/bindings.js";
 import { fail, failureFromException, type Failure, type Result } from "../../shared/errors.js";
 import { channelStub } from "../../shared/routing.js";
 import type { PartRow, UploadRow, UploadView } from "../../durable-objects/channel/attachments.js";
 import { attachmentConfig, checkDeclaredUpload, partLength, uploadPlan, type AttachmentConfig, type DeclaredUpload } from "../../shared/attachments/config.js";
 import { channelOfAttachment, newAttachmentId } from "../../shared/attachments/ids.js";
+import { parseId } from "../../shared/ids.js";
 import * as s3 from "../../shared/attachments/s3.js";
 import { signBlobUrl } from "./signed-urls.js";
 import { deleteBlob } from "../../shared/attachments/blobs.js";
@@ -69,7 +71,7 @@ function httpMetadata(row: { file_name: string; content_type: string }): R2HTTPM
 export async function presign(
   env: Env, origin: string, userId: string, channelId: string, declared: DeclaredUpload,
 ): Promise<Result<PresignAnswer>> {
-  const config = attachmentConfig(env);
+  const config = attachmentConfig(env, parseId(channelId)?.jurisdiction);
   const refused = checkDeclaredUpload(config, declared);
   if (refused) return refused;
   const plan = uploadPlan(config, declared.size_bytes);
@@ -86,7 +88,7 @@ export async function presign(
     try {
       uploadId = config.s3
         ? await s3.createMultipartUpload(config.s3, attachmentId, declared.content_type)
-        : (await env.ATTACHMENTS.createMultipartUpload(attachmentId, { httpMetadata: httpMetadata(row) })).uploadId;
+        : (await bucketOfAttachment(env, attachmentId).createMultipartUpload(attachmentId, { httpMetadata: httpMetadata(row) })).uploadId;
     } catch (err) {
       console.error("opening a multipart upload failed", err);
       return fail("unavailable", "Storage did not open the upload; try again shortly.", 1000);
@@ -146,7 +148,7 @@ function notAnAttachment(): Failure {
 export async function uploadStatus(env: Env, origin: string, userId: string, attachmentId: string): Promise<Result<UploadTargets & { attachment: UploadView }>> {
   const channelId = channelOfAttachment(attachmentId);
   if (!channelId) return notAnAttachment();
-  const config = attachmentConfig(env);
+  const config = attachmentConfig(env, jurisdictionOfAttachment(attachmentId));
   const found = await channelStub(env, channelId).upload(userId, attachmentId);
   if (!found.ok) return found;
   const row = found.upload;
@@ -180,7 +182,7 @@ export async function completeUpload(
 ): Promise<Result<{ attachment: UploadView }>> {
   const channelId = channelOfAttachment(attachmentId);
   if (!channelId) return notAnAttachment();
-  const config = attachmentConfig(env);
+  const config = attachmentConfig(env, jurisdictionOfAttachment(attachmentId));
   const channel = channelStub(env, channelId);
   const found = await channel.upload(userId, attachmentId);
   if (!found.ok) return found;
@@ -199,14 +201,14 @@ export async function completeUpload(
       }
       const sorted = [...parts].sort((a, b) => a.part_number - b.part_number);
       if (config.s3) await s3.completeMultipartUpload(config.s3, attachmentId, row.upload_id, sorted);
-      else await env.ATTACHMENTS.resumeMultipartUpload(attachmentId, row.upload_id).complete(sorted.map((p) => ({ partNumber: p.part_number, etag: p.etag })));
+      else await bucketOfAttachment(env, attachmentId).resumeMultipartUpload(attachmentId, row.upload_id).complete(sorted.map((p) => ({ partNumber: p.part_number, etag: p.etag })));
     } else if (!config.s3) {
       return fail("conflict", "The file has not been uploaded yet: PUT it to upload_url first.");
     }
-    const head = await env.ATTACHMENTS.head(attachmentId);
+    const head = await bucketOfAttachment(env, attachmentId).head(attachmentId);
     if (!head) return fail("conflict", "The file has not been uploaded yet: PUT it to upload_url first.");
     // A single PUT with a declared sha256 was checked by R2 (x-amz-checksum-sha256 is signed).
-    const measured = row.upload_id === "" && row.sha256 !== "" ? row.sha256 : await sha256Of(env.ATTACHMENTS, attachmentId);
+    const measured = row.upload_id === "" && row.sha256 !== "" ? row.sha256 : await sha256Of(bucketOfAttachment(env, attachmentId), attachmentId);
     return await finishUpload(env, channelId, row, head.size, measured ?? "");
   } catch (err) {
     console.error("completing an upload failed", err);
@@ -244,7 +246,7 @@ export async function cancelUpload(env: Env, userId: string, attachmentId: strin
 export async function downloadUrl(env: Env, origin: string, userId: string, attachmentId: string): Promise<Result<{ url: string; expires_at: number; attachment: UploadView }>> {
   const channelId = channelOfAttachment(attachmentId);
   if (!channelId) return notAnAttachment();
-  const config = attachmentConfig(env);
+  const config = attachmentConfig(env, jurisdictionOfAttachment(attachmentId));
   const found = await channelStub(env, channelId).attachmentFor(userId, attachmentId);
   if (!found.ok) return found;
   const a = found.upload;
