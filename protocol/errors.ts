@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   /** An object was reached in a jurisdiction other than the one its data belongs to: a routing fault on our side, refused rather than served from the wrong place. */
   misplaced: { status: 500, retryable: false },
   conflict: { status: 409, retryable: false },
+  /** A DM from before the locality policy, now read-only: the message names the conversation to send to (docs/protocol.md, "Data locality"). */
+  conversation_moved: { status: 409, retryable: false },
   username_taken: { status: 409, retryable: false },
   too_many_devices: { status: 409, retryable: false },
   not_implemented: { status: 501, retryable: false },

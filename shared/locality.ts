@@ -96,3 +96,22 @@ export function checkPlacement(stored: string, reached: Jurisdiction | undefined
   return fail("misplaced",
     `This data belongs in ${label(stored as Jurisdiction)} but was reached in ${label(reached)}; edgechat refuses to serve it from the wrong place.`);
 }
+
+const TAGS: Record<Jurisdiction, string> = { "": "g", eu: "eu", fedramp: "fr" };
+
+/**
+ * For a DM the policy no longer names — created before decision 016, when a DM took its
+ * creator's jurisdiction and one pair could get two (`c_eu_H` and `c_g_H`, the same pair hash
+ * `H`) — the DM it does name; undefined for a DM that is canonical (or members the policy keeps
+ * apart). docs/decisions/021-jurisdiction-bindings.md: the old one stays readable, read-only.
+ */
+export function canonicalDm(channelId: string, memberIds: readonly string[]): string | undefined {
+  const [a, b] = memberIds;
+  const m = /^c_(g|eu|fr)_([0-9a-z]{26})$/.exec(channelId);
+  if (!m || a === undefined || b === undefined) return undefined;
+  const placed = placeDm(a, b);
+  if (!placed.ok) return undefined;
+  const tag = TAGS[placed.jurisdiction];
+  return tag === m[1] ? undefined : `c_${tag}_${m[2]}`;
+}
+

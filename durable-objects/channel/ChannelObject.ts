@@ -48,6 +48,7 @@ import { traced } from "../../shared/trace.js";
 import { log } from "../../shared/log.js";
 import { parseId } from "../../shared/ids.js";
 import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
+import { canonicalDm } from "../../shared/locality.js";
 
 
 type ChannelRow = {
@@ -95,6 +96,8 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly typingGuard = new TypingGuard();
   /** Where this instance was reached; a channel stored for another jurisdiction refuses every call. */
   private readonly placement: Placement;
+  /** A DM the locality policy no longer names: read-only, continued in this one (docs/decisions/021). */
+  private supersededBy: string | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -172,6 +175,8 @@ export class ChannelObject extends DurableObject<Env> {
     this.log.start(this.channel.channel_id, this.channel.last_seq, { ms: this.channel.hlc_ms, logical: this.channel.hlc_logical });
     this.fanout.start(this.channel.fanout_seq);
     this.members.load();
+    // Only DMs made before decision 016 can be superseded: workers place every new one by the policy.
+    if (this.channel.type === "dm") this.supersededBy = canonicalDm(id, this.members.firstIds(2));
     this.watchers.load();
     const last = this.sql.exec<{ hlc_ms: number; hlc_logical: number; server_ts: number }>(
       "SELECT hlc_ms, hlc_logical, server_ts FROM messages WHERE kind != 'update' ORDER BY seq DESC LIMIT 1",
@@ -234,6 +239,9 @@ export class ChannelObject extends DurableObject<Env> {
     // Check, then seq/HLC and INSERT: all synchronous, no `await` anywhere on this path.
     const denied = this.requireMember(input.userId);
     if (denied) return denied;
+    if (this.supersededBy) {
+      return fail("conversation_moved", `This conversation is read-only; it continues in ${this.supersededBy}, stored where both members' data may live.`);
+    }
     const trace = traced(input.traceId);
     this.appendingTrace = trace.trace_id;
     try {
@@ -589,6 +597,7 @@ export class ChannelObject extends DurableObject<Env> {
     return wellFormedDeep({
       ...this.summary(), created_at: c.created_at, created_by: c.created_by,
       member_list: first.members, members_next_cursor: first.next_cursor,
+      ...(this.supersededBy ? { superseded_by: this.supersededBy } : {}),
     });
   }
 }

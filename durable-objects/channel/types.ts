@@ -116,6 +116,8 @@ export interface ChannelDetails extends ChannelSummary {
   member_list: Member[];
   /** Cursor for the next page of members; "" when member_list holds them all. */
   members_next_cursor: string;
+  /** A DM from before the locality policy: read-only; the DM that continues it (docs/decisions/021). */
+  superseded_by?: string;
 }
 
 /**
