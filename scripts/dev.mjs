@@ -29,7 +29,7 @@ if (!existsSync(`${root}.dev.vars`)) {
 // The account databases' migrations (the directory, and EU accounts: docs/decisions/021). wrangler
 // asks before applying and, not being interactive here (CI=true), answers itself; its output is
 // shown only when applying fails.
-for (const binding of ["ACCOUNTS", "ACCOUNTS_EU"]) {
+for (const [binding, what] of [["ACCOUNTS", "account database"], ["ACCOUNTS_EU", "EU account database"]]) {
   const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", binding, "--local", ...persistArgs], { cwd: root, env: { ...quiet, CI: "true" }, encoding: "utf8" });
   if (migrate.status !== 0) {
     process.stderr.write(`${migrate.stdout ?? ""}${migrate.stderr ?? ""}`);
@@ -37,7 +37,7 @@ for (const binding of ["ACCOUNTS", "ACCOUNTS_EU"]) {
     process.exit(migrate.status ?? 1);
   }
   const applied = [...(migrate.stdout ?? "").matchAll(/│\s*(\S+\.sql)\s*│\s*✅/g)].map((m) => m[1]);
-  if (applied.length > 0) console.log(`edgechat: applied ${applied.join(", ")} to the local ${binding}`);
+  if (applied.length > 0) console.log(`edgechat: applied ${applied.join(", ")} to the local ${what}`);
 }
 
 // The web app: built once here, then rebuilt by esbuild on every change to web/src. wrangler dev
