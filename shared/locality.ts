@@ -68,11 +68,16 @@ export function cannotJoin(channelId: string, userIds: readonly string[]): Failu
 
 /**
  * The jurisdiction an object was reached in, read from its own DurableObjectId inside the object.
- * Production (`JURISDICTIONS = "native"`): `ctx.id.jurisdiction`, which the runtime sets for ids
- * made through `namespace.jurisdiction(j)` (Cloudflare changelog, 2026-03-26) and leaves undefined
- * for the plain namespace. Simulated (local, tests): the `eu/` or `fedramp/` prefix of the name
- * shared/routing.ts gave it. `undefined` when the id says neither (an id made by newUniqueId(), an
- * alarm scheduled before the runtime recorded jurisdictions): the check cannot be made.
+ *
+ * Simulated (`JURISDICTIONS = "simulated"`: local dev, tests): the `eu/` or `fedramp/` prefix of
+ * the name shared/routing.ts gave it, "" without one.
+ *
+ * Production: `ctx.id.jurisdiction`, which the runtime sets for objects made through
+ * `namespace.jurisdiction(j)` (Cloudflare changelog, 2026-03-26). It is undefined both for the
+ * plain namespace and for an object woken by an alarm scheduled before 2026-03-15, so undefined
+ * proves "global" only when the object's name is a global id (`c_g_…`, `u_g_…`): an EU object
+ * has an EU name. Otherwise the answer is `undefined`, and the check cannot be made: refusing
+ * there would take EU objects offline over a missing label.
  */
 export function reachedJurisdiction(env: { JURISDICTIONS?: string }, id: Pick<DurableObjectId, "name" | "jurisdiction">): Jurisdiction | undefined {
   if (env.JURISDICTIONS === "simulated") {
@@ -81,7 +86,7 @@ export function reachedJurisdiction(env: { JURISDICTIONS?: string }, id: Pick<Du
     return (prefix ?? "") as Jurisdiction;
   }
   if (id.jurisdiction !== undefined) return id.jurisdiction as Jurisdiction;
-  return id.name === undefined ? undefined : "";
+  return parseId(id.name)?.jurisdiction === "" ? "" : undefined;
 }
 
 /**

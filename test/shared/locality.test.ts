@@ -47,8 +47,12 @@ describe("locality policy", () => {
     expect(reachedJurisdiction(simulated, { name: "fedramp/presence:3" })).toBe("fedramp");
     expect(reachedJurisdiction(simulated, { name: "c_eu_x" })).toBe("");
     expect(reachedJurisdiction(simulated, {})).toBeUndefined();
-    expect(reachedJurisdiction(native, { name: "c_eu_x", jurisdiction: "eu" })).toBe("eu");
-    expect(reachedJurisdiction(native, { name: "c_g_x" })).toBe("");
+    const euId = newId("c", "eu"), globalId = newId("c", "");
+    expect(reachedJurisdiction(native, { name: euId, jurisdiction: "eu" })).toBe("eu");
+    expect(reachedJurisdiction(native, { name: globalId })).toBe("");
+    // No label on an EU name (the plain namespace, or an alarm from before the runtime kept it): unknown.
+    expect(reachedJurisdiction(native, { name: euId })).toBeUndefined();
+    expect(reachedJurisdiction(native, { name: "presence:3" })).toBeUndefined();
     expect(reachedJurisdiction(native, {})).toBeUndefined();
   });
 
