@@ -5,11 +5,14 @@
  * routing needs; a deployment can allow only some home jurisdictions.
  */
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
+import type { PushSubscriptionInput } from "../../protocol/push.js";
+import type { PushRecord } from "../support/fake-push.js";
+import { onlineDevice } from "../helpers/socket.js";
 import worker from "../../workers/main.js";
 import { accountsFor, allowedJurisdictions, bucketFor, bucketOfAttachment, defaultJurisdiction, directory, queueFor } from "../../shared/bindings.js";
 import { parseId } from "../../shared/ids.js";
-import { BASE, call, createGroup, uniqueName, type TestUser } from "../helpers/api.js";
+import { BASE, call, createDm, createGroup, uniqueName, type TestUser } from "../helpers/api.js";
 
 const PASSWORD = "correct horse battery";
 
@@ -114,3 +117,27 @@ describe("attachments of an EU channel", () => {
     expect(await (await SELF.fetch(download.body.url)).text()).toBe("an eu photo");
   });
 });
+
+describe("push jobs of an EU user", () => {
+  it("go through the EU queue and its consumer, naming the EU sender from the EU accounts", async () => {
+    const fakeUrl = inject("fakePushUrl");
+    const eu = await registerIn("eu", "Élodie"), euFriend = await registerIn("eu", "Jan");
+    const name = `eu${euFriend.user_id.slice(-8)}`;
+    const sub = (await (await fetch(`${fakeUrl}/__subscribe`, { method: "POST", body: JSON.stringify({ name }) })).json()) as PushSubscriptionInput;
+    expect((await call("POST", "/v1/devices", { token: euFriend.access_token, body: { device_id: "phone", push: sub } })).status).toBe(201);
+    const dm = await createDm(eu, euFriend);
+    const d = await onlineDevice(eu.access_token, "d");
+    await d.sendText(dm, "hallo");
+    const deadline = Date.now() + 30_000;
+    let pushed: PushRecord | undefined;
+    while (!pushed) {
+      const all = (await (await fetch(`${fakeUrl}/__records`)).json()) as PushRecord[];
+      pushed = all.find((r) => r.target === name && r.payload?.channel_id === dm);
+      if (!pushed && Date.now() > deadline) throw new Error("no push arrived");
+      if (!pushed) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(pushed).toMatchObject({ status: 201, payload: { preview: "hallo", sender_user_id: eu.user_id, sender_name: "Élodie" } });
+    d.close();
+  });
+});
+
