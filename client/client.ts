@@ -20,7 +20,7 @@ import { endpoints, Http, RestApi } from "./rest.js";
 import { systemClock, systemScheduler, uuid } from "./scheduler.js";
 import { loadWsPackage, NO_WEBSOCKET_MESSAGE, platformWebSocket } from "./websocket.js";
 import type {
-  AuthSession, Channel, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput,
+  AuthSession, BulkAddResult, Channel, Invite, InvitePreview, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput,
   Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MemberPage, MessageUpdate, OutboxEntry, PendingSend, PresenceEvent, Scheduler, SendAck, SendContent,
   SessionInfo, User, UserSettings,
 } from "./types.js";
@@ -952,6 +952,33 @@ export class EdgechatClient {
     removeMember: (channelId: string, userId: string): Promise<Channel> => this.api.removeMember(channelId, userId),
     /** Mute (no push notifications) or unmute a channel for this user, on all of their devices. */
     mute: (channelId: string, muted: boolean): Promise<ChannelState> => this.api.muteChannel(channelId, muted),
+    /**
+     * Up to 1,000 user ids into a broadcast channel at once (owners and admins). Idempotent: ids
+     * that are members already come back counted in `already`.
+     *
+     * @example
+     * for (let i = 0; i < ids.length; i += 1000) await client.channels.bulkAdd(id, ids.slice(i, i + 1000));
+     */
+    bulkAdd: (channelId: string, userIds: string[]): Promise<BulkAddResult> => this.api.bulkAdd(channelId, userIds),
+    /** The owner makes a member an admin (who may post in a broadcast channel), or an admin a member. */
+    setRole: (channelId: string, userId: string, role: "admin" | "member"): Promise<void> => this.api.setRole(channelId, userId, role),
+  };
+
+  /**
+   * Invite links of groups and broadcast channels (REST). Owners and admins create, list and
+   * revoke them; anyone signed in who holds a code can preview the channel and join it.
+   *
+   * @example
+   * const { url, code } = await client.invites.create(channelId, { max_uses: 50, expires_in_s: 86_400 });
+   * const { channel } = await client.invites.preview(code); // name, type, member count
+   * await client.invites.join(code);
+   */
+  readonly invites = {
+    create: (channelId: string, options: { max_uses?: number; expires_in_s?: number } = {}): Promise<Invite> => this.api.createInvite(channelId, options),
+    list: (channelId: string): Promise<Invite[]> => this.api.listInvites(channelId),
+    revoke: (channelId: string, code: string): Promise<void> => this.api.revokeInvite(channelId, code),
+    preview: (code: string): Promise<InvitePreview> => this.api.previewInvite(code),
+    join: (code: string): Promise<{ channel: Channel; joined: boolean }> => this.api.joinInvite(code),
   };
 
   /**

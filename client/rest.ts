@@ -8,10 +8,10 @@ import { EdgechatError, isAuthCode, isSignedOutCode, type ServerErrorCode } from
 import type { Auth } from "./auth.js";
 import type { PushConfig, PushProvider, PushSubscriptionInput } from "../protocol/push.js";
 import type {
-  Channel, ChannelState, CreateChannelInput, Device, FetchLike, HistoryOptions, HistoryPage, MemberPage, PresenceEvent, SessionInfo, User, UserSettings,
+  BulkAddResult, Channel, ChannelState, CreateChannelInput, Invite, InvitePreview, Device, FetchLike, HistoryOptions, HistoryPage, MemberPage, PresenceEvent, SessionInfo, User, UserSettings,
 } from "./types.js";
 import {
-  channelFromJson, channelStateFromJson, deviceFromJson, historyPageFromJson, isObject, memberPageFromJson, presenceFromJson, sessionInfoFromJson, userFromJson,
+  bulkAddFromJson, channelFromJson, channelStateFromJson, inviteFromJson, invitePreviewFromJson, deviceFromJson, historyPageFromJson, isObject, memberPageFromJson, presenceFromJson, sessionInfoFromJson, userFromJson,
   usersFromJson,
 } from "./wire.js";
 
@@ -179,6 +179,39 @@ export class RestApi {
 
   async addMembers(channelId: string, members: string[]): Promise<Channel> {
     return channelFromJson(await this.call("POST", `/v1/channels/${encodeURIComponent(channelId)}/members`, { members }));
+  }
+
+  /** Up to 1,000 user ids into a broadcast channel (owners and admins); idempotent. */
+  async bulkAdd(channelId: string, userIds: string[]): Promise<BulkAddResult> {
+    return bulkAddFromJson(await this.call("POST", `/v1/channels/${encodeURIComponent(channelId)}/members/bulk`, { user_ids: userIds }));
+  }
+
+  /** The owner makes a member an admin, or an admin a member. */
+  async setRole(channelId: string, userId: string, role: "admin" | "member"): Promise<void> {
+    await this.call("PATCH", `/v1/channels/${encodeURIComponent(channelId)}/members/${encodeURIComponent(userId)}`, { role });
+  }
+
+  async createInvite(channelId: string, options: { max_uses?: number; expires_in_s?: number } = {}): Promise<Invite> {
+    return inviteFromJson(await this.call("POST", `/v1/channels/${encodeURIComponent(channelId)}/invites`, options));
+  }
+
+  async listInvites(channelId: string): Promise<Invite[]> {
+    const body = await this.call("GET", `/v1/channels/${encodeURIComponent(channelId)}/invites`);
+    if (!isObject(body) || !Array.isArray(body.invites)) throw badResponse("invites");
+    return body.invites.map(inviteFromJson);
+  }
+
+  async revokeInvite(channelId: string, code: string): Promise<void> {
+    await this.call("DELETE", `/v1/channels/${encodeURIComponent(channelId)}/invites/${encodeURIComponent(code)}`);
+  }
+
+  async previewInvite(code: string): Promise<InvitePreview> {
+    return invitePreviewFromJson(await this.call("GET", `/v1/invites/${encodeURIComponent(code)}`));
+  }
+
+  async joinInvite(code: string): Promise<{ channel: Channel; joined: boolean }> {
+    const body = await this.call("POST", `/v1/invites/${encodeURIComponent(code)}/join`);
+    return { channel: channelFromJson(body), joined: isObject(body) && body.joined === true };
   }
 
   async removeMember(channelId: string, userId: string): Promise<Channel> {

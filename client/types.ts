@@ -85,6 +85,10 @@ export interface Channel {
   members?: ChannelMember[];
   /** Cursor for the next page of members; "" or absent when `members` holds them all. */
   members_next_cursor?: string;
+  /** The caller's role: "owner", "admin" or "member" (in a broadcast channel only owners and admins post). */
+  my_role?: string;
+  /** A broadcast channel's description. */
+  description?: string;
 }
 
 export interface HistoryPage extends WireHistoryPage {
@@ -156,7 +160,42 @@ export interface AuthSession {
 
 export type CreateChannelInput =
   | { type: "dm"; /** user id or username */ member: string }
-  | { type: "group"; name: string; /** user ids or usernames */ members: string[] };
+  | { type: "group"; name: string; /** user ids or usernames */ members: string[] }
+  | { type: "broadcast"; name: string; description?: string };
+
+/** POST /v1/channels/{id}/members/bulk: what happened to the ids given. */
+export interface BulkAddResult {
+  added: number;
+  /** Members already (the call is idempotent). */
+  already: number;
+  /** Ids of no account; the first 100 are in `unknown_user_ids`. */
+  unknown: number;
+  /** Users whose data must stay in another jurisdiction. */
+  refused: number;
+  member_count: number;
+  unknown_user_ids: string[];
+}
+
+/** An invite link of a group or broadcast channel. */
+export interface Invite {
+  code: string;
+  /** The web app's join page for the code. */
+  url: string;
+  created_by: string;
+  created_at: number;
+  /** 0 = never. */
+  expires_at: number;
+  /** 0 = unlimited. */
+  max_uses: number;
+  uses: number;
+}
+
+/** What an invite link leads to (GET /v1/invites/{code}): never the members. */
+export interface InvitePreview {
+  channel: { channel_id: string; name: string; type: Channel["type"]; member_count: number };
+  /** The caller belongs already. */
+  member: boolean;
+}
 
 /** Lifecycle of one outgoing message. */
 export type OutboxState = "sending" | "sent" | "failed";

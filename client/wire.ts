@@ -8,7 +8,7 @@ import type { edgechat } from "../protocol/generated/chat.js";
 import { EdgechatError } from "./errors.js";
 import type { PushProvider } from "../protocol/push.js";
 import type {
-  AttachmentBody, AuthSession, Channel, ChannelMember, ChannelState, ChatMessage, Device, HelloInfo, SessionInfo,
+  AttachmentBody, AuthSession, BulkAddResult, Channel, ChannelMember, Invite, InvitePreview, ChannelState, ChatMessage, Device, HelloInfo, SessionInfo,
   HistoryPage, MemberPage, MessageContent, MessageUpdate, PresenceEvent, ReadReceipt, SendAck, SendContent, TypingEvent, UpdateBody, User,
 } from "./types.js";
 
@@ -255,6 +255,8 @@ export function channelFromJson(json: unknown): Channel {
   const members = Array.isArray(c.member_list) ? c.member_list : Array.isArray(c.members) ? c.members : undefined;
   if (members) channel.members = members.filter(isObject).map(memberFromJson);
   if (typeof c.members_next_cursor === "string") channel.members_next_cursor = c.members_next_cursor;
+  if (typeof c.my_role === "string") channel.my_role = c.my_role;
+  if (typeof c.description === "string") channel.description = c.description;
   return channel;
 }
 
@@ -298,4 +300,27 @@ export function sessionInfoFromJson(json: unknown): SessionInfo {
   };
   if (typeof json.device_id === "string" && json.device_id !== "") session.device_id = json.device_id;
   return session;
+}
+
+/** POST /v1/channels/{id}/members/bulk. */
+export function bulkAddFromJson(json: unknown): BulkAddResult {
+  if (!isObject(json) || json.added === undefined) throw badResponse("bulk add");
+  return {
+    added: num(json.added), already: num(json.already), unknown: num(json.unknown), refused: num(json.refused),
+    member_count: num(json.member_count), unknown_user_ids: strings(json.unknown_user_ids),
+  };
+}
+
+export function inviteFromJson(json: unknown): Invite {
+  if (!isObject(json) || typeof json.code !== "string") throw badResponse("invite");
+  return {
+    code: json.code, url: str(json.url), created_by: str(json.created_by), created_at: num(json.created_at),
+    expires_at: num(json.expires_at), max_uses: num(json.max_uses), uses: num(json.uses),
+  };
+}
+
+export function invitePreviewFromJson(json: unknown): InvitePreview {
+  if (!isObject(json) || !isObject(json.channel)) throw badResponse("invite preview");
+  const c = json.channel;
+  return { channel: { channel_id: str(c.channel_id), name: str(c.name), type: str(c.type), member_count: num(c.member_count) }, member: json.member === true };
 }

@@ -13,6 +13,10 @@ export const LIMITS = {
   maxDevicesPerUser: 10,
   /** Members per group channel; broadcast channels have their own tier (DESIGN.md fan-out). */
   maxGroupMembers: 1000,
+  /** Subscribers per broadcast channel (one-way: only its owner and admins post). */
+  maxBroadcastSubscribers: 100_000,
+  /** User ids per bulk add (POST /v1/channels/{id}/members/bulk). */
+  maxBulkAdd: 1000,
   /** client_msg_id and device_id lengths. */
   maxClientMsgIdLength: 64,
   maxDeviceIdLength: 64,

@@ -26,6 +26,7 @@ import { attachmentConfig } from "../../shared/attachments/config.js";
 import { channelOfAttachment } from "../../shared/attachments/ids.js";
 import { Attachments, uploadView, type AttachmentInit, type NewUpload, type PartRow, type UploadRow, type UploadView } from "./attachments.js";
 import { FanOut } from "./fanout.js";
+import { Invites, type InviteView } from "./invites.js";
 import { hlcToHex } from "./hlc.js";
 import { DEFAULT_MEMBER_PAGE, Membership, uniqueIds, type MemberPage } from "./membership.js";
 import { MessageChanges } from "./message-changes.js";
@@ -71,6 +72,8 @@ export interface CreateChannelInput {
   creator: MemberProfile;
   members: MemberProfile[];
   jurisdiction: string;
+  /** A broadcast channel's description (kept in the channel's settings). */
+  description?: string;
 }
 
 export class ChannelObject extends DurableObject<Env> {
@@ -98,6 +101,9 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly placement: Placement;
   /** A DM the locality policy no longer names: read-only, continued in this one (docs/decisions/021). */
   private supersededBy: string | undefined;
+  private readonly invites: Invites;
+  /** A broadcast channel's subscriber cap; a field so tests can lower it for one channel. */
+  private subscriberCap: number = LIMITS.maxBroadcastSubscribers;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -106,6 +112,7 @@ export class ChannelObject extends DurableObject<Env> {
     this.placement = new Placement(ctx, env, "channel");
     this.members = new Membership(this.sql);
     this.watchers = new Watchers(this.sql);
+    this.invites = new Invites(this.sql, () => this.channel?.channel_id ?? "");
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));
     this.overload = overloadFromEnv(env);
     this.attachments = new Attachments(this.sql, {
@@ -200,19 +207,17 @@ export class ChannelObject extends DurableObject<Env> {
     if (refused) return refused;
     if (this.channel) {
       if (this.channel.type === "dm" && input.type === "dm" && this.members.has(creator)) {
-        return { ok: true, channel: this.details(), created: false, notice: this.noticeFor(creator) };
+        return { ok: true, channel: this.details(creator), created: false, notice: this.noticeFor(creator) };
       }
       return fail("conflict", "This channel exists already.");
     }
     const everyone = uniqueIds([creator, ...input.members.map((p) => p.user_id)]);
     if (input.type === "dm" && everyone.length !== 2) return fail("invalid_argument", "A DM has exactly two members.");
-    if (everyone.length > LIMITS.maxGroupMembers) {
-      return fail("invalid_argument", `A group has at most ${LIMITS.maxGroupMembers} members.`);
-    }
+    if (everyone.length > this.capFor(input.type)) return this.overCap(input.type);
     const now = Date.now();
     this.sql.exec(
-      "INSERT INTO channel (id, channel_id, type, name, created_by, created_at, jurisdiction) VALUES (1, ?, ?, ?, ?, ?, ?)",
-      input.channelId, input.type, input.name, creator, now, input.jurisdiction,
+      "INSERT INTO channel (id, channel_id, type, name, created_by, created_at, jurisdiction, settings) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+      input.channelId, input.type, input.name, creator, now, input.jurisdiction, JSON.stringify(input.description ? { description: input.description } : {}),
     );
     this.channel = {
       channel_id: input.channelId, type: input.type, name: input.name, created_by: creator,
@@ -227,7 +232,7 @@ export class ChannelObject extends DurableObject<Env> {
     const others = everyone.filter((id) => id !== creator);
     this.appendSystem(creator, { event: "created", target_user_ids: others }, input.name);
     this.kickNotices();
-    return { ok: true, channel: this.details(), created: true, notice: this.noticeFor(creator) };
+    return { ok: true, channel: this.details(creator), created: true, notice: this.noticeFor(creator) };
   }
 
   /**
@@ -237,7 +242,7 @@ export class ChannelObject extends DurableObject<Env> {
    */
   append(input: AppendInput): Result<{ ack: SendAck }> {
     // Check, then seq/HLC and INSERT: all synchronous, no `await` anywhere on this path.
-    const denied = this.requireMember(input.userId);
+    const denied = this.requireMember(input.userId) ?? this.requirePoster(input.userId);
     if (denied) return denied;
     if (this.supersededBy) {
       return fail("conversation_moved", `This conversation is read-only; it continues in ${this.supersededBy}, stored where both members' data may live.`);
@@ -294,13 +299,16 @@ export class ChannelObject extends DurableObject<Env> {
   describe(userId: string): Result<{ channel: ChannelDetails }> {
     const denied = this.requireMember(userId);
     if (denied) return denied;
-    return { ok: true, channel: this.details() };
+    return { ok: true, channel: this.details(userId) };
   }
 
   /** A page of members (roles, read cursors) after `cursor`, in the order they joined. */
   listMembers(userId: string, cursor = "", limit = DEFAULT_MEMBER_PAGE): Result<MemberPage> {
     const denied = this.requireMember(userId);
     if (denied) return denied;
+    if (this.channel!.type === "broadcast" && !this.members.isAdmin(userId)) {
+      return fail("forbidden", "A broadcast channel's subscribers are listed to its owner and admins only.");
+    }
     return { ok: true, ...this.members.page(cursor, limit) };
   }
 
@@ -351,16 +359,15 @@ export class ChannelObject extends DurableObject<Env> {
     const may = this.mayAddMembers(actorId);
     if (!may.ok) return may;
     const added = uniqueIds(profiles.map((p) => p.user_id)).filter((id) => !this.members.has(id));
-    if (this.members.size + added.length > LIMITS.maxGroupMembers) {
-      return fail("invalid_argument", `A group has at most ${LIMITS.maxGroupMembers} members.`);
-    }
+    if (this.members.size + added.length > this.capFor(this.channel!.type)) return this.overCap(this.channel!.type);
     if (added.length > 0) {
       const now = Date.now();
       for (const id of added) this.members.add(id, "member", now, this.log.lastSeq);
-      this.appendSystem(actorId, { event: "member_added", target_user_ids: added });
+      // Subscribers come and go silently: a notice per join would be a post to every watcher.
+      if (this.channel!.type !== "broadcast") this.appendSystem(actorId, { event: "member_added", target_user_ids: added });
       this.kickNotices();
     }
-    return { ok: true, channel: this.details() };
+    return { ok: true, channel: this.details(actorId) };
   }
 
   /** Removes a member: yourself (leave) or, for owners and admins, someone else. */
@@ -375,9 +382,9 @@ export class ChannelObject extends DurableObject<Env> {
     this.members.remove(userId, Date.now());
     if (this.watchers.remove(userId)) this.fanout.removedWatcher(userId);
     const event = actorId === userId ? "member_left" : "member_removed";
-    this.appendSystem(actorId, { event, target_user_ids: [userId] });
+    if (this.channel!.type !== "broadcast") this.appendSystem(actorId, { event, target_user_ids: [userId] });
     this.kickNotices();
-    return { ok: true, channel: this.details() };
+    return { ok: true, channel: this.details(actorId) };
   }
 
   /**
@@ -420,6 +427,9 @@ export class ChannelObject extends DurableObject<Env> {
    * not, changes nothing and writes nothing (so a retry is harmless).
    */
   react(userId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Result<MessageChange> {
+    // A reaction is logged like a post (decision 005): in a broadcast channel only posters make them.
+    const denied = this.channel ? this.requirePoster(userId) : undefined;
+    if (denied && this.members.has(userId)) return denied;
     return this.changes.react(userId, deviceId, seq, emoji, op);
   }
 
@@ -434,6 +444,97 @@ export class ChannelObject extends DurableObject<Env> {
    */
   deleteForEveryone(userId: string, deviceId: string, seq: number): Result<MessageChange> {
     return this.changes.deleteForEveryone(userId, deviceId, seq);
+  }
+
+  /* ------------------------------- roles, bulk joins, invites ------------------------------- */
+
+  /**
+   * The owner makes a member an admin or an admin a member again. Ownership itself moves only
+   * when the owner leaves (to the longest-standing member).
+   */
+  setRole(actorId: string, userId: string, role: "admin" | "member"): Result<{ member: { user_id: string; role: MemberRole } }> {
+    const denied = this.requireMember(actorId);
+    if (denied) return denied;
+    if (this.channel!.type === "dm") return fail("invalid_argument", "A DM has no roles.");
+    if (this.members.get(actorId)?.role !== "owner") return fail("forbidden", "Only the channel's owner can change roles.");
+    const target = this.members.get(userId);
+    if (!target) return fail("not_found", "That user is not a member of this channel.");
+    if (target.role === "owner") return fail("invalid_argument", "The owner's role cannot be changed.");
+    this.members.setRole(userId, role);
+    return { ok: true, member: { user_id: userId, role } };
+  }
+
+  /**
+   * Adds up to LIMITS.maxBulkAdd subscribers to a broadcast channel (owners and admins) in this
+   * one turn: rows in SQL, no system message, no call to anyone's UserObject. Each new subscriber
+   * hears of the channel from the notice pump, ≤ NOTICE_PAGE per alarm tick, off this path.
+   * Idempotent: ids that are members already are counted, not added again. All or nothing: a
+   * batch that would pass the subscriber cap adds no one.
+   */
+  bulkAdd(actorId: string, userIds: string[]): Result<{ added: number; already: number; member_count: number }> {
+    const denied = this.requireMember(actorId);
+    if (denied) return denied;
+    if (this.channel!.type !== "broadcast") return fail("invalid_argument", "Bulk adds are for broadcast channels; add group members with POST /v1/channels/{id}/members.");
+    if (!this.members.isAdmin(actorId)) return fail("forbidden", "Only the channel's owner and admins can add subscribers.");
+    if (userIds.length > LIMITS.maxBulkAdd) return fail("invalid_argument", `At most ${LIMITS.maxBulkAdd} user ids per call.`);
+    const ids = uniqueIds(userIds);
+    const fresh = ids.filter((id) => !this.members.has(id)).length;
+    if (this.members.size + fresh > this.subscriberCap) return this.overCap("broadcast");
+    const { added, already } = this.members.addMany(ids, "member", Date.now(), this.log.lastSeq);
+    if (added.length > 0) this.kickNotices();
+    count("channel.bulk_added", added.length);
+    return { ok: true, added: added.length, already: already.length, member_count: this.members.size };
+  }
+
+  /** A new invite link (owners and admins of a group or broadcast channel). */
+  createInvite(actorId: string, opts: { maxUses?: number; expiresInS?: number }): Result<{ invite: InviteView }> {
+    const denied = this.requireInviteAdmin(actorId);
+    if (denied) return denied;
+    return this.invites.create(actorId, opts, Date.now());
+  }
+
+  /** The links that still work (owners and admins). */
+  listInvites(actorId: string): Result<{ invites: InviteView[] }> {
+    const denied = this.requireInviteAdmin(actorId);
+    if (denied) return denied;
+    return { ok: true, invites: this.invites.list(Date.now()) };
+  }
+
+  revokeInvite(actorId: string, secret: string): Result {
+    const denied = this.requireInviteAdmin(actorId);
+    if (denied) return denied;
+    return this.invites.revoke(secret, Date.now());
+  }
+
+  /**
+   * What a link leads to, for anyone holding it: the channel's name, type and size, never its
+   * members. `member` says whether the caller belongs already.
+   */
+  previewInvite(userId: string, secret: string): Result<{ channel: { channel_id: string; name: string; type: ChannelType; member_count: number }; member: boolean }> {
+    if (!this.channel) return fail("not_found", "No such invite link.");
+    const usable = this.invites.check(secret, Date.now());
+    if (!usable.ok) return usable;
+    const c = this.channel;
+    return { ok: true, channel: { channel_id: c.channel_id, name: toWellFormed(c.name), type: c.type, member_count: this.members.size }, member: this.members.has(userId) };
+  }
+
+  /**
+   * Joins `userId` through a link (the Worker checked that their data may live here). Joining is
+   * the user's own act, so the group's `group_adds` settings do not apply. A member already is
+   * answered `joined: false` and uses nothing up. `notice` is the joiner's, for the caller to pass
+   * on at once.
+   */
+  joinByInvite(userId: string, secret: string): Result<{ channel: ChannelDetails; joined: boolean; notice: MembershipNotice }> {
+    if (!this.channel) return fail("not_found", "No such invite link.");
+    const usable = this.invites.check(secret, Date.now());
+    if (!usable.ok) return usable;
+    if (this.members.has(userId)) return { ok: true, channel: this.details(userId), joined: false, notice: this.noticeFor(userId) };
+    if (this.members.size + 1 > this.capFor(this.channel.type)) return this.overCap(this.channel.type);
+    this.members.add(userId, "member", Date.now(), this.log.lastSeq);
+    this.invites.use(secret);
+    if (this.channel.type !== "broadcast") this.appendSystem(userId, { event: "member_joined", target_user_ids: [userId] });
+    this.kickNotices();
+    return { ok: true, channel: this.details(userId), joined: true, notice: this.noticeFor(userId) };
   }
 
   /* ------------------------------------ attachments ------------------------------------ */
@@ -530,6 +631,40 @@ export class ChannelObject extends DurableObject<Env> {
     return this.members.require(userId);
   }
 
+  private description(): string {
+    const row = this.sql.exec<{ settings: string }>("SELECT settings FROM channel WHERE id = 1").toArray()[0];
+    try {
+      const d = (JSON.parse(row?.settings ?? "{}") as { description?: unknown }).description;
+      return typeof d === "string" ? d : "";
+    } catch {
+      return "";
+    }
+  }
+
+  /** In a broadcast channel only the owner and admins post (and react); everyone else reads. */
+  private requirePoster(userId: string): Failure | undefined {
+    if (this.channel?.type !== "broadcast" || this.members.isAdmin(userId)) return undefined;
+    return fail("forbidden", "Only the channel's owner and admins can post in a broadcast channel.");
+  }
+
+  private requireInviteAdmin(actorId: string): Failure | undefined {
+    const denied = this.requireMember(actorId);
+    if (denied) return denied;
+    if (this.channel!.type === "dm") return fail("invalid_argument", "A DM has no invite links.");
+    if (!this.members.isAdmin(actorId)) return fail("forbidden", "Only the channel's owner and admins can manage invite links.");
+    return undefined;
+  }
+
+  private capFor(type: ChannelType): number {
+    return type === "broadcast" ? this.subscriberCap : LIMITS.maxGroupMembers;
+  }
+
+  private overCap(type: ChannelType): Failure {
+    return type === "broadcast"
+      ? fail("invalid_argument", `A broadcast channel has at most ${this.subscriberCap} subscribers.`)
+      : fail("invalid_argument", `A group has at most ${LIMITS.maxGroupMembers} members.`);
+  }
+
   /** Starts the fan-out pump after an append (a method, so restart tests can hold the pump back). */
   private kickFanout(): void {
     this.fanout.kick();
@@ -548,7 +683,7 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   private appendSystem(actorId: string, body: { event: string; target_user_ids: string[] }, name?: string): void {
-    const text = systemText(body.event, body.target_user_ids.length, name);
+    const text = systemText(body.event, body.target_user_ids.length, name, this.channel?.type === "broadcast");
     this.log.insert(actorId, "", null, "system", { system: { ...body, actor_user_id: actorId, text } });
   }
 
@@ -577,6 +712,8 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   private smallMemberIds(): string[] {
+    // Subscribers of a broadcast channel are not shown to each other (nor their presence).
+    if (this.channel!.type === "broadcast") return [];
     return this.members.size <= SMALL_CHANNEL_MEMBERS ? this.members.firstIds(SMALL_CHANNEL_MEMBERS) : [];
   }
 
@@ -590,14 +727,18 @@ export class ChannelObject extends DurableObject<Env> {
     });
   }
 
-  private details(): ChannelDetails {
+  /** The channel as `viewer` sees it: a broadcast channel's subscribers list only for its admins. */
+  private details(viewer: string): ChannelDetails {
     const c = this.channel!;
-    const first = this.members.page("", DEFAULT_MEMBER_PAGE);
+    const role = this.members.get(viewer)?.role;
+    const listed = c.type !== "broadcast" || role === "owner" || role === "admin";
+    const first = listed ? this.members.page("", DEFAULT_MEMBER_PAGE) : { members: [], next_cursor: "" };
     // Read cursors as their owners share them (read receipts are opt-in).
     return wellFormedDeep({
       ...this.summary(), created_at: c.created_at, created_by: c.created_by,
-      member_list: first.members, members_next_cursor: first.next_cursor,
       ...(this.supersededBy ? { superseded_by: this.supersededBy } : {}),
+      member_list: first.members, members_next_cursor: first.next_cursor, ...(role ? { my_role: role } : {}),
+      ...(c.type === "broadcast" ? { description: this.description() } : {}),
     });
   }
 }

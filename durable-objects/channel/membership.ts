@@ -116,6 +116,40 @@ export class Membership {
     return true;
   }
 
+  /**
+   * Adds many users in one turn (a bulk join): one membership version for the whole batch, one
+   * count update. Each new row waits for the notice pump (`notified = 0`), which pages through
+   * them off the caller's path. Returns the ids added and those who were members already.
+   */
+  addMany(userIds: readonly string[], role: MemberRole, now: number, lastSeq: number): { added: string[]; already: string[] } {
+    const added: string[] = [];
+    const already: string[] = [];
+    let version = 0;
+    for (const userId of uniqueIds(userIds)) {
+      if (this.has(userId)) {
+        already.push(userId);
+        continue;
+      }
+      if (version === 0) version = this.nextVersion();
+      this.sql.exec(
+        `INSERT INTO members (user_id, username, display_name, role, joined_at, joined_seq, left_at, last_read_seq, version, notified, notice_at, notice_attempts)
+         VALUES (?, '', '', ?, ?, ?, NULL, ?, ?, 0, ?, 0)
+         ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, joined_seq = excluded.joined_seq,
+           left_at = NULL, last_read_seq = max(last_read_seq, excluded.last_read_seq), version = excluded.version, notified = 0,
+           notice_at = excluded.notice_at, notice_attempts = 0`,
+        userId, role, now, lastSeq + 1, lastSeq, version, now,
+      );
+      added.push(userId);
+    }
+    if (added.length > 0) this.setCount(this.count + added.length);
+    return { added, already };
+  }
+
+  /** Changes a current member's role (never to or from owner: see ChannelObject.setRole). */
+  setRole(userId: string, role: MemberRole): boolean {
+    return this.sql.exec("UPDATE members SET role = ? WHERE user_id = ? AND left_at IS NULL AND role != ?", role, userId, role).rowsWritten > 0;
+  }
+
   /** Marks `userId` as gone; an owner who leaves hands the channel to the longest-standing member. */
   remove(userId: string, now: number): void {
     const target = this.get(userId);

@@ -1,6 +1,7 @@
 import type { Migration } from "../migrate.js";
 import { ATTACHMENTS_MIGRATION } from "./attachments.js";
 import { convertContentToBytes } from "./content.js";
+import { INVITES_MIGRATION } from "./invites.js";
 
 /**
  * ChannelObject storage. One object per channel; it is the only writer of these tables.
@@ -132,4 +133,5 @@ export const CHANNEL_MIGRATIONS: readonly Migration[] = [
   -- Current members in joined order, for paging and the owner hand-over.
   CREATE INDEX members_current ON members (left_at, joined_at);
   `,
+  INVITES_MIGRATION,
 ];

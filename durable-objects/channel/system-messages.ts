@@ -8,10 +8,13 @@ function people(n: number): string {
   return n === 1 ? "1 person" : `${n} people`;
 }
 
-export function systemText(event: string, targets: number, channelName?: string): string {
+export function systemText(event: string, targets: number, channelName?: string, broadcast = false): string {
   switch (event) {
     case "created":
+      if (broadcast) return `created the channel "${channelName ?? ""}"`;
       return channelName ? `created the group "${channelName}"` : "started the conversation";
+    case "member_joined":
+      return "joined with an invite link";
     case "member_added":
       return `added ${people(targets)}`;
     case "member_removed":

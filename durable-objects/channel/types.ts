@@ -118,6 +118,10 @@ export interface ChannelDetails extends ChannelSummary {
   members_next_cursor: string;
   /** A DM from before the locality policy: read-only; the DM that continues it (docs/decisions/021). */
   superseded_by?: string;
+  /** The caller's role (absent for one who is not a member). */
+  my_role?: MemberRole;
+  /** Broadcast channels: what the channel is about ("" for none). */
+  description?: string;
 }
 
 /**

@@ -22,7 +22,7 @@ let group: string;
 const statuses = new Map<number, number>();
 
 /** Any JSON value, biased towards objects with the endpoints' own field names and wrong types. */
-const FIELD_NAMES = ["username", "password", "display_name", "jurisdiction", "refresh_token", "type", "name", "member", "members", "up_to_seq", "device_id", "platform", "read_receipts", "text",
+const FIELD_NAMES = ["user_ids", "role", "max_uses", "expires_in_s", "description", "username", "password", "display_name", "jurisdiction", "refresh_token", "type", "name", "member", "members", "up_to_seq", "device_id", "platform", "read_receipts", "text",
   "client_msg_id", "content", "channel_id", "filename", "content_type", "size_bytes", "sha256", "parts"];
 const evil: fc.Arbitrary<unknown> = fc.oneof(
   { maxDepth: 2 },
@@ -74,6 +74,13 @@ const targets: Target[] = [
   { method: "GET", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, takesBody: false, requiredBody: false, auth: true },
   { method: "POST", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, takesBody: true, requiredBody: true, auth: true },
   { method: "DELETE", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/u_g_${"0".repeat(26)}`, takesBody: false, requiredBody: false, auth: true },
+  { method: "POST", route: "/v1/channels/:id/members/bulk", path: () => `/v1/channels/${group}/members/bulk`, takesBody: true, requiredBody: true, auth: true },
+  { method: "PATCH", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/${bob.user_id}`, takesBody: true, requiredBody: true, auth: true },
+  { method: "POST", route: "/v1/channels/:id/invites", path: () => `/v1/channels/${group}/invites`, takesBody: true, requiredBody: true, auth: true },
+  { method: "GET", route: "/v1/channels/:id/invites", path: () => `/v1/channels/${group}/invites`, takesBody: false, requiredBody: false, auth: true },
+  { method: "DELETE", route: "/v1/channels/:id/invites/:code", path: () => `/v1/channels/${group}/invites/${encodeURIComponent(`${group}.${"A".repeat(22)}`)}`, takesBody: false, requiredBody: false, auth: true },
+  { method: "GET", route: "/v1/invites/:code", path: () => `/v1/invites/${encodeURIComponent(`${group}.${"A".repeat(22)}`)}`, takesBody: false, requiredBody: false, auth: true },
+  { method: "POST", route: "/v1/invites/:code/join", path: () => `/v1/invites/${encodeURIComponent(`${group}.${"A".repeat(22)}`)}/join`, takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/channels/:id/messages", path: () => `/v1/channels/${group}/messages`, takesBody: false, requiredBody: false, auth: true },
   { method: "PATCH", route: "/v1/channels/:id/messages/:seq", path: () => `/v1/channels/${group}/messages/1`, takesBody: true, requiredBody: true, auth: true },
   { method: "DELETE", route: "/v1/channels/:id/messages/:seq", path: () => `/v1/channels/${group}/messages/1`, takesBody: false, requiredBody: false, auth: true },
@@ -132,7 +139,8 @@ describe("fuzzing REST", { timeout: 30_000 }, () => {
     }), budget(RUNS * 2));
   });
 
-  it("answers bodies that are not JSON, or not JSON objects, with a 4xx on every endpoint that needs one", async () => {
+  // One property per endpoint that needs a body (each up to TIME_LIMIT_MS / 4): it grows with the routes.
+  it("answers bodies that are not JSON, or not JSON objects, with a 4xx on every endpoint that needs one", { timeout: 120_000 }, async () => {
     for (const t of targets.filter((x) => x.requiredBody)) {
       await fc.assert(fc.asyncProperty(fc.oneof(notJson, fc.constantFrom("null", "[]", "42", "\"x\"", "true")), fc.constantFrom("application/json", "text/plain", "application/x-www-form-urlencoded", ""), async (b, ct) => {
         const r = await hit(t.method, t.path(), { body: b, auth: t.auth, contentType: ct || "application/json" }, `${t.method} ${t.route} ${JSON.stringify(b)}`);
@@ -197,6 +205,11 @@ describe("fuzzing REST", { timeout: 30_000 }, () => {
       (s) => ["POST", `/v1/channels/${s}/members`, JSON.stringify({ members: [bob.user_id] })],
       (s) => ["DELETE", `/v1/channels/${s}/members/${bob.user_id}`],
       (s) => ["DELETE", `/v1/channels/${group}/members/${s}`],
+      (s) => ["POST", `/v1/channels/${s}/members/bulk`, JSON.stringify({ user_ids: [bob.user_id] })],
+      (s) => ["PATCH", `/v1/channels/${group}/members/${s}`, JSON.stringify({ role: "admin" })],
+      (s) => ["GET", `/v1/invites/${s}`],
+      (s) => ["POST", `/v1/invites/${s}/join`],
+      (s) => ["DELETE", `/v1/channels/${group}/invites/${s}`],
       (s) => ["POST", `/v1/channels/${s}/read`, JSON.stringify({ up_to_seq: 1 })],
       (s) => ["GET", `/v1/users/${s}`],
       (s) => ["DELETE", `/v1/devices/${s}`],

@@ -22,6 +22,8 @@ const MATRIX = { timeout: 60_000 };
 let alice: TestUser, bob: TestUser, carol: TestUser, dave: TestUser;
 /** alice (owner) + bob + dave (members); carol is in none of alice's channels. */
 let group: string;
+/** A well-formed invite code for alice's group that no one made. */
+const forgedInvite = () => encodeURIComponent(`${group}.${"A".repeat(22)}`);
 /** alice <-> bob */
 let dm: string;
 /** carol's own group with dave, so carol has something of her own that must not leak the other way. */
@@ -115,6 +117,13 @@ const authed: Endpoint[] = [
   { method: "GET", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members?limit=10` },
   { method: "POST", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, body: () => ({ members: [carol.user_id] }) },
   { method: "DELETE", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/${bob.user_id}` },
+  { method: "POST", route: "/v1/channels/:id/members/bulk", path: () => `/v1/channels/${group}/members/bulk`, body: () => ({ user_ids: [carol.user_id] }) },
+  { method: "PATCH", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/${bob.user_id}`, body: () => ({ role: "admin" }) },
+  { method: "POST", route: "/v1/channels/:id/invites", path: () => `/v1/channels/${group}/invites`, body: () => ({}) },
+  { method: "GET", route: "/v1/channels/:id/invites", path: () => `/v1/channels/${group}/invites` },
+  { method: "DELETE", route: "/v1/channels/:id/invites/:code", path: () => `/v1/channels/${group}/invites/${forgedInvite()}` },
+  { method: "GET", route: "/v1/invites/:code", path: () => `/v1/invites/${forgedInvite()}` },
+  { method: "POST", route: "/v1/invites/:code/join", path: () => `/v1/invites/${forgedInvite()}/join` },
   { method: "GET", route: "/v1/channels/:id/messages", path: () => `/v1/channels/${group}/messages?after=0&limit=200` },
   { method: "POST", route: "/v1/channels/:id/read", path: () => `/v1/channels/${group}/read`, body: () => ({ up_to_seq: 1_000_000 }) },
   { method: "PATCH", route: "/v1/channels/:id/messages/:seq", path: () => `/v1/channels/${group}/messages/2`, body: () => ({ text: "edited by an intruder" }) },
@@ -296,6 +305,15 @@ describe("authorization matrix: REST", MATRIX, () => {
         ["DELETE", `/v1/channels/${ch}/members/${bob.user_id}`],
         ["DELETE", `/v1/channels/${ch}/members/${alice.user_id}`],
         ["DELETE", `/v1/channels/${ch}/members/${carol.user_id}`], // "leaving" a channel one is not in
+        ["POST", `/v1/channels/${ch}/members/bulk`, { user_ids: [carol.user_id] }],
+        ["PATCH", `/v1/channels/${ch}/members/${carol.user_id}`, { role: "admin" }],
+        ["PATCH", `/v1/channels/${ch}/members/${bob.user_id}`, { role: "member" }],
+        ["POST", `/v1/channels/${ch}/invites`, {}],
+        ["GET", `/v1/channels/${ch}/invites`],
+        ["DELETE", `/v1/channels/${ch}/invites/${encodeURIComponent(`${ch}.${"A".repeat(22)}`)}`],
+        // A guessed invite code for the channel: the random half is checked, so it opens nothing.
+        ["GET", `/v1/invites/${encodeURIComponent(`${ch}.${"A".repeat(22)}`)}`],
+        ["POST", `/v1/invites/${encodeURIComponent(`${ch}.${"A".repeat(22)}`)}/join`],
         ["POST", `/v1/channels/${ch}/read`, { up_to_seq: 1_000_000 }],
         ["POST", `/v1/channels/${ch}/read`, { up_to_seq: 0 }],
         ["PATCH", `/v1/channels/${ch}/messages/2`, { text: "edited by carol" }],

@@ -107,3 +107,16 @@ export async function resolveProfiles(env: Env, refs: string[]): Promise<{ found
   const missing = refs.filter((r) => (parseId(r)?.kind === "u" ? !found.has(r) : !byName.has(r.toLowerCase())));
   return { found: [...found.values()], missing };
 }
+
+/** Which of `ids` (user ids) have an account, in one batch of chunked queries. */
+export async function existingUserIds(db: D1Database, ids: string[]): Promise<Set<string>> {
+  const wanted = [...new Set(ids.filter(isUserId))];
+  if (wanted.length === 0) return new Set();
+  const statements: D1PreparedStatement[] = [];
+  for (let i = 0; i < wanted.length; i += CHUNK) {
+    const chunk = wanted.slice(i, i + CHUNK);
+    statements.push(db.prepare(`SELECT user_id FROM accounts WHERE user_id IN (${chunk.map(() => "?").join(",")})`).bind(...chunk));
+  }
+  const results = await db.batch<{ user_id: string }>(statements);
+  return new Set(results.flatMap((r) => r.results.map((row) => row.user_id)));
+}

@@ -1,4 +1,7 @@
-/** /v1/channels: create, list, describe, members, history, message changes, read cursor. */
+/**
+ * /v1/channels: create, list, describe, members (paged, roles, bulk adds), invite links, history,
+ * message changes, read cursor.
+ */
 import { Hono } from "hono";
 import * as z from "zod/mini";
 import { LIMITS } from "../../protocol/limits.js";
@@ -7,15 +10,17 @@ import { dmChannelId, isChannelId, newId } from "../../shared/ids.js";
 import { cannotJoin, mayJoin, placeChannel, placeDm } from "../../shared/locality.js";
 import { channelStub, userStub } from "../../shared/routing.js";
 import { channelCreationGate } from "../auth/throttle.js";
-import { resolveProfiles } from "./accounts.js";
+import { existingUserIds, resolveProfiles } from "./accounts.js";
 import { groupAddsRefused } from "./group-adds.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
 import { nameText, parseJsonBody, parseWith } from "./validation.js";
 import type { MemberProfile, MembershipNotice } from "../../durable-objects/channel/types.js";
 import { DEFAULT_MEMBER_PAGE, MAX_MEMBER_PAGE } from "../../durable-objects/channel/membership.js";
+import { inviteUrl, MAX_INVITE_TTL_S, MAX_INVITE_USES, parseInviteCode } from "../../durable-objects/channel/invites.js";
 import { withDeadline } from "../../shared/deadline.js";
 import { log } from "../../shared/log.js";
 
+const MAX_DESCRIPTION_LENGTH = 500;
 const memberRef = z.string().check(z.minLength(1), z.maxLength(64));
 const CreateBody = z.discriminatedUnion("type", [
   z.object({ type: z.literal("dm"), member: memberRef }),
@@ -24,7 +29,20 @@ const CreateBody = z.discriminatedUnion("type", [
     name: nameText(LIMITS.maxChannelNameLength),
     members: z._default(z.array(memberRef).check(z.maxLength(LIMITS.maxGroupMembers - 1)), []),
   }),
+  z.object({
+    type: z.literal("broadcast"),
+    name: nameText(LIMITS.maxChannelNameLength),
+    description: z.optional(z.string().check(z.maxLength(MAX_DESCRIPTION_LENGTH))),
+  }),
 ]);
+const BulkBody = z.object({
+  user_ids: z.array(z.string().check(z.minLength(1), z.maxLength(64))).check(z.minLength(1), z.maxLength(LIMITS.maxBulkAdd)),
+});
+const RoleBody = z.object({ role: z.enum(["admin", "member"]) });
+const InviteBody = z.object({
+  max_uses: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(MAX_INVITE_USES))),
+  expires_in_s: z.optional(z.number().check(z.int(), z.minimum(60), z.maximum(MAX_INVITE_TTL_S))),
+});
 const MembersBody = z.object({ members: z.array(memberRef).check(z.minLength(1), z.maxLength(LIMITS.maxGroupMembers)) });
 const seqParam = z.coerce.number().check(z.int(), z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER));
 const HistoryQuery = z.object({
@@ -65,7 +83,7 @@ const noChannel = () => errorResponse(fail("not_found", "No such channel."));
  * The creator's own list shows a new channel before the answer arrives. Everyone else (and the
  * creator again, should this call fail) hears from the channel's notice pump, off this path.
  */
-async function tellCreator(c: ApiContext, userId: string, notice: MembershipNotice): Promise<void> {
+export async function tellCreator(c: ApiContext, userId: string, notice: MembershipNotice): Promise<void> {
   try {
     await withDeadline(userStub(c.env, userId).membershipChanged(notice), 5000, "creator notice");
   } catch (err) {
@@ -80,7 +98,7 @@ export const channelRoutes = new Hono<ApiEnv>()
     const me = c.get("auth");
     const limited = await channelCreationGate(c.env, me.userId);
     if (limited) return errorResponse(limited);
-    const refs = body.value.type === "dm" ? [body.value.member] : body.value.members;
+    const refs = body.value.type === "dm" ? [body.value.member] : body.value.type === "group" ? body.value.members : [];
     const resolved = await profiles(c, [me.userId, ...refs]);
     if (!resolved.ok) return errorResponse(resolved);
     const creator = resolved.found.find((p) => p.user_id === me.userId);
@@ -96,6 +114,19 @@ export const channelRoutes = new Hono<ApiEnv>()
       if (!r.ok) return errorResponse(r);
       await tellCreator(c, me.userId, r.notice);
       return c.json({ channel: r.channel }, r.created ? 201 : 200);
+    }
+    if (body.value.type === "broadcast") {
+      // Subscribers join later, through the bulk route or an invite link.
+      const place = placeChannel(me.userId, []);
+      if (!place.ok) return errorResponse(place);
+      const id = newId("c", place.jurisdiction);
+      const r = await channelStub(c.env, id).create({
+        channelId: id, type: "broadcast", name: body.value.name, creator, members: [], jurisdiction: place.jurisdiction,
+        description: body.value.description ?? "",
+      });
+      if (!r.ok) return errorResponse(r);
+      await tellCreator(c, me.userId, r.notice);
+      return c.json({ channel: r.channel }, 201);
     }
     const place = placeChannel(me.userId, others.map((p) => p.user_id));
     if (!place.ok) return errorResponse(place);
@@ -138,6 +169,52 @@ export const channelRoutes = new Hono<ApiEnv>()
     const refused = await groupAddsRefused(c.env, c.get("auth").userId, resolved.found);
     if (refused) return errorResponse(refused);
     return send(c, await channelStub(c.env, id).addMembers(c.get("auth").userId, resolved.found));
+  })
+  // Up to LIMITS.maxBulkAdd user ids into a broadcast channel: counted, idempotent, all or
+  // nothing; no UserObject is called on this path (the channel's notice pump tells them later).
+  .post("/:id/members/bulk", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const body = await parseJsonBody(c, BulkBody);
+    if (!body.ok) return errorResponse(body);
+    const ids = [...new Set(body.value.user_ids)];
+    const known = await existingUserIds(c.env.ACCOUNTS, ids);
+    const unknown = ids.filter((u) => !known.has(u));
+    const allowed = [...known].filter((u) => mayJoin(id, u));
+    const refused = known.size - allowed.length;
+    const r = await channelStub(c.env, id).bulkAdd(c.get("auth").userId, allowed);
+    if (!r.ok) return errorResponse(r);
+    return c.json({ added: r.added, already: r.already, unknown: unknown.length, refused, member_count: r.member_count, unknown_user_ids: unknown.slice(0, 100) });
+  })
+  .patch("/:id/members/:userId", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const body = await parseJsonBody(c, RoleBody);
+    if (!body.ok) return errorResponse(body);
+    return send(c, await channelStub(c.env, id).setRole(c.get("auth").userId, c.req.param("userId"), body.value.role));
+  })
+  .post("/:id/invites", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const body = await parseJsonBody(c, InviteBody);
+    if (!body.ok) return errorResponse(body);
+    const r = await channelStub(c.env, id).createInvite(c.get("auth").userId, { maxUses: body.value.max_uses, expiresInS: body.value.expires_in_s });
+    if (!r.ok) return errorResponse(r);
+    return c.json({ ...r.invite, url: inviteUrl(c.req.url, r.invite.code) }, 201);
+  })
+  .get("/:id/invites", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const r = await channelStub(c.env, id).listInvites(c.get("auth").userId);
+    if (!r.ok) return errorResponse(r);
+    return c.json({ invites: r.invites.map((i) => ({ ...i, url: inviteUrl(c.req.url, i.code) })) });
+  })
+  .delete("/:id/invites/:code", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const code = parseInviteCode(c.req.param("code"));
+    if (!code || code.channelId !== id) return errorResponse(fail("not_found", "No such invite link."));
+    return send(c, await channelStub(c.env, id).revokeInvite(c.get("auth").userId, code.secret));
   })
   .delete("/:id/members/:userId", async (c) => {
     const id = channelId(c);
