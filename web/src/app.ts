@@ -4,17 +4,18 @@
  * main.ts imports this module; views see a ViewModel, never the App. One batched render per
  * animation frame.
  */
-import { EdgechatError, type Channel, type ChannelState, type ChatMessage, type Device, type User, type UserSettings } from "../../client/index.js";
+import { EdgechatError, type Channel, type InvitePreview, type ChannelState, type ChatMessage, type Device, type User, type UserSettings } from "../../client/index.js";
 import type { ChatClient } from "./chat-client.js";
 import { h } from "./dom.js";
 import { errorText, isAuthError, signedOutText } from "./errors.js";
 import { joinNames } from "./format.js";
 import type { Intents, NewChannel, ViewModel } from "./intents.js";
-import { addMessages, applyPage, applyUpdate, hasOlder, moveReadCursor, newestSeq, olderBefore, setTyping } from "./model.js";
+import { addMessages, applyPage, newConversation, applyUpdate, hasOlder, moveReadCursor, newestSeq, olderBefore, setTyping } from "./model.js";
 import { ChatState, type Capability } from "./state.js";
 import { Uploads } from "./uploads.js";
 import { Banner } from "./views/banner.js";
 import { ConversationView } from "./views/conversation.js";
+import { joinDialog } from "./views/dialogs.js";
 import { Sidebar } from "./views/sidebar.js";
 import { toast } from "./views/toast.js";
 import { offerNotifications } from "./views/notifications.js";
@@ -113,9 +114,16 @@ export class App implements Intents {
         if (channel.channel_id === s.activeId) this.detailsFetched.delete(channel.channel_id);
         this.requestRender();
       }),
-      c.on("synced", ({ channels }) => {
+      c.on("synced", ({ channels, truncated }) => {
         s.channels.clear();
         for (const ch of channels) this.adoptState(ch);
+        // "Too long, jump to latest": what was loaded of such a channel is forgotten, so the
+        // conversation opens at its newest page (older ones still page in on scroll).
+        for (const t of truncated) {
+          s.conversations.set(t.channel_id, newConversation(t.channel_id));
+          s.jumped.add(t.channel_id);
+          if (t.channel_id === s.activeId) void this.loadNewest(t.channel_id);
+        }
         // The outbox as the connection holder has it (another tab may have led before).
         s.pending.clear();
         for (const entry of c.outbox.list()) s.pending.set(entry.client_msg_id, entry);
@@ -268,6 +276,13 @@ export class App implements Intents {
   }
 
   private routeFromHash(): void {
+    // An invite link (/#/join/<code>): preview and Join; the hash is not kept (a reload would ask again).
+    const join = /^#\/?join\/([A-Za-z0-9_.-]+)$/.exec(location.hash);
+    if (join) {
+      history.replaceState(null, "", location.pathname + location.search);
+      joinDialog(this.model, join[1]!);
+      return;
+    }
     const m = /^#c\/([A-Za-z0-9_.:-]+)$/.exec(location.hash);
     this.select(m?.[1]);
   }
@@ -304,6 +319,7 @@ export class App implements Intents {
   private adoptChannel(channel: Channel): void {
     const s = this.state;
     const conv = s.conv(channel.channel_id);
+    if (channel.my_role) s.roles.set(channel.channel_id, channel.my_role);
     if (channel.members) {
       s.members.set(channel.channel_id, channel.members.map((m) => m.user_id));
       const role = channel.members.find((m) => m.user_id === s.me.user_id)?.role;
@@ -564,6 +580,35 @@ export class App implements Intents {
       for (const u of added) if (u) this.state.users.set(u.user_id, u);
       toast(`Added ${joinNames(added.map((u, i) => (u ? u.display_name || u.username : usernames[i]!)))}`);
       this.requestRender();
+    } catch (err) {
+      return errorText(err);
+    }
+  }
+
+  async createInvite(channelId: string): Promise<{ ok: true; url: string } | { ok: false; error: string }> {
+    try {
+      const invite = await this.client.invites.create(channelId);
+      // The server names its own origin; the app's join page is on the page's origin.
+      return { ok: true, url: `${location.origin}/#/join/${invite.code}` };
+    } catch (err) {
+      return { ok: false, error: errorText(err) };
+    }
+  }
+
+  async previewInvite(code: string): Promise<{ ok: true; preview: InvitePreview } | { ok: false; error: string }> {
+    try {
+      return { ok: true, preview: await this.client.invites.preview(code) };
+    } catch (err) {
+      return { ok: false, error: errorText(err) };
+    }
+  }
+
+  async joinInvite(code: string): Promise<string | void> {
+    try {
+      const { channel } = await this.client.invites.join(code);
+      this.adoptChannel(channel);
+      this.detailsFetched.add(channel.channel_id);
+      this.open(channel.channel_id);
     } catch (err) {
       return errorText(err);
     }

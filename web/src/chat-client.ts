@@ -3,7 +3,7 @@
  * tabs share one device and one socket. `TabClient` (tabs.ts) implements it over the SDK.
  */
 import type {
-  Channel, ChannelState, ClientEvents, ConnectionState, CreateChannelInput, Device, HistoryOptions, HistoryPage, Listener, MessageUpdate,
+  Channel, Invite, InvitePreview, ChannelState, ClientEvents, ConnectionState, CreateChannelInput, Device, HistoryOptions, HistoryPage, Listener, MessageUpdate,
   OutboxEntry, PushConfig, PushSubscriptionInput, SendAck, SendContent, SessionInfo, UploadedAttachment, UploadOptions, User, UserSettings,
 } from "../../client/index.js";
 
@@ -50,6 +50,12 @@ export interface ChatClient {
     addMembers(channelId: string, members: string[]): Promise<Channel>;
     /** Mute (no push notifications) or unmute, on all of the user's devices. */
     mute(channelId: string, muted: boolean): Promise<ChannelState>;
+  };
+  /** Invite links: made by owners and admins, previewed and used by anyone signed in. */
+  readonly invites: {
+    create(channelId: string, options?: { max_uses?: number; expires_in_s?: number }): Promise<Invite>;
+    preview(code: string): Promise<InvitePreview>;
+    join(code: string): Promise<{ channel: Channel; joined: boolean }>;
   };
   readonly devices: {
     list(): Promise<Device[]>;

@@ -3,12 +3,13 @@
  * state they draw plus these intents) and never see the app, the SDK client or each other's
  * internals. Adding a screen means adding a view over this model, not reaching into app.ts.
  */
-import type { CreateChannelInput, Device, UserSettings } from "../../client/index.js";
+import type { CreateChannelInput, Device, InvitePreview, UserSettings } from "../../client/index.js";
 import type { ChatState } from "./state.js";
 import type { NotificationState } from "./push.js";
 
-/** A DM by username, or a named group with members (usernames). */
-export type NewChannel = Extract<CreateChannelInput, { type: "dm" }> | { type: "group"; name: string; members: string[] };
+/** A DM by username, a named group with members (usernames), or a broadcast channel. */
+export type NewChannel = Extract<CreateChannelInput, { type: "dm" }> | { type: "group"; name: string; members: string[] }
+  | { type: "broadcast"; name: string; description: string };
 
 export interface Intents {
   /** Opens a conversation (and records it in the URL so a reload comes back to it). */
@@ -35,6 +36,12 @@ export interface Intents {
   /** Resolve to an error sentence for the dialog, or nothing once done. */
   createChannel(input: NewChannel): Promise<string | void>;
   addMembers(channelId: string, usernames: string[]): Promise<string | void>;
+  /** A new invite link of a group or broadcast channel (owners and admins). */
+  createInvite(channelId: string): Promise<{ ok: true; url: string } | { ok: false; error: string }>;
+  /** What an invite code leads to (name, type, size). */
+  previewInvite(code: string): Promise<{ ok: true; preview: InvitePreview } | { ok: false; error: string }>;
+  /** Joins through the code and opens the channel; resolves to an error sentence on failure. */
+  joinInvite(code: string): Promise<string | void>;
 
   /** Starts (or restarts) the realtime connection. */
   connect(): void;

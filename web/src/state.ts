@@ -50,6 +50,11 @@ export class ChatState {
   readonly members = new Map<string, string[]>();
   /** The user's role per group (from the channel's details): owners and admins moderate. */
   readonly roles = new Map<string, string>();
+  /**
+   * Channels whose RESUME left a long gap out on purpose (a broadcast channel after a long time
+   * away): the conversation restarts at the newest messages and says so ("Jump to latest").
+   */
+  readonly jumped = new Set<string>();
   /** Files going up, by key, oldest first. */
   readonly uploads = new Map<string, UploadView>();
   /** Features the server answered `not_implemented` for; absent = not known yet. */
@@ -135,6 +140,17 @@ export class ChatState {
   canModerate(channelId: string): boolean {
     const role = this.roles.get(channelId);
     return this.channels.get(channelId)?.type === "group" && (role === "owner" || role === "admin");
+  }
+
+  /** Owners and admins of a group or broadcast channel (they add people and share invite links). */
+  isAdmin(channelId: string): boolean {
+    const role = this.roles.get(channelId);
+    return role === "owner" || role === "admin";
+  }
+
+  /** Everyone posts, but in a broadcast channel only its owner and admins. */
+  canPost(channelId: string): boolean {
+    return this.channels.get(channelId)?.type !== "broadcast" || this.isAdmin(channelId);
   }
 
   /** True if the user has reacted to message `seq` with `emoji`. */

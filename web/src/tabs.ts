@@ -27,7 +27,7 @@
  * gives it a device of its own so tabs do not replace each other.
  */
 import {
-  EdgechatError, Emitter, type Channel, type ChannelState, type ClientEvents, type ConnectionState, type CreateChannelInput, type Device, type EdgechatClient,
+  EdgechatError, Emitter, type Channel, type Invite, type InvitePreview, type ChannelState, type ClientEvents, type ConnectionState, type CreateChannelInput, type Device, type EdgechatClient,
   type HistoryOptions, type HistoryPage, type Listener, type MessageUpdate, type OutboxEntry, type PushConfig, type PushSubscriptionInput, type SendAck,
   type SendContent, type SessionInfo, type UploadedAttachment, type UploadOptions, type User, type UserSettings,
 } from "../../client/index.js";
@@ -277,6 +277,12 @@ export class TabClient implements ChatClient {
     get: (channelId: string): Promise<Channel> => this.rest.channels.get(channelId),
     addMembers: (channelId: string, members: string[]): Promise<Channel> => this.rest.channels.addMembers(channelId, members),
     mute: (channelId: string, muted: boolean): Promise<ChannelState> => this.rest.channels.mute(channelId, muted),
+  };
+
+  readonly invites = {
+    create: (channelId: string, options: { max_uses?: number; expires_in_s?: number } = {}): Promise<Invite> => this.rest.invites.create(channelId, options),
+    preview: (code: string): Promise<InvitePreview> => this.rest.invites.preview(code),
+    join: (code: string): Promise<{ channel: Channel; joined: boolean }> => this.rest.invites.join(code),
   };
 
   readonly devices = {

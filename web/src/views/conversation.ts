@@ -13,7 +13,7 @@ import { clockTime, joinNames, lastSeenText, typingText } from "../format.js";
 import { buildTimeline, hasOlder, typingUsers, type TimelineItem } from "../model.js";
 import { avatar } from "./avatar.js";
 import { focusAfterDialog } from "./dialog.js";
-import { addMembersDialog, deleteDialog, editDialog } from "./dialogs.js";
+import { addMembersDialog, deleteDialog, editDialog, inviteDialog } from "./dialogs.js";
 import { attachmentView, CLIP_ICON, renderUploadTray } from "./attachments.js";
 
 type MessageItem = Extract<TimelineItem, { kind: "message" }>;
@@ -36,6 +36,11 @@ export class ConversationView {
   private readonly mute: MuteButton;
   private readonly subtitle: HTMLElement;
   private readonly addPeople: HTMLButtonElement;
+  private readonly invite: HTMLButtonElement;
+  /** Shown instead of the composer where the user may not post (a broadcast channel's subscribers). */
+  private readonly readOnly: HTMLElement;
+  /** "Jump to latest": this conversation skipped a long gap and starts at its newest messages. */
+  private readonly skipped: HTMLButtonElement;
   private readonly log: HTMLElement;
   private readonly top: HTMLElement;
   private readonly list: HTMLOListElement;
@@ -77,6 +82,15 @@ export class ConversationView {
     this.subtitle = h("p", { class: "conv-subtitle" });
     this.addPeople = h("button", { type: "button", class: "btn btn-ghost btn-sm add-people" }, icon(ICONS.userPlus), h("span", { class: "btn-label" }, "Add people"));
     this.addPeople.addEventListener("click", () => this.shownId && addMembersDialog(model, this.shownId));
+    this.invite = h("button", { type: "button", class: "btn btn-ghost btn-sm invite-link", hidden: true }, icon(ICONS.link), h("span", { class: "btn-label" }, "Invite link"));
+    this.invite.addEventListener("click", () => this.shownId && inviteDialog(model, this.shownId));
+    this.skipped = h("button", { type: "button", class: "skipped-note", hidden: true, "data-testid": "jump-to-latest" }, "Jump to latest · you were away a while, older messages are above");
+    this.skipped.addEventListener("click", () => {
+      if (this.shownId) this.state.jumped.delete(this.shownId);
+      this.skipped.hidden = true;
+      this.scrollToBottom(true);
+    });
+    this.readOnly = h("p", { class: "composer-readonly", hidden: true, "data-testid": "read-only" }, "Only admins can post");
     this.mute = new MuteButton(model.intents);
 
     this.top = h("div", { class: "log-top" });
@@ -99,11 +113,13 @@ export class ConversationView {
     this.pane = h(
       "section",
       { class: "conversation", "aria-labelledby": "conv-title", hidden: true },
-      h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.addPeople, this.mute.el),
+      h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.invite, this.addPeople, this.mute.el),
+      this.skipped,
       h("div", { class: "log-wrap" }, this.log, this.dayFloat, this.jump),
       this.typing,
       this.tray,
       this.form,
+      this.readOnly,
       h("p", { id: "log-help", class: "sr-only" }, "Use the arrow keys to move between messages and Enter for a message's actions."),
     );
     this.empty = h(
@@ -299,6 +315,9 @@ export class ConversationView {
         const u = state.users.get(partner);
         sub = u ? `@${u.username}` : "";
       }
+    } else if (channel?.type === "broadcast") {
+      const n = channel.member_count;
+      sub = `${n} subscriber${n === 1 ? "" : "s"}`;
     } else if (channel) {
       const ids = state.members.get(id) ?? [];
       const members = ids.map((u) => (u === state.me.user_id ? "you" : state.nameOf(u)));
@@ -306,14 +325,22 @@ export class ConversationView {
       sub = `${channel.member_count || members.length} members${online > 0 ? ` · ${online} online` : ""}${members.length > 0 ? ` · ${joinNames(members)}` : ""}`;
     }
     this.mute.update(channel);
-    const sig = JSON.stringify([title, sub, subClass, presence?.status, dm]);
+    const admin = state.isAdmin(id);
+    const canPost = state.canPost(id);
+    this.invite.hidden = dm || channel === undefined || !admin;
+    this.form.hidden = !canPost;
+    this.skipped.hidden = !state.jumped.has(id);
+    this.readOnly.hidden = canPost;
+    const sig = JSON.stringify([title, sub, subClass, presence?.status, dm, channel?.type]);
     if (this.pane.dataset.sig === sig) return;
     this.pane.dataset.sig = sig;
     this.title.textContent = title;
     this.subtitle.textContent = sub;
     this.subtitle.className = subClass;
-    this.headAvatar.replaceChildren(avatar(partner ?? id, title, { group: !dm, ...(presence?.status ? { status: presence.status } : {}) }));
-    this.addPeople.hidden = dm || channel === undefined;
+    this.headAvatar.replaceChildren(channel?.type === "broadcast"
+      ? h("span", { class: "avatar broadcast-avatar", "aria-hidden": "true" }, icon(ICONS.megaphone))
+      : avatar(partner ?? id, title, { group: !dm, ...(presence?.status ? { status: presence.status } : {}) }));
+    this.addPeople.hidden = dm || channel === undefined || channel.type === "broadcast";
     this.input.placeholder = `Message ${dm ? title : `#${title}`}`;
     this.input.setAttribute("aria-label", `Message ${title}`);
   }
@@ -340,7 +367,8 @@ export class ConversationView {
           avatar(partner ?? id, title, { size: "lg", group: !dm }),
           h("p", { class: "log-start-title" }, title),
           h("p", { class: "log-start-text" }, !channel ? "This is the beginning of the conversation."
-            : dm ? `This is the beginning of your conversation with ${title}.` : `This is the beginning of the group ${title}.`)),
+            : dm ? `This is the beginning of your conversation with ${title}.`
+              : channel.type === "broadcast" ? `This is the beginning of the channel ${title}.` : `This is the beginning of the group ${title}.`)),
       );
     } else {
       this.top.replaceChildren();

@@ -8,8 +8,11 @@ import { field, formDialog, openDialog } from "./dialog.js";
 import { notificationsSetting } from "./notifications.js";
 import { toast } from "./toast.js";
 
+type NewKind = "dm" | "group" | "broadcast";
+const KIND_LABELS: Record<NewKind, string> = { dm: "Direct message", group: "Group", broadcast: "Channel" };
+
 export function newChatDialog({ state, intents }: ViewModel): void {
-  let type: "dm" | "group" = "dm";
+  let type: NewKind = "dm";
   const dmFields = h("div", { class: "field-group" }, field({ label: "Username", name: "member", required: true, placeholder: "e.g. bob", autofocus: true, error: "Type the username of the person to message." }));
   const groupFields = h(
     "div",
@@ -17,11 +20,18 @@ export function newChatDialog({ state, intents }: ViewModel): void {
     field({ label: "Group name", name: "name", maxlength: 100, placeholder: "e.g. Weekend plans", error: "Give the group a name." }),
     field({ label: "Members", name: "members", placeholder: "bob, carol", hint: "Usernames, separated by commas. You can add more people later." }),
   );
-  const tabs = ["dm", "group"].map((t) =>
-    h("button", { type: "button", class: "segment", role: "radio", "aria-checked": String(t === type), "data-type": t }, t === "dm" ? "Direct message" : "Group"),
+  const broadcastFields = h(
+    "div",
+    { class: "field-group", hidden: true },
+    field({ label: "Channel name", name: "channel_name", maxlength: 100, placeholder: "e.g. Release notes", error: "Give the channel a name." }),
+    field({ label: "Description", name: "description", maxlength: 500, placeholder: "What subscribers will read here", hint: "Only you and the admins you choose can post; subscribers read. Share an invite link to let people in." }),
+  );
+  const kinds: NewKind[] = ["dm", "group", "broadcast"];
+  const tabs = kinds.map((t) =>
+    h("button", { type: "button", class: "segment", role: "radio", "aria-checked": String(t === type), "data-type": t }, KIND_LABELS[t]),
   );
   const segmented = h("div", { class: "segmented", role: "radiogroup", "aria-label": "Conversation type" }, ...tabs);
-  const select = (next: "dm" | "group"): void => {
+  const select = (next: NewKind): void => {
     type = next;
     for (const t of tabs) {
       const on = t.dataset.type === next;
@@ -30,17 +40,18 @@ export function newChatDialog({ state, intents }: ViewModel): void {
     }
     dmFields.hidden = next !== "dm";
     groupFields.hidden = next !== "group";
-    const member = dmFields.querySelector("input")!;
-    const name = groupFields.querySelector<HTMLInputElement>("input[name=name]")!;
-    member.required = next === "dm";
-    name.required = next === "group";
+    broadcastFields.hidden = next !== "broadcast";
+    dmFields.querySelector("input")!.required = next === "dm";
+    groupFields.querySelector<HTMLInputElement>("input[name=name]")!.required = next === "group";
+    broadcastFields.querySelector<HTMLInputElement>("input[name=channel_name]")!.required = next === "broadcast";
   };
   for (const t of tabs) {
-    t.addEventListener("click", () => select(t.dataset.type as "dm" | "group"));
+    t.addEventListener("click", () => select(t.dataset.type as NewKind));
     t.addEventListener("keydown", (e) => {
       if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
         e.preventDefault();
-        const next = type === "dm" ? "group" : "dm";
+        const step = e.key === "ArrowRight" ? 1 : kinds.length - 1;
+        const next = kinds[(kinds.indexOf(type) + step) % kinds.length]!;
         select(next);
         tabs.find((b) => b.dataset.type === next)?.focus();
       }
@@ -49,7 +60,7 @@ export function newChatDialog({ state, intents }: ViewModel): void {
   select("dm");
   formDialog({
     title: "New conversation",
-    fields: [segmented, dmFields, groupFields],
+    fields: [segmented, dmFields, groupFields, broadcastFields],
     submitLabel: "Start",
     onSubmit: async (form) => {
       const value = (name: string): string => (form.querySelector<HTMLInputElement>(`[name=${name}]`)?.value ?? "").trim();
@@ -58,8 +69,61 @@ export function newChatDialog({ state, intents }: ViewModel): void {
         if (member === state.me.username) return "That's you! Type someone else's username.";
         return intents.createChannel({ type: "dm", member });
       }
+      if (type === "broadcast") return intents.createChannel({ type: "broadcast", name: value("channel_name"), description: value("description") });
       return intents.createChannel({ type: "group", name: value("name"), members: parseUsernames(value("members")) });
     },
+  });
+}
+
+/** The channel's invite link: made on open, shown with a Copy button. */
+export function inviteDialog({ intents }: ViewModel, channelId: string): void {
+  const link = h("input", { class: "invite-url", readonly: true, "aria-label": "Invite link", "data-testid": "invite-url", value: "" });
+  const status = h("p", { class: "field-hint", "aria-live": "polite" }, "Making a link…");
+  const copy = h("button", { type: "button", class: "btn btn-secondary", disabled: true }, "Copy link");
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(link.value);
+      toast("Invite link copied");
+    } catch {
+      link.select();
+      toast("Select the link and copy it", "error");
+    }
+  });
+  openDialog({
+    title: "Invite link",
+    content: [h("p", {}, "Anyone signed in who has this link can join."), link, copy, status],
+  });
+  void intents.createInvite(channelId).then((r) => {
+    if (r.ok) {
+      link.value = r.url;
+      status.textContent = "";
+      copy.disabled = false;
+    } else {
+      status.textContent = r.error;
+    }
+  });
+}
+
+/** Opened from `#/join/<code>`: what the link leads to, and a Join button. */
+export function joinDialog({ intents }: ViewModel, code: string): void {
+  const about = h("div", { class: "invite-preview", "data-testid": "invite-preview" }, h("p", {}, "Looking up the invite…"));
+  formDialog({
+    title: "Join",
+    fields: [about],
+    submitLabel: "Join",
+    onSubmit: () => intents.joinInvite(code),
+  });
+  void intents.previewInvite(code).then((r) => {
+    if (!r.ok) {
+      about.replaceChildren(h("p", { class: "field-error" }, r.error));
+      return;
+    }
+    const c = r.preview.channel;
+    const size = c.type === "broadcast" ? `${c.member_count} subscriber${c.member_count === 1 ? "" : "s"}` : `${c.member_count} member${c.member_count === 1 ? "" : "s"}`;
+    about.replaceChildren(
+      h("p", { class: "invite-name" }, c.name),
+      h("p", { class: "field-hint" }, `${c.type === "broadcast" ? "Channel" : "Group"} · ${size}${r.preview.member ? " · you are a member" : ""}`),
+    );
   });
 }
 

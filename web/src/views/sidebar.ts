@@ -89,7 +89,9 @@ export class Sidebar {
     const button = h(
       "button",
       { type: "button", class: `channel-item${active ? " active" : ""}${unread > 0 ? " unread" : ""}`, "aria-current": active ? "true" : undefined, "data-channel": c.channel_id },
-      avatar(c.type === "dm" ? this.model.state.dmPartner(c.channel_id) ?? c.channel_id : c.channel_id, title, { group: c.type !== "dm", ...(status ? { status } : {}) }),
+      c.type === "broadcast"
+        ? h("span", { class: "avatar broadcast-avatar", "data-testid": "broadcast-icon" }, icon(ICONS.megaphone), h("span", { class: "sr-only" }, "Channel: "))
+        : avatar(c.type === "dm" ? this.model.state.dmPartner(c.channel_id) ?? c.channel_id : c.channel_id, title, { group: c.type !== "dm", ...(status ? { status } : {}) }),
       h(
         "span",
         { class: "ci-main" },
@@ -97,7 +99,7 @@ export class Sidebar {
         h(
           "span",
           { class: "ci-bottom" },
-          h("span", { class: "ci-preview" }, preview || (c.type === "dm" ? "Direct message" : `${c.member_count} members`)),
+          h("span", { class: "ci-preview" }, preview || (c.type === "dm" ? "Direct message" : c.type === "broadcast" ? `${c.member_count} subscribers` : `${c.member_count} members`)),
           unread > 0 ? h("span", { class: "badge", "data-testid": "unread-badge" }, unread > 99 ? "99+" : String(unread), h("span", { class: "sr-only" }, " unread")) : null,
         ),
       ),

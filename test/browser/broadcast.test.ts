@@ -1,0 +1,83 @@
+/**
+ * Broadcast channels in the web app, in a real Chromium against a real `wrangler dev`: the owner
+ * creates one and makes an invite link; a second user opens the link, sees the preview, joins,
+ * reads the channel without a composer ("Only admins can post") and gets the owner's post.
+ */
+import type { Browser } from "playwright-core";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startDevServer, type DevServer } from "../support/dev-server.js";
+import { channelItem, composer, launchChromium, message, Profiles, registerUser, screenshot, sendMessage, textOf } from "./helpers.js";
+
+let server: DevServer;
+let browser: Browser;
+let profiles: Profiles;
+
+beforeAll(async () => {
+  server = await startDevServer();
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+beforeEach(() => {
+  profiles = new Profiles(browser, server.url);
+});
+
+afterEach(async () => {
+  const errors = profiles.allErrors();
+  await profiles.close();
+  expect(errors).toEqual([]);
+});
+
+describe("broadcast channels in the web app", () => {
+  it("creates a channel, shares an invite link; a subscriber joins by it, reads only, and gets the post", async () => {
+    const alice = await registerUser(server.url, "alice", "Alice Martin");
+    const bob = await registerUser(server.url, "bob", "Bob Chen");
+    const a = await profiles.open(alice, "alice");
+
+    await a.getByRole("button", { name: "New conversation" }).click();
+    const dialog = a.getByRole("dialog", { name: "New conversation" });
+    await dialog.getByRole("radio", { name: "Channel" }).click();
+    await dialog.getByLabel("Channel name").fill("Release notes");
+    await dialog.getByLabel("Description").fill("What shipped this week");
+    await dialog.getByRole("button", { name: "Start", exact: true }).click();
+    await textOf(a.locator(".conv-title"), "Release notes");
+    await textOf(a.locator(".conv-subtitle"), "1 subscriber");
+    await channelItem(a, "Release notes").getByTestId("broadcast-icon").waitFor();
+    expect(await composer(a).isVisible()).toBe(true);
+
+    await a.getByRole("button", { name: "Invite link" }).click();
+    const link = a.getByTestId("invite-url");
+    await expectValue(() => link.inputValue(), /\/#\/join\/c_g_/);
+    const url = new URL(await link.inputValue());
+    await a.keyboard.press("Escape");
+
+    const b = await profiles.open(bob, "bob", { path: `/${url.hash}` });
+    const join = b.getByRole("dialog", { name: "Join" });
+    await textOf(join.getByTestId("invite-preview"), /Release notes/);
+    await textOf(join.getByTestId("invite-preview"), /Channel · 1 subscriber/);
+    await screenshot(b, "broadcast-join");
+    await join.getByRole("button", { name: "Join", exact: true }).click();
+    await textOf(b.locator(".conv-title"), "Release notes");
+    await textOf(b.locator(".conv-subtitle"), "2 subscribers");
+    await textOf(b.getByTestId("read-only"), "Only admins can post");
+    expect(await composer(b).isVisible()).toBe(false);
+
+    await sendMessage(a, "Version 2 is out");
+    await message(b, "Version 2 is out").waitFor({ timeout: 30_000 });
+    await screenshot(b, "broadcast-subscriber");
+  }, 180_000);
+});
+
+async function expectValue(read: () => Promise<string>, pattern: RegExp, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (pattern.test(v)) return;
+    if (Date.now() > deadline) throw new Error(`value ${JSON.stringify(v)} never matched ${pattern}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
