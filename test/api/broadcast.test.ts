@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { pb } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { channelStub } from "../../shared/routing.js";
+import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
 import { call, createGroup, register, waitListed, type TestUser } from "../helpers/api.js";
 import { onlineDevice, type TestDevice } from "../helpers/socket.js";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
@@ -235,4 +236,66 @@ describe("invite links", () => {
     const dmLink = await call("POST", `/v1/channels/${dm.body.channel.channel_id}/invites`, { token: alice.access_token, body: {} });
     expect([dmLink.status, dmLink.body.code]).toEqual([400, "invalid_argument"]);
   });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Accounts straight into the directory (no password work): ids the bulk route will know. */
+async function seedAccounts(n: number): Promise<string[]> {
+  const ids = Array.from({ length: n }, () => `u_g_${crypto.randomUUID().replaceAll("-", "").slice(0, 26)}`);
+  const now = Date.now();
+  for (let i = 0; i < ids.length; i += 50) {
+    await env.ACCOUNTS.batch(ids.slice(i, i + 50).map((id) => env.ACCOUNTS.prepare(
+      "INSERT INTO accounts (user_id, username, username_lower, display_name, password_hash, jurisdiction, created_at) VALUES (?, ?, ?, '', 'x', '', ?)",
+    ).bind(id, id, id, now)));
+  }
+  return ids;
+}
+
+async function noticesDone(channelId: string): Promise<void> {
+  for (let i = 0; i < 2400; i++) {
+    const pending = await runInDurableObject(channelStub(env, channelId), (_o, state) =>
+      state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM members WHERE notified = 0").one().n);
+    if (pending === 0) return;
+    await sleep(25);
+  }
+  throw new Error("notices still pending");
+}
+
+/** Work for one post by the owner with one connected subscriber and `offline` subscribers who never connect. */
+async function workForOnePost(offline: number) {
+  const [alice, bob] = await Promise.all([register("alice"), register("bob")]);
+  const id = await createBroadcast(alice);
+  const ids = [bob.user_id, ...(await seedAccounts(offline))];
+  for (let i = 0; i < ids.length; i += LIMITS.maxBulkAdd) {
+    const r = await bulk(alice, id, ids.slice(i, i + LIMITS.maxBulkAdd));
+    expect(r.body.unknown).toBe(0);
+  }
+  await noticesDone(id);
+  const a = await onlineDevice(alice.access_token, "a");
+  const b = await onlineDevice(bob.access_token, "b");
+  const warm = await a.sendText(id, "warm-up");
+  expect(warm.type).toBe(T.SEND_ACK);
+  await delivered(b, "warm-up");
+  const seen = memoryRecorder();
+  const restore = recordMetricsWith(seen);
+  try {
+    const counted = await a.sendText(id, "counted");
+    expect(counted.type).toBe(T.SEND_ACK);
+    await delivered(b, "counted");
+  } finally {
+    restore();
+  }
+  a.close(); b.close();
+  return { rpcs: seen.total("fanout.rpc"), channelWrites: seen.total("sql.write", { object: "channel" }), notices: seen.total("notice.rpc") };
+}
+
+describe("work per post in a broadcast channel", () => {
+  it("is the same with 0 and with 200 offline subscribers added in bulk", async () => {
+    const none = await workForOnePost(0);
+    const many = await workForOnePost(200);
+    console.log("broadcast work per post (0 and 200 offline subscribers):", JSON.stringify({ none, many }));
+    expect(many).toEqual(none);
+    expect(none.notices).toBe(0);
+  }, 300_000);
 });
