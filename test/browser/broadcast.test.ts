@@ -69,7 +69,25 @@ describe("broadcast channels in the web app", () => {
     await sendMessage(a, "Version 2 is out");
     await message(b, "Version 2 is out").waitFor({ timeout: 30_000 });
     await screenshot(b, "broadcast-subscriber");
-  }, 180_000);
+    // Subscribers do not see each other: no member list for bob.
+    expect(await b.getByRole("button", { name: "Members" }).isVisible()).toBe(false);
+
+    // The owner's member list pages as it scrolls (50 a page): 60 more subscribers, added in bulk.
+    const more: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      more.push(...(await Promise.all(Array.from({ length: 10 }, (_, j) => registerUser(server.url, "sub", `Subscriber ${i * 10 + j}`)))).map((u) => u.user_id));
+    }
+    const added = await fetch(`${server.url}/v1/channels/${url.hash.split("/")[2]!.split(".")[0]}/members/bulk`, {
+      method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${alice.access_token}` }, body: JSON.stringify({ user_ids: more }),
+    });
+    expect(((await added.json()) as { added: number }).added).toBe(60);
+    await a.getByRole("button", { name: "Members" }).click();
+    const rows = a.getByTestId("member-list").locator("li");
+    await eventuallyCount(() => rows.count(), 50);
+    await a.getByTestId("member-list").locator("li").last().scrollIntoViewIfNeeded();
+    await eventuallyCount(() => rows.count(), 62);
+    await textOf(a.getByTestId("member-list"), /Bob Chen/);
+  }, 240_000);
 });
 
 async function expectValue(read: () => Promise<string>, pattern: RegExp, timeoutMs = 30_000): Promise<void> {
@@ -78,6 +96,16 @@ async function expectValue(read: () => Promise<string>, pattern: RegExp, timeout
     const v = await read();
     if (pattern.test(v)) return;
     if (Date.now() > deadline) throw new Error(`value ${JSON.stringify(v)} never matched ${pattern}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function eventuallyCount(read: () => Promise<number>, n: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (v === n) return;
+    if (Date.now() > deadline) throw new Error(`count ${v}, expected ${n}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -16,6 +16,9 @@ import { Uploads } from "./uploads.js";
 import { Banner } from "./views/banner.js";
 import { ConversationView } from "./views/conversation.js";
 import { joinDialog } from "./views/dialogs.js";
+
+/** Members per page in the member list (the server allows up to 500). */
+const MEMBER_PAGE = 50;
 import { Sidebar } from "./views/sidebar.js";
 import { toast } from "./views/toast.js";
 import { offerNotifications } from "./views/notifications.js";
@@ -590,6 +593,21 @@ export class App implements Intents {
       const invite = await this.client.invites.create(channelId);
       // The server names its own origin; the app's join page is on the page's origin.
       return { ok: true, url: `${location.origin}/#/join/${invite.code}` };
+    } catch (err) {
+      return { ok: false, error: errorText(err) };
+    }
+  }
+
+  async memberPage(channelId: string, cursor: string): Promise<{ ok: true; members: { user_id: string; role: string }[]; next_cursor: string } | { ok: false; error: string }> {
+    try {
+      const page = await this.client.channels.members(channelId, { cursor, limit: MEMBER_PAGE });
+      const s = this.state;
+      // Names before the page shows (ids only on the wire): one lookup per unknown member.
+      await Promise.allSettled(page.members.filter((m) => !s.users.has(m.user_id)).map(async (m) => {
+        const u = await this.client.users.get(m.user_id);
+        s.users.set(u.user_id, u);
+      }));
+      return { ok: true, members: page.members.map((m) => ({ user_id: m.user_id, role: m.role ?? "member" })), next_cursor: page.next_cursor };
     } catch (err) {
       return { ok: false, error: errorText(err) };
     }

@@ -3,7 +3,7 @@
  * tabs share one device and one socket. `TabClient` (tabs.ts) implements it over the SDK.
  */
 import type {
-  Channel, Invite, InvitePreview, ChannelState, ClientEvents, ConnectionState, CreateChannelInput, Device, HistoryOptions, HistoryPage, Listener, MessageUpdate,
+  Channel, Invite, InvitePreview, MemberPage, ChannelState, ClientEvents, ConnectionState, CreateChannelInput, Device, HistoryOptions, HistoryPage, Listener, MessageUpdate,
   OutboxEntry, PushConfig, PushSubscriptionInput, SendAck, SendContent, SessionInfo, UploadedAttachment, UploadOptions, User, UserSettings,
 } from "../../client/index.js";
 
@@ -50,6 +50,8 @@ export interface ChatClient {
     addMembers(channelId: string, members: string[]): Promise<Channel>;
     /** Mute (no push notifications) or unmute, on all of the user's devices. */
     mute(channelId: string, muted: boolean): Promise<ChannelState>;
+    /** A page of members after `cursor`, in the order they joined. */
+    members(channelId: string, options?: { cursor?: string; limit?: number }): Promise<MemberPage>;
   };
   /** Invite links: made by owners and admins, previewed and used by anyone signed in. */
   readonly invites: {

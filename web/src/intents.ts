@@ -38,6 +38,11 @@ export interface Intents {
   addMembers(channelId: string, usernames: string[]): Promise<string | void>;
   /** A new invite link of a group or broadcast channel (owners and admins). */
   createInvite(channelId: string): Promise<{ ok: true; url: string } | { ok: false; error: string }>;
+  /**
+   * One page of a channel's members (names known once it resolves); page on with `next_cursor`
+   * until it is "". A group of 1,000 is read a page at a time, as the reader scrolls.
+   */
+  memberPage(channelId: string, cursor: string): Promise<{ ok: true; members: { user_id: string; role: string }[]; next_cursor: string } | { ok: false; error: string }>;
   /** What an invite code leads to (name, type, size). */
   previewInvite(code: string): Promise<{ ok: true; preview: InvitePreview } | { ok: false; error: string }>;
   /** Joins through the code and opens the channel; resolves to an error sentence on failure. */

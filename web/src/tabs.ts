@@ -27,7 +27,7 @@
  * gives it a device of its own so tabs do not replace each other.
  */
 import {
-  EdgechatError, Emitter, type Channel, type Invite, type InvitePreview, type ChannelState, type ClientEvents, type ConnectionState, type CreateChannelInput, type Device, type EdgechatClient,
+  EdgechatError, Emitter, type Channel, type Invite, type InvitePreview, type MemberPage, type ChannelState, type ClientEvents, type ConnectionState, type CreateChannelInput, type Device, type EdgechatClient,
   type HistoryOptions, type HistoryPage, type Listener, type MessageUpdate, type OutboxEntry, type PushConfig, type PushSubscriptionInput, type SendAck,
   type SendContent, type SessionInfo, type UploadedAttachment, type UploadOptions, type User, type UserSettings,
 } from "../../client/index.js";
@@ -277,6 +277,7 @@ export class TabClient implements ChatClient {
     get: (channelId: string): Promise<Channel> => this.rest.channels.get(channelId),
     addMembers: (channelId: string, members: string[]): Promise<Channel> => this.rest.channels.addMembers(channelId, members),
     mute: (channelId: string, muted: boolean): Promise<ChannelState> => this.rest.channels.mute(channelId, muted),
+    members: (channelId: string, options: { cursor?: string; limit?: number } = {}): Promise<MemberPage> => this.rest.channels.members(channelId, options),
   };
 
   readonly invites = {

@@ -13,7 +13,7 @@ import { clockTime, joinNames, lastSeenText, typingText } from "../format.js";
 import { buildTimeline, hasOlder, typingUsers, type TimelineItem } from "../model.js";
 import { avatar } from "./avatar.js";
 import { focusAfterDialog } from "./dialog.js";
-import { addMembersDialog, deleteDialog, editDialog, inviteDialog } from "./dialogs.js";
+import { addMembersDialog, deleteDialog, editDialog, inviteDialog, membersDialog } from "./dialogs.js";
 import { attachmentView, CLIP_ICON, renderUploadTray } from "./attachments.js";
 
 type MessageItem = Extract<TimelineItem, { kind: "message" }>;
@@ -37,6 +37,7 @@ export class ConversationView {
   private readonly subtitle: HTMLElement;
   private readonly addPeople: HTMLButtonElement;
   private readonly invite: HTMLButtonElement;
+  private readonly membersButton: HTMLButtonElement;
   /** Shown instead of the composer where the user may not post (a broadcast channel's subscribers). */
   private readonly readOnly: HTMLElement;
   /** "Jump to latest": this conversation skipped a long gap and starts at its newest messages. */
@@ -90,6 +91,12 @@ export class ConversationView {
       this.skipped.hidden = true;
       this.scrollToBottom(true);
     });
+    this.membersButton = h("button", { type: "button", class: "btn btn-ghost btn-sm members-btn", hidden: true }, h("span", { class: "btn-label" }, "Members"));
+    this.membersButton.addEventListener("click", () => {
+      const id = this.shownId;
+      const channel = id ? this.state.channels.get(id) : undefined;
+      if (id && channel) membersDialog(model, id, this.state.channelTitle(channel));
+    });
     this.readOnly = h("p", { class: "composer-readonly", hidden: true, "data-testid": "read-only" }, "Only admins can post");
     this.mute = new MuteButton(model.intents);
 
@@ -113,7 +120,7 @@ export class ConversationView {
     this.pane = h(
       "section",
       { class: "conversation", "aria-labelledby": "conv-title", hidden: true },
-      h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.invite, this.addPeople, this.mute.el),
+      h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.membersButton, this.invite, this.addPeople, this.mute.el),
       this.skipped,
       h("div", { class: "log-wrap" }, this.log, this.dayFloat, this.jump),
       this.typing,
@@ -328,6 +335,8 @@ export class ConversationView {
     const admin = state.isAdmin(id);
     const canPost = state.canPost(id);
     this.invite.hidden = dm || channel === undefined || !admin;
+    // Subscribers of a broadcast channel do not see each other.
+    this.membersButton.hidden = dm || channel === undefined || (channel.type === "broadcast" && !admin);
     this.form.hidden = !canPost;
     this.skipped.hidden = !state.jumped.has(id);
     this.readOnly.hidden = canPost;

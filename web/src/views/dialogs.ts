@@ -282,3 +282,37 @@ export function privacyDialog({ intents }: ViewModel): void {
     }
   }, (err: unknown) => { status.textContent = errorText(err); });
 }
+
+/** The member list, a page at a time: the next page loads as the reader nears the end. */
+export function membersDialog({ state, intents }: ViewModel, channelId: string, title: string): void {
+  const list = h("ul", { class: "member-list", "data-testid": "member-list" });
+  const status = h("p", { class: "field-hint", "aria-live": "polite" }, "Loading…");
+  const scroller = h("div", { class: "member-scroll" }, list, status);
+  let cursor = "";
+  let loading = false;
+  let done = false;
+  const more = async (): Promise<void> => {
+    if (loading || done) return;
+    loading = true;
+    const page = await intents.memberPage(channelId, cursor);
+    loading = false;
+    if (!page.ok) {
+      status.textContent = page.error;
+      return;
+    }
+    for (const m of page.members) {
+      const role = m.role === "owner" ? "Owner" : m.role === "admin" ? "Admin" : "";
+      list.append(h("li", { class: "member-row" }, h("span", { class: "member-name" }, m.user_id === state.me.user_id ? "You" : state.nameOf(m.user_id)), role ? h("span", { class: "member-role" }, role) : null));
+    }
+    cursor = page.next_cursor;
+    done = cursor === "";
+    status.textContent = done ? "" : "Scroll for more";
+    // A short first page may not fill the box: no scroll event would ask for the next.
+    if (!done && scroller.scrollHeight <= scroller.clientHeight + 40) void more();
+  };
+  scroller.addEventListener("scroll", () => {
+    if (scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 80) void more();
+  });
+  openDialog({ title: `Members of ${title}`, content: [scroller] });
+  void more();
+}
