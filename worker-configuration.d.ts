@@ -4,7 +4,7 @@
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./workers/main");
-		durableNamespaces: "ChannelObject" | "UserObject" | "PresenceObject" | "ThrottleObject";
+		durableNamespaces: "ChannelObject" | "UserObject" | "PresenceObject" | "ThrottleObject" | "RelayObject";
 	}
 	interface StagingEnv {
 		ATTACHMENTS: R2Bucket;
@@ -21,6 +21,9 @@ declare namespace Cloudflare {
 		RESUME_TOKEN_TTL_SECONDS: string;
 		SEND_RATE_PER_SECOND: string;
 		SEND_RATE_BURST: string;
+		DIRECT_TIER_MAX_MEMBERS: string;
+		RELAY_SHARDS_GROUP: string;
+		RELAY_SHARDS_BROADCAST: string;
 		REFRESH_TOKEN_TTL_SECONDS: string;
 		SEND_DEADLINE_MS: string;
 		OVERLOAD_USER_PENDING_SENDS: string;
@@ -74,6 +77,7 @@ declare namespace Cloudflare {
 		USERS: DurableObjectNamespace<import("./workers/main").UserObject>;
 		PRESENCE: DurableObjectNamespace<import("./workers/main").PresenceObject>;
 		THROTTLE: DurableObjectNamespace<import("./workers/main").ThrottleObject>;
+		RELAYS: DurableObjectNamespace<import("./workers/main").RelayObject>;
 	}
 	interface ProductionEnv {
 		ATTACHMENTS: R2Bucket;
@@ -90,6 +94,9 @@ declare namespace Cloudflare {
 		RESUME_TOKEN_TTL_SECONDS: string;
 		SEND_RATE_PER_SECOND: string;
 		SEND_RATE_BURST: string;
+		DIRECT_TIER_MAX_MEMBERS: string;
+		RELAY_SHARDS_GROUP: string;
+		RELAY_SHARDS_BROADCAST: string;
 		REFRESH_TOKEN_TTL_SECONDS: string;
 		SEND_DEADLINE_MS: string;
 		OVERLOAD_USER_PENDING_SENDS: string;
@@ -143,6 +150,7 @@ declare namespace Cloudflare {
 		USERS: DurableObjectNamespace<import("./workers/main").UserObject>;
 		PRESENCE: DurableObjectNamespace<import("./workers/main").PresenceObject>;
 		THROTTLE: DurableObjectNamespace<import("./workers/main").ThrottleObject>;
+		RELAYS: DurableObjectNamespace<import("./workers/main").RelayObject>;
 	}
 	interface EuEnv {
 		ATTACHMENTS: R2Bucket;
@@ -159,6 +167,9 @@ declare namespace Cloudflare {
 		RESUME_TOKEN_TTL_SECONDS: string;
 		SEND_RATE_PER_SECOND: string;
 		SEND_RATE_BURST: string;
+		DIRECT_TIER_MAX_MEMBERS: string;
+		RELAY_SHARDS_GROUP: string;
+		RELAY_SHARDS_BROADCAST: string;
 		REFRESH_TOKEN_TTL_SECONDS: string;
 		SEND_DEADLINE_MS: string;
 		OVERLOAD_USER_PENDING_SENDS: string;
@@ -212,6 +223,7 @@ declare namespace Cloudflare {
 		USERS: DurableObjectNamespace<import("./workers/main").UserObject>;
 		PRESENCE: DurableObjectNamespace<import("./workers/main").PresenceObject>;
 		THROTTLE: DurableObjectNamespace<import("./workers/main").ThrottleObject>;
+		RELAYS: DurableObjectNamespace<import("./workers/main").RelayObject>;
 	}
 	interface Env {
 		ATTACHMENTS: R2Bucket;
@@ -228,6 +240,9 @@ declare namespace Cloudflare {
 		RESUME_TOKEN_TTL_SECONDS: string;
 		SEND_RATE_PER_SECOND: string;
 		SEND_RATE_BURST: string;
+		DIRECT_TIER_MAX_MEMBERS: string;
+		RELAY_SHARDS_GROUP: string;
+		RELAY_SHARDS_BROADCAST: string;
 		REFRESH_TOKEN_TTL_SECONDS: string;
 		SEND_DEADLINE_MS: string;
 		OVERLOAD_USER_PENDING_SENDS: string;
@@ -281,6 +296,7 @@ declare namespace Cloudflare {
 		USERS: DurableObjectNamespace<import("./workers/main").UserObject>;
 		PRESENCE: DurableObjectNamespace<import("./workers/main").PresenceObject>;
 		THROTTLE: DurableObjectNamespace<import("./workers/main").ThrottleObject>;
+		RELAYS: DurableObjectNamespace<import("./workers/main").RelayObject>;
 	}
 }
 interface Env extends Cloudflare.Env {}
@@ -288,7 +304,7 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "ALLOWED_JURISDICTIONS" | "DEFAULT_JURISDICTION" | "ACCESS_TOKEN_TTL_SECONDS" | "RESUME_TOKEN_TTL_SECONDS" | "SEND_RATE_PER_SECOND" | "SEND_RATE_BURST" | "REFRESH_TOKEN_TTL_SECONDS" | "SEND_DEADLINE_MS" | "OVERLOAD_USER_PENDING_SENDS" | "OVERLOAD_CHANNEL_LAG_DM" | "OVERLOAD_CHANNEL_LAG_GROUP" | "OVERLOAD_CHANNEL_LAG_BROADCAST" | "PRESENCE_TTL_MS" | "PRESENCE_OFFLINE_GRACE_MS" | "PRESENCE_MIN_INTERVAL_MS" | "PRESENCE_RETENTION_MS" | "LOGIN_FREE_FAILURES_PER_USERNAME" | "LOGIN_FREE_FAILURES_PER_ADDRESS" | "LOGIN_LOCKOUT_MAX_MS" | "REGISTER_BURST" | "REGISTER_EVERY_MS" | "CHANNEL_CREATE_BURST" | "CHANNEL_CREATE_EVERY_MS" | "READ_RECEIPTS_DEFAULT" | "ALLOWED_ORIGINS" | "ATTACHMENT_MAX_BYTES" | "ATTACHMENT_CONTENT_TYPES" | "ATTACHMENT_PART_BYTES" | "ATTACHMENT_UPLOAD_URL_TTL_SECONDS" | "ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS" | "ATTACHMENT_ORPHAN_TTL_SECONDS" | "R2_S3_ENDPOINT" | "R2_BUCKET_NAME" | "DRAIN_WINDOW_MS" | "PUSH_WINDOW_MS" | "PUSH_ACK_DEADLINE_MS" | "PUSH_MAX_AGE_SECONDS" | "PUSH_RETRY_BASE_SECONDS" | "VAPID_SUBJECT" | "FCM_API_BASE_URL" | "FCM_TOKEN_URL" | "APNS_BASE_URL" | "APNS_SANDBOX_BASE_URL" | "JWT_SECRET" | "JURISDICTIONS" | "ADMIN_TOKEN" | "PUSH_ALLOW_HTTP_LOOPBACK" | "APNS_KEY_ID" | "APNS_TEAM_ID" | "VAPID_PUBLIC_KEY" | "VAPID_PRIVATE_KEY" | "FCM_SERVICE_ACCOUNT" | "APNS_PRIVATE_KEY" | "R2_ACCESS_KEY_ID" | "R2_SECRET_ACCESS_KEY">> {}
+	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "ALLOWED_JURISDICTIONS" | "DEFAULT_JURISDICTION" | "ACCESS_TOKEN_TTL_SECONDS" | "RESUME_TOKEN_TTL_SECONDS" | "SEND_RATE_PER_SECOND" | "SEND_RATE_BURST" | "DIRECT_TIER_MAX_MEMBERS" | "RELAY_SHARDS_GROUP" | "RELAY_SHARDS_BROADCAST" | "REFRESH_TOKEN_TTL_SECONDS" | "SEND_DEADLINE_MS" | "OVERLOAD_USER_PENDING_SENDS" | "OVERLOAD_CHANNEL_LAG_DM" | "OVERLOAD_CHANNEL_LAG_GROUP" | "OVERLOAD_CHANNEL_LAG_BROADCAST" | "PRESENCE_TTL_MS" | "PRESENCE_OFFLINE_GRACE_MS" | "PRESENCE_MIN_INTERVAL_MS" | "PRESENCE_RETENTION_MS" | "LOGIN_FREE_FAILURES_PER_USERNAME" | "LOGIN_FREE_FAILURES_PER_ADDRESS" | "LOGIN_LOCKOUT_MAX_MS" | "REGISTER_BURST" | "REGISTER_EVERY_MS" | "CHANNEL_CREATE_BURST" | "CHANNEL_CREATE_EVERY_MS" | "READ_RECEIPTS_DEFAULT" | "ALLOWED_ORIGINS" | "ATTACHMENT_MAX_BYTES" | "ATTACHMENT_CONTENT_TYPES" | "ATTACHMENT_PART_BYTES" | "ATTACHMENT_UPLOAD_URL_TTL_SECONDS" | "ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS" | "ATTACHMENT_ORPHAN_TTL_SECONDS" | "R2_S3_ENDPOINT" | "R2_BUCKET_NAME" | "DRAIN_WINDOW_MS" | "PUSH_WINDOW_MS" | "PUSH_ACK_DEADLINE_MS" | "PUSH_MAX_AGE_SECONDS" | "PUSH_RETRY_BASE_SECONDS" | "VAPID_SUBJECT" | "FCM_API_BASE_URL" | "FCM_TOKEN_URL" | "APNS_BASE_URL" | "APNS_SANDBOX_BASE_URL" | "JWT_SECRET" | "JURISDICTIONS" | "ADMIN_TOKEN" | "PUSH_ALLOW_HTTP_LOOPBACK" | "APNS_KEY_ID" | "APNS_TEAM_ID" | "VAPID_PUBLIC_KEY" | "VAPID_PRIVATE_KEY" | "FCM_SERVICE_ACCOUNT" | "APNS_PRIVATE_KEY" | "R2_ACCESS_KEY_ID" | "R2_SECRET_ACCESS_KEY">> {}
 }
 
 // Begin runtime types

@@ -10,6 +10,7 @@ import { JURISDICTIONS, parseId, type Jurisdiction } from "./ids.js";
 import type { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 import type { UserObject } from "../durable-objects/user/UserObject.js";
 import type { PresenceObject } from "../durable-objects/presence/PresenceObject.js";
+import type { RelayObject } from "../durable-objects/relay/RelayObject.js";
 
 type Namespace<T extends Rpc.DurableObjectBranded | undefined> = DurableObjectNamespace<T>;
 
@@ -33,6 +34,27 @@ export function channelStub(env: Env, channelId: string): DurableObjectStub<Chan
 /** The UserObject that holds `userId`'s sockets, devices, sessions and channel list. */
 export function userStub(env: Env, userId: string): DurableObjectStub<UserObject> {
   return stubFor(env, env.USERS, userId, "u");
+}
+
+/** The name of relay shard `shard` of `channelId` (one object per channel and shard). */
+export function relayName(channelId: string, shard: number): string {
+  return `relay:${channelId}:${shard}`;
+}
+
+/**
+ * Relay shard `shard` of `channelId` (docs/decisions/017-relay-tier.md), in the channel's
+ * jurisdiction: the watchers it holds are the channel's, so their ids stay where the channel is.
+ */
+export function relayStub(env: Env, channelId: string, shard: number): DurableObjectStub<RelayObject> {
+  const parsed = parseId(channelId);
+  if (!parsed || parsed.kind !== "c") throw new TypeError(`Not a channel id: ${String(channelId).slice(0, 40)}`);
+  if (!Number.isInteger(shard) || shard < 0) throw new TypeError(`Not a relay shard: ${shard}`);
+  return env.RELAYS.get(objectId(env, env.RELAYS, relayName(channelId, shard), parsed.jurisdiction));
+}
+
+/** A user's relay shard among `shards`: stable for as long as the channel's shard count is. */
+export function relayShardOf(userId: string, shards: number): number {
+  return fnv1a32(userId) % shards;
 }
 
 /**

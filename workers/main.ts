@@ -14,6 +14,7 @@ export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 export { UserObject } from "../durable-objects/user/UserObject.js";
 export { PresenceObject } from "../durable-objects/presence/PresenceObject.js";
 export { ThrottleObject } from "../durable-objects/throttle/ThrottleObject.js";
+export { RelayObject } from "../durable-objects/relay/RelayObject.js";
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {

@@ -17,7 +17,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { count } from "../../shared/metrics.js";
-import { userStub } from "../../shared/routing.js";
+import { relayStub, userStub } from "../../shared/routing.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { countedSqlFor } from "../counted-sql.js";
 import { migrate } from "../migrate.js";
@@ -38,8 +38,9 @@ import { systemText } from "./system-messages.js";
 import { TypingGuard } from "./typing-guard.js";
 import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
 import { Watchers } from "./watchers.js";
+import { relayShardsFor, tierConfigFromEnv, type TierConfig } from "./tiers.js";
 import {
-  SMALL_CHANNEL_MEMBERS, type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ContentInit,
+  SMALL_CHANNEL_MEMBERS, type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData, type ContentInit,
   type HistoryPageData, type HistoryQuery, type MemberChannelState, type MemberProfile, type MemberRole, type MembershipNotice,
   type MessageChange, type SendAck,
 } from "./types.js";
@@ -62,6 +63,8 @@ type ChannelRow = {
   hlc_ms: number;
   hlc_logical: number;
   fanout_seq: number;
+  /** 0: direct tier; else the relay shards its watchers are spread over (tiers.ts). */
+  relay_shards: number;
 };
 
 export interface CreateChannelInput {
@@ -104,6 +107,8 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly invites: Invites;
   /** A broadcast channel's subscriber cap; a field so tests can lower it for one channel. */
   private subscriberCap: number = LIMITS.maxBroadcastSubscribers;
+  /** Fan-out tier thresholds (wrangler vars, defaults in tiers.ts). */
+  private readonly tiers: TierConfig;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -115,6 +120,7 @@ export class ChannelObject extends DurableObject<Env> {
     this.invites = new Invites(this.sql, () => this.channel?.channel_id ?? "");
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));
     this.overload = overloadFromEnv(env);
+    this.tiers = tierConfigFromEnv(env);
     this.attachments = new Attachments(this.sql, {
       // One alarm serves every concern: the sweep asks for it through wakeAt like the others.
       alarms: {
@@ -162,6 +168,7 @@ export class ChannelObject extends DurableObject<Env> {
         memberCount: () => this.members.size,
         watchers: this.watchers,
         userStub: (userId) => userStub(env, userId),
+        relayStub: (shard) => relayStub(env, this.channel!.channel_id, shard),
       });
       this.load();
       if (misplacement(this)) return;
@@ -173,7 +180,7 @@ export class ChannelObject extends DurableObject<Env> {
 
   private load(): void {
     this.channel = this.sql.exec<ChannelRow>(
-      "SELECT channel_id, type, name, created_by, created_at, last_seq, hlc_ms, hlc_logical, fanout_seq FROM channel WHERE id = 1",
+      "SELECT channel_id, type, name, created_by, created_at, last_seq, hlc_ms, hlc_logical, fanout_seq, relay_shards FROM channel WHERE id = 1",
     ).toArray()[0];
     if (!this.channel) return;
     const stored = this.sql.exec<{ jurisdiction: string }>("SELECT jurisdiction FROM channel WHERE id = 1").one().jurisdiction;
@@ -184,7 +191,8 @@ export class ChannelObject extends DurableObject<Env> {
     this.members.load();
     // Only DMs made before decision 016 can be superseded: workers place every new one by the policy.
     if (this.channel.type === "dm") this.supersededBy = canonicalDm(id, this.members.firstIds(2));
-    this.watchers.load();
+    this.watchers.load(this.channel.relay_shards);
+    this.applyTier();
     const last = this.sql.exec<{ hlc_ms: number; hlc_logical: number; server_ts: number }>(
       "SELECT hlc_ms, hlc_logical, server_ts FROM messages WHERE kind != 'update' ORDER BY seq DESC LIMIT 1",
     ).toArray()[0];
@@ -221,7 +229,7 @@ export class ChannelObject extends DurableObject<Env> {
     );
     this.channel = {
       channel_id: input.channelId, type: input.type, name: input.name, created_by: creator,
-      created_at: now, last_seq: 0, hlc_ms: 0, hlc_logical: 0, fanout_seq: 0,
+      created_at: now, last_seq: 0, hlc_ms: 0, hlc_logical: 0, fanout_seq: 0, relay_shards: 0,
     };
     this.log.start(input.channelId, 0, { ms: 0, logical: 0 });
     this.members.load();
@@ -229,6 +237,7 @@ export class ChannelObject extends DurableObject<Env> {
       const role: MemberRole = input.type !== "dm" && userId === creator ? "owner" : "member";
       this.members.add(userId, role, now, this.log.lastSeq);
     }
+    this.applyTier();
     const others = everyone.filter((id) => id !== creator);
     this.appendSystem(creator, { event: "created", target_user_ids: others }, input.name);
     this.kickNotices();
@@ -321,7 +330,10 @@ export class ChannelObject extends DurableObject<Env> {
   watch(userId: string, epoch: number): Result<{ state: MemberChannelState }> {
     const denied = this.requireMember(userId);
     if (denied) return denied;
-    this.watchers.watch(userId, epoch, false);
+    const viaRelay = this.watchers.relayShards > 0;
+    this.watchers.watch(userId, epoch, viaRelay);
+    // Delivered directly until the pump has registered it at its relay shard.
+    if (viaRelay && !this.watchers.isAtRelay(userId)) this.kickFanout();
     count("channel.watch");
     return { ok: true, state: this.memberState(userId) };
   }
@@ -354,6 +366,19 @@ export class ChannelObject extends DurableObject<Env> {
     return { ok: true };
   }
 
+  /**
+   * For the channel's relay shards only: stored messages from `fromSeq` to `toSeq`, at most `max`
+   * (a relay catching up a watcher whose delivery failed), with the summary deliveries carry and
+   * how far the channel's own fan-out got. Relays hold no content; they read it here.
+   */
+  relayBacklog(fromSeq: number, toSeq: number, max: number): { channel: ChannelSummary; messages: ChatMessageData[]; delivered_up_to: number } {
+    if (!this.channel) throw new Error("relayBacklog on a channel that does not exist");
+    const from = Math.max(1, Math.floor(fromSeq));
+    const upTo = Math.min(Math.floor(toSeq), this.log.lastSeq);
+    const n = Math.min(Math.max(0, Math.floor(max)), upTo - from + 1, 100);
+    return { channel: this.summary(), messages: n > 0 ? this.log.read(from, n) : [], delivered_up_to: this.fanout.deliveredUpTo };
+  }
+
   /** Adds members (owners and admins only) with one "added" system message. */
   addMembers(actorId: string, profiles: MemberProfile[]): Result<{ channel: ChannelDetails }> {
     const may = this.mayAddMembers(actorId);
@@ -364,6 +389,7 @@ export class ChannelObject extends DurableObject<Env> {
       const now = Date.now();
       for (const id of added) this.members.add(id, "member", now, this.log.lastSeq);
       // Subscribers come and go silently: a notice per join would be a post to every watcher.
+      this.applyTier();
       if (this.channel!.type !== "broadcast") this.appendSystem(actorId, { event: "member_added", target_user_ids: added });
       this.kickNotices();
     }
@@ -380,7 +406,9 @@ export class ChannelObject extends DurableObject<Env> {
     if (actorId !== userId && !this.members.isAdmin(actorId)) return fail("forbidden", "Only the group's owner and admins can remove members.");
     if (target.role === "owner" && actorId !== userId) return fail("forbidden", "The group's owner cannot be removed.");
     this.members.remove(userId, Date.now());
-    if (this.watchers.remove(userId)) this.fanout.removedWatcher(userId);
+    // A watcher at a relay is cut off there: the relay sees the removal in the batch.
+    const atRelay = this.watchers.isAtRelay(userId);
+    if (this.watchers.remove(userId) && !atRelay) this.fanout.removedWatcher(userId);
     const event = actorId === userId ? "member_left" : "member_removed";
     if (this.channel!.type !== "broadcast") this.appendSystem(actorId, { event, target_user_ids: [userId] });
     this.kickNotices();
@@ -532,6 +560,7 @@ export class ChannelObject extends DurableObject<Env> {
     if (this.members.size + 1 > this.capFor(this.channel.type)) return this.overCap(this.channel.type);
     this.members.add(userId, "member", Date.now(), this.log.lastSeq);
     this.invites.use(secret);
+    this.applyTier();
     if (this.channel.type !== "broadcast") this.appendSystem(userId, { event: "member_joined", target_user_ids: [userId] });
     this.kickNotices();
     return { ok: true, channel: this.details(userId), joined: true, notice: this.noticeFor(userId) };
@@ -663,6 +692,22 @@ export class ChannelObject extends DurableObject<Env> {
     return type === "broadcast"
       ? fail("invalid_argument", `A broadcast channel has at most ${this.subscriberCap} subscribers.`)
       : fail("invalid_argument", `A group has at most ${LIMITS.maxGroupMembers} members.`);
+  }
+
+  /**
+   * Enters the relay tier when the channel's type and size call for it (tiers.ts): the shard count
+   * is written once and kept; the pump then registers the watchers at their shards, a page per
+   * step, delivering to them directly until each is confirmed. A channel never leaves the tier.
+   */
+  private applyTier(): void {
+    const c = this.channel!;
+    const shards = relayShardsFor(c.type, this.members.size, c.relay_shards, this.tiers);
+    if (shards === c.relay_shards) return;
+    this.sql.exec("UPDATE channel SET relay_shards = ? WHERE id = 1", shards);
+    c.relay_shards = shards;
+    this.watchers.load(shards);
+    count("channel.relay_tier", 1, { shards: String(shards) });
+    this.wakeAt(Date.now());
   }
 
   /** Starts the fan-out pump after an append (a method, so restart tests can hold the pump back). */

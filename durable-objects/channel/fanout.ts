@@ -14,8 +14,17 @@
  * logs it (`fanout.stalled`) and restarts the pump.
  *
  * Typing indicators and read receipts go to the same watchers, without storage or retries.
+ *
+ * **Relay tier** (docs/decisions/017-relay-tier.md): a channel with relay shards sends each round
+ * once to every shard that holds watchers (targets "relay:<n>" in the same retry table, with the
+ * same rules: a shard that failed catches up from the log before it takes part in rounds again).
+ * Watchers not yet registered at their shard are delivered directly. Registration runs in the
+ * pump, between rounds, one page at a time: a watcher registered between rounds N and N+1 has had
+ * every round up to N directly and gets N+1 on from its shard, so no watcher is ever without a path
+ * or handed a newer seq before an older one. A watcher that is catching up directly is registered
+ * only once it has caught up.
  */
-import { withDeadline } from "../../shared/deadline.js";
+import { eachLimited, withDeadline } from "../../shared/deadline.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { cutFor, DeliveryRounds, FANOUT_BATCH, removalsIn, RETRY_BASE_MS } from "../fanout/rounds.js";
@@ -23,6 +32,9 @@ import type { Sequencer } from "./sequencer.js";
 import type { Watchers } from "./watchers.js";
 import { SIGNAL_MAX_MEMBERS, type ChannelSignal, type ChannelSummary, type ChatMessageData, type DeliveryBatch, type DeliveryOutcome } from "./types.js";
 import { LruMap } from "../../shared/lru.js";
+import type { RelayBatch, RelayDelivered, RelayWatcher } from "../relay/relay.js";
+import type { Failure } from "../../shared/errors.js";
+import { relayShardOf } from "../../shared/routing.js";
 
 export { FANOUT_BATCH, RETRY_BASE_MS };
 /** Concurrent UserObject calls per round. */
@@ -40,6 +52,25 @@ export const FANOUT_GUARD_MS = 2000;
 export const STALL_MS = 15_000;
 /** Stubs kept per channel (watchers of a direct channel are ≤ a few hundred). */
 const MAX_STUBS = 512;
+/** Concurrent relay calls of one round (a channel has at most MAX_RELAY_SHARDS shards). */
+export const RELAY_CALL_CONCURRENCY = 64;
+/**
+ * Deadline of one round handed to a relay: the relay answers once each of its watchers has the
+ * batch or a retry row, each under its own 10 s deadline, so this leaves room for a slow one.
+ */
+export const RELAY_DELIVER_DEADLINE_MS = 30_000;
+/** Deadline of one registration call to a relay. */
+export const RELAY_REGISTER_DEADLINE_MS = 10_000;
+/** Watchers registered per pump step (grouped into one call per shard). */
+export const REGISTER_PAGE = 256;
+const RELAY_PREFIX = "relay:";
+
+/** The calls a channel makes on one of its relay shards (durable-objects/relay/RelayObject.ts). */
+export interface RelayEndpoint {
+  register(channelId: string, shard: number, watchers: RelayWatcher[]): Promise<({ ok: true; registered: RelayWatcher[] }) | Failure>;
+  deliver(batch: RelayBatch): Promise<({ ok: true } & RelayDelivered) | Failure>;
+  signal(channelId: string, shard: number, fromUserId: string, event: ChannelSignal): Promise<unknown>;
+}
 
 /** The calls a channel makes on a member's UserObject. */
 export interface MemberEndpoint {
@@ -61,6 +92,10 @@ export interface FanOutDeps {
   watchers: Watchers;
   /** A stub for a member's UserObject. */
   userStub(userId: string): MemberEndpoint;
+  /** A stub for one of the channel's relay shards. */
+  relayStub?(shard: number): RelayEndpoint;
+  /** Deadline of one round handed to a relay (RELAY_DELIVER_DEADLINE_MS; tests shorten it). */
+  relayDeadlineMs?: number;
   /** Deadline of one delivery call (DELIVER_DEADLINE_MS; tests shorten it). */
   deadlineMs?: number;
   /** The clock retries are timed by (tests move it). */
@@ -84,9 +119,25 @@ export class FanOut {
   private readonly removedWatchers = new Set<string>();
   private summaryForCalls: ChannelSummary | undefined;
   readonly direct: DeliveryRounds;
+  /** Rounds to relay shards (targets "relay:<n>"); idle in the direct tier. */
+  readonly relays: DeliveryRounds;
+  private readonly relayStubs = new Map<number, RelayEndpoint>();
+  /** Registration at relays failed: not tried again before this. */
+  private registerAfter = 0;
 
   constructor(private readonly deps: FanOutDeps) {
+    this.relays = new DeliveryRounds({
+      sql: deps.sql, from: "channel", to: "relay", id: deps.id, deadlineMs: deps.relayDeadlineMs ?? RELAY_DELIVER_DEADLINE_MS,
+      concurrency: RELAY_CALL_CONCURRENCY, owns: (target) => target.startsWith(RELAY_PREFIX),
+      call: (target, messages) => this.deliverToRelay(shardOf(target), messages),
+      readBacklog: (from, to, max) => deps.log.read(from, Math.min(max, to - from + 1)),
+      isTarget: (target) => deps.watchers.atShard(shardOf(target)) > 0,
+      onNotLive: () => {},
+      forget: (target) => this.relayStubs.delete(shardOf(target)),
+      ...(deps.now ? { now: deps.now } : {}),
+    });
     this.direct = new DeliveryRounds({
+      owns: (target) => !target.startsWith(RELAY_PREFIX),
       sql: deps.sql, from: "channel", to: "user", id: deps.id, deadlineMs: deps.deadlineMs ?? DELIVER_DEADLINE_MS, concurrency: FANOUT_CONCURRENCY,
       call: (userId, messages) => this.stub(userId).deliver({
         channel: this.summaryForCalls ?? deps.summary(), messages, removed_user_ids: [...removalsIn(messages).keys()],
@@ -162,9 +213,76 @@ export class FanOut {
 
   /** When the alarm should next look at the fan-out, if ever. */
   nextDue(now = Date.now()): number | undefined {
-    const retry = this.direct.nextRetryAt();
+    const retries = [this.direct.nextRetryAt(), this.relays.nextRetryAt()].filter((t): t is number => t !== undefined);
+    if (this.registrable()) retries.push(Math.max(now, this.registerAfter));
+    const retry = retries.length > 0 ? Math.min(...retries) : undefined;
     if (this.behind) return Math.min(now + FANOUT_GUARD_MS, retry ?? Infinity);
     return retry;
+  }
+
+  /** Watchers delivered directly that could be registered at their relay shard now. */
+  private registrable(): boolean {
+    if (this.deps.watchers.relayShards === 0 || !this.deps.relayStub) return false;
+    for (const userId of this.deps.watchers.directTargets()) if (!this.direct.isRetrying(userId)) return true;
+    return false;
+  }
+
+  private wantsRegistration(): boolean {
+    return this.registerAfter <= this.now() && this.registrable();
+  }
+
+  /**
+   * One page of watchers registered at their shards (one call per shard), then delivered through
+   * them. Runs in the pump, between rounds (see the file comment).
+   */
+  private async registerAtRelays(): Promise<void> {
+    const shards = this.deps.watchers.relayShards;
+    const page = this.deps.watchers.unregistered(REGISTER_PAGE + this.direct.retryCount)
+      .filter((w) => !this.direct.isRetrying(w.user_id)).slice(0, REGISTER_PAGE);
+    if (page.length === 0) return;
+    const byShard = new Map<number, RelayWatcher[]>();
+    for (const w of page) {
+      const shard = relayShardOf(w.user_id, shards);
+      const list = byShard.get(shard);
+      if (list) list.push(w); else byShard.set(shard, [w]);
+    }
+    let failed = false;
+    let moved = 0;
+    const channelId = this.deps.id();
+    await eachLimited([...byShard], RELAY_CALL_CONCURRENCY, async ([shard, watchers]) => {
+      try {
+        count("fanout.relay_register_rpc", 1);
+        const r = await withDeadline(this.relay(shard).register(channelId, shard, watchers), RELAY_REGISTER_DEADLINE_MS, "relay register");
+        if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
+        // Only what is still as registered: a watcher that unwatched meanwhile stays as it is now.
+        for (const w of r.registered) if (this.deps.watchers.atRelay(w.user_id, w.epoch)) moved++;
+      } catch (err) {
+        failed = true;
+        this.relayStubs.delete(shard);
+        log("warn", "fanout.relay_register_failed", { object: "channel", channel_id: channelId, shard }, err);
+      }
+    });
+    if (failed || moved === 0) {
+      // Those not registered keep their direct path; the alarm tries again.
+      this.registerAfter = this.now() + RETRY_BASE_MS;
+      this.deps.wakeAt(Date.now() + RETRY_BASE_MS);
+    }
+  }
+
+  private async deliverToRelay(shard: number, messages: ChatMessageData[]): Promise<void> {
+    const r = await this.relay(shard).deliver({ channel_id: this.deps.id(), shard, channel: this.summaryForCalls ?? this.deps.summary(), messages });
+    if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
+    // Watchers with no device connected: the relay dropped them, the channel unwatches them (epoch rules apply).
+    for (const d of r.dropped) this.deps.watchers.unwatch(d.user_id, d.epoch);
+  }
+
+  private relay(shard: number): RelayEndpoint {
+    let stub = this.relayStubs.get(shard);
+    if (!stub) {
+      stub = this.deps.relayStub!(shard);
+      this.relayStubs.set(shard, stub);
+    }
+    return stub;
   }
 
   /**
@@ -174,9 +292,14 @@ export class FanOut {
   signal(fromUserId: string, event: ChannelSignal): void {
     if (this.deps.memberCount() > SIGNAL_MAX_MEMBERS) return;
     const targets = [...this.deps.watchers.directTargets()].filter((id) => id !== fromUserId);
-    if (targets.length === 0) return;
-    count("fanout.signal_rpc", targets.length);
-    this.deps.waitUntil(Promise.allSettled(targets.map((id) => withDeadline(this.stub(id).signal(event), SIGNAL_DEADLINE_MS, "signal"))));
+    const shards = this.deps.relayStub ? this.deps.watchers.shardsWithWatchers() : [];
+    if (targets.length + shards.length === 0) return;
+    count("fanout.signal_rpc", targets.length + shards.length);
+    const channelId = this.deps.id();
+    this.deps.waitUntil(Promise.allSettled([
+      ...targets.map((id) => withDeadline(this.stub(id).signal(event), SIGNAL_DEADLINE_MS, "signal")),
+      ...shards.map((shard) => withDeadline(this.relay(shard).signal(channelId, shard, fromUserId, event), SIGNAL_DEADLINE_MS, "relay signal")),
+    ]));
   }
 
   /**
@@ -186,8 +309,8 @@ export class FanOut {
    */
   run(): Promise<void> {
     if (this.pump) return this.pump;
-    const due = (this.direct.nextRetryAt() ?? Infinity) <= this.now();
-    if (!this.behind && !due) {
+    const due = Math.min(this.direct.nextRetryAt() ?? Infinity, this.relays.nextRetryAt() ?? Infinity) <= this.now();
+    if (!this.behind && !due && !this.wantsRegistration()) {
       this.progress = { seq: this.fanoutSeq, at: Date.now() };
       return Promise.resolve();
     }
@@ -198,9 +321,17 @@ export class FanOut {
       try {
         for (;;) {
           if (generation !== this.generation) return;
-          if (this.direct.retryCount > 0) {
+          if (this.direct.retryCount > 0 || this.relays.retryCount > 0) {
             this.summaryForCalls = this.deps.summary();
-            await this.direct.catchUp(this.fanoutSeq, (target, page) => cutFor(target, page, removalsIn(page)));
+            await Promise.all([
+              this.direct.catchUp(this.fanoutSeq, (target, page) => cutFor(target, page, removalsIn(page))),
+              this.relays.catchUp(this.fanoutSeq),
+            ]);
+          }
+          if (generation !== this.generation) return;
+          if (this.wantsRegistration()) {
+            await this.registerAtRelays();
+            if (!this.behind) continue;
           }
           if (generation !== this.generation || !this.behind) break;
           const messages = this.takeUnsent(this.fanoutSeq + 1, FANOUT_BATCH);
@@ -211,8 +342,8 @@ export class FanOut {
           this.deps.sql.exec("UPDATE channel SET fanout_seq = ? WHERE id = 1", this.fanoutSeq);
           this.progress = { seq: this.fanoutSeq, at: Date.now() };
         }
-        const retry = this.direct.nextRetryAt();
-        if (retry !== undefined) this.deps.wakeAt(retry);
+        const retry = Math.min(this.direct.nextRetryAt() ?? Infinity, this.relays.nextRetryAt() ?? Infinity);
+        if (retry !== Infinity) this.deps.wakeAt(retry);
       } catch (err) {
         log("error", "fanout.pump_failed", { object: "channel", channel_id: this.deps.id() }, err);
         this.deps.wakeAt(Date.now() + RETRY_BASE_MS);
@@ -237,10 +368,20 @@ export class FanOut {
     const targets = new Set(this.deps.watchers.directTargets());
     for (const userId of removedAt.keys()) if (this.removedWatchers.delete(userId)) targets.add(userId);
     this.summaryForCalls = this.deps.summary();
-    count("fanout.round", 1, { tier: "direct" });
+    const shards = this.deps.relayStub ? this.deps.watchers.shardsWithWatchers() : [];
+    const tier = this.deps.watchers.relayShards > 0 ? "relay" : "direct";
+    count("fanout.round", 1, { tier });
     // How long the batch's oldest message waited for its round (append → delivery starts).
-    count("fanout.lag_ms", Math.max(0, Date.now() - messages[0]!.server_ts), { tier: "direct" });
-    await this.direct.deliver(targets, messages[0]!.seq, (userId) => cutFor(userId, messages, removedAt));
+    count("fanout.lag_ms", Math.max(0, Date.now() - messages[0]!.server_ts), { tier });
+    await Promise.all([
+      this.direct.deliver(targets, messages[0]!.seq, (userId) => cutFor(userId, messages, removedAt)),
+      shards.length > 0 ? this.relays.deliver(shards.map((n) => RELAY_PREFIX + n), messages[0]!.seq, () => messages) : undefined,
+    ]);
+  }
+
+  /** A watcher left (unwatched, removed): nothing more is retried for it directly. */
+  dropDirect(userId: string): void {
+    this.direct.drop(userId);
   }
 
   private stub(userId: string): MemberEndpoint {
@@ -251,4 +392,8 @@ export class FanOut {
     }
     return stub;
   }
+}
+
+function shardOf(target: string): number {
+  return Number(target.slice(RELAY_PREFIX.length));
 }

@@ -10,20 +10,56 @@
  * (`at_relay = 1`); until then the channel delivers to it directly, so a watcher is never
  * without a path while its registration is on the way.
  */
+import { relayShardOf } from "../../shared/routing.js";
+
 type WatcherRow = { user_id: string; epoch: number; active: number; at_relay: number };
 
 export class Watchers {
   /** Active watchers the channel delivers to itself (not yet, or never, at a relay). */
   private readonly direct = new Set<string>();
   private activeCount = 0;
+  /** Relay shards of the channel (0: direct tier) and, per shard, its active watchers registered there. */
+  private shards = 0;
+  private perShard: number[] = [];
 
   constructor(private readonly sql: SqlStorage) {}
 
-  /** Reads the active watchers; called on every wake. */
-  load(): void {
+  /** Reads the active watchers; called on every wake and when the channel enters a relay tier. */
+  load(shards = this.shards): void {
+    this.shards = shards;
+    this.perShard = new Array<number>(shards).fill(0);
     this.direct.clear();
     for (const r of this.sql.exec<{ user_id: string }>("SELECT user_id FROM watchers WHERE active = 1 AND at_relay = 0")) this.direct.add(r.user_id);
+    if (shards > 0) {
+      for (const r of this.sql.exec<{ user_id: string }>("SELECT user_id FROM watchers WHERE active = 1 AND at_relay = 1")) this.perShard[relayShardOf(r.user_id, shards)]!++;
+    }
     this.activeCount = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM watchers WHERE active = 1").one().n;
+  }
+
+  /** The channel's relay shards (0: direct tier). */
+  get relayShards(): number {
+    return this.shards;
+  }
+
+  /** Relay shards holding at least one active watcher: the channel sends each batch once to each. */
+  shardsWithWatchers(): number[] {
+    const out: number[] = [];
+    this.perShard.forEach((n, shard) => { if (n > 0) out.push(shard); });
+    return out;
+  }
+
+  /** Active watchers registered at `shard`. */
+  atShard(shard: number): number {
+    return this.perShard[shard] ?? 0;
+  }
+
+  isAtRelay(userId: string): boolean {
+    const row = this.row(userId);
+    return row?.active === 1 && row.at_relay === 1;
+  }
+
+  private leftRelay(row: WatcherRow | undefined): void {
+    if (row?.active === 1 && row.at_relay === 1 && this.shards > 0) this.perShard[relayShardOf(row.user_id, this.shards)]!--;
   }
 
   /** Active watchers, all tiers. */
@@ -54,6 +90,7 @@ export class Watchers {
       userId, epoch, atRelay,
     );
     if (row?.active !== 1) this.activeCount++;
+    if (!atRelay) this.leftRelay(row);
     if (atRelay) this.direct.delete(userId); else this.direct.add(userId);
     return true;
   }
@@ -63,6 +100,7 @@ export class Watchers {
     const row = this.row(userId);
     if (!row || epoch < row.epoch) return false;
     this.sql.exec("UPDATE watchers SET epoch = ?, active = 0, at_relay = 0 WHERE user_id = ?", epoch, userId);
+    this.leftRelay(row);
     if (row.active === 1) this.activeCount--;
     this.direct.delete(userId);
     return row.active === 1;
@@ -73,15 +111,20 @@ export class Watchers {
     const row = this.row(userId);
     if (!row || row.active !== 1) return false;
     this.sql.exec("UPDATE watchers SET active = 0, at_relay = 0 WHERE user_id = ?", userId);
+    this.leftRelay(row);
     this.activeCount--;
     this.direct.delete(userId);
     return true;
   }
 
   /** The watcher's relay shard confirmed it (as of `epoch`): the relay delivers to it from now on. */
-  atRelay(userId: string, epoch: number): void {
-    const changed = this.sql.exec("UPDATE watchers SET at_relay = 1 WHERE user_id = ? AND epoch = ? AND active = 1", userId, epoch).rowsWritten;
-    if (changed > 0) this.direct.delete(userId);
+  atRelay(userId: string, epoch: number): boolean {
+    if (this.shards === 0) return false;
+    const changed = this.sql.exec("UPDATE watchers SET at_relay = 1 WHERE user_id = ? AND epoch = ? AND active = 1 AND at_relay = 0", userId, epoch).rowsWritten;
+    if (changed === 0) return false;
+    this.direct.delete(userId);
+    this.perShard[relayShardOf(userId, this.shards)]!++;
+    return true;
   }
 
   /** Active watchers not yet registered at their relay, with their epochs (a tier change re-registers them). */

@@ -52,6 +52,11 @@ export interface RoundsDeps {
   onNotLive(target: string, epoch: number | undefined): void;
   /** A call failed: drop any cached stub for `target`. */
   forget(target: string): void;
+  /**
+   * Which rows of the shared `delivery_retry` table are this instance's (a channel in a relay tier
+   * runs two: its direct watchers and its relay shards, "relay:<n>"). Default: all of them.
+   */
+  owns?(target: string): boolean;
   now?(): number;
 }
 
@@ -63,7 +68,9 @@ export class DeliveryRounds {
 
   constructor(private readonly deps: RoundsDeps) {
     this.now = deps.now ?? Date.now;
-    for (const row of deps.sql.exec<RetryRow>("SELECT target, from_seq, attempts, next_at FROM delivery_retry")) this.retries.set(row.target, { ...row });
+    for (const row of deps.sql.exec<RetryRow>("SELECT target, from_seq, attempts, next_at FROM delivery_retry")) {
+      if (!deps.owns || deps.owns(row.target)) this.retries.set(row.target, { ...row });
+    }
   }
 
   /** Targets that are catching up and left out of rounds. */
