@@ -9,7 +9,7 @@ import { runSender, type SendJob, type SenderPattern } from "../load/sender.js";
 import type { BenchUser, ConnectOptions, Device, Target, TargetName } from "../load/target.js";
 import { Tracker, type TrackerReport } from "../load/tracker.js";
 
-export type ScenarioId = "a" | "b" | "c" | "d" | "e" | "f";
+export type ScenarioId = "a" | "b" | "c" | "d" | "e" | "f" | "h";
 
 /** The one figure a scenario is judged by, compared between edgechat and the limit. */
 export interface Headline {
