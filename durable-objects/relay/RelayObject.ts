@@ -6,13 +6,16 @@
  * this file is the RPC surface, the identity check and the alarm.
  *
  * Named `relay:<channel id>:<shard>` in the channel's jurisdiction (shared/routing.ts relayStub).
- * Only the channel calls it.
+ * Only the channel calls it. Like every object it checks that it runs where its channel's id
+ * says (durable-objects/placement.ts): a shard reached in another jurisdiction refuses every call.
  */
 import { DurableObject } from "cloudflare:workers";
 import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { channelStub, userStub } from "../../shared/routing.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
+import { parseId } from "../../shared/ids.js";
 import { countedSqlFor } from "../counted-sql.js";
+import { Placement, refuseWhenMisplaced } from "../placement.js";
 import { migrate } from "../migrate.js";
 import type { ChannelSignal } from "../channel/types.js";
 import { Relay, type RelayBatch, type RelayDelivered, type RelayWatcher } from "./relay.js";
@@ -25,14 +28,17 @@ export class RelayObject extends DurableObject<Env> {
   private identity: { channel_id: string; shard: number } | undefined;
   private relay!: Relay;
   private alarmAt: number | null = null;
+  private readonly placement: Placement;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     recordToAnalytics(env);
     this.sql = countedSqlFor(ctx.storage.sql, "relay", env);
+    this.placement = new Placement(ctx, env, "relay");
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, RELAY_MIGRATIONS);
       this.identity = this.sql.exec<{ channel_id: string; shard: number }>("SELECT channel_id, shard FROM relay WHERE id = 1").toArray()[0];
+      if (this.identity && !this.placement.verify(this, jurisdictionOf(this.identity.channel_id), this.identity.channel_id)) return;
       this.relay = new Relay({
         sql: this.sql,
         id: () => (this.identity ? `${this.identity.channel_id}:${this.identity.shard}` : ""),
@@ -93,6 +99,8 @@ export class RelayObject extends DurableObject<Env> {
   /** The first call names the channel and shard this object serves; later calls must agree. */
   private bind(channelId: string, shard: number): Failure | undefined {
     if (!this.identity) {
+      const refused = this.placement.admit(jurisdictionOf(channelId), channelId);
+      if (refused) return refused;
       this.sql.exec("INSERT INTO relay (id, channel_id, shard) VALUES (1, ?, ?)", channelId, shard);
       this.identity = { channel_id: channelId, shard };
       return undefined;
@@ -108,4 +116,11 @@ export class RelayObject extends DurableObject<Env> {
     this.alarmAt = at;
     void this.ctx.storage.setAlarm(at);
   }
+}
+
+refuseWhenMisplaced(RelayObject);
+
+/** The jurisdiction a channel id names ("" for the default). */
+function jurisdictionOf(channelId: string): string {
+  return parseId(channelId)?.jurisdiction ?? "";
 }

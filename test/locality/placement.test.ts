@@ -7,7 +7,7 @@
 import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { newId } from "../../shared/ids.js";
-import { channelStub, presenceStub, presenceShardKey, userStub } from "../../shared/routing.js";
+import { channelStub, presenceStub, presenceShardKey, relayName, relayStub, userStub } from "../../shared/routing.js";
 import { call, createGroup, uniqueName, type TestUser } from "../helpers/api.js";
 
 const member = (user_id: string) => ({ user_id, username: "x", display_name: "x" });
@@ -106,5 +106,29 @@ describe("PresenceObject placement", () => {
     await runInDurableObject(presenceStub(env, euUser), (_o, s) => { s.storage.sql.exec("UPDATE placement SET jurisdiction = ''"); });
     await abortAllDurableObjects();
     expect(await refusal(presenceStub(env, euUser).lookup([euUser]))).toMatchObject({ code: "misplaced" });
+  });
+});
+
+describe("RelayObject placement", () => {
+  it("refuses to serve an eu channel's shard in the global partition, and stores nothing", async () => {
+    const channel = newId("c", "eu");
+    const wrong = env.RELAYS.get(env.RELAYS.idFromName(relayName(channel, 0)));
+    expect(await wrong.register(channel, 0, [{ user_id: newId("u", "eu"), epoch: 1 }])).toMatchObject({ ok: false, code: "misplaced", retryable: false });
+    expect(await wrong.describe()).toBeUndefined();
+    // Where routing puts it: served.
+    expect(await relayStub(env, channel, 0).register(channel, 0, [{ user_id: newId("u", "eu"), epoch: 1 }])).toMatchObject({ ok: true });
+  });
+
+  it("refuses every call once the channel it stored is not where it was reached", async () => {
+    const channel = newId("c", "eu"), elsewhere = newId("c", "");
+    // A global shard that somehow holds an eu channel's watchers (a routing bug) finds out on wake.
+    const wrong = env.RELAYS.get(env.RELAYS.idFromName(relayName(elsewhere, 0)));
+    await runInDurableObject(wrong, (_o, s) => {
+      s.storage.sql.exec("CREATE TABLE IF NOT EXISTS relay (id INTEGER PRIMARY KEY CHECK (id = 1), channel_id TEXT NOT NULL, shard INTEGER NOT NULL)");
+      s.storage.sql.exec("INSERT INTO relay (id, channel_id, shard) VALUES (1, ?, 0)", channel);
+    });
+    await abortAllDurableObjects();
+    const err = await refusal(env.RELAYS.get(env.RELAYS.idFromName(relayName(elsewhere, 0))).describe());
+    expect(err).toMatchObject({ code: "misplaced", retryable: false });
   });
 });
