@@ -35,6 +35,14 @@ export const LIMITS = {
   idleTimeoutMs: 90_000,
   /** A RESUME sends at most this many messages per channel; the client pages further back itself. */
   maxResumeMessagesPerChannel: 1000,
+  /**
+   * A channel's message lifetime (PATCH /v1/channels/{id} retention_ms) lies between these unless
+   * the operator sets RETENTION_MIN_MS / RETENTION_MAX_MS (docs/decisions/019).
+   */
+  retentionMinMs: 3600 * 1000,
+  retentionMaxMs: 365 * 24 * 3600 * 1000,
+  /** Expired messages deleted per alarm tick; the alarm re-arms while more remain. */
+  retentionBatch: 500,
 } as const;
 
 export const SUBPROTOCOL_PROTO = "edgechat.v1.proto";

@@ -118,6 +118,8 @@ export interface SystemBody {
   actor_user_id: string;
   target_user_ids: string[];
   text: string;
+  /** `retention_set`: the lifetime of the channel's messages now in effect, ms; 0 = kept for ever. */
+  retention_ms?: number;
 }
 
 export interface EncryptedBody {
@@ -196,6 +198,12 @@ export interface HistoryPage<M = ChatMessage> {
   has_more: boolean;
   /** The channel's newest seq. */
   last_seq: number;
+  /**
+   * The low-water mark: the lowest seq still stored; every seq below it has expired under the
+   * channel's retention. 1 (0 from older servers) = nothing ever expired. Show "Older messages
+   * have expired" at the top of history when it is above 1 and no older page remains.
+   */
+  min_seq?: number;
 }
 
 /** The account's privacy settings (`GET/PATCH /v1/me/settings`); both default to on. */

@@ -6,8 +6,9 @@
  * This file is the RPC surface and the channel row; the work is done by one module per concern:
  * `membership.ts` (members in SQL, roles, paging), `sequencer.ts` (dedup, rate limit, seq/HLC,
  * the log, history), `message-changes.ts` (react, edit, delete rules), `watchers.ts` (who is
- * live), `fanout.ts` (delivery to watchers), `notices.ts` (telling members they joined or left) and
- * `attachments.ts` (uploads declared in the channel, the SEND check for files, blob cleanup).
+ * live), `fanout.ts` (delivery to watchers), `notices.ts` (telling members they joined or left),
+ * `attachments.ts` (uploads declared in the channel, the SEND check for files, blob cleanup) and
+ * `retention.ts` (the message lifetime, expiry in batches, the low-water mark).
  *
  * The send path's one rule: check, assign seq/HLC and INSERT before the first `await`. The
  * output gate then holds the returned SEND_ACK (and every outgoing fan-out call) until the write
@@ -32,6 +33,7 @@ import { DEFAULT_MEMBER_PAGE, Membership, uniqueIds, type MemberPage } from "./m
 import { MessageChanges } from "./message-changes.js";
 import { Notices } from "./notices.js";
 import { rateLimitFromEnv, SenderRateLimiter } from "./rate-limit.js";
+import { checkRetention, Retention, retentionConfig, retentionText } from "./retention.js";
 import { CHANNEL_MIGRATIONS } from "./schema.js";
 import { Sequencer } from "./sequencer.js";
 import { systemText } from "./system-messages.js";
@@ -66,6 +68,13 @@ type ChannelRow = {
   /** 0: direct tier; else the relay shards its watchers are spread over (tiers.ts). */
   relay_shards: number;
 };
+
+/** PATCH /v1/channels/{id}: absent fields stay as they are. */
+export interface ChannelPatch {
+  /** null: back to the server default (DEFAULT_RETENTION_MS). */
+  retention_ms?: number | null;
+  name?: string;
+}
 
 export interface CreateChannelInput {
   channelId: string;
@@ -109,6 +118,8 @@ export class ChannelObject extends DurableObject<Env> {
   private subscriberCap: number = LIMITS.maxBroadcastSubscribers;
   /** Fan-out tier thresholds (wrangler vars, defaults in tiers.ts). */
   private readonly tiers: TierConfig;
+  /** Message lifetime and expiry; public so tests can move its clock. */
+  readonly retention: Retention;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -121,6 +132,7 @@ export class ChannelObject extends DurableObject<Env> {
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));
     this.overload = overloadFromEnv(env);
     this.tiers = tierConfigFromEnv(env);
+    this.retention = new Retention(this.sql, retentionConfig(env));
     this.attachments = new Attachments(this.sql, {
       // One alarm serves every concern: the sweep asks for it through wakeAt like the others.
       alarms: {
@@ -139,6 +151,8 @@ export class ChannelObject extends DurableObject<Env> {
       if (kind !== "update") this.activity = { hlc: message.hlc, at: message.server_ts };
       // Writing means having read up to here (the user's own message is never unread for them).
       if (kind === "post") this.members.moveReadCursor(message.sender_user_id, message.seq);
+      const expiresAt = this.retention.appended(message.server_ts);
+      if (expiresAt !== undefined) this.wakeAt(expiresAt);
       this.kickFanout();
     }, (userId, kind, content) => (kind === "attachment" ? this.attachments.gate(userId, content.attachment as AttachmentInit) : { ok: true, content }));
     this.changes = new MessageChanges(this.sql, this.log, {
@@ -175,6 +189,9 @@ export class ChannelObject extends DurableObject<Env> {
       this.alarmAt = await ctx.storage.getAlarm();
       // A restart between a durable append and its fan-out: finish the fan-out from an alarm.
       if (this.fanout.behind) this.wakeAt(Date.now());
+      // Expiry under a lifetime set (or a server default configured) while the object slept.
+      const expiresAt = this.channel ? this.retention.due() : undefined;
+      if (expiresAt !== undefined) this.wakeAt(expiresAt);
     });
   }
 
@@ -188,6 +205,7 @@ export class ChannelObject extends DurableObject<Env> {
     if (!this.placement.verify(this, stored, id) || !this.placement.verify(this, parseId(id)?.jurisdiction ?? "", id)) return;
     this.log.start(this.channel.channel_id, this.channel.last_seq, { ms: this.channel.hlc_ms, logical: this.channel.hlc_logical });
     this.fanout.start(this.channel.fanout_seq);
+    this.retention.load();
     this.members.load();
     // Only DMs made before decision 016 can be superseded: workers place every new one by the policy.
     if (this.channel.type === "dm") this.supersededBy = canonicalDm(id, this.members.firstIds(2));
@@ -232,6 +250,7 @@ export class ChannelObject extends DurableObject<Env> {
       created_at: now, last_seq: 0, hlc_ms: 0, hlc_logical: 0, fanout_seq: 0, relay_shards: 0,
     };
     this.log.start(input.channelId, 0, { ms: 0, logical: 0 });
+    this.retention.load();
     this.members.load();
     for (const userId of everyone) {
       const role: MemberRole = input.type !== "dm" && userId === creator ? "owner" : "member";
@@ -301,7 +320,42 @@ export class ChannelObject extends DurableObject<Env> {
   history(userId: string, query: HistoryQuery): Result<HistoryPageData> {
     const denied = this.requireMember(userId);
     if (denied) return denied;
-    return this.log.history(query);
+    const page = this.log.history(query);
+    return page.ok ? { ...page, min_seq: this.retention.minSeq } : page;
+  }
+
+  /**
+   * Changes the channel's settings (PATCH /v1/channels/{id}): `retention_ms` (null = the server
+   * default) by a group's or broadcast channel's owners and admins, or by either member of a DM;
+   * `name` by owners and admins of a group or broadcast channel. Each change is logged as a system
+   * message with ids only; a value equal to the current one changes and logs nothing.
+   */
+  update(actorId: string, patch: ChannelPatch): Result<{ channel: ChannelDetails }> {
+    const denied = this.requireMember(actorId);
+    if (denied) return denied;
+    const c = this.channel!;
+    const dm = c.type === "dm";
+    if (patch.retention_ms === undefined && patch.name === undefined) return fail("invalid_argument", "Give retention_ms or name.");
+    if (!dm && !this.members.isAdmin(actorId)) return fail("forbidden", "Only the channel's owner and admins can change its settings.");
+    if (patch.name !== undefined && dm) return fail("invalid_argument", "A DM has no name.");
+    const retention = patch.retention_ms === undefined ? undefined : checkRetention(patch.retention_ms, this.retention.config);
+    if (retention && !retention.ok) return retention;
+    if (patch.name !== undefined && patch.name !== c.name) {
+      this.sql.exec("UPDATE channel SET name = ? WHERE id = 1", patch.name);
+      c.name = patch.name;
+      this.appendSystem(actorId, { event: "renamed", target_user_ids: [] }, patch.name);
+    }
+    if (retention && retention.value !== this.retention.setting) {
+      this.retention.set(retention.value);
+      const effective = this.retention.ttlMs;
+      this.log.insert(actorId, "", null, "system", {
+        system: { event: "retention_set", actor_user_id: actorId, target_user_ids: [], text: retentionText(effective), retention_ms: effective },
+      });
+      // Messages older than a shorter lifetime go at once, in batches from the alarm.
+      const expiresAt = this.retention.due();
+      if (expiresAt !== undefined) this.wakeAt(expiresAt);
+    }
+    return { ok: true, channel: this.details() };
   }
 
   /** The channel for a member: summary and the first page of members (page on with `members`). */
@@ -638,14 +692,17 @@ export class ChannelObject extends DurableObject<Env> {
     return this.attachments.cancel(userId, attachmentId);
   }
 
-  /** Fan-out guard and watchdog, delivery retries, membership notices, the orphaned-upload sweep. */
+  /** Fan-out guard and watchdog, delivery retries, membership notices, expiry, the attachment sweep. */
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     const now = Date.now();
     this.fanout.onAlarm(now);
+    // One bounded batch in this turn; its uploads are swept below, after the write.
+    const expiry = this.channel ? this.retention.expire() : undefined;
     await this.notices.kick();
     await this.attachments.sweep();
-    const due = [this.fanout.nextDue(now), this.notices.nextDue()].filter((t): t is number => t !== undefined);
+    const expiryDue = expiry?.nextAt === undefined ? undefined : Math.max(now, expiry.nextAt - this.retention.clock() + now);
+    const due = [this.fanout.nextDue(now), this.notices.nextDue(), expiryDue].filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.max(Math.min(...due), now + 50));
   }
 
@@ -733,7 +790,8 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   private unread(userId: string, lastRead: number): number {
-    if (this.channel!.type === "broadcast") return Math.max(0, this.log.lastSeq - lastRead);
+    // Expired seqs are gone: below the low-water mark nothing counts.
+    if (this.channel!.type === "broadcast") return Math.max(0, this.log.lastSeq - Math.max(lastRead, this.retention.minSeq - 1));
     return this.log.unreadCount(userId, lastRead);
   }
 
@@ -784,6 +842,7 @@ export class ChannelObject extends DurableObject<Env> {
       ...(this.supersededBy ? { superseded_by: this.supersededBy } : {}),
       member_list: first.members, members_next_cursor: first.next_cursor, ...(role ? { my_role: role } : {}),
       ...(c.type === "broadcast" ? { description: this.description() } : {}),
+      retention_ms: this.retention.ttlMs, retention_setting: this.retention.setting, min_seq: this.retention.minSeq,
     });
   }
 }

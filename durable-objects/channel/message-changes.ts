@@ -115,6 +115,7 @@ export class MessageChanges {
     if (denied) return denied;
     if (!Number.isSafeInteger(seq) || seq < 1 || seq > this.log.lastSeq) return fail("not_found", "No message with that seq in this channel.");
     const row = this.log.row(seq);
+    if (!row) return fail("not_found", "That message has expired under the channel's retention.");
     if (row.kind === "system" || row.kind === "update") return fail("invalid_argument", "Channel notices cannot be changed or reacted to.");
     return { ok: true, row };
   }

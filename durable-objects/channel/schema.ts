@@ -2,6 +2,7 @@ import type { Migration } from "../migrate.js";
 import { ATTACHMENTS_MIGRATION } from "./attachments.js";
 import { convertContentToBytes } from "./content.js";
 import { INVITES_MIGRATION } from "./invites.js";
+import { RETENTION_MIGRATION } from "./retention.js";
 
 /**
  * ChannelObject storage. One object per channel; it is the only writer of these tables.
@@ -134,4 +135,5 @@ export const CHANNEL_MIGRATIONS: readonly Migration[] = [
   CREATE INDEX members_current ON members (left_at, joined_at);
   `,
   INVITES_MIGRATION,
+  RETENTION_MIGRATION,
 ];

@@ -173,9 +173,9 @@ export class Sequencer {
       .toArray().map((r) => this.toMessage(r));
   }
 
-  /** The stored row of `seq`; the caller checked 1 ≤ seq ≤ lastSeq. */
-  row(seq: number): MessageRow {
-    return this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq = ?`, seq).one();
+  /** The stored row of `seq` (the caller checked 1 ≤ seq ≤ lastSeq); undefined once it expired (retention.ts). */
+  row(seq: number): MessageRow | undefined {
+    return this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq = ?`, seq).toArray()[0];
   }
 
   /** A stored row as clients see it; a change carries its target as it is now. */

@@ -21,6 +21,8 @@ export function systemText(event: string, targets: number, channelName?: string,
       return `removed ${people(targets)}`;
     case "member_left":
       return "left";
+    case "renamed":
+      return channelName ? `renamed the group "${channelName}"` : "renamed the group";
     default:
       return "changed the channel";
   }

@@ -122,6 +122,12 @@ export interface ChannelDetails extends ChannelSummary {
   my_role?: MemberRole;
   /** Broadcast channels: what the channel is about ("" for none). */
   description?: string;
+  /** The lifetime of messages in effect, ms (the channel's own or the server default); 0 = kept for ever. */
+  retention_ms: number;
+  /** The channel's own lifetime; null while the server default applies. */
+  retention_setting: number | null;
+  /** The low-water mark: every seq below it has expired (1 = nothing has). */
+  min_seq: number;
 }
 
 /**

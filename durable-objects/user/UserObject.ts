@@ -133,7 +133,7 @@ export class UserObject extends DurableObject<Env> {
       raiseSent: (channelId, seq) => this.live.raiseSent(channelId, seq),
       phase: (ws) => socketInfo(ws).phase,
       setPhase: (ws, phase) => patchSocketInfo(ws, { phase }),
-      resumed: (ws, requestId, truncated) => this.resumed(ws, requestId, truncated),
+      resumed: (ws, requestId, truncated, expired) => this.resumed(ws, requestId, truncated, expired),
     });
     this.protocol = new SocketProtocol({
       userId: () => this.profile?.user_id,
@@ -626,8 +626,8 @@ export class UserObject extends DurableObject<Env> {
   }
 
   /** RESUMED with the channel list, then who of the user's contacts is around. */
-  private resumed(ws: WebSocket, requestId: number, truncated: Truncation[]): void {
-    const resumed = { channels: this.channels.states(), truncated };
+  private resumed(ws: WebSocket, requestId: number, truncated: Truncation[], expired: Truncation[]): void {
+    const resumed = { channels: this.channels.states(), truncated, expired };
     sendFrame(ws, { type: pb.FrameType.RESUMED, request_id: requestId, resumed }, socketInfo(ws).encoding);
     this.ctx.waitUntil(this.watchAndSend(this.contacts(), [ws]));
   }

@@ -77,8 +77,11 @@ export interface ResumeDeps {
   raiseSent(channelId: string, seq: number): void;
   phase(ws: WebSocket): SocketPhase;
   setPhase(ws: WebSocket, phase: SocketPhase): void;
-  /** RESUMED (request_id echoed, 0 for a server-run RESUME), then what follows it. */
-  resumed(ws: WebSocket, requestId: number, truncated: Truncation[]): void;
+  /**
+   * RESUMED (request_id echoed, 0 for a server-run RESUME), then what follows it. `expired`: seqs
+   * the device lacked that expired under the channel's retention (below its low-water mark).
+   */
+  resumed(ws: WebSocket, requestId: number, truncated: Truncation[], expired: Truncation[]): void;
 }
 
 interface Run {
@@ -165,6 +168,7 @@ export class Resume {
     /** Per channel: what this socket holds once the gap is out. */
     const position = new Map<string, number>();
     const truncated: Truncation[] = [];
+    const expired: Truncation[] = [];
     try {
       await this.deps.ready();
       const rows = this.deps.rows();
@@ -189,7 +193,7 @@ export class Resume {
         while (next < gaps.length) {
           const { row, from } = gaps[next++]!;
           try {
-            const { sent, last } = await this.sendGap(ws, encoding, row, from, truncated);
+            const { sent, last } = await this.sendGap(ws, encoding, row, from, truncated, expired);
             position.set(row.channel_id, Math.min(Math.max(from, sent), last));
           } catch (err) {
             // One channel that cannot be read does not stop the others; the device pulls it later.
@@ -208,14 +212,16 @@ export class Resume {
     if (ws.readyState !== WebSocket.OPEN) return;
     this.deps.setPhase(ws, "live");
     count("resume.runs", 1, { server_run: requestId === 0 ? "yes" : "no" });
-    this.deps.resumed(ws, requestId, truncated);
+    this.deps.resumed(ws, requestId, truncated, expired);
   }
 
   /**
    * Pages one channel's messages after `fromSeq` to the socket. Returns the last seq sent (or
    * skipped as "too long") and the channel's last seq as the pages said.
    */
-  private async sendGap(ws: WebSocket, encoding: Encoding, row: ChannelRow, fromSeq: number, truncated: Truncation[]): Promise<{ sent: number; last: number }> {
+  private async sendGap(
+    ws: WebSocket, encoding: Encoding, row: ChannelRow, fromSeq: number, truncated: Truncation[], expired: Truncation[],
+  ): Promise<{ sent: number; last: number }> {
     const channelId = row.channel_id;
     if (row.type === "broadcast" && row.last_seq - fromSeq > BROADCAST_RESUME_NEWEST) {
       // A long gap in a broadcast channel is not replayed: the newest page and a marker.
@@ -238,6 +244,12 @@ export class Resume {
       count("resume.pages");
       if (!page.ok) break;
       last = page.last_seq;
+      // Below the channel's low-water mark the device's gap has expired: said, then skipped.
+      const mark = page.min_seq ?? 0;
+      if (mark - 1 > after) {
+        expired.push({ channel_id: channelId, from_seq: after + 1, to_seq: mark - 1 });
+        after = mark - 1;
+      }
       if (page.messages.length === 0) break;
       this.deps.send(ws, encoding, page.messages);
       count("resume.messages", page.messages.length);

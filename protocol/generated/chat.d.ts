@@ -660,6 +660,9 @@ export namespace edgechat {
             /** SystemBody text. */
             text: string;
 
+            /** SystemBody retention_ms. */
+            retention_ms: number;
+
             /**
              * Creates a new SystemBody instance using the specified properties.
              * @param [properties] Properties to set
@@ -738,6 +741,9 @@ export namespace edgechat {
 
                 /** SystemBody text */
                 text?: (string|null);
+
+                /** SystemBody retention_ms */
+                retention_ms?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -3080,6 +3086,9 @@ export namespace edgechat {
             /** HistoryPage last_seq. */
             last_seq: number;
 
+            /** HistoryPage min_seq. */
+            min_seq: number;
+
             /**
              * Creates a new HistoryPage instance using the specified properties.
              * @param [properties] Properties to set
@@ -3162,6 +3171,9 @@ export namespace edgechat {
                 /** HistoryPage last_seq */
                 last_seq?: (number|null);
 
+                /** HistoryPage min_seq */
+                min_seq?: (number|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -3173,6 +3185,7 @@ export namespace edgechat {
               next_cursor?: number|null;
               has_more?: boolean|null;
               last_seq?: number|null;
+              min_seq?: number|null;
               $unknowns?: Uint8Array[];
             };
         }
@@ -4164,6 +4177,9 @@ export namespace edgechat {
             /** Resumed truncated. */
             truncated: edgechat.v1.ResumeTruncation.$Properties[];
 
+            /** Resumed expired. */
+            expired: edgechat.v1.ResumeTruncation.$Properties[];
+
             /**
              * Creates a new Resumed instance using the specified properties.
              * @param [properties] Properties to set
@@ -4236,6 +4252,9 @@ export namespace edgechat {
 
                 /** Resumed truncated */
                 truncated?: (edgechat.v1.ResumeTruncation.$Properties[]|null);
+
+                /** Resumed expired */
+                expired?: (edgechat.v1.ResumeTruncation.$Properties[]|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -1556,6 +1556,7 @@ export const edgechat = $root.edgechat = (() => {
             SystemBody.prototype.actor_user_id = "";
             SystemBody.prototype.target_user_ids = $util.emptyArray;
             SystemBody.prototype.text = "";
+            SystemBody.prototype.retention_ms = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
             SystemBody.create = function(properties) {
                 return new SystemBody(properties);
@@ -1577,6 +1578,8 @@ export const edgechat = $root.edgechat = (() => {
                         writer.uint32(26).string(message.target_user_ids[i]);
                 if (message.text != null && $Object.hasOwnProperty.call(message, "text") && message.text !== "")
                     writer.uint32(34).string(message.text);
+                if (message.retention_ms != null && $Object.hasOwnProperty.call(message, "retention_ms") && (typeof message.retention_ms === "object" ? message.retention_ms.low || message.retention_ms.high : message.retention_ms !== 0))
+                    writer.uint32(40).uint64(message.retention_ms);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -1645,6 +1648,15 @@ export const edgechat = $root.edgechat = (() => {
                                 delete message.text;
                             continue;
                         }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.retention_ms = value;
+                            else
+                                delete message.retention_ms;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -1685,6 +1697,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (message.text != null && $Object.hasOwnProperty.call(message, "text"))
                     if (!$util.isString(message.text))
                         return "text: string expected";
+                if (message.retention_ms != null && $Object.hasOwnProperty.call(message, "retention_ms"))
+                    if (!$util.isInteger(message.retention_ms) && !(message.retention_ms && $util.isInteger(message.retention_ms.low) && $util.isInteger(message.retention_ms.high)))
+                        return "retention_ms: integer|Long expected";
                 return null;
             };
 
@@ -1714,6 +1729,16 @@ export const edgechat = $root.edgechat = (() => {
                 if (object.text != null)
                     if (typeof object.text !== "string" || object.text.length)
                         message.text = $String(object.text);
+                if (object.retention_ms != null)
+                    if (typeof object.retention_ms === "object" ? object.retention_ms.low || object.retention_ms.high : $Number(object.retention_ms) !== 0)
+                        if ($util.Long)
+                            message.retention_ms = $util.Long.fromValue(object.retention_ms, true);
+                        else if (typeof object.retention_ms === "string")
+                            message.retention_ms = $parseInt(object.retention_ms, 10);
+                        else if (typeof object.retention_ms === "number")
+                            message.retention_ms = object.retention_ms;
+                        else if (typeof object.retention_ms === "object")
+                            message.retention_ms = new $util.LongBits(object.retention_ms.low >>> 0, object.retention_ms.high >>> 0).toNumber(true);
                 return message;
             };
 
@@ -1731,6 +1756,11 @@ export const edgechat = $root.edgechat = (() => {
                     object.event = "";
                     object.actor_user_id = "";
                     object.text = "";
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, true);
+                        object.retention_ms = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.retention_ms = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 }
                 if (message.event != null && $Object.hasOwnProperty.call(message, "event"))
                     object.event = message.event;
@@ -1743,6 +1773,13 @@ export const edgechat = $root.edgechat = (() => {
                 }
                 if (message.text != null && $Object.hasOwnProperty.call(message, "text"))
                     object.text = message.text;
+                if (message.retention_ms != null && $Object.hasOwnProperty.call(message, "retention_ms"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.retention_ms = typeof message.retention_ms === "number" ? $BigInt(message.retention_ms) : $util.Long.fromBits(message.retention_ms.low >>> 0, message.retention_ms.high >>> 0, true).toBigInt();
+                    else if (typeof message.retention_ms === "number")
+                        object.retention_ms = options.longs === $String ? $String(message.retention_ms) : message.retention_ms;
+                    else
+                        object.retention_ms = options.longs === $String ? $util.Long.prototype.toString.call(message.retention_ms) : options.longs === $Number ? new $util.LongBits(message.retention_ms.low >>> 0, message.retention_ms.high >>> 0).toNumber(true) : message.retention_ms;
                 return object;
             };
 
@@ -6038,6 +6075,7 @@ export const edgechat = $root.edgechat = (() => {
             HistoryPage.prototype.next_cursor = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
             HistoryPage.prototype.has_more = false;
             HistoryPage.prototype.last_seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+            HistoryPage.prototype.min_seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
             HistoryPage.create = function(properties) {
                 return new HistoryPage(properties);
@@ -6061,6 +6099,8 @@ export const edgechat = $root.edgechat = (() => {
                     writer.uint32(32).bool(message.has_more);
                 if (message.last_seq != null && $Object.hasOwnProperty.call(message, "last_seq") && (typeof message.last_seq === "object" ? message.last_seq.low || message.last_seq.high : message.last_seq !== 0))
                     writer.uint32(40).uint64(message.last_seq);
+                if (message.min_seq != null && $Object.hasOwnProperty.call(message, "min_seq") && (typeof message.min_seq === "object" ? message.min_seq.low || message.min_seq.high : message.min_seq !== 0))
+                    writer.uint32(48).uint64(message.min_seq);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -6138,6 +6178,15 @@ export const edgechat = $root.edgechat = (() => {
                                 delete message.last_seq;
                             continue;
                         }
+                    case 6: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.min_seq = value;
+                            else
+                                delete message.min_seq;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -6183,6 +6232,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (message.last_seq != null && $Object.hasOwnProperty.call(message, "last_seq"))
                     if (!$util.isInteger(message.last_seq) && !(message.last_seq && $util.isInteger(message.last_seq.low) && $util.isInteger(message.last_seq.high)))
                         return "last_seq: integer|Long expected";
+                if (message.min_seq != null && $Object.hasOwnProperty.call(message, "min_seq"))
+                    if (!$util.isInteger(message.min_seq) && !(message.min_seq && $util.isInteger(message.min_seq.low) && $util.isInteger(message.min_seq.high)))
+                        return "min_seq: integer|Long expected";
                 return null;
             };
 
@@ -6232,6 +6284,16 @@ export const edgechat = $root.edgechat = (() => {
                             message.last_seq = object.last_seq;
                         else if (typeof object.last_seq === "object")
                             message.last_seq = new $util.LongBits(object.last_seq.low >>> 0, object.last_seq.high >>> 0).toNumber(true);
+                if (object.min_seq != null)
+                    if (typeof object.min_seq === "object" ? object.min_seq.low || object.min_seq.high : $Number(object.min_seq) !== 0)
+                        if ($util.Long)
+                            message.min_seq = $util.Long.fromValue(object.min_seq, true);
+                        else if (typeof object.min_seq === "string")
+                            message.min_seq = $parseInt(object.min_seq, 10);
+                        else if (typeof object.min_seq === "number")
+                            message.min_seq = object.min_seq;
+                        else if (typeof object.min_seq === "object")
+                            message.min_seq = new $util.LongBits(object.min_seq.low >>> 0, object.min_seq.high >>> 0).toNumber(true);
                 return message;
             };
 
@@ -6258,6 +6320,11 @@ export const edgechat = $root.edgechat = (() => {
                         object.last_seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                     } else
                         object.last_seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, true);
+                        object.min_seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.min_seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 }
                 if (message.channel_id != null && $Object.hasOwnProperty.call(message, "channel_id"))
                     object.channel_id = message.channel_id;
@@ -6282,6 +6349,13 @@ export const edgechat = $root.edgechat = (() => {
                         object.last_seq = options.longs === $String ? $String(message.last_seq) : message.last_seq;
                     else
                         object.last_seq = options.longs === $String ? $util.Long.prototype.toString.call(message.last_seq) : options.longs === $Number ? new $util.LongBits(message.last_seq.low >>> 0, message.last_seq.high >>> 0).toNumber(true) : message.last_seq;
+                if (message.min_seq != null && $Object.hasOwnProperty.call(message, "min_seq"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.min_seq = typeof message.min_seq === "number" ? $BigInt(message.min_seq) : $util.Long.fromBits(message.min_seq.low >>> 0, message.min_seq.high >>> 0, true).toBigInt();
+                    else if (typeof message.min_seq === "number")
+                        object.min_seq = options.longs === $String ? $String(message.min_seq) : message.min_seq;
+                    else
+                        object.min_seq = options.longs === $String ? $util.Long.prototype.toString.call(message.min_seq) : options.longs === $Number ? new $util.LongBits(message.min_seq.low >>> 0, message.min_seq.high >>> 0).toNumber(true) : message.min_seq;
                 return object;
             };
 
@@ -8109,6 +8183,7 @@ export const edgechat = $root.edgechat = (() => {
             const Resumed = function (properties) {
                 this.channels = [];
                 this.truncated = [];
+                this.expired = [];
                 if (properties)
                     for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                         if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -8117,6 +8192,7 @@ export const edgechat = $root.edgechat = (() => {
 
             Resumed.prototype.channels = $util.emptyArray;
             Resumed.prototype.truncated = $util.emptyArray;
+            Resumed.prototype.expired = $util.emptyArray;
 
             Resumed.create = function(properties) {
                 return new Resumed(properties);
@@ -8135,6 +8211,9 @@ export const edgechat = $root.edgechat = (() => {
                 if (message.truncated != null && message.truncated.length)
                     for (let i = 0; i < message.truncated.length; ++i)
                         $root.edgechat.v1.ResumeTruncation.encode(message.truncated[i], writer.uint32(18).fork(), _depth + 1).ldelim();
+                if (message.expired != null && message.expired.length)
+                    for (let i = 0; i < message.expired.length; ++i)
+                        $root.edgechat.v1.ResumeTruncation.encode(message.expired[i], writer.uint32(26).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -8184,6 +8263,14 @@ export const edgechat = $root.edgechat = (() => {
                             message.truncated.push($root.edgechat.v1.ResumeTruncation.decode(reader, reader.size(), $undefined, _depth + 1));
                             continue;
                         }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.expired && message.expired.length))
+                                message.expired = [];
+                            message.expired.push($root.edgechat.v1.ResumeTruncation.decode(reader, reader.size(), $undefined, _depth + 1));
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -8226,6 +8313,15 @@ export const edgechat = $root.edgechat = (() => {
                             return "truncated." + error;
                     }
                 }
+                if (message.expired != null && $Object.hasOwnProperty.call(message, "expired")) {
+                    if (!$Array.isArray(message.expired))
+                        return "expired: array expected";
+                    for (let i = 0; i < message.expired.length; ++i) {
+                        let error = $root.edgechat.v1.ResumeTruncation.verify(message.expired[i], _depth + 1);
+                        if (error)
+                            return "expired." + error;
+                    }
+                }
                 return null;
             };
 
@@ -8259,6 +8355,16 @@ export const edgechat = $root.edgechat = (() => {
                         message.truncated[i] = $root.edgechat.v1.ResumeTruncation.fromObject(object.truncated[i], _depth + 1);
                     }
                 }
+                if (object.expired) {
+                    if (!$Array.isArray(object.expired))
+                        throw $TypeError(".edgechat.v1.Resumed.expired: array expected");
+                    message.expired = $Array(object.expired.length);
+                    for (let i = 0; i < object.expired.length; ++i) {
+                        if (!$util.isObject(object.expired[i]))
+                            throw $TypeError(".edgechat.v1.Resumed.expired: object expected");
+                        message.expired[i] = $root.edgechat.v1.ResumeTruncation.fromObject(object.expired[i], _depth + 1);
+                    }
+                }
                 return message;
             };
 
@@ -8273,6 +8379,7 @@ export const edgechat = $root.edgechat = (() => {
                 if (options.arrays || options.defaults) {
                     object.channels = [];
                     object.truncated = [];
+                    object.expired = [];
                 }
                 if (message.channels && message.channels.length) {
                     object.channels = $Array(message.channels.length);
@@ -8283,6 +8390,11 @@ export const edgechat = $root.edgechat = (() => {
                     object.truncated = $Array(message.truncated.length);
                     for (let j = 0; j < message.truncated.length; ++j)
                         object.truncated[j] = $root.edgechat.v1.ResumeTruncation.toObject(message.truncated[j], options, _depth + 1);
+                }
+                if (message.expired && message.expired.length) {
+                    object.expired = $Array(message.expired.length);
+                    for (let j = 0; j < message.expired.length; ++j)
+                        object.expired[j] = $root.edgechat.v1.ResumeTruncation.toObject(message.expired[j], options, _depth + 1);
                 }
                 return object;
             };

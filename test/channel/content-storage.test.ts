@@ -159,7 +159,7 @@ describe("message content as bytes", () => {
       const stored = sql.exec<{ t: string; n: number }>("SELECT typeof(content) AS t, length(content) AS n FROM messages WHERE seq = 1").one();
       // MessageContent{text: TextBody{text}}: a tag and a 3-byte length on each level.
       expect(stored).toEqual({ t: "blob", n: LIMITS.maxContentBytes + 8 });
-      expect(decodeContent(log.row(1).content)).toEqual({ text: { text } });
+      expect(decodeContent(log.row(1)!.content)).toEqual({ text: { text } });
       expect(log.append({ userId: "u_a", deviceId: "d", clientMsgId: "over", content: { text: { text: `${text}x` } } })).toMatchObject({ ok: false, code: "content_too_large" });
 
       // An attachment body is bounded as a whole, however its parts add up.

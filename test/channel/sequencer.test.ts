@@ -125,8 +125,8 @@ describe("Sequencer", () => {
       expect(seq.unreadCount("u_b", 0)).toBe(1);
       sql.exec("UPDATE messages SET deleted = 1 WHERE seq = 2");
       expect(seq.unreadCount("u_a", 0)).toBe(0);
-      expect(seq.row(2).deleted).toBe(1);
-      expect(seq.toMessage(seq.row(2))).toMatchObject({ seq: 2, deleted: true, content: {} });
+      expect(seq.row(2)!.deleted).toBe(1);
+      expect(seq.toMessage(seq.row(2)!)).toMatchObject({ seq: 2, deleted: true, content: {} });
     });
   });
 });

@@ -23,7 +23,7 @@ const statuses = new Map<number, number>();
 
 /** Any JSON value, biased towards objects with the endpoints' own field names and wrong types. */
 const FIELD_NAMES = ["user_ids", "role", "max_uses", "expires_in_s", "description", "username", "password", "display_name", "jurisdiction", "refresh_token", "type", "name", "member", "members", "up_to_seq", "device_id", "platform", "read_receipts", "text",
-  "client_msg_id", "content", "channel_id", "filename", "content_type", "size_bytes", "sha256", "parts"];
+  "client_msg_id", "content", "channel_id", "filename", "content_type", "size_bytes", "sha256", "parts", "retention_ms"];
 const evil: fc.Arbitrary<unknown> = fc.oneof(
   { maxDepth: 2 },
   fc.string({ maxLength: 40 }), fc.string({ unit: "binary", maxLength: 20 }), fc.boolean(), fc.constant(null),
@@ -71,6 +71,7 @@ const targets: Target[] = [
   { method: "POST", route: "/v1/channels", path: () => "/v1/channels", takesBody: true, requiredBody: true, auth: true },
   { method: "GET", route: "/v1/channels", path: () => "/v1/channels", takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/channels/:id", path: () => `/v1/channels/${group}`, takesBody: false, requiredBody: false, auth: true },
+  { method: "PATCH", route: "/v1/channels/:id", path: () => `/v1/channels/${group}`, takesBody: true, requiredBody: true, auth: true },
   { method: "GET", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, takesBody: false, requiredBody: false, auth: true },
   { method: "POST", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, takesBody: true, requiredBody: true, auth: true },
   { method: "DELETE", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/u_g_${"0".repeat(26)}`, takesBody: false, requiredBody: false, auth: true },

@@ -114,6 +114,7 @@ const authed: Endpoint[] = [
   { method: "POST", route: "/v1/channels", path: () => "/v1/channels", body: () => ({ type: "group", name: "intruders", members: [alice.user_id] }) },
   { method: "GET", route: "/v1/channels", path: () => "/v1/channels" },
   { method: "GET", route: "/v1/channels/:id", path: () => `/v1/channels/${group}` },
+  { method: "PATCH", route: "/v1/channels/:id", path: () => `/v1/channels/${group}`, body: () => ({ retention_ms: 3_600_000 }) },
   { method: "GET", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members?limit=10` },
   { method: "POST", route: "/v1/channels/:id/members", path: () => `/v1/channels/${group}/members`, body: () => ({ members: [carol.user_id] }) },
   { method: "DELETE", route: "/v1/channels/:id/members/:userId", path: () => `/v1/channels/${group}/members/${bob.user_id}` },

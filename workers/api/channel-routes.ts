@@ -61,6 +61,11 @@ const SendBody = z.object({
   client_msg_id: z.string().check(z.minLength(1), z.maxLength(LIMITS.maxClientMsgIdLength)),
   content: z.record(z.string(), z.unknown()),
 });
+/** Bounds of retention_ms are the operator's (RETENTION_MIN_MS/MAX_MS): the channel checks them. */
+const PatchBody = z.object({
+  retention_ms: z.optional(z.nullable(z.number().check(z.int()))),
+  name: z.optional(nameText(LIMITS.maxChannelNameLength)),
+});
 const DeleteQuery = z.object({ for: z._default(z.enum(["me", "everyone"]), "me") });
 /** Changes made over REST come from no device socket. */
 const REST_DEVICE = "";
@@ -146,6 +151,14 @@ export const channelRoutes = new Hono<ApiEnv>()
     const id = channelId(c);
     if (!id) return noChannel();
     return send(c, await channelStub(c.env, id).describe(c.get("auth").userId));
+  })
+  // Channel settings: the message lifetime ("disappearing messages"; docs/decisions/019) and the name.
+  .patch("/:id", async (c) => {
+    const id = channelId(c);
+    if (!id) return noChannel();
+    const body = await parseJsonBody(c, PatchBody);
+    if (!body.ok) return errorResponse(body);
+    return send(c, await channelStub(c.env, id).update(c.get("auth").userId, body.value));
   })
   .get("/:id/members", async (c) => {
     const id = channelId(c);
