@@ -20,7 +20,7 @@ import { endpoints, Http, RestApi } from "./rest.js";
 import { systemClock, systemScheduler, uuid } from "./scheduler.js";
 import { loadWsPackage, NO_WEBSOCKET_MESSAGE, platformWebSocket } from "./websocket.js";
 import type {
-  AuthSession, BulkAddResult, Channel, Invite, InvitePreview, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput,
+  AuthSession, BulkAddResult, Channel, Invite, InvitePreview, ChannelState, ChatMessage, ClientEvents, ClientOptions, Clock, ConnectionState, CreateChannelInput, ChannelPatch,
   Device, FetchLike, HelloInfo, HistoryOptions, HistoryPage, MemberPage, MessageUpdate, OutboxEntry, PendingSend, PresenceEvent, Scheduler, SendAck, SendContent,
   SessionInfo, User, UserSettings,
 } from "./types.js";
@@ -368,8 +368,11 @@ export class EdgechatClient {
     const truncated = (frame.resumed?.truncated ?? [])
       .map((t) => ({ channel_id: t.channel_id ?? "", from_seq: Number(t.from_seq ?? 0), to_seq: Number(t.to_seq ?? 0) }))
       .filter((t) => t.channel_id !== "" && t.to_seq >= t.from_seq);
-    // Left out on purpose ("jump to latest"): continue after the hole instead of pulling it.
-    for (const t of truncated) for (const m of this.store.skipTo(t.channel_id, t.to_seq)) this.emitMessage(m);
+    const expired = (frame.resumed?.expired ?? [])
+      .map((t) => ({ channel_id: t.channel_id ?? "", from_seq: Number(t.from_seq ?? 0), to_seq: Number(t.to_seq ?? 0) }))
+      .filter((t) => t.channel_id !== "" && t.to_seq >= t.from_seq);
+    // Left out on purpose ("jump to latest") or gone (expired): continue after the hole instead of pulling it.
+    for (const t of [...truncated, ...expired]) for (const m of this.store.skipTo(t.channel_id, t.to_seq)) this.emitMessage(m);
     this.states.clear();
     for (const c of channels) {
       this.states.set(c.channel_id, c);
@@ -381,7 +384,7 @@ export class EdgechatClient {
     }
     this.conn.markReady();
     for (const c of channels) this.events.emit("channel", { channel: { ...c }, source: "resumed" });
-    this.events.emit("synced", { channels: this.channelStates(), truncated });
+    this.events.emit("synced", { channels: this.channelStates(), truncated, expired });
     this.settleConnect();
     for (const id of this.store.channelsNeedingPull()) this.pullGap(id);
     this.scheduleAckFlush();
@@ -508,6 +511,8 @@ export class EdgechatClient {
       answer: (frame) => {
         const page = toHistoryPage(frame.history_page ?? {});
         if (page.last_seq > 0) this.store.expect(channelId, page.last_seq);
+        // Below the low-water mark the gap has expired: nothing to pull there.
+        if ((page.min_seq ?? 0) - 1 > from) for (const m of this.store.skipTo(channelId, page.min_seq! - 1)) this.emitMessage(m);
         for (const m of page.messages) this.ingest({ ...m, channel_id: m.channel_id || channelId });
         const outcome = this.store.endPull(channelId, from);
         if (outcome.gaveUp) {
@@ -946,6 +951,16 @@ export class EdgechatClient {
      * for (let cursor = ""; ; ) { const page = await client.channels.members(id, { cursor }); ...; if (!(cursor = page.next_cursor)) break; }
      */
     members: (channelId: string, options: { cursor?: string; limit?: number } = {}): Promise<MemberPage> => this.api.members(channelId, options),
+    /**
+     * Changes a channel's settings: disappearing messages (`retention_ms`, null = the server
+     * default; owners and admins, either member of a DM) and a group's name. Members see a notice.
+     *
+     * @example
+     * await client.channels.update(id, { retention_ms: 7 * 24 * 3600_000 }); // messages disappear after 7 days
+     */
+    update: (channelId: string, patch: ChannelPatch): Promise<Channel> => this.api.updateChannel(channelId, patch),
+    /** Disappearing messages: `ms` lifetime, or null for the server default. */
+    setRetention: (channelId: string, ms: number | null): Promise<Channel> => this.api.updateChannel(channelId, { retention_ms: ms }),
     /** Owners and admins only. Members are user ids or usernames. */
     addMembers: (channelId: string, members: string[]): Promise<Channel> => this.api.addMembers(channelId, members),
     /** Yourself = leave; others: owners and admins only. */

@@ -37,7 +37,7 @@ export { backoffDelay, goAwayDelay, BACKOFF_BASE_MS, BACKOFF_CAP_MS } from "./ba
 export { memoryStorage } from "./outbox.js";
 export { indexedDbStorage, type IndexedDbStorageOptions } from "./storage-indexeddb.js";
 export type {
-  AttachmentBody, AuthSession, BulkAddResult, Channel, Invite, InvitePreview, ChannelEvent, ChannelMember, ChannelState, ChatMessage, ClientEvents, ClientOptions,
+  AttachmentBody, AuthSession, BulkAddResult, Channel, Invite, InvitePreview, ChannelEvent, ChannelMember, ChannelState, ChatMessage, ClientEvents, ClientOptions, ChannelPatch,
   Clock, ConnectionState, ConnectionStateChange, CreateChannelInput, Device, EncryptedBody, Encoding, FetchInit, FetchLike,
   FetchResponse, HelloInfo, HistoryOptions, HistoryPage, MemberPage, MessageContent, MessageUpdate, OutboxEntry, OutboxState,
   OutboxStorage, PendingSend, PresenceEvent, Reaction, ReadReceipt, Scheduler, SendAck, SendContent, SessionInfo, SocketEvent, UpdateBody,

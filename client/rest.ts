@@ -8,7 +8,7 @@ import { EdgechatError, isAuthCode, isSignedOutCode, type ServerErrorCode } from
 import type { Auth } from "./auth.js";
 import type { PushConfig, PushProvider, PushSubscriptionInput } from "../protocol/push.js";
 import type {
-  BulkAddResult, Channel, ChannelState, CreateChannelInput, Invite, InvitePreview, Device, FetchLike, HistoryOptions, HistoryPage, MemberPage, PresenceEvent, SessionInfo, User, UserSettings,
+  BulkAddResult, Channel, ChannelState, CreateChannelInput, Invite, InvitePreview, Device, FetchLike, HistoryOptions, HistoryPage, MemberPage, PresenceEvent, SessionInfo, User, UserSettings, ChannelPatch,
 } from "./types.js";
 import {
   bulkAddFromJson, channelFromJson, channelStateFromJson, inviteFromJson, invitePreviewFromJson, deviceFromJson, historyPageFromJson, isObject, memberPageFromJson, presenceFromJson, sessionInfoFromJson, userFromJson,
@@ -175,6 +175,10 @@ export class RestApi {
 
   async getChannel(channelId: string): Promise<Channel> {
     return channelFromJson(await this.call("GET", `/v1/channels/${encodeURIComponent(channelId)}`));
+  }
+
+  async updateChannel(channelId: string, patch: ChannelPatch): Promise<Channel> {
+    return channelFromJson(await this.call("PATCH", `/v1/channels/${encodeURIComponent(channelId)}`, patch));
   }
 
   async addMembers(channelId: string, members: string[]): Promise<Channel> {

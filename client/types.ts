@@ -89,6 +89,23 @@ export interface Channel {
   my_role?: string;
   /** A broadcast channel's description. */
   description?: string;
+  /**
+   * How long messages are kept, ms: the channel's own lifetime or the server default; 0 = for
+   * ever. Above 0, show "Messages older than 7 days disappear" (and a timer) in the header.
+   */
+  retention_ms?: number;
+  /** The channel's own lifetime; null while the server default applies. */
+  retention_setting?: number | null;
+  /** The low-water mark: every seq below it has expired (1 = nothing has). */
+  min_seq?: number;
+}
+
+/** PATCH /v1/channels/{id}: what to change; absent fields stay. */
+export interface ChannelPatch {
+  /** Disappearing messages: a lifetime in ms, or null for the server default. Owners and admins; either member of a DM. */
+  retention_ms?: number | null;
+  /** A group's or broadcast channel's name (owners and admins). */
+  name?: string;
 }
 
 export interface HistoryPage extends WireHistoryPage {
@@ -341,6 +358,11 @@ export interface SyncedEvent {
    * `from_seq`; the client does not pull them. Page back with `history()` if the user asks.
    */
   truncated: Truncation[];
+  /**
+   * Seqs this device lacked that expired under the channel's retention before it could have them:
+   * show "Older messages have expired" there; they cannot be pulled.
+   */
+  expired?: Truncation[];
 }
 
 /**

@@ -9,7 +9,7 @@ import { EdgechatError } from "./errors.js";
 import type { PushProvider } from "../protocol/push.js";
 import type {
   AttachmentBody, AuthSession, BulkAddResult, Channel, ChannelMember, Invite, InvitePreview, ChannelState, ChatMessage, Device, HelloInfo, SessionInfo,
-  HistoryPage, MemberPage, MessageContent, MessageUpdate, PresenceEvent, ReadReceipt, SendAck, SendContent, TypingEvent, UpdateBody, User,
+  HistoryPage, MemberPage, MessageContent, MessageUpdate, PresenceEvent, ReadReceipt, SendAck, SendContent, TypingEvent, UpdateBody, User, SystemBody,
 } from "./types.js";
 
 type v1Props = {
@@ -60,7 +60,9 @@ export function toContent(c: edgechat.v1.MessageContent.$Properties | null | und
   }
   if (c.system) {
     const s = c.system;
-    return { system: { event: str(s.event), actor_user_id: str(s.actor_user_id), target_user_ids: strings(s.target_user_ids), text: str(s.text) } };
+    const system: SystemBody = { event: str(s.event), actor_user_id: str(s.actor_user_id), target_user_ids: strings(s.target_user_ids), text: str(s.text) };
+    if (s.retention_ms !== undefined && s.retention_ms !== null) system.retention_ms = num(s.retention_ms);
+    return { system };
   }
   if (c.encrypted) {
     const e = c.encrypted;
@@ -131,6 +133,7 @@ export function toHistoryPage(h: Props<"HistoryPage">): HistoryPage {
     next_cursor: num(h.next_cursor),
     has_more: bool(h.has_more),
     last_seq: num(h.last_seq),
+    min_seq: num(h.min_seq),
     updates: [],
   };
 }
@@ -257,6 +260,9 @@ export function channelFromJson(json: unknown): Channel {
   if (typeof c.members_next_cursor === "string") channel.members_next_cursor = c.members_next_cursor;
   if (typeof c.my_role === "string") channel.my_role = c.my_role;
   if (typeof c.description === "string") channel.description = c.description;
+  if (c.retention_ms !== undefined) channel.retention_ms = num(c.retention_ms);
+  if (c.retention_setting !== undefined) channel.retention_setting = c.retention_setting === null ? null : num(c.retention_setting);
+  if (c.min_seq !== undefined) channel.min_seq = num(c.min_seq);
   return channel;
 }
 

@@ -323,6 +323,7 @@ export class App implements Intents {
     const s = this.state;
     const conv = s.conv(channel.channel_id);
     if (channel.my_role) s.roles.set(channel.channel_id, channel.my_role);
+    if (channel.retention_ms !== undefined) s.noteRetention(channel.channel_id, { ms: channel.retention_ms, minSeq: channel.min_seq });
     if (channel.members) {
       s.members.set(channel.channel_id, channel.members.map((m) => m.user_id));
       const role = channel.members.find((m) => m.user_id === s.me.user_id)?.role;
@@ -360,6 +361,7 @@ export class App implements Intents {
     try {
       const page = await this.client.history(channelId, { limit: PAGE_SIZE });
       applyPage(conv, page, "newest");
+      this.state.noteRetention(channelId, { minSeq: page.min_seq });
       this.noteLast(page.messages.at(-1));
     } catch (err) {
       // A session that ended is about to show the sign-in screen: no toast for that.
@@ -378,6 +380,7 @@ export class App implements Intents {
     try {
       const page = await this.client.history(channelId, { before: olderBefore(conv), limit: PAGE_SIZE });
       applyPage(conv, page, "older");
+      this.state.noteRetention(channelId, { minSeq: page.min_seq });
     } catch (err) {
       toast(`Could not load older messages: ${errorText(err)}`, "error");
     } finally {
@@ -391,6 +394,8 @@ export class App implements Intents {
     const conv = s.conv(m.channel_id);
     addMessages(conv, [m]);
     this.noteLast(m);
+    const sys = m.content.system;
+    if (sys?.event === "retention_set") s.noteRetention(m.channel_id, { ms: sys.retention_ms ?? 0 });
     conv.typing.delete(m.sender_user_id);
     if (!s.channels.has(m.channel_id)) void this.openActiveDetails(m.channel_id);
     this.syncChannelStates();
@@ -664,6 +669,10 @@ export class App implements Intents {
 
   updateSettings(patch: Partial<UserSettings>): Promise<UserSettings> {
     return this.client.settings.update(patch);
+  }
+
+  async setRetention(channelId: string, ms: number | null): Promise<void> {
+    this.adoptChannel(await this.client.channels.setRetention(channelId, ms));
   }
 
   async mute(channelId: string, muted: boolean): Promise<void> {

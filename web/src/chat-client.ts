@@ -48,6 +48,8 @@ export interface ChatClient {
     create(input: CreateChannelInput): Promise<Channel>;
     get(channelId: string): Promise<Channel>;
     addMembers(channelId: string, members: string[]): Promise<Channel>;
+    /** Disappearing messages: a lifetime in ms, or null for the server default. */
+    setRetention(channelId: string, ms: number | null): Promise<Channel>;
     /** Mute (no push notifications) or unmute, on all of the user's devices. */
     mute(channelId: string, muted: boolean): Promise<ChannelState>;
     /** A page of members after `cursor`, in the order they joined. */

@@ -64,6 +64,8 @@ export interface Intents {
   updateSettings(patch: Partial<UserSettings>): Promise<UserSettings>;
   /** Downloads everything the server holds about the user as a JSON file. */
   exportData(): Promise<void>;
+  /** Disappearing messages: a lifetime in ms, or null for off (the server default). */
+  setRetention(channelId: string, ms: number | null): Promise<void>;
   /** Mute (no push notifications) or unmute a conversation on all of the user's devices. */
   mute(channelId: string, muted: boolean): Promise<void>;
   /** Notifications on this browser: where they stand, and turning them on (from a click) or off. */

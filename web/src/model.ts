@@ -249,7 +249,7 @@ export function systemLine(
     if (names.length <= 3) return `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
     return `${names.slice(0, 2).join(", ")} and ${names.length - 2} others`;
   };
-  const nameFree = /^(created |started |added |removed |left$|changed )/.test(text);
+  const nameFree = /^(created |started |added |removed |left$|changed |renamed |set messages |turned off )/.test(text);
   if (!actor || !nameFree) return text || "Channel updated";
   switch (sys.event) {
     case "member_added": return `${actor} added ${list(targets)}`;

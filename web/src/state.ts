@@ -55,6 +55,11 @@ export class ChatState {
    * away): the conversation restarts at the newest messages and says so ("Jump to latest").
    */
   readonly jumped = new Set<string>();
+  /**
+   * Disappearing messages per channel: the lifetime in effect (ms, 0 = kept for ever) and the
+   * low-water mark (every seq below it has expired), from details, history pages and notices.
+   */
+  readonly retention = new Map<string, { ms: number; minSeq: number }>();
   /** Files going up, by key, oldest first. */
   readonly uploads = new Map<string, UploadView>();
   /** Features the server answered `not_implemented` for; absent = not known yet. */
@@ -134,6 +139,22 @@ export class ChatState {
   /** Files going up in one channel, oldest first. */
   uploadsIn(channelId: string): UploadView[] {
     return [...this.uploads.values()].filter((u) => u.channelId === channelId);
+  }
+
+  /** How long a channel keeps messages, ms; 0 = for ever (or not known yet). */
+  retentionOf(channelId: string): number {
+    return this.retention.get(channelId)?.ms ?? 0;
+  }
+
+  /** Records what the server said about a channel's retention; absent fields keep what is known. */
+  noteRetention(channelId: string, news: { ms?: number | undefined; minSeq?: number | undefined }): void {
+    const known = this.retention.get(channelId) ?? { ms: 0, minSeq: 1 };
+    this.retention.set(channelId, { ms: news.ms ?? known.ms, minSeq: Math.max(known.minSeq, news.minSeq ?? 0) });
+  }
+
+  /** True when history before the oldest loaded message expired ("Older messages have expired"). */
+  olderExpired(channelId: string): boolean {
+    return (this.retention.get(channelId)?.minSeq ?? 1) > 1;
   }
 
   /** Group owners and admins may delete anyone's message for everyone. */

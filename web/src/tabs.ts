@@ -276,6 +276,7 @@ export class TabClient implements ChatClient {
     create: (input: CreateChannelInput): Promise<Channel> => this.run("create", [input]) as Promise<Channel>,
     get: (channelId: string): Promise<Channel> => this.rest.channels.get(channelId),
     addMembers: (channelId: string, members: string[]): Promise<Channel> => this.rest.channels.addMembers(channelId, members),
+    setRetention: (channelId: string, ms: number | null): Promise<Channel> => this.rest.channels.setRetention(channelId, ms),
     mute: (channelId: string, muted: boolean): Promise<ChannelState> => this.rest.channels.mute(channelId, muted),
     members: (channelId: string, options: { cursor?: string; limit?: number } = {}): Promise<MemberPage> => this.rest.channels.members(channelId, options),
   };

@@ -4,6 +4,7 @@
  * only while the reader is at the bottom.
  */
 import { MuteButton } from "./mute.js";
+import { RetentionButton } from "./retention.js";
 import type { ChannelState } from "../../../client/index.js";
 import { LIMITS } from "../../../protocol/limits.js";
 import type { Intents, ViewModel } from "../intents.js";
@@ -34,6 +35,7 @@ export class ConversationView {
   private readonly headAvatar: HTMLElement;
   private readonly title: HTMLHeadingElement;
   private readonly mute: MuteButton;
+  private readonly retention: RetentionButton;
   private readonly subtitle: HTMLElement;
   private readonly addPeople: HTMLButtonElement;
   private readonly invite: HTMLButtonElement;
@@ -99,6 +101,7 @@ export class ConversationView {
     });
     this.readOnly = h("p", { class: "composer-readonly", hidden: true, "data-testid": "read-only" }, "Only admins can post");
     this.mute = new MuteButton(model.intents);
+    this.retention = new RetentionButton(model);
 
     this.top = h("div", { class: "log-top" });
     this.list = h("ol", { class: "messages" });
@@ -120,7 +123,7 @@ export class ConversationView {
     this.pane = h(
       "section",
       { class: "conversation", "aria-labelledby": "conv-title", hidden: true },
-      h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.membersButton, this.invite, this.addPeople, this.mute.el),
+      h("header", { class: "conv-header" }, this.back, this.headAvatar, h("div", { class: "conv-heading" }, this.title, this.subtitle), this.membersButton, this.invite, this.addPeople, this.retention.el, this.mute.el),
       this.skipped,
       h("div", { class: "log-wrap" }, this.log, this.dayFloat, this.jump),
       this.typing,
@@ -340,6 +343,7 @@ export class ConversationView {
     this.form.hidden = !canPost;
     this.skipped.hidden = !state.jumped.has(id);
     this.readOnly.hidden = canPost;
+    this.retention.update(channel);
     const sig = JSON.stringify([title, sub, subClass, presence?.status, dm, channel?.type]);
     if (this.pane.dataset.sig === sig) return;
     this.pane.dataset.sig = sig;
@@ -364,12 +368,16 @@ export class ConversationView {
     const title = channel ? this.state.channelTitle(channel) : "";
     const dm = channel?.type === "dm";
     const partner = dm ? this.state.dmPartner(id) : undefined;
-    const sig = JSON.stringify([id, state, state === "start" ? [title, dm, partner] : null]);
+    const expired = this.state.olderExpired(id);
+    const sig = JSON.stringify([id, state, state === "start" ? [title, dm, partner, expired] : null]);
     if (this.top.dataset.sig === sig) return;
     this.top.dataset.sig = sig;
     this.top.dataset.state = state;
     if (state === "loading") {
       this.top.replaceChildren(h("span", { class: "spinner", "aria-hidden": "true" }), h("span", { class: "sr-only" }, "Loading messages"));
+    } else if (state === "start" && expired) {
+      // The low-water mark: what came before it is gone for everyone (docs/protocol.md, "Retention").
+      this.top.replaceChildren(h("p", { class: "log-expired", "data-testid": "history-expired" }, "Older messages have expired"));
     } else if (state === "start") {
       this.top.replaceChildren(
         h("div", { class: "log-start" },
