@@ -697,11 +697,13 @@ export class ChannelObject extends DurableObject<Env> {
     this.alarmAt = null;
     const now = Date.now();
     this.fanout.onAlarm(now);
-    // One bounded batch in this turn; its uploads are swept below, after the write.
-    const expiry = this.channel ? this.retention.expire() : undefined;
+    // One bounded batch in this turn when due (the alarm also runs for fan-out, often); its
+    // uploads are swept below, after the write.
+    const expiresAt = !this.channel ? undefined : this.retention.isDue() ? this.retention.expire().nextAt : this.retention.due();
     await this.notices.kick();
     await this.attachments.sweep();
-    const expiryDue = expiry?.nextAt === undefined ? undefined : Math.max(now, expiry.nextAt - this.retention.clock() + now);
+    // The retention clock is the wall clock but for tests, which move it: the alarm is real time.
+    const expiryDue = expiresAt === undefined ? undefined : Math.max(now, expiresAt - this.retention.clock() + now);
     const due = [this.fanout.nextDue(now), this.notices.nextDue(), expiryDue].filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.max(Math.min(...due), now + 50));
   }

@@ -133,11 +133,17 @@ export class Retention {
     return this.wanted;
   }
 
-  /** A message was appended at `hlcMs`: the alarm is wanted by its expiry unless earlier already. */
+  /** Whether expiry has work now (by the clock); cheap: the due time is kept in memory. */
+  isDue(): boolean {
+    const at = this.due();
+    return at !== undefined && at <= this.clock();
+  }
+
+  /** A message was appended at `hlcMs`: when the alarm is wanted for expiry (the oldest message's expiry). */
   appended(hlcMs: number): number | undefined {
     if (this.ttlMs <= 0) return undefined;
-    if (this.wanted === undefined) this.wanted = hlcMs + this.ttlMs;
-    return this.wanted;
+    // Nothing known (the log was empty, or the lifetime just changed): read the oldest row once.
+    return this.due() ?? hlcMs + this.ttlMs;
   }
 
   /**

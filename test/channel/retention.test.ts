@@ -293,7 +293,11 @@ describe("the low-water mark", () => {
     await post(bob, group, "one");
     await post(alice, group, "two");
     expect((await patch(alice, group, { retention_ms: HOUR })).status).toBe(200); // seq 4
-    await backdate(group, 4);
+    // Two hours on, by the channel's clock: everything is older than the lifetime.
+    await runInDurableObject(channelStub(env, group), (instance: ChannelObject) => {
+      const later = Date.now() + 2 * HOUR;
+      instance.retention.clock = () => later;
+    });
     await expireUntil(alice, group, 5);
     const empty = await history(bob, group, "limit=50");
     expect([empty.body.messages.length, empty.body.last_seq, empty.body.min_seq, empty.body.has_more]).toEqual([0, 4, 5, false]);
