@@ -355,7 +355,7 @@ export class ChannelObject extends DurableObject<Env> {
       const expiresAt = this.retention.due();
       if (expiresAt !== undefined) this.wakeAt(expiresAt);
     }
-    return { ok: true, channel: this.details() };
+    return { ok: true, channel: this.details(actorId) };
   }
 
   /** The channel for a member: summary and the first page of members (page on with `members`). */
