@@ -58,6 +58,11 @@ function workerPlugin() {
         ...devPushKeys(),
         PUSH_ALLOW_HTTP_LOOPBACK: "true",
         PUSH_RETRY_BASE_SECONDS: "1",
+        // Erasure in small steps, one per queue message, so a test sees a job cross several of
+        // them (and can restart the objects halfway); a stalled job is re-driven after 3 s.
+        ERASURE_BATCH_SIZE: "3",
+        ERASURE_STEPS_PER_MESSAGE: "1",
+        ERASURE_REDRIVE_MS: "3000",
       },
     },
   });

@@ -8,6 +8,8 @@ export interface MemberProfile {
   user_id: string;
   username: string;
   display_name: string;
+  /** Where the user's avatar is served (GET, same origin, with a bearer token); absent: no avatar. */
+  avatar_url?: string;
 }
 
 /** The server's answer to a SEND: the message is durable. */

@@ -8,6 +8,7 @@ import { blobRoute, isBlobPath } from "./attachments/blob-routes.js";
 import { withSecurityHeaders } from "./security-headers.js";
 import { consumePushBatch } from "../queues/push-consumer.js";
 import { consumePushDeadLetters } from "../queues/push-dead-letters.js";
+import { consumeErasureBatch, consumeErasureDeadLetters } from "../queues/erasure-consumer.js";
 import { recordToAnalytics } from "../shared/analytics.js";
 
 export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
@@ -30,7 +31,10 @@ export default {
   /** Queue consumers, by queue name (wrangler.toml [[queues.consumers]]). */
   async queue(batch, env, _ctx): Promise<void> {
     recordToAnalytics(env);
-    if (batch.queue.endsWith("-dlq")) await consumePushDeadLetters(batch, env);
+    if (batch.queue.startsWith("edgechat-erasure")) {
+      if (batch.queue.endsWith("-dlq")) await consumeErasureDeadLetters(batch);
+      else await consumeErasureBatch(batch, env);
+    } else if (batch.queue.endsWith("-dlq")) await consumePushDeadLetters(batch, env);
     else await consumePushBatch(batch, env);
   },
 } satisfies ExportedHandler<Env>;

@@ -29,6 +29,7 @@ import { Attachments, uploadView, type AttachmentInit, type NewUpload, type Part
 import { FanOut } from "./fanout.js";
 import { Invites, type InviteView } from "./invites.js";
 import { hlcToHex } from "./hlc.js";
+import { eraseMember, type ErasureProgress } from "./erasure.js";
 import { DEFAULT_MEMBER_PAGE, Membership, uniqueIds, type MemberPage } from "./membership.js";
 import { MessageChanges } from "./message-changes.js";
 import { Notices } from "./notices.js";
@@ -618,6 +619,35 @@ export class ChannelObject extends DurableObject<Env> {
     if (this.channel.type !== "broadcast") this.appendSystem(userId, { event: "member_joined", target_user_ids: [userId] });
     this.kickNotices();
     return { ok: true, channel: this.details(userId), joined: true, notice: this.noticeFor(userId) };
+  }
+
+  /**
+   * Erasure (docs/decisions/020, erasure.ts): tombstones up to `limit` of `userId`'s messages;
+   * once none is left, deletes their uploads and removes them, with an "account_deleted" notice
+   * that tells the other members' clients to blank what they cached. Idempotent; call until done.
+   */
+  async eraseMember(userId: string, limit: number): Promise<ErasureProgress> {
+    if (!this.channel) return { done: true, tombstoned: 0, attachments: 0 };
+    return eraseMember({
+      sql: this.sql,
+      attachments: this.attachments,
+      removeMember: (id) => {
+        const row = this.sql.exec<{ left_at: number | null }>("SELECT left_at FROM members WHERE user_id = ?", id).toArray()[0];
+        if (!row) return false;
+        if (row.left_at === null) {
+          this.members.remove(id, Date.now());
+          this.watchers.remove(id);
+          this.appendSystem(id, { event: "account_deleted", target_user_ids: [id] });
+        }
+        // No notice to their UserObject (it is being wiped), no trace of them in the tables.
+        this.sql.exec("DELETE FROM members WHERE user_id = ?", id);
+        this.sql.exec("DELETE FROM watchers WHERE user_id = ?", id);
+        this.sql.exec("DELETE FROM delivery_retry WHERE target = ?", id);
+        this.members.load();
+        this.watchers.load();
+        return true;
+      },
+    }, userId, limit);
   }
 
   /* ------------------------------------ attachments ------------------------------------ */

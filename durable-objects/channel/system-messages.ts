@@ -23,6 +23,8 @@ export function systemText(event: string, targets: number, channelName?: string,
       return "left";
     case "renamed":
       return channelName ? `renamed the group "${channelName}"` : "renamed the group";
+    case "account_deleted":
+      return "deleted their account";
     default:
       return "changed the channel";
   }

@@ -177,6 +177,16 @@ export class PresenceObject extends DurableObject<Env> {
   }
 
   /**
+   * Erasure (docs/decisions/020): the user's row and every subscription to or from them in this
+   * shard. Their contacts see them offline, never seen; nothing is published.
+   */
+  forget(userId: string): void {
+    if (!isUserId(userId)) return;
+    this.sql.exec("DELETE FROM presence WHERE user_id = ?", userId);
+    this.sql.exec("DELETE FROM subscriptions WHERE target_user_id = ? OR subscriber_user_id = ?", userId, userId);
+  }
+
+  /**
    * Current states without subscribing (pull on demand: large groups, REST), in the order given,
    * without duplicates or junk. A user this shard never heard of is offline, last seen 0.
    */

@@ -14,9 +14,15 @@ import { DurableObject } from "cloudflare:workers";
 import { pb, type Encoding, type FrameInit } from "../../protocol/codec.js";
 import { PING, PONG } from "../../protocol/limits.js";
 import { fail, type Result } from "../../shared/errors.js";
-import { CLOSE, refuseWebSocket, sendFrame } from "../../shared/frames.js";
+import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../shared/frames.js";
 import { parseId } from "../../shared/ids.js";
-import { channelStub } from "../../shared/routing.js";
+import { channelStub, presenceStub, userStub } from "../../shared/routing.js";
+import { eachLimited } from "../../shared/deadline.js";
+import { ErasureJob, REDRIVE_MS, type ErasureState, type ErasureStep } from "./erasure.js";
+import { sendErasureMessage, type ErasureMessage } from "../../queues/erasure-jobs.js";
+import { avatarKey } from "../../shared/avatars.js";
+import { finishErasure, markErasing, recordErasure } from "../../shared/account-erasure.js";
+import { bucketFor } from "../../shared/bindings.js";
 import { ownResult } from "../../shared/rpc.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
 import { countedSqlFor } from "../counted-sql.js";
@@ -91,6 +97,9 @@ export class UserObject extends DurableObject<Env> {
   private readonly ackDeadlines: AckDeadlines;
   private readonly wakeups: Wakeups;
   private readonly presenceGraceMs: number;
+  private readonly erasure: ErasureJob;
+  /** This instance wiped its storage (erasure): nothing it still holds in memory may be written back. */
+  private erased = false;
   /** When the presence keep-alive is next due; unknown after a restart or hibernation (due now). */
   private keepAliveAt: number | undefined;
 
@@ -108,6 +117,7 @@ export class UserObject extends DurableObject<Env> {
     this.sessions = new Sessions(this.sql);
     this.devices = new Devices(this.sql);
     this.hidden = new HiddenMessages(this.sql);
+    this.erasure = new ErasureJob(this.sql);
     this.pushSubscriptions = new PushSubscriptions(this.sql);
     this.push = new PushNotifier(this.sql, this.pushSubscriptions, () => this.profile?.user_id, {
       windowMs: Number(env.PUSH_WINDOW_MS) || 30_000,
@@ -278,6 +288,146 @@ export class UserObject extends DurableObject<Env> {
     return ended;
   }
 
+  /**
+   * PATCH /v1/me (the directory in D1 was updated first): the name this object keeps, then a
+   * PROFILE_UPDATE to the user's devices and to the people they share a DM or small group with,
+   * whose clients read the profile again.
+   */
+  profileChanged(displayName?: string): void {
+    const me = this.profile?.user_id;
+    if (!me) return;
+    if (displayName !== undefined) {
+      this.sql.exec("UPDATE profile SET display_name = ? WHERE id = 1", displayName);
+      this.profile = { ...this.profile!, display_name: displayName };
+    }
+    this.broadcast(profileUpdate(me));
+    const contacts = this.contacts().filter((id) => id !== me);
+    this.ctx.waitUntil(eachLimited(contacts, 8, async (id) => {
+      try {
+        await withDeadline(userStub(this.env, id).contactProfileChanged(me), WATCH_DEADLINE_MS, "profile update");
+      } catch (err) {
+        // Best effort: their clients re-read profiles after a few minutes anyway (client/profiles.ts).
+        log("warn", "profile.notify_failed", { object: "user", user_id: me, to: id }, err);
+      }
+    }));
+  }
+
+  /** Someone this user talks to changed their profile: every device reads it again. */
+  contactProfileChanged(userId: string): void {
+    if (this.erasure.state()) return;
+    this.broadcast(profileUpdate(userId));
+  }
+
+  /* ------------------------------------ RPC: erasure ------------------------------------ */
+
+  /**
+   * DELETE /v1/me (password checked, directory row marked): every session ends and every socket
+   * closes at once, saying the account is being deleted; the job is created (idempotent) and the
+   * alarm set to re-drive it. The caller sends the first queue message.
+   */
+  startErasure(): { created: boolean; state: ErasureState } {
+    const ended = this.sessions.revokeAllBut("");
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      sendFrame(ws, errorFrame(0, fail("session_revoked", "This account is being deleted.")), socketInfo(ws).encoding);
+      closeQuietly(ws, CLOSE.sessionRevoked, "account deleted");
+    }
+    const begun = this.erasure.begin(Date.now(), ended.length);
+    this.wakeAt(Date.now() + this.redriveMs());
+    return begun;
+  }
+
+  /** The job as operators see it (no content); undefined when none runs here. */
+  erasureState(): ErasureState | undefined {
+    return this.erasure.state();
+  }
+
+  /**
+   * One bounded, idempotent step of the erasure job (erasure.ts); the queue consumer calls it
+   * until `done`. With no job here (never started, or finished and wiped) it is done.
+   */
+  async eraseStep(): Promise<{ done: boolean; step: ErasureStep }> {
+    const job = this.erased ? undefined : this.erasure.state();
+    if (!job) return { done: true, step: "done" };
+    const me = this.profile?.user_id ?? this.sql.exec<{ user_id: string }>("SELECT user_id FROM profile WHERE id = 1").toArray()[0]?.user_id;
+    if (!me) return { done: true, step: "done" };
+    const now = Date.now();
+    this.wakeAt(now + this.redriveMs());
+    let next: ErasureState;
+    switch (job.step) {
+      case "devices": {
+        await markErasing(this.env, me, job.started_at);
+        const contacts = this.contacts();
+        const devices = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM devices").one().n;
+        this.sql.exec("DELETE FROM device_cursors");
+        this.sql.exec("DELETE FROM devices");
+        this.sql.exec("DELETE FROM push_windows");
+        for (const sub of this.pushSubscriptions.all()) this.pushSubscriptions.set(sub.deviceId, null);
+        this.pushSubscriptions.forget();
+        await this.shardLink()?.unwatch(contacts);
+        await presenceStub(this.env, me).forget(me);
+        next = this.erasure.advance("channels", "", { devices }, Date.now());
+        break;
+      }
+      case "channels": {
+        const channelId = this.channels.all().map((r) => r.channel_id).filter((id) => id > job.channel_cursor).sort()[0];
+        if (channelId === undefined) {
+          next = this.erasure.advance("avatar", job.channel_cursor, {}, Date.now());
+          break;
+        }
+        const r = await this.channel(channelId).eraseMember(me, Number(this.env.ERASURE_BATCH_SIZE) || 200);
+        // A duplicate message may have run this step alongside: read the job again after the call.
+        const now = this.erased ? undefined : this.erasure.state();
+        if (!now) return { done: true, step: "done" };
+        const first = r.done && now.channel_cursor < channelId;
+        next = this.erasure.advance("channels", first ? channelId : now.channel_cursor, {
+          channels: first ? 1 : 0, messages: r.tombstoned, attachments: r.attachments,
+        }, Date.now());
+        break;
+      }
+      case "avatar":
+        await bucketFor(this.env, parseId(me)?.jurisdiction ?? "").delete(avatarKey(me));
+        next = this.erasure.advance("wipe", job.channel_cursor, {}, Date.now());
+        break;
+      default: {
+        // The directory row goes and the job is marked finished in one D1 batch; then every byte
+        // of this object. A crash between the two leaves the alarm set: it runs this step again.
+        await finishErasure(this.env, me, job.counts, job.started_at, Date.now());
+        this.ctx.getWebSockets().forEach((ws) => closeQuietly(ws, CLOSE.sessionRevoked, "account deleted"));
+        await this.ctx.storage.deleteAlarm();
+        await this.ctx.storage.deleteAll();
+        // Empty tables, as a fresh instance would make them, so a late call finds no job and no one.
+        migrate(this.sql, USER_MIGRATIONS);
+        this.erased = true;
+        this.profile = undefined;
+        this.presenceLink = undefined;
+        log("info", "erasure.finished", { object: "user", user_id: me, ms: Date.now() - job.started_at });
+        return { done: true, step: "done" };
+      }
+    }
+    await recordErasure(this.env, me, next.step, next.counts, Date.now());
+    return { done: false, step: next.step };
+  }
+
+  private redriveMs(): number {
+    const ms = Number(this.env.ERASURE_REDRIVE_MS);
+    return Number.isFinite(ms) && ms > 0 ? ms : REDRIVE_MS;
+  }
+
+  /** The alarm: a job that stood still for the re-drive interval gets its queue message again. */
+  private redriveErasure(now: number): number | undefined {
+    const job = this.erasure.state();
+    const me = this.profile?.user_id;
+    if (!job || !me) return undefined;
+    if (now - job.progressed_at >= this.redriveMs()) {
+      log("warn", "erasure.redrive", { object: "user", user_id: me, step: job.step });
+      this.ctx.waitUntil(sendErasureMessage(this.env.ERASURE_QUEUE as Queue<ErasureMessage>, me).catch((err) => {
+        log("error", "erasure.redrive_failed", { object: "user", user_id: me }, err);
+      }));
+    }
+    return now + this.redriveMs();
+  }
+
   /* ------------------------------------ RPC: devices ------------------------------------ */
 
   /** The devices, each with the session it last connected with. */
@@ -350,6 +500,7 @@ export class UserObject extends DurableObject<Env> {
    * caller stops watching for this user. Synchronous: the list and the sends change in one turn.
    */
   deliver(batch: DeliveryBatch): DeliveryOutcome {
+    if (this.erased) return { live: false, epoch: 0 };
     const outcome = this.live.deliver(batch);
     if (outcome.live) this.awaitAcks(batch);
     for (const m of batch.messages) {
@@ -362,6 +513,7 @@ export class UserObject extends DurableObject<Env> {
 
   /** The user joined or left a channel (the channel's notice pump; the API after a create). */
   membershipChanged(notice: MembershipNotice): void {
+    if (this.erased) return;
     this.live.notice(notice);
   }
 
@@ -559,6 +711,7 @@ export class UserObject extends DurableObject<Env> {
    */
   override async alarm(): Promise<void> {
     this.wakeups.fired();
+    if (this.erased) return;
     const now = Date.now();
     this.sends.tick();
     // Push windows whose end has come send their merged updates.
@@ -577,7 +730,8 @@ export class UserObject extends DurableObject<Env> {
         await link.watch(this.contacts()); // extends the subscriptions; the states are known already
       }
     }
-    const due = [resumeDue, this.live.nextDue(), nextPush, nextUnackedPush, this.ackDeadlines.nextDue(), openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
+    const erasureDue = this.redriveErasure(now);
+    const due = [resumeDue, this.live.nextDue(), nextPush, nextUnackedPush, erasureDue, this.ackDeadlines.nextDue(), openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
       .filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.min(...due));
   }
@@ -645,12 +799,16 @@ export class UserObject extends DurableObject<Env> {
     const encoding: Encoding = request.headers.get("x-edgechat-encoding") === "json" ? "json" : "proto";
     const protocolHeader = request.headers.get("x-edgechat-protocol") ?? undefined;
     const sessionId = request.headers.get("x-edgechat-session-id") ?? "";
-    // A profile lost with the object's storage comes back in the jurisdiction its id names.
-    if (!this.profile) this.init({ user_id: userId, username, display_name: username, jurisdiction: parseId(userId)?.jurisdiction ?? "" });
     // This object owns the sessions: a signed-out session's token opens nothing, at no extra cost.
+    // Checked before anything is written: an erased account's object must stay empty.
+    if (this.erased || this.erasure.state()) {
+      return refuseWebSocket(fail("session_revoked", "This account is being deleted."), CLOSE.sessionRevoked, encoding, protocolHeader);
+    }
     if (sessionId && !this.sessions.isActive(sessionId)) {
       return refuseWebSocket(fail("session_revoked", "This session was signed out; log in again."), CLOSE.sessionRevoked, encoding, protocolHeader);
     }
+    // A profile lost with the object's storage comes back in the jurisdiction its id names.
+    if (!this.profile) this.init({ user_id: userId, username, display_name: username, jurisdiction: parseId(userId)?.jurisdiction ?? "" });
 
     // Recorded (or refused past the cap) without reading the device list back: a connect needs no more.
     const registered = this.devices.admit(deviceId);
@@ -739,3 +897,9 @@ export type { MemberProfile };
 
 // Every call into a user found stored for another jurisdiction is refused (durable-objects/placement.ts).
 refuseWhenMisplaced(UserObject);
+
+function profileUpdate(userId: string): FrameInit {
+  return { type: pb.FrameType.PROFILE_UPDATE, profile_update: { user_id: userId } };
+}
+
+

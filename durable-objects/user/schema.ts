@@ -1,3 +1,5 @@
+import { ERASURE_MIGRATION } from "./erasure.js";
+
 /**
  * UserObject storage: one object per user. Append-only list of migrations.
  */
@@ -117,4 +119,5 @@ export const USER_MIGRATIONS: readonly string[] = [
   );
   INSERT INTO live_state (id) VALUES (1);
   `,
+  ERASURE_MIGRATION,
 ];

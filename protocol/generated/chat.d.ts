@@ -81,7 +81,10 @@ export namespace edgechat {
             HELLO = 22,
 
             /** MESSAGE_UPDATE value */
-            MESSAGE_UPDATE = 23
+            MESSAGE_UPDATE = 23,
+
+            /** PROFILE_UPDATE value */
+            PROFILE_UPDATE = 24
         }
 
         /**
@@ -178,8 +181,11 @@ export namespace edgechat {
             /** Frame message_update. */
             message_update?: (edgechat.v1.MessageUpdate.$Properties|null);
 
+            /** Frame profile_update. */
+            profile_update?: (edgechat.v1.ProfileUpdate.$Properties|null);
+
             /** Frame payload. */
-            payload?: ("send"|"send_ack"|"deliver"|"deliver_ack"|"typing"|"read"|"presence_heartbeat"|"presence"|"pull_history"|"history_page"|"react"|"error"|"resume"|"resume_hint"|"slowdown"|"goaway"|"conflict"|"edit"|"delete"|"resumed"|"channel_update"|"hello"|"message_update");
+            payload?: ("send"|"send_ack"|"deliver"|"deliver_ack"|"typing"|"read"|"presence_heartbeat"|"presence"|"pull_history"|"history_page"|"react"|"error"|"resume"|"resume_hint"|"slowdown"|"goaway"|"conflict"|"edit"|"delete"|"resumed"|"channel_update"|"hello"|"message_update"|"profile_update");
 
             /**
              * Creates a new Frame instance using the specified properties.
@@ -323,8 +329,11 @@ export namespace edgechat {
                 /** Frame message_update */
                 message_update?: (edgechat.v1.MessageUpdate.$Properties|null);
 
+                /** Frame profile_update */
+                profile_update?: (edgechat.v1.ProfileUpdate.$Properties|null);
+
                 /** Frame payload */
-                payload?: ("send"|"send_ack"|"deliver"|"deliver_ack"|"typing"|"read"|"presence_heartbeat"|"presence"|"pull_history"|"history_page"|"react"|"error"|"resume"|"resume_hint"|"slowdown"|"goaway"|"conflict"|"edit"|"delete"|"resumed"|"channel_update"|"hello"|"message_update");
+                payload?: ("send"|"send_ack"|"deliver"|"deliver_ack"|"typing"|"read"|"presence_heartbeat"|"presence"|"pull_history"|"history_page"|"react"|"error"|"resume"|"resume_hint"|"slowdown"|"goaway"|"conflict"|"edit"|"delete"|"resumed"|"channel_update"|"hello"|"message_update"|"profile_update");
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -357,9 +366,10 @@ export namespace edgechat {
               channel_update?: edgechat.v1.ChannelUpdate.$Shape|null;
               hello?: edgechat.v1.Hello.$Shape|null;
               message_update?: edgechat.v1.MessageUpdate.$Shape|null;
+              profile_update?: edgechat.v1.ProfileUpdate.$Shape|null;
               $unknowns?: Uint8Array[];
             } & (
-              ({ payload?: undefined; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "send"; send: edgechat.v1.Send.$Shape; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "send_ack"; send?: null; send_ack: edgechat.v1.SendAck.$Shape; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "deliver"; send?: null; send_ack?: null; deliver: edgechat.v1.Deliver.$Shape; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "deliver_ack"; send?: null; send_ack?: null; deliver?: null; deliver_ack: edgechat.v1.DeliverAck.$Shape; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "typing"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing: edgechat.v1.Typing.$Shape; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "read"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read: edgechat.v1.Read.$Shape; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "presence_heartbeat"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat: edgechat.v1.PresenceHeartbeat.$Shape; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "presence"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence: edgechat.v1.Presence.$Shape; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "pull_history"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history: edgechat.v1.PullHistory.$Shape; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "history_page"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page: edgechat.v1.HistoryPage.$Shape; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "react"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react: edgechat.v1.React.$Shape; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "error"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error: edgechat.v1.Error.$Shape; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "resume"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume: edgechat.v1.Resume.$Shape; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "resume_hint"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint: edgechat.v1.ResumeHint.$Shape; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "slowdown"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown: edgechat.v1.Slowdown.$Shape; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "goaway"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway: edgechat.v1.GoAway.$Shape; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "conflict"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict: edgechat.v1.Conflict.$Shape; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "edit"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit: edgechat.v1.Edit.$Shape; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "delete"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete": edgechat.v1.Delete.$Shape; resumed?: null; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "resumed"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed: edgechat.v1.Resumed.$Shape; channel_update?: null; hello?: null; message_update?: null }|{ payload?: "channel_update"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update: edgechat.v1.ChannelUpdate.$Shape; hello?: null; message_update?: null }|{ payload?: "hello"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello: edgechat.v1.Hello.$Shape; message_update?: null }|{ payload?: "message_update"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update: edgechat.v1.MessageUpdate.$Shape })
+              ({ payload?: undefined; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "send"; send: edgechat.v1.Send.$Shape; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "send_ack"; send?: null; send_ack: edgechat.v1.SendAck.$Shape; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "deliver"; send?: null; send_ack?: null; deliver: edgechat.v1.Deliver.$Shape; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "deliver_ack"; send?: null; send_ack?: null; deliver?: null; deliver_ack: edgechat.v1.DeliverAck.$Shape; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "typing"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing: edgechat.v1.Typing.$Shape; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "read"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read: edgechat.v1.Read.$Shape; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "presence_heartbeat"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat: edgechat.v1.PresenceHeartbeat.$Shape; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "presence"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence: edgechat.v1.Presence.$Shape; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "pull_history"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history: edgechat.v1.PullHistory.$Shape; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "history_page"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page: edgechat.v1.HistoryPage.$Shape; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "react"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react: edgechat.v1.React.$Shape; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "error"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error: edgechat.v1.Error.$Shape; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "resume"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume: edgechat.v1.Resume.$Shape; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "resume_hint"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint: edgechat.v1.ResumeHint.$Shape; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "slowdown"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown: edgechat.v1.Slowdown.$Shape; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "goaway"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway: edgechat.v1.GoAway.$Shape; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "conflict"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict: edgechat.v1.Conflict.$Shape; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "edit"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit: edgechat.v1.Edit.$Shape; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "delete"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete": edgechat.v1.Delete.$Shape; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "resumed"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed: edgechat.v1.Resumed.$Shape; channel_update?: null; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "channel_update"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update: edgechat.v1.ChannelUpdate.$Shape; hello?: null; message_update?: null; profile_update?: null }|{ payload?: "hello"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello: edgechat.v1.Hello.$Shape; message_update?: null; profile_update?: null }|{ payload?: "message_update"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update: edgechat.v1.MessageUpdate.$Shape; profile_update?: null }|{ payload?: "profile_update"; send?: null; send_ack?: null; deliver?: null; deliver_ack?: null; typing?: null; read?: null; presence_heartbeat?: null; presence?: null; pull_history?: null; history_page?: null; react?: null; error?: null; resume?: null; resume_hint?: null; slowdown?: null; goaway?: null; conflict?: null; edit?: null; "delete"?: null; resumed?: null; channel_update?: null; hello?: null; message_update?: null; profile_update: edgechat.v1.ProfileUpdate.$Shape })
             );
         }
 
@@ -4614,6 +4624,106 @@ export namespace edgechat {
               kind?: string|null;
               $unknowns?: Uint8Array[];
             };
+        }
+
+        /**
+         * Properties of a ProfileUpdate.
+         * @deprecated Use edgechat.v1.ProfileUpdate.$Properties instead.
+         */
+        interface IProfileUpdate extends edgechat.v1.ProfileUpdate.$Properties {
+        }
+
+        /** Represents a ProfileUpdate. */
+        class ProfileUpdate {
+
+            /**
+             * Constructs a new ProfileUpdate.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: edgechat.v1.ProfileUpdate.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** ProfileUpdate user_id. */
+            user_id: string;
+
+            /**
+             * Creates a new ProfileUpdate instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns ProfileUpdate instance
+             */
+            static create(properties: edgechat.v1.ProfileUpdate.$Shape): edgechat.v1.ProfileUpdate & edgechat.v1.ProfileUpdate.$Shape;
+            static create(properties?: edgechat.v1.ProfileUpdate.$Properties): edgechat.v1.ProfileUpdate;
+
+            /**
+             * Encodes the specified ProfileUpdate message. Does not implicitly {@link edgechat.v1.ProfileUpdate.verify|verify} messages.
+             * @param message ProfileUpdate message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: edgechat.v1.ProfileUpdate.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a ProfileUpdate message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {edgechat.v1.ProfileUpdate & edgechat.v1.ProfileUpdate.$Shape} ProfileUpdate
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): edgechat.v1.ProfileUpdate & edgechat.v1.ProfileUpdate.$Shape;
+
+            /**
+             * Verifies a ProfileUpdate message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a ProfileUpdate message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns ProfileUpdate
+             */
+            static fromObject(object: { [k: string]: any }): edgechat.v1.ProfileUpdate;
+
+            /**
+             * Creates a plain object from a ProfileUpdate message. Also converts values to other types if specified.
+             * @param message ProfileUpdate
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: edgechat.v1.ProfileUpdate, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this ProfileUpdate to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for ProfileUpdate
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ProfileUpdate {
+
+            /** Properties of a ProfileUpdate. */
+            interface $Properties {
+
+                /** ProfileUpdate user_id */
+                user_id?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a ProfileUpdate. */
+            type $Shape = edgechat.v1.ProfileUpdate.$Properties;
         }
     }
 }

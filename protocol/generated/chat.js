@@ -45,6 +45,7 @@ export const edgechat = $root.edgechat = (() => {
             values[valuesById[21] = "CHANNEL_UPDATE"] = 21;
             values[valuesById[22] = "HELLO"] = 22;
             values[valuesById[23] = "MESSAGE_UPDATE"] = 23;
+            values[valuesById[24] = "PROFILE_UPDATE"] = 24;
             return values;
         })();
 
@@ -82,11 +83,12 @@ export const edgechat = $root.edgechat = (() => {
             Frame.prototype.channel_update = null;
             Frame.prototype.hello = null;
             Frame.prototype.message_update = null;
+            Frame.prototype.profile_update = null;
 
             let $oneOfFields;
 
             $Object.defineProperty(Frame.prototype, "payload", {
-                get: $util.oneOfGetter($oneOfFields = ["send", "send_ack", "deliver", "deliver_ack", "typing", "read", "presence_heartbeat", "presence", "pull_history", "history_page", "react", "error", "resume", "resume_hint", "slowdown", "goaway", "conflict", "edit", "delete", "resumed", "channel_update", "hello", "message_update"]),
+                get: $util.oneOfGetter($oneOfFields = ["send", "send_ack", "deliver", "deliver_ack", "typing", "read", "presence_heartbeat", "presence", "pull_history", "history_page", "react", "error", "resume", "resume_hint", "slowdown", "goaway", "conflict", "edit", "delete", "resumed", "channel_update", "hello", "message_update", "profile_update"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -151,6 +153,8 @@ export const edgechat = $root.edgechat = (() => {
                     $root.edgechat.v1.Hello.encode(message.hello, writer.uint32(250).fork(), _depth + 1).ldelim();
                 if (message.message_update != null && $Object.hasOwnProperty.call(message, "message_update"))
                     $root.edgechat.v1.MessageUpdate.encode(message.message_update, writer.uint32(258).fork(), _depth + 1).ldelim();
+                if (message.profile_update != null && $Object.hasOwnProperty.call(message, "profile_update"))
+                    $root.edgechat.v1.ProfileUpdate.encode(message.profile_update, writer.uint32(266).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -361,6 +365,13 @@ export const edgechat = $root.edgechat = (() => {
                                 break;
                             message.message_update = $root.edgechat.v1.MessageUpdate.decode(reader, reader.size(), $undefined, _depth + 1, message.message_update);
                             message.payload = "message_update";
+                            continue;
+                        }
+                    case 33: {
+                            if (wireType !== 2)
+                                break;
+                            message.profile_update = $root.edgechat.v1.ProfileUpdate.decode(reader, reader.size(), $undefined, _depth + 1, message.profile_update);
+                            message.payload = "profile_update";
                             continue;
                         }
                     }
@@ -622,6 +633,16 @@ export const edgechat = $root.edgechat = (() => {
                             return "message_update." + error;
                     }
                 }
+                if (message.profile_update != null && $Object.hasOwnProperty.call(message, "profile_update")) {
+                    if (properties.payload === 1)
+                        return "payload: multiple values";
+                    properties.payload = 1;
+                    {
+                        let error = $root.edgechat.v1.ProfileUpdate.verify(message.profile_update, _depth + 1);
+                        if (error)
+                            return "profile_update." + error;
+                    }
+                }
                 return null;
             };
 
@@ -732,6 +753,10 @@ export const edgechat = $root.edgechat = (() => {
                     case "MESSAGE_UPDATE":
                     case 23:
                         message.type = 23;
+                        break;
+                    case "PROFILE_UPDATE":
+                    case 24:
+                        message.type = 24;
                         break;
                     default:
                         if (typeof object.type === "number" && (object.type | 0) === object.type)
@@ -854,6 +879,11 @@ export const edgechat = $root.edgechat = (() => {
                     if (!$util.isObject(object.message_update))
                         throw $TypeError(".edgechat.v1.Frame.message_update: object expected");
                     message.message_update = $root.edgechat.v1.MessageUpdate.fromObject(object.message_update, _depth + 1);
+                }
+                if (object.profile_update != null) {
+                    if (!$util.isObject(object.profile_update))
+                        throw $TypeError(".edgechat.v1.Frame.profile_update: object expected");
+                    message.profile_update = $root.edgechat.v1.ProfileUpdate.fromObject(object.profile_update, _depth + 1);
                 }
                 return message;
             };
@@ -988,6 +1018,11 @@ export const edgechat = $root.edgechat = (() => {
                     object.message_update = $root.edgechat.v1.MessageUpdate.toObject(message.message_update, options, _depth + 1);
                     if (options.oneofs)
                         object.payload = "message_update";
+                }
+                if (message.profile_update != null && $Object.hasOwnProperty.call(message, "profile_update")) {
+                    object.profile_update = $root.edgechat.v1.ProfileUpdate.toObject(message.profile_update, options, _depth + 1);
+                    if (options.oneofs)
+                        object.payload = "profile_update";
                 }
                 return object;
             };
@@ -9018,6 +9053,146 @@ export const edgechat = $root.edgechat = (() => {
             };
 
             return MessageUpdate;
+        })();
+
+        v1.ProfileUpdate = (function() {
+
+            const ProfileUpdate = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            ProfileUpdate.prototype.user_id = "";
+
+            ProfileUpdate.create = function(properties) {
+                return new ProfileUpdate(properties);
+            };
+
+            ProfileUpdate.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.user_id != null && $Object.hasOwnProperty.call(message, "user_id") && message.user_id !== "")
+                    writer.uint32(10).string(message.user_id);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            ProfileUpdate.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.edgechat.v1.ProfileUpdate();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.user_id = value;
+                            else
+                                delete message.user_id;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            ProfileUpdate.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.user_id != null && $Object.hasOwnProperty.call(message, "user_id"))
+                    if (!$util.isString(message.user_id))
+                        return "user_id: string expected";
+                return null;
+            };
+
+            ProfileUpdate.fromObject = function (object, _depth) {
+                if (object instanceof $root.edgechat.v1.ProfileUpdate)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".edgechat.v1.ProfileUpdate: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.edgechat.v1.ProfileUpdate();
+                if (object.user_id != null)
+                    if (typeof object.user_id !== "string" || object.user_id.length)
+                        message.user_id = $String(object.user_id);
+                return message;
+            };
+
+            ProfileUpdate.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.defaults)
+                    object.user_id = "";
+                if (message.user_id != null && $Object.hasOwnProperty.call(message, "user_id"))
+                    object.user_id = message.user_id;
+                return object;
+            };
+
+            ProfileUpdate.prototype.toJSON = function() {
+                return ProfileUpdate.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            ProfileUpdate.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/edgechat.v1.ProfileUpdate";
+            };
+
+            return ProfileUpdate;
         })();
 
         return v1;

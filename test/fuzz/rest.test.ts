@@ -64,6 +64,14 @@ const targets: Target[] = [
   { method: "GET", route: "/v1/me/export", path: () => "/v1/me/export", takesBody: false, requiredBody: false, auth: true },
   // Off without the ADMIN_TOKEN secret (as here): every body gets the same well-formed 403.
   { method: "POST", route: "/v1/admin/drain", path: () => "/v1/admin/drain", takesBody: true, requiredBody: false, auth: false },
+  { method: "GET", route: "/v1/admin/erasures/:userId", path: () => `/v1/admin/erasures/${alice.user_id}`, takesBody: false, requiredBody: false, auth: false },
+  { method: "PATCH", route: "/v1/me", path: () => "/v1/me", takesBody: true, requiredBody: true, auth: true },
+  // Bytes, not JSON: a JSON body is refused as an unsupported media type.
+  { method: "PUT", route: "/v1/me/avatar", path: () => "/v1/me/avatar", takesBody: true, requiredBody: false, auth: true },
+  { method: "GET", route: "/v1/users/:id/avatar", path: () => `/v1/users/${alice.user_id}/avatar`, takesBody: false, requiredBody: false, auth: true },
+  // The password is alice's only by chance: fuzzed ones are refused (403, then 429 once locked).
+  { method: "POST", route: "/v1/me/password", path: () => "/v1/me/password", takesBody: true, requiredBody: true, auth: true },
+  { method: "DELETE", route: "/v1/me", path: () => "/v1/me", takesBody: true, requiredBody: true, auth: true },
   { method: "PATCH", route: "/v1/me/settings", path: () => "/v1/me/settings", takesBody: true, requiredBody: true, auth: true },
   { method: "GET", route: "/v1/users", path: () => "/v1/users", takesBody: false, requiredBody: false, auth: true },
   { method: "GET", route: "/v1/presence", path: () => `/v1/presence?user_ids=${alice.user_id}`, takesBody: false, requiredBody: false, auth: true },

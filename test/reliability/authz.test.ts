@@ -107,6 +107,11 @@ const authed: Endpoint[] = [
   { method: "GET", route: "/v1/me", path: () => "/v1/me" },
   { method: "GET", route: "/v1/me/settings", path: () => "/v1/me/settings" },
   { method: "GET", route: "/v1/me/export", path: () => "/v1/me/export" },
+  { method: "PATCH", route: "/v1/me", path: () => "/v1/me", body: () => ({ display_name: "renamed by an intruder" }) },
+  { method: "PUT", route: "/v1/me/avatar", path: () => "/v1/me/avatar", body: () => ({}) },
+  { method: "GET", route: "/v1/users/:id/avatar", path: () => `/v1/users/${alice.user_id}/avatar` },
+  { method: "POST", route: "/v1/me/password", path: () => "/v1/me/password", body: () => ({ current_password: "correct horse battery", new_password: "taken over by an intruder" }) },
+  { method: "DELETE", route: "/v1/me", path: () => "/v1/me", body: () => ({ password: "correct horse battery" }) },
   { method: "PATCH", route: "/v1/me/settings", path: () => "/v1/me/settings", body: () => ({ read_receipts: false }) },
   { method: "GET", route: "/v1/users", path: () => `/v1/users?username=${alice.username}` },
   { method: "GET", route: "/v1/users/:id", path: () => `/v1/users/${alice.user_id}` },
@@ -148,8 +153,8 @@ const authed: Endpoint[] = [
   { method: "DELETE", route: "/v1/sessions/:sessionId", path: () => `/v1/sessions/${alice.refresh_token.split(".")[1]}` },
 ];
 
-/** Endpoints that take no access token; covered by their own tests below (the operator's drain, which takes ADMIN_TOKEN instead: test/api/drain.test.ts). */
-const PUBLIC_ROUTES = ["GET /v1/health", "POST /v1/auth/register", "POST /v1/auth/login", "POST /v1/auth/refresh", "POST /v1/auth/logout", "POST /v1/admin/drain"];
+/** Endpoints that take no access token; covered by their own tests below (the operator's drain and erasure progress, which take ADMIN_TOKEN instead: test/api/drain.test.ts, test/api/erasure.test.ts). */
+const PUBLIC_ROUTES = ["GET /v1/health", "POST /v1/auth/register", "POST /v1/auth/login", "POST /v1/auth/refresh", "POST /v1/auth/logout", "POST /v1/admin/drain", "GET /v1/admin/erasures/:userId"];
 
 interface Snapshot {
   group: unknown[];

@@ -56,8 +56,9 @@ export async function insertAccount(env: Env, a: Account): Promise<"ok" | "taken
 
 const ACCOUNT_COLUMNS = "user_id, username, display_name, password_hash, jurisdiction";
 
+/** The account that signs in as `username`; none while its erasure runs (it signs nobody in). */
 export async function accountByUsername(env: Env, username: string): Promise<Account | null> {
-  const row = await directory(env).prepare(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE username_lower = ?`)
+  const row = await directory(env).prepare(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE username_lower = ? AND erasing_since IS NULL`)
     .bind(username.toLowerCase()).first<Account>();
   if (!row || row.password_hash !== "") return row;
   const account = await accountsFor(env, row.jurisdiction).prepare(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE user_id = ?`)
@@ -82,10 +83,12 @@ export async function resolveProfiles(env: Env, refs: string[]): Promise<{ found
     for (let i = 0; i < values.length; i += CHUNK) {
       const chunk = values.slice(i, i + CHUNK);
       const rows = await directory(env).prepare(
-        `SELECT user_id, username, display_name, jurisdiction, password_hash = '' AS routing_only FROM accounts WHERE ${column} IN (${chunk.map(() => "?").join(",")})`,
-      ).bind(...chunk).all<DirectoryRow>();
+        // An account being erased has no profile any more: clients show "Deleted account" at once.
+        `SELECT user_id, username, display_name, jurisdiction, avatar_version, password_hash = '' AS routing_only FROM accounts WHERE ${column} IN (${chunk.map(() => "?").join(",")}) AND erasing_since IS NULL`,
+      ).bind(...chunk).all<DirectoryRow & { avatar_version: number }>();
       for (const r of rows.results) {
         const p: MemberProfile = { user_id: r.user_id, username: r.username, display_name: r.display_name };
+        if (r.avatar_version > 0) p.avatar_url = avatarPath(r.user_id, r.avatar_version);
         found.set(p.user_id, p);
         byName.set(p.username.toLowerCase(), p);
         if (r.routing_only) apart.set(r.jurisdiction, [...(apart.get(r.jurisdiction) ?? []), r.user_id]);
@@ -96,11 +99,12 @@ export async function resolveProfiles(env: Env, refs: string[]): Promise<{ found
     for (let i = 0; i < userIds.length; i += CHUNK) {
       const chunk = userIds.slice(i, i + CHUNK);
       const rows = await accountsFor(env, jurisdiction).prepare(
-        `SELECT user_id, display_name FROM accounts WHERE user_id IN (${chunk.map(() => "?").join(",")})`,
-      ).bind(...chunk).all<{ user_id: string; display_name: string }>();
+        `SELECT user_id, display_name, avatar_version FROM accounts WHERE user_id IN (${chunk.map(() => "?").join(",")})`,
+      ).bind(...chunk).all<{ user_id: string; display_name: string; avatar_version: number }>();
       for (const r of rows.results) {
         const p = found.get(r.user_id);
         if (p) p.display_name = r.display_name;
+        if (p && r.avatar_version > 0) p.avatar_url = avatarPath(r.user_id, r.avatar_version);
       }
     }
   }
@@ -115,8 +119,60 @@ export async function existingUserIds(db: D1Database, ids: string[]): Promise<Se
   const statements: D1PreparedStatement[] = [];
   for (let i = 0; i < wanted.length; i += CHUNK) {
     const chunk = wanted.slice(i, i + CHUNK);
-    statements.push(db.prepare(`SELECT user_id FROM accounts WHERE user_id IN (${chunk.map(() => "?").join(",")})`).bind(...chunk));
+    // An account being erased is no one to add.
+    statements.push(db.prepare(`SELECT user_id FROM accounts WHERE user_id IN (${chunk.map(() => "?").join(",")}) AND erasing_since IS NULL`).bind(...chunk));
   }
   const results = await db.batch<{ user_id: string }>(statements);
   return new Set(results.flatMap((r) => r.results.map((row) => row.user_id)));
+}
+
+/** Where the user's account (name, password, avatar version) is kept: their jurisdiction's store, or the directory. */
+function storeOf(env: Env, userId: string): D1Database {
+  const j = parseId(userId)?.jurisdiction ?? "";
+  return split(env, j) ? accountsFor(env, j) : directory(env);
+}
+
+/**
+ * The signed-in user's account (password checks for settings and erasure); none once erasing,
+ * unless `erasing` (a DELETE /v1/me retried after it failed halfway).
+ */
+export async function accountById(env: Env, userId: string, erasing = false): Promise<Account | null> {
+  const row = await directory(env).prepare(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE user_id = ?${erasing ? "" : " AND erasing_since IS NULL"}`)
+    .bind(userId).first<Account>();
+  if (!row || row.password_hash !== "") return row;
+  const account = await accountsFor(env, row.jurisdiction).prepare(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE user_id = ?`).bind(userId).first<Account>();
+  return account && account.password_hash !== "" ? { ...account, username: row.username } : null;
+}
+
+/** Whether `userId` has an account that is not being erased. */
+async function active(env: Env, userId: string): Promise<boolean> {
+  return (await directory(env).prepare("SELECT 1 FROM accounts WHERE user_id = ? AND erasing_since IS NULL").bind(userId).first()) !== null;
+}
+
+/** Renames; false when the account is gone or being erased. */
+export async function setDisplayName(env: Env, userId: string, displayName: string): Promise<boolean> {
+  if (!(await active(env, userId))) return false;
+  return (await storeOf(env, userId).prepare("UPDATE accounts SET display_name = ? WHERE user_id = ?").bind(displayName, userId).run()).meta.changes > 0;
+}
+
+export async function setPasswordHash(env: Env, userId: string, passwordHash: string): Promise<boolean> {
+  if (!(await active(env, userId))) return false;
+  return (await storeOf(env, userId).prepare("UPDATE accounts SET password_hash = ? WHERE user_id = ?").bind(passwordHash, userId).run()).meta.changes > 0;
+}
+
+/** A new avatar version (0: no avatar); the profile's avatar_url names it. */
+export async function setAvatarVersion(env: Env, userId: string, version: number): Promise<boolean> {
+  if (!(await active(env, userId))) return false;
+  return (await storeOf(env, userId).prepare("UPDATE accounts SET avatar_version = ? WHERE user_id = ?").bind(version, userId).run()).meta.changes > 0;
+}
+
+export async function avatarVersion(env: Env, userId: string): Promise<number> {
+  if (!(await active(env, userId))) return 0;
+  const row = await storeOf(env, userId).prepare("SELECT avatar_version FROM accounts WHERE user_id = ?").bind(userId).first<{ avatar_version: number }>();
+  return row?.avatar_version ?? 0;
+}
+
+/** Where an avatar is served from; the version makes a new picture a new URL. */
+export function avatarPath(userId: string, version: number): string {
+  return `/v1/users/${userId}/avatar?v=${version}`;
 }

@@ -5,11 +5,16 @@
  *
  * POST /v1/admin/drain {window_ms?}: every connected device gets GOAWAY {reconnect_after_ms} spread
  * over the window (DRAIN_WINDOW_MS by default), and reconnects with RESUME (docs/operations.md).
+ *
+ * GET /v1/admin/erasures/{user_id}: an erasure job's progress (docs/decisions/020): step, counts,
+ * started/updated/finished times; never a name or any content.
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import * as z from "zod/mini";
 import { eachLimited } from "../../shared/deadline.js";
 import { errorResponse, fail } from "../../shared/errors.js";
+import { isUserId } from "../../shared/ids.js";
+import { directory } from "../../shared/bindings.js";
 import { log } from "../../shared/log.js";
 import { allPresenceShards } from "../../shared/routing.js";
 import { timingSafeEqual } from "../../shared/secrets.js";
@@ -61,4 +66,12 @@ export const adminRoutes = new Hono<ApiEnv>()
     });
     log("info", "drain", { object: "worker", window_ms: windowMs, ...total, trace_id: c.get("traceId") });
     return c.json({ window_ms: windowMs, ...total });
+  })
+  .get("/erasures/:userId", async (c) => {
+    const userId = c.req.param("userId");
+    if (!isUserId(userId)) return errorResponse(fail("invalid_argument", "Give a user id."));
+    const row = await directory(c.env).prepare("SELECT user_id, step, counts, started_at, updated_at, finished_at FROM erasures WHERE user_id = ?")
+      .bind(userId).first<{ user_id: string; step: string; counts: string; started_at: number; updated_at: number; finished_at: number | null }>();
+    if (!row) return errorResponse(fail("not_found", "No erasure job for that user."));
+    return c.json({ ...row, counts: JSON.parse(row.counts) as Record<string, number>, finished: row.finished_at !== null });
   });

@@ -12,6 +12,7 @@ import { errorResponse, fail, failureFromException, type Failure } from "../../s
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { TRACE_HEADER, traceIdOf } from "../../shared/trace.js";
+import { accountRoutes } from "./account-routes.js";
 import { adminRoutes } from "./admin-routes.js";
 import { attachmentRoutes } from "./attachment-routes.js";
 import { authRoutes } from "./auth-routes.js";
@@ -61,10 +62,12 @@ api.use("*", async (c, next) => {
   });
 });
 
-api.use("/v1/*", bodyLimit({
+const jsonBodyLimit = bodyLimit({
   maxSize: 64 * 1024,
   onError: () => errorResponse(fail("content_too_large", "Request bodies are limited to 64 KiB.")),
-}));
+});
+// An avatar upload is bytes, not JSON, and has a limit of its own (account-routes.ts).
+api.use("/v1/*", (c, next) => (c.req.method === "PUT" && c.req.path === "/v1/me/avatar" ? next() : jsonBodyLimit(c, next)));
 
 // Paths and queries whose percent-encoding is not UTF-8 never reach a route (bodies: validation.ts).
 api.use("/v1/*", async (c, next) => {
@@ -98,6 +101,7 @@ api.route("/v1/devices", deviceRoutes);
 api.route("/v1/invites", inviteRoutes);
 api.route("/v1/push", pushRoutes);
 api.route("/v1/sessions", sessionRoutes);
+api.route("/v1", accountRoutes);
 api.route("/v1", userRoutes);
 
 api.notFound(() => errorResponse(fail("not_found", "No such endpoint.")));
