@@ -328,6 +328,13 @@ export class EdgechatClient {
         this.requests.answer(frame);
         this.events.emit("messageUpdated", toMessageUpdate(frame.message_update ?? {}));
         return;
+      case T.PROFILE_UPDATE: {
+        const userId = frame.profile_update?.user_id ?? "";
+        if (userId === "") return;
+        this.profileCache.invalidate(userId);
+        this.events.emit("profileUpdated", { user_id: userId });
+        return;
+      }
       case T.SLOWDOWN:
         return this.onSlowdown(frame.slowdown?.delay_ms ?? 0, frame.slowdown?.reason ?? "");
       case T.GOAWAY:
@@ -420,6 +427,13 @@ export class EdgechatClient {
       const change = updateOf(message);
       if (change) this.events.emit("messageUpdated", change);
       return;
+    }
+    const system = message.content.system;
+    if (system?.event === "account_deleted") {
+      for (const userId of system.target_user_ids ?? []) {
+        this.profileCache.invalidate(userId);
+        this.events.emit("accountDeleted", { channel_id: message.channel_id, user_id: userId, seq: message.seq });
+      }
     }
     if (state && message.seq > state.last_seq) {
       state.last_seq = message.seq;
@@ -1008,13 +1022,29 @@ export class EdgechatClient {
   };
 
   /**
-   * The account itself (REST).
+   * The account itself (REST): export, name, avatar, password, deletion.
    *
    * @example
    * const archive = await client.account.export(); // profile, devices, channels, own messages
+   * await client.account.rename("Alice Liddell");
+   * await client.account.setAvatar(pngBytes, "image/png");
+   * await client.account.changePassword("old one", "a new passphrase"); // other sessions end
+   * await client.account.delete("my password"); // then the client is signed out
    */
   readonly account = {
     export: (): Promise<Record<string, unknown>> => this.api.exportData(),
+    rename: async (displayName: string): Promise<User> => this.ownProfile(await this.api.updateProfile({ display_name: displayName })),
+    setAvatar: async (data: Uint8Array, contentType: string): Promise<User> => this.ownProfile(await this.api.setAvatar(data, contentType)),
+    removeAvatar: async (): Promise<User> => this.ownProfile(await this.api.updateProfile({ avatar: null })),
+    /** The picture at a profile's `avatar_url` (it needs the bearer token, so an <img> cannot load it directly). */
+    avatar: (avatarUrl: string): Promise<{ bytes: Uint8Array; type: string }> => this.api.avatar(avatarUrl),
+    /** Resolves with how many other sessions were signed out. */
+    changePassword: (currentPassword: string, newPassword: string): Promise<number> => this.api.changePassword(currentPassword, newPassword),
+    /**
+     * Deletes the account (irreversible): every session ends at once, this client's too (a
+     * `signedOut` event follows when its socket closes); the server erases the rest in the background.
+     */
+    delete: (password: string): Promise<{ started_at: number }> => this.api.deleteAccount(password),
   };
 
   /**
@@ -1074,6 +1104,13 @@ export class EdgechatClient {
     /** Every session but this client's; resolves with how many were signed out. */
     signOutOthers: (): Promise<number> => this.api.endOtherSessions(),
   };
+
+
+  private ownProfile(user: User): User {
+    this.profileCache.put(user);
+    this.events.emit("profileUpdated", { user_id: user.user_id });
+    return user;
+  }
 
   /**
    * User directory (REST).

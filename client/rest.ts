@@ -24,6 +24,8 @@ const STATUS_CODES: Record<number, ServerErrorCode> = {
 export interface CallOptions {
   body?: unknown;
   token?: string;
+  /** Bytes sent as they are (an avatar), instead of a JSON body. */
+  bytes?: { data: Uint8Array; contentType: string };
 }
 
 export class Http {
@@ -41,8 +43,11 @@ export class Http {
   async exchange(method: string, path: string, options: CallOptions = {}): Promise<{ status: number; body: unknown }> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-    const init: { method: string; headers: Record<string, string>; body?: string } = { method, headers };
-    if (options.body !== undefined) {
+    const init: { method: string; headers: Record<string, string>; body?: string | Uint8Array<ArrayBuffer> } = { method, headers };
+    if (options.bytes !== undefined) {
+      headers["content-type"] = options.bytes.contentType;
+      init.body = new Uint8Array(options.bytes.data); // a copy on its own ArrayBuffer, as fetch bodies want
+    } else if (options.body !== undefined) {
       headers["content-type"] = "application/json";
       init.body = JSON.stringify(options.body);
     }
@@ -71,6 +76,27 @@ export class Http {
     }
     if (res.ok) return { status: res.status, body };
     throw errorFromResponse(res.status, body, `${method} ${path}`);
+  }
+
+  /** GET of a binary resource (an avatar): its bytes and content type. */
+  async bytes(path: string, token: string): Promise<{ bytes: Uint8Array; type: string }> {
+    let res;
+    try {
+      const fetchImpl = this.fetchImpl;
+      res = await fetchImpl(this.baseUrl + path, { method: "GET", headers: { authorization: `Bearer ${token}` } });
+    } catch (err) {
+      throw new EdgechatError({ code: "network_error", message: `GET ${path} failed: ${err instanceof Error ? err.message : String(err)}`, retryable: true });
+    }
+    if (!res.ok || !res.arrayBuffer) throw errorFromResponse(res.status, parsedOrUndefined(await res.text()), `GET ${path}`);
+    return { bytes: new Uint8Array(await res.arrayBuffer()), type: res.headers?.get("content-type") ?? "" };
+  }
+}
+
+function parsedOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
   }
 }
 
@@ -115,6 +141,34 @@ export class RestApi {
 
   async me(): Promise<User> {
     return userFromJson(await this.call("GET", "/v1/me"));
+  }
+
+  /** PATCH /v1/me: a new display name, or `avatar: null` to remove the avatar. */
+  async updateProfile(patch: { display_name?: string; avatar?: null }): Promise<User> {
+    return userFromJson(await this.call("PATCH", "/v1/me", patch));
+  }
+
+  /** PUT /v1/me/avatar: an image (AVATAR_CONTENT_TYPES, ≤ 256 KiB by default). */
+  async setAvatar(data: Uint8Array, contentType: string): Promise<User> {
+    const r = await this.auth.withToken((token) => this.http.exchange("PUT", "/v1/me/avatar", { token, bytes: { data, contentType } }));
+    return userFromJson(r.body);
+  }
+
+  /** The picture at a profile's avatar_url, with its type. */
+  async avatar(avatarUrl: string): Promise<{ bytes: Uint8Array; type: string }> {
+    return this.auth.withToken((token) => this.http.bytes(avatarUrl, token));
+  }
+
+  /** POST /v1/me/password; resolves with how many other sessions were signed out. */
+  async changePassword(currentPassword: string, newPassword: string): Promise<number> {
+    const body = await this.call("POST", "/v1/me/password", { current_password: currentPassword, new_password: newPassword });
+    return isObject(body) && typeof body.sessions_ended === "number" ? body.sessions_ended : 0;
+  }
+
+  /** DELETE /v1/me: starts the account's erasure (docs/protocol.md, "Deleting an account"). */
+  async deleteAccount(password: string): Promise<{ started_at: number }> {
+    const body = await this.call("DELETE", "/v1/me", { password });
+    return { started_at: isObject(body) && typeof body.started_at === "number" ? body.started_at : 0 };
   }
 
   async settings(patch?: Partial<UserSettings>): Promise<UserSettings> {

@@ -286,13 +286,17 @@ export type { UploadTransport };
 export interface FetchInit {
   method?: string;
   headers?: Record<string, string>;
-  body?: string;
+  /** JSON text, or bytes (an avatar). */
+  body?: string | Uint8Array<ArrayBuffer>;
 }
 
 export interface FetchResponse {
   readonly status: number;
   readonly ok: boolean;
   text(): Promise<string>;
+  /** Binary answers (an avatar); every fetch has it. */
+  arrayBuffer?(): Promise<ArrayBuffer>;
+  readonly headers?: { get(name: string): string | null };
 }
 
 /** `globalThis.fetch` or anything shaped like it. */
@@ -385,6 +389,16 @@ export interface ClientEvents {
   /** A new message, once, in seq order per channel (including this device's own sends once acked). */
   message: ChatMessage;
   messageUpdated: MessageUpdate;
+  /**
+   * A user's profile (name, avatar) changed: the SDK dropped its cached copy; read it again with
+   * `users.profiles([user_id])` and re-render. Sent for the user themself and their contacts.
+   */
+  profileUpdated: { user_id: string };
+  /**
+   * A member deleted their account: every message they sent in `channel_id` is now a tombstone
+   * (re-read history, or blank what you show), and they have no profile any more: show "Deleted account".
+   */
+  accountDeleted: { channel_id: string; user_id: string; seq: number };
   read: ReadReceipt;
   typing: TypingEvent;
   presence: PresenceEvent;

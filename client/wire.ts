@@ -236,7 +236,9 @@ export function historyPageFromJson(json: unknown): HistoryPage {
 
 export function userFromJson(json: unknown): User {
   if (!isObject(json) || typeof json.user_id !== "string") throw badResponse("user");
-  return { user_id: json.user_id, username: str(json.username), display_name: str(json.display_name) };
+  const user: User = { user_id: json.user_id, username: str(json.username), display_name: str(json.display_name) };
+  if (typeof json.avatar_url === "string" && json.avatar_url.startsWith("/v1/")) user.avatar_url = json.avatar_url;
+  return user;
 }
 
 export function sessionFromJson(json: unknown): AuthSession {

@@ -222,7 +222,7 @@ describe("session shared by the tabs of a profile", () => {
     const calls: { path: string; body: Record<string, unknown> }[] = [];
     const fetch = async (url: string, init?: FetchInit): Promise<FetchResponse> => {
       const path = new URL(url).pathname;
-      const body = JSON.parse(init?.body ?? "{}") as Record<string, unknown>;
+      const body = JSON.parse(typeof init?.body === "string" ? init.body : "{}") as Record<string, unknown>;
       calls.push({ path, body });
       const reply = (status: number, json: unknown): FetchResponse => ({ status, ok: status < 300, text: async () => JSON.stringify(json) });
       if (path === "/v1/auth/login") return reply(200, { user_id: ME, username: "me", display_name: "Me", refresh_token: current, access_token: "a" });

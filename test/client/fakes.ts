@@ -183,7 +183,7 @@ export function fakeFetch(routes: Record<string, Route>): { fetch: FetchLike; ca
       method: init?.method ?? "GET",
       path: u.pathname + u.search,
       headers: init?.headers ?? {},
-      body: init?.body === undefined ? undefined : JSON.parse(init.body),
+      body: typeof init?.body === "string" ? JSON.parse(init.body) : init?.body,
     };
     calls.push(call);
     const route = routes[`${call.method} ${u.pathname}`];

@@ -7,7 +7,7 @@
 import { EdgechatError, type Channel, type InvitePreview, type ChannelState, type ChatMessage, type Device, type User, type UserSettings } from "../../client/index.js";
 import type { ChatClient } from "./chat-client.js";
 import { h } from "./dom.js";
-import { errorText, isAuthError, signedOutText } from "./errors.js";
+import { ACCOUNT_DELETED_TEXT, errorText, isAuthError, signedOutText } from "./errors.js";
 import { joinNames } from "./format.js";
 import type { Intents, NewChannel, ViewModel } from "./intents.js";
 import { addMessages, applyPage, newConversation, applyUpdate, hasOlder, moveReadCursor, newestSeq, olderBefore, setTyping } from "./model.js";
@@ -51,6 +51,8 @@ export class App implements Intents {
   private lastTypingSent = 0;
   private typingChannel: string | undefined;
   private readonly lookups = new Set<string>();
+  /** Avatars by user id: the profile's avatar_url they were read from and, once read, an object URL. */
+  private readonly avatars = new Map<string, { source: string; objectUrl?: string }>();
   private readonly detailsFetched = new Set<string>();
   private previewsFetched = false;
   private readonly unsubscribe: (() => void)[] = [];
@@ -85,6 +87,16 @@ export class App implements Intents {
         const last = s.lastMessage.get(message.channel_id);
         if (last?.seq === message.seq) s.lastMessage.set(message.channel_id, message);
         if (held || last?.seq === message.seq) this.requestRender();
+      }),
+      c.on("profileUpdated", ({ user_id }) => this.profileChanged(user_id)),
+      c.on("accountDeleted", ({ channel_id, user_id }) => {
+        // Every message they sent here is a tombstone now: blank what is shown.
+        for (const m of s.conv(channel_id).messages.values()) {
+          if (m.sender_user_id === user_id && !m.content.system) applyUpdate(s.conv(channel_id), { ...m, deleted: true, content: {} });
+        }
+        const last = s.lastMessage.get(channel_id);
+        if (last?.sender_user_id === user_id && !last.content.system) s.lastMessage.set(channel_id, { ...last, deleted: true, content: {} });
+        this.profileChanged(user_id);
       }),
       c.on("outbox", (entry) => {
         if (entry.state === "sent") s.pending.delete(entry.client_msg_id);
@@ -262,8 +274,92 @@ export class App implements Intents {
     this.lookups.add(userId);
     this.client.users.get(userId).then((u) => {
       s.users.set(u.user_id, u);
+      this.loadAvatar(u);
+      this.requestRender();
+    }, (err: unknown) => {
+      // No profile: the account was deleted (its messages are tombstones, its id stays in the log).
+      if (err instanceof EdgechatError && err.code === "not_found") {
+        s.users.set(userId, { user_id: userId, username: "", display_name: "Deleted account" });
+        this.requestRender();
+      }
+    });
+  }
+
+  /** A profile changed (PROFILE_UPDATE, or the user's own settings): read it again and redraw. */
+  private profileChanged(userId: string): void {
+    const s = this.state;
+    this.lookups.delete(userId);
+    this.avatars.delete(userId);
+    if (userId === s.me.user_id) {
+      this.client.me().then((me) => {
+        s.me = me;
+        s.users.set(me.user_id, me);
+        this.loadAvatar(me);
+        this.requestRender();
+      }, () => {});
+      return;
+    }
+    s.users.delete(userId);
+    this.knowUser(userId);
+    this.requestRender();
+  }
+
+  private loadAvatar(user: User): void {
+    const url = user.avatar_url;
+    if (!url) return;
+    const known = this.avatars.get(user.user_id);
+    if (known?.source === url) return;
+    if (known?.objectUrl) URL.revokeObjectURL(known.objectUrl);
+    this.avatars.set(user.user_id, { source: url });
+    this.client.account.avatar(url).then(({ bytes, type }) => {
+      if (this.avatars.get(user.user_id)?.source !== url) return;
+      const data = new Uint8Array(bytes.byteLength);
+      data.set(bytes);
+      this.avatars.set(user.user_id, { source: url, objectUrl: URL.createObjectURL(new Blob([data], { type })) });
       this.requestRender();
     }, () => {});
+  }
+
+  avatarUrl(userId: string): string | undefined {
+    const user = userId === this.state.me.user_id ? this.state.me : this.state.users.get(userId);
+    if (!user?.avatar_url) return undefined;
+    const known = this.avatars.get(userId);
+    if (!known) this.loadAvatar(user);
+    return known?.source === user.avatar_url ? known.objectUrl : undefined;
+  }
+
+  // ---- Account settings ------------------------------------------------------------------------
+
+  async rename(displayName: string): Promise<void> {
+    const me = await this.client.account.rename(displayName);
+    this.state.me = me;
+    this.state.users.set(me.user_id, me);
+    this.requestRender();
+  }
+
+  async setAvatar(file: Blob): Promise<void> {
+    const { bytes, type } = await avatarImage(file);
+    const me = await this.client.account.setAvatar(bytes, type);
+    this.state.me = me;
+    this.loadAvatar(me);
+    this.requestRender();
+  }
+
+  async removeAvatar(): Promise<void> {
+    const me = await this.client.account.removeAvatar();
+    this.state.me = me;
+    this.avatars.delete(me.user_id);
+    this.requestRender();
+  }
+
+  changePassword(currentPassword: string, newPassword: string): Promise<number> {
+    return this.client.account.changePassword(currentPassword, newPassword);
+  }
+
+  async deleteAccount(password: string): Promise<void> {
+    await this.client.account.delete(password);
+    this.stopped = true;
+    this.hooks.signedOut(ACCOUNT_DELETED_TEXT);
   }
 
   // ---- Conversations ---------------------------------------------------------------------------
@@ -691,6 +787,24 @@ export class App implements Intents {
   disableNotifications(): Promise<void> {
     return disableNotifications(this.client);
   }
+}
+
+/** The longest side of an avatar, in pixels: small enough for the server's cap at any content. */
+const AVATAR_PIXELS = 256;
+
+/** Scales a picture down (centre crop to a square) and encodes it as WebP, or JPEG where WebP is not made. */
+async function avatarImage(file: Blob): Promise<{ bytes: Uint8Array; type: string }> {
+  const bitmap = await createImageBitmap(file);
+  const side = Math.min(bitmap.width, bitmap.height);
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = Math.min(AVATAR_PIXELS, side);
+  canvas.getContext("2d")!.drawImage(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  for (const type of ["image/webp", "image/jpeg"]) {
+    const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, type, 0.85));
+    if (blob && blob.type === type) return { bytes: new Uint8Array(await blob.arrayBuffer()), type };
+  }
+  throw new Error("This browser could not encode the picture.");
 }
 
 function browserName(): string {

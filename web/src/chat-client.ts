@@ -86,5 +86,13 @@ export interface ChatClient {
   readonly account: {
     /** Everything the server holds about the user, as GET /v1/me/export returns it. */
     export(): Promise<Record<string, unknown>>;
+    rename(displayName: string): Promise<User>;
+    setAvatar(data: Uint8Array, contentType: string): Promise<User>;
+    removeAvatar(): Promise<User>;
+    avatar(avatarUrl: string): Promise<{ bytes: Uint8Array; type: string }>;
+    /** Resolves with how many other sessions were signed out. */
+    changePassword(currentPassword: string, newPassword: string): Promise<number>;
+    /** Starts the account's erasure; every session ends, this one too. */
+    delete(password: string): Promise<{ started_at: number }>;
   };
 }

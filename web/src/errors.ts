@@ -19,7 +19,11 @@ export function isAuthError(err: unknown): boolean {
 
 /** Why the sign-in screen shows, for a session that ended without this tab asking. */
 export function signedOutText(err: unknown): string {
+  if (err instanceof EdgechatError && err.code === "session_revoked" && /being deleted/.test(err.message)) return ACCOUNT_DELETED_TEXT;
   return err instanceof EdgechatError && err.code === "session_revoked"
     ? "This browser was signed out (from another device, or because its session was used elsewhere). Sign in again to continue."
     : "Your session has ended. Please sign in again.";
 }
+
+/** What the sign-in screen says after the account was deleted (here or on another device). */
+export const ACCOUNT_DELETED_TEXT = "Your account is being deleted. You have been signed out everywhere; your messages are being removed.";

@@ -66,6 +66,17 @@ export interface Intents {
   exportData(): Promise<void>;
   /** Disappearing messages: a lifetime in ms, or null for off (the server default). */
   setRetention(channelId: string, ms: number | null): Promise<void>;
+  /** Account settings; each resolves once saved (the new profile is in `state.me`). */
+  rename(displayName: string): Promise<void>;
+  /** Scales the picture down to an avatar in the browser, then uploads it. */
+  setAvatar(file: Blob): Promise<void>;
+  removeAvatar(): Promise<void>;
+  /** An object URL of a user's avatar, or undefined while it loads or when there is none. */
+  avatarUrl(userId: string): string | undefined;
+  /** Resolves with how many other sessions were signed out. */
+  changePassword(currentPassword: string, newPassword: string): Promise<number>;
+  /** Deletes the account (after the password); the app signs out with "Your account is being deleted". */
+  deleteAccount(password: string): Promise<void>;
   /** Mute (no push notifications) or unmute a conversation on all of the user's devices. */
   mute(channelId: string, muted: boolean): Promise<void>;
   /** Notifications on this browser: where they stand, and turning them on (from a click) or off. */

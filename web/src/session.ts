@@ -94,7 +94,7 @@ export function sharedSessionFetch(
 
 function parseBody(init: FetchInit): Record<string, unknown> | undefined {
   try {
-    const v: unknown = JSON.parse(init.body ?? "");
+    const v: unknown = JSON.parse(typeof init.body === "string" ? init.body : "");
     return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;

@@ -110,7 +110,10 @@ export class ChatState {
     if (c.name) return c.name;
     if (c.type === "dm") {
       const other = this.dmPartner(c.channel_id);
-      return other ? this.nameOf(other) : "Direct message";
+      if (other) return this.nameOf(other);
+      // A DM's members are fixed: one that lists only me lost the other to an account deletion.
+      const members = this.members.get(c.channel_id);
+      return members && members.length === 1 && members[0] === this.me.user_id ? "Deleted account" : "Direct message";
     }
     return "Untitled group";
   }

@@ -73,7 +73,7 @@ interface ErrorData {
 }
 
 /** The events a leader relays to followers ("session" carries tokens and stays in the tab). */
-const RELAYED = ["message", "messageUpdated", "read", "typing", "presence", "channel", "connectionState", "error", "ack", "outbox", "synced", "discarded", "slowdown"] as const;
+const RELAYED = ["message", "messageUpdated", "profileUpdated", "accountDeleted", "read", "typing", "presence", "channel", "connectionState", "error", "ack", "outbox", "synced", "discarded", "slowdown"] as const;
 type Relayed = (typeof RELAYED)[number];
 /** Errors that end the connection until someone acts (sign in again, remove a device, reconnect). */
 const FATAL = new Set(["replaced", "too_many_devices", "unauthorized", "token_expired", "session_revoked"]);
@@ -318,6 +318,12 @@ export class TabClient implements ChatClient {
 
   readonly account = {
     export: (): Promise<Record<string, unknown>> => this.rest.account.export(),
+    rename: (displayName: string): Promise<User> => this.rest.account.rename(displayName),
+    setAvatar: (data: Uint8Array, contentType: string): Promise<User> => this.rest.account.setAvatar(data, contentType),
+    removeAvatar: (): Promise<User> => this.rest.account.removeAvatar(),
+    avatar: (avatarUrl: string): Promise<{ bytes: Uint8Array; type: string }> => this.rest.account.avatar(avatarUrl),
+    changePassword: (currentPassword: string, newPassword: string): Promise<number> => this.rest.account.changePassword(currentPassword, newPassword),
+    delete: (password: string): Promise<{ started_at: number }> => this.rest.account.delete(password),
   };
 
   // ---- Requests ------------------------------------------------------------------------------------

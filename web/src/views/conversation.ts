@@ -401,7 +401,8 @@ export class ConversationView {
     }
     const sender = item.mine ? "You" : this.state.nameOf(item.senderId);
     const time = clockTime(item.ts);
-    const sig = JSON.stringify([item.text, item.state, item.status, item.first, item.last, item.edited, item.deleted, item.reactions, sender, time, group, item.error, item.seq, item.attachment?.attachment_id]);
+    const sig = JSON.stringify([item.text, item.state, item.status, item.first, item.last, item.edited, item.deleted, item.reactions, sender, time, group, item.error, item.seq, item.attachment?.attachment_id,
+      item.mine ? undefined : this.model.intents.avatarUrl(item.senderId)]);
     return { key: item.key, sig, render: () => this.message(item, channelId, group, sender, time) };
   }
 
@@ -441,7 +442,7 @@ export class ConversationView {
       }
     }
     const li = h("li", { class: classes.filter(Boolean).join(" "), tabindex: "-1", "data-seq": item.seq ?? "", "data-client-id": item.clientMsgId },
-      showAvatar ? (item.last ? avatar(item.senderId, sender, { size: "sm" }) : h("span", { class: "avatar-spacer" })) : null,
+      showAvatar ? (item.last ? avatar(item.senderId, sender, { size: "sm", src: this.model.intents.avatarUrl(item.senderId) }) : h("span", { class: "avatar-spacer" })) : null,
       h("div", { class: "msg-body" },
         showSender ? h("div", { class: "msg-sender" }, sender) : null,
         h("div", { class: "bubble-row" }, bubble, item.deleted ? null : more),

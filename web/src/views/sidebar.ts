@@ -5,6 +5,7 @@ import type { ViewModel } from "../intents.js";
 import { arrowNavigation, h, icon, ICONS, reconcile } from "../dom.js";
 import { hlcMillis, listTime } from "../format.js";
 import { avatar } from "./avatar.js";
+import { accountDialog } from "./account.js";
 import { devicesDialog, newChatDialog, privacyDialog } from "./dialogs.js";
 import { logo } from "./login.js";
 
@@ -111,9 +112,12 @@ export class Sidebar {
   private renderAccount(): void {
     const me = this.model.state.me;
     const name = me.display_name || me.username;
-    const sig = `${me.user_id}|${name}|${me.username}`;
+    const picture = this.model.intents.avatarUrl(me.user_id);
+    const sig = `${me.user_id}|${name}|${me.username}|${picture ?? ""}`;
     if (this.account.dataset.sig === sig) return;
     this.account.dataset.sig = sig;
+    const settings = h("button", { type: "button", class: "icon-btn", "aria-label": "Account settings", title: "Account settings" }, icon(ICONS.edit));
+    settings.addEventListener("click", () => accountDialog(this.model));
     const privacy = h("button", { type: "button", class: "icon-btn", "aria-label": "Privacy", title: "Privacy" }, icon(ICONS.shield));
     privacy.addEventListener("click", () => privacyDialog(this.model));
     const devices = h("button", { type: "button", class: "icon-btn", "aria-label": "Devices", title: "Devices" }, icon(ICONS.devices));
@@ -121,8 +125,9 @@ export class Sidebar {
     const signOut = h("button", { type: "button", class: "icon-btn", "aria-label": "Sign out", title: "Sign out" }, icon(ICONS.logout));
     signOut.addEventListener("click", () => void this.model.intents.signOut());
     this.account.replaceChildren(
-      avatar(me.user_id, name, { size: "sm" }),
+      avatar(me.user_id, name, { size: "sm", src: picture }),
       h("span", { class: "account-names" }, h("span", { class: "account-name" }, name), h("span", { class: "account-handle" }, `@${me.username}`)),
+      settings,
       privacy,
       devices,
       signOut,
