@@ -64,6 +64,9 @@ import { LruMap } from "../../shared/lru.js";
 import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
 import { queueFor } from "../../shared/bindings.js";
 
+/** What a deleted account's sockets are told, in the ERROR frame and as the close reason (the SDK shows the reason). */
+const ACCOUNT_DELETED = "This account is being deleted.";
+
 /** Channel stubs a UserObject keeps for reuse. */
 const CHANNEL_STUB_CACHE_MAX = 500;
 
@@ -329,8 +332,8 @@ export class UserObject extends DurableObject<Env> {
     const ended = this.sessions.revokeAllBut("");
     for (const ws of this.ctx.getWebSockets()) {
       if (ws.readyState !== WebSocket.OPEN) continue;
-      sendFrame(ws, errorFrame(0, fail("session_revoked", "This account is being deleted.")), socketInfo(ws).encoding);
-      closeQuietly(ws, CLOSE.sessionRevoked, "account deleted");
+      sendFrame(ws, errorFrame(0, fail("session_revoked", ACCOUNT_DELETED)), socketInfo(ws).encoding);
+      closeQuietly(ws, CLOSE.sessionRevoked, ACCOUNT_DELETED);
     }
     const begun = this.erasure.begin(Date.now(), ended.length);
     this.wakeAt(Date.now() + this.redriveMs());
@@ -393,7 +396,7 @@ export class UserObject extends DurableObject<Env> {
         // The directory row goes and the job is marked finished in one D1 batch; then every byte
         // of this object. A crash between the two leaves the alarm set: it runs this step again.
         await finishErasure(this.env, me, job.counts, job.started_at, Date.now());
-        this.ctx.getWebSockets().forEach((ws) => closeQuietly(ws, CLOSE.sessionRevoked, "account deleted"));
+        this.ctx.getWebSockets().forEach((ws) => closeQuietly(ws, CLOSE.sessionRevoked, ACCOUNT_DELETED));
         await this.ctx.storage.deleteAlarm();
         await this.ctx.storage.deleteAll();
         // Empty tables, as a fresh instance would make them, so a late call finds no job and no one.
@@ -802,7 +805,7 @@ export class UserObject extends DurableObject<Env> {
     // This object owns the sessions: a signed-out session's token opens nothing, at no extra cost.
     // Checked before anything is written: an erased account's object must stay empty.
     if (this.erased || this.erasure.state()) {
-      return refuseWebSocket(fail("session_revoked", "This account is being deleted."), CLOSE.sessionRevoked, encoding, protocolHeader);
+      return refuseWebSocket(fail("session_revoked", ACCOUNT_DELETED), CLOSE.sessionRevoked, encoding, protocolHeader);
     }
     if (sessionId && !this.sessions.isActive(sessionId)) {
       return refuseWebSocket(fail("session_revoked", "This session was signed out; log in again."), CLOSE.sessionRevoked, encoding, protocolHeader);
