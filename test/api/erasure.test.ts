@@ -220,6 +220,26 @@ describe("DELETE /v1/me", () => {
     }
   });
 
+  it("an EU user: renamed, pictured and erased in the EU stores (ACCOUNTS_EU, ATTACHMENTS_EU), and the directory row goes last", { timeout: 90_000 }, async () => {
+    const r = await call<TestUser>("POST", "/v1/auth/register", { body: { username: `emilie${Math.random().toString(36).slice(2, 8)}`, password: PASSWORD, jurisdiction: "eu" } });
+    expect(r.status).toBe(201);
+    const eu = r.body;
+    expect((await call("PATCH", "/v1/me", { token: eu.access_token, body: { display_name: "Émilie Dupont" } })).status).toBe(200);
+    const pic = await SELF.fetch(`${BASE}/v1/me/avatar`, { method: "PUT", headers: { Authorization: `Bearer ${eu.access_token}`, "Content-Type": "image/png" }, body: new Uint8Array([1, 2, 3]) });
+    expect(pic.status).toBe(200);
+    const euRow = () => env.ACCOUNTS_EU.prepare("SELECT display_name, avatar_version FROM accounts WHERE user_id = ?").bind(eu.user_id).first<{ display_name: string; avatar_version: number }>();
+    expect(await euRow()).toMatchObject({ display_name: "Émilie Dupont" });
+    expect((await env.ACCOUNTS.prepare("SELECT display_name FROM accounts WHERE user_id = ?").bind(eu.user_id).first<{ display_name: string }>())?.display_name).toBe("");
+    expect(await env.ATTACHMENTS_EU.head(avatarKey(eu.user_id))).not.toBeNull();
+
+    expect((await erase(eu)).status).toBe(202);
+    await finished(eu.user_id);
+    expect(await euRow()).toBeNull();
+    expect(await env.ACCOUNTS.prepare("SELECT 1 FROM accounts WHERE user_id = ?").bind(eu.user_id).first()).toBeNull();
+    expect(await env.ATTACHMENTS_EU.head(avatarKey(eu.user_id))).toBeNull();
+    expect((await call("POST", "/v1/auth/register", { body: { username: eu.username, password: "someone else entirely", jurisdiction: "eu" } })).status).toBe(201);
+  });
+
   it("shows an operator the job only with ADMIN_TOKEN, and says 404 for a user with no job", async () => {
     const alice = await register("alice");
     const noToken = await api.request(`/v1/admin/erasures/${alice.user_id}`, {}, { ...env, ADMIN_TOKEN: ADMIN });
