@@ -150,7 +150,7 @@ export class Membership {
     return this.sql.exec("UPDATE members SET role = ? WHERE user_id = ? AND left_at IS NULL AND role != ?", role, userId, role).rowsWritten > 0;
   }
 
-  /** Marks `userId` as gone; an owner who leaves hands the channel to the longest-standing member. */
+  /** Marks `userId` as gone; an owner who leaves hands the channel on (an admin first, see handOverOwnership). */
   remove(userId: string, now: number): void {
     const target = this.get(userId);
     if (!target) return;
@@ -185,9 +185,15 @@ export class Membership {
     return this.sql.exec<{ last_read_seq: number }>("SELECT last_read_seq FROM members WHERE user_id = ?", userId).toArray()[0]?.last_read_seq ?? 0;
   }
 
-  /** The longest-standing member becomes owner when the owner leaves. */
+  /**
+   * When the owner leaves, the longest-standing admin becomes owner, or, with no admin left, the
+   * longest-standing member: a broadcast channel passes to someone who already posts in it rather
+   * than to its oldest subscriber. A rare event, so one scan of the current members is fine.
+   */
   private handOverOwnership(): void {
-    const next = this.sql.exec<{ user_id: string }>("SELECT user_id FROM members WHERE left_at IS NULL ORDER BY joined_at, rowid LIMIT 1").toArray()[0];
+    const next = this.sql.exec<{ user_id: string }>(
+      "SELECT user_id FROM members WHERE left_at IS NULL ORDER BY role = 'admin' DESC, joined_at, rowid LIMIT 1",
+    ).toArray()[0];
     if (next) this.sql.exec("UPDATE members SET role = 'owner' WHERE user_id = ?", next.user_id);
   }
 

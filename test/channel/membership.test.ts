@@ -72,6 +72,18 @@ describe("Membership", () => {
     });
   });
 
+  it("hands ownership to the longest-standing admin before any plain member", async () => {
+    await inFreshChannel((sql) => {
+      const m = membership(sql);
+      m.add("u_owner", "owner", 1, 0);
+      m.add("u_subscriber", "member", 2, 0);
+      m.add("u_admin_late", "admin", 30, 0);
+      m.add("u_admin", "admin", 20, 0);
+      m.remove("u_owner", 40);
+      expect([m.get("u_admin")?.role, m.get("u_admin_late")?.role, m.get("u_subscriber")?.role]).toEqual(["owner", "admin", "member"]);
+    });
+  });
+
   it("pages members in the order they joined, with a cursor, skipping those who left", async () => {
     await inFreshChannel((sql) => {
       const m = membership(sql);
