@@ -103,15 +103,7 @@ export class Membership {
    */
   add(userId: string, role: MemberRole, now: number, lastSeq: number): boolean {
     if (this.has(userId)) return false;
-    const version = this.nextVersion();
-    this.sql.exec(
-      `INSERT INTO members (user_id, username, display_name, role, joined_at, joined_seq, left_at, last_read_seq, version, notified, notice_at, notice_attempts)
-       VALUES (?, '', '', ?, ?, ?, NULL, ?, ?, 0, ?, 0)
-       ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, joined_seq = excluded.joined_seq,
-         left_at = NULL, last_read_seq = max(last_read_seq, excluded.last_read_seq), version = excluded.version, notified = 0,
-         notice_at = excluded.notice_at, notice_attempts = 0`,
-      userId, role, now, lastSeq + 1, lastSeq, version, now,
-    );
+    this.upsert(userId, role, now, lastSeq, this.nextVersion());
     this.setCount(this.count + 1);
     return true;
   }
@@ -131,14 +123,7 @@ export class Membership {
         continue;
       }
       if (version === 0) version = this.nextVersion();
-      this.sql.exec(
-        `INSERT INTO members (user_id, username, display_name, role, joined_at, joined_seq, left_at, last_read_seq, version, notified, notice_at, notice_attempts)
-         VALUES (?, '', '', ?, ?, ?, NULL, ?, ?, 0, ?, 0)
-         ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, joined_seq = excluded.joined_seq,
-           left_at = NULL, last_read_seq = max(last_read_seq, excluded.last_read_seq), version = excluded.version, notified = 0,
-           notice_at = excluded.notice_at, notice_attempts = 0`,
-        userId, role, now, lastSeq + 1, lastSeq, version, now,
-      );
+      this.upsert(userId, role, now, lastSeq, version);
       added.push(userId);
     }
     if (added.length > 0) this.setCount(this.count + added.length);
@@ -183,6 +168,21 @@ export class Membership {
 
   readCursor(userId: string): number {
     return this.sql.exec<{ last_read_seq: number }>("SELECT last_read_seq FROM members WHERE user_id = ?", userId).toArray()[0]?.last_read_seq ?? 0;
+  }
+
+  /**
+   * Writes a member row as of `lastSeq` (or brings a former member back): their read cursor starts
+   * there and never moves back; the row waits for the notice pump (`notified = 0`).
+   */
+  private upsert(userId: string, role: MemberRole, now: number, lastSeq: number, version: number): void {
+    this.sql.exec(
+      `INSERT INTO members (user_id, username, display_name, role, joined_at, joined_seq, left_at, last_read_seq, version, notified, notice_at, notice_attempts)
+       VALUES (?, '', '', ?, ?, ?, NULL, ?, ?, 0, ?, 0)
+       ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, joined_seq = excluded.joined_seq,
+         left_at = NULL, last_read_seq = max(last_read_seq, excluded.last_read_seq), version = excluded.version, notified = 0,
+         notice_at = excluded.notice_at, notice_attempts = 0`,
+      userId, role, now, lastSeq + 1, lastSeq, version, now,
+    );
   }
 
   /**
