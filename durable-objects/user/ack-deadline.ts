@@ -7,22 +7,28 @@
  *
  * Cost: nothing is kept unless the user has a push subscription; then one entry per channel with
  * an unconfirmed message, in memory, and the object's one alarm. An ack (any device, cumulative
- * seq) or a read that covers the entry drops it. Memory only, on purpose: an object that
- * hibernates with an entry open loses it, which costs at most one notification of a message the
- * devices were sent; persisting it would cost a write per delivery for every user with push.
+ * seq) or a read that covers the entry drops it. Memory only, on purpose (persisting it would cost
+ * a write per delivery for every user with push), so the deadline must come before the object can
+ * hibernate: a UserObject with sockets open but no events is put to sleep after about 10 s, and
+ * sleeping drops memory. The deadline is therefore 5 s by default and never more than 8 s
+ * (MAX_PUSH_ACK_DEADLINE_MS): the delivery and the channel-list flush a second later are events,
+ * so the alarm fires while the entry is still held. Only an eviction for memory pressure inside
+ * those seconds loses an entry, which costs one notification of a message the devices were sent.
  */
 import type { MissedMessage } from "./push-coalesce.js";
 
 /** Default for PUSH_ACK_DEADLINE_MS. */
-export const DEFAULT_PUSH_ACK_DEADLINE_MS = 10_000;
+export const DEFAULT_PUSH_ACK_DEADLINE_MS = 5_000;
+/** Longest deadline honoured: well inside the ~10 s after which an idle object may hibernate. */
+export const MAX_PUSH_ACK_DEADLINE_MS = 8_000;
 /** Messages kept per channel while waiting: the notification shows the newest and a count. */
 const KEPT_PER_CHANNEL = 20;
 
-/** PUSH_ACK_DEADLINE_MS from the Worker's vars; "0" turns it off (returns 0). */
+/** PUSH_ACK_DEADLINE_MS from the Worker's vars, at most MAX_PUSH_ACK_DEADLINE_MS; "0" turns it off (returns 0). */
 export function pushAckDeadlineFromEnv(env: { PUSH_ACK_DEADLINE_MS?: string }): number {
   const raw = env.PUSH_ACK_DEADLINE_MS ?? String(DEFAULT_PUSH_ACK_DEADLINE_MS);
   const ms = Number(raw);
-  return Number.isSafeInteger(ms) && ms >= 0 ? ms : DEFAULT_PUSH_ACK_DEADLINE_MS;
+  return Number.isSafeInteger(ms) && ms >= 0 ? Math.min(ms, MAX_PUSH_ACK_DEADLINE_MS) : DEFAULT_PUSH_ACK_DEADLINE_MS;
 }
 
 interface Waiting {

@@ -1,6 +1,6 @@
 /**
  * Push for connected devices that do not confirm (issue 10 item 2): a message written to a
- * connected device that sends no DELIVER_ACK within PUSH_ACK_DEADLINE_MS (10 s here) is pushed
+ * connected device that sends no DELIVER_ACK within PUSH_ACK_DEADLINE_MS (5 s here) is pushed
  * once, through the real queue and consumer; one the device acks is not.
  */
 import { describe, expect, inject, it } from "vitest";

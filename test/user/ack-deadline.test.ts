@@ -42,11 +42,13 @@ describe("AckDeadlines", () => {
   });
 
   it("PUSH_ACK_DEADLINE_MS: default, explicit, 0 turns it off", () => {
-    expect(pushAckDeadlineFromEnv({})).toBe(10_000);
+    expect(pushAckDeadlineFromEnv({})).toBe(5_000);
+    // Never past the point where an idle object may hibernate and forget what it waits for.
+    expect(pushAckDeadlineFromEnv({ PUSH_ACK_DEADLINE_MS: "60000" })).toBe(8_000);
     expect(pushAckDeadlineFromEnv({ PUSH_ACK_DEADLINE_MS: "2500" })).toBe(2500);
     const off = new AckDeadlines(pushAckDeadlineFromEnv({ PUSH_ACK_DEADLINE_MS: "0" }));
     expect(off.enabled).toBe(false);
     expect(off.delivered([m("c_a", 1)])).toBeUndefined();
-    expect(pushAckDeadlineFromEnv({ PUSH_ACK_DEADLINE_MS: "soon" })).toBe(10_000);
+    expect(pushAckDeadlineFromEnv({ PUSH_ACK_DEADLINE_MS: "soon" })).toBe(5_000);
   });
 });
