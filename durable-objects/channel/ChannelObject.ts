@@ -729,7 +729,7 @@ export class ChannelObject extends DurableObject<Env> {
     this.fanout.onAlarm(now);
     // One bounded batch in this turn when due (the alarm also runs for fan-out, often); its
     // uploads are swept below, after the write.
-    const expiresAt = !this.channel ? undefined : this.retention.isDue() ? this.retention.expire().nextAt : this.retention.due();
+    const expiresAt = !this.channel ? undefined : this.retention.isDue() ? this.expireBatch() : this.retention.due();
     await this.notices.kick();
     await this.attachments.sweep();
     // The retention clock is the wall clock but for tests, which move it: the alarm is real time.
@@ -739,6 +739,19 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /* ------------------------------------ internals ------------------------------------ */
+
+  /**
+   * One bounded batch of expired messages. Unread counts in watchers' channel lists are carried
+   * forward message by message, so they are told to re-read theirs from the channel, which counts
+   * only what is still stored. Answers when the next batch is due.
+   */
+  private expireBatch(): number | undefined {
+    const r = this.retention.expire();
+    if (r.deleted > 0) {
+      this.fanout.signal("", { kind: "expired", channel_id: this.channel!.channel_id, min_seq: r.minSeq }, true);
+    }
+    return r.nextAt;
+  }
 
   /**
    * Someone who never belonged to the channel is told it does not exist: DM ids can be computed

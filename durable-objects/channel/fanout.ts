@@ -287,10 +287,11 @@ export class FanOut {
 
   /**
    * Ephemeral news to every watcher but `fromUserId`, off the caller's path: the RPC that caused
-   * it returns at once. Channels above SIGNAL_MAX_MEMBERS do not push signals at all.
+   * it returns at once. Channels above SIGNAL_MAX_MEMBERS do not push typing or receipts at all;
+   * `anySize` news (expiry, at most once per batch of expired messages) goes to every watcher.
    */
-  signal(fromUserId: string, event: ChannelSignal): void {
-    if (this.deps.memberCount() > SIGNAL_MAX_MEMBERS) return;
+  signal(fromUserId: string, event: ChannelSignal, anySize = false): void {
+    if (!anySize && this.deps.memberCount() > SIGNAL_MAX_MEMBERS) return;
     const targets = [...this.deps.watchers.directTargets()].filter((id) => id !== fromUserId);
     const shards = this.deps.relayStub ? this.deps.watchers.shardsWithWatchers() : [];
     if (targets.length + shards.length === 0) return;

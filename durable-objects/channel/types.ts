@@ -137,7 +137,9 @@ export interface ChannelDetails extends ChannelSummary {
  */
 export type ChannelSignal =
   | { kind: "typing"; channel_id: string; user_id: string; device_id: string; is_typing: boolean }
-  | { kind: "read"; channel_id: string; user_id: string; up_to_seq: number };
+  | { kind: "read"; channel_id: string; user_id: string; up_to_seq: number }
+  /** Messages expired (retention): every seq below `min_seq` is gone; live lists re-read their counts. */
+  | { kind: "expired"; channel_id: string; min_seq: number };
 
 export const SMALL_CHANNEL_MEMBERS = 50;
 /** Typing indicators and read receipts are pushed in channels up to this size; larger ones pull. */

@@ -581,6 +581,11 @@ export class UserObject extends DurableObject<Env> {
 
   /** A typing indicator or read receipt from another member: straight to every device. */
   signal(event: ChannelSignal): void {
+    if (event.kind === "expired") {
+      // Not a frame: the list re-reads the channel's counts and tells the devices if they moved.
+      this.live.resync(event.channel_id);
+      return;
+    }
     if (event.kind === "typing" && this.shedEphemeral("typing")) return;
     const frame: FrameInit = event.kind === "typing"
       ? { type: pb.FrameType.TYPING, typing: { channel_id: event.channel_id, user_id: event.user_id, device_id: event.device_id, is_typing: event.is_typing } }

@@ -90,6 +90,8 @@ export class LiveChannels {
   private state: LiveState;
   /** Rows whose counts must be re-read from their channel (new rows, holes, a dirty wake). */
   private readonly needsSync = new Set<string>();
+  /** Rows re-read on the channel's word (messages expired): devices hear the new counts. */
+  private readonly announce = new Set<string>();
   /** Channels whose watch (or state) call is out: deliveries wait here, in order. */
   private readonly syncing = new Map<string, DeliveryBatch[]>();
   /** Failed watches: when to try again. */
@@ -228,6 +230,18 @@ export class LiveChannels {
     if (row.left !== wasLeft || !known) this.host.channelUpdate(s.channel_id);
   }
 
+  /**
+   * The channel says its counts changed under the list (messages expired): the row is re-read
+   * from the channel, and the devices get a CHANNEL_UPDATE with the new numbers.
+   */
+  resync(channelId: string): void {
+    const row = this.list.row(channelId);
+    if (!row || row.left === 1) return;
+    this.needsSync.add(channelId);
+    this.announce.add(channelId);
+    this.kick();
+  }
+
   /** Whether a row's numbers are exact: watched and not waiting for a re-read. */
   isSynced(channelId: string): boolean {
     if (this.needsSync.has(channelId) || this.syncing.has(channelId)) return false;
@@ -338,7 +352,7 @@ export class LiveChannels {
         this.retryAt.delete(channelId);
         if (register && this.host.anyReceiving()) await this.catchUp(row);
         else if (register && !this.isLive() && this.host.pushWanted() && row.left === 0) await this.pushCatchUp(row, knownSeq);
-        if (row.left !== wasLeft) this.host.channelUpdate(channelId);
+        if (this.announce.delete(channelId) || row.left !== wasLeft) this.host.channelUpdate(channelId);
       } else if (r.code === "not_member" || r.code === "not_found") {
         row.left = 1;
         row.subscribed = 0;

@@ -15,7 +15,7 @@ import { channelStub } from "../../shared/routing.js";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
 import { checkRetention, duration, retentionConfig } from "../../durable-objects/channel/retention.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
-import { helloDevice } from "../helpers/socket.js";
+import { helloDevice, onlineDevice } from "../helpers/socket.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -305,5 +305,26 @@ describe("the low-water mark", () => {
     const after = await history(bob, group, "limit=50");
     expect(after.body.messages.map((m) => m.seq)).toEqual([5]);
     expect(after.body.min_seq).toBe(5);
+  });
+});
+
+describe("live channel lists after expiry", () => {
+  it("re-reads a live member's unread count when messages expire, and tells their devices", async () => {
+    const [ann, ben] = await Promise.all([register("ann"), register("ben")]);
+    const dm = await createDm(ann, ben);
+    const device = await onlineDevice(ben.access_token);
+    const last = [await post(ann, dm, "one"), await post(ann, dm, "two"), await post(ann, dm, "three")].at(-1)!;
+    await device.messages(3);
+    const unread = async () => (await call<{ channels: { channel_id: string; unread_count: number }[] }>("GET", "/v1/channels", { token: ben.access_token }))
+      .body.channels.find((c) => c.channel_id === dm)?.unread_count;
+    expect(await unread()).toBe(3);
+
+    await backdate(dm, last);
+    expect((await patch(ann, dm, { retention_ms: DAY })).status).toBe(200);
+    await expireUntil(ann, dm, last + 1);
+    // The list is told, re-reads the channel's count (nothing of ann's is left unread) and says so.
+    await device.waitFor((f) => f.type === pb.FrameType.CHANNEL_UPDATE && f.channel_update?.channel?.channel_id === dm && Number(f.channel_update.channel.unread_count) === 0, 15_000);
+    expect(await unread()).toBe(0);
+    device.close();
   });
 });
