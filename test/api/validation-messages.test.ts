@@ -26,7 +26,7 @@ describe("REST validation messages", () => {
       ["POST", "/v1/auth/register", [], false, "Invalid input: expected object, received array"],
       ["POST", "/v1/auth/login", { username: "", password: "x" }, false, "username: Too small: expected string to have >=1 characters"],
       ["POST", "/v1/auth/refresh", {}, false, "refresh_token: Invalid input: expected string, received undefined"],
-      ["POST", "/v1/channels", { type: "x" }, true, "type: Invalid discriminator value. Expected 'dm' | 'group'"],
+      ["POST", "/v1/channels", { type: "x" }, true, "type: Invalid discriminator value. Expected 'dm' | 'group' | 'broadcast'"],
       ["POST", "/v1/channels", { type: "dm" }, true, "member: Invalid input: expected string, received undefined"],
       ["POST", "/v1/channels", { type: "group", name: "n", members: "bob" }, true, "members: Invalid input: expected array, received string"],
       ["POST", "/v1/channels", { type: "group", name: "n", members: [""] }, true, "members.0: Too small: expected string to have >=1 characters"],
