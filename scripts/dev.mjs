@@ -36,7 +36,8 @@ for (const [binding, what] of [["ACCOUNTS", "account database"], ["ACCOUNTS_EU",
     console.error(`edgechat: applying the migrations of ${binding} failed`);
     process.exit(migrate.status ?? 1);
   }
-  const applied = [...(migrate.stdout ?? "").matchAll(/│\s*(\S+\.sql)\s*│\s*✅/g)].map((m) => m[1]);
+  // wrangler prints its table of migrations again after each one it applies: each name once.
+  const applied = [...new Set([...(migrate.stdout ?? "").matchAll(/│\s*(\S+\.sql)\s*│\s*✅/g)].map((m) => m[1]))];
   if (applied.length > 0) console.log(`edgechat: applied ${applied.join(", ")} to the local ${what}`);
 }
 

@@ -57,7 +57,13 @@ describe("npm start", () => {
     expect(startUp.filter((l) => !/^edgechat(:| is running)/.test(l)), output).toEqual([]);
     expect(startUp.filter((l) => l.startsWith("edgechat is running at")), output)
       .toEqual([`edgechat is running at http://localhost:${port} — web app at /, API at /v1, WebSocket at /v1/connect (Ctrl-C to stop)`]);
-    expect(startUp, output).toContain("edgechat: applied 0001_accounts.sql to the local account database");
+    // Every migration of the account databases, each named once, from the first.
+    for (const what of ["account database", "EU account database"]) {
+      const line = startUp.find((l) => l.endsWith(` to the local ${what}`));
+      expect(line, output).toMatch(/^edgechat: applied 0001_accounts\.sql(, \d{4}_\w+\.sql)* to the local/);
+      const names = line!.replace(/^edgechat: applied /, "").replace(/ to the local .*$/, "").split(", ");
+      expect(new Set(names).size, output).toBe(names.length);
+    }
     for (const chatter of ["[custom build]", "restarting build", "About to apply", "fallback value", "Your Worker has access", "Ready on"]) {
       expect(output, output).not.toContain(chatter);
     }
