@@ -5,7 +5,7 @@
  *
  * @example
  * const stubs = new LruMap<string, DurableObjectStub<UserObject>>(1000);
- * const stub = stubs.get(id) ?? stubs.set(id, userStub(env, id)).get(id)!;
+ * const stub = stubs.getOrSet(id, () => userStub(env, id));
  */
 export class LruMap<K, V> {
   private readonly map = new Map<K, V>();
@@ -25,6 +25,15 @@ export class LruMap<K, V> {
     this.map.delete(key);
     this.map.set(key, value);
     return value;
+  }
+
+  /** The value for `key`, made by `make` (and kept) when there is none. */
+  getOrSet(key: K, make: () => V): V {
+    const value = this.get(key);
+    if (value !== undefined) return value;
+    const made = make();
+    this.set(key, made);
+    return made;
   }
 
   has(key: K): boolean {

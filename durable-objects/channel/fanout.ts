@@ -121,7 +121,7 @@ export class FanOut {
   readonly direct: DeliveryRounds;
   /** Rounds to relay shards (targets "relay:<n>"); idle in the direct tier. */
   readonly relays: DeliveryRounds;
-  private readonly relayStubs = new Map<number, RelayEndpoint>();
+  private readonly relayStubs = new LruMap<number, RelayEndpoint>(MAX_STUBS);
   /** Registration at relays failed: not tried again before this. */
   private registerAfter = 0;
 
@@ -277,12 +277,7 @@ export class FanOut {
   }
 
   private relay(shard: number): RelayEndpoint {
-    let stub = this.relayStubs.get(shard);
-    if (!stub) {
-      stub = this.deps.relayStub!(shard);
-      this.relayStubs.set(shard, stub);
-    }
-    return stub;
+    return this.relayStubs.getOrSet(shard, () => this.deps.relayStub!(shard));
   }
 
   /**
@@ -386,12 +381,7 @@ export class FanOut {
   }
 
   private stub(userId: string): MemberEndpoint {
-    let stub = this.stubs.get(userId);
-    if (!stub) {
-      stub = this.deps.userStub(userId);
-      this.stubs.set(userId, stub);
-    }
-    return stub;
+    return this.stubs.getOrSet(userId, () => this.deps.userStub(userId));
   }
 }
 

@@ -413,12 +413,7 @@ export class PresenceObject extends DurableObject<Env> {
   }
 
   private userStub(userId: string): DurableObjectStub<UserObject> {
-    let stub = this.stubs.get(userId);
-    if (!stub) {
-      stub = userStub(this.env, userId);
-      this.stubs.set(userId, stub);
-    }
-    return stub;
+    return this.stubs.getOrSet(userId, () => userStub(this.env, userId));
   }
 }
 

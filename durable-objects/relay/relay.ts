@@ -215,11 +215,6 @@ export class Relay {
   }
 
   private stub(userId: string): RelayMember {
-    let stub = this.stubs.get(userId);
-    if (!stub) {
-      stub = this.deps.userStub(userId);
-      this.stubs.set(userId, stub);
-    }
-    return stub;
+    return this.stubs.getOrSet(userId, () => this.deps.userStub(userId));
   }
 }

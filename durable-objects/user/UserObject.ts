@@ -892,12 +892,7 @@ export class UserObject extends DurableObject<Env> {
   }
 
   private channel(channelId: string): DurableObjectStub<ChannelObject> {
-    let stub = this.stubs.get(channelId);
-    if (!stub) {
-      stub = channelStub(this.env, channelId);
-      this.stubs.set(channelId, stub);
-    }
-    return stub;
+    return this.stubs.getOrSet(channelId, () => channelStub(this.env, channelId));
   }
 }
 
