@@ -26,6 +26,25 @@ export function launchChromium(): Promise<Browser> {
   });
 }
 
+/**
+ * Opens `url` in `page` until the app's script has run. About one page load in a hundred on a busy
+ * machine never gets its app.js from `wrangler dev` (the request stays pending with no response; a
+ * plain HTTP client fetching the same file 200 times saw no stall): a second load goes through, as
+ * a person's reload would. "domcontentloaded", not "load": the tests wait for what they need on the
+ * page, and "load" also waits for every picture.
+ */
+export async function navigate(page: Page, url: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url, { waitUntil: "domcontentloaded", timeout: 30_000 });
+      return;
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof Error && err.name === "TimeoutError")) throw err;
+      console.error(`page load of ${url} timed out (attempt ${attempt}); loading it again`);
+    }
+  }
+}
+
 /** Keeps a page's console errors and uncaught exceptions, for assertions and failure messages. */
 export function watchErrors(page: Page, name: string): string[] {
   const errors: string[] = [];
@@ -91,7 +110,7 @@ export async function textOf(locator: Locator, expected: string | RegExp, timeou
 }
 
 export async function signUp(page: Page, url: string, username: string, displayName: string): Promise<void> {
-  await page.goto(url);
+  await navigate(page, url);
   await page.getByRole("button", { name: "Create an account" }).click();
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Display name").fill(displayName);
@@ -200,7 +219,7 @@ export class Profiles {
     const page = await context.newPage();
     this.watched.push(watchErrors(page, name));
     this.pages.set(name, page);
-    await page.goto(`${this.url}${path}`);
+    await navigate(page, `${this.url}${path}`);
     return page;
   }
 

@@ -38,7 +38,7 @@ afterEach(async ({ task }) => {
   if (task.result?.state === "fail") {
     for (const [name, page] of profiles.pages) {
       if (page.isClosed()) continue;
-      const text = await banner(page).textContent().catch(() => "?");
+      const text = await banner(page).textContent({ timeout: 2_000 }).catch(() => "?");
       console.error(`[${task.name}] ${name}: banner "${text}"`);
       await screenshot(page, `failure-${name.replace(/\s+/g, "-")}`).catch(() => {});
     }

@@ -69,10 +69,15 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const ownState = opts.stateDir === undefined;
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), "edgechat-state-"));
   const port = opts.port ?? (await freePort());
+  // A restart on the same port: the previous workerd may still hold it for a moment after exiting.
+  if (opts.port !== undefined) await portFree(port, opts.startTimeoutMs ?? 60_000);
   const config = opts.config ?? join(root, "wrangler.toml");
   const env = { ...process.env, ...QUIET_WRANGLER_ENV };
   if (config === join(root, "wrangler.toml")) buildWebOnce(env);
-  if (opts.migrate ?? true) cpSync(migratedState(config, env), stateDir, { recursive: true });
+  // A restart keeps its state: copying the migrated directory over it would put back an empty
+  // accounts database (and a write-ahead log that does not belong to the database beside it).
+  const restarting = existsSync(join(stateDir, "v3", "d1"));
+  if ((opts.migrate ?? true) && !restarting) cpSync(migratedState(config, env), stateDir, { recursive: true });
   const vars = {
     JWT_SECRET: "edgechat-e2e-secret-0123456789abcdef0123456789",
     JURISDICTIONS: "simulated",
@@ -105,7 +110,9 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   for (;;) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited early (${child.exitCode}):\n${log.slice(-30).join("\n")}`);
     try {
-      const res = await fetch(`${url}/v1/health`);
+      // Bounded: wrangler's proxy takes the connection before workerd is up and holds it while
+      // workerd starts; if workerd never comes up, an unbounded fetch would outwait the deadline.
+      const res = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(5_000) });
       await res.arrayBuffer();
       if (res.status < 500) break;
     } catch {
@@ -132,6 +139,21 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       await exited;
     },
   };
+}
+
+/** Resolves once `port` on 127.0.0.1 can be listened on again, or throws after `timeoutMs`. */
+async function portFree(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once("error", () => resolve(false));
+      srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+    });
+    if (free) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} on 127.0.0.1 is still in use after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /**
