@@ -654,11 +654,11 @@ export class ChannelObject extends DurableObject<Env> {
 
   /**
    * Records an upload a member declares (POST /v1/attachments/presign): the Worker checked type,
-   * size and name against the configuration; the channel checks membership and keeps the row.
+   * size and name against the configuration; the channel checks membership (in a broadcast channel: owners and admins only, as for posting) and keeps the row.
    * An upload no message carries is swept ATTACHMENT_ORPHAN_TTL_SECONDS later.
    */
   async createUpload(userId: string, upload: NewUpload): Promise<Result<{ upload: UploadView }>> {
-    const denied = this.requireMember(userId);
+    const denied = this.requireMember(userId) ?? this.requirePoster(userId);
     if (denied) return denied;
     if (channelOfAttachment(upload.attachment_id) !== this.channel!.channel_id) return fail("invalid_argument", "That attachment id belongs to another channel.");
     const row = this.attachments.create(userId, upload, Date.now());

@@ -106,6 +106,30 @@ describe("broadcast channels", () => {
   });
 });
 
+describe("uploads in a broadcast channel", () => {
+  it("are declared by the owner and admins only: a subscriber's presign gets the same forbidden as their SEND", async () => {
+    const [alice, bob, carol] = await Promise.all([register("alice"), register("bob"), register("carol")]);
+    const id = await createBroadcast(alice);
+    expect((await bulk(alice, id, [bob.user_id, carol.user_id])).body).toMatchObject({ added: 2 });
+    const presign = (u: TestUser, filename: string) => call<{ attachment_id?: string; code?: string; message?: string; retryable?: boolean }>(
+      "POST", "/v1/attachments/presign", { token: u.access_token, body: { channel_id: id, filename, content_type: "image/png", size_bytes: 10 } },
+    );
+    const refused = await presign(bob, "from-a-subscriber.png");
+    expect([refused.status, refused.body.code, refused.body.retryable]).toEqual([403, "forbidden", false]);
+    expect(refused.body.message).toBe("Only the channel's owner and admins can post in a broadcast channel.");
+    // Nothing was recorded for the refused declaration.
+    const rows = await runInDurableObject(channelStub(env, id), (_o: ChannelObject, state) =>
+      state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM attachments").one().n);
+    expect(rows).toBe(0);
+
+    expect((await presign(alice, "from-the-owner.png")).status).toBe(201);
+    expect((await call("PATCH", `/v1/channels/${id}/members/${carol.user_id}`, { token: alice.access_token, body: { role: "admin" } })).status).toBe(200);
+    const fromAdmin = await presign(carol, "from-an-admin.png");
+    expect(fromAdmin.status).toBe(201);
+    expect(fromAdmin.body.attachment_id).toBeTruthy();
+  });
+});
+
 describe("bulk adds", () => {
   it("adds idempotently, counts unknown ids, refuses non-admins, and are for broadcast channels only", async () => {
     const [alice, bob, carol, dave] = await Promise.all([register("alice"), register("bob"), register("carol"), register("dave")]);
