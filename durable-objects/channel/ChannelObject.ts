@@ -26,7 +26,7 @@ import { deleteBlob } from "../../shared/attachments/blobs.js";
 import { attachmentConfig } from "../../shared/attachments/config.js";
 import { channelOfAttachment } from "../../shared/attachments/ids.js";
 import { Attachments, uploadView, type AttachmentInit, type NewUpload, type PartRow, type UploadRow, type UploadView } from "./attachments.js";
-import { FanOut } from "./fanout.js";
+import { FANOUT_GUARD_MS, FanOut } from "./fanout.js";
 import { Invites, type InviteView } from "./invites.js";
 import { hlcToHex } from "./hlc.js";
 import { eraseMember, type ErasureProgress } from "./erasure.js";
@@ -69,6 +69,9 @@ type ChannelRow = {
   /** 0: direct tier; else the relay shards its watchers are spread over (tiers.ts). */
   relay_shards: number;
 };
+
+/** How long one erasure step waits for the erased user's relay shard to forget them (else: not done yet). */
+const ERASURE_RELAY_WAIT_MS = 10_000;
 
 /** PATCH /v1/channels/{id}: absent fields stay as they are. */
 export interface ChannelPatch {
@@ -398,6 +401,7 @@ export class ChannelObject extends DurableObject<Env> {
     if (!this.channel) return fail("not_found", "No such channel.");
     this.watchers.unwatch(userId, epoch);
     this.fanout.direct.drop(userId);
+    this.tellRelays();
     count("channel.unwatch");
     return { ok: true };
   }
@@ -461,11 +465,13 @@ export class ChannelObject extends DurableObject<Env> {
     if (actorId !== userId && !this.members.isAdmin(actorId)) return fail("forbidden", "Only the group's owner and admins can remove members.");
     if (target.role === "owner" && actorId !== userId) return fail("forbidden", "The group's owner cannot be removed.");
     this.members.remove(userId, Date.now());
-    // A watcher at a relay is cut off there: the relay sees the removal in the batch.
+    // A watcher at a relay is cut off there: the relay sees the removal in a group's batch, and is
+    // told of the leave once the rounds before it went out (a broadcast logs no removal).
     const atRelay = this.watchers.isAtRelay(userId);
     if (this.watchers.remove(userId) && !atRelay) this.fanout.removedWatcher(userId);
     const event = actorId === userId ? "member_left" : "member_removed";
     if (this.channel!.type !== "broadcast") this.appendSystem(actorId, { event, target_user_ids: [userId] });
+    this.tellRelays();
     this.kickNotices();
     return { ok: true, channel: this.details(actorId) };
   }
@@ -628,7 +634,7 @@ export class ChannelObject extends DurableObject<Env> {
    */
   async eraseMember(userId: string, limit: number): Promise<ErasureProgress> {
     if (!this.channel) return { done: true, tombstoned: 0, attachments: 0 };
-    return eraseMember({
+    const progress = await eraseMember({
       sql: this.sql,
       attachments: this.attachments,
       removeMember: (id) => {
@@ -639,15 +645,21 @@ export class ChannelObject extends DurableObject<Env> {
           this.watchers.remove(id);
           this.appendSystem(id, { event: "account_deleted", target_user_ids: [id] });
         }
+        // Their relay shard, if any, deletes its rows naming them (told by the pump, below).
+        this.watchers.forget(id);
         // No notice to their UserObject (it is being wiped), no trace of them in the tables.
         this.sql.exec("DELETE FROM members WHERE user_id = ?", id);
         this.sql.exec("DELETE FROM watchers WHERE user_id = ?", id);
         this.sql.exec("DELETE FROM delivery_retry WHERE target = ?", id);
         this.members.load();
         this.watchers.load();
+        this.tellRelays();
         return true;
       },
     }, userId, limit);
+    // Done only once no relay shard holds an entry for them: else the job calls again.
+    if (progress.done && !(await this.fanout.leaveTold(userId, ERASURE_RELAY_WAIT_MS))) return { ...progress, done: false };
+    return progress;
   }
 
   /* ------------------------------------ attachments ------------------------------------ */
@@ -815,6 +827,16 @@ export class ChannelObject extends DurableObject<Env> {
   /** Starts the fan-out pump after an append (a method, so restart tests can hold the pump back). */
   private kickFanout(): void {
     this.fanout.kick();
+  }
+
+  /**
+   * Watchers stopped watching in a relay tier: the pump tells their shards (fanout.ts), and the
+   * guard alarm, set in this turn, makes sure it does after a restart.
+   */
+  private tellRelays(): void {
+    if (!this.watchers.hasLeavesDue(Infinity)) return;
+    this.wakeAt(Date.now() + FANOUT_GUARD_MS);
+    this.kickFanout();
   }
 
   private kickNotices(): void {

@@ -23,13 +23,17 @@
  * every round up to N directly and gets N+1 on from its shard, so no watcher is ever without a path
  * or handed a newer seq before an older one. A watcher that is catching up directly is registered
  * only once it has caught up.
+ *
+ * Leaves go the same way back: a watcher that stopped watching (unwatch, removal, erasure) is told
+ * to its shard by the pump, a page at a time (one call per shard), once the rounds sent before the
+ * leave went out, so the relay neither keeps delivering to it nor keeps its entry.
  */
 import { eachLimited, withDeadline } from "../../shared/deadline.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { cutFor, DeliveryRounds, FANOUT_BATCH, removalsIn, RETRY_BASE_MS } from "../fanout/rounds.js";
 import type { Sequencer } from "./sequencer.js";
-import type { Watchers } from "./watchers.js";
+import type { RelayLeave, Watchers } from "./watchers.js";
 import { SIGNAL_MAX_MEMBERS, type ChannelSignal, type ChannelSummary, type ChatMessageData, type DeliveryBatch, type DeliveryOutcome } from "./types.js";
 import { LruMap } from "../../shared/lru.js";
 import type { RelayBatch, RelayDelivered, RelayWatcher } from "../relay/relay.js";
@@ -63,11 +67,15 @@ export const RELAY_DELIVER_DEADLINE_MS = 30_000;
 export const RELAY_REGISTER_DEADLINE_MS = 10_000;
 /** Watchers registered per pump step (grouped into one call per shard). */
 export const REGISTER_PAGE = 256;
+/** Leaves told to relays per pump step (grouped into one or two calls per shard). */
+export const LEAVE_PAGE = 256;
 const RELAY_PREFIX = "relay:";
 
 /** The calls a channel makes on one of its relay shards (durable-objects/relay/RelayObject.ts). */
 export interface RelayEndpoint {
   register(channelId: string, shard: number, watchers: RelayWatcher[]): Promise<({ ok: true; registered: RelayWatcher[] }) | Failure>;
+  unregister(channelId: string, shard: number, watchers: RelayWatcher[]): Promise<({ ok: true }) | Failure>;
+  forget(channelId: string, shard: number, userIds: string[]): Promise<({ ok: true }) | Failure>;
   deliver(batch: RelayBatch): Promise<({ ok: true } & RelayDelivered) | Failure>;
   signal(channelId: string, shard: number, fromUserId: string, event: ChannelSignal): Promise<unknown>;
 }
@@ -124,6 +132,8 @@ export class FanOut {
   private readonly relayStubs = new LruMap<number, RelayEndpoint>(MAX_STUBS);
   /** Registration at relays failed: not tried again before this. */
   private registerAfter = 0;
+  /** Telling relays of leaves failed: not tried again before this. */
+  private leaveAfter = 0;
 
   constructor(private readonly deps: FanOutDeps) {
     this.relays = new DeliveryRounds({
@@ -215,6 +225,7 @@ export class FanOut {
   nextDue(now = Date.now()): number | undefined {
     const retries = [this.direct.nextRetryAt(), this.relays.nextRetryAt()].filter((t): t is number => t !== undefined);
     if (this.registrable()) retries.push(Math.max(now, this.registerAfter));
+    if (this.leavesToTell()) retries.push(Math.max(now, this.leaveAfter));
     const retry = retries.length > 0 ? Math.min(...retries) : undefined;
     if (this.behind) return Math.min(now + FANOUT_GUARD_MS, retry ?? Infinity);
     return retry;
@@ -229,6 +240,78 @@ export class FanOut {
 
   private wantsRegistration(): boolean {
     return this.registerAfter <= this.now() && this.registrable();
+  }
+
+  /** Leaves queued before the rounds sent so far, not yet told to their relay shards. */
+  private leavesToTell(): boolean {
+    return this.deps.relayStub !== undefined && this.deps.watchers.relayShards > 0 && this.deps.watchers.hasLeavesDue(this.fanoutSeq);
+  }
+
+  private wantsLeaves(): boolean {
+    return this.leaveAfter <= this.now() && this.leavesToTell();
+  }
+
+  /**
+   * One page of leaves told to their shards (one call per shard and kind): the relay stops
+   * delivering to those watchers, or, for an erased account, deletes every row naming them. Runs
+   * in the pump, after the rounds sent before each leave and after any registration on its way,
+   * so a relay never hears a leave before what preceded it.
+   */
+  private async tellLeaves(): Promise<void> {
+    const shards = this.deps.watchers.relayShards;
+    const page = this.deps.watchers.leavesDue(this.fanoutSeq, LEAVE_PAGE);
+    if (page.length === 0) return;
+    const byShard = new Map<number, RelayLeave[]>();
+    for (const l of page) {
+      const shard = relayShardOf(l.user_id, shards);
+      const list = byShard.get(shard);
+      if (list) list.push(l); else byShard.set(shard, [l]);
+    }
+    const told: RelayLeave[] = [];
+    let failed = false;
+    const channelId = this.deps.id();
+    await eachLimited([...byShard], RELAY_CALL_CONCURRENCY, async ([shard, leaves]) => {
+      try {
+        const stop = leaves.filter((l) => !l.forget);
+        const forget = leaves.filter((l) => l.forget);
+        count("fanout.relay_leave_rpc", (stop.length > 0 ? 1 : 0) + (forget.length > 0 ? 1 : 0));
+        if (stop.length > 0) {
+          const r = await withDeadline(this.relay(shard).unregister(channelId, shard, stop.map(({ user_id, epoch }) => ({ user_id, epoch }))), RELAY_REGISTER_DEADLINE_MS, "relay unregister");
+          if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
+          told.push(...stop);
+        }
+        if (forget.length > 0) {
+          const r = await withDeadline(this.relay(shard).forget(channelId, shard, forget.map((l) => l.user_id)), RELAY_REGISTER_DEADLINE_MS, "relay forget");
+          if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
+          told.push(...forget);
+        }
+      } catch (err) {
+        failed = true;
+        this.relayStubs.delete(shard);
+        log("warn", "fanout.relay_leave_failed", { object: "channel", channel_id: channelId, shard }, err);
+      }
+    });
+    this.deps.watchers.leavesTold(told);
+    if (failed) {
+      // Those not told stay queued; the alarm tries again.
+      this.leaveAfter = this.now() + RETRY_BASE_MS;
+      this.deps.wakeAt(Date.now() + RETRY_BASE_MS);
+    }
+  }
+
+  /**
+   * Runs the pump until the leave of `userId` reached its relay shard, or `ms` passed; answers
+   * whether it did (erasure waits for it before it calls a channel done).
+   */
+  async leaveTold(userId: string, ms: number): Promise<boolean> {
+    if (!this.deps.watchers.leavePending(userId)) return true;
+    const until = Date.now() + ms;
+    // Bounded: each pass is one pump run (rounds, then a page of leaves).
+    for (let pass = 0; pass < 20 && this.deps.watchers.leavePending(userId) && Date.now() < until; pass++) {
+      await withDeadline(this.run(), Math.max(1, until - Date.now()), "relay leave").catch(() => {});
+      if (this.leaveAfter > this.now()) break;
+    }
+    return !this.deps.watchers.leavePending(userId);
   }
 
   /**
@@ -272,8 +355,9 @@ export class FanOut {
   private async deliverToRelay(shard: number, messages: ChatMessageData[]): Promise<void> {
     const r = await this.relay(shard).deliver({ channel_id: this.deps.id(), shard, channel: this.summaryForCalls ?? this.deps.summary(), messages });
     if (!r.ok) throw new Error(`${r.code}: ${r.message}`);
-    // Watchers with no device connected: the relay dropped them, the channel unwatches them (epoch rules apply).
-    for (const d of r.dropped) this.deps.watchers.unwatch(d.user_id, d.epoch);
+    // Watchers with no device connected: the relay dropped them, the channel unwatches them (epoch
+    // rules apply) without telling the relay back.
+    for (const d of r.dropped) this.deps.watchers.unwatch(d.user_id, d.epoch, false);
   }
 
   private relay(shard: number): RelayEndpoint {
@@ -306,7 +390,7 @@ export class FanOut {
   run(): Promise<void> {
     if (this.pump) return this.pump;
     const due = Math.min(this.direct.nextRetryAt() ?? Infinity, this.relays.nextRetryAt() ?? Infinity) <= this.now();
-    if (!this.behind && !due && !this.wantsRegistration()) {
+    if (!this.behind && !due && !this.wantsRegistration() && !this.wantsLeaves()) {
       this.progress = { seq: this.fanoutSeq, at: Date.now() };
       return Promise.resolve();
     }
@@ -325,11 +409,15 @@ export class FanOut {
             ]);
           }
           if (generation !== this.generation) return;
+          if (this.wantsLeaves()) await this.tellLeaves();
+          if (generation !== this.generation) return;
           if (this.wantsRegistration()) {
             await this.registerAtRelays();
             if (!this.behind) continue;
           }
-          if (generation !== this.generation || !this.behind) break;
+          if (generation !== this.generation) return;
+          // A leave queued while the pump awaited a relay is told before it stops.
+          if (!this.behind) { if (this.wantsLeaves()) continue; break; }
           const messages = this.takeUnsent(this.fanoutSeq + 1, FANOUT_BATCH);
           if (messages.length === 0) break;
           await this.deliverRound(messages);

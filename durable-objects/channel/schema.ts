@@ -136,4 +136,16 @@ export const CHANNEL_MIGRATIONS: readonly Migration[] = [
   `,
   INVITES_MIGRATION,
   RETENTION_MIGRATION,
+  `
+  -- Watchers that stopped watching (unwatch, leave, removal, erasure) in a relay tier, to be told
+  -- to their relay shard by the fan-out pump once the rounds up to after_seq went out
+  -- (docs/decisions/017). forget = 1: the user's account is being erased, the relay deletes every
+  -- row naming them. A row goes once its shard confirmed it.
+  CREATE TABLE relay_leaves (
+    user_id    TEXT PRIMARY KEY,
+    epoch      INTEGER NOT NULL,
+    after_seq  INTEGER NOT NULL,
+    forget     INTEGER NOT NULL DEFAULT 0
+  );
+  `,
 ];

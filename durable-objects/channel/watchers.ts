@@ -9,10 +9,21 @@
  * In relay tiers a watcher is delivered through its relay shard once registered there
  * (`at_relay = 1`); until then the channel delivers to it directly, so a watcher is never
  * without a path while its registration is on the way.
+ *
+ * A watcher that stops watching in a relay tier (unwatch, removal, erasure) is queued in
+ * `relay_leaves`, in the same turn, and the pump tells its shard once the rounds sent before the
+ * leave went out (fanout.ts): the relay stops delivering to it and keeps no entry for it.
  */
 import { relayShardOf } from "../../shared/routing.js";
 
 type WatcherRow = { user_id: string; epoch: number; active: number; at_relay: number };
+
+/** A watcher who stopped watching, to be told to its relay shard; `forget`: their account is erased. */
+export interface RelayLeave {
+  user_id: string;
+  epoch: number;
+  forget: boolean;
+}
 
 export class Watchers {
   /** Active watchers the channel delivers to itself (not yet, or never, at a relay). */
@@ -21,6 +32,8 @@ export class Watchers {
   /** Relay shards of the channel (0: direct tier) and, per shard, its active watchers registered there. */
   private shards = 0;
   private perShard: number[] = [];
+  /** The lowest after_seq of the leaves not yet told to relays (undefined: none). */
+  private leavesFrom: number | undefined;
 
   constructor(private readonly sql: SqlStorage) {}
 
@@ -34,6 +47,7 @@ export class Watchers {
       for (const r of this.sql.exec<{ user_id: string }>("SELECT user_id FROM watchers WHERE active = 1 AND at_relay = 1")) this.perShard[relayShardOf(r.user_id, shards)]!++;
     }
     this.activeCount = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM watchers WHERE active = 1").one().n;
+    this.readLeavesFrom();
   }
 
   /** The channel's relay shards (0: direct tier). */
@@ -95,12 +109,16 @@ export class Watchers {
     return true;
   }
 
-  /** Stops watching as of `epoch` (the user went offline, or had no socket); false when stale. */
-  unwatch(userId: string, epoch: number): boolean {
+  /**
+   * Stops watching as of `epoch` (the user went offline, or had no socket); false when stale.
+   * `tellRelay: false` when the relay itself dropped the watcher (it needs no telling).
+   */
+  unwatch(userId: string, epoch: number, tellRelay = true): boolean {
     const row = this.row(userId);
     if (!row || epoch < row.epoch) return false;
     this.sql.exec("UPDATE watchers SET epoch = ?, active = 0, at_relay = 0 WHERE user_id = ?", epoch, userId);
     this.leftRelay(row);
+    if (tellRelay && row.active === 1) this.leave(userId, epoch, false);
     if (row.active === 1) this.activeCount--;
     this.direct.delete(userId);
     return row.active === 1;
@@ -114,7 +132,59 @@ export class Watchers {
     this.leftRelay(row);
     this.activeCount--;
     this.direct.delete(userId);
+    this.leave(userId, row.epoch, false);
     return true;
+  }
+
+  /**
+   * The user's account is erased: their relay shard must forget them entirely (its row and retry
+   * row), whether or not they were watching. Call before the watchers row is deleted.
+   */
+  forget(userId: string): void {
+    const row = this.row(userId);
+    if (row) this.leave(userId, row.epoch, true);
+  }
+
+  /**
+   * Queues telling `userId`'s relay shard that they stopped watching as of `epoch` (relay tiers
+   * only; a registration that was on its way is overtaken too, since the pump tells in order).
+   */
+  private leave(userId: string, epoch: number, forget: boolean): void {
+    if (this.shards === 0) return;
+    const afterSeq = this.sql.exec<{ last_seq: number }>("SELECT last_seq FROM channel WHERE id = 1").toArray()[0]?.last_seq ?? 0;
+    this.sql.exec(
+      `INSERT INTO relay_leaves (user_id, epoch, after_seq, forget) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET epoch = max(epoch, excluded.epoch), after_seq = excluded.after_seq, forget = max(forget, excluded.forget)`,
+      userId, epoch, afterSeq, forget ? 1 : 0,
+    );
+    this.leavesFrom = Math.min(this.leavesFrom ?? afterSeq, afterSeq);
+  }
+
+  /** Some leave queued before the rounds up to `deliveredSeq` went out is still to be told. */
+  hasLeavesDue(deliveredSeq: number): boolean {
+    return this.leavesFrom !== undefined && this.leavesFrom <= deliveredSeq;
+  }
+
+  /** Up to `limit` leaves to tell relays now (queued before the rounds up to `deliveredSeq`). */
+  leavesDue(deliveredSeq: number, limit: number): RelayLeave[] {
+    return this.sql.exec<{ user_id: string; epoch: number; forget: number }>(
+      "SELECT user_id, epoch, forget FROM relay_leaves WHERE after_seq <= ? LIMIT ?", deliveredSeq, limit,
+    ).toArray().map((r) => ({ user_id: r.user_id, epoch: r.epoch, forget: r.forget === 1 }));
+  }
+
+  /** Relays confirmed these leaves; a newer leave of the same user queued meanwhile stays. */
+  leavesTold(leaves: RelayLeave[]): void {
+    for (const l of leaves) this.sql.exec("DELETE FROM relay_leaves WHERE user_id = ? AND epoch = ? AND forget = ?", l.user_id, l.epoch, l.forget ? 1 : 0);
+    this.readLeavesFrom();
+  }
+
+  /** A leave of `userId` is still to be told to their relay shard. */
+  leavePending(userId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM relay_leaves WHERE user_id = ?", userId).toArray().length > 0;
+  }
+
+  private readLeavesFrom(): void {
+    this.leavesFrom = this.sql.exec<{ s: number | null }>("SELECT min(after_seq) AS s FROM relay_leaves").one().s ?? undefined;
   }
 
   /** The watcher's relay shard confirmed it (as of `epoch`): the relay delivers to it from now on. */

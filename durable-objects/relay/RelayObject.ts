@@ -14,6 +14,7 @@ import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { channelStub, userStub } from "../../shared/routing.js";
 import { recordToAnalytics } from "../../shared/analytics.js";
 import { parseId } from "../../shared/ids.js";
+import { count } from "../../shared/metrics.js";
 import { countedSqlFor } from "../counted-sql.js";
 import { Placement, refuseWhenMisplaced } from "../placement.js";
 import { migrate } from "../migrate.js";
@@ -58,11 +59,23 @@ export class RelayObject extends DurableObject<Env> {
     return { ok: true, registered: this.relay.register(watchers), watchers: this.relay.size };
   }
 
-  /** Stops delivering to these watchers (as of their epochs). */
+  /**
+   * Stops delivering to these watchers (as of their epochs): the channel's pump tells each unwatch,
+   * leave or removal here once the rounds before it went out.
+   */
   unregister(channelId: string, shard: number, watchers: RelayWatcher[]): Result<{ watchers: number }> {
     const denied = this.bind(channelId, shard);
     if (denied) return denied;
     for (const w of watchers) this.relay.unregister(w.user_id, w.epoch);
+    count("relay.unregister", watchers.length);
+    return { ok: true, watchers: this.relay.size };
+  }
+
+  /** These users' accounts are erased: every row naming them goes, whatever the epoch. */
+  forget(channelId: string, shard: number, userIds: string[]): Result<{ watchers: number }> {
+    const denied = this.bind(channelId, shard);
+    if (denied) return denied;
+    this.relay.forget(userIds);
     return { ok: true, watchers: this.relay.size };
   }
 

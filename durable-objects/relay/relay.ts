@@ -152,6 +152,23 @@ export class Relay {
     return true;
   }
 
+  /**
+   * Deletes every row naming these users (watcher, retry), whatever the epoch: their account is
+   * erased (docs/decisions/020). Answers how many were known here.
+   */
+  forget(userIds: string[]): number {
+    let known = 0;
+    for (const userId of userIds) {
+      known += this.deps.sql.exec("DELETE FROM watchers WHERE user_id = ?", userId).rowsWritten > 0 ? 1 : 0;
+      this.active.delete(userId);
+      this.rounds.drop(userId);
+      this.stubs.delete(userId);
+    }
+    this.dropped = this.dropped.filter((d) => !userIds.includes(d.user_id));
+    count("relay.forget", known);
+    return known;
+  }
+
   /** One round: due catch-ups first (in order), then the batch to every watcher not catching up. */
   deliver(batch: RelayBatch): Promise<RelayDelivered> {
     return this.serial(async () => {

@@ -41,10 +41,36 @@ class Shard implements RelayEndpoint {
   failing = false;
   gate: Promise<void> | undefined;
   dropNext: RelayWatcher[] = [];
+  /** Every call, in the order received ("register u_w0@1", "unregister u_w0@2", "forget u_w0"). */
+  calls: string[] = [];
+  forgotten: string[] = [];
+  registerGate: Promise<void> | undefined;
   async register(_channelId: string, _shard: number, watchers: RelayWatcher[]) {
+    if (this.registerGate) await this.registerGate;
     if (this.failing) throw new Error("relay unreachable");
-    for (const w of watchers) this.watchers.set(w.user_id, w.epoch);
+    for (const w of watchers) {
+      this.calls.push(`register ${w.user_id}@${w.epoch}`);
+      this.watchers.set(w.user_id, w.epoch);
+    }
     return { ok: true as const, registered: watchers };
+  }
+  async unregister(_channelId: string, _shard: number, watchers: RelayWatcher[]) {
+    if (this.failing) throw new Error("relay unreachable");
+    for (const w of watchers) {
+      this.calls.push(`unregister ${w.user_id}@${w.epoch}`);
+      // The relay's epoch rule: an older leave than the registration changes nothing.
+      if ((this.watchers.get(w.user_id) ?? Infinity) <= w.epoch) this.watchers.delete(w.user_id);
+    }
+    return { ok: true as const };
+  }
+  async forget(_channelId: string, _shard: number, userIds: string[]) {
+    if (this.failing) throw new Error("relay unreachable");
+    for (const id of userIds) {
+      this.calls.push(`forget ${id}`);
+      this.watchers.delete(id);
+      this.forgotten.push(id);
+    }
+    return { ok: true as const };
   }
   async deliver(batch: RelayBatch) {
     if (this.gate) await this.gate;
@@ -260,6 +286,105 @@ describe("FanOut in a relay tier", () => {
       // A newer watch (reconnect) comes back through the direct path, then its shard.
       watchers.watch("u_w0", 3, true);
       expect(watchers.directTargets().has("u_w0")).toBe(true);
+    });
+  });
+
+  it("tells a watcher's shard when it stops watching, once the rounds before went out; a drop the relay reported is not told back", async () => {
+    await inFreshChannel(async (sql) => {
+      const { fanout, watchers, shards, send } = setup(sql);
+      for (const id of USERS) watchers.watch(id, 1, true);
+      send("m0");
+      await fanout.run(); // registered at their shards
+      const n = relayShardOf("u_w0", SHARDS);
+      const shard = shards[n]!;
+      expect(shard.watchers.get("u_w0")).toBe(1);
+      const others = USERS.filter((id) => id !== "u_w0" && relayShardOf(id, SHARDS) === n);
+
+      // A post, then the leave, in the same turn: the shard gets the round first, then the leave.
+      send("m1");
+      expect(watchers.unwatch("u_w0", 2)).toBe(true);
+      const seen = memoryRecorder();
+      const restore = recordMetricsWith(seen);
+      try {
+        await fanout.run();
+      } finally {
+        restore();
+      }
+      expect(shard.seqs()).toEqual([1, 2]);
+      expect(shard.calls.filter((c) => c.startsWith("unregister"))).toEqual(["unregister u_w0@2"]);
+      expect(shard.watchers.has("u_w0")).toBe(false);
+      expect(seen.total("fanout.relay_leave_rpc")).toBe(1);
+      expect(sql.exec("SELECT count(*) AS n FROM relay_leaves").one().n).toBe(0);
+      // Its shard still holds the others, and the channel still calls it.
+      for (const id of others) expect(shard.watchers.has(id)).toBe(true);
+      expect(watchers.atShard(n)).toBe(others.length);
+
+      // A watcher the relay itself dropped is unwatched here without a call back.
+      const m = relayShardOf("u_w1", SHARDS);
+      shards[m]!.dropNext = [{ user_id: "u_w1", epoch: 5 }];
+      send("m2");
+      await fanout.run();
+      send("m3");
+      await fanout.run();
+      expect(watchers.isActive("u_w1")).toBe(false);
+      expect(shards[m]!.calls.filter((c) => c.startsWith("unregister"))).toEqual([]);
+      expect(watchers.hasLeavesDue(Infinity)).toBe(false);
+    });
+  });
+
+  it("tells a leave after a registration that was on its way, and keeps it queued across a failed relay and a restart", async () => {
+    await inFreshChannel(async (sql) => {
+      const first = setup(sql);
+      const n = relayShardOf("u_w2", SHARDS);
+      let open!: () => void;
+      first.shards[n]!.registerGate = new Promise((r) => { open = r; });
+      first.watchers.watch("u_w2", 1, true);
+      const pump = first.fanout.run(); // the registration waits at the shard ...
+      await new Promise((r) => setTimeout(r, 10));
+      first.watchers.unwatch("u_w2", 2); // ... while the user goes offline
+      first.shards[n]!.registerGate = undefined;
+      open();
+      await pump;
+      expect(first.shards[n]!.calls).toEqual(["register u_w2@1", "unregister u_w2@2"]);
+      expect(first.shards[n]!.watchers.has("u_w2")).toBe(false);
+
+      // Back online, registered, then removed from the channel while its shard is unreachable.
+      first.watchers.watch("u_w2", 3, true);
+      first.due(); // the registration that moved no one waits a retry interval
+      await first.fanout.run();
+      expect(first.shards[n]!.watchers.get("u_w2")).toBe(3);
+      first.shards[n]!.failing = true;
+      expect(first.watchers.remove("u_w2")).toBe(true);
+      await first.fanout.run();
+      expect(sql.exec<{ user_id: string; epoch: number }>("SELECT user_id, epoch FROM relay_leaves").toArray()).toEqual([{ user_id: "u_w2", epoch: 3 }]);
+      expect(first.fanout.nextDue()).toBeDefined();
+
+      // The channel restarts; the queued leave is told once its shard answers again.
+      const after = setup(sql, { restart: true });
+      after.shards[n]!.watchers.set("u_w2", 3);
+      after.due();
+      await after.fanout.run();
+      expect(after.shards[n]!.calls).toEqual(["unregister u_w2@3"]);
+      expect(after.shards[n]!.watchers.has("u_w2")).toBe(false);
+      expect(after.watchers.hasLeavesDue(Infinity)).toBe(false);
+    });
+  });
+
+  it("has an erased user forgotten by their shard, watching or not", async () => {
+    await inFreshChannel(async (sql) => {
+      const { fanout, watchers, shards, send } = setup(sql);
+      watchers.watch("u_w3", 1, true);
+      send("m0");
+      await fanout.run();
+      const n = relayShardOf("u_w3", SHARDS);
+      expect(shards[n]!.watchers.get("u_w3")).toBe(1);
+      watchers.remove("u_w3");
+      watchers.forget("u_w3");
+      expect(await fanout.leaveTold("u_w3", 5_000)).toBe(true);
+      expect(shards[n]!.calls.at(-1)).toBe("forget u_w3");
+      expect(shards[n]!.forgotten).toEqual(["u_w3"]);
+      expect(shards[n]!.watchers.has("u_w3")).toBe(false);
+      expect(watchers.leavePending("u_w3")).toBe(false);
     });
   });
 });

@@ -2,14 +2,17 @@
  * The relay tier with the real objects (ChannelObject, RelayObject, UserObject) and real sockets:
  * a group that grows past the threshold moves its connected watchers to relay shards from its own
  * table, and every device keeps getting every post once, in order, across the move and across a
- * relay that restarts.
+ * relay that restarts. Watchers that stop watching (a subscriber who leaves, a device that
+ * disconnects, an erased account) are told to their relay shard, which then holds no active entry
+ * (or, after an erasure, no row at all) for them.
  */
 import { env, runInDurableObject } from "cloudflare:test";
+import { api } from "../../workers/api/app.js";
 import { describe, expect, it } from "vitest";
 import { pb } from "../../protocol/codec.js";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
 import { channelStub, relayShardOf, relayStub } from "../../shared/routing.js";
-import { call, createGroup, register } from "../helpers/api.js";
+import { call, createDm, createGroup, register, waitListed, type TestUser } from "../helpers/api.js";
 import { onlineDevice, type TestDevice } from "../helpers/socket.js";
 
 const T = pb.FrameType;
@@ -92,4 +95,74 @@ describe("relay tier", () => {
     expect(await textsUntil(c, "four")).toEqual(["four"]);
     a.close(); b.close(); c.close();
   }, 120_000);
+});
+
+const BROADCAST_SHARDS = 64;
+
+/** `userId`'s row at its relay shard of the broadcast channel `channelId` (undefined: none). */
+async function relayRow(channelId: string, userId: string): Promise<{ active: number } | undefined> {
+  return runInDurableObject(relayStub(env, channelId, relayShardOf(userId, BROADCAST_SHARDS)), (_o, state) =>
+    state.storage.sql.exec<{ active: number }>("SELECT active FROM watchers WHERE user_id = ?", userId).toArray()[0]);
+}
+
+async function eventually<T>(what: string, read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (done(v)) return v;
+    if (Date.now() > deadline) throw new Error(`${what} not within ${timeoutMs} ms; last: ${JSON.stringify(v)}`);
+    await sleep(50);
+  }
+}
+
+const hasText = (d: TestDevice, text: string) => d.frames.some((f) => f.type === T.DELIVER && (f.deliver?.messages ?? []).some((m) => m.content?.text?.text === text));
+
+describe("relay tier: leaves reach the relay shards", () => {
+  it("a subscriber who leaves, a device that goes offline and an erased account are no longer held by their shard", async () => {
+    const [alice, bob, carol, dave] = await Promise.all([register("alice"), register("bob"), register("carol"), register("dave")]);
+    const created = await call<{ channel: { channel_id: string } }>("POST", "/v1/channels", { token: alice.access_token, body: { type: "broadcast", name: "News" } });
+    expect(created.status).toBe(201);
+    const id = created.body.channel.channel_id;
+    expect(await relayShardsOf(id)).toBe(BROADCAST_SHARDS);
+    const subscribers: TestUser[] = [bob, carol, dave];
+    expect((await call("POST", `/v1/channels/${id}/members/bulk`, { token: alice.access_token, body: { user_ids: subscribers.map((u) => u.user_id) } })).status).toBe(200);
+    await Promise.all(subscribers.map((u) => waitListed(u, id)));
+    const dm = await createDm(alice, bob);
+    const a = await onlineDevice(alice.access_token, "a");
+    const [b, c, d] = await Promise.all([onlineDevice(bob.access_token, "b"), onlineDevice(carol.access_token, "c"), onlineDevice(dave.access_token, "d")]);
+    await allAtRelay(id, [alice.user_id, bob.user_id, carol.user_id, dave.user_id]);
+    for (const u of subscribers) expect(await relayRow(id, u.user_id)).toEqual({ active: 1 });
+
+    // bob leaves: his shard is told, and stops delivering to him.
+    expect((await call("DELETE", `/v1/channels/${id}/members/${bob.user_id}`, { token: bob.access_token })).status).toBe(200);
+    await eventually("bob's shard told of his leave", () => relayRow(id, bob.user_id), (r) => r?.active === 0);
+    // Two posts: the second reaches dave only after the first's round reached every shard (rounds
+    // go one at a time), then a DM to bob is written to his socket after anything that round
+    // wrote there. So the DM arriving first proves the post never came.
+    expect((await a.sendText(id, "after bob left")).type).toBe(T.SEND_ACK);
+    expect((await a.sendText(id, "and another")).type).toBe(T.SEND_ACK);
+    await d.take((f) => f.type === T.DELIVER && (f.deliver?.messages ?? []).some((m) => m.content?.text?.text === "and another"), 20_000);
+    expect((await a.sendText(dm, "marker for bob")).type).toBe(T.SEND_ACK);
+    await b.take((f) => f.type === T.DELIVER && (f.deliver?.messages ?? []).some((m) => m.content?.text?.text === "marker for bob"), 20_000);
+    expect(hasText(b, "after bob left") || hasText(b, "and another")).toBe(false);
+
+    // carol's only device disconnects: after the offline grace her UserObject unwatches, and the
+    // channel tells her shard.
+    c.close();
+    await eventually("carol's shard told she went offline", () => relayRow(id, carol.user_id), (r) => r?.active === 0);
+
+    // dave deletes his account: once the job is done his shard has no row naming him.
+    expect((await call("DELETE", "/v1/me", { token: dave.access_token, body: { password: "correct horse battery" } })).status).toBe(202);
+    const ADMIN = "relay-test-admin-token-0123456789abcdef";
+    await eventually("dave's erasure", async () => {
+      const res = await api.request(`/v1/admin/erasures/${dave.user_id}`, { headers: { Authorization: `Bearer ${ADMIN}` } }, { ...env, ADMIN_TOKEN: ADMIN });
+      return (await res.json()) as { finished?: boolean };
+    }, (p) => p.finished === true, 90_000);
+    expect(await relayRow(id, dave.user_id)).toBeUndefined();
+    const queued = await runInDurableObject(channelStub(env, id), (_o, state) => state.storage.sql.exec("SELECT user_id FROM relay_leaves").toArray());
+    expect(queued).toEqual([]);
+    // Still delivering to those who watch: alice's own device.
+    expect((await a.sendText(id, "still here")).type).toBe(T.SEND_ACK);
+    a.close(); b.close(); d.close();
+  }, 180_000);
 });
