@@ -439,9 +439,19 @@ export class EdgechatClient {
       state.last_seq = message.seq;
       state.last_activity_hlc = message.hlc || state.last_activity_hlc;
       state.last_activity_at = message.server_ts || state.last_activity_at;
-      // As the server counts: messages from others, not system notices ("alice added bob").
-      const counts = message.sender_user_id !== this.hello?.user_id && !message.content.system;
-      if (counts && message.seq > state.last_read_seq) state.unread_count += 1;
+      // As the server counts (user/channel-list.ts foldMessages): writing means having read up to
+      // there, on every device of the writer (the channel moves their cursor); messages from
+      // others count, system notices ("alice added bob") do not. Messages come here in seq
+      // order, so nothing after this one is counted yet.
+      const mine = message.sender_user_id === this.hello?.user_id;
+      if (mine && !message.content.system) {
+        state.last_read_seq = Math.max(state.last_read_seq, message.seq);
+        state.unread_count = 0;
+      } else if (!mine && !message.content.system && message.seq > state.last_read_seq) {
+        state.unread_count += 1;
+      }
+      // A broadcast channel counts every seq after the cursor (decision 018).
+      if (state.type === "broadcast") state.unread_count = Math.max(0, state.last_seq - state.last_read_seq);
     }
     this.events.emit("message", message);
   }

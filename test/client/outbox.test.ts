@@ -336,3 +336,31 @@ async function connectReadyAgain(h: ReturnType<typeof harness>): Promise<FakeSoc
   s.receive({ type: T.RESUMED, resumed: { channels: [channelState("c1", 0)] } });
   return s;
 }
+
+describe("unread counts around one's own messages (as the server counts them)", () => {
+  it("a send acked here, or one from another device of mine, reads up to it: unread 0, cursor at it; others' later messages count", async () => {
+    const h = harness();
+    const s = await connectReady(h, [channelState("c1", 2, { unread_count: 2, last_read_seq: 0 })], [message("c1", 1), message("c1", 2)]);
+    expect(h.client.channelStates()[0]).toMatchObject({ last_seq: 2, last_read_seq: 0, unread_count: 2 });
+    // Answering without reading first: the channel moved my cursor to my message.
+    const pending = h.client.send("c1", "answer");
+    s.receive(ackFor(s, 0, 3));
+    await pending;
+    expect(h.client.channelStates()[0]).toMatchObject({ last_seq: 3, last_read_seq: 3, unread_count: 0 });
+    s.receive({ type: T.DELIVER, deliver: { messages: [message("c1", 4)] } });
+    expect(h.client.channelStates()[0]).toMatchObject({ last_seq: 4, last_read_seq: 3, unread_count: 1 });
+    // My other device wrote: delivered here like anyone's message, it reads up to it too.
+    s.receive({ type: T.DELIVER, deliver: { messages: [message("c1", 5, { sender_user_id: ME, sender_device_id: "my-laptop" })] } });
+    expect(h.client.channelStates()[0]).toMatchObject({ last_seq: 5, last_read_seq: 5, unread_count: 0 });
+    // A notice does not count, nor move the cursor.
+    s.receive({ type: T.DELIVER, deliver: { messages: [message("c1", 6, { content: { system: { event: "renamed", actor_user_id: "u_x", target_user_ids: [] } } })] } });
+    expect(h.client.channelStates()[0]).toMatchObject({ last_seq: 6, last_read_seq: 5, unread_count: 0 });
+  });
+
+  it("in a broadcast channel counts every seq after the cursor, as the server does", async () => {
+    const h = harness();
+    const s = await connectReady(h, [channelState("b1", 1, { type: "broadcast", unread_count: 1, last_read_seq: 0 })], [message("b1", 1)]);
+    s.receive({ type: T.DELIVER, deliver: { messages: [message("b1", 2, { content: { system: { event: "renamed", actor_user_id: "u_x", target_user_ids: [] } } }), message("b1", 3)] } });
+    expect(h.client.channelStates()[0]).toMatchObject({ last_seq: 3, last_read_seq: 0, unread_count: 3 });
+  });
+});
