@@ -685,6 +685,7 @@ export class UserObject extends DurableObject<Env> {
   private awaitAcks(batch: DeliveryBatch): void {
     const me = this.profile?.user_id;
     if (!me || !this.ackDeadlines.enabled || openSockets(this.ctx).length === 0 || !this.pushSubscriptions.any()) return;
+    if (batch.channel.type === "broadcast") return; // never pushed (decision 018)
     if (this.channels.row(batch.channel.channel_id)?.left !== 0) return;
     const wake = this.ackDeadlines.delivered(missedMessages(batch, me, this.getSettings().push_previews !== false));
     if (wake !== undefined) this.wakeAt(wake);

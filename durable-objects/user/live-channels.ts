@@ -13,6 +13,10 @@
  *   (durable before the reply leaves, by the output gate) and answers `{live: false}`; the channel
  *   then drops the watcher. A delivery that fails or times out leaves the watcher in place (the
  *   channel retries it).
+ * - Offline with a push subscription, the user stays a watcher of DMs and groups (their messages
+ *   go to push), never of broadcast channels: a post there reaches online subscribers only, and
+ *   subscribers read what they missed when they open the channel (decision 018). So an offline
+ *   subscriber costs a broadcast post nothing, push or not.
  * - Every watch and unwatch carries the user's epoch, bumped durably on each live/offline
  *   transition, so a late call never overrides a newer one, and watches and unwatches run one
  *   pass at a time (`reconcile`), never overlapping for one channel.
@@ -141,9 +145,14 @@ export class LiveChannels {
     return this.host.openSockets() > 0;
   }
 
-  /** Whether the user should be a watcher: a device connected, or push to send. */
+  /** Whether the user should watch anything: a device connected, or push to send. */
   private wantsDeliveries(): boolean {
     return this.isLive() || this.host.pushWanted();
+  }
+
+  /** Whether the user should watch this channel: a device connected, or push to send and not a broadcast channel. */
+  private wants(row: Pick<ChannelRow, "type">): boolean {
+    return this.isLive() || (this.host.pushWanted() && row.type !== "broadcast");
   }
 
   /* ------------------------------------ deliveries ------------------------------------ */
@@ -155,7 +164,7 @@ export class LiveChannels {
   deliver(batch: DeliveryBatch): DeliveryOutcome {
     const channelId = batch.channel.channel_id;
     this.host.pushRead(batch);
-    if (!this.isLive() && this.host.pushWanted()) {
+    if (!this.isLive() && this.wants(batch.channel)) {
       // Offline with push: the row stays current and the messages go to push; the watcher stays.
       const waiting = this.syncing.get(channelId);
       if (waiting) waiting.push(batch);
@@ -297,7 +306,7 @@ export class LiveChannels {
     if (this.list.flushDue() !== undefined && this.list.flushDue()! <= now) this.list.flush();
     const offlineDue = !this.isLive() && this.state.offline_at !== 0 && this.state.offline_at + this.host.graceMs <= now;
     const retriesDue = [...this.retryAt.values()].some((r) => r.at <= now);
-    const unsynced = this.wantsDeliveries() && this.list.current().some((r) => r.subscribed === 0);
+    const unsynced = this.list.current().some((r) => r.subscribed === 0 && this.wants(r));
     if (offlineDue || retriesDue || unsynced || this.needsSync.size > 0) this.kick();
   }
 
@@ -306,7 +315,7 @@ export class LiveChannels {
     const times: number[] = [];
     const flush = this.list.flushDue();
     if (flush !== undefined) times.push(flush);
-    if (!this.wantsDeliveries() && this.state.offline_at !== 0 && this.list.current().some((r) => r.subscribed === 1)) times.push(this.state.offline_at + this.host.graceMs);
+    if (!this.isLive() && this.state.offline_at !== 0 && this.list.current().some((r) => r.subscribed === 1 && !this.wants(r))) times.push(this.state.offline_at + this.host.graceMs);
     for (const r of this.retryAt.values()) times.push(r.at);
     return times.length > 0 ? Math.min(...times) : undefined;
   }
@@ -316,15 +325,15 @@ export class LiveChannels {
     const now = Date.now();
     if (this.wantsDeliveries()) {
       const rows = this.list.current().filter((r) => {
+        if (!this.wants(r)) return false;
         if (r.subscribed === 1 && !this.needsSync.has(r.channel_id)) return false;
         const retry = this.retryAt.get(r.channel_id);
         return !retry || retry.at <= now;
       });
       await eachLimited(rows, WATCH_CONCURRENCY, (r) => this.sync(r.channel_id, epoch, true));
-      return;
     }
-    if (this.state.offline_at === 0 || this.state.offline_at + this.host.graceMs > now) return;
-    const rows = this.list.all().filter((r) => r.subscribed === 1);
+    if (this.isLive() || this.state.offline_at === 0 || this.state.offline_at + this.host.graceMs > now) return;
+    const rows = this.list.all().filter((r) => r.subscribed === 1 && !this.wants(r));
     await eachLimited(rows, WATCH_CONCURRENCY, (r) => this.unwatchOne(r.channel_id, epoch));
     if (rows.length > 0) this.list.flush();
   }
@@ -346,7 +355,7 @@ export class LiveChannels {
         const wasLeft = row.left;
         const knownSeq = row.last_seq;
         applySnapshot(row, r.state);
-        if (register && epoch === this.state.epoch && this.wantsDeliveries()) row.subscribed = 1;
+        if (register && epoch === this.state.epoch && this.wants(row)) row.subscribed = 1;
         this.list.put(row);
         this.needsSync.delete(channelId);
         this.retryAt.delete(channelId);
