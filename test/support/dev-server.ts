@@ -37,6 +37,11 @@ export interface DevServerOptions {
   startTimeoutMs?: number;
   /** Print wrangler's output (debugging). */
   verbose?: boolean;
+  /**
+   * Runs on the state directory after the migrations are in place and before wrangler starts
+   * (seeding local D1 directly, e.g. test/support/seed-accounts.ts).
+   */
+  beforeStart?: (stateDir: string) => void;
 }
 
 export interface DevServer {
@@ -78,6 +83,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   // accounts database (and a write-ahead log that does not belong to the database beside it).
   const restarting = existsSync(join(stateDir, "v3", "d1"));
   if ((opts.migrate ?? true) && !restarting) cpSync(migratedState(config, env), stateDir, { recursive: true });
+  opts.beforeStart?.(stateDir);
   const vars = {
     JWT_SECRET: "edgechat-e2e-secret-0123456789abcdef0123456789",
     JURISDICTIONS: "simulated",
