@@ -11,7 +11,7 @@ import type { PushJob } from "../../queues/push-jobs.js";
 import { retryDelaySeconds } from "../../queues/push-consumer.js";
 import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
 import { collapseKey } from "../../queues/providers/outcome.js";
-import type { PushRecord } from "../support/fake-push.js";
+import { pushesTo } from "../support/push-records.js";
 import { call, register, type TestUser } from "../helpers/api.js";
 
 const fakeUrl = inject("fakePushUrl");
@@ -28,7 +28,6 @@ async function fake<T>(path: string, body?: unknown): Promise<T> {
   const res = await fetch(`${fakeUrl}${path}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
   return (res.status === 204 ? undefined : await res.json()) as T;
 }
-const records = (target: string) => fake<PushRecord[]>("/__records").then((all) => all.filter((r) => r.target === target));
 const script = (target: string, statuses: number[]) => fake("/__script", { target, statuses });
 const webPushSub = (name: string) => fake<PushSubscriptionInput>("/__subscribe", { name });
 const fcmSub = (): PushSubscriptionInput => ({ type: "fcm", token: unique("fcmtoken") });
@@ -69,7 +68,7 @@ describe("push consumer", () => {
     const result = await run("edgechat-push", [job("u_x", "phone", sub)]);
     expect(result.explicitAcks).toEqual(["m0"]);
     expect(result.retryMessages).toEqual([]);
-    const [r] = await records(targetOf(sub));
+    const [r] = await pushesTo(fakeUrl, targetOf(sub));
     expect(r).toMatchObject({ provider: "webpush", status: 201, payload: message(), collapseKey: await collapseKey("c_test") });
     expect(r!.error).toBeUndefined();
     expect(r!.collapseKey).toMatch(/^[A-Za-z0-9_-]{32}$/);
@@ -89,7 +88,7 @@ describe("push consumer", () => {
     expect(retryDelaySeconds(20, 5)).toBe(600);
     const second = await run("edgechat-push", [job("u_x", "d1", a, { v: 1, type: "clear", channel_id: "c_test", read_seq: 7 })], 2);
     expect(second.explicitAcks).toEqual(["m0"]);
-    expect((await records(targetOf(a))).map((r) => r.status)).toEqual([500, 201]);
+    expect((await pushesTo(fakeUrl, targetOf(a))).map((r) => r.status)).toEqual([500, 201]);
   });
 
   it("404/410: the subscription is removed from the user's device (and only that very subscription)", async () => {
@@ -115,7 +114,7 @@ describe("push consumer", () => {
     await script(targetOf(sub), [500]);
     expect((await run("edgechat-push", [job(user, "phone", sub)])).retryMessages).toEqual([{ msgId: "m0" }]);
     expect((await run("edgechat-push", [job(user, "phone", sub)], 2)).explicitAcks).toEqual(["m0"]);
-    const rs = await records(targetOf(sub));
+    const rs = await pushesTo(fakeUrl, targetOf(sub));
     expect(rs.map((r) => r.status)).toEqual([500, 200]);
     expect(rs[1]).toMatchObject({ provider: "fcm", collapseKey: await collapseKey("c_test"), payload: { type: "message", seq: 7, count: 3, preview: "see you at 10" } });
     await script(targetOf(sub), [404]);
@@ -130,7 +129,7 @@ describe("push consumer", () => {
     await script(targetOf(sub), [500]);
     expect((await run("edgechat-push", [job(user, "phone", sub)])).retryMessages).toHaveLength(1);
     expect((await run("edgechat-push", [job(user, "phone", sub, { v: 1, type: "clear", channel_id: "c_test", read_seq: 9 })], 2)).explicitAcks).toEqual(["m0"]);
-    const rs = await records(targetOf(sub));
+    const rs = await pushesTo(fakeUrl, targetOf(sub));
     expect(rs.map((r) => [r.status, r.headers["apns-push-type"]])).toEqual([[500, "alert"], [200, "background"]]);
     expect(rs[1]).toMatchObject({ collapseKey: await collapseKey("c_test"), payload: { type: "clear", read_seq: 9 } });
     expect(rs[1]!.headers["apns-topic"]).toBe("dev.edgechat.app");
@@ -146,7 +145,7 @@ describe("push consumer", () => {
     const sub = await webPushSub(unique("wp"));
     const result = await run("edgechat-push", [job("u_x", "phone", sub, message(), Date.now() - 3601_000), { hello: "world" }, "text"]);
     expect(result.explicitAcks.sort()).toEqual(["m0", "m1", "m2"]);
-    expect(await records(targetOf(sub))).toEqual([]);
+    expect(await pushesTo(fakeUrl, targetOf(sub))).toEqual([]);
   });
 
   it("a retried message push the user has read meanwhile is not sent (no stale notification)", async () => {
@@ -157,7 +156,7 @@ describe("push consumer", () => {
     const channel = created.body.channel.channel_id;
     expect((await call("POST", `/v1/channels/${channel}/read`, { token: user.access_token, body: { up_to_seq: 1 } })).status).toBe(200);
     expect((await run("edgechat-push", [job(user, "phone", sub, message(channel, 1))], 3)).explicitAcks).toEqual(["m0"]);
-    expect(await records(targetOf(sub))).toEqual([]);
+    expect(await pushesTo(fakeUrl, targetOf(sub))).toEqual([]);
   });
 
   it("dead letters: counted on the device, logged, never sent", async () => {
@@ -169,6 +168,6 @@ describe("push consumer", () => {
     expect(result.explicitAcks.sort()).toEqual(["m0", "m1", "m2"]);
     expect(metrics.total("push.dead_letter", { provider: "webpush" })).toBe(2);
     expect(await devicePush(user)).toEqual({ type: "webpush", failures: 2 });
-    expect(await records(targetOf(sub))).toEqual([]);
+    expect(await pushesTo(fakeUrl, targetOf(sub))).toEqual([]);
   });
 });

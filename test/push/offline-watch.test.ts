@@ -10,8 +10,8 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
 import { channelStub, userStub } from "../../shared/routing.js";
-import type { PushRecord } from "../support/fake-push.js";
 import { call, createGroup, register, waitListed } from "../helpers/api.js";
+import { pushesTo, until } from "../support/push-records.js";
 import { onlineDevice } from "../helpers/socket.js";
 import { pb } from "../../protocol/codec.js";
 
@@ -27,19 +27,6 @@ async function subscribed(userId: string, channelId: string): Promise<number | u
     state.storage.sql.exec<{ subscribed: number }>("SELECT subscribed FROM channels WHERE channel_id = ?", channelId).toArray()[0]?.subscribed);
 }
 
-async function pushesTo(name: string): Promise<PushRecord[]> {
-  const all = (await (await fetch(`${fakeUrl}/__records`)).json()) as PushRecord[];
-  return all.filter((r) => r.target === name);
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe("push keeps an offline user watching", () => {
   it("watches with a subscription and no device, and stops after the subscription is removed", async () => {
     const alice = await register("alice"), bob = await register("bob"), carol = await register("carol");
@@ -50,7 +37,7 @@ describe("push keeps an offline user watching", () => {
     const b = await onlineDevice(bob.access_token, "b");
 
     // alice (push, no device) becomes a watcher from the notice that added her; carol (neither) does not.
-    await until("alice watching", async () => (await watching(channel, alice.user_id)) === 1);
+    await until("alice watching", async () => (await watching(channel, alice.user_id)) === 1, 20_000, 50);
     expect((await b.sendText(channel, "first")).type).toBe(pb.FrameType.SEND_ACK);
     expect(await watching(channel, carol.user_id)).toBeUndefined();
     expect(await watching(channel, alice.user_id)).toBe(1);
@@ -58,7 +45,7 @@ describe("push keeps an offline user watching", () => {
     // The subscription goes: the next delivery finds no socket and no push, and the watcher is dropped.
     expect((await call("PATCH", "/v1/devices/phone", { token: alice.access_token, body: { push: null } })).status).toBe(200);
     expect((await b.sendText(channel, "second")).type).toBe(pb.FrameType.SEND_ACK);
-    await until("alice dropped", async () => (await watching(channel, alice.user_id)) === 0);
+    await until("alice dropped", async () => (await watching(channel, alice.user_id)) === 0, 20_000, 50);
     const row = await runInDurableObject(userStub(env, alice.user_id), (_o, state) =>
       state.storage.sql.exec<{ subscribed: number }>("SELECT subscribed FROM channels WHERE channel_id = ?", channel).one());
     expect(row.subscribed).toBe(0);
@@ -76,15 +63,15 @@ describe("push keeps an offline user watching", () => {
     const news = created.body.channel.channel_id;
     expect((await call("POST", `/v1/channels/${news}/members/bulk`, { token: bob.access_token, body: { user_ids: [alice.user_id] } })).status).toBe(200);
     await waitListed(alice, news);
-    await until("alice watching the group", async () => (await watching(group, alice.user_id)) === 1);
+    await until("alice watching the group", async () => (await watching(group, alice.user_id)) === 1, 20_000, 50);
 
     // Online, she watches the broadcast channel too; after her device goes and the grace passes,
     // she watches the group still (push) and the broadcast channel no more.
     const phone = await onlineDevice(alice.access_token, "phone");
-    await until("alice's broadcast row watched", async () => (await subscribed(alice.user_id, news)) === 1);
+    await until("alice's broadcast row watched", async () => (await subscribed(alice.user_id, news)) === 1, 20_000, 50);
     phone.close();
     await phone.waitClosed();
-    await until("alice's broadcast row unwatched", async () => (await subscribed(alice.user_id, news)) === 0);
+    await until("alice's broadcast row unwatched", async () => (await subscribed(alice.user_id, news)) === 0, 20_000, 50);
     expect(await subscribed(alice.user_id, group)).toBe(1);
 
     // A broadcast post, then a group post: the group's push is the marker that the broadcast post
@@ -92,8 +79,8 @@ describe("push keeps an offline user watching", () => {
     const b = await onlineDevice(bob.access_token, "b");
     expect((await b.sendText(news, "Version 2 is out")).type).toBe(pb.FrameType.SEND_ACK);
     expect((await b.sendText(group, "lunch?")).type).toBe(pb.FrameType.SEND_ACK);
-    await until("the group's push", async () => (await pushesTo(name)).some((r) => r.payload?.channel_id === group));
-    expect((await pushesTo(name)).filter((r) => r.payload?.channel_id === news)).toEqual([]);
+    await until("the group's push", async () => (await pushesTo(fakeUrl, name)).some((r) => r.payload?.channel_id === group), 20_000, 50);
+    expect((await pushesTo(fakeUrl, name)).filter((r) => r.payload?.channel_id === news)).toEqual([]);
     const windows = await runInDurableObject(userStub(env, alice.user_id), (_o, state) =>
       state.storage.sql.exec("SELECT channel_id FROM push_windows WHERE channel_id = ?", news).toArray());
     expect(windows).toEqual([]);

@@ -5,27 +5,12 @@
  */
 import { describe, expect, inject, it } from "vitest";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
-import type { PushRecord } from "../support/fake-push.js";
+import { pushesTo, until } from "../support/push-records.js";
 import { call, createDm, createGroup, register } from "../helpers/api.js";
 import { onlineDevice } from "../helpers/socket.js";
 import { pb } from "../../protocol/codec.js";
 
 const fakeUrl = inject("fakePushUrl");
-
-async function pushesTo(name: string): Promise<PushRecord[]> {
-  const all = (await (await fetch(`${fakeUrl}/__records`)).json()) as PushRecord[];
-  return all.filter((r) => r.target === name);
-}
-
-async function until<T>(what: string, get: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("offline push (delivery path → queue → provider)", () => {
   it("pushes to a user with no connected device, not to one with a device online, and clears on read", async () => {
@@ -39,7 +24,7 @@ describe("offline push (delivery path → queue → provider)", () => {
 
     // Offline: the first message is pushed at once, with sender and preview.
     await b.sendText(dm1, "are you there?");
-    const first = await until("the first push", async () => (await pushesTo(name)).find((r) => r.payload?.channel_id === dm1));
+    const first = await until("the first push", async () => (await pushesTo(fakeUrl, name)).find((r) => r.payload?.channel_id === dm1));
     expect(first).toMatchObject({ status: 201, payload: { type: "message", channel_type: "dm", count: 1, preview: "are you there?", sender_user_id: bob.user_id, sender_name: bob.display_name } });
 
     // Online: a message that reached a connected device is not pushed.
@@ -50,13 +35,13 @@ describe("offline push (delivery path → queue → provider)", () => {
     await laptop.waitClosed();
     // Offline again: the marker that everything before it was decided.
     await b.sendText(side, "gone again?");
-    const marker = await until("the marker push", async () => (await pushesTo(name)).find((r) => r.payload?.preview === "gone again?"));
+    const marker = await until("the marker push", async () => (await pushesTo(fakeUrl, name)).find((r) => r.payload?.preview === "gone again?"));
     expect(marker.payload).toMatchObject({ channel_id: side, count: 1 });
-    expect((await pushesTo(name)).filter((r) => r.payload?.preview === "while you are here")).toEqual([]);
+    expect((await pushesTo(fakeUrl, name)).filter((r) => r.payload?.preview === "while you are here")).toEqual([]);
 
     // Reading the DM (REST, any device) takes the standing notification down.
     expect((await call("POST", `/v1/channels/${dm1}/read`, { token: alice.access_token, body: { up_to_seq: 100 } })).status).toBe(200);
-    const clear = await until("the clear", async () => (await pushesTo(name)).find((r) => r.payload?.type === "clear"));
+    const clear = await until("the clear", async () => (await pushesTo(fakeUrl, name)).find((r) => r.payload?.type === "clear"));
     expect(clear.payload).toMatchObject({ type: "clear", channel_id: dm1 });
     expect(clear.collapseKey).toBe(first.collapseKey);
     b.close();

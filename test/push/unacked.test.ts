@@ -5,27 +5,12 @@
  */
 import { describe, expect, inject, it } from "vitest";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
-import type { PushRecord } from "../support/fake-push.js";
+import { pushesTo, until } from "../support/push-records.js";
 import { call, createDm, createGroup, register } from "../helpers/api.js";
 import { onlineDevice } from "../helpers/socket.js";
 import { pb } from "../../protocol/codec.js";
 
 const fakeUrl = inject("fakePushUrl");
-
-async function pushesTo(name: string): Promise<PushRecord[]> {
-  const all = (await (await fetch(`${fakeUrl}/__records`)).json()) as PushRecord[];
-  return all.filter((r) => r.target === name);
-}
-
-async function until<T>(what: string, get: () => Promise<T | undefined>, timeoutMs = 40_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe("push for unacked deliveries", () => {
   it("a connected device that does not ack in time gets one push; one that acks gets none", async () => {
@@ -46,10 +31,10 @@ describe("push for unacked deliveries", () => {
     await b.sendText(dm, "are you asleep?");
     await laptop.next(pb.FrameType.DELIVER, 10_000);
 
-    const pushed = await until("the unacked push", async () => (await pushesTo(name)).find((r) => r.payload?.channel_id === dm));
+    const pushed = await until("the unacked push", async () => (await pushesTo(fakeUrl, name)).find((r) => r.payload?.channel_id === dm), 40_000, 200);
     expect(pushed).toMatchObject({ status: 201, payload: { type: "message", channel_type: "dm", count: 1, preview: "are you asleep?" } });
     // The acked message's deadline came first: had it been pushed, it would be here by now.
-    const all = await pushesTo(name);
+    const all = await pushesTo(fakeUrl, name);
     expect(all.filter((r) => r.payload?.channel_id === acked)).toEqual([]);
     expect(all.filter((r) => r.payload?.channel_id === dm)).toHaveLength(1);
     expect(laptop.closed).toBeUndefined();
