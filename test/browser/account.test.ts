@@ -4,39 +4,15 @@
  * (PROFILE_UPDATE); a picture is previewed, scaled and saved; deleting the account asks for the
  * password, signs out with the reason, and the other side sees "Deleted account".
  */
-import type { Browser } from "playwright-core";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "../support/dev-server.js";
-import { channelItem, connected, eventually, expectAccessible, launchChromium, PASSWORD, Profiles, registerUser, run, screenshot, textOf } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { browserSuite, channelItem, connected, eventually, expectAccessible, PASSWORD, registerUser, run, screenshot, textOf } from "./helpers.js";
 
-let server: DevServer;
-let browser: Browser;
-let profiles: Profiles;
-
-beforeAll(async () => {
-  server = await startDevServer();
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-beforeEach(() => {
-  profiles = new Profiles(browser, server.url);
-});
-
-afterEach(async () => {
-  const errors = profiles.allErrors();
-  await profiles.close();
-  expect(errors).toEqual([]);
-});
+const suite = browserSuite("account-");
 
 async function twoFriends() {
-  const alice = await registerUser(server.url, "alice", "Alice Martin");
-  const bob = await registerUser(server.url, "bob", "Bob Chen");
-  const res = await fetch(`${server.url}/v1/channels`, {
+  const alice = await registerUser(suite.server.url, "alice", "Alice Martin");
+  const bob = await registerUser(suite.server.url, "bob", "Bob Chen");
+  const res = await fetch(`${suite.server.url}/v1/channels`, {
     method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${alice.access_token}` },
     body: JSON.stringify({ type: "dm", member: bob.username }),
   });
@@ -47,8 +23,8 @@ async function twoFriends() {
 describe("account settings in the web app", () => {
   it("renames the user and sets a picture; the other side sees the new name", { timeout: 180_000 }, async () => {
     const { alice, bob } = await twoFriends();
-    const a = await profiles.open(alice, "alice");
-    const b = await profiles.open(bob, "bob");
+    const a = await suite.profiles.open(alice, "alice");
+    const b = await suite.profiles.open(bob, "bob");
     await channelItem(b, "Alice Martin").waitFor({ timeout: 60_000 });
 
     await a.getByRole("button", { name: "Account settings" }).click();
@@ -71,15 +47,15 @@ describe("account settings in the web app", () => {
     await expectAccessible(a, "account settings");
     await dialog.getByRole("button", { name: "Save picture" }).click();
     await eventually("the saved picture in the sidebar", async () => (await a.locator(".account .avatar img").count()) > 0, 60_000);
-    const me = await (await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${alice.access_token}` } })).json() as { avatar_url?: string; display_name: string };
+    const me = await (await fetch(`${suite.server.url}/v1/me`, { headers: { authorization: `Bearer ${alice.access_token}` } })).json() as { avatar_url?: string; display_name: string };
     expect(me.display_name).toBe("Alice Liddell");
     expect(me.avatar_url).toMatch(/^\/v1\/users\/.+\/avatar\?v=\d+$/);
   });
 
   it("deletes the account after the password; the app signs out with the reason and the other side sees Deleted account", { timeout: 240_000 }, async () => {
     const { alice, bob } = await twoFriends();
-    const a = await profiles.open(alice, "alice");
-    const b = await profiles.open(bob, "bob");
+    const a = await suite.profiles.open(alice, "alice");
+    const b = await suite.profiles.open(bob, "bob");
     await channelItem(b, "Alice Martin").waitFor({ timeout: 60_000 });
 
     await a.getByRole("button", { name: "Account settings" }).click();

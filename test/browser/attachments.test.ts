@@ -8,47 +8,20 @@
  * Content-Security-Policy: a refused image or upload is a console error, which fails it.
  * Screenshots land in test-results/browser/attachments-*.png.
  */
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { BrowserContext, Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import type { ChatMessage } from "../../client/index.js";
-import { startDevServer, type DevServer } from "../support/dev-server.js";
-import { connected, eventually, expectAccessible, launchChromium, Profiles, registerUser, run, screenshot, sdkClient } from "./helpers.js";
+import { browserSuite, connected, eventually, expectAccessible, registerUser, run, screenshot, sdkClient } from "./helpers.js";
 
 const SIDE = 2000;
 
-let server: DevServer;
-let browser: Browser;
-let profiles: Profiles;
-
-beforeAll(async () => {
-  server = await startDevServer();
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-beforeEach(() => {
-  profiles = new Profiles(browser, server.url);
-});
-
-afterEach(async ({ task }) => {
-  if (task.result?.state === "fail") {
-    for (const [name, page] of profiles.pages) if (!page.isClosed()) await screenshot(page, `failure-attachments-${name.replace(/\s+/g, "-")}`).catch(() => {});
-    console.error(`[${task.name}] wrangler dev, last lines:\n${server.log.slice(-40).join("\n")}`);
-  }
-  const errors = profiles.allErrors();
-  await profiles.close();
-  expect(errors).toEqual([]);
-});
+const suite = browserSuite("attachments-");
 
 /** Two users with a DM between them, made over REST. */
 async function twoFriends() {
-  const alice = await registerUser(server.url, "alice", "Alice Martin");
-  const bob = await registerUser(server.url, "bob", "Bob Chen");
-  const res = await fetch(`${server.url}/v1/channels`, {
+  const alice = await registerUser(suite.server.url, "alice", "Alice Martin");
+  const bob = await registerUser(suite.server.url, "bob", "Bob Chen");
+  const res = await fetch(`${suite.server.url}/v1/channels`, {
     method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${alice.access_token}` },
     body: JSON.stringify({ type: "dm", member: bob.username }),
   });
@@ -87,10 +60,10 @@ async function throttleUploads(context: BrowserContext, page: Page, bytesPerSeco
 describe("attachments in the web app", () => {
   it("uploads an image with a visible progress bar; the other user sees the thumbnail and opens the image", async () => {
     const { alice, bob, dmId } = await twoFriends();
-    const aliceContext = await profiles.profile({ user: alice });
-    const a = await profiles.tab(aliceContext, "alice", `/#c/${dmId}`);
+    const aliceContext = await suite.profiles.profile({ user: alice });
+    const a = await suite.profiles.tab(aliceContext, "alice", `/#c/${dmId}`);
     await connected(a);
-    const b = await profiles.open(bob, "bob", { path: `/#c/${dmId}` });
+    const b = await suite.profiles.open(bob, "bob", { path: `/#c/${dmId}` });
 
     const png = await noisePng(a);
     expect(png.byteLength).toBeGreaterThan(8 * 1024 * 1024); // two parts: the multipart path
@@ -141,8 +114,8 @@ describe("attachments in the web app", () => {
 
   it("sends other files as a card with name, size and download", async () => {
     const { alice, bob, dmId } = await twoFriends();
-    const a = await profiles.open(alice, "alice", { path: `/#c/${dmId}` });
-    const b = await profiles.open(bob, "bob", { path: `/#c/${dmId}` });
+    const a = await suite.profiles.open(alice, "alice", { path: `/#c/${dmId}` });
+    const b = await suite.profiles.open(bob, "bob", { path: `/#c/${dmId}` });
 
     const pdf = Buffer.concat([Buffer.from("%PDF-1.4\n"), Buffer.alloc(150_000, 0x20), Buffer.from("\n%%EOF\n")]);
     await a.locator("[data-testid=attach-input]").setInputFiles({ name: "Quarterly report.pdf", mimeType: "application/pdf", buffer: pdf });
@@ -165,8 +138,8 @@ describe("attachments in the web app", () => {
 
   it("takes files pasted into the composer and dropped on the conversation", async () => {
     const { alice, bob, dmId } = await twoFriends();
-    const a = await profiles.open(alice, "alice", { path: `/#c/${dmId}` });
-    const b = await profiles.open(bob, "bob", { path: `/#c/${dmId}` });
+    const a = await suite.profiles.open(alice, "alice", { path: `/#c/${dmId}` });
+    const b = await suite.profiles.open(bob, "bob", { path: `/#c/${dmId}` });
     // Real clipboard and drag events carrying files, as the browser makes them for a paste or a drop.
     await run(a, `(() => {
       const dt = new DataTransfer();
@@ -189,7 +162,7 @@ describe("attachments in the web app", () => {
 
   it("uploads from a tab that does not hold the connection, and keeps going when the leader's tab closes", async () => {
     const { alice, bob, dmId } = await twoFriends();
-    const context = await profiles.profile({ user: alice });
+    const context = await suite.profiles.profile({ user: alice });
     // Which tab holds the profile's socket, and what each tab asks the server for.
     const sockets = new Map<Page, number>();
     const requests = new Map<Page, string[]>();
@@ -200,15 +173,15 @@ describe("attachments in the web app", () => {
         if (path.startsWith("/v1/attachments") || path.startsWith("/v1/blobs")) requests.set(page, [...(requests.get(page) ?? []), `${r.method()} ${path.replace(/a_[a-z]+_[0-9a-z]+_[0-9a-z]+/, "{id}")}`]);
       });
     });
-    const leader = await profiles.tab(context, "alice tab 1", `/#c/${dmId}`);
+    const leader = await suite.profiles.tab(context, "alice tab 1", `/#c/${dmId}`);
     await connected(leader);
-    const follower = await profiles.tab(context, "alice tab 2", `/#c/${dmId}`);
+    const follower = await suite.profiles.tab(context, "alice tab 2", `/#c/${dmId}`);
     await connected(follower);
     // The first tab asked first and holds the socket; the second mirrors it over a BroadcastChannel.
     expect(sockets.get(leader)).toBe(1);
     expect(sockets.get(follower) ?? 0).toBe(0);
 
-    const phone = sdkClient(server.url, bob, "bob-phone");
+    const phone = sdkClient(suite.server.url, bob, "bob-phone");
     const arrived = new Promise<ChatMessage>((resolve) => phone.on("message", (m) => m.content.attachment && resolve(m)));
     await phone.connect();
     try {

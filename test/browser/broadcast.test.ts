@@ -3,40 +3,16 @@
  * creates one and makes an invite link; a second user opens the link, sees the preview, joins,
  * reads the channel without a composer ("Only admins can post") and gets the owner's post.
  */
-import type { Browser } from "playwright-core";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "../support/dev-server.js";
-import { channelItem, composer, launchChromium, message, Profiles, registerUser, screenshot, sendMessage, textOf } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { browserSuite, channelItem, composer, message, registerUser, screenshot, sendMessage, textOf } from "./helpers.js";
 
-let server: DevServer;
-let browser: Browser;
-let profiles: Profiles;
-
-beforeAll(async () => {
-  server = await startDevServer();
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-beforeEach(() => {
-  profiles = new Profiles(browser, server.url);
-});
-
-afterEach(async () => {
-  const errors = profiles.allErrors();
-  await profiles.close();
-  expect(errors).toEqual([]);
-});
+const suite = browserSuite("broadcast-");
 
 describe("broadcast channels in the web app", () => {
   it("creates a channel, shares an invite link; a subscriber joins by it, reads only, and gets the post", async () => {
-    const alice = await registerUser(server.url, "alice", "Alice Martin");
-    const bob = await registerUser(server.url, "bob", "Bob Chen");
-    const a = await profiles.open(alice, "alice");
+    const alice = await registerUser(suite.server.url, "alice", "Alice Martin");
+    const bob = await registerUser(suite.server.url, "bob", "Bob Chen");
+    const a = await suite.profiles.open(alice, "alice");
 
     await a.getByRole("button", { name: "New conversation" }).click();
     const dialog = a.getByRole("dialog", { name: "New conversation" });
@@ -55,7 +31,7 @@ describe("broadcast channels in the web app", () => {
     const url = new URL(await link.inputValue());
     await a.keyboard.press("Escape");
 
-    const b = await profiles.open(bob, "bob", { path: `/${url.hash}` });
+    const b = await suite.profiles.open(bob, "bob", { path: `/${url.hash}` });
     const join = b.getByRole("dialog", { name: "Join" });
     await textOf(join.getByTestId("invite-preview"), /Release notes/);
     await textOf(join.getByTestId("invite-preview"), /Channel · 1 subscriber/);
@@ -75,9 +51,9 @@ describe("broadcast channels in the web app", () => {
     // The owner's member list pages as it scrolls (50 a page): 60 more subscribers, added in bulk.
     const more: string[] = [];
     for (let i = 0; i < 6; i++) {
-      more.push(...(await Promise.all(Array.from({ length: 10 }, (_, j) => registerUser(server.url, "sub", `Subscriber ${i * 10 + j}`)))).map((u) => u.user_id));
+      more.push(...(await Promise.all(Array.from({ length: 10 }, (_, j) => registerUser(suite.server.url, "sub", `Subscriber ${i * 10 + j}`)))).map((u) => u.user_id));
     }
-    const added = await fetch(`${server.url}/v1/channels/${url.hash.split("/")[2]!.split(".")[0]}/members/bulk`, {
+    const added = await fetch(`${suite.server.url}/v1/channels/${url.hash.split("/")[2]!.split(".")[0]}/members/bulk`, {
       method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${alice.access_token}` }, body: JSON.stringify({ user_ids: more }),
     });
     expect(((await added.json()) as { added: number }).added).toBe(60);

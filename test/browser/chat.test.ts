@@ -6,67 +6,20 @@
  * main screen is audited with axe-core where it is shown.
  */
 import { readFileSync } from "node:fs";
-import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "../support/dev-server.js";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import {
-  banner, channelItem, composer, connected, eventually, expectAccessible, lastStatus, launchChromium, message, PASSWORD, PHONE, Profiles, registerUser,
+  banner, browserSuite, channelItem, composer, connected, eventually, expectAccessible, lastStatus, message, PASSWORD, PHONE, registerUser,
   reloadWhenIdle, run, screenshot, sdkClient, sendMessage, textOf, updateSettings, WIDE,
 } from "./helpers.js";
 
-let server: DevServer;
-let browser: Browser;
-/** The current test's browser profiles; closed (and their pages' errors checked) after it. */
-let profiles: Profiles;
-
-beforeAll(async () => {
-  server = await startDevServer();
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-beforeEach(() => {
-  profiles = new Profiles(browser, server.url);
-});
-
-afterEach(async ({ task }) => {
-  if (task.result?.state === "fail") {
-    // Say where every page was: the connection, the banner, the last messages.
-    for (const [name, page] of profiles.pages) {
-      if (page.isClosed()) continue;
-      const state = await withTimeout(run<string>(page, `JSON.stringify({
-        url: location.href,
-        connection: document.querySelector(".banner")?.dataset.state,
-        banner: document.querySelector(".banner")?.textContent,
-        last: [...document.querySelectorAll("li.msg")].slice(-4).map((el) => el.textContent),
-      })`)).catch((err: unknown) => String(err));
-      console.error(`[${task.name}] ${name}: ${state}`);
-      await withTimeout(screenshot(page, `failure-${name.replace(/\s+/g, "-")}`)).catch(() => {});
-    }
-    console.error(`[${task.name}] wrangler dev, last lines:\n${server.log.slice(-40).join("\n")}`);
-  }
-  const errors = profiles.allErrors();
-  await profiles.close();
-  // Console errors and uncaught exceptions (a CSP refusal is one) fail the test that caused them.
-  expect(errors).toEqual([]);
-});
-
-/** A page that hangs (the reason a test failed, often) must not hang the report about it too. */
-function withTimeout<T>(work: Promise<T>, ms = 5_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms); });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
+const suite = browserSuite();
 
 /** Two users with a DM between them (made over REST, as if they had chatted before). */
 async function twoFriends(names: [string, string] = ["Alice Martin", "Bob Chen"]) {
-  const alice = await registerUser(server.url, "alice", names[0]);
-  const bob = await registerUser(server.url, "bob", names[1]);
-  const res = await fetch(`${server.url}/v1/channels`, {
+  const alice = await registerUser(suite.server.url, "alice", names[0]);
+  const bob = await registerUser(suite.server.url, "bob", names[1]);
+  const res = await fetch(`${suite.server.url}/v1/channels`, {
     method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${alice.access_token}` },
     body: JSON.stringify({ type: "dm", member: bob.username }),
   });
@@ -76,7 +29,7 @@ async function twoFriends(names: [string, string] = ["Alice Martin", "Bob Chen"]
 
 describe("edgechat web app in Chromium", () => {
   it("serves the app with its security headers, no source map, and a page of its own", async () => {
-    const page = await fetch(`${server.url}/`);
+    const page = await fetch(`${suite.server.url}/`);
     expect(page.status).toBe(200);
     const csp = page.headers.get("content-security-policy") ?? "";
     expect(csp).toContain("default-src 'none'");
@@ -89,23 +42,23 @@ describe("edgechat web app in Chromium", () => {
     // Plain http here: no HSTS (the API sends it over https only; see test/api/security-headers).
     expect(page.headers.get("strict-transport-security")).toBeNull();
 
-    const js = await fetch(`${server.url}/app.js`);
+    const js = await fetch(`${suite.server.url}/app.js`);
     expect(js.headers.get("content-type")).toMatch(/javascript/);
     expect(js.headers.get("content-security-policy")).toContain("default-src 'none'");
     const body = await js.text();
     expect(body.length).toBeGreaterThan(10_000);
     expect(body).not.toContain("sourceMappingURL");
-    expect((await fetch(`${server.url}/app.js.map`)).status).toBe(404);
-    expect((await fetch(`${server.url}/_headers`)).status).toBe(404);
+    expect((await fetch(`${suite.server.url}/app.js.map`)).status).toBe(404);
+    expect((await fetch(`${suite.server.url}/_headers`)).status).toBe(404);
 
-    const api = await fetch(`${server.url}/v1/health`);
+    const api = await fetch(`${suite.server.url}/v1/health`);
     expect(api.headers.get("x-content-type-options")).toBe("nosniff");
     expect(api.headers.get("cache-control")).toBe("no-store");
   });
 
   it("signs up in the browser, checking the form before anything reaches the server", async () => {
-    const context = await profiles.profile();
-    const page = await profiles.tab(context, "newcomer");
+    const context = await suite.profiles.profile();
+    const page = await suite.profiles.tab(context, "newcomer");
     await page.getByRole("heading", { name: "Welcome back" }).waitFor();
     await screenshot(page, "login");
     await expectAccessible(page, "login");
@@ -128,8 +81,8 @@ describe("edgechat web app in Chromium", () => {
   });
 
   it("closes dialogs with Escape and returns focus to the opener", async () => {
-    const erin = await registerUser(server.url, "erin", "Erin Park");
-    const page = await profiles.open(erin, "erin");
+    const erin = await registerUser(suite.server.url, "erin", "Erin Park");
+    const page = await suite.profiles.open(erin, "erin");
     const opener = page.getByRole("button", { name: "New conversation" });
     await opener.click();
     const dialog = page.getByRole("dialog", { name: "New conversation" });
@@ -143,10 +96,10 @@ describe("edgechat web app in Chromium", () => {
   });
 
   it("starts a DM and exchanges messages; read receipts show only once the reader opts in", async () => {
-    const alice = await registerUser(server.url, "alice", "Alice Martin");
-    const bob = await registerUser(server.url, "bob", "Bob Chen");
-    const a = await profiles.open(alice, "alice");
-    const b = await profiles.open(bob, "bob");
+    const alice = await registerUser(suite.server.url, "alice", "Alice Martin");
+    const bob = await registerUser(suite.server.url, "bob", "Bob Chen");
+    const a = await suite.profiles.open(alice, "alice");
+    const b = await suite.profiles.open(bob, "bob");
 
     await a.getByRole("button", { name: "New conversation" }).click();
     const dialog = a.getByRole("dialog", { name: "New conversation" });
@@ -207,8 +160,8 @@ describe("edgechat web app in Chromium", () => {
 
   it("shows who is typing, and stops when they stop", async () => {
     const { alice, bob, dmId } = await twoFriends();
-    const a = await profiles.open(alice, "alice", { path: `/#c/${dmId}` });
-    const b = await profiles.open(bob, "bob", { path: `/#c/${dmId}` });
+    const a = await suite.profiles.open(alice, "alice", { path: `/#c/${dmId}` });
+    const b = await suite.profiles.open(bob, "bob", { path: `/#c/${dmId}` });
     const typing = a.locator(".typing");
     await composer(b).pressSequentially("Should I bring", { delay: 30 });
     await textOf(typing, "Bob Chen is typing…");
@@ -218,12 +171,12 @@ describe("edgechat web app in Chromium", () => {
   });
 
   it("counts unread messages in a group, adds people, and clears the count once read", async () => {
-    const alice = await registerUser(server.url, "alice", "Alice Martin");
-    const bob = await registerUser(server.url, "bob", "Bob Chen");
-    const carol = await registerUser(server.url, "carol", "Carol Diaz");
-    await updateSettings(server.url, bob, { read_receipts: true });
-    const a = await profiles.open(alice, "alice");
-    const b = await profiles.open(bob, "bob");
+    const alice = await registerUser(suite.server.url, "alice", "Alice Martin");
+    const bob = await registerUser(suite.server.url, "bob", "Bob Chen");
+    const carol = await registerUser(suite.server.url, "carol", "Carol Diaz");
+    await updateSettings(suite.server.url, bob, { read_receipts: true });
+    const a = await suite.profiles.open(alice, "alice");
+    const b = await suite.profiles.open(bob, "bob");
 
     await a.getByRole("button", { name: "New conversation" }).click();
     const dialog = a.getByRole("dialog", { name: "New conversation" });
@@ -266,7 +219,7 @@ describe("edgechat web app in Chromium", () => {
     const { alice, bob, dmId } = await twoFriends();
     // Eight devices already (phones, laptops): a profile's tabs must not count against the 10.
     for (let i = 0; i < 8; i++) {
-      const res = await fetch(`${server.url}/v1/devices`, {
+      const res = await fetch(`${suite.server.url}/v1/devices`, {
         method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${alice.access_token}` },
         body: JSON.stringify({ device_id: `other-${i}`, name: `Phone ${i}`, platform: "ios" }),
       });
@@ -274,22 +227,22 @@ describe("edgechat web app in Chromium", () => {
     }
     // An earlier version of the app left per-tab devices behind in this profile: the first is kept.
     for (const id of ["web-oldtab000001", "web-oldtab000002"]) {
-      await fetch(`${server.url}/v1/devices`, {
+      await fetch(`${suite.server.url}/v1/devices`, {
         method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${alice.access_token}` },
         body: JSON.stringify({ device_id: id, name: "Chrome on Linux", platform: "web" }),
       });
     }
-    const context = await profiles.profile({ user: alice, localStorage: { "edgechat.devices": JSON.stringify(["web-oldtab000001", "web-oldtab000002"]) } });
+    const context = await suite.profiles.profile({ user: alice, localStorage: { "edgechat.devices": JSON.stringify(["web-oldtab000001", "web-oldtab000002"]) } });
     const tabs: Page[] = [];
     for (let i = 0; i < 4; i++) {
-      const tab = await profiles.tab(context, `alice tab ${i + 1}`, `/#c/${dmId}`);
+      const tab = await suite.profiles.tab(context, `alice tab ${i + 1}`, `/#c/${dmId}`);
       await connected(tab);
       tabs.push(tab);
     }
     const [t1, t2, t3, t4] = tabs as [Page, Page, Page, Page];
     for (const t of tabs) expect(await run<string>(t, "localStorage.getItem('edgechat.device')")).toBe("web-oldtab000001");
 
-    const phone = sdkClient(server.url, bob, "bob-phone");
+    const phone = sdkClient(suite.server.url, bob, "bob-phone");
     await phone.connect();
     try {
       // Messages both ways reach every tab; a follower's send goes out through the leader.
@@ -303,7 +256,7 @@ describe("edgechat web app in Chromium", () => {
       // The server sees one web device, connected, next to the eight others (the left-over tab
       // device was removed); the dialog lists it once as this browser.
       await eventually("the left-over tab device removed", async () => {
-        const res = await fetch(`${server.url}/v1/devices`, { headers: { authorization: `Bearer ${alice.access_token}` } });
+        const res = await fetch(`${suite.server.url}/v1/devices`, { headers: { authorization: `Bearer ${alice.access_token}` } });
         const { devices } = (await res.json()) as { devices: { device_id: string; connected: boolean }[] };
         const web = devices.filter((d) => d.device_id.startsWith("web-"));
         return devices.length === 9 && web.length === 1 && web[0]!.device_id === "web-oldtab000001" && web[0]!.connected;
@@ -328,7 +281,7 @@ describe("edgechat web app in Chromium", () => {
       for (const t of rest) await message(t, "Yes, from another tab").waitFor();
       for (const t of rest) expect(await banner(t).isVisible()).toBe(false);
       // Still one device, still connected.
-      const res = await fetch(`${server.url}/v1/devices`, { headers: { authorization: `Bearer ${alice.access_token}` } });
+      const res = await fetch(`${suite.server.url}/v1/devices`, { headers: { authorization: `Bearer ${alice.access_token}` } });
       const { devices } = (await res.json()) as { devices: { device_id: string; connected: boolean }[] };
       expect(devices.filter((d) => d.device_id.startsWith("web-"))).toEqual([expect.objectContaining({ device_id: "web-oldtab000001", connected: true })]);
     } finally {
@@ -338,8 +291,8 @@ describe("edgechat web app in Chromium", () => {
 
   it("restores history after a reload, scrolls back to the beginning, and keeps the start of the conversation clear of the first rows", async () => {
     const { alice, bob, dmId } = await twoFriends();
-    const page = await profiles.open(alice, "alice", { path: `/#c/${dmId}`, viewport: WIDE });
-    const phone = sdkClient(server.url, bob, "bob-phone");
+    const page = await suite.profiles.open(alice, "alice", { path: `/#c/${dmId}`, viewport: WIDE });
+    const phone = sdkClient(suite.server.url, bob, "bob-phone");
     await phone.connect();
     await phone.send(dmId, "Are we still on for Saturday?");
     // 120 more, so the DM spans three pages. Alice's browser gets them live, so after a reload
@@ -396,8 +349,8 @@ describe("edgechat web app in Chromium", () => {
 
   it("reacts, edits and deletes, and every device shows the change", async () => {
     const { alice, bob, dmId } = await twoFriends();
-    const a = await profiles.open(alice, "alice", { path: `/#c/${dmId}` });
-    const b = await profiles.open(bob, "bob", { path: `/#c/${dmId}` });
+    const a = await suite.profiles.open(alice, "alice", { path: `/#c/${dmId}` });
+    const b = await suite.profiles.open(bob, "bob", { path: `/#c/${dmId}` });
     await sendMessage(b, "Brunch at 10?");
     await message(a, "Brunch at 10?").waitFor();
 
@@ -462,15 +415,15 @@ describe("edgechat web app in Chromium", () => {
 
   it("shows who is online, and when a contact was last seen", async () => {
     const { alice, bob, dmId } = await twoFriends();
-    const carol = await registerUser(server.url, "carol", "Carol Diaz");
-    const a = await profiles.open(alice, "alice", { path: `/#c/${dmId}` });
-    const b = await profiles.open(bob, "bob", { path: `/#c/${dmId}` });
+    const carol = await registerUser(suite.server.url, "carol", "Carol Diaz");
+    const a = await suite.profiles.open(alice, "alice", { path: `/#c/${dmId}` });
+    const b = await suite.profiles.open(bob, "bob", { path: `/#c/${dmId}` });
     await textOf(b.locator(".conv-subtitle"), "Online");
     await channelItem(b, "Alice Martin").locator(".presence-dot.presence-online").waitFor();
     await textOf(a.locator(".conv-subtitle"), "Online");
 
     // Carol, on her phone (the SDK on Node), starts a DM with Alice and then puts the phone away.
-    const phone = sdkClient(server.url, carol, "carol-phone");
+    const phone = sdkClient(suite.server.url, carol, "carol-phone");
     await phone.connect();
     await phone.channels.create({ type: "dm", member: alice.username });
     const item = channelItem(a, "Carol Diaz");
@@ -507,11 +460,11 @@ describe("edgechat web app in Chromium", () => {
 
   it("downloads everything the server holds about the user from Privacy", async () => {
     const { alice, dmId } = await twoFriends();
-    const phone = sdkClient(server.url, alice, "alice-phone");
+    const phone = sdkClient(suite.server.url, alice, "alice-phone");
     await phone.connect();
     await phone.send(dmId, "Keep this one");
     phone.disconnect();
-    const a = await profiles.open(alice, "alice");
+    const a = await suite.profiles.open(alice, "alice");
     await a.getByRole("button", { name: "Privacy" }).click();
     const privacy = a.getByRole("dialog", { name: "Privacy" });
     const [download] = await Promise.all([a.waitForEvent("download"), privacy.getByRole("button", { name: "Download my data" }).click()]);
@@ -524,19 +477,19 @@ describe("edgechat web app in Chromium", () => {
   });
 
   it("lets a user allow only people they talk with to add them to groups", async () => {
-    const bob = await registerUser(server.url, "bob", "Bob Chen");
-    const carol = await registerUser(server.url, "carol", "Carol Diaz");
-    const b = await profiles.open(bob, "bob laptop");
+    const bob = await registerUser(suite.server.url, "bob", "Bob Chen");
+    const carol = await registerUser(suite.server.url, "carol", "Carol Diaz");
+    const b = await suite.profiles.open(bob, "bob laptop");
     await b.getByRole("button", { name: "Privacy" }).click();
     const privacy = b.getByRole("dialog", { name: "Privacy" });
     const adds = privacy.getByRole("switch", { name: "Only people I talk with can add me to groups" });
     await eventually("settings loaded", async () => (await adds.isEnabled()) && !(await adds.isChecked()));
     await adds.check();
     await eventually("saved", () => adds.isEnabled());
-    const settings = await fetch(`${server.url}/v1/me/settings`, { headers: { authorization: `Bearer ${bob.access_token}` } });
+    const settings = await fetch(`${suite.server.url}/v1/me/settings`, { headers: { authorization: `Bearer ${bob.access_token}` } });
     expect(await settings.json()).toMatchObject({ group_adds: "contacts" });
     // A stranger cannot put Bob in a group now, and is told who and why.
-    const res = await fetch(`${server.url}/v1/channels`, {
+    const res = await fetch(`${suite.server.url}/v1/channels`, {
       method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${carol.access_token}` },
       body: JSON.stringify({ type: "group", name: "Surprise", members: [bob.user_id] }),
     });
@@ -547,10 +500,10 @@ describe("edgechat web app in Chromium", () => {
   });
 
   it("lets a group's owner remove anyone's message for everyone", async () => {
-    const alice = await registerUser(server.url, "alice", "Alice Martin");
-    const bob = await registerUser(server.url, "bob", "Bob Chen");
-    const owner = sdkClient(server.url, alice, "alice-laptop");
-    const member = sdkClient(server.url, bob, "bob-phone");
+    const alice = await registerUser(suite.server.url, "alice", "Alice Martin");
+    const bob = await registerUser(suite.server.url, "bob", "Bob Chen");
+    const owner = sdkClient(suite.server.url, alice, "alice-laptop");
+    const member = sdkClient(suite.server.url, bob, "bob-phone");
     await Promise.all([owner.connect(), member.connect()]);
     const group = await owner.channels.create({ type: "group", name: "Weekend trip", members: [bob.username] });
     await owner.send(group.channel_id, "I can take 3 people.");
@@ -558,8 +511,8 @@ describe("edgechat web app in Chromium", () => {
     owner.disconnect();
     member.disconnect();
 
-    const a = await profiles.open(alice, "alice", { path: `/#c/${group.channel_id}` });
-    const b = await profiles.open(bob, "bob", { path: `/#c/${group.channel_id}` });
+    const a = await suite.profiles.open(alice, "alice", { path: `/#c/${group.channel_id}` });
+    const b = await suite.profiles.open(bob, "bob", { path: `/#c/${group.channel_id}` });
     const row = message(a, "Me!");
     await row.hover();
     await row.getByRole("button", { name: "Message actions" }).click();
@@ -581,11 +534,11 @@ describe("edgechat web app in Chromium", () => {
 
   it("stacks the list and the conversation at phone width", async () => {
     const { alice, bob, dmId } = await twoFriends();
-    const phone = sdkClient(server.url, alice, "alice-phone");
+    const phone = sdkClient(suite.server.url, alice, "alice-phone");
     await phone.connect();
     for (let i = 1; i <= 12; i++) await phone.send(dmId, `Line ${i}: the quick brown fox jumps over the lazy dog, again and again`);
     phone.disconnect();
-    const b = await profiles.open(bob, "bob", { path: `/#c/${dmId}`, viewport: PHONE });
+    const b = await suite.profiles.open(bob, "bob", { path: `/#c/${dmId}`, viewport: PHONE });
     await message(b, "Line 12").waitFor();
     expect(await b.locator(".sidebar").isVisible()).toBe(false);
     // Nothing rests on the messages: opening the conversation scrolls it, but only the reader's
@@ -605,10 +558,10 @@ describe("edgechat web app in Chromium", () => {
   });
 
   it("signs out every tab of the profile together", async () => {
-    const erin = await registerUser(server.url, "erin", "Erin Park");
-    const context = await profiles.profile({ user: erin });
-    const one = await profiles.tab(context, "erin tab 1");
-    const two = await profiles.tab(context, "erin tab 2");
+    const erin = await registerUser(suite.server.url, "erin", "Erin Park");
+    const context = await suite.profiles.profile({ user: erin });
+    const one = await suite.profiles.tab(context, "erin tab 1");
+    const two = await suite.profiles.tab(context, "erin tab 2");
     for (const t of [one, two]) await connected(t);
     await one.getByRole("button", { name: "Sign out" }).click();
     await one.getByRole("heading", { name: "Welcome back" }).waitFor();
@@ -616,25 +569,25 @@ describe("edgechat web app in Chromium", () => {
     await textOf(two.getByRole("alert"), "You signed out in another tab.");
     expect(await run<string | null>(one, "localStorage.getItem('edgechat.session')")).toBeNull();
     // The session is gone on the server too.
-    const res = await fetch(`${server.url}/v1/auth/refresh`, {
+    const res = await fetch(`${suite.server.url}/v1/auth/refresh`, {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: erin.refresh_token }),
     });
     expect(res.status).toBe(401);
   });
 
   it("signs another device out from the devices dialog, then everywhere else", async () => {
-    const alice = await registerUser(server.url, "alice", "Alice Martin");
+    const alice = await registerUser(suite.server.url, "alice", "Alice Martin");
     /** A sign-in of its own (a session per browser or app), as alice. */
     const signIn = async (): Promise<typeof alice> => {
-      const res = await fetch(`${server.url}/v1/auth/login`, {
+      const res = await fetch(`${suite.server.url}/v1/auth/login`, {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: alice.username, password: PASSWORD }),
       });
       expect(res.status).toBe(200);
       return { ...alice, ...((await res.json()) as { access_token: string; refresh_token: string }) };
     };
-    const laptop = await profiles.open(await signIn(), "alice laptop");
-    const desk = await profiles.open(await signIn(), "alice desk");
-    const phone = sdkClient(server.url, alice, "alice-phone");
+    const laptop = await suite.profiles.open(await signIn(), "alice laptop");
+    const desk = await suite.profiles.open(await signIn(), "alice desk");
+    const phone = sdkClient(suite.server.url, alice, "alice-phone");
     const phoneSignedOut = new Promise<string>((resolve) => phone.on("signedOut", (err) => resolve(err.code)));
     await phone.connect();
     await phone.devices.register({ name: "Alice's phone", platform: "ios" });
@@ -667,14 +620,14 @@ describe("edgechat web app in Chromium", () => {
     // A page served from another origin (a second local port) tries to connect with a valid token.
     const { createServer } = await import("node:http");
     const html = `<!doctype html><title>elsewhere</title><script>
-      const ws = new WebSocket(${JSON.stringify(`${server.wsUrl}/v1/connect?device_id=evil-page&access_token=${alice.access_token}`)}, ["edgechat.v1.json"]);
+      const ws = new WebSocket(${JSON.stringify(`${suite.server.wsUrl}/v1/connect?device_id=evil-page&access_token=${alice.access_token}`)}, ["edgechat.v1.json"]);
       ws.onmessage = (e) => (document.title = "message " + e.data);
       ws.onclose = (e) => document.body.setAttribute("data-closed", e.code + " " + document.title);
     </script>`;
     const other = createServer((_req, res) => res.writeHead(200, { "content-type": "text/html" }).end(html));
     await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
     try {
-      const context = await profiles.profile();
+      const context = await suite.profiles.profile();
       const page = await context.newPage();
       await page.goto(`http://127.0.0.1:${(other.address() as { port: number }).port}/`);
       const closed = await page.locator("body[data-closed]").getAttribute("data-closed", { timeout: 30_000 });

@@ -7,8 +7,10 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from "vitest";
 import WebSocket from "ws";
 import { createClient, type EdgechatClient, type WebSocketConstructor } from "../../client/index.js";
+import { startDevServer, type DevServer } from "../support/dev-server.js";
 
 const root = new URL("../../", import.meta.url).pathname;
 export const SCREENSHOTS = join(root, "test-results", "browser");
@@ -260,4 +262,79 @@ export async function connected(page: Page, timeoutMs = 60_000): Promise<void> {
 export async function reloadWhenIdle(page: Page): Promise<void> {
   await page.waitForLoadState("networkidle").catch(() => {});
   await page.reload({ waitUntil: "domcontentloaded" });
+}
+
+/** What a browser test file shares: its server and browser, and the running test's profiles. */
+export interface BrowserSuite {
+  readonly server: DevServer;
+  readonly browser: Browser;
+  /** The current test's browser profiles; closed (and their pages' errors checked) after it. */
+  readonly profiles: Profiles;
+}
+
+/**
+ * The setup of a browser test file, as hooks: one `wrangler dev` and one Chromium for the file,
+ * fresh profiles for each test, closed after it. Console errors and uncaught exceptions (a CSP
+ * refusal is one) fail the test whose pages caused them. When a test fails, each page still open
+ * says where it was (URL, connection, banner, last messages) and is saved as
+ * test-results/browser/failure-<prefix><page>.png, followed by wrangler's last lines.
+ *
+ * @example
+ * const suite = browserSuite("retention-");
+ * it("...", async () => { const page = await suite.profiles.open(user, "alice"); });
+ */
+export function browserSuite(screenshotPrefix = ""): BrowserSuite {
+  let server: DevServer | undefined;
+  let browser: Browser | undefined;
+  let profiles: Profiles | undefined;
+  beforeAll(async () => {
+    server = await startDevServer();
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+  beforeEach(() => {
+    profiles = new Profiles(suite.browser, suite.server.url);
+  });
+  afterEach(async ({ task }) => {
+    if (!profiles) return;
+    if (task.result?.state === "fail") await describeFailure(task.name, profiles, server, screenshotPrefix);
+    const errors = profiles.allErrors();
+    await profiles.close();
+    expect(errors).toEqual([]);
+  });
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`browserSuite: no ${what} yet (used outside a test?)`);
+    return value;
+  };
+  const suite: BrowserSuite = {
+    get server() { return ready(server, "server"); },
+    get browser() { return ready(browser, "browser"); },
+    get profiles() { return ready(profiles, "profiles"); },
+  };
+  return suite;
+}
+
+async function describeFailure(test: string, profiles: Profiles, server: DevServer | undefined, prefix: string): Promise<void> {
+  for (const [name, page] of profiles.pages) {
+    if (page.isClosed()) continue;
+    const state = await withTimeout(run<string>(page, `JSON.stringify({
+      url: location.href,
+      connection: document.querySelector(".banner")?.dataset.state,
+      banner: document.querySelector(".banner")?.textContent,
+      last: [...document.querySelectorAll("li.msg")].slice(-4).map((el) => el.textContent),
+    })`)).catch((err: unknown) => String(err));
+    console.error(`[${test}] ${name}: ${state}`);
+    await withTimeout(screenshot(page, `failure-${prefix}${name.replace(/\s+/g, "-")}`)).catch(() => {});
+  }
+  if (server) console.error(`[${test}] wrangler dev, last lines:\n${server.log.slice(-40).join("\n")}`);
+}
+
+/** `work`, or a rejection after `ms`: a hung page must not hold up the report of a failure. */
+function withTimeout<T>(work: Promise<T>, ms = 5_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms); });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

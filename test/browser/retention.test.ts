@@ -4,50 +4,22 @@
  * the log, and Bob's header follows without a reload. Screenshots land in
  * test-results/browser/retention-*.png.
  */
-import type { Browser } from "playwright-core";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "../support/dev-server.js";
-import { eventually, expectAccessible, launchChromium, Profiles, registerUser, screenshot } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { browserSuite, eventually, expectAccessible, registerUser, screenshot } from "./helpers.js";
 
-let server: DevServer;
-let browser: Browser;
-let profiles: Profiles;
-
-beforeAll(async () => {
-  server = await startDevServer();
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-beforeEach(() => {
-  profiles = new Profiles(browser, server.url);
-});
-
-afterEach(async ({ task }) => {
-  if (task.result?.state === "fail") {
-    for (const [name, page] of profiles.pages) if (!page.isClosed()) await screenshot(page, `failure-retention-${name.replace(/\s+/g, "-")}`).catch(() => {});
-    console.error(`[${task.name}] wrangler dev, last lines:\n${server.log.slice(-40).join("\n")}`);
-  }
-  const errors = profiles.allErrors();
-  await profiles.close();
-  expect(errors).toEqual([]);
-});
+const suite = browserSuite("retention-");
 
 describe("disappearing messages", () => {
   it("turns on from the conversation header; the timer shows for both people", async () => {
-    const alice = await registerUser(server.url, "alice", "Alice Martin");
-    const bob = await registerUser(server.url, "bob", "Bob Chen");
-    const res = await fetch(`${server.url}/v1/channels`, {
+    const alice = await registerUser(suite.server.url, "alice", "Alice Martin");
+    const bob = await registerUser(suite.server.url, "bob", "Bob Chen");
+    const res = await fetch(`${suite.server.url}/v1/channels`, {
       method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${alice.access_token}` },
       body: JSON.stringify({ type: "dm", member: bob.username }),
     });
     const { channel } = (await res.json()) as { channel: { channel_id: string } };
-    const a = await profiles.open(alice, "alice", { path: `/#c/${channel.channel_id}` });
-    const b = await profiles.open(bob, "bob", { path: `/#c/${channel.channel_id}` });
+    const a = await suite.profiles.open(alice, "alice", { path: `/#c/${channel.channel_id}` });
+    const b = await suite.profiles.open(bob, "bob", { path: `/#c/${channel.channel_id}` });
 
     const timerA = a.getByTestId("retention-button");
     await timerA.waitFor({ timeout: 30_000 });
