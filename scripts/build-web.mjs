@@ -8,7 +8,7 @@
 // never a file of its own, so none can be deployed by accident; a stale app.js.map from older
 // builds is removed.
 import { build, context } from "esbuild";
-import { rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -41,8 +41,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     console.log("build-web: watching web/src");
   } else {
     const started = Date.now();
-    const result = await build({ ...options, metafile: true });
-    const bytes = Object.values(result.metafile.outputs).find((o) => o.entryPoint)?.bytes ?? 0;
-    console.log(`build-web: web/public/app.js ${(bytes / 1024).toFixed(1)} KiB${options.sourcemap ? " (source map inlined)" : ""} in ${Date.now() - started} ms`);
+    // Written only when it changed: a running `wrangler dev` reloads (dropping its objects' state
+    // in memory and answering 503 meanwhile) whenever a file it serves is rewritten, and every
+    // test process builds once.
+    const result = await build({ ...options, write: false });
+    const out = result.outputFiles[0];
+    const same = existsSync(out.path) && Buffer.compare(readFileSync(out.path), Buffer.from(out.contents)) === 0;
+    if (!same) writeFileSync(out.path, out.contents);
+    console.log(`build-web: web/public/app.js ${(out.contents.byteLength / 1024).toFixed(1)} KiB${options.sourcemap ? " (source map inlined)" : ""} in ${Date.now() - started} ms${same ? " (unchanged, not rewritten)" : ""}`);
   }
 }

@@ -28,9 +28,7 @@
  *   one seen: wrangler 4.86's dev proxy loses its keep-alive connection to the Worker now and
  *   then (more often on a loaded machine, workers-sdk #14641) and takes that for a reload: a POST
  *   is answered 503 "Your worker restarted mid-request" without reaching the Worker, and a GET
- *   is parked until the next request reaches the proxy. A test that waits for that GET before
- *   sending anything else waits for ever (seen: 219 s), so a health check every few seconds keeps
- *   the proxy taking requests (`nudge`).
+ *   is parked until the next request reaches the proxy (startDevServer's health requests release it).
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -61,9 +59,6 @@ const ATTEMPTS = 4;
 const STEP_MS = 900_000;
 
 let server: DevServer;
-/** A request to the dev proxy every NUDGE_EVERY_MS: it retries the GETs it parked (see above). */
-let nudge: ReturnType<typeof setInterval> | undefined;
-const NUDGE_EVERY_MS = 2000;
 /** Seeded in the accounts database before the server starts; none has signed in. */
 interface Account { user_id: string; username: string }
 const accounts: Account[] = Array.from({ length: MEMBERS }, (_, i) => ({ user_id: seededUserId(i), username: `seed${i}` }));
@@ -77,12 +72,8 @@ beforeAll(async () => {
       console.log(`large group: ${MEMBERS} accounts seeded in ${((Date.now() - seeding) / 1000).toFixed(1)} s`);
     },
   });
-  nudge = setInterval(() => {
-    void fetch(`${server.url}/v1/health`, { signal: AbortSignal.timeout(NUDGE_EVERY_MS * 5) }).then((r) => r.arrayBuffer()).catch(() => {});
-  }, NUDGE_EVERY_MS);
 }, 300_000);
 afterAll(async () => {
-  clearInterval(nudge);
   if (process.env.LG_SERVER_LOG && server) (await import("node:fs")).writeFileSync(process.env.LG_SERVER_LOG, server.log.join("\n"));
   await server?.stop();
 });

@@ -42,6 +42,8 @@ export interface DevServerOptions {
    * (seeding local D1 directly, e.g. test/support/seed-accounts.ts).
    */
   beforeStart?: (stateDir: string) => void;
+  /** A health request every this many ms while the server runs (see `nudge` below); 0: none. */
+  nudgeEveryMs?: number;
 }
 
 export interface DevServer {
@@ -131,9 +133,22 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     await new Promise((r) => setTimeout(r, 250));
   }
 
+  // wrangler 4.86's dev proxy now and then loses its keep-alive connection to workerd (more often
+  // on a loaded machine; workers-sdk #14641) and takes it for a reload: a POST is answered 503
+  // "Your worker restarted mid-request" and a GET is parked until the next request reaches the
+  // proxy. A test waiting for that GET before it sends anything else would wait for ever (seen:
+  // 219 s), so a health request every couple of seconds keeps the proxy taking requests.
+  const nudgeEveryMs = opts.nudgeEveryMs ?? 2000;
+  const nudge = nudgeEveryMs > 0 ? setInterval(() => {
+    void fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(nudgeEveryMs * 5) }).then((r) => r.arrayBuffer()).catch(() => {});
+  }, nudgeEveryMs) : undefined;
+  nudge?.unref();
+  void exited.then(() => clearInterval(nudge));
+
   return {
     url, wsUrl: url.replace("http", "ws"), port, stateDir, process: child, log,
     async stop() {
+      clearInterval(nudge);
       killGroup(child, "SIGINT");
       const timer = setTimeout(() => killGroup(child, "SIGKILL"), 10_000);
       await exited;
