@@ -12,6 +12,7 @@
  * the user's jurisdiction.
  */
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
+import type { GroupAdds } from "../../protocol/types.js";
 import { accountsFor, directory, hasOwnBinding } from "../../shared/bindings.js";
 import { isUserId, parseId, type Jurisdiction } from "../../shared/ids.js";
 
@@ -23,7 +24,9 @@ export interface Account extends MemberProfile {
 /** D1 binds at most 100 parameters per statement. */
 const CHUNK = 90;
 
-const INSERT = "INSERT INTO accounts (user_id, username, username_lower, display_name, password_hash, jurisdiction, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+// A new account allows adds by everyone (the setting's default, 024); a routing-only directory
+// row leaves the policy to the store's row.
+const INSERT = "INSERT INTO accounts (user_id, username, username_lower, display_name, password_hash, jurisdiction, created_at, group_adds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
 /** Whether the accounts of `jurisdiction` live apart from the directory. */
 const split = (env: Env, j: Jurisdiction) => hasOwnBinding(env, "ACCOUNTS", j);
@@ -34,7 +37,7 @@ export async function insertAccount(env: Env, a: Account): Promise<"ok" | "taken
   try {
     // The directory row claims the username for every jurisdiction at once.
     await directory(env).prepare(INSERT).bind(
-      a.user_id, a.username, a.username.toLowerCase(), apart ? "" : a.display_name, apart ? "" : a.password_hash, a.jurisdiction, now,
+      a.user_id, a.username, a.username.toLowerCase(), apart ? "" : a.display_name, apart ? "" : a.password_hash, a.jurisdiction, now, apart ? null : "everyone",
     ).run();
   } catch (err) {
     if (String(err).includes("UNIQUE")) return "taken";
@@ -44,8 +47,8 @@ export async function insertAccount(env: Env, a: Account): Promise<"ok" | "taken
   try {
     // An upsert: where one database serves as both (an EU-only deployment) it completes the row.
     await accountsFor(env, a.jurisdiction).prepare(`${INSERT}
-      ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name, password_hash = excluded.password_hash`,
-    ).bind(a.user_id, a.username, a.username.toLowerCase(), a.display_name, a.password_hash, a.jurisdiction, now).run();
+      ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name, password_hash = excluded.password_hash, group_adds = excluded.group_adds`,
+    ).bind(a.user_id, a.username, a.username.toLowerCase(), a.display_name, a.password_hash, a.jurisdiction, now, "everyone").run();
   } catch (err) {
     // Free the username again: a routing row without an account would lock it for ever.
     await directory(env).prepare("DELETE FROM accounts WHERE user_id = ? AND password_hash = ''").bind(a.user_id).run();
@@ -66,17 +69,22 @@ export async function accountByUsername(env: Env, username: string): Promise<Acc
   return account && account.password_hash !== "" ? account : null;
 }
 
-type DirectoryRow = MemberProfile & { jurisdiction: Jurisdiction; routing_only: number };
+type DirectoryRow = MemberProfile & { jurisdiction: Jurisdiction; routing_only: number; group_adds: string | null };
+
+/** A stored `group_adds`, or null: not known from the row (the user's object must be asked). */
+const policyOf = (v: string | null): GroupAdds | null => (v === "everyone" || v === "contacts" ? v : null);
 
 /**
  * Resolves user ids or usernames to profiles. Returns the profiles found and the references that
  * matched nobody, so the caller can say exactly which ones were wrong. Display names of users
- * whose accounts live apart come from their jurisdiction's store.
+ * whose accounts live apart come from their jurisdiction's store. `groupAdds` is each found
+ * user's policy as their account row says it (docs/decisions/024), read by the same queries.
  */
-export async function resolveProfiles(env: Env, refs: string[]): Promise<{ found: MemberProfile[]; missing: string[] }> {
+export async function resolveProfiles(env: Env, refs: string[]): Promise<{ found: MemberProfile[]; missing: string[]; groupAdds: Map<string, GroupAdds | null> }> {
   const ids = [...new Set(refs.filter(isUserId))];
   const names = [...new Set(refs.filter((r) => parseId(r)?.kind !== "u").map((r) => r.toLowerCase()))];
   const found = new Map<string, MemberProfile>();
+  const groupAdds = new Map<string, GroupAdds | null>();
   const byName = new Map<string, MemberProfile>();
   const apart = new Map<Jurisdiction, string[]>();
   for (const [column, values] of [["user_id", ids], ["username_lower", names]] as const) {
@@ -84,12 +92,13 @@ export async function resolveProfiles(env: Env, refs: string[]): Promise<{ found
       const chunk = values.slice(i, i + CHUNK);
       const rows = await directory(env).prepare(
         // An account being erased has no profile any more: clients show "Deleted account" at once.
-        `SELECT user_id, username, display_name, jurisdiction, avatar_version, password_hash = '' AS routing_only FROM accounts WHERE ${column} IN (${chunk.map(() => "?").join(",")}) AND erasing_since IS NULL`,
+        `SELECT user_id, username, display_name, jurisdiction, avatar_version, group_adds, password_hash = '' AS routing_only FROM accounts WHERE ${column} IN (${chunk.map(() => "?").join(",")}) AND erasing_since IS NULL`,
       ).bind(...chunk).all<DirectoryRow & { avatar_version: number }>();
       for (const r of rows.results) {
         const p: MemberProfile = { user_id: r.user_id, username: r.username, display_name: r.display_name };
         if (r.avatar_version > 0) p.avatar_url = avatarPath(r.user_id, r.avatar_version);
         found.set(p.user_id, p);
+        groupAdds.set(p.user_id, r.routing_only ? null : policyOf(r.group_adds));
         byName.set(p.username.toLowerCase(), p);
         if (r.routing_only) apart.set(r.jurisdiction, [...(apart.get(r.jurisdiction) ?? []), r.user_id]);
       }
@@ -99,17 +108,18 @@ export async function resolveProfiles(env: Env, refs: string[]): Promise<{ found
     for (let i = 0; i < userIds.length; i += CHUNK) {
       const chunk = userIds.slice(i, i + CHUNK);
       const rows = await accountsFor(env, jurisdiction).prepare(
-        `SELECT user_id, display_name, avatar_version FROM accounts WHERE user_id IN (${chunk.map(() => "?").join(",")})`,
-      ).bind(...chunk).all<{ user_id: string; display_name: string; avatar_version: number }>();
+        `SELECT user_id, display_name, avatar_version, group_adds FROM accounts WHERE user_id IN (${chunk.map(() => "?").join(",")})`,
+      ).bind(...chunk).all<{ user_id: string; display_name: string; avatar_version: number; group_adds: string | null }>();
       for (const r of rows.results) {
         const p = found.get(r.user_id);
         if (p) p.display_name = r.display_name;
+        if (p) groupAdds.set(r.user_id, policyOf(r.group_adds));
         if (p && r.avatar_version > 0) p.avatar_url = avatarPath(r.user_id, r.avatar_version);
       }
     }
   }
   const missing = refs.filter((r) => (parseId(r)?.kind === "u" ? !found.has(r) : !byName.has(r.toLowerCase())));
-  return { found: [...found.values()], missing };
+  return { found: [...found.values()], missing, groupAdds };
 }
 
 /** Which of `ids` (user ids) have an account, in one batch of chunked queries. */

@@ -15,6 +15,7 @@ import { groupAddsRefused } from "./group-adds.js";
 import { send, type ApiContext, type ApiEnv } from "./app.js";
 import { nameText, parseJsonBody, parseWith } from "./validation.js";
 import type { MemberProfile, MembershipNotice } from "../../durable-objects/channel/types.js";
+import type { GroupAdds } from "../../protocol/types.js";
 import { DEFAULT_MEMBER_PAGE, MAX_MEMBER_PAGE } from "../../durable-objects/channel/membership.js";
 import { inviteUrl, MAX_INVITE_TTL_S, MAX_INVITE_USES, parseInviteCode } from "../../durable-objects/channel/invites.js";
 import { withDeadline } from "../../shared/deadline.js";
@@ -71,10 +72,10 @@ const DeleteQuery = z.object({ for: z._default(z.enum(["me", "everyone"]), "me")
 const REST_DEVICE = "";
 
 /** Profiles for `refs`, or a 404 naming the ones that matched nobody. */
-async function profiles(c: ApiContext, refs: string[]): Promise<{ ok: true; found: MemberProfile[] } | ReturnType<typeof fail>> {
-  const { found, missing } = await resolveProfiles(c.env, refs);
+async function profiles(c: ApiContext, refs: string[]): Promise<{ ok: true; found: MemberProfile[]; groupAdds: Map<string, GroupAdds | null> } | ReturnType<typeof fail>> {
+  const { found, missing, groupAdds } = await resolveProfiles(c.env, refs);
   if (missing.length > 0) return fail("not_found", `No such user: ${missing.slice(0, 5).join(", ")}.`);
-  return { ok: true, found };
+  return { ok: true, found, groupAdds };
 }
 
 function channelId(c: ApiContext): string | undefined {
@@ -135,7 +136,7 @@ export const channelRoutes = new Hono<ApiEnv>()
     }
     const place = placeChannel(me.userId, others.map((p) => p.user_id));
     if (!place.ok) return errorResponse(place);
-    const refused = await groupAddsRefused(c.env, me.userId, others);
+    const refused = await groupAddsRefused(c.env, me.userId, others, resolved.groupAdds);
     if (refused) return errorResponse(refused);
     const id = newId("c", place.jurisdiction);
     const r = await channelStub(c.env, id).create({ channelId: id, type: "group", name: body.value.name, creator, members: others, jurisdiction: place.jurisdiction });
@@ -179,7 +180,7 @@ export const channelRoutes = new Hono<ApiEnv>()
     if (!resolved.ok) return errorResponse(resolved);
     const pinnedElsewhere = resolved.found.filter((p) => !mayJoin(id, p.user_id)).map((p) => p.user_id);
     if (pinnedElsewhere.length > 0) return errorResponse(cannotJoin(id, pinnedElsewhere));
-    const refused = await groupAddsRefused(c.env, c.get("auth").userId, resolved.found);
+    const refused = await groupAddsRefused(c.env, c.get("auth").userId, resolved.found, resolved.groupAdds);
     if (refused) return errorResponse(refused);
     return send(c, await channelStub(c.env, id).addMembers(c.get("auth").userId, resolved.found));
   })

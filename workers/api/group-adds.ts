@@ -9,28 +9,52 @@ import { dmChannelId } from "../../shared/ids.js";
 import { placeDm } from "../../shared/locality.js";
 import { channelStub, userStub } from "../../shared/routing.js";
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
+import type { GroupAdds } from "../../protocol/types.js";
 
-/** Null if `adderId` may add every one of `people` to a group; else a 403 naming those who refuse. */
-export async function groupAddsRefused(env: Env, adderId: string, people: MemberProfile[]): Promise<Failure | null> {
-  const others = people.filter((p) => p.user_id !== adderId);
+/** Calls to people's objects in flight at once while checking one create or add. */
+const ASK_CONCURRENCY = 16;
+
+/**
+ * Null if `adderId` may add every one of `people` to a group; else a 403 naming those who refuse.
+ * `listed` is each person's policy as their account row says it (resolveProfiles): someone it
+ * says allows everyone is not asked (docs/decisions/024), so a group of 1,000 people who all do
+ * costs no call to their objects; the others (policy "contacts", or not known yet) are asked,
+ * ASK_CONCURRENCY at a time.
+ */
+export async function groupAddsRefused(env: Env, adderId: string, people: MemberProfile[], listed: Map<string, GroupAdds | null>): Promise<Failure | null> {
+  const others = people.filter((p) => p.user_id !== adderId && listed.get(p.user_id) !== "everyone");
   if (others.length === 0) return null;
   const adderChannels = (await withDeadline(userStub(env, adderId).listChannels(), DEADLINES.account, "channels.list")).map((c) => c.channel_id);
-  const allowed = await Promise.all(others.map((p) =>
-    withDeadline(userStub(env, p.user_id).mayBeAddedBy(adderId, adderChannels), DEADLINES.account, "group_adds")));
+  const allowed = await inParallel(others, ASK_CONCURRENCY, (p) =>
+    withDeadline(userStub(env, p.user_id).mayBeAddedBy(adderId, adderChannels, listed.get(p.user_id) ?? null), DEADLINES.account, "group_adds"));
   // Channel lists are kept by fan-out, a moment behind: a DM opened just now counts too, asked of
   // the DM's own object (the one conversation two people can start without being asked).
-  await Promise.all(others.map(async (p, i) => {
+  await inParallel(others, ASK_CONCURRENCY, async (p, i) => {
     if (allowed[i]) return;
     const place = placeDm(adderId, p.user_id);
     if (!place.ok) return; // no DM can exist between them
     const dm = await dmChannelId(adderId, p.user_id, place.jurisdiction);
     const shared = await withDeadline(channelStub(env, dm).describe(adderId) as Promise<{ ok: boolean }>, DEADLINES.account, "group_adds.dm");
     if (shared.ok) allowed[i] = true;
-  }));
+  });
   const refused = others.filter((_, i) => !allowed[i]);
   if (refused.length === 0) return null;
   const names = refused.slice(0, 5).map((p) => p.username).join(", ");
   const f = fail("forbidden", `Could not add ${names}${refused.length > 5 ? ` and ${refused.length - 5} more` : ""}: they can be added to groups only by people they already have a conversation with. Send them a message first.`);
   f.userIds = refused.map((p) => p.user_id);
   return f;
+}
+
+/** `fn` over `items`, at most `limit` at a time; results in the order of `items`. */
+async function inParallel<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }

@@ -32,7 +32,8 @@ export const userRoutes = new Hono<ApiEnv>()
   .patch("/me/settings", async (c) => {
     const body = await parseJsonBody(c, SettingsBody);
     if (!body.ok) return errorResponse(body);
-    return c.json(await userStub(c.env, c.get("auth").userId).updateSettings(body.value));
+    const r = await userStub(c.env, c.get("auth").userId).updateSettings(body.value);
+    return r.ok ? c.json(r.settings) : errorResponse(r);
   })
   .patch("/me/channels/:id", async (c) => {
     const channelId = c.req.param("id");
