@@ -87,35 +87,42 @@ export async function resolveProfiles(env: Env, refs: string[]): Promise<{ found
   const groupAdds = new Map<string, GroupAdds | null>();
   const byName = new Map<string, MemberProfile>();
   const apart = new Map<Jurisdiction, string[]>();
+  // One round trip per database: the chunks go in one batch (a 1,000-member group is 12 of them).
+  const lookups: D1PreparedStatement[] = [];
   for (const [column, values] of [["user_id", ids], ["username_lower", names]] as const) {
     for (let i = 0; i < values.length; i += CHUNK) {
       const chunk = values.slice(i, i + CHUNK);
-      const rows = await directory(env).prepare(
+      lookups.push(directory(env).prepare(
         // An account being erased has no profile any more: clients show "Deleted account" at once.
         `SELECT user_id, username, display_name, jurisdiction, avatar_version, group_adds, password_hash = '' AS routing_only FROM accounts WHERE ${column} IN (${chunk.map(() => "?").join(",")}) AND erasing_since IS NULL`,
-      ).bind(...chunk).all<DirectoryRow & { avatar_version: number }>();
-      for (const r of rows.results) {
-        const p: MemberProfile = { user_id: r.user_id, username: r.username, display_name: r.display_name };
-        if (r.avatar_version > 0) p.avatar_url = avatarPath(r.user_id, r.avatar_version);
-        found.set(p.user_id, p);
-        groupAdds.set(p.user_id, r.routing_only ? null : policyOf(r.group_adds));
-        byName.set(p.username.toLowerCase(), p);
-        if (r.routing_only) apart.set(r.jurisdiction, [...(apart.get(r.jurisdiction) ?? []), r.user_id]);
-      }
+      ).bind(...chunk));
     }
   }
+  const pages = lookups.length === 0 ? [] : await directory(env).batch<DirectoryRow & { avatar_version: number }>(lookups);
+  for (const r of pages.flatMap((page) => page.results)) {
+    const p: MemberProfile = { user_id: r.user_id, username: r.username, display_name: r.display_name };
+    if (r.avatar_version > 0) p.avatar_url = avatarPath(r.user_id, r.avatar_version);
+    found.set(p.user_id, p);
+    groupAdds.set(p.user_id, r.routing_only ? null : policyOf(r.group_adds));
+    byName.set(p.username.toLowerCase(), p);
+    if (r.routing_only) apart.set(r.jurisdiction, [...(apart.get(r.jurisdiction) ?? []), r.user_id]);
+  }
   for (const [jurisdiction, userIds] of apart) {
+    const store = accountsFor(env, jurisdiction);
+    const reads: D1PreparedStatement[] = [];
     for (let i = 0; i < userIds.length; i += CHUNK) {
       const chunk = userIds.slice(i, i + CHUNK);
-      const rows = await accountsFor(env, jurisdiction).prepare(
+      reads.push(store.prepare(
         `SELECT user_id, display_name, avatar_version, group_adds FROM accounts WHERE user_id IN (${chunk.map(() => "?").join(",")})`,
-      ).bind(...chunk).all<{ user_id: string; display_name: string; avatar_version: number; group_adds: string | null }>();
-      for (const r of rows.results) {
-        const p = found.get(r.user_id);
-        if (p) p.display_name = r.display_name;
-        if (p) groupAdds.set(r.user_id, policyOf(r.group_adds));
-        if (p && r.avatar_version > 0) p.avatar_url = avatarPath(r.user_id, r.avatar_version);
-      }
+      ).bind(...chunk));
+    }
+    const rows = await store.batch<{ user_id: string; display_name: string; avatar_version: number; group_adds: string | null }>(reads);
+    for (const r of rows.flatMap((page) => page.results)) {
+      const p = found.get(r.user_id);
+      if (!p) continue;
+      p.display_name = r.display_name;
+      groupAdds.set(r.user_id, policyOf(r.group_adds));
+      if (r.avatar_version > 0) p.avatar_url = avatarPath(r.user_id, r.avatar_version);
     }
   }
   const missing = refs.filter((r) => (parseId(r)?.kind === "u" ? !found.has(r) : !byName.has(r.toLowerCase())));
