@@ -32,13 +32,14 @@ export function seededUserIds(from: number, to: number): string[] {
 /**
  * Inserts accounts 0..n-1 (`seededUserId(i)`, username `seed<i>`) in one SQL statement run by
  * `wrangler d1 execute --local`; a few seconds for 100,000 here. Idempotent (INSERT OR IGNORE).
- * With `password`, every one of them signs in with it.
+ * With `password`, every one of them signs in with it. Their `group_adds` is 'everyone', as for an
+ * account registered today (decision 024), so adding them to a group wakes none of their objects.
  */
 export function seedAccounts(stateDir: string, n: number, password?: string): void {
   const hash = password === undefined ? "seeded$no-password" : passwordHash(password);
   const sql = `WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ${Math.floor(n)}) `
-    + "INSERT OR IGNORE INTO accounts (user_id, username, username_lower, display_name, password_hash, jurisdiction, created_at) "
-    + `SELECT printf('u_g_seed%022d', i), 'seed' || i, 'seed' || i, 'Seed ' || i, '${hash}', '', 0 FROM k`;
+    + "INSERT OR IGNORE INTO accounts (user_id, username, username_lower, display_name, password_hash, jurisdiction, created_at, group_adds) "
+    + `SELECT printf('u_g_seed%022d', i), 'seed' || i, 'seed' || i, 'Seed ' || i, '${hash}', '', 0, 'everyone' FROM k`;
   const r = spawnSync(join(root, "node_modules", ".bin", "wrangler"),
     ["d1", "execute", "ACCOUNTS", "--local", "--persist-to", stateDir, "--config", join(root, "wrangler.toml"), "--command", sql],
     { cwd: root, env: { ...process.env, ...QUIET_WRANGLER_ENV }, encoding: "utf8", timeout: 300_000 });
