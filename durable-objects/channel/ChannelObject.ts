@@ -32,7 +32,7 @@ import { hlcToHex } from "./hlc.js";
 import { eraseMember, type ErasureProgress } from "./erasure.js";
 import { DEFAULT_MEMBER_PAGE, Membership, uniqueIds, type MemberPage } from "./membership.js";
 import { MessageChanges } from "./message-changes.js";
-import { Notices } from "./notices.js";
+import { noticePageFromEnv, Notices } from "./notices.js";
 import { rateLimitFromEnv, SenderRateLimiter } from "./rate-limit.js";
 import { checkRetention, Retention, retentionConfig, retentionText } from "./retention.js";
 import { CHANNEL_MIGRATIONS } from "./schema.js";
@@ -173,6 +173,7 @@ export class ChannelObject extends DurableObject<Env> {
       stateFor: (userId) => this.memberState(userId),
       userStub: (userId) => userStub(env, userId),
       wakeAt: (at) => this.wakeAt(at),
+      pageSize: noticePageFromEnv(env),
     });
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, CHANNEL_MIGRATIONS);

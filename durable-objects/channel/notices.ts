@@ -6,7 +6,8 @@
  *
  * Never on the caller's path: creating a group of 1,000 answers at once and wakes no UserObject;
  * the pump then works through pages of ≤ NOTICE_PAGE due rows per alarm tick, a bounded number
- * of calls in flight, each under a deadline.
+ * of calls in flight, each under a deadline. Operators can change the page or pause the pump
+ * (NOTICE_PAGE_SIZE, docs/decisions/025).
  */
 import { withDeadline, eachLimited } from "../../shared/deadline.js";
 import { log } from "../../shared/log.js";
@@ -14,6 +15,11 @@ import { count } from "../../shared/metrics.js";
 import type { MemberChannelState, MembershipNotice } from "./types.js";
 
 export const NOTICE_PAGE = 100;
+/**
+ * While the pump is paused (NOTICE_PAGE_SIZE = "0"), a channel with pending notices looks again
+ * this often, so setting the var back resumes every channel without any other traffic.
+ */
+export const NOTICE_PAUSED_RECHECK_MS = 60_000;
 export const NOTICE_CONCURRENCY = 16;
 export const NOTICE_DEADLINE_MS = 10_000;
 export const NOTICE_RETRY_MS = 1000;
@@ -31,6 +37,20 @@ export interface NoticeDeps {
   stateFor(userId: string): MemberChannelState;
   userStub(userId: string): NoticeEndpoint;
   wakeAt(at: number): void;
+  /** Notices per alarm tick (NOTICE_PAGE_SIZE); 0 pauses the pump. NOTICE_PAGE when absent. */
+  pageSize?: number;
+}
+
+/**
+ * The pump's page from the Worker's var NOTICE_PAGE_SIZE: an operator setting (docs/decisions/025).
+ * Unset or not an integer in 0..1,000: NOTICE_PAGE. "0" pauses the pump: notices stay pending on
+ * disk and are sent once the var is above 0 again.
+ */
+export function noticePageFromEnv(env: { NOTICE_PAGE_SIZE?: string }): number {
+  const v = env.NOTICE_PAGE_SIZE;
+  if (v === undefined || v.trim() === "") return NOTICE_PAGE;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 1000 ? n : NOTICE_PAGE;
 }
 
 type Due = { user_id: string; version: number; notice_attempts: number };
@@ -46,16 +66,26 @@ export class Notices {
     return this.running;
   }
 
-  /** When the next pending notice is due, if any. */
+  private get pageSize(): number {
+    return this.deps.pageSize ?? NOTICE_PAGE;
+  }
+
+  /** When the next pending notice is due, if any (while paused: the next look, a minute on). */
   nextDue(): number | undefined {
     const row = this.deps.sql.exec<{ at: number | null }>("SELECT min(notice_at) AS at FROM members WHERE notified = 0").one();
-    return row.at ?? undefined;
+    if (row.at === null) return undefined;
+    return this.pageSize === 0 ? Math.max(row.at, Date.now() + NOTICE_PAUSED_RECHECK_MS) : row.at;
   }
 
   private async tick(): Promise<void> {
+    if (this.pageSize === 0) {
+      const next = this.nextDue();
+      if (next !== undefined) this.deps.wakeAt(next);
+      return;
+    }
     const now = Date.now();
     const due = this.deps.sql.exec<Due>(
-      "SELECT user_id, version, notice_attempts FROM members WHERE notified = 0 AND notice_at <= ? ORDER BY notice_at LIMIT ?", now, NOTICE_PAGE,
+      "SELECT user_id, version, notice_attempts FROM members WHERE notified = 0 AND notice_at <= ? ORDER BY notice_at LIMIT ?", now, this.pageSize,
     ).toArray();
     await eachLimited(due, NOTICE_CONCURRENCY, (row) => this.send(row));
     const next = this.nextDue();
