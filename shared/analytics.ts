@@ -12,11 +12,20 @@
  * never throw into a request; locally (wrangler dev, tests) the platform drops them, which is why
  * tests read counts through `memoryRecorder()` instead.
  */
+import { log } from "./log.js";
 import { recordMetricsByDefault, type MetricRecorder, type MetricTags } from "./metrics.js";
 
 /** The binding as the Worker sees it; absent when an operator removed the dataset. */
 export interface AnalyticsEnv {
   METRICS?: AnalyticsEngineDataset;
+  /**
+   * "1": every count is also a log line (`{"event":"metric","metric":name,"n":n,"tags":{...}}`)
+   * instead of going to Analytics Engine. For local measurements under `wrangler dev`, where the
+   * platform drops Analytics Engine writes and tests cannot install a recorder: the end-to-end
+   * broadcast test and bench (g) count a post's RPCs and writes from these lines (with
+   * COUNT_SQL_WRITES = "1"). Not a production setting: one line per statement.
+   */
+  METRICS_LOG?: string;
 }
 
 export function canonicalTags(tags: MetricTags | undefined): string {
@@ -32,7 +41,17 @@ export function analyticsEngineRecorder(dataset: AnalyticsEngineDataset): Metric
   };
 }
 
+/** Every count as a debug log line (METRICS_LOG = "1"). */
+export function logRecorder(): MetricRecorder {
+  return {
+    count(name, n, tags) {
+      log("debug", "metric", tags ? { metric: name, n, tags } : { metric: name, n });
+    },
+  };
+}
+
 /** Called by every entry point (Worker handlers, object constructors); cheap when repeated. */
 export function recordToAnalytics(env: AnalyticsEnv): void {
-  if (env.METRICS) recordMetricsByDefault(analyticsEngineRecorder(env.METRICS));
+  if (env.METRICS_LOG === "1") recordMetricsByDefault(logRecorder());
+  else if (env.METRICS) recordMetricsByDefault(analyticsEngineRecorder(env.METRICS));
 }

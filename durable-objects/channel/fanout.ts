@@ -424,6 +424,8 @@ export class FanOut {
           if (generation !== this.generation) return;
           this.fanoutSeq = messages.at(-1)!.seq;
           this.deps.sql.exec("UPDATE channel SET fanout_seq = ? WHERE id = 1", this.fanoutSeq);
+          // Every watcher has the batch or a durable retry row: the round's end, for tracing a post.
+          log("debug", "fanout.round_done", { object: "channel", channel_id: this.deps.id(), seq: this.fanoutSeq, ms: Date.now() - messages[0]!.server_ts });
           this.progress = { seq: this.fanoutSeq, at: Date.now() };
         }
         const retry = Math.min(this.direct.nextRetryAt() ?? Infinity, this.relays.nextRetryAt() ?? Infinity);
