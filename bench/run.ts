@@ -5,7 +5,8 @@
  *
  *   npm run bench                     full run (~3 min here; every scenario is capped at 60 s)
  *   npm run bench -- --quick          smaller counts (< 2 min)
- *   npm run bench -- --only a,d       some scenarios
+ *   npm run bench -- --only a,d       some scenarios ((g) starts an edgechat server of its own with
+ *                                     100,000 seeded accounts: ~10 min; --quick --only g is shorter)
  *   npm run bench -- --repeat 3       runs per scenario and target (default: 2 full, 1 quick); the best is reported
  *   npm run bench -- --url http://127.0.0.1:8787   use a running edgechat instead of starting one
  *   npm run bench -- --limit-url URL | --no-limit  a running limit worker / no comparison
@@ -19,6 +20,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { DevServerOptions } from "../test/support/dev-server.js";
+import { seedAccounts } from "../test/support/seed-accounts.js";
 import { machine, medium, revision } from "./load/machine.js";
 import { withTimeout } from "./load/pool.js";
 import { cpuMeter } from "./load/procs.js";
@@ -28,7 +30,7 @@ import { OwnedServer } from "./load/servers.js";
 import type { Target } from "./load/target.js";
 import { EdgechatTarget, LimitTarget } from "./load/targets.js";
 import { SCENARIOS } from "./scenarios/index.js";
-import { closeAll, quiesce, type ScenarioContext, type ScenarioId, type ScenarioResult } from "./scenarios/scenario.js";
+import { closeAll, quiesce, type Scenario, type ScenarioContext, type ScenarioId, type ScenarioResult } from "./scenarios/scenario.js";
 import { warmUp } from "./scenarios/warm-up.js";
 
 /** Bench-only overrides for the edgechat server the bench starts; `--var` wins. */
@@ -100,6 +102,10 @@ function bestOf(runs: readonly ScenarioResult[]): ScenarioResult {
 
 let runCounter = 0;
 
+function budgetOf(scenario: Scenario, quick: boolean): number {
+  return scenario.budgetMs?.(quick) ?? SCENARIO_BUDGET_MS;
+}
+
 async function runScenario(target: Target, server: OwnedServer | undefined, id: ScenarioId, quick: boolean, pattern: SenderPattern): Promise<ScenarioResult> {
   const scenario = SCENARIOS.find((s) => s.id === id)!;
   const params = scenario.params(quick, pattern);
@@ -107,7 +113,7 @@ async function runScenario(target: Target, server: OwnedServer | undefined, id: 
   const ctx: ScenarioContext = {
     target, quick, pattern, log, devices: [], tracker: undefined, phase: "starting",
     runTag: `${target.name === "edgechat" ? "e" : "l"}${id}${(++runCounter).toString(36)}${Date.now().toString(36)}`,
-    deadline: start + SCENARIO_BUDGET_MS - CLOSE_MARGIN_MS,
+    deadline: start + budgetOf(scenario, quick) - CLOSE_MARGIN_MS,
   };
   const logMark = server?.logMark();
   const serverLog = () => (server && logMark !== undefined ? { serverLog: server.problemsSince(logMark) } : {});
@@ -115,7 +121,7 @@ async function runScenario(target: Target, server: OwnedServer | undefined, id: 
   const cpu = cpuMeter(target.processes());
   const workerBefore = target.processes()?.worker;
   try {
-    const outcome = await withTimeout(scenario.run(ctx, params), SCENARIO_BUDGET_MS - 3_000, `scenario (${id}) on ${target.name}`);
+    const outcome = await withTimeout(scenario.run(ctx, params), budgetOf(scenario, quick) - 3_000, `scenario (${id}) on ${target.name}`);
     const undecodable = ctx.devices.reduce((n, d) => n + d.undecodable, 0);
     const workerAfter = target.processes()?.worker;
     if (workerBefore !== workerAfter) {
@@ -183,7 +189,26 @@ async function main(): Promise<number> {
     const targets: Target[] = [edgechat];
     const limitUrl = limitServer?.url ?? args["limit-url"];
     if (limitUrl) targets.push(new LimitTarget(limitUrl, limitServer ? () => limitServer.source() : external));
-    const serverOf = (t: Target) => (t === edgechat ? edgechatServer : limitServer);
+    const serverOf = (t: Target) => (t === edgechat ? edgechatServer : ownServers.get(t) ?? limitServer);
+    // Scenarios that need an edgechat server of their own (seeded accounts, vars): started here.
+    const ownServers = new Map<Target, OwnedServer>();
+    const ownTargets = new Map<ScenarioId, Target>();
+    for (const scenario of selected) {
+      const wants = scenario.ownServer?.(quick);
+      if (!wants || args.url) continue;
+      const server = await own(`edgechat-${scenario.id}`, {
+        stateDir: join(stateRoot, `edgechat-${scenario.id}`), vars: { ...vars, ...wants.vars }, verbose, startTimeoutMs: 180_000,
+        beforeStart: (dir) => {
+          const t0 = performance.now();
+          seedAccounts(dir, wants.seedAccounts);
+          log(`edgechat-${scenario.id}: seeded ${wants.seedAccounts} accounts in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        },
+      });
+      const target = new EdgechatTarget(server.url, () => server.source(), { registerConcurrency: positiveInt("register-concurrency", args["register-concurrency"], 1), log });
+      await warmUp(target, pattern);
+      ownServers.set(target, server);
+      ownTargets.set(scenario.id, target);
+    }
 
     const poolSize = Math.max(...selected.map((s) => s.users(quick)));
     await edgechat.users(poolSize);
@@ -193,10 +218,11 @@ async function main(): Promise<number> {
     const allRuns: ScenarioResult[] = [];
     let reloads = 0;
     for (const scenario of selected) {
-      const runs = new Map<Target, ScenarioResult[]>(targets.map((t) => [t, []]));
+      const scenarioTargets = targets.map((t) => (t === edgechat ? ownTargets.get(scenario.id) ?? t : t));
+      const runs = new Map<Target, ScenarioResult[]>(scenarioTargets.map((t) => [t, []]));
       // Targets alternate (E, L, E, L...) so a burst of load from elsewhere hits both alike.
       for (let rep = 1; rep <= repeat; rep++) {
-        for (const target of targets) {
+        for (const target of scenarioTargets) {
           const server = serverOf(target);
           if (scenario.freshServer && server) await server.restart();
           await quiesce(target, 10_000); // start on a quiet server
@@ -216,7 +242,7 @@ async function main(): Promise<number> {
           if (!clean(r) && r.serverLog?.length) log(`    wrangler said:\n${r.serverLog.map((l) => `      ${l}`).join("\n")}`);
         }
       }
-      for (const target of targets) results.push(bestOf(runs.get(target)!));
+      for (const target of scenarioTargets) results.push(bestOf(runs.get(target)!));
     }
 
     const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;

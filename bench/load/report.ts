@@ -92,6 +92,7 @@ function scenarioLabel(r: ScenarioResult): string {
     d: `${num(p.members ?? 0)} members online, ${p.posts} posts`,
     e: `${p.channels} channels × ${num(p.messages_per_channel ?? 0)} msgs offline`,
     f: `${num(p.devices ?? 0)} devices, ${p.devices_per_user} per user`,
+    g: `${num(p.connected ?? 0)} connected, ${p.posts} posts at each of 1,000 / 10,000 / 100,000 subscribers`,
     h: `${num(p.members ?? 0)} members, ${p.online_few} then all online, ${p.posts} posts each`,
   };
   return `(${r.scenario}) ${r.title}: ${detail[r.scenario]}`;
@@ -122,6 +123,7 @@ function extraNotes(r: ScenarioResult): string {
   switch (r.scenario) {
     case "d": return `all delivered per post: ${Array.isArray(x.all_delivered_ms) ? x.all_delivered_ms.join(", ") : "–"} ms; connect ${x.connect_ms} ms`;
     case "h": return `${r.params.online_few} online, per post: ${Array.isArray(x.few_online_ms) ? x.few_online_ms.join(", ") : "–"} ms; all online, per post: ${Array.isArray(x.all_online_ms) ? x.all_online_ms.join(", ") : "–"} ms (median ${x.all_online_median_ms} ms)`;
+    case "g": return [1_000, 10_000, 100_000].map((n) => `${num(n)} subscribers: ${Array.isArray(x[`at_${n}_ms`]) ? (x[`at_${n}_ms`] as number[]).join(", ") : "–"} ms (median ${x[`at_${n}_median_ms`]}), CPU ${Array.isArray(x[`at_${n}_cpu_ms`]) ? (x[`at_${n}_cpu_ms`] as number[]).join(", ") : "–"} ms (median ${x[`at_${n}_median_cpu_ms`]})${x[`bulk_to_${n}_ms`] !== undefined ? `, bulk ${x[`bulk_to_${n}_ms`]} ms` : ""}`).join("; ");
     case "e": return `server quiet ${x.quiet_after_last_ack_ms} ms after the last ack; then HELLO ${x.hello_ms} ms, RESUMED ${x.resumed_ms} ms, ${x.pull_history_calls} PULL_HISTORY`;
     case "f": return `proxy ${x.proxy_kib_per_conn} + worker ${x.worker_kib_per_conn} KiB/conn; loading the ${r.target === "limit" ? "rooms" : "UserObjects"} first: ${x.worker_kib_per_object_loaded} KiB each; RSS proxy ${x.proxy_rss_mib_before}→${x.proxy_rss_mib_after} MiB, worker ${x.worker_rss_mib_before}→${x.worker_rss_mib_after} MiB (after close: ${x.proxy_rss_mib_closed} / ${x.worker_rss_mib_closed}); ${num(Number(x.connects_per_sec))} connects/s`;
     default: return "";

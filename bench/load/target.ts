@@ -25,6 +25,16 @@ export interface Target {
   freshUser(label: string): Promise<BenchUser>;
   createDm(a: BenchUser, b: BenchUser): Promise<string>;
   createGroup(owner: BenchUser, members: readonly BenchUser[], name: string): Promise<string>;
+  /** A broadcast channel owned by `owner` (limit: a room). */
+  createBroadcast(owner: BenchUser, name: string): Promise<string>;
+  /**
+   * Subscribes accounts that never connect, by id (edgechat: `POST .../members/bulk`, 1,000 a
+   * call; the ids must exist, e.g. test/support/seed-accounts.ts). Limit: nothing to do, a room
+   * has no members. Resolves with the member count after.
+   */
+  bulkSubscribe(owner: BenchUser, channel: string, userIds: readonly string[]): Promise<number>;
+  /** `users` join by one invite link (edgechat; their lists show the channel at once). Limit: nothing to do. */
+  joinByInvite(owner: BenchUser, channel: string, users: readonly BenchUser[]): Promise<void>;
   /**
    * Connects one device and waits for HELLO. edgechat: one socket that carries every channel of
    * the user (`channels` unused). Limit: one socket per channel; with none, one socket to a room

@@ -27,6 +27,8 @@ function findProcesses(url: string, source: ProcessSource): WorkerdProcesses | u
 
 const wsUrl = (url: string) => url.replace(/^http/, "ws");
 const SETUP_ATTEMPTS = 3;
+/** Ids per bulk call: the route's maximum (LIMITS.maxBulkAdd). */
+const BULK_PAGE = 1000;
 
 /* ---------------------------------------- edgechat ---------------------------------------- */
 
@@ -95,6 +97,28 @@ export class EdgechatTarget implements Target {
     const body = await this.post<ChannelAnswer>("/v1/channels", owner.token, { type: "group", name, members: others }, 201);
     this.joined([owner, ...members], body.channel.channel_id);
     return body.channel.channel_id;
+  }
+
+  async createBroadcast(owner: BenchUser, name: string): Promise<string> {
+    const body = await this.post<ChannelAnswer>("/v1/channels", owner.token, { type: "broadcast", name }, 201);
+    this.joined([owner], body.channel.channel_id);
+    return body.channel.channel_id;
+  }
+
+  async bulkSubscribe(owner: BenchUser, channel: string, userIds: readonly string[]): Promise<number> {
+    let memberCount = 0;
+    for (let i = 0; i < userIds.length; i += BULK_PAGE) {
+      const r = await this.post<{ unknown: number; member_count: number }>(`/v1/channels/${channel}/members/bulk`, owner.token, { user_ids: userIds.slice(i, i + BULK_PAGE) }, 200);
+      if (r.unknown > 0) throw new Error(`bulk subscribe: ${r.unknown} ids have no account (seeded accounts missing?)`);
+      memberCount = r.member_count;
+    }
+    return memberCount;
+  }
+
+  async joinByInvite(owner: BenchUser, channel: string, users: readonly BenchUser[]): Promise<void> {
+    const invite = await this.post<{ code: string }>(`/v1/channels/${channel}/invites`, owner.token, { max_uses: Math.max(1, users.length) }, 201);
+    await pool(users, 8, (u) => this.post(`/v1/invites/${invite.code}/join`, u.token, {}, 201, 200));
+    this.joined(users, channel);
   }
 
   async connect(user: BenchUser, deviceId: string, channels: readonly string[], tracker?: Tracker, options: ConnectOptions = {}): Promise<Device> {
@@ -179,6 +203,16 @@ export class LimitTarget implements Target {
   async createGroup(): Promise<string> {
     return this.room();
   }
+
+  async createBroadcast(): Promise<string> {
+    return this.room();
+  }
+
+  async bulkSubscribe(_owner: BenchUser, _channel: string, userIds: readonly string[]): Promise<number> {
+    return userIds.length; // a room has no members: offline subscribers cost the limit nothing
+  }
+
+  async joinByInvite(): Promise<void> {}
 
   private room(): string {
     return `r_${randomUUID()}`;

@@ -9,7 +9,7 @@ import { runSender, type SendJob, type SenderPattern } from "../load/sender.js";
 import type { BenchUser, ConnectOptions, Device, Target, TargetName } from "../load/target.js";
 import { Tracker, type TrackerReport } from "../load/tracker.js";
 
-export type ScenarioId = "a" | "b" | "c" | "d" | "e" | "f" | "h";
+export type ScenarioId = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h";
 
 /** The one figure a scenario is judged by, compared between edgechat and the limit. */
 export interface Headline {
@@ -85,6 +85,14 @@ export interface Scenario {
    * started them: memory readings are then not blurred by memory earlier scenarios freed.
    */
   freshServer?: boolean;
+  /**
+   * Runs against an edgechat server of its own, started for it with these accounts seeded into
+   * its directory (test/support/seed-accounts.ts) and these vars on top of the run's (the limit
+   * server is shared). Its users are registered on that server when the scenario asks for them.
+   */
+  ownServer?: (quick: boolean) => { seedAccounts: number; vars: Record<string, string> };
+  /** Its time budget, setup included, when the run's default (60 s) cannot hold its setup. */
+  budgetMs?: (quick: boolean) => number;
   /** How many pool users the scenario needs (registered before any scenario runs). */
   users(quick: boolean): number;
   params(quick: boolean, pattern: SenderPattern): Record<string, number>;

@@ -1,0 +1,98 @@
+/**
+ * (g) A post to a broadcast channel with C connected devices (1,000 full, 200 quick) at 1,000,
+ * 10,000 and 100,000 subscribers: the time until every connected device has it and the server's
+ * CPU per post (both workerd processes), which should be flat across the three sizes: offline
+ * subscribers cost nothing at post time (docs/decisions/013, 017, 018).
+ *
+ * One channel grows: the connected users (the owner posts) join by invite link; never-connected
+ * subscribers are added through the bulk route up to each size, from accounts seeded into the
+ * server's directory before it started (registering 100,000 through REST would hash as many
+ * passwords). So edgechat runs on a server of its own, with the notice pump paused
+ * (NOTICE_PAGE_SIZE=0, docs/decisions/025): otherwise it would wake 100,000 UserObjects in the
+ * background during the measurement. The limit has no members: its room of C sockets is the same
+ * at every size, which is the point of comparison.
+ *
+ * Per post: sent one at a time; CPU is read before the SEND and after the server is quiet again
+ * (under 10% of a core for 250 ms), so a post's tail (relay rounds, list flushes) is in it.
+ */
+import { seededUserIds } from "../../test/support/seed-accounts.js";
+import { percentile } from "../load/percentiles.js";
+import { sleep } from "../load/pool.js";
+import { cpuSeconds } from "../load/procs.js";
+import type { SenderPattern } from "../load/sender.js";
+import type { Device } from "../load/target.js";
+import { closeAll, connectAll, drain, newTracker, nth, quiesce, sendAll, timeLeft, type Scenario } from "./scenario.js";
+
+const ONE_POST: SenderPattern = { window: 1, ratePerSec: 0 };
+export const G_SIZES = [1_000, 10_000, 100_000] as const;
+
+export const broadcastScale: Scenario = {
+  id: "g",
+  title: "a post to a broadcast channel, connected devices fixed, subscribers 1,000 → 100,000",
+  ownServer: () => ({ seedAccounts: G_SIZES.at(-1)!, vars: { NOTICE_PAGE_SIZE: "0" } }),
+  budgetMs: (quick) => (quick ? 600_000 : 900_000),
+  users: () => 0, // registered on its own server
+  params: (quick) => ({ connected: quick ? 200 : 1000, posts: quick ? 3 : 5 }),
+  async run(ctx, p) {
+    ctx.phase = "registering the connected users";
+    const users = await ctx.target.users(p.connected!);
+    const owner = nth(users, 0);
+    ctx.phase = "creating the channel";
+    const channel = await ctx.target.createBroadcast(owner, "bench g");
+    await ctx.target.joinByInvite(owner, channel, users.slice(1));
+    const tracker = newTracker(ctx);
+    const devices = await connectAll(ctx, users, () => [channel], tracker);
+    const sender = nth(devices, 0);
+    const recipients = devices.slice(1).map((d) => d.key);
+    const procs = ctx.target.processes();
+    const cpuNow = () => (procs ? cpuSeconds(procs.worker) + cpuSeconds(procs.proxy) : Number.NaN);
+
+    const post = async (tag: string) => {
+      await quiesce(ctx.target, 10_000);
+      const cpu0 = cpuNow();
+      const sentAt = performance.now();
+      await sendAll(ctx, tracker, [{ device: sender, channelId: channel, count: 1, recipients, idPrefix: `${ctx.runTag}-g-${tag}` }], ONE_POST);
+      const ok = (await drain(ctx, tracker)) && timeLeft(ctx) > 0;
+      const ms = tracker.lastDeliveryAt - sentAt;
+      await quiesce(ctx.target, 10_000);
+      return { ok, ms, cpuMs: (cpuNow() - cpu0) * 1000 };
+    };
+
+    // Unmeasured: the first rounds register the watchers at their relay shards.
+    for (let i = 0; i < 2; i++) await post(`warm${i}`);
+    let members = users.length;
+    const extra: Record<string, number | number[] | string> = {};
+    let timedOut = false;
+    let headline: number | undefined;
+    for (const size of G_SIZES) {
+      if (timedOut) break;
+      ctx.phase = `subscribing ${size - members} more (to ${size})`;
+      const t0 = performance.now();
+      // Seeded ids from 0: the channel's never-connected subscribers, size − connected of them.
+      members = await ctx.target.bulkSubscribe(owner, channel, seededUserIds(members - users.length, size - users.length)) + (ctx.target.name === "limit" ? users.length : 0);
+      extra[`bulk_to_${size}_ms`] = Math.round(performance.now() - t0);
+      const times: number[] = [];
+      const cpu: number[] = [];
+      for (let i = 0; i < p.posts! && !timedOut; i++) {
+        await sleep(200);
+        const r = await post(`${size}-${i}`);
+        if (!r.ok) { timedOut = true; break; }
+        times.push(r.ms);
+        cpu.push(r.cpuMs);
+      }
+      const median = (xs: number[]) => (xs.length ? Math.round(percentile(xs, 50) * 10) / 10 : Number.NaN);
+      extra[`at_${size}_ms`] = times.map((v) => Math.round(v));
+      extra[`at_${size}_cpu_ms`] = cpu.map((v) => Math.round(v));
+      extra[`at_${size}_median_ms`] = median(times);
+      extra[`at_${size}_median_cpu_ms`] = median(cpu);
+      if (size === G_SIZES.at(-1)) headline = median(times);
+    }
+    await closeAll(devices as Device[], ctx);
+    return {
+      traffic: tracker.report(), timedOut, extra,
+      headline: headline === undefined || Number.isNaN(headline) ? undefined : {
+        label: `time until all ${recipients.length} other connected devices have a post, 100,000 subscribers (median)`, value: headline, unit: "ms", better: "lower",
+      },
+    };
+  },
+};
