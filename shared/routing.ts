@@ -7,10 +7,13 @@
  * namespace instead: the routing decision is still made, and tested, on every call.
  */
 import { JURISDICTIONS, parseId, type Jurisdiction } from "./ids.js";
+import { fnv1a32 } from "./shards.js";
 import type { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 import type { UserObject } from "../durable-objects/user/UserObject.js";
 import type { PresenceObject } from "../durable-objects/presence/PresenceObject.js";
 import type { RelayObject } from "../durable-objects/relay/RelayObject.js";
+
+export { fnv1a32, relayShardOf } from "./shards.js";
 
 type Namespace<T extends Rpc.DurableObjectBranded | undefined> = DurableObjectNamespace<T>;
 
@@ -52,27 +55,12 @@ export function relayStub(env: Env, channelId: string, shard: number): DurableOb
   return env.RELAYS.get(objectId(env, env.RELAYS, relayName(channelId, shard), parsed.jurisdiction));
 }
 
-/** A user's relay shard among `shards`: stable for as long as the channel's shard count is. */
-export function relayShardOf(userId: string, shards: number): number {
-  return fnv1a32(userId) % shards;
-}
-
 /**
  * Presence shards per jurisdiction. Changing it re-homes most users to another shard, which
  * forgets their last_seen and their watchers' subscriptions (presence is ephemeral: the next
  * report and re-watch rebuild them).
  */
 export const PRESENCE_SHARDS = 32;
-
-/** 32-bit FNV-1a over the string's UTF-16 code units (ids are ASCII, so over its bytes). */
-export function fnv1a32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 function presenceShard(userId: string): { name: string; jurisdiction: Jurisdiction } {
   const parsed = parseId(userId);

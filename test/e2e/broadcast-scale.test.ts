@@ -43,7 +43,7 @@ import { createClient, type ChatMessage, type EdgechatClient, type WebSocketCons
 import { toChatMessage } from "../../client/wire.js";
 import { decodeFrame, pb } from "../../protocol/codec.js";
 import { SUBPROTOCOL_JSON } from "../../protocol/limits.js";
-import { relayShardOf } from "../../shared/routing.js";
+import { relayShardOf } from "../../shared/shards.js";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
 import { seedAccounts, seededUserIds } from "../support/seed-accounts.js";
 import { ServerLines, workOf, type Work } from "../support/work-log.js";
