@@ -44,6 +44,7 @@ import { toChatMessage } from "../../client/wire.js";
 import { decodeFrame, pb } from "../../protocol/codec.js";
 import { SUBPROTOCOL_JSON } from "../../protocol/limits.js";
 import { relayShardOf } from "../../shared/shards.js";
+import { pool } from "../../bench/load/pool.js";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
 import { seedAccounts, seededUserIds } from "../support/seed-accounts.js";
 import { ServerLines, workOf, type Work } from "../support/work-log.js";
@@ -144,18 +145,6 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${server.log.slice(-20).join("\n")}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  }));
-  return out;
 }
 
 /** A JSON request; a 503 from wrangler's proxy under load ("worker restarted mid-request") is retried. */

@@ -38,6 +38,7 @@ import { createClient, EdgechatError, type ChatMessage, type EdgechatClient, typ
 import { toChatMessage } from "../../client/wire.js";
 import { decodeFrame, pb } from "../../protocol/codec.js";
 import { SUBPROTOCOL_JSON } from "../../protocol/limits.js";
+import { pool } from "../../bench/load/pool.js";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
 import { seedAccounts, seededUserId } from "../support/seed-accounts.js";
 
@@ -174,19 +175,6 @@ async function everyoneHas(devices: Device[], channelId: string, seq: number, wh
       throw new Error(`${err.message}\nmissing on ${missing.length} of ${devices.length}: ${missing.join("; ")}\n${server.log.slice(-20).join("\n")}`);
     });
   }
-}
-
-/** `fn` over `items`, at most `limit` at a time, results in order. */
-async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  }));
-  return out;
 }
 
 /**
