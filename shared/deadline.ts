@@ -41,14 +41,21 @@ export const DEADLINES = {
   account: 5_000,
 } as const;
 
-/** Runs `work` over `items` with at most `limit` in flight; resolves when all have settled. */
-export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+/** Maps `items` through `fn` with at most `limit` calls in flight; results keep the order of `items`. */
+export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
-      const item = items[next++]!;
-      await work(item);
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
     }
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+  return out;
+}
+
+/** Runs `work` over `items` with at most `limit` in flight; resolves when all are done. */
+export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  await mapLimited(items, limit, work);
 }

@@ -4,7 +4,7 @@
  * The request is refused as a whole, naming who and why, so nothing is half created.
  */
 import { fail, type Failure } from "../../shared/errors.js";
-import { DEADLINES, withDeadline } from "../../shared/deadline.js";
+import { DEADLINES, mapLimited, withDeadline } from "../../shared/deadline.js";
 import { dmChannelId } from "../../shared/ids.js";
 import { placeDm } from "../../shared/locality.js";
 import { channelStub, userStub } from "../../shared/routing.js";
@@ -25,11 +25,11 @@ export async function groupAddsRefused(env: Env, adderId: string, people: Member
   const others = people.filter((p) => p.user_id !== adderId && listed.get(p.user_id) !== "everyone");
   if (others.length === 0) return null;
   const adderChannels = (await withDeadline(userStub(env, adderId).listChannels(), DEADLINES.account, "channels.list")).map((c) => c.channel_id);
-  const allowed = await inParallel(others, ASK_CONCURRENCY, (p) =>
+  const allowed = await mapLimited(others, ASK_CONCURRENCY, (p) =>
     withDeadline(userStub(env, p.user_id).mayBeAddedBy(adderId, adderChannels, listed.get(p.user_id) ?? null), DEADLINES.account, "group_adds"));
   // Channel lists are kept by fan-out, a moment behind: a DM opened just now counts too, asked of
   // the DM's own object (the one conversation two people can start without being asked).
-  await inParallel(others, ASK_CONCURRENCY, async (p, i) => {
+  await mapLimited(others, ASK_CONCURRENCY, async (p, i) => {
     if (allowed[i]) return;
     const place = placeDm(adderId, p.user_id);
     if (!place.ok) return; // no DM can exist between them
@@ -43,18 +43,4 @@ export async function groupAddsRefused(env: Env, adderId: string, people: Member
   const f = fail("forbidden", `Could not add ${names}${refused.length > 5 ? ` and ${refused.length - 5} more` : ""}: they can be added to groups only by people they already have a conversation with. Send them a message first.`);
   f.userIds = refused.map((p) => p.user_id);
   return f;
-}
-
-/** `fn` over `items`, at most `limit` at a time; results in the order of `items`. */
-async function inParallel<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
