@@ -74,6 +74,14 @@ const NODE_SIDE = ["test/e2e/**", "test/browser/**", "test/reliability/crash-res
 
 export default defineConfig({
   test: {
+    // A file's workerd is torn down when its last test ends; an object still finishing background
+    // work then (an alarm, a fan-out pump, a relay leave) and logging a line makes the pool reject
+    // "Closing rpc while \"onUserConsoleLog\" was pending". That error comes from the pool's own
+    // RPC to the test runner, after every test of the file passed, never from edgechat's code:
+    // it is not counted. Any other unhandled error still fails the run.
+    onUnhandledError(error) {
+      if (error.name === "EnvironmentTeardownError" && /Closing rpc while/.test(error.message)) return false;
+    },
     projects: [
       {
         plugins: [cloudflareTest({ miniflare: workerCompatibility() })],
