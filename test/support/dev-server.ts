@@ -75,7 +75,7 @@ export function freePort(): Promise<number> {
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
   const ownState = opts.stateDir === undefined;
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), "edgechat-state-"));
-  const port = opts.port ?? (await freePort());
+  let port = opts.port ?? (await freePort());
   // A restart on the same port: the previous workerd may still hold it for a moment after exiting.
   if (opts.port !== undefined) await portFree(port, opts.startTimeoutMs ?? 60_000);
   const config = opts.config ?? join(root, "wrangler.toml");
@@ -101,36 +101,58 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     REGISTER_BURST: "0",
     ...opts.vars,
   };
-  const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false"];
-  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-  const child = spawn(wrangler, args, { cwd: root, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  const log: string[] = [];
-  const onData = (d: Buffer) => {
-    for (const line of d.toString().split("\n")) if (line.trim()) log.push(line);
-    if (opts.verbose) process.stderr.write(d);
-  };
-  child.stdout!.on("data", onData);
-  child.stderr!.on("data", onData);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited early (${child.exitCode}):\n${log.slice(-30).join("\n")}`);
+  // Ports come from freePort(), which lets go of them before wrangler binds them: now and then
+  // another process (a parallel test file's workerd) takes one in between, and wrangler exits
+  // with "Address already in use". That start is tried again with fresh ports.
+  let launched: Launched;
+  for (let attempt = 1; ; attempt++) {
     try {
-      // Bounded: wrangler's proxy takes the connection before workerd is up and holds it while
-      // workerd starts; if workerd never comes up, an unbounded fetch would outwait the deadline.
-      const res = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(5_000) });
-      await res.arrayBuffer();
-      if (res.status < 500) break;
-    } catch {
-      // not listening yet
+      launched = await launch(attempt === 1 || opts.port !== undefined ? port : await freePort());
+      break;
+    } catch (err) {
+      if (!(err instanceof AddressInUse) || attempt >= 3) throw err;
+      if (opts.port !== undefined) await portFree(opts.port, opts.startTimeoutMs ?? 60_000);
     }
-    if (Date.now() > deadline) {
-      killGroup(child, "SIGKILL");
-      throw new Error(`wrangler dev did not become ready on ${url}:\n${log.slice(-30).join("\n")}`);
+  }
+  const { child, log, exited, url } = launched;
+  port = launched.port;
+
+  async function launch(tryPort: number): Promise<Launched> {
+    const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(tryPort), "--persist-to", stateDir, "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false"];
+    for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+    const child = spawn(wrangler, args, { cwd: root, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const log: string[] = [];
+    const onData = (d: Buffer) => {
+      for (const line of d.toString().split("\n")) if (line.trim()) log.push(line);
+      if (opts.verbose) process.stderr.write(d);
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+
+    const url = `http://127.0.0.1:${tryPort}`;
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
+    for (;;) {
+      if (child.exitCode !== null) {
+        const text = `wrangler dev exited early (${child.exitCode}):\n${log.slice(-30).join("\n")}`;
+        throw log.some((l) => l.includes("Address already in use")) ? new AddressInUse(text) : new Error(text);
+      }
+      try {
+        // Bounded: wrangler's proxy takes the connection before workerd is up and holds it while
+        // workerd starts; if workerd never comes up, an unbounded fetch would outwait the deadline.
+        const res = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(5_000) });
+        await res.arrayBuffer();
+        if (res.status < 500) break;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) {
+        killGroup(child, "SIGKILL");
+        throw new Error(`wrangler dev did not become ready on ${url}:\n${log.slice(-30).join("\n")}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
     }
-    await new Promise((r) => setTimeout(r, 250));
+    return { child, log, exited, url, port: tryPort };
   }
 
   // wrangler 4.86's dev proxy now and then loses its keep-alive connection to workerd (more often
@@ -161,6 +183,11 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     },
   };
 }
+
+interface Launched { child: ChildProcess; log: string[]; exited: Promise<void>; url: string; port: number }
+
+/** wrangler dev could not bind a port it was given (someone took it after freePort let go of it). */
+class AddressInUse extends Error {}
 
 /** Resolves once `port` on 127.0.0.1 can be listened on again, or throws after `timeoutMs`. */
 async function portFree(port: number, timeoutMs: number): Promise<void> {
