@@ -17,3 +17,14 @@ export function fnv1a32(s: string): number {
 export function relayShardOf(userId: string, shards: number): number {
   return fnv1a32(userId) % shards;
 }
+
+/** `items` grouped by their user's relay shard among `shards`, in their order within each shard. */
+export function byRelayShard<T extends { user_id: string }>(items: readonly T[], shards: number): Map<number, T[]> {
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const shard = relayShardOf(item.user_id, shards);
+    const group = groups.get(shard);
+    if (group) group.push(item); else groups.set(shard, [item]);
+  }
+  return groups;
+}

@@ -38,7 +38,7 @@ import { SIGNAL_MAX_MEMBERS, type ChannelSignal, type ChannelSummary, type ChatM
 import { LruMap } from "../../shared/lru.js";
 import type { RelayBatch, RelayDelivered, RelayWatcher } from "../relay/relay.js";
 import type { Failure } from "../../shared/errors.js";
-import { relayShardOf } from "../../shared/routing.js";
+import { byRelayShard } from "../../shared/shards.js";
 
 export { FANOUT_BATCH, RETRY_BASE_MS };
 /** Concurrent UserObject calls per round. */
@@ -261,12 +261,7 @@ export class FanOut {
     const shards = this.deps.watchers.relayShards;
     const page = this.deps.watchers.leavesDue(this.fanoutSeq, LEAVE_PAGE);
     if (page.length === 0) return;
-    const byShard = new Map<number, RelayLeave[]>();
-    for (const l of page) {
-      const shard = relayShardOf(l.user_id, shards);
-      const list = byShard.get(shard);
-      if (list) list.push(l); else byShard.set(shard, [l]);
-    }
+    const byShard = byRelayShard(page, shards);
     const told: RelayLeave[] = [];
     let failed = false;
     const channelId = this.deps.id();
@@ -323,12 +318,7 @@ export class FanOut {
     const page = this.deps.watchers.unregistered(REGISTER_PAGE + this.direct.retryCount)
       .filter((w) => !this.direct.isRetrying(w.user_id)).slice(0, REGISTER_PAGE);
     if (page.length === 0) return;
-    const byShard = new Map<number, RelayWatcher[]>();
-    for (const w of page) {
-      const shard = relayShardOf(w.user_id, shards);
-      const list = byShard.get(shard);
-      if (list) list.push(w); else byShard.set(shard, [w]);
-    }
+    const byShard = byRelayShard(page, shards);
     let failed = false;
     let moved = 0;
     const channelId = this.deps.id();
