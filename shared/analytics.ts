@@ -41,16 +41,16 @@ export function analyticsEngineRecorder(dataset: AnalyticsEngineDataset): Metric
   };
 }
 
-/** Every count as a debug log line (METRICS_LOG = "1"). */
+/** Every count as a log line (METRICS_LOG = "1"), printed whatever LOG_LEVEL says. */
 export function logRecorder(): MetricRecorder {
   return {
     count(name, n, tags) {
-      log("debug", "metric", tags ? { metric: name, n, tags } : { metric: name, n });
+      log("info", "metric", tags ? { metric: name, n, tags } : { metric: name, n });
     },
   };
 }
 
-/** Called by every entry point (Worker handlers, object constructors); cheap when repeated. */
+/** Where counts go (through shared/observability.ts `observe`); cheap when repeated. */
 export function recordToAnalytics(env: AnalyticsEnv): void {
   if (env.METRICS_LOG === "1") recordMetricsByDefault(logRecorder());
   else if (env.METRICS) recordMetricsByDefault(analyticsEngineRecorder(env.METRICS));

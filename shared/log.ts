@@ -39,12 +39,32 @@ export function alsoLogTo(sink: LogSink): () => void {
   return () => { sinks.delete(sink); };
 }
 
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+/** Lines below this level are not printed (LOG_LEVEL; sinks still get every line). */
+let printFrom = RANK.info;
+
+/**
+ * The lowest level printed: `LOG_LEVEL` ("debug", "info", "warn", "error"; default "info").
+ * Debug lines follow one message through every object (docs/operations.md "Trace ids"): one line
+ * per recipient per message, so they are off unless an operator turns them on.
+ */
+export function setLogLevel(level: string | undefined): void {
+  printFrom = RANK[(level ?? "") as LogLevel] ?? RANK.info;
+}
+
+/** Whether a line at `level` goes anywhere: skip building costly fields when it does not. */
+export function logsAt(level: LogLevel): boolean {
+  return RANK[level] >= printFrom || sinks.size > 0;
+}
+
 export function log(level: LogLevel, event: string, fields: LogFields = {}, error?: unknown): void {
+  if (!logsAt(level)) return;
   const line: Record<string, unknown> = { level, event, ...fields };
   if (error !== undefined) line.error = errorText(error);
   for (const sink of sinks) {
     try { sink(line); } catch { /* a broken sink loses a line, nothing else */ }
   }
+  if (RANK[level] < printFrom) return;
   const text = JSON.stringify(line);
   if (level === "error") console.error(text);
   else if (level === "warn") console.warn(text);

@@ -9,7 +9,7 @@ import { withSecurityHeaders } from "./security-headers.js";
 import { consumePushBatch } from "../queues/push-consumer.js";
 import { consumePushDeadLetters } from "../queues/push-dead-letters.js";
 import { consumeErasureBatch, consumeErasureDeadLetters } from "../queues/erasure-consumer.js";
-import { recordToAnalytics } from "../shared/analytics.js";
+import { observe } from "../shared/observability.js";
 
 export { ChannelObject } from "../durable-objects/channel/ChannelObject.js";
 export { UserObject } from "../durable-objects/user/UserObject.js";
@@ -19,7 +19,7 @@ export { RelayObject } from "../durable-objects/relay/RelayObject.js";
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
-    recordToAnalytics(env);
+    observe(env);
     const url = new URL(request.url);
     // Signed-URL uploads and downloads: no bearer token, bodies larger than the API's 64 KiB, and
     // headers of their own (user content, sandboxed: blob-routes.ts), so they skip the API's.
@@ -30,7 +30,7 @@ export default {
 
   /** Queue consumers, by queue name (wrangler.toml [[queues.consumers]]). */
   async queue(batch, env, _ctx): Promise<void> {
-    recordToAnalytics(env);
+    observe(env);
     if (batch.queue.startsWith("edgechat-erasure")) {
       if (batch.queue.endsWith("-dlq")) await consumeErasureDeadLetters(batch);
       else await consumeErasureBatch(batch, env);

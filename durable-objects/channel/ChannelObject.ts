@@ -47,7 +47,7 @@ import {
   type HistoryPageData, type HistoryQuery, type MemberChannelState, type MemberProfile, type MemberRole, type MembershipNotice,
   type MessageChange, type SendAck,
 } from "./types.js";
-import { recordToAnalytics } from "../../shared/analytics.js";
+import { observe } from "../../shared/observability.js";
 import { overloadFromEnv, slowdownDelay, type OverloadConfig } from "../../shared/overload.js";
 import { traced } from "../../shared/trace.js";
 import { log } from "../../shared/log.js";
@@ -127,7 +127,7 @@ export class ChannelObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    recordToAnalytics(env);
+    observe(env);
     this.sql = countedSqlFor(ctx.storage.sql, "channel", env);
     this.placement = new Placement(ctx, env, "channel");
     this.members = new Membership(this.sql);

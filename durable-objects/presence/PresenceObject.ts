@@ -34,7 +34,7 @@ import { PRESENCE_MIGRATIONS } from "./schema.js";
 import { presenceTimingsFromEnv, type PresenceTimings } from "./settings.js";
 import type { PresenceState } from "../../protocol/types.js";
 import type { UserObject } from "../user/UserObject.js";
-import { recordToAnalytics } from "../../shared/analytics.js";
+import { observe } from "../../shared/observability.js";
 
 /** A user's status as their UserObject aggregates it over their devices. */
 export type ReportedStatus = "online" | "away" | "offline" | "hidden";
@@ -76,7 +76,7 @@ export class PresenceObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    recordToAnalytics(env);
+    observe(env);
     this.sql = ctx.storage.sql;
     this.timings = presenceTimingsFromEnv(env);
     this.placement = new Placement(ctx, env, "presence");

@@ -12,7 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { channelStub, userStub } from "../../shared/routing.js";
-import { recordToAnalytics } from "../../shared/analytics.js";
+import { observe } from "../../shared/observability.js";
 import { parseId } from "../../shared/ids.js";
 import { count } from "../../shared/metrics.js";
 import { countedSqlFor } from "../counted-sql.js";
@@ -33,7 +33,7 @@ export class RelayObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    recordToAnalytics(env);
+    observe(env);
     this.sql = countedSqlFor(ctx.storage.sql, "relay", env);
     this.placement = new Placement(ctx, env, "relay");
     void ctx.blockConcurrencyWhile(async () => {

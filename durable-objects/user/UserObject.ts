@@ -53,10 +53,10 @@ import {
   acceptDevice, broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, socketInfo,
   SocketProtocol,
 } from "./socket-protocol.js";
-import { recordToAnalytics } from "../../shared/analytics.js";
+import { observe } from "../../shared/observability.js";
 import { goAwayAll } from "./drain.js";
 import { Wakeups } from "./wakeups.js";
-import { log } from "../../shared/log.js";
+import { log, logsAt } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { overloadFromEnv } from "../../shared/overload.js";
 import { GroupAddsRow, mayBeAddedBy } from "./group-adds.js";
@@ -115,7 +115,7 @@ export class UserObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    recordToAnalytics(env);
+    observe(env);
     this.sql = countedSqlFor(ctx.storage.sql, "user", env);
     this.placement = new Placement(ctx, env, "user");
     const presence = presenceTimingsFromEnv(env);
@@ -518,10 +518,11 @@ export class UserObject extends DurableObject<Env> {
     if (this.erased) return { live: false, epoch: 0 };
     const outcome = this.live.deliver(batch);
     if (outcome.live) this.awaitAcks(batch);
-    for (const m of batch.messages) {
-      if (!m.trace_id) continue;
+    if (logsAt("debug")) {
       const to = outcome.live && openSockets(this.ctx).length > 0 ? "devices" : outcome.live ? "push" : "nobody";
-      log("debug", "deliver.message", { object: "user", id: this.profile?.user_id, channel_id: batch.channel.channel_id, seq: m.seq, to, trace_id: m.trace_id });
+      for (const m of batch.messages) {
+        if (m.trace_id) log("debug", "deliver.message", { object: "user", id: this.profile?.user_id, channel_id: batch.channel.channel_id, seq: m.seq, to, trace_id: m.trace_id });
+      }
     }
     return outcome;
   }

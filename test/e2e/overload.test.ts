@@ -16,7 +16,7 @@ const PASSWORD = "correct horse battery";
 let server: DevServer;
 beforeAll(async () => {
   // The rate limiter off and the user threshold low: the flood meets SLOWDOWN, not rate_limited.
-  server = await startDevServer({ vars: { OVERLOAD_USER_PENDING_SENDS: "4", SEND_RATE_PER_SECOND: "0" } });
+  server = await startDevServer({ vars: { OVERLOAD_USER_PENDING_SENDS: "4", SEND_RATE_PER_SECOND: "0", LOG_LEVEL: "debug" } });
 });
 afterAll(async () => { await server?.stop(); });
 
