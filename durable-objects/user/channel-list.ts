@@ -4,11 +4,14 @@
  *
  * Nothing is committed per delivered message (docs/decisions/013). A delivery changes the row in
  * memory; changed rows are flushed together a moment later (FLUSH_MS, from the object's alarm).
- * Before the first unflushed change after a flush, one durable "dirty" mark is written (one small
- * commit per flush window, not per message); an object that wakes up and finds the mark knows
- * its rows may be behind (a crash between delivery and flush) and re-syncs them from the
- * channels before it answers RESUME or lists channels. The flush runs well before the object
- * could hibernate (~10 s without events), so hibernation loses nothing.
+ * Before the first change of a burst of deliveries, one durable "dirty" mark is written; an
+ * object that wakes up and finds the mark knows its rows may be behind (a crash between delivery
+ * and flush) and re-syncs them from the channels before it answers RESUME or lists channels. The
+ * mark stays while deliveries keep coming (a flush with a delivery in its last FLUSH_MS keeps it,
+ * and looks again FLUSH_MS after that delivery): a busy user's deliveries write nothing, and each
+ * flush window costs one commit. Both the last flush and the mark's removal come at most
+ * 2 × FLUSH_MS after the last delivery, well before the object could hibernate (~10 s without
+ * events), so hibernation loses nothing and wakes without a re-sync.
  *
  * Unread counts stay exact without per-message writes: a row's numbers come from the channel
  * (watch/state: last_seq, the read cursor and the exact count, computed there in SQL) and are
@@ -21,7 +24,7 @@ import type { ChatMessageData, DeliveryBatch, MemberChannelState } from "../chan
 export type { ChannelState };
 
 /** Changed rows are written at most this long after their first change. */
-export const FLUSH_MS = 1000;
+export const FLUSH_MS = 2000;
 /** Member ids kept per row (small channels only): whose presence the user watches. */
 export const LISTED_MEMBER_IDS = 50;
 
@@ -125,6 +128,10 @@ export class ChannelList {
   /** The durable mark is written: rows in memory may be ahead of the table. */
   private marked: boolean;
   private firstDirtyAt: number | undefined;
+  /** The newest change (its time decides whether a flush may take the mark away). */
+  private lastChangeAt = 0;
+  /** When to look again whether the mark can go (a flush kept it: deliveries were still coming). */
+  private settleAt: number | undefined;
 
   /**
    * @param onDirty asks the host to flush by the given time (its alarm)
@@ -138,9 +145,9 @@ export class ChannelList {
     return this.marked && this.dirty.size === 0;
   }
 
-  /** When the pending flush is due, if any. */
+  /** When the pending flush (or the look at whether the mark can go) is due, if any. */
   flushDue(): number | undefined {
-    return this.firstDirtyAt === undefined ? undefined : this.firstDirtyAt + FLUSH_MS;
+    return this.firstDirtyAt === undefined ? this.settleAt : this.firstDirtyAt + FLUSH_MS;
   }
 
   row(channelId: string): ChannelRow | undefined {
@@ -168,6 +175,7 @@ export class ChannelList {
    */
   put(row: ChannelRow, now = Date.now()): void {
     this.dirty.set(row.channel_id, { ...row });
+    this.lastChangeAt = now;
     if (!this.marked) {
       this.sql.exec("UPDATE live_state SET dirty = 1 WHERE id = 1");
       this.marked = true;
@@ -193,13 +201,21 @@ export class ChannelList {
     upsert(this.sql, row);
   }
 
-  /** Writes every changed row and clears the mark, in one turn (one commit). */
-  flush(): number {
+  /**
+   * Writes every changed row, in one turn (one commit). The mark goes too, unless a change came
+   * within the last FLUSH_MS: then more are likely, and the mark stays until a look FLUSH_MS after
+   * the newest change (flushDue) finds none since.
+   */
+  flush(now = Date.now()): number {
     const n = this.dirty.size;
     for (const row of this.dirty.values()) upsert(this.sql, row);
     this.dirty.clear();
     this.firstDirtyAt = undefined;
-    if (this.marked) {
+    this.settleAt = undefined;
+    if (!this.marked) return n;
+    if (now - this.lastChangeAt < FLUSH_MS) {
+      this.settleAt = this.lastChangeAt + FLUSH_MS;
+    } else {
       this.sql.exec("UPDATE live_state SET dirty = 0 WHERE id = 1");
       this.marked = false;
     }

@@ -3,7 +3,7 @@
  * snapshots from the channel, and the coalesced flush with its durable "dirty" mark.
  */
 import { describe, expect, it } from "vitest";
-import { applySnapshot, ChannelList, emptyRow, foldMessages, memberIds, type ChannelRow } from "../../durable-objects/user/channel-list.js";
+import { applySnapshot, ChannelList, emptyRow, FLUSH_MS, foldMessages, memberIds, type ChannelRow } from "../../durable-objects/user/channel-list.js";
 import type { ChatMessageData, MemberChannelState } from "../../durable-objects/channel/types.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
@@ -91,10 +91,40 @@ describe("ChannelList", () => {
       expect(mark()).toBe(1);
       expect(stored()).toBeUndefined();
       expect(list.row("c1")?.last_seq).toBe(2);
-      expect(asked).toEqual([2000]);
-      expect(list.flushDue()).toBe(2000);
-      expect(list.flush()).toBe(1);
+      expect(asked).toEqual([1000 + FLUSH_MS]);
+      expect(list.flushDue()).toBe(1000 + FLUSH_MS);
+      // Nothing changed in the FLUSH_MS before the flush: rows and mark go in one commit.
+      expect(list.flush(1200 + FLUSH_MS)).toBe(1);
       expect([mark(), stored(), list.flushDue()]).toEqual([0, 2, undefined]);
+    });
+  });
+
+  it("keeps the mark through a burst of deliveries: they write nothing, each window flushes once", async () => {
+    await inFreshUser((sql) => {
+      let markWrites = 0;
+      const counted = { exec: (query: string, ...args: unknown[]) => { if (query.startsWith("UPDATE live_state")) markWrites++; return sql.exec(query, ...args); } } as SqlStorage;
+      const list = new ChannelList(counted);
+      const mark = () => sql.exec<{ dirty: number }>("SELECT dirty FROM live_state").one().dirty;
+      const stored = () => sql.exec<{ last_seq: number }>("SELECT last_seq FROM channels WHERE channel_id = 'c1'").toArray()[0]?.last_seq;
+      let t = 10_000;
+      list.put(row({ last_seq: 1 }), t);
+      // A delivery every FLUSH_MS / 2, flushing whenever the alarm would: the mark never goes.
+      for (let seq = 2; seq <= 10; seq++) {
+        t += FLUSH_MS / 2;
+        const due = list.flushDue()!;
+        if (due <= t) list.flush(due);
+        list.put(row({ last_seq: seq }), t);
+        expect(mark()).toBe(1);
+      }
+      // The burst ends: the flush writes the row and keeps the mark (a change came within FLUSH_MS) ...
+      list.flush(list.flushDue()!);
+      expect([stored(), mark()]).toEqual([10, 1]);
+      // ... and the look FLUSH_MS after the last change takes it away.
+      expect(list.flushDue()).toBe(t + FLUSH_MS);
+      expect(list.flush(t + FLUSH_MS)).toBe(0);
+      expect([mark(), list.flushDue(), new ChannelList(sql).wokeDirty]).toEqual([0, undefined, false]);
+      expect(markWrites).toBe(2); // set once, cleared once, for ten deliveries
+
     });
   });
 
