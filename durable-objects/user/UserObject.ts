@@ -122,7 +122,7 @@ export class UserObject extends DurableObject<Env> {
     this.presenceTtlMs = presence.ttlMs;
     this.presenceGraceMs = presence.offlineGraceMs;
     this.sessions = new Sessions(this.sql);
-    this.devices = new Devices(this.sql);
+    this.devices = new Devices(this.sql, (at) => this.wakeAt(at));
     this.hidden = new HiddenMessages(this.sql);
     this.erasure = new ErasureJob(this.sql);
     this.groupAddsRow = new GroupAddsRow({
@@ -754,6 +754,7 @@ export class UserObject extends DurableObject<Env> {
     const open = openSockets(this.ctx);
     if (open.length === 0) this.live.socketClosed(0, now);
     this.live.onAlarm(now);
+    if ((this.devices.ackFlushDue() ?? Infinity) <= now) this.devices.flushAcks();
     const resumeDue = this.resume.overdue(open, (ws) => socketInfo(ws).helloAt, (ws) => socketInfo(ws), now);
     if (open.length > 0 && (this.keepAliveAt === undefined || this.keepAliveAt <= now)) {
       this.keepAliveAt = now + this.keepAliveMs();
@@ -764,7 +765,7 @@ export class UserObject extends DurableObject<Env> {
       }
     }
     const erasureDue = this.redriveErasure(now);
-    const due = [resumeDue, this.live.nextDue(), nextPush, nextUnackedPush, erasureDue, this.ackDeadlines.nextDue(), openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
+    const due = [resumeDue, this.live.nextDue(), this.devices.ackFlushDue(), nextPush, nextUnackedPush, erasureDue, this.ackDeadlines.nextDue(), openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
       .filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.min(...due));
   }

@@ -11,7 +11,7 @@
  * a write per delivery for every user with push), so the deadline must come before the object can
  * hibernate: a UserObject with sockets open but no events is put to sleep after about 10 s, and
  * sleeping drops memory. The deadline is therefore 5 s by default and never more than 8 s
- * (MAX_PUSH_ACK_DEADLINE_MS): the delivery and the channel-list flush a second later are events,
+ * (MAX_PUSH_ACK_DEADLINE_MS): the delivery and the channel-list flush two seconds later are events,
  * so the alarm fires while the entry is still held. Only an eviction for memory pressure inside
  * those seconds loses an entry, which costs one notification of a message the devices were sent.
  */

@@ -1,15 +1,28 @@
 /**
  * The user's devices (at most LIMITS.maxDevicesPerUser) and what each confirmed holding per
  * channel (DELIVER_ACK), the cursor RESUME falls back on when the device sends none.
+ *
+ * Acks are not committed one by one (every connected device acks every message: a commit per
+ * device per message). They wait in memory and are written together at most ACK_FLUSH_MS later,
+ * from the object's alarm. An ack lost with the process costs nothing but a repeat: the device's
+ * own cursors in RESUME come first, and a RESUME that falls back on the stored cursor re-sends at
+ * most those seconds of messages, which clients drop by seq (they hold them already).
  */
 import { fail, type Result } from "../../shared/errors.js";
 import { LIMITS } from "../../protocol/limits.js";
 import type { Device } from "../../protocol/types.js";
 
 export const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Acks are written at most this long after the first one not yet written. */
+export const ACK_FLUSH_MS = 2000;
 
 export class Devices {
-  constructor(private readonly sql: SqlStorage) {}
+  /** Acks not written yet: device → channel → seq. */
+  private readonly pendingAcks = new Map<string, Map<string, number>>();
+  private firstPendingAt: number | undefined;
+
+  /** @param onPending asks the host to call `flushAcks` by the given time (its alarm) */
+  constructor(private readonly sql: SqlStorage, private readonly onPending: (flushBy: number) => void = () => {}) {}
 
   /** Oldest first; `connected` says which have an open socket now. */
   list(connected: ReadonlySet<string>): Device[] {
@@ -57,6 +70,7 @@ export class Devices {
 
   /** Forgets a device and its cursors; false if there was no such device. */
   remove(deviceId: string): boolean {
+    this.pendingAcks.delete(deviceId);
     const n = this.sql.exec("DELETE FROM devices WHERE device_id = ?", deviceId).rowsWritten;
     this.sql.exec("DELETE FROM device_cursors WHERE device_id = ?", deviceId);
     return n > 0;
@@ -66,20 +80,51 @@ export class Devices {
     this.sql.exec("UPDATE devices SET last_seen_at = ? WHERE device_id = ?", Date.now(), deviceId);
   }
 
-  /** A device's delivered cursor only moves forward; an ack at or below it writes nothing. */
-  recordDelivered(deviceId: string, channelId: string, seq: number): void {
-    this.sql.exec(
-      `INSERT INTO device_cursors (device_id, channel_id, delivered_seq) VALUES (?, ?, ?)
-       ON CONFLICT (device_id, channel_id) DO UPDATE SET delivered_seq = excluded.delivered_seq
-       WHERE excluded.delivered_seq > device_cursors.delivered_seq`,
-      deviceId, channelId, seq,
-    );
+  /**
+   * A device's delivered cursor only moves forward; an ack at or below it changes nothing. Kept in
+   * memory until `flushAcks`, which the first one waiting asks the host for.
+   */
+  recordDelivered(deviceId: string, channelId: string, seq: number, now = Date.now()): void {
+    let cursors = this.pendingAcks.get(deviceId);
+    if ((cursors?.get(channelId) ?? 0) >= seq) return;
+    if (!cursors) this.pendingAcks.set(deviceId, (cursors = new Map()));
+    cursors.set(channelId, seq);
+    if (this.firstPendingAt !== undefined) return;
+    this.firstPendingAt = now;
+    this.onPending(now + ACK_FLUSH_MS);
   }
 
-  /** channel_id → delivered seq for one device. */
+  /** When the waiting acks are due to be written, if any wait. */
+  ackFlushDue(): number | undefined {
+    return this.firstPendingAt === undefined ? undefined : this.firstPendingAt + ACK_FLUSH_MS;
+  }
+
+  /** Writes every waiting ack in one turn (one commit); acks of devices removed meanwhile are dropped. */
+  flushAcks(): number {
+    let n = 0;
+    for (const [deviceId, cursors] of this.pendingAcks) {
+      for (const [channelId, seq] of cursors) {
+        n++;
+        this.sql.exec(
+          `INSERT INTO device_cursors (device_id, channel_id, delivered_seq)
+           SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM devices WHERE device_id = ?)
+           ON CONFLICT (device_id, channel_id) DO UPDATE SET delivered_seq = excluded.delivered_seq
+           WHERE excluded.delivered_seq > device_cursors.delivered_seq`,
+          deviceId, channelId, seq, deviceId,
+        );
+      }
+    }
+    this.pendingAcks.clear();
+    this.firstPendingAt = undefined;
+    return n;
+  }
+
+  /** channel_id → delivered seq for one device, the waiting acks included. */
   deliveredCursors(deviceId: string): Map<string, number> {
-    return new Map(this.sql.exec<{ channel_id: string; delivered_seq: number }>(
+    const cursors = new Map(this.sql.exec<{ channel_id: string; delivered_seq: number }>(
       "SELECT channel_id, delivered_seq FROM device_cursors WHERE device_id = ?", deviceId,
     ).toArray().map((r) => [r.channel_id, r.delivered_seq]));
+    for (const [channelId, seq] of this.pendingAcks.get(deviceId) ?? []) cursors.set(channelId, Math.max(seq, cursors.get(channelId) ?? 0));
+    return cursors;
   }
 }

@@ -1,6 +1,6 @@
 /** Devices on their own: the id rule, the cap, renames, removal, delivered cursors. */
 import { describe, expect, it } from "vitest";
-import { Devices } from "../../durable-objects/user/devices.js";
+import { ACK_FLUSH_MS, Devices } from "../../durable-objects/user/devices.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
@@ -45,6 +45,34 @@ describe("Devices", () => {
       expect(devices.remove("phone")).toBe(false);
       expect(devices.deliveredCursors("phone").size).toBe(0);
       expect(devices.deliveredCursors("laptop")).toEqual(new Map([["c1", 9]]));
+    });
+  });
+
+  it("writes acks together, once, at most ACK_FLUSH_MS after the first; a removed device's acks are dropped", async () => {
+    await inFreshUser((sql) => {
+      const asked: number[] = [];
+      const devices = new Devices(sql, (at) => asked.push(at));
+      devices.register("phone", "", "", none);
+      devices.register("tablet", "", "", none);
+      const stored = () => sql.exec<{ device_id: string; channel_id: string; delivered_seq: number }>(
+        "SELECT device_id, channel_id, delivered_seq FROM device_cursors ORDER BY device_id, channel_id").toArray();
+      for (let seq = 1; seq <= 50; seq++) {
+        devices.recordDelivered("phone", "c1", seq, 1000 + seq);
+        devices.recordDelivered("tablet", "c1", seq, 1000 + seq);
+      }
+      devices.recordDelivered("gone", "c1", 7, 1100);
+      expect(stored()).toEqual([]); // a hundred acks, nothing written yet
+      expect(asked).toEqual([1001 + ACK_FLUSH_MS]); // one flush asked for
+      expect(devices.ackFlushDue()).toBe(1001 + ACK_FLUSH_MS);
+      expect(devices.deliveredCursors("phone")).toEqual(new Map([["c1", 50]])); // RESUME sees the waiting acks
+      devices.remove("tablet");
+      expect(devices.flushAcks()).toBe(2);
+      expect(stored()).toEqual([{ device_id: "phone", channel_id: "c1", delivered_seq: 50 }]);
+      expect(devices.ackFlushDue()).toBeUndefined();
+      devices.recordDelivered("phone", "c1", 40, 5000); // behind the stored cursor: it stays
+      devices.flushAcks();
+      expect(stored()).toEqual([{ device_id: "phone", channel_id: "c1", delivered_seq: 50 }]);
+      expect(devices.deliveredCursors("phone")).toEqual(new Map([["c1", 50]]));
     });
   });
 });
