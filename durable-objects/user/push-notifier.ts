@@ -39,6 +39,14 @@ type WindowRow = {
 const WINDOW_RETENTION_MS = 14 * 24 * 3600 * 1000;
 
 export class PushNotifier {
+  /**
+   * The earliest pending window's end as last read from the table (null: none pending; undefined:
+   * read it again). Every window is written through this class, which forgets the value then, so
+   * the alarm, which asks on every wake, reads the table only when something may be due. (Rows
+   * deleted elsewhere, by erasure, can only make it early: the read then finds nothing due.)
+   */
+  private earliest: number | null | undefined;
+
   constructor(
     private readonly sql: SqlStorage,
     private readonly subscriptions: PushSubscriptions,
@@ -75,6 +83,7 @@ export class PushNotifier {
   /** The alarm: sends every merged update that is due; returns when the next one is. */
   flushDue(): number | undefined {
     const now = this.opts.now();
+    if (this.earliest === null || (this.earliest !== undefined && this.earliest > now)) return this.earliest ?? undefined;
     this.sql.exec("DELETE FROM push_windows WHERE pending = 0 AND ends_at < ?", now - WINDOW_RETENTION_MS);
     const due = this.sql.exec<WindowRow>("SELECT * FROM push_windows WHERE pending > 0 AND ends_at <= ?", now).toArray();
     for (const row of due) {
@@ -87,8 +96,10 @@ export class PushNotifier {
 
   /** The earliest pending window's end, for the alarm. */
   nextDue(): number | undefined {
-    const row = this.sql.exec<{ at: number | null }>("SELECT min(ends_at) AS at FROM push_windows WHERE pending > 0").one();
-    return row.at ?? undefined;
+    if (this.earliest === undefined) {
+      this.earliest = this.sql.exec<{ at: number | null }>("SELECT min(ends_at) AS at FROM push_windows WHERE pending > 0").one().at;
+    }
+    return this.earliest ?? undefined;
   }
 
   /**
@@ -108,6 +119,7 @@ export class PushNotifier {
   }
 
   private apply(channelId: string, d: Decision, readSeq = 0): void {
+    this.earliest = undefined;
     if (d.window) this.store(d.window); else this.sql.exec("DELETE FROM push_windows WHERE channel_id = ?", channelId);
     const userId = this.userId();
     if (!userId) return;
