@@ -43,7 +43,21 @@ export interface SocketInfo {
 /** A socket's last-activity time is written to its attachment at most this often. */
 export const ACTIVITY_RESOLUTION_MS = 15_000;
 
-export function socketInfo(ws: WebSocket): SocketInfo {
+/**
+ * Attachments as last read or written, per socket object: every frame reads its socket's, and
+ * deserializing it each time was a measurable share of a message's CPU. A socket object that comes
+ * back from hibernation is a new object, read afresh from its attachment.
+ */
+const infos = new WeakMap<WebSocket, Readonly<SocketInfo>>();
+
+/** The socket's attachment (read-only: change it with `patchSocketInfo`). */
+export function socketInfo(ws: WebSocket): Readonly<SocketInfo> {
+  let info = infos.get(ws);
+  if (!info) infos.set(ws, (info = Object.freeze(readSocketInfo(ws))));
+  return info;
+}
+
+function readSocketInfo(ws: WebSocket): SocketInfo {
   const a = ws.deserializeAttachment() as Partial<SocketInfo> | null;
   return {
     deviceId: a?.deviceId ?? "", sessionId: a?.sessionId ?? "", encoding: a?.encoding === "json" ? "json" : "proto",
@@ -57,7 +71,9 @@ export function socketInfo(ws: WebSocket): SocketInfo {
 
 /** Changes some of a socket's attachment fields, keeping the others (read, change, write in one turn). */
 export function patchSocketInfo(ws: WebSocket, patch: Partial<SocketInfo>): void {
-  ws.serializeAttachment({ ...socketInfo(ws), ...patch } satisfies SocketInfo);
+  const info: SocketInfo = { ...socketInfo(ws), ...patch };
+  ws.serializeAttachment(info);
+  infos.set(ws, Object.freeze(info));
 }
 
 /** The tag that finds every socket of a session (a socket has its device id as a tag too). */

@@ -9,6 +9,7 @@ import { LIMITS } from "../../protocol/limits.js";
 import { presenceStub, userStub } from "../../shared/routing.js";
 import { pb, type Frame } from "../../protocol/codec.js";
 import { aggregateStatus } from "../../durable-objects/user/presence-link.js";
+import { patchSocketInfo } from "../../durable-objects/user/socket-protocol.js";
 import type { PresenceObject } from "../../durable-objects/presence/PresenceObject.js";
 import type { PresenceTimings } from "../../durable-objects/presence/settings.js";
 import { call, createDm, createGroup, register, type TestUser } from "../helpers/api.js";
@@ -178,7 +179,7 @@ describe("presence", () => {
     const stub = userStub(env, alice.user_id);
     await runInDurableObject(stub, (_o, state) => {
       for (const ws of state.getWebSockets("lost-phone")) {
-        ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), activeAt: Date.now() - LIMITS.idleTimeoutMs - 1000 });
+        patchSocketInfo(ws, { activeAt: Date.now() - LIMITS.idleTimeoutMs - 1000 });
       }
     });
     expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -190,7 +191,7 @@ describe("presence", () => {
     expect((await presenceOf(b, alice.user_id)).presence?.status).toBe("away");
     // Once the laptop goes silent too, she goes offline.
     await runInDurableObject(stub, (_o, state) => {
-      for (const ws of state.getWebSockets("laptop")) ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), activeAt: 0 });
+      for (const ws of state.getWebSockets("laptop")) patchSocketInfo(ws, { activeAt: 0 });
     });
     await runDurableObjectAlarm(stub);
     expect((await alive.waitClosed()).code).toBe(4408);
