@@ -1,6 +1,6 @@
 /**
  * Who belongs to a channel and with which role, in SQL: no object holds its member list in
- * memory, and none returns it whole (reads are paged). Those who left keep their row (`left_at`
+ * memory (only a bounded few ids between changes), and none returns it whole (reads are paged). Those who left keep their row (`left_at`
  * set), so a former member is told so. Rows hold ids, never profiles (names come from the
  * account directory, so renames show everywhere and erasure has one place to go).
  *
@@ -22,17 +22,32 @@ export interface MemberPage {
 export const DEFAULT_MEMBER_PAGE = 100;
 export const MAX_MEMBER_PAGE = 500;
 
+/** Current members remembered as such between membership changes (every SEND asks). */
+const KNOWN_MEMBERS_MAX = 1024;
+
 export class Membership {
   private count = 0;
   private version = 0;
+  /**
+   * What every message asks and no message changes, as of membership version `at`: who is a
+   * current member (a bounded few), and the first ids that small channels' summaries carry.
+   */
+  private remembered: { at: number; members: Set<string>; first?: { limit: number; ids: string[] } } = { at: -1, members: new Set() };
 
   constructor(private readonly sql: SqlStorage) {}
 
-  /** Reads the counters from the channel row; called on every wake. */
+  /** Reads the counters from the channel row; called on every wake and after rows were deleted. */
   load(): void {
     const row = this.sql.exec<{ member_count: number; membership_version: number }>("SELECT member_count, membership_version FROM channel WHERE id = 1").toArray()[0];
     this.count = row?.member_count ?? 0;
     this.version = row?.membership_version ?? 0;
+    this.remembered = { at: -1, members: new Set() };
+  }
+
+  /** What is remembered, as of the current membership version (every change starts afresh). */
+  private memory(): Membership["remembered"] {
+    if (this.remembered.at !== this.version) this.remembered = { at: this.version, members: new Set() };
+    return this.remembered;
   }
 
   get size(): number {
@@ -67,8 +82,14 @@ export class Membership {
    * from two user ids, and "not a member" would confirm that two other people talk.
    */
   require(userId: string): Failure | undefined {
+    const known = this.memory().members;
+    if (known.has(userId)) return undefined;
     const row = this.sql.exec<{ left_at: number | null }>("SELECT left_at FROM members WHERE user_id = ?", userId).toArray()[0];
-    if (row && row.left_at === null) return undefined;
+    if (row && row.left_at === null) {
+      if (known.size >= KNOWN_MEMBERS_MAX) known.clear();
+      known.add(userId);
+      return undefined;
+    }
     return row ? fail("not_member", "You are no longer a member of this channel.") : fail("not_found", "No such channel.");
   }
 
@@ -79,8 +100,13 @@ export class Membership {
 
   /** The first `limit` member ids, in joined order (small channels list them all). */
   firstIds(limit: number): string[] {
-    return this.sql.exec<{ user_id: string }>("SELECT user_id FROM members WHERE left_at IS NULL ORDER BY rowid LIMIT ?", limit)
-      .toArray().map((r) => r.user_id);
+    const memory = this.memory();
+    if (memory.first?.limit !== limit) {
+      const ids = this.sql.exec<{ user_id: string }>("SELECT user_id FROM members WHERE left_at IS NULL ORDER BY rowid LIMIT ?", limit)
+        .toArray().map((r) => r.user_id);
+      memory.first = { limit, ids };
+    }
+    return [...memory.first.ids];
   }
 
   /** A page of current members after `cursor`, in the order they first joined. */

@@ -32,6 +32,30 @@ describe("Membership", () => {
     });
   });
 
+  it("answers membership and the first ids without SQL between changes, and afresh after each", async () => {
+    await inFreshChannel((sql) => {
+      let reads = 0;
+      const counted = { exec: (query: string, ...args: unknown[]) => { if (query.startsWith("SELECT")) reads++; return sql.exec(query, ...args); } } as SqlStorage;
+      const m = membership(counted);
+      m.add("u_alice", "owner", 1, 0);
+      m.add("u_bob", "member", 2, 0);
+      expect([m.require("u_bob"), m.firstIds(50)]).toEqual([undefined, ["u_alice", "u_bob"]]);
+      const before = reads;
+      for (let i = 0; i < 100; i++) expect([m.require("u_bob"), m.firstIds(50)]).toEqual([undefined, ["u_alice", "u_bob"]]);
+      expect(reads).toBe(before); // a hundred messages' checks, no read
+      m.remove("u_bob", 3);
+      expect(m.require("u_bob")).toMatchObject({ ok: false, code: "not_member" });
+      expect(m.firstIds(50)).toEqual(["u_alice"]);
+      m.add("u_bob", "member", 4, 0);
+      m.add("u_carol", "member", 5, 0);
+      expect([m.require("u_bob"), m.firstIds(50)]).toEqual([undefined, ["u_alice", "u_bob", "u_carol"]]);
+      // Rows deleted behind its back (an erased account) count once the counters are read again.
+      sql.exec("DELETE FROM members WHERE user_id = 'u_carol'");
+      m.load();
+      expect(m.require("u_carol")).toMatchObject({ ok: false, code: "not_found" });
+    });
+  });
+
   it("starts a new member's read cursor at the seq they joined at, only moves it forward, and keeps no profile", async () => {
     await inFreshChannel((sql) => {
       const m = membership(sql);
