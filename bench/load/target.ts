@@ -44,7 +44,8 @@ export interface Target {
   /**
    * Makes sure the objects `users`' devices will connect to are loaded, so a memory reading
    * taken next counts sockets only. edgechat: one REST call per user (GET /v1/devices) loads its
-   * UserObject. Limit: a touch loads each user's home room.
+   * UserObject, and presence lookups load the presence shards a connect reports to (a fixed set,
+   * 32 per jurisdiction, not a per-socket cost). Limit: a touch loads each user's home room.
    */
   loadObjects(users: readonly BenchUser[]): Promise<void>;
   /** The channels this run made `user` a member of (edgechat; the limit's rooms have no members). */

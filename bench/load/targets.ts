@@ -27,6 +27,8 @@ function findProcesses(url: string, source: ProcessSource): WorkerdProcesses | u
 
 const wsUrl = (url: string) => url.replace(/^http/, "ws");
 const SETUP_ATTEMPTS = 3;
+/** Ids per presence lookup: the route's maximum (workers/api/user-routes.ts). */
+const PRESENCE_LOOKUP_MAX = 200;
 /** Ids per bulk call: the route's maximum (LIMITS.maxBulkAdd). */
 const BULK_PAGE = 1000;
 
@@ -138,6 +140,13 @@ export class EdgechatTarget implements Target {
       if (!res.ok) throw new Error(`GET /v1/devices: HTTP ${res.status} ${await res.text()}`);
       await res.arrayBuffer();
     });
+    const [asker] = users;
+    for (let i = 0; asker && i < users.length; i += PRESENCE_LOOKUP_MAX) {
+      const ids = users.slice(i, i + PRESENCE_LOOKUP_MAX).map((u) => u.userId).join(",");
+      const res = await fetch(`${this.url}/v1/presence?user_ids=${ids}`, { headers: { Authorization: `Bearer ${asker.token}` } });
+      if (!res.ok) throw new Error(`GET /v1/presence: HTTP ${res.status} ${await res.text()}`);
+      await res.arrayBuffer();
+    }
   }
 
   listedChannels(user: BenchUser): readonly string[] {

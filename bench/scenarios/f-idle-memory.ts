@@ -18,6 +18,8 @@ export const idleMemory: Scenario = {
   id: "f",
   title: "idle connected devices",
   freshServer: true,
+  // The web app's assets router would relay every socket inside the measured process (decision 026).
+  ownServer: () => ({ seedAccounts: 0, vars: {}, withoutAssets: true, registerUsers: true }),
   users: (quick) => (quick ? 200 : 1000),
   params: (quick) => ({ devices: quick ? 400 : 2000, devices_per_user: 2 }),
   async run(ctx, p) {

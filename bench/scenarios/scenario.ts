@@ -90,7 +90,17 @@ export interface Scenario {
    * its directory (test/support/seed-accounts.ts) and these vars on top of the run's (the limit
    * server is shared). Its users are registered on that server when the scenario asks for them.
    */
-  ownServer?: (quick: boolean) => { seedAccounts: number; vars: Record<string, string> };
+  ownServer?: (quick: boolean) => {
+    seedAccounts: number;
+    vars: Record<string, string>;
+    /**
+     * Without wrangler.toml's [assets] (the web app): under `wrangler dev` the assets router
+     * worker then no longer sits in the Worker's workerd process relaying every socket (decision 026).
+     */
+    withoutAssets?: boolean;
+    /** Register the scenario's users before it runs (and before a fresh restart), as the shared server's pool is. */
+    registerUsers?: boolean;
+  };
   /** Its time budget, setup included, when the run's default (60 s) cannot hold its setup. */
   budgetMs?: (quick: boolean) => number;
   /** How many pool users the scenario needs (registered before any scenario runs). */
