@@ -5,18 +5,18 @@
  */
 import type { GroupAdds } from "../../protocol/types.js";
 
-/** Channel ids per `IN (...)` list: statements stay under 100 bound parameters. */
-const IN_CHUNK = 90;
+/**
+ * The adder's channel ids go in as one JSON array, not one `?` each: the runtime keeps every
+ * distinct SQL text an object runs compiled for the object's lifetime (up to 1 MiB of SQL), so a
+ * list of n ids must not make a statement of its own for each n (docs/decisions/026).
+ */
+const SHARES_A_CHANNEL = "SELECT 1 FROM channels WHERE left = 0 AND channel_id IN (SELECT value FROM json_each(?)) LIMIT 1";
 
 export function mayBeAddedBy(sql: SqlStorage, policy: GroupAdds | undefined, adderChannelIds: string[]): boolean {
   if ((policy ?? "everyone") === "everyone") return true;
   const ids = [...new Set(adderChannelIds.filter((id) => typeof id === "string"))];
-  for (let i = 0; i < ids.length; i += IN_CHUNK) {
-    const chunk = ids.slice(i, i + IN_CHUNK);
-    const shared = sql.exec(`SELECT 1 FROM channels WHERE left = 0 AND channel_id IN (${chunk.map(() => "?").join(",")}) LIMIT 1`, ...chunk).toArray();
-    if (shared.length > 0) return true;
-  }
-  return false;
+  if (ids.length === 0) return false;
+  return sql.exec(SHARES_A_CHANNEL, JSON.stringify(ids)).toArray().length > 0;
 }
 
 /**
