@@ -6,7 +6,9 @@
  */
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { migrate } from "../../durable-objects/migrate.js";
 import { mayBeAddedBy } from "../../durable-objects/user/group-adds.js";
+import { USER_MIGRATIONS } from "../../durable-objects/user/schema.js";
 import { userStub } from "../../shared/routing.js";
 import { register } from "../helpers/api.js";
 import { inFreshUser } from "../helpers/object-sql.js";
@@ -40,6 +42,25 @@ describe("SQL texts a UserObject compiles", () => {
       }
       expect(mayBeAddedBy(sql, "everyone", [])).toBe(true);
       expect(texts.size).toBe(1);
+    });
+  });
+
+  it("reads the schema version with one statement on every wake after the first", async () => {
+    await inFreshUser((raw) => {
+      const { sql, texts } = recording(raw);
+      migrate(sql, USER_MIGRATIONS); // migrated already: the object's constructor ran
+      expect([...texts]).toEqual(["SELECT version FROM _schema WHERE id = 1"]);
+    });
+    // A new database: the table is created, every migration applied, the version stored.
+    await inFreshUser((raw) => {
+      raw.exec("DROP TABLE _schema");
+      const { sql } = recording(raw);
+      expect(() => migrate(sql, [])).not.toThrow();
+      expect(raw.exec<{ version: number }>("SELECT version FROM _schema").toArray()).toEqual([]);
+      migrate(sql, ["CREATE TABLE probe_one (x INTEGER)"]);
+      expect(raw.exec<{ version: number }>("SELECT version FROM _schema").one().version).toBe(1);
+      migrate(sql, ["CREATE TABLE probe_one (x INTEGER)", "CREATE TABLE probe_two (x INTEGER)"]);
+      expect(raw.exec<{ version: number }>("SELECT version FROM _schema").one().version).toBe(2);
     });
   });
 
