@@ -42,12 +42,12 @@ export class Devices {
   /** What a connect needs of `register`: the device recorded (or refused), without reading the list back. */
   admit(deviceId: string, name = "", platform = ""): Result {
     if (!DEVICE_ID.test(deviceId)) return fail("invalid_argument", "device_id must be 1-64 characters of A-Z a-z 0-9 _ -.");
-    const known = this.sql.exec("SELECT 1 FROM devices WHERE device_id = ?", deviceId).toArray().length > 0;
-    if (!known) {
-      const count = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM devices").one().n;
-      if (count >= LIMITS.maxDevicesPerUser) {
-        return fail("too_many_devices", `A user can have at most ${LIMITS.maxDevicesPerUser} devices; remove one with DELETE /v1/devices/{device_id}.`);
-      }
+    // One read for both questions: each SQL text an object runs stays compiled in its memory (decision 026).
+    const { n, known } = this.sql.exec<{ n: number; known: number }>(
+      "SELECT count(*) AS n, coalesce(max(device_id = ?), 0) AS known FROM devices", deviceId,
+    ).one();
+    if (known === 0 && n >= LIMITS.maxDevicesPerUser) {
+      return fail("too_many_devices", `A user can have at most ${LIMITS.maxDevicesPerUser} devices; remove one with DELETE /v1/devices/{device_id}.`);
     }
     const now = Date.now();
     this.sql.exec(
