@@ -2,9 +2,12 @@
  * (f) Idle connected devices: resident memory per connection in both workerd processes of
  * wrangler dev (the proxy that owns the port, and the runtime with the Durable Objects). Every
  * user has two devices online; the limit puts each user's two sockets in one room, the
- * counterpart of edgechat's UserObject. Runs on freshly restarted servers; each target first loads
- * the objects the devices will use (edgechat: a REST call per user; limit: a touch per room), and
- * that cost is reported apart, so the headline is the price of the sockets alone. Stays below 3,000 sockets: the proxy holds ~6 file
+ * counterpart of edgechat's UserObject. Runs on freshly restarted servers, edgechat's its own and
+ * without [assets] (decision 026: the assets router wrangler dev runs in the same process relays
+ * every socket); each target first loads the objects the devices will use (edgechat: a REST call
+ * per user, and presence lookups for the presence shards; limit: a touch per room), and that cost
+ * is reported apart, so the headline is the price of the sockets alone. Local workerd evicts an
+ * object 10 s after its last event: on a slow machine some are built again while devices connect. Stays below 3,000 sockets: the proxy holds ~6 file
  * descriptors per WebSocket and crashes near 3,300 with ulimit -n 20000.
  */
 import { rssKiB } from "../load/procs.js";
