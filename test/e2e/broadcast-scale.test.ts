@@ -96,7 +96,7 @@ afterAll(async () => {
 async function restartCounting(): Promise<void> {
   const t0 = Date.now();
   await server.stop();
-  server = await startDevServer({ stateDir, migrate: false, startTimeoutMs: 180_000, vars: { ...VARS, METRICS_LOG: "1", COUNT_SQL_WRITES: "1" } });
+  server = await startDevServer({ stateDir, migrate: false, startTimeoutMs: 180_000, vars: { ...VARS, METRICS_LOG: "1", COUNT_SQL_WRITES: "1", LOG_LEVEL: "debug" } });
   lines = new ServerLines(server.process);
   timings.restart_ms = Date.now() - t0;
 }
