@@ -18,11 +18,7 @@ import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../shared/fram
 import { parseId } from "../../shared/ids.js";
 import { channelStub, presenceStub, userStub } from "../../shared/routing.js";
 import { eachLimited } from "../../shared/deadline.js";
-import { ErasureJob, REDRIVE_MS, type ErasureState, type ErasureStep } from "./erasure.js";
-import { sendErasureMessage, type ErasureMessage } from "../../queues/erasure-jobs.js";
-import { avatarKey } from "../../shared/avatars.js";
-import { finishErasure, markErasing, recordErasure } from "../../shared/account-erasure.js";
-import { bucketFor } from "../../shared/bindings.js";
+import { AccountErasure, erasureServices, type ErasureHost, type ErasureState, type ErasureStep } from "./erasure.js";
 import { ownResult } from "../../shared/rpc.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
 import { countedSqlFor } from "../counted-sql.js";
@@ -102,7 +98,7 @@ export class UserObject extends DurableObject<Env> {
   private readonly ackDeadlines: AckDeadlines;
   private readonly wakeups: Wakeups;
   private readonly presenceGraceMs: number;
-  private readonly erasure: ErasureJob;
+  private readonly erasure: AccountErasure;
   /** This instance wiped its storage (erasure): nothing it still holds in memory may be written back. */
   private erased = false;
   /** When the presence keep-alive is next due; unknown after a restart or hibernation (due now). */
@@ -124,7 +120,6 @@ export class UserObject extends DurableObject<Env> {
     this.sessions = new Sessions(this.sql);
     this.devices = new Devices(this.sql, (at) => this.wakeAt(at));
     this.hidden = new HiddenMessages(this.sql);
-    this.erasure = new ErasureJob(this.sql);
     this.groupAddsRow = new GroupAddsRow({
       write: async (policy) => {
         // No profile, no account row to write: nobody can name this user in a group.
@@ -134,6 +129,7 @@ export class UserObject extends DurableObject<Env> {
       log: (event, err) => log("warn", event, { object: "user", user_id: this.profile?.user_id }, err),
     });
     this.pushSubscriptions = new PushSubscriptions(this.sql);
+    this.erasure = new AccountErasure(this.erasureHost());
     this.push = new PushNotifier(this.sql, this.pushSubscriptions, () => this.profile?.user_id, {
       windowMs: Number(env.PUSH_WINDOW_MS) || 30_000,
       now: () => Date.now(),
@@ -341,15 +337,7 @@ export class UserObject extends DurableObject<Env> {
    * alarm set to re-drive it. The caller sends the first queue message.
    */
   startErasure(): { created: boolean; state: ErasureState } {
-    const ended = this.sessions.revokeAllBut("");
-    for (const ws of this.ctx.getWebSockets()) {
-      if (ws.readyState !== WebSocket.OPEN) continue;
-      sendFrame(ws, errorFrame(0, fail("session_revoked", ACCOUNT_DELETED)), socketInfo(ws).encoding);
-      closeQuietly(ws, CLOSE.sessionRevoked, ACCOUNT_DELETED);
-    }
-    const begun = this.erasure.begin(Date.now(), ended.length);
-    this.wakeAt(Date.now() + this.redriveMs());
-    return begun;
+    return this.erasure.start();
   }
 
   /** The job as operators see it (no content); undefined when none runs here. */
@@ -361,53 +349,34 @@ export class UserObject extends DurableObject<Env> {
    * One bounded, idempotent step of the erasure job (erasure.ts); the queue consumer calls it
    * until `done`. With no job here (never started, or finished and wiped) it is done.
    */
-  async eraseStep(): Promise<{ done: boolean; step: ErasureStep }> {
-    const job = this.erased ? undefined : this.erasure.state();
-    if (!job) return { done: true, step: "done" };
-    const me = this.profile?.user_id ?? this.sql.exec<{ user_id: string }>("SELECT user_id FROM profile WHERE id = 1").toArray()[0]?.user_id;
-    if (!me) return { done: true, step: "done" };
-    const now = Date.now();
-    this.wakeAt(now + this.redriveMs());
-    let next: ErasureState;
-    switch (job.step) {
-      case "devices": {
-        await markErasing(this.env, me, job.started_at);
-        const contacts = this.contacts();
-        const devices = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM devices").one().n;
-        this.sql.exec("DELETE FROM device_cursors");
-        this.sql.exec("DELETE FROM devices");
-        this.sql.exec("DELETE FROM push_windows");
-        for (const sub of this.pushSubscriptions.all()) this.pushSubscriptions.set(sub.deviceId, null);
-        this.pushSubscriptions.forget();
-        await this.shardLink()?.unwatch(contacts);
-        await presenceStub(this.env, me).forget(me);
-        next = this.erasure.advance("channels", "", { devices }, Date.now());
-        break;
-      }
-      case "channels": {
-        const channelId = this.channels.all().map((r) => r.channel_id).filter((id) => id > job.channel_cursor).sort()[0];
-        if (channelId === undefined) {
-          next = this.erasure.advance("avatar", job.channel_cursor, {}, Date.now());
-          break;
+  eraseStep(): Promise<{ done: boolean; step: ErasureStep }> {
+    return this.erasure.step();
+  }
+
+  /** The erasure steps' view of this object (erasure.ts). */
+  private erasureHost(): ErasureHost {
+    return {
+      ...erasureServices(this.env),
+      sql: this.sql,
+      pushSubscriptions: this.pushSubscriptions,
+      userId: () => this.profile?.user_id ?? this.sql.exec<{ user_id: string }>("SELECT user_id FROM profile WHERE id = 1").toArray()[0]?.user_id,
+      wiped: () => this.erased,
+      endSessions: () => {
+        const ended = this.sessions.revokeAllBut("");
+        for (const ws of this.ctx.getWebSockets()) {
+          if (ws.readyState !== WebSocket.OPEN) continue;
+          sendFrame(ws, errorFrame(0, fail("session_revoked", ACCOUNT_DELETED)), socketInfo(ws).encoding);
+          closeQuietly(ws, CLOSE.sessionRevoked, ACCOUNT_DELETED);
         }
-        const r = await this.channel(channelId).eraseMember(me, Number(this.env.ERASURE_BATCH_SIZE) || 200);
-        // A duplicate message may have run this step alongside: read the job again after the call.
-        const now = this.erased ? undefined : this.erasure.state();
-        if (!now) return { done: true, step: "done" };
-        const first = r.done && now.channel_cursor < channelId;
-        next = this.erasure.advance("channels", first ? channelId : now.channel_cursor, {
-          channels: first ? 1 : 0, messages: r.tombstoned, attachments: r.attachments,
-        }, Date.now());
-        break;
-      }
-      case "avatar":
-        await bucketFor(this.env, parseId(me)?.jurisdiction ?? "").delete(avatarKey(me));
-        next = this.erasure.advance("wipe", job.channel_cursor, {}, Date.now());
-        break;
-      default: {
-        // The directory row goes and the job is marked finished in one D1 batch; then every byte
-        // of this object. A crash between the two leaves the alarm set: it runs this step again.
-        await finishErasure(this.env, me, job.counts, job.started_at, Date.now());
+        return ended.length;
+      },
+      forgetPresence: async (userId) => {
+        await this.shardLink()?.unwatch(this.contacts());
+        await presenceStub(this.env, userId).forget(userId);
+      },
+      channelIds: () => this.channels.all().map((r) => r.channel_id),
+      eraseInChannel: (channelId, userId, limit) => this.channel(channelId).eraseMember(userId, limit),
+      wipe: async () => {
         this.ctx.getWebSockets().forEach((ws) => closeQuietly(ws, CLOSE.sessionRevoked, ACCOUNT_DELETED));
         await this.ctx.storage.deleteAlarm();
         await this.ctx.storage.deleteAll();
@@ -416,31 +385,10 @@ export class UserObject extends DurableObject<Env> {
         this.erased = true;
         this.profile = undefined;
         this.presenceLink = undefined;
-        log("info", "erasure.finished", { object: "user", user_id: me, ms: Date.now() - job.started_at });
-        return { done: true, step: "done" };
-      }
-    }
-    await recordErasure(this.env, me, next.step, next.counts, Date.now());
-    return { done: false, step: next.step };
-  }
-
-  private redriveMs(): number {
-    const ms = Number(this.env.ERASURE_REDRIVE_MS);
-    return Number.isFinite(ms) && ms > 0 ? ms : REDRIVE_MS;
-  }
-
-  /** The alarm: a job that stood still for the re-drive interval gets its queue message again. */
-  private redriveErasure(now: number): number | undefined {
-    const job = this.erasure.state();
-    const me = this.profile?.user_id;
-    if (!job || !me) return undefined;
-    if (now - job.progressed_at >= this.redriveMs()) {
-      log("warn", "erasure.redrive", { object: "user", user_id: me, step: job.step });
-      this.ctx.waitUntil(sendErasureMessage(this.env.ERASURE_QUEUE as Queue<ErasureMessage>, me).catch((err) => {
-        log("error", "erasure.redrive_failed", { object: "user", user_id: me }, err);
-      }));
-    }
-    return now + this.redriveMs();
+      },
+      waitUntil: (promise) => this.ctx.waitUntil(promise),
+      wakeAt: (at) => this.wakeAt(at),
+    };
   }
 
   /* ------------------------------------ RPC: devices ------------------------------------ */
@@ -764,7 +712,7 @@ export class UserObject extends DurableObject<Env> {
         await link.watch(this.contacts()); // extends the subscriptions; the states are known already
       }
     }
-    const erasureDue = this.redriveErasure(now);
+    const erasureDue = this.erasure.onAlarm(now, this.profile?.user_id);
     const due = [resumeDue, this.live.nextDue(), this.devices.ackFlushDue(), nextPush, nextUnackedPush, erasureDue, this.ackDeadlines.nextDue(), openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
       .filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.min(...due));

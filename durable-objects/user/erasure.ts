@@ -16,7 +16,18 @@
  *
  * Operators see the step and counts in D1's `erasures` table (GET /v1/admin/erasures/{id}); no
  * name or content is ever written there.
+ *
+ * `ErasureJob` is the row; `AccountErasure` runs the steps against a narrow host (the UserObject:
+ * its sockets, channels, presence, D1 and R2), so the steps can be driven without any of those.
  */
+import { finishErasure, markErasing, recordErasure } from "../../shared/account-erasure.js";
+import { avatarKey } from "../../shared/avatars.js";
+import { bucketFor } from "../../shared/bindings.js";
+import { parseId } from "../../shared/ids.js";
+import { log } from "../../shared/log.js";
+import { sendErasureMessage, type ErasureMessage } from "../../queues/erasure-jobs.js";
+import type { ErasureProgress } from "../channel/erasure.js";
+import type { PushSubscriptions } from "./push-subscriptions.js";
 
 export type ErasureStep = "devices" | "channels" | "avatar" | "wipe" | "done";
 
@@ -90,5 +101,159 @@ export class ErasureJob {
       step, cursor, JSON.stringify(counts), now,
     );
     return this.state()!;
+  }
+}
+
+/** The account directory in D1 (shared/account-erasure.ts): where operators follow the job. */
+export interface ErasureDirectory {
+  /** The directory row says the account is being deleted (sign-in and lookups stop finding it). */
+  markErasing(userId: string, startedAt: number): Promise<void>;
+  record(userId: string, step: ErasureStep, counts: ErasureCounts, at: number): Promise<void>;
+  /** The directory row goes and the job is marked finished, in one batch. */
+  finish(userId: string, counts: ErasureCounts, startedAt: number, at: number): Promise<void>;
+}
+
+/** What the steps need from the user's object. */
+export interface ErasureHost {
+  sql: SqlStorage;
+  pushSubscriptions: PushSubscriptions;
+  directory: ErasureDirectory;
+  /** The user being erased: from memory or the profile row; undefined when no one lives here. */
+  userId(): string | undefined;
+  /** This instance wiped its storage already (a late call finds nothing to do). */
+  wiped(): boolean;
+  /** Every session ended and every socket closed, saying why; the number of sessions ended. */
+  endSessions(): number;
+  /** The user's contacts stop being watched and the user's own presence is forgotten. */
+  forgetPresence(userId: string): Promise<void>;
+  /** The channels the user is in (or was, while the list keeps the row). */
+  channelIds(): string[];
+  /** One bounded erasure call into a channel (channel/erasure.ts). */
+  eraseInChannel(channelId: string, userId: string, limit: number): Promise<ErasureProgress>;
+  deleteAvatar(userId: string): Promise<void>;
+  /** Every socket closed, the alarm and every byte of storage deleted, nothing kept in memory. */
+  wipe(): Promise<void>;
+  /** Sends the job's queue message again. */
+  redrive(userId: string): Promise<void>;
+  waitUntil(promise: Promise<unknown>): void;
+  wakeAt(at: number): void;
+  now(): number;
+  log: typeof log;
+  /** Messages tombstoned per channel call. */
+  batchSize: number;
+  /** How long a job may stand still before the alarm re-drives it. */
+  redriveMs: number;
+}
+
+/** The part of the host outside any object: D1's directory, R2's avatars, the queue, the settings. */
+export type ErasureServices = Pick<ErasureHost, "directory" | "deleteAvatar" | "redrive" | "now" | "log" | "batchSize" | "redriveMs">;
+
+export function erasureServices(env: Env): ErasureServices {
+  const redriveMs = Number(env.ERASURE_REDRIVE_MS);
+  return {
+    directory: {
+      markErasing: (userId, startedAt) => markErasing(env, userId, startedAt),
+      record: (userId, step, counts, at) => recordErasure(env, userId, step, counts, at),
+      finish: (userId, counts, startedAt, at) => finishErasure(env, userId, counts, startedAt, at),
+    },
+    deleteAvatar: (userId) => bucketFor(env, parseId(userId)?.jurisdiction ?? "").delete(avatarKey(userId)),
+    redrive: (userId) => sendErasureMessage(env.ERASURE_QUEUE as Queue<ErasureMessage>, userId),
+    now: () => Date.now(),
+    log,
+    batchSize: Number(env.ERASURE_BATCH_SIZE) || 200,
+    redriveMs: Number.isFinite(redriveMs) && redriveMs > 0 ? redriveMs : REDRIVE_MS,
+  };
+}
+
+/** The erasure job's steps (the order and what each does: this file's header). */
+export class AccountErasure {
+  readonly job: ErasureJob;
+
+  constructor(private readonly host: ErasureHost) {
+    this.job = new ErasureJob(host.sql);
+  }
+
+  /** The job as operators see it (no content); undefined when none runs here. */
+  state(): ErasureState | undefined {
+    return this.job.state();
+  }
+
+  /**
+   * Every session ends and every socket closes at once; the job is created (idempotent) and the
+   * alarm set to re-drive it. The caller sends the first queue message.
+   */
+  start(): { created: boolean; state: ErasureState } {
+    const ended = this.host.endSessions();
+    const begun = this.job.begin(this.host.now(), ended);
+    this.host.wakeAt(this.host.now() + this.host.redriveMs);
+    return begun;
+  }
+
+  /** One bounded, idempotent step; with no job here (never started, or wiped) it is done. */
+  async step(): Promise<{ done: boolean; step: ErasureStep }> {
+    const { host } = this;
+    const job = host.wiped() ? undefined : this.job.state();
+    if (!job) return { done: true, step: "done" };
+    const me = host.userId();
+    if (!me) return { done: true, step: "done" };
+    host.wakeAt(host.now() + host.redriveMs);
+    let next: ErasureState;
+    switch (job.step) {
+      case "devices": {
+        await host.directory.markErasing(me, job.started_at);
+        const devices = host.sql.exec<{ n: number }>("SELECT count(*) AS n FROM devices").one().n;
+        host.sql.exec("DELETE FROM device_cursors");
+        host.sql.exec("DELETE FROM devices");
+        host.sql.exec("DELETE FROM push_windows");
+        for (const sub of host.pushSubscriptions.all()) host.pushSubscriptions.set(sub.deviceId, null);
+        host.pushSubscriptions.forget();
+        await host.forgetPresence(me);
+        next = this.job.advance("channels", "", { devices }, host.now());
+        break;
+      }
+      case "channels": {
+        const channelId = host.channelIds().filter((id) => id > job.channel_cursor).sort()[0];
+        if (channelId === undefined) {
+          next = this.job.advance("avatar", job.channel_cursor, {}, host.now());
+          break;
+        }
+        const r = await host.eraseInChannel(channelId, me, host.batchSize);
+        // A duplicate message may have run this step alongside: read the job again after the call.
+        const now = host.wiped() ? undefined : this.job.state();
+        if (!now) return { done: true, step: "done" };
+        const first = r.done && now.channel_cursor < channelId;
+        next = this.job.advance("channels", first ? channelId : now.channel_cursor, {
+          channels: first ? 1 : 0, messages: r.tombstoned, attachments: r.attachments,
+        }, host.now());
+        break;
+      }
+      case "avatar":
+        await host.deleteAvatar(me);
+        next = this.job.advance("wipe", job.channel_cursor, {}, host.now());
+        break;
+      default: {
+        // The directory row goes and the job is marked finished in one D1 batch; then every byte
+        // of this object. A crash between the two leaves the alarm set: it runs this step again.
+        await host.directory.finish(me, job.counts, job.started_at, host.now());
+        await host.wipe();
+        host.log("info", "erasure.finished", { object: "user", user_id: me, ms: host.now() - job.started_at });
+        return { done: true, step: "done" };
+      }
+    }
+    await host.directory.record(me, next.step, next.counts, host.now());
+    return { done: false, step: next.step };
+  }
+
+  /** The alarm: a job that stood still for the re-drive interval gets its queue message again. Answers when to look next. */
+  onAlarm(now: number, me: string | undefined): number | undefined {
+    const job = this.job.state();
+    if (!job || !me) return undefined;
+    if (now - job.progressed_at >= this.host.redriveMs) {
+      this.host.log("warn", "erasure.redrive", { object: "user", user_id: me, step: job.step });
+      this.host.waitUntil(this.host.redrive(me).catch((err) => {
+        this.host.log("error", "erasure.redrive_failed", { object: "user", user_id: me }, err);
+      }));
+    }
+    return now + this.host.redriveMs;
   }
 }
