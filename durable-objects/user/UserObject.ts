@@ -37,9 +37,8 @@ import { HiddenMessages, hiddenMessage } from "./hidden-messages.js";
 import { aggregateStatus, MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
 import { Resume, RESUME_DEADLINE_MS, type Truncation } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
-import { missedMessages, PushNotifier } from "./push-notifier.js";
-import { AckDeadlines, pushAckDeadlineFromEnv } from "./ack-deadline.js";
-import { PushSubscriptions } from "./push-subscriptions.js";
+import { pushAckDeadlineFromEnv } from "./ack-deadline.js";
+import { UserPush } from "./push.js";
 import { sendPushJobs, type PushJob } from "../../queues/push-jobs.js";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
 import { SendPipeline, sendDeadlineFromEnv } from "./send-pipeline.js";
@@ -92,10 +91,7 @@ export class UserObject extends DurableObject<Env> {
   private readonly stubs = new LruMap<string, DurableObjectStub<ChannelObject>>(CHANNEL_STUB_CACHE_MAX);
   private presenceLink: PresenceLink | undefined;
   private readonly presenceTtlMs: number;
-  private readonly pushSubscriptions: PushSubscriptions;
-  private readonly push: PushNotifier;
-  /** Live deliveries no device confirmed yet, for push after PUSH_ACK_DEADLINE_MS (ack-deadline.ts). */
-  private readonly ackDeadlines: AckDeadlines;
+  private readonly push: UserPush;
   private readonly wakeups: Wakeups;
   private readonly presenceGraceMs: number;
   private readonly erasure: AccountErasure;
@@ -128,15 +124,23 @@ export class UserObject extends DurableObject<Env> {
       current: () => this.getSettings().group_adds ?? "everyone",
       log: (event, err) => log("warn", event, { object: "user", user_id: this.profile?.user_id }, err),
     });
-    this.pushSubscriptions = new PushSubscriptions(this.sql);
-    this.erasure = new AccountErasure(this.erasureHost());
-    this.push = new PushNotifier(this.sql, this.pushSubscriptions, () => this.profile?.user_id, {
-      windowMs: Number(env.PUSH_WINDOW_MS) || 30_000,
-      now: () => Date.now(),
-      dispatch: (jobs) => this.ctx.waitUntil(this.enqueuePush(jobs)),
+    this.push = new UserPush({
+      sql: this.sql,
+      userId: () => this.profile?.user_id,
+      previews: () => this.getSettings().push_previews !== false,
       row: (channelId) => this.channels.row(channelId),
-    });
-    this.ackDeadlines = new AckDeadlines(pushAckDeadlineFromEnv(env));
+      connected: () => openSockets(this.ctx).length > 0,
+      // The queue in this user's jurisdiction: a job names their devices and the channel.
+      send: (jobs) => sendPushJobs(queueFor<PushJob>(this.env, parseId(this.profile?.user_id)?.jurisdiction ?? ""), jobs),
+      unreadInChannel: async (channelId, userId, seq) => {
+        const endpoint: ChannelEndpoint = this.channel(channelId);
+        const r = await withDeadline(endpoint.state(userId), WATCH_DEADLINE_MS, "push read cursor");
+        return r.ok ? r.state.member && r.state.last_read_seq < seq : false;
+      },
+      wakeAt: (at) => this.wakeAt(at),
+      waitUntil: (promise) => this.ctx.waitUntil(promise),
+    }, { windowMs: Number(env.PUSH_WINDOW_MS) || 30_000, ackDeadlineMs: pushAckDeadlineFromEnv(env) });
+    this.erasure = new AccountErasure(this.erasureHost());
     this.wakeups = new Wakeups(ctx.storage);
     this.sends = new SendPipeline({
       appendBatch: (channelId, inputs) => this.channel(channelId).appendBatch(inputs),
@@ -163,7 +167,7 @@ export class UserObject extends DurableObject<Env> {
       listed: (channelId) => this.channels.row(channelId) !== undefined,
       recordDelivered: (deviceId, channelId, seq) => {
         this.devices.recordDelivered(deviceId, channelId, seq);
-        this.ackDeadlines.confirm(channelId, seq);
+        this.push.ackDeadlines.confirm(channelId, seq);
       },
       history: (channelId, query) => this.history(channelId, query),
       markRead: (channelId, upToSeq) => this.markRead(channelId, upToSeq),
@@ -204,12 +208,9 @@ export class UserObject extends DurableObject<Env> {
         },
         wakeAt: (at) => this.wakeAt(at),
         graceMs: this.presenceGraceMs,
-        pushWanted: () => this.pushSubscriptions.any(),
-        pushMissed: (batch) => {
-          const me = this.profile?.user_id;
-          if (me) this.pushMissed(batch, me);
-        },
-        pushRead: (batch) => this.pushRead(batch, this.profile?.user_id),
+        pushWanted: () => this.push.subscriptions.any(),
+        pushMissed: (batch) => this.push.missed(batch),
+        pushRead: (batch) => this.push.ownMessages(batch),
       });
       // Woken with sockets open (after hibernation) and rows to re-read: get on with it.
       if (openSockets(ctx).length > 0 && this.channels.wokeDirty) this.live.kick();
@@ -358,7 +359,7 @@ export class UserObject extends DurableObject<Env> {
     return {
       ...erasureServices(this.env),
       sql: this.sql,
-      pushSubscriptions: this.pushSubscriptions,
+      pushSubscriptions: this.push.subscriptions,
       userId: () => this.profile?.user_id ?? this.sql.exec<{ user_id: string }>("SELECT user_id FROM profile WHERE id = 1").toArray()[0]?.user_id,
       wiped: () => this.erased,
       endSessions: () => {
@@ -395,7 +396,7 @@ export class UserObject extends DurableObject<Env> {
 
   /** The devices, each with the session it last connected with. */
   listDevices(): Device[] {
-    const push = this.pushSubscriptions.states();
+    const push = this.push.subscriptions.states();
     const sessions = this.sessions.sessionsByDevice();
     return this.devices.list(this.connectedDevices()).map((d) => {
       const sessionId = sessions.get(d.device_id);
@@ -428,14 +429,14 @@ export class UserObject extends DurableObject<Env> {
    * that finds no socket drop the watcher.
    */
   private setPush(deviceId: string, push: PushSubscriptionInput | null): void {
-    this.pushSubscriptions.set(deviceId, push);
+    this.push.subscriptions.set(deviceId, push);
     if (push !== null) this.live.kick();
   }
 
   /** Forgets a device and closes its socket. */
   removeDevice(deviceId: string): boolean {
     const removed = this.devices.remove(deviceId);
-    this.pushSubscriptions.forget();
+    this.push.subscriptions.forget();
     for (const ws of this.ctx.getWebSockets(deviceId)) closeQuietly(ws, 4000, "device_removed");
     return removed;
   }
@@ -488,7 +489,6 @@ export class UserObject extends DurableObject<Env> {
     const result = await this.channel(channelId).markRead(me, upToSeq, this.getSettings().read_receipts);
     if (!result.ok) return ownResult(result);
     this.live.mirrorRead(channelId, result.last_read_seq, result.unread_count);
-    this.ackDeadlines.confirm(channelId, result.last_read_seq);
     this.push.read(channelId, result.last_read_seq);
     const frame: FrameInit = {
       type: pb.FrameType.READ,
@@ -608,78 +608,22 @@ export class UserObject extends DurableObject<Env> {
 
   /** The push provider says this subscription is gone (404/410): forget it unless replaced since. */
   removePushSubscription(deviceId: string, key: string): boolean {
-    return this.pushSubscriptions.removeIfCurrent(deviceId, key);
+    return this.push.subscriptions.removeIfCurrent(deviceId, key);
   }
 
   /** A push to this device exhausted its retries (the dead-letter consumer): counted on the device. */
   recordPushDeadLetter(deviceId: string, key: string): boolean {
-    return this.pushSubscriptions.recordFailure(deviceId, key);
+    return this.push.subscriptions.recordFailure(deviceId, key);
   }
 
   /** Whether a (retried) message push for `seq` should still be shown: not once the user read it. */
-  async pushStillWanted(channelId: string, seq: number): Promise<boolean> {
-    if (this.channels.row(channelId) || !this.profile) return this.push.stillUnread(channelId, seq);
-    // Not in the list yet (the channel's notice is on its way): the channel knows the read cursor.
-    try {
-      const endpoint: ChannelEndpoint = this.channel(channelId);
-      const r = await withDeadline(endpoint.state(this.profile.user_id), WATCH_DEADLINE_MS, "push read cursor");
-      return r.ok ? r.state.member && r.state.last_read_seq < seq : false;
-    } catch {
-      return true;
-    }
+  pushStillWanted(channelId: string, seq: number): Promise<boolean> {
+    return this.push.stillWanted(channelId, seq);
   }
 
-  /**
-   * The one entry of the delivery path into push: messages that reached this user while none of
-   * their devices took them. Coalesced per channel; sends go through the queue off this path.
-   */
-  private pushMissed(batch: DeliveryBatch, me: string): void {
-    if (!this.pushSubscriptions.any()) return; // most users: nothing to read, nothing to write
-    const wake = this.push.missed(missedMessages(batch, me, this.getSettings().push_previews !== false));
-    if (wake !== undefined) this.wakeAt(wake);
-  }
-
-  /** The user's own message (sent from any device) reads the channel up to it: clear what stands. */
-  private pushRead(batch: DeliveryBatch, me: string | undefined): void {
-    let own = 0;
-    for (const m of batch.messages) if (m.sender_user_id === me && !m.content.update) own = Math.max(own, m.seq);
-    if (own > 0) {
-      this.ackDeadlines.confirm(batch.channel.channel_id, own);
-      this.push.read(batch.channel.channel_id, own);
-    }
-  }
-
-  /**
-   * A batch written to connected devices: with push on, its messages wait for a DELIVER_ACK and
-   * go to push if none comes within PUSH_ACK_DEADLINE_MS (ack-deadline.ts). Without a
-   * subscription, or with no socket open (then `pushMissed` took it), nothing is kept.
-   */
+  /** A batch written to connected devices waits for a DELIVER_ACK before it goes to push (push.ts). */
   private awaitAcks(batch: DeliveryBatch): void {
-    const me = this.profile?.user_id;
-    if (!me || !this.ackDeadlines.enabled || openSockets(this.ctx).length === 0 || !this.pushSubscriptions.any()) return;
-    if (batch.channel.type === "broadcast") return; // never pushed (decision 018)
-    if (this.channels.row(batch.channel.channel_id)?.left !== 0) return;
-    const wake = this.ackDeadlines.delivered(missedMessages(batch, me, this.getSettings().push_previews !== false));
-    if (wake !== undefined) this.wakeAt(wake);
-  }
-
-  /** The alarm: live deliveries no device acked in time go to push like missed ones. */
-  private pushUnacked(): number | undefined {
-    const unacked = this.ackDeadlines.due();
-    if (unacked.length === 0) return undefined;
-    count("push.unacked", unacked.length);
-    log("info", "push.unacked", { object: "user", id: this.profile?.user_id, messages: unacked.length });
-    return this.push.missed(unacked);
-  }
-
-  private async enqueuePush(jobs: PushJob[]): Promise<void> {
-    try {
-      // The queue in this user's jurisdiction: a job names their devices and the channel.
-      await sendPushJobs(queueFor<PushJob>(this.env, parseId(this.profile?.user_id)?.jurisdiction ?? ""), jobs);
-    } catch (err) {
-      // Push is best effort: the messages are stored and reach the devices on their next RESUME.
-      log("error", "push.enqueue_failed", { object: "user", user_id: this.profile?.user_id, jobs: jobs.length }, err);
-    }
+    this.push.awaitAcks(batch);
   }
 
   /* ------------------------------------ presence ------------------------------------ */
@@ -695,9 +639,8 @@ export class UserObject extends DurableObject<Env> {
     if (this.erased) return;
     const now = Date.now();
     this.sends.tick();
-    // Push windows whose end has come send their merged updates.
-    const nextPush = this.push.flushDue();
-    const nextUnackedPush = this.pushUnacked();
+    // Push windows whose end has come send their merged updates; unacked live deliveries go to push.
+    const nextPush = this.push.onAlarm();
     if (closeIdleSockets(this.ctx, now) > 0) this.presenceChanged();
     const open = openSockets(this.ctx);
     if (open.length === 0) this.live.socketClosed(0, now);
@@ -713,7 +656,7 @@ export class UserObject extends DurableObject<Env> {
       }
     }
     const erasureDue = this.erasure.onAlarm(now, this.profile?.user_id);
-    const due = [resumeDue, this.live.nextDue(), this.devices.ackFlushDue(), nextPush, nextUnackedPush, erasureDue, this.ackDeadlines.nextDue(), openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
+    const due = [resumeDue, this.live.nextDue(), this.devices.ackFlushDue(), nextPush, erasureDue, openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
       .filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.min(...due));
   }
