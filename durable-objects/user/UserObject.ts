@@ -34,7 +34,8 @@ import { LiveChannels, WATCH_DEADLINE_MS, type ChannelEndpoint } from "./live-ch
 import { withDeadline } from "../../shared/deadline.js";
 import { Devices } from "./devices.js";
 import { HiddenMessages, hiddenMessage } from "./hidden-messages.js";
-import { aggregateStatus, MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
+import { MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
+import { UserPresence } from "./presence.js";
 import { Resume, RESUME_DEADLINE_MS, type Truncation } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
 import { pushAckDeadlineFromEnv } from "./ack-deadline.js";
@@ -89,16 +90,14 @@ export class UserObject extends DurableObject<Env> {
   private readonly protocol: SocketProtocol;
   /** Channel stubs for reuse, bounded: a user may be in far more channels than worth remembering. */
   private readonly stubs = new LruMap<string, DurableObjectStub<ChannelObject>>(CHANNEL_STUB_CACHE_MAX);
-  private presenceLink: PresenceLink | undefined;
-  private readonly presenceTtlMs: number;
+  /** The user's own status at their shard, the keep-alive, contacts' states to the devices. */
+  private readonly ownPresence: UserPresence;
   private readonly push: UserPush;
   private readonly wakeups: Wakeups;
   private readonly presenceGraceMs: number;
   private readonly erasure: AccountErasure;
   /** This instance wiped its storage (erasure): nothing it still holds in memory may be written back. */
   private erased = false;
-  /** When the presence keep-alive is next due; unknown after a restart or hibernation (due now). */
-  private keepAliveAt: number | undefined;
 
   /** Where this instance was reached; a profile stored for another jurisdiction refuses every call. */
   private readonly placement: Placement;
@@ -111,8 +110,15 @@ export class UserObject extends DurableObject<Env> {
     this.sql = countedSqlFor(ctx.storage.sql, "user", env);
     this.placement = new Placement(ctx, env, "user");
     const presence = presenceTimingsFromEnv(env);
-    this.presenceTtlMs = presence.ttlMs;
     this.presenceGraceMs = presence.offlineGraceMs;
+    this.ownPresence = new UserPresence({
+      userId: () => this.profile?.user_id,
+      sockets: () => openSockets(this.ctx),
+      sharePresence: () => this.getSettings().share_presence,
+      contacts: () => this.contacts(),
+      link: (userId) => new PresenceLink(env, userId),
+      waitUntil: (promise) => ctx.waitUntil(promise),
+    }, presence.ttlMs);
     this.sessions = new Sessions(this.sql);
     this.devices = new Devices(this.sql, (at) => this.wakeAt(at));
     this.hidden = new HiddenMessages(this.sql);
@@ -175,7 +181,7 @@ export class UserObject extends DurableObject<Env> {
       react: (channelId, deviceId, seq, emoji, op) => this.react(channelId, deviceId, seq, emoji, op),
       edit: (channelId, deviceId, seq, content) => this.edit(channelId, deviceId, seq, content),
       deleteMessage: (channelId, deviceId, seq, forEveryone) => this.deleteMessage(channelId, deviceId, seq, forEveryone),
-      presenceChanged: () => this.presenceChanged(),
+      presenceChanged: () => this.ownPresence.changed(),
     });
     // Answered by the runtime without waking the object; a text pair because auto-responses
     // only match text frames, even on connections whose data frames are binary.
@@ -201,11 +207,7 @@ export class UserObject extends DurableObject<Env> {
         emit: (messages) => this.sendToDevices(messages),
         anyReceiving: () => openSockets(this.ctx).some((ws) => this.resume.needsCatchUp(ws)),
         channelUpdate: (channelId) => this.broadcastChannelUpdate(channelId),
-        contactsAdded: (userIds) => {
-          const me = this.profile?.user_id;
-          const sockets = openSockets(this.ctx);
-          if (sockets.length > 0) this.ctx.waitUntil(this.watchAndSend(userIds.filter((id) => id !== me), sockets));
-        },
+        contactsAdded: (userIds) => this.ownPresence.contactsAdded(userIds),
         wakeAt: (at) => this.wakeAt(at),
         graceMs: this.presenceGraceMs,
         pushWanted: () => this.push.subscriptions.any(),
@@ -372,7 +374,7 @@ export class UserObject extends DurableObject<Env> {
         return ended.length;
       },
       forgetPresence: async (userId) => {
-        await this.shardLink()?.unwatch(this.contacts());
+        await this.ownPresence.unwatchContacts();
         await presenceStub(this.env, userId).forget(userId);
       },
       channelIds: () => this.channels.all().map((r) => r.channel_id),
@@ -385,7 +387,7 @@ export class UserObject extends DurableObject<Env> {
         migrate(this.sql, USER_MIGRATIONS);
         this.erased = true;
         this.profile = undefined;
-        this.presenceLink = undefined;
+        this.ownPresence.reset();
       },
       waitUntil: (promise) => this.ctx.waitUntil(promise),
       wakeAt: (at) => this.wakeAt(at),
@@ -585,7 +587,7 @@ export class UserObject extends DurableObject<Env> {
   async updateSettings(patch: Partial<UserSettings>): Promise<Result<{ settings: UserSettings }>> {
     const save = () => {
       const next = updateSettings(this.sql, patch, defaultSettings(this.env));
-      this.presenceChanged();
+      this.ownPresence.changed();
       return next;
     };
     const groupAdds = pickSettings(patch).group_adds;
@@ -626,7 +628,7 @@ export class UserObject extends DurableObject<Env> {
     this.push.awaitAcks(batch);
   }
 
-  /* ------------------------------------ presence ------------------------------------ */
+  /* ------------------------------------ alarm ------------------------------------ */
 
   /**
    * The one alarm (wakeups.ts) for every timed concern: SEND deadlines and send_seq gaps, push
@@ -641,22 +643,15 @@ export class UserObject extends DurableObject<Env> {
     this.sends.tick();
     // Push windows whose end has come send their merged updates; unacked live deliveries go to push.
     const nextPush = this.push.onAlarm();
-    if (closeIdleSockets(this.ctx, now) > 0) this.presenceChanged();
+    if (closeIdleSockets(this.ctx, now) > 0) this.ownPresence.changed();
     const open = openSockets(this.ctx);
     if (open.length === 0) this.live.socketClosed(0, now);
     this.live.onAlarm(now);
     if ((this.devices.ackFlushDue() ?? Infinity) <= now) this.devices.flushAcks();
     const resumeDue = this.resume.overdue(open, (ws) => socketInfo(ws).helloAt, (ws) => socketInfo(ws), now);
-    if (open.length > 0 && (this.keepAliveAt === undefined || this.keepAliveAt <= now)) {
-      this.keepAliveAt = now + this.keepAliveMs();
-      const link = this.shardLink();
-      if (link) {
-        await link.report(this.presenceStatus(), true);
-        await link.watch(this.contacts()); // extends the subscriptions; the states are known already
-      }
-    }
+    await this.ownPresence.keepAlive(now);
     const erasureDue = this.erasure.onAlarm(now, this.profile?.user_id);
-    const due = [resumeDue, this.live.nextDue(), this.devices.ackFlushDue(), nextPush, erasureDue, openSockets(this.ctx).length > 0 ? this.keepAliveAt : undefined]
+    const due = [resumeDue, this.live.nextDue(), this.devices.ackFlushDue(), nextPush, erasureDue, this.ownPresence.nextDue()]
       .filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.min(...due));
   }
@@ -666,49 +661,16 @@ export class UserObject extends DurableObject<Env> {
     this.wakeups.atOrBefore(at);
   }
 
-  private keepAliveMs(): number {
-    return Math.max(1000, Math.floor(this.presenceTtlMs / 3));
-  }
-
-  private shardLink(): PresenceLink | undefined {
-    if (!this.presenceLink && this.profile) this.presenceLink = new PresenceLink(this.env, this.profile.user_id);
-    return this.presenceLink;
-  }
-
-  private presenceStatus(except?: WebSocket) {
-    const devices = openSockets(this.ctx).filter((ws) => ws !== except).map((ws) => socketInfo(ws).status);
-    return aggregateStatus(devices, this.getSettings().share_presence);
-  }
-
-  /** A device came, went or changed its status: tell the shard if the user's status changed. */
-  private presenceChanged(except?: WebSocket): void {
-    const link = this.shardLink();
-    if (!link) return;
-    const status = this.presenceStatus(except);
-    this.ctx.waitUntil(link.report(status));
-    if (status === "offline") this.ctx.waitUntil(link.unwatch(this.contacts()));
-  }
-
   /** People the user shares a DM or small group with: whose presence their devices show. */
   private contacts(): string[] {
     return this.channels.contacts(this.profile?.user_id, MAX_WATCHED_CONTACTS);
-  }
-
-  /** Watches `userIds` and sends their current presence to `sockets`. */
-  private async watchAndSend(userIds: string[], sockets: WebSocket[]): Promise<void> {
-    const link = this.shardLink();
-    if (!link || userIds.length === 0) return;
-    for (const state of await link.watch(userIds)) {
-      const frame: FrameInit = { type: pb.FrameType.PRESENCE, presence: state };
-      for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) sendFrame(ws, frame, socketInfo(ws).encoding);
-    }
   }
 
   /** RESUMED with the channel list, then who of the user's contacts is around. */
   private resumed(ws: WebSocket, requestId: number, truncated: Truncation[], expired: Truncation[]): void {
     const resumed = { channels: this.channels.states(), truncated, expired };
     sendFrame(ws, { type: pb.FrameType.RESUMED, request_id: requestId, resumed }, socketInfo(ws).encoding);
-    this.ctx.waitUntil(this.watchAndSend(this.contacts(), [ws]));
+    this.ctx.waitUntil(this.ownPresence.sendStates(this.contacts(), [ws]));
   }
 
   /* ------------------------------------ WebSocket ------------------------------------ */
@@ -743,11 +705,10 @@ export class UserObject extends DurableObject<Env> {
     }
     const client = acceptDevice(this.ctx, this.profile!, deviceId, sessionId, encoding, protocolHeader, request.headers.get("x-edgechat-resume-token") ?? undefined);
     if (sessionId) this.sessions.used(sessionId, deviceId);
-    this.presenceChanged();
+    this.ownPresence.changed();
     this.live.socketOpened();
     const now = Date.now();
-    if (this.keepAliveAt === undefined) this.keepAliveAt = now + this.keepAliveMs();
-    this.wakeAt(Math.min(now + RESUME_DEADLINE_MS, this.keepAliveAt));
+    this.wakeAt(Math.min(now + RESUME_DEADLINE_MS, this.ownPresence.connected(now)));
     return new Response(null, { status: 101, webSocket: client, headers: protocolHeader ? { "Sec-WebSocket-Protocol": protocolHeader } : {} });
   }
 
@@ -783,7 +744,7 @@ export class UserObject extends DurableObject<Env> {
     this.sends.socketGone(ws);
     const { deviceId } = socketInfo(ws);
     if (deviceId) this.devices.touch(deviceId);
-    this.presenceChanged(ws);
+    this.ownPresence.changed(ws);
     this.live.socketClosed(openSockets(this.ctx).filter((s) => s !== ws).length);
   }
 
