@@ -16,8 +16,7 @@ import { PING, PONG } from "../../protocol/limits.js";
 import { fail, type Result } from "../../shared/errors.js";
 import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../shared/frames.js";
 import { parseId } from "../../shared/ids.js";
-import { channelStub, presenceStub, userStub } from "../../shared/routing.js";
-import { eachLimited } from "../../shared/deadline.js";
+import { channelStub, presenceStub } from "../../shared/routing.js";
 import { AccountErasure, erasureServices, type ErasureHost, type ErasureState, type ErasureStep } from "./erasure.js";
 import { ownResult } from "../../shared/rpc.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
@@ -33,9 +32,11 @@ import { ChannelList, type ChannelState } from "./channel-list.js";
 import { LiveChannels, WATCH_DEADLINE_MS, type ChannelEndpoint } from "./live-channels.js";
 import { withDeadline } from "../../shared/deadline.js";
 import { Devices } from "./devices.js";
-import { HiddenMessages, hiddenMessage } from "./hidden-messages.js";
+import { HiddenMessages } from "./hidden-messages.js";
+import { MessageActions } from "./message-actions.js";
 import { MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
 import { UserPresence } from "./presence.js";
+import { readProfile, renameProfile, repairJurisdiction, tellContacts, writeProfile, type Profile } from "./profile.js";
 import { Resume, RESUME_DEADLINE_MS, type Truncation } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
 import { pushAckDeadlineFromEnv } from "./ack-deadline.js";
@@ -68,14 +69,7 @@ const ACCOUNT_DELETED = "This account is being deleted.";
 /** Channel stubs a UserObject keeps for reuse. */
 const CHANNEL_STUB_CACHE_MAX = 500;
 
-export type Profile = {
-  user_id: string;
-  username: string;
-  display_name: string;
-  jurisdiction: string;
-};
-
-export type { Device, UserSettings };
+export type { Device, Profile, UserSettings };
 
 export class UserObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -85,6 +79,8 @@ export class UserObject extends DurableObject<Env> {
   private channels!: ChannelList;
   private live!: LiveChannels;
   private readonly hidden: HiddenMessages;
+  /** Reads, history, reactions, edits and deletes the user makes (message-actions.ts). */
+  private readonly actions: MessageActions;
   private readonly sends: SendPipeline;
   private readonly resume: Resume;
   private readonly protocol: SocketProtocol;
@@ -122,6 +118,18 @@ export class UserObject extends DurableObject<Env> {
     this.sessions = new Sessions(this.sql);
     this.devices = new Devices(this.sql, (at) => this.wakeAt(at));
     this.hidden = new HiddenMessages(this.sql);
+    this.actions = new MessageActions({
+      userId: () => this.profile?.user_id,
+      channel: (channelId) => this.channel(channelId),
+      hidden: this.hidden,
+      row: (channelId) => this.channels.row(channelId),
+      readReceipts: () => this.getSettings().read_receipts,
+      readMoved: (channelId, lastRead, unread) => {
+        this.live.mirrorRead(channelId, lastRead, unread);
+        this.push.read(channelId, lastRead);
+      },
+      broadcast: (frame) => this.broadcast(frame),
+    });
     this.groupAddsRow = new GroupAddsRow({
       write: async (policy) => {
         // No profile, no account row to write: nobody can name this user in a group.
@@ -188,7 +196,7 @@ export class UserObject extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, USER_MIGRATIONS);
-      this.profile = this.sql.exec<Profile>("SELECT user_id, username, display_name, jurisdiction FROM profile WHERE id = 1").toArray()[0];
+      this.profile = readProfile(this.sql);
       this.verifyPlacement();
       if (misplacement(this)) return;
       this.hidden.load();
@@ -226,12 +234,7 @@ export class UserObject extends DurableObject<Env> {
     // A profile is written only where its id says, with the jurisdiction its id says.
     this.placement.require(profile.jurisdiction, profile.user_id);
     this.placement.require(profile.jurisdiction, profile.user_id, parseId(profile.user_id)?.jurisdiction);
-    this.sql.exec(
-      `INSERT INTO profile (id, user_id, username, display_name, jurisdiction, created_at) VALUES (1, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name`,
-      profile.user_id, profile.username, profile.display_name, profile.jurisdiction, Date.now(),
-    );
-    this.profile = this.sql.exec<Profile>("SELECT user_id, username, display_name, jurisdiction FROM profile WHERE id = 1").one();
+    this.profile = writeProfile(this.sql, profile, Date.now());
     return this.profile;
   }
 
@@ -245,8 +248,7 @@ export class UserObject extends DurableObject<Env> {
     if (!profile) return;
     const own = parseId(profile.user_id)?.jurisdiction ?? "";
     if (profile.jurisdiction === "" && own !== "" && own === this.placement.reached) {
-      this.sql.exec("UPDATE profile SET jurisdiction = ? WHERE id = 1", own);
-      profile.jurisdiction = own;
+      repairJurisdiction(this.sql, profile, own);
       log("warn", "placement.repaired", { object: "user", id: profile.user_id, stored: "", reached: own });
     }
     if (this.placement.verify(this, own, profile.user_id)) this.placement.verify(this, profile.jurisdiction, profile.user_id);
@@ -311,19 +313,11 @@ export class UserObject extends DurableObject<Env> {
     const me = this.profile?.user_id;
     if (!me) return;
     if (displayName !== undefined) {
-      this.sql.exec("UPDATE profile SET display_name = ? WHERE id = 1", displayName);
+      renameProfile(this.sql, displayName);
       this.profile = { ...this.profile!, display_name: displayName };
     }
     this.broadcast(profileUpdate(me));
-    const contacts = this.contacts().filter((id) => id !== me);
-    this.ctx.waitUntil(eachLimited(contacts, 8, async (id) => {
-      try {
-        await withDeadline(userStub(this.env, id).contactProfileChanged(me), WATCH_DEADLINE_MS, "profile update");
-      } catch (err) {
-        // Best effort: their clients re-read profiles after a few minutes anyway (client/profiles.ts).
-        log("warn", "profile.notify_failed", { object: "user", user_id: me, to: id }, err);
-      }
-    }));
+    this.ctx.waitUntil(tellContacts(this.env, me, this.contacts()));
   }
 
   /** Someone this user talks to changed their profile: every device reads it again. */
@@ -485,61 +479,28 @@ export class UserObject extends DurableObject<Env> {
   }
 
   /** READ from REST or a socket: move the cursor in the channel, mirror it here, tell every device. */
-  async markRead(channelId: string, upToSeq: number): Promise<Result<{ last_read_seq: number; unread_count: number }>> {
-    const me = this.profile?.user_id;
-    if (!me) return fail("not_found", "Unknown user.");
-    const result = await this.channel(channelId).markRead(me, upToSeq, this.getSettings().read_receipts);
-    if (!result.ok) return ownResult(result);
-    this.live.mirrorRead(channelId, result.last_read_seq, result.unread_count);
-    this.push.read(channelId, result.last_read_seq);
-    const frame: FrameInit = {
-      type: pb.FrameType.READ,
-      read: { channel_id: channelId, up_to_seq: result.last_read_seq, user_id: me, unread_count: result.unread_count },
-    };
-    this.broadcast(frame);
-    return { ok: true, last_read_seq: result.last_read_seq, unread_count: result.unread_count };
+  markRead(channelId: string, upToSeq: number): Promise<Result<{ last_read_seq: number; unread_count: number }>> {
+    return this.actions.markRead(channelId, upToSeq);
   }
 
   /* ------------------------------------ RPC: message changes ------------------------------------ */
 
   /** A page of a channel's history as this user sees it (delete-for-me applied). */
-  async history(channelId: string, query: HistoryQuery): Promise<Result<HistoryPageData>> {
-    const me = this.profile?.user_id;
-    if (!me) return fail("not_found", "Unknown user.");
-    const page = await this.channel(channelId).history(me, query);
-    if (!page.ok) return ownResult(page);
-    return { ...page, messages: this.hidden.mask(page.messages) };
+  history(channelId: string, query: HistoryQuery): Promise<Result<HistoryPageData>> {
+    return this.actions.history(channelId, query);
   }
 
   react(channelId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Promise<Result<MessageChange>> {
-    return this.change(channelId, (me, channel) => channel.react(me, deviceId, seq, emoji, op));
+    return this.actions.react(channelId, deviceId, seq, emoji, op);
   }
 
   edit(channelId: string, deviceId: string, seq: number, content: ContentInit): Promise<Result<MessageChange>> {
-    return this.change(channelId, (me, channel) => channel.edit(me, deviceId, seq, content));
+    return this.actions.edit(channelId, deviceId, seq, content);
   }
 
-  /**
-   * Deletes a message for everyone (the channel decides who may), or for this user only: then
-   * it is hidden on every one of the user's devices, now and whenever they fetch it again.
-   */
-  async deleteMessage(channelId: string, deviceId: string, seq: number, forEveryone: boolean): Promise<Result<MessageChange>> {
-    if (forEveryone) return this.change(channelId, (me, channel) => channel.deleteForEveryone(me, deviceId, seq));
-    const row = this.channels.row(channelId);
-    if (!row || row.left) return fail("not_found", "No such channel in your channel list.");
-    if (!Number.isSafeInteger(seq) || seq < 1 || seq > row.last_seq) return fail("not_found", "No message with that seq in this channel.");
-    const changed = this.hidden.hide(channelId, seq);
-    const message = hiddenMessage(channelId, seq);
-    if (changed) this.broadcast({ type: pb.FrameType.MESSAGE_UPDATE, message_update: { message, kind: "hidden" } });
-    return { ok: true, message, kind: "hidden", changed };
-  }
-
-  private async change(channelId: string, run: (me: string, channel: DurableObjectStub<ChannelObject>) => Promise<Result<MessageChange>>): Promise<Result<MessageChange>> {
-    const me = this.profile?.user_id;
-    if (!me) return fail("not_found", "Unknown user.");
-    const result = await run(me, this.channel(channelId));
-    if (!result.ok) return ownResult(result);
-    return { ...result, message: this.hidden.mask([result.message])[0]! };
+  /** Deletes a message for everyone (the channel decides who may), or for this user only, on all their devices. */
+  deleteMessage(channelId: string, deviceId: string, seq: number, forEveryone: boolean): Promise<Result<MessageChange>> {
+    return this.actions.deleteMessage(channelId, deviceId, seq, forEveryone);
   }
 
   /** A typing indicator or read receipt from another member: straight to every device. */
