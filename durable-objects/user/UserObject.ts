@@ -45,7 +45,7 @@ import { sendPushJobs, type PushJob } from "../../queues/push-jobs.js";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
 import { SendPipeline, sendDeadlineFromEnv } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
-import { defaultSettings, pickSettings, readSettings, updateSettings, type UserSettings } from "./settings.js";
+import { defaultSettings, Settings, type UserSettings } from "./settings.js";
 import {
   acceptDevice, broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, socketInfo,
   SocketProtocol,
@@ -56,7 +56,6 @@ import { Wakeups } from "./wakeups.js";
 import { log, logsAt } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { overloadFromEnv } from "../../shared/overload.js";
-import { GroupAddsRow, mayBeAddedBy } from "./group-adds.js";
 import { writeGroupAdds } from "../../shared/group-adds-row.js";
 import type { GroupAdds } from "../../protocol/types.js";
 import { LruMap } from "../../shared/lru.js";
@@ -97,8 +96,8 @@ export class UserObject extends DurableObject<Env> {
 
   /** Where this instance was reached; a profile stored for another jurisdiction refuses every call. */
   private readonly placement: Placement;
-  /** The account row's copy of `group_adds` (docs/decisions/024), kept in step with the settings. */
-  private readonly groupAddsRow: GroupAddsRow;
+  /** The user's settings, with the account row's copy of `group_adds` (docs/decisions/024) in step. */
+  private readonly settings: Settings;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -130,12 +129,12 @@ export class UserObject extends DurableObject<Env> {
       },
       broadcast: (frame) => this.broadcast(frame),
     });
-    this.groupAddsRow = new GroupAddsRow({
-      write: async (policy) => {
-        // No profile, no account row to write: nobody can name this user in a group.
-        if (this.profile) await writeGroupAdds(this.env, this.profile.user_id, policy);
-      },
-      current: () => this.getSettings().group_adds ?? "everyone",
+    this.settings = new Settings({
+      sql: this.sql,
+      defaults: defaultSettings(env),
+      userId: () => this.profile?.user_id,
+      writeGroupAdds: (userId, policy) => writeGroupAdds(env, userId, policy),
+      changed: () => this.ownPresence.changed(),
       log: (event, err) => log("warn", event, { object: "user", user_id: this.profile?.user_id }, err),
     });
     this.push = new UserPush({
@@ -530,33 +529,16 @@ export class UserObject extends DurableObject<Env> {
    * "contacts"`: then only someone they share a channel with (`adderChannelIds`: the adder's).
    */
   mayBeAddedBy(adderId: string, adderChannelIds: string[], listed?: GroupAdds | null): boolean {
-    count("user.group_adds_asked");
-    // The Worker asked because the account row does not say "everyone": put it right if it is wrong.
-    if (listed !== undefined) this.groupAddsRow.reconcile(listed === "everyone" || listed === "contacts" ? listed : null);
-    if (adderId === this.profile?.user_id) return true;
-    return mayBeAddedBy(this.sql, this.getSettings().group_adds, Array.isArray(adderChannelIds) ? adderChannelIds : []);
+    return this.settings.mayBeAddedBy(adderId, adderChannelIds, listed);
   }
 
   getSettings(): UserSettings {
-    return readSettings(this.sql, defaultSettings(this.env));
+    return this.settings.get();
   }
 
-  /**
-   * Stores the settings in `patch` as the user's choices; unknown keys are ignored so old and new
-   * clients can coexist. Settings not chosen keep following the operator's defaults.
-   */
-  async updateSettings(patch: Partial<UserSettings>): Promise<Result<{ settings: UserSettings }>> {
-    const save = () => {
-      const next = updateSettings(this.sql, patch, defaultSettings(this.env));
-      this.ownPresence.changed();
-      return next;
-    };
-    const groupAdds = pickSettings(patch).group_adds;
-    if (groupAdds === undefined) return { ok: true, settings: save() };
-    // Who may add this user changes: the account row the Worker reads changes with it (024).
-    const settings = await this.groupAddsRow.change(groupAdds, save);
-    if (!settings) return fail("unavailable", "Your settings could not be saved just now; nothing changed. Try again shortly.", 1000);
-    return { ok: true, settings };
+  /** Stores the settings in `patch` as the user's choices; unknown keys are ignored, the rest follow the operator's defaults. */
+  updateSettings(patch: Partial<UserSettings>): Promise<Result<{ settings: UserSettings }>> {
+    return this.settings.update(patch);
   }
 
   /* ------------------------------------ RPC: push ------------------------------------ */

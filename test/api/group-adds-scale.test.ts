@@ -70,7 +70,7 @@ async function holdNotices(channelId: string): Promise<number> {
 /** Replaces how `user`'s object writes its account row (a D1 outage, for this object only). */
 async function rowWrites(user: TestUser, write: ((policy: string) => Promise<void>) | "restore"): Promise<void> {
   await runInDurableObject(userStub(env, user.user_id), (instance) => {
-    const row = (instance as unknown as { groupAddsRow: { deps: { write: (p: string) => Promise<void> }; original?: (p: string) => Promise<void> } }).groupAddsRow;
+    const row = (instance as unknown as { settings: { groupAddsRow: { deps: { write: (p: string) => Promise<void> }; original?: (p: string) => Promise<void> } } }).settings.groupAddsRow;
     row.original ??= row.deps.write;
     row.deps.write = write === "restore" ? row.original : write;
   });
