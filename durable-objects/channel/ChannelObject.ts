@@ -70,9 +70,6 @@ type ChannelRow = {
   relay_shards: number;
 };
 
-/** How long one erasure step waits for the erased user's relay shard to forget them (else: not done yet). */
-const ERASURE_RELAY_WAIT_MS = 10_000;
-
 /** PATCH /v1/channels/{id}: absent fields stay as they are. */
 export interface ChannelPatch {
   /** null: back to the server default (DEFAULT_RETENTION_MS). */
@@ -635,32 +632,15 @@ export class ChannelObject extends DurableObject<Env> {
    */
   async eraseMember(userId: string, limit: number): Promise<ErasureProgress> {
     if (!this.channel) return { done: true, tombstoned: 0, attachments: 0 };
-    const progress = await eraseMember({
+    return eraseMember({
       sql: this.sql,
       attachments: this.attachments,
-      removeMember: (id) => {
-        const row = this.sql.exec<{ left_at: number | null }>("SELECT left_at FROM members WHERE user_id = ?", id).toArray()[0];
-        if (!row) return false;
-        if (row.left_at === null) {
-          this.members.remove(id, Date.now());
-          this.watchers.remove(id);
-          this.appendSystem(id, { event: "account_deleted", target_user_ids: [id] });
-        }
-        // Their relay shard, if any, deletes its rows naming them (told by the pump, below).
-        this.watchers.forget(id);
-        // No notice to their UserObject (it is being wiped), no trace of them in the tables.
-        this.sql.exec("DELETE FROM members WHERE user_id = ?", id);
-        this.sql.exec("DELETE FROM watchers WHERE user_id = ?", id);
-        this.sql.exec("DELETE FROM delivery_retry WHERE target = ?", id);
-        this.members.load();
-        this.watchers.load();
-        this.tellRelays();
-        return true;
-      },
+      members: this.members,
+      watchers: this.watchers,
+      appendNotice: (id) => this.appendSystem(id, { event: "account_deleted", target_user_ids: [id] }),
+      tellRelays: () => this.tellRelays(),
+      leaveTold: (id, ms) => this.fanout.leaveTold(id, ms),
     }, userId, limit);
-    // Done only once no relay shard holds an entry for them: else the job calls again.
-    if (progress.done && !(await this.fanout.leaveTold(userId, ERASURE_RELAY_WAIT_MS))) return { ...progress, done: false };
-    return progress;
   }
 
   /* ------------------------------------ attachments ------------------------------------ */

@@ -10,6 +10,8 @@
  * `done`.
  */
 import type { Attachments } from "./attachments.js";
+import type { Membership } from "./membership.js";
+import type { Watchers } from "./watchers.js";
 
 export interface ErasureProgress {
   /** True once every message is tombstoned, every upload deleted and the membership removed. */
@@ -23,9 +25,18 @@ export interface ErasureProgress {
 export interface ErasureDeps {
   sql: SqlStorage;
   attachments: Attachments;
-  /** Removes the member (ownership handed over, watcher dropped, "account_deleted" notice appended); false if not in the table. */
-  removeMember(userId: string): boolean;
+  members: Membership;
+  watchers: Watchers;
+  /** Appends the "account_deleted" notice that tells the other members' clients to blank what they cached. */
+  appendNotice(userId: string): void;
+  /** Watchers left in a relay tier: the fan-out pump tells their shards (ChannelObject.tellRelays). */
+  tellRelays(): void;
+  /** Whether the user's relay shard, if any, forgot them within `ms` (fanout.ts `leaveTold`). */
+  leaveTold(userId: string, ms: number): Promise<boolean>;
 }
+
+/** How long one erasure step waits for the erased user's relay shard to forget them (else: not done yet). */
+export const ERASURE_RELAY_WAIT_MS = 10_000;
 
 /** At most this many messages are tombstoned per call, whatever the caller asks. */
 export const MAX_ERASURE_BATCH = 500;
@@ -64,6 +75,33 @@ export async function eraseMember(deps: ErasureDeps, userId: string, limit: numb
     if (left >= before) return { done: false, tombstoned: seqs.length, attachments };
     before = left;
   }
-  deps.removeMember(userId);
+  removeMember(deps, userId);
+  // Done only once no relay shard holds an entry for them: else the job calls again.
+  if (!(await deps.leaveTold(userId, ERASURE_RELAY_WAIT_MS))) return { done: false, tombstoned: seqs.length, attachments };
   return { done: true, tombstoned: seqs.length, attachments };
+}
+
+/**
+ * The erased member goes: removed (ownership handed over, watcher dropped, "account_deleted"
+ * appended) if still a member, then every row naming them. False if they were not in the table.
+ */
+function removeMember(deps: ErasureDeps, userId: string): boolean {
+  const { sql } = deps;
+  const row = sql.exec<{ left_at: number | null }>("SELECT left_at FROM members WHERE user_id = ?", userId).toArray()[0];
+  if (!row) return false;
+  if (row.left_at === null) {
+    deps.members.remove(userId, Date.now());
+    deps.watchers.remove(userId);
+    deps.appendNotice(userId);
+  }
+  // Their relay shard, if any, deletes its rows naming them (told by the pump, below).
+  deps.watchers.forget(userId);
+  // No notice to their UserObject (it is being wiped), no trace of them in the tables.
+  sql.exec("DELETE FROM members WHERE user_id = ?", userId);
+  sql.exec("DELETE FROM watchers WHERE user_id = ?", userId);
+  sql.exec("DELETE FROM delivery_retry WHERE target = ?", userId);
+  deps.members.load();
+  deps.watchers.load();
+  deps.tellRelays();
+  return true;
 }
