@@ -41,6 +41,7 @@ import { systemText } from "./system-messages.js";
 import { TypingGuard } from "./typing-guard.js";
 import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
 import { Watchers } from "./watchers.js";
+import { ChannelViews, readChannelRow, type ChannelRow } from "./views.js";
 import { relayShardsFor, tierConfigFromEnv, type TierConfig } from "./tiers.js";
 import {
   SMALL_CHANNEL_MEMBERS, type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData, type ContentInit,
@@ -55,20 +56,6 @@ import { parseId } from "../../shared/ids.js";
 import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
 import { canonicalDm } from "../../shared/locality.js";
 
-
-type ChannelRow = {
-  channel_id: string;
-  type: ChannelType;
-  name: string;
-  created_by: string;
-  created_at: number;
-  last_seq: number;
-  hlc_ms: number;
-  hlc_logical: number;
-  fanout_seq: number;
-  /** 0: direct tier; else the relay shards its watchers are spread over (tiers.ts). */
-  relay_shards: number;
-};
 
 /** PATCH /v1/channels/{id}: absent fields stay as they are. */
 export interface ChannelPatch {
@@ -103,6 +90,8 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly changes: MessageChanges;
   private fanout!: FanOut;
   private readonly notices: Notices;
+  /** Summary, details and a member's state, as callers see them. */
+  private readonly views: ChannelViews;
   /** The newest message that is not a change: the channel's "last activity". */
   private activity = { hlc: "", at: 0 };
   /** When the alarm is set for (null: none). */
@@ -164,10 +153,19 @@ export class ChannelObject extends DurableObject<Env> {
         if (kind === "attachment") this.attachments.messageDeleted(content);
       },
     });
+    this.views = new ChannelViews({
+      sql: this.sql,
+      members: this.members,
+      log: this.log,
+      retention: this.retention,
+      row: () => this.channel!,
+      activity: () => this.activity,
+      supersededBy: () => this.supersededBy,
+    });
     this.notices = new Notices({
       sql: this.sql,
       id: () => this.channel?.channel_id ?? "",
-      stateFor: (userId) => this.memberState(userId),
+      stateFor: (userId) => this.views.memberState(userId),
       userStub: (userId) => userStub(env, userId),
       wakeAt: (at) => this.wakeAt(at),
       pageSize: noticePageFromEnv(env),
@@ -180,7 +178,7 @@ export class ChannelObject extends DurableObject<Env> {
         wakeAt: (at) => this.wakeAt(at),
         waitUntil: (promise) => ctx.waitUntil(promise),
         log: this.log,
-        summary: () => this.summary(),
+        summary: () => this.views.summary(),
         memberCount: () => this.members.size,
         watchers: this.watchers,
         userStub: (userId) => userStub(env, userId),
@@ -198,9 +196,7 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   private load(): void {
-    this.channel = this.sql.exec<ChannelRow>(
-      "SELECT channel_id, type, name, created_by, created_at, last_seq, hlc_ms, hlc_logical, fanout_seq, relay_shards FROM channel WHERE id = 1",
-    ).toArray()[0];
+    this.channel = readChannelRow(this.sql);
     if (!this.channel) return;
     const stored = this.sql.exec<{ jurisdiction: string }>("SELECT jurisdiction FROM channel WHERE id = 1").one().jurisdiction;
     const id = this.channel.channel_id;
@@ -235,7 +231,7 @@ export class ChannelObject extends DurableObject<Env> {
     if (refused) return refused;
     if (this.channel) {
       if (this.channel.type === "dm" && input.type === "dm" && this.members.has(creator)) {
-        return { ok: true, channel: this.details(creator), created: false, notice: this.noticeFor(creator) };
+        return { ok: true, channel: this.views.details(creator), created: false, notice: this.views.noticeFor(creator) };
       }
       return fail("conflict", "This channel exists already.");
     }
@@ -262,7 +258,7 @@ export class ChannelObject extends DurableObject<Env> {
     const others = everyone.filter((id) => id !== creator);
     this.appendSystem(creator, { event: "created", target_user_ids: others }, input.name);
     this.kickNotices();
-    return { ok: true, channel: this.details(creator), created: true, notice: this.noticeFor(creator) };
+    return { ok: true, channel: this.views.details(creator), created: true, notice: this.views.noticeFor(creator) };
   }
 
   /**
@@ -357,14 +353,14 @@ export class ChannelObject extends DurableObject<Env> {
       const expiresAt = this.retention.due();
       if (expiresAt !== undefined) this.wakeAt(expiresAt);
     }
-    return { ok: true, channel: this.details(actorId) };
+    return { ok: true, channel: this.views.details(actorId) };
   }
 
   /** The channel for a member: summary and the first page of members (page on with `members`). */
   describe(userId: string): Result<{ channel: ChannelDetails }> {
     const denied = this.requireMember(userId);
     if (denied) return denied;
-    return { ok: true, channel: this.details(userId) };
+    return { ok: true, channel: this.views.details(userId) };
   }
 
   /** A page of members (roles, read cursors) after `cursor`, in the order they joined. */
@@ -391,7 +387,7 @@ export class ChannelObject extends DurableObject<Env> {
     // Delivered directly until the pump has registered it at its relay shard.
     if (viaRelay && !this.watchers.isAtRelay(userId)) this.kickFanout();
     count("channel.watch");
-    return { ok: true, state: this.memberState(userId) };
+    return { ok: true, state: this.views.memberState(userId) };
   }
 
   /** `userId` stops watching as of `epoch` (no device connected any more). */
@@ -408,7 +404,7 @@ export class ChannelObject extends DurableObject<Env> {
   state(userId: string): Result<{ state: MemberChannelState }> {
     const denied = this.requireMember(userId);
     if (denied) return denied;
-    return { ok: true, state: this.memberState(userId) };
+    return { ok: true, state: this.views.memberState(userId) };
   }
 
   /**
@@ -433,7 +429,7 @@ export class ChannelObject extends DurableObject<Env> {
     const from = Math.max(1, Math.floor(fromSeq));
     const upTo = Math.min(Math.floor(toSeq), this.log.lastSeq);
     const n = Math.min(Math.max(0, Math.floor(max)), upTo - from + 1, 100);
-    return { channel: this.summary(), messages: n > 0 ? this.log.read(from, n) : [], delivered_up_to: this.fanout.deliveredUpTo };
+    return { channel: this.views.summary(), messages: n > 0 ? this.log.read(from, n) : [], delivered_up_to: this.fanout.deliveredUpTo };
   }
 
   /** Adds members (owners and admins only) with one "added" system message. */
@@ -450,7 +446,7 @@ export class ChannelObject extends DurableObject<Env> {
       if (this.channel!.type !== "broadcast") this.appendSystem(actorId, { event: "member_added", target_user_ids: added });
       this.kickNotices();
     }
-    return { ok: true, channel: this.details(actorId) };
+    return { ok: true, channel: this.views.details(actorId) };
   }
 
   /** Removes a member: yourself (leave) or, for owners and admins, someone else. */
@@ -471,7 +467,7 @@ export class ChannelObject extends DurableObject<Env> {
     if (this.channel!.type !== "broadcast") this.appendSystem(actorId, { event, target_user_ids: [userId] });
     this.tellRelays();
     this.kickNotices();
-    return { ok: true, channel: this.details(actorId) };
+    return { ok: true, channel: this.views.details(actorId) };
   }
 
   /**
@@ -488,7 +484,7 @@ export class ChannelObject extends DurableObject<Env> {
     const lastRead = this.members.readCursor(userId);
     const shared = share && this.channel!.type !== "broadcast" ? this.members.shareReadCursor(userId) : undefined;
     if (shared !== undefined) this.fanout.signal(userId, { kind: "read", channel_id: this.channel!.channel_id, user_id: userId, up_to_seq: shared });
-    return { ok: true, last_read_seq: lastRead, unread_count: this.unread(userId, lastRead), moved };
+    return { ok: true, last_read_seq: lastRead, unread_count: this.views.unread(userId, lastRead), moved };
   }
 
   /**
@@ -615,14 +611,14 @@ export class ChannelObject extends DurableObject<Env> {
     if (!this.channel) return fail("not_found", "No such invite link.");
     const usable = this.invites.check(secret, Date.now());
     if (!usable.ok) return usable;
-    if (this.members.has(userId)) return { ok: true, channel: this.details(userId), joined: false, notice: this.noticeFor(userId) };
+    if (this.members.has(userId)) return { ok: true, channel: this.views.details(userId), joined: false, notice: this.views.noticeFor(userId) };
     if (this.members.size + 1 > this.capFor(this.channel.type)) return this.overCap(this.channel.type);
     this.members.add(userId, "member", Date.now(), this.log.lastSeq);
     this.invites.use(secret);
     this.applyTier();
     if (this.channel.type !== "broadcast") this.appendSystem(userId, { event: "member_joined", target_user_ids: [userId] });
     this.kickNotices();
-    return { ok: true, channel: this.details(userId), joined: true, notice: this.noticeFor(userId) };
+    return { ok: true, channel: this.views.details(userId), joined: true, notice: this.views.noticeFor(userId) };
   }
 
   /**
@@ -755,16 +751,6 @@ export class ChannelObject extends DurableObject<Env> {
     return this.members.require(userId);
   }
 
-  private description(): string {
-    const row = this.sql.exec<{ settings: string }>("SELECT settings FROM channel WHERE id = 1").toArray()[0];
-    try {
-      const d = (JSON.parse(row?.settings ?? "{}") as { description?: unknown }).description;
-      return typeof d === "string" ? d : "";
-    } catch {
-      return "";
-    }
-  }
-
   /** In a broadcast channel only the owner and admins post (and react); everyone else reads. */
   private requirePoster(userId: string): Failure | undefined {
     if (this.channel?.type !== "broadcast" || this.members.isAdmin(userId)) return undefined;
@@ -835,63 +821,6 @@ export class ChannelObject extends DurableObject<Env> {
   private appendSystem(actorId: string, body: { event: string; target_user_ids: string[] }, name?: string): void {
     const text = systemText(body.event, body.target_user_ids.length, name, this.channel?.type === "broadcast");
     this.log.insert(actorId, "", null, "system", { system: { ...body, actor_user_id: actorId, text } });
-  }
-
-  private unread(userId: string, lastRead: number): number {
-    // Expired seqs are gone: below the low-water mark nothing counts.
-    if (this.channel!.type === "broadcast") return Math.max(0, this.log.lastSeq - Math.max(lastRead, this.retention.minSeq - 1));
-    return this.log.unreadCount(userId, lastRead);
-  }
-
-  /** The member's view of the channel now; for someone who left, `member: false`. */
-  private memberState(userId: string): MemberChannelState {
-    const c = this.channel!;
-    const current = this.members.get(userId);
-    const former = current ? undefined : this.members.former(userId);
-    const lastRead = current?.last_read_seq ?? former?.last_read_seq ?? 0;
-    return {
-      // A name stored before the edges checked text leaves repaired (docs/protocol.md, "Text").
-      channel_id: c.channel_id, type: c.type, name: toWellFormed(c.name), member_count: this.members.size,
-      member_user_ids: this.smallMemberIds(), last_seq: this.log.lastSeq, last_activity_hlc: this.activity.hlc,
-      last_activity_at: this.activity.at, last_read_seq: lastRead, unread_count: current ? this.unread(userId, lastRead) : 0,
-      joined_seq: current?.joined_seq ?? former?.joined_seq ?? 0, member: current !== undefined,
-    };
-  }
-
-  private noticeFor(userId: string): MembershipNotice {
-    return { state: this.memberState(userId), membership_seq: this.members.versionOf(userId) };
-  }
-
-  private smallMemberIds(): string[] {
-    // Subscribers of a broadcast channel are not shown to each other (nor their presence).
-    if (this.channel!.type === "broadcast") return [];
-    return this.members.size <= SMALL_CHANNEL_MEMBERS ? this.members.firstIds(SMALL_CHANNEL_MEMBERS) : [];
-  }
-
-  private summary(): ChannelSummary {
-    const c = this.channel!;
-    // Names stored before the edges checked text leave here repaired (docs/protocol.md, "Text").
-    return wellFormedDeep({
-      channel_id: c.channel_id, type: c.type, name: c.name, member_count: this.members.size,
-      member_user_ids: this.smallMemberIds(), members: [],
-      last_seq: this.log.lastSeq, last_hlc: hlcToHex(this.log.lastHlc),
-    });
-  }
-
-  /** The channel as `viewer` sees it: a broadcast channel's subscribers list only for its admins. */
-  private details(viewer: string): ChannelDetails {
-    const c = this.channel!;
-    const role = this.members.get(viewer)?.role;
-    const listed = c.type !== "broadcast" || role === "owner" || role === "admin";
-    const first = listed ? this.members.page("", DEFAULT_MEMBER_PAGE) : { members: [], next_cursor: "" };
-    // Read cursors as their owners share them (read receipts are opt-in).
-    return wellFormedDeep({
-      ...this.summary(), created_at: c.created_at, created_by: c.created_by,
-      ...(this.supersededBy ? { superseded_by: this.supersededBy } : {}),
-      member_list: first.members, members_next_cursor: first.next_cursor, ...(role ? { my_role: role } : {}),
-      ...(c.type === "broadcast" ? { description: this.description() } : {}),
-      retention_ms: this.retention.ttlMs, retention_setting: this.retention.setting, min_seq: this.retention.minSeq,
-    });
   }
 }
 
