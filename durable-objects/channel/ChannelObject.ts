@@ -41,6 +41,7 @@ import { systemText } from "./system-messages.js";
 import { TypingGuard } from "./typing-guard.js";
 import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
 import { Watchers } from "./watchers.js";
+import { MemberChanges } from "./member-changes.js";
 import { ChannelViews, readChannelRow, type ChannelRow } from "./views.js";
 import { relayShardsFor, tierConfigFromEnv, type TierConfig } from "./tiers.js";
 import {
@@ -90,6 +91,8 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly changes: MessageChanges;
   private fanout!: FanOut;
   private readonly notices: Notices;
+  /** Adds, removals, roles, bulk adds and invite links (member-changes.ts). */
+  private readonly joins: MemberChanges;
   /** Summary, details and a member's state, as callers see them. */
   private readonly views: ChannelViews;
   /** The newest message that is not a change: the channel's "last activity". */
@@ -161,6 +164,21 @@ export class ChannelObject extends DurableObject<Env> {
       row: () => this.channel!,
       activity: () => this.activity,
       supersededBy: () => this.supersededBy,
+    });
+    this.joins = new MemberChanges({
+      members: this.members,
+      invites: this.invites,
+      watchers: this.watchers,
+      views: this.views,
+      log: this.log,
+      row: () => this.channel,
+      requireMember: (userId) => this.requireMember(userId),
+      appendSystem: (actorId, body) => this.appendSystem(actorId, body),
+      applyTier: () => this.applyTier(),
+      kickNotices: () => this.kickNotices(),
+      tellRelays: () => this.tellRelays(),
+      removedWatcher: (userId) => this.fanout.removedWatcher(userId),
+      subscriberCap: () => this.subscriberCap,
     });
     this.notices = new Notices({
       sql: this.sql,
@@ -237,7 +255,7 @@ export class ChannelObject extends DurableObject<Env> {
     }
     const everyone = uniqueIds([creator, ...input.members.map((p) => p.user_id)]);
     if (input.type === "dm" && everyone.length !== 2) return fail("invalid_argument", "A DM has exactly two members.");
-    if (everyone.length > this.capFor(input.type)) return this.overCap(input.type);
+    if (everyone.length > this.joins.capFor(input.type)) return this.joins.overCap(input.type);
     const now = Date.now();
     this.sql.exec(
       "INSERT INTO channel (id, channel_id, type, name, created_by, created_at, jurisdiction, settings) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
@@ -408,18 +426,6 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /**
-   * Whether `actorId` may add members here at all (a member, an owner or admin, not a DM). The API
-   * asks this before it looks at the people being added, so a stranger learns nothing about them.
-   */
-  mayAddMembers(actorId: string): Result {
-    const denied = this.requireMember(actorId);
-    if (denied) return denied;
-    if (this.channel!.type === "dm") return fail("invalid_argument", "A DM's members are fixed; create a group instead.");
-    if (!this.members.isAdmin(actorId)) return fail("forbidden", "Only the group's owner and admins can add members.");
-    return { ok: true };
-  }
-
-  /**
    * For the channel's relay shards only: stored messages from `fromSeq` to `toSeq`, at most `max`
    * (a relay catching up a watcher whose delivery failed), with the summary deliveries carry and
    * how far the channel's own fan-out got. Relays hold no content; they read it here.
@@ -430,44 +436,6 @@ export class ChannelObject extends DurableObject<Env> {
     const upTo = Math.min(Math.floor(toSeq), this.log.lastSeq);
     const n = Math.min(Math.max(0, Math.floor(max)), upTo - from + 1, 100);
     return { channel: this.views.summary(), messages: n > 0 ? this.log.read(from, n) : [], delivered_up_to: this.fanout.deliveredUpTo };
-  }
-
-  /** Adds members (owners and admins only) with one "added" system message. */
-  addMembers(actorId: string, profiles: MemberProfile[]): Result<{ channel: ChannelDetails }> {
-    const may = this.mayAddMembers(actorId);
-    if (!may.ok) return may;
-    const added = uniqueIds(profiles.map((p) => p.user_id)).filter((id) => !this.members.has(id));
-    if (this.members.size + added.length > this.capFor(this.channel!.type)) return this.overCap(this.channel!.type);
-    if (added.length > 0) {
-      const now = Date.now();
-      for (const id of added) this.members.add(id, "member", now, this.log.lastSeq);
-      // Subscribers come and go silently: a notice per join would be a post to every watcher.
-      this.applyTier();
-      if (this.channel!.type !== "broadcast") this.appendSystem(actorId, { event: "member_added", target_user_ids: added });
-      this.kickNotices();
-    }
-    return { ok: true, channel: this.views.details(actorId) };
-  }
-
-  /** Removes a member: yourself (leave) or, for owners and admins, someone else. */
-  removeMember(actorId: string, userId: string): Result<{ channel: ChannelDetails }> {
-    const denied = this.requireMember(actorId);
-    if (denied) return denied;
-    const target = this.members.get(userId);
-    if (!target) return fail("not_found", "That user is not a member of this channel.");
-    if (this.channel!.type === "dm") return fail("invalid_argument", "A DM's members are fixed.");
-    if (actorId !== userId && !this.members.isAdmin(actorId)) return fail("forbidden", "Only the group's owner and admins can remove members.");
-    if (target.role === "owner" && actorId !== userId) return fail("forbidden", "The group's owner cannot be removed.");
-    this.members.remove(userId, Date.now());
-    // A watcher at a relay is cut off there: the relay sees the removal in a group's batch, and is
-    // told of the leave once the rounds before it went out (a broadcast logs no removal).
-    const atRelay = this.watchers.isAtRelay(userId);
-    if (this.watchers.remove(userId) && !atRelay) this.fanout.removedWatcher(userId);
-    const event = actorId === userId ? "member_left" : "member_removed";
-    if (this.channel!.type !== "broadcast") this.appendSystem(actorId, { event, target_user_ids: [userId] });
-    this.tellRelays();
-    this.kickNotices();
-    return { ok: true, channel: this.views.details(actorId) };
   }
 
   /**
@@ -529,96 +497,61 @@ export class ChannelObject extends DurableObject<Env> {
     return this.changes.deleteForEveryone(userId, deviceId, seq);
   }
 
-  /* ------------------------------- roles, bulk joins, invites ------------------------------- */
+  /* ------------------------------- members, roles, bulk joins, invites ------------------------------- */
 
   /**
-   * The owner makes a member an admin or an admin a member again. Ownership itself moves only
-   * when the owner leaves (to the longest-standing member).
+   * Whether `actorId` may add members here at all (a member, an owner or admin, not a DM). The API
+   * asks this before it looks at the people being added, so a stranger learns nothing about them.
    */
+  mayAddMembers(actorId: string): Result {
+    return this.joins.mayAddMembers(actorId);
+  }
+
+  /** Adds members (owners and admins only) with one "added" system message. */
+  addMembers(actorId: string, profiles: MemberProfile[]): Result<{ channel: ChannelDetails }> {
+    return this.joins.addMembers(actorId, profiles);
+  }
+
+  /** Removes a member: yourself (leave) or, for owners and admins, someone else. */
+  removeMember(actorId: string, userId: string): Result<{ channel: ChannelDetails }> {
+    return this.joins.removeMember(actorId, userId);
+  }
+
+  /** The owner makes a member an admin or an admin a member again (ownership moves only when the owner leaves). */
   setRole(actorId: string, userId: string, role: "admin" | "member"): Result<{ member: { user_id: string; role: MemberRole } }> {
-    const denied = this.requireMember(actorId);
-    if (denied) return denied;
-    if (this.channel!.type === "dm") return fail("invalid_argument", "A DM has no roles.");
-    if (this.members.get(actorId)?.role !== "owner") return fail("forbidden", "Only the channel's owner can change roles.");
-    const target = this.members.get(userId);
-    if (!target) return fail("not_found", "That user is not a member of this channel.");
-    if (target.role === "owner") return fail("invalid_argument", "The owner's role cannot be changed.");
-    this.members.setRole(userId, role);
-    return { ok: true, member: { user_id: userId, role } };
+    return this.joins.setRole(actorId, userId, role);
   }
 
   /**
    * Adds up to LIMITS.maxBulkAdd subscribers to a broadcast channel (owners and admins) in this
-   * one turn: rows in SQL, no system message, no call to anyone's UserObject. Each new subscriber
-   * hears of the channel from the notice pump, ≤ NOTICE_PAGE per alarm tick, off this path.
-   * Idempotent: ids that are members already are counted, not added again. All or nothing: a
-   * batch that would pass the subscriber cap adds no one.
+   * one turn, without a system message or a call to anyone's UserObject; idempotent, all or nothing.
    */
   bulkAdd(actorId: string, userIds: string[]): Result<{ added: number; already: number; member_count: number }> {
-    const denied = this.requireMember(actorId);
-    if (denied) return denied;
-    if (this.channel!.type !== "broadcast") return fail("invalid_argument", "Bulk adds are for broadcast channels; add group members with POST /v1/channels/{id}/members.");
-    if (!this.members.isAdmin(actorId)) return fail("forbidden", "Only the channel's owner and admins can add subscribers.");
-    if (userIds.length > LIMITS.maxBulkAdd) return fail("invalid_argument", `At most ${LIMITS.maxBulkAdd} user ids per call.`);
-    const ids = uniqueIds(userIds);
-    const fresh = ids.filter((id) => !this.members.has(id)).length;
-    if (this.members.size + fresh > this.subscriberCap) return this.overCap("broadcast");
-    const { added, already } = this.members.addMany(ids, "member", Date.now(), this.log.lastSeq);
-    if (added.length > 0) this.kickNotices();
-    count("channel.bulk_added", added.length);
-    return { ok: true, added: added.length, already: already.length, member_count: this.members.size };
+    return this.joins.bulkAdd(actorId, userIds);
   }
 
   /** A new invite link (owners and admins of a group or broadcast channel). */
   createInvite(actorId: string, opts: { maxUses?: number; expiresInS?: number }): Result<{ invite: InviteView }> {
-    const denied = this.requireInviteAdmin(actorId);
-    if (denied) return denied;
-    return this.invites.create(actorId, opts, Date.now());
+    return this.joins.createInvite(actorId, opts);
   }
 
   /** The links that still work (owners and admins). */
   listInvites(actorId: string): Result<{ invites: InviteView[] }> {
-    const denied = this.requireInviteAdmin(actorId);
-    if (denied) return denied;
-    return { ok: true, invites: this.invites.list(Date.now()) };
+    return this.joins.listInvites(actorId);
   }
 
   revokeInvite(actorId: string, secret: string): Result {
-    const denied = this.requireInviteAdmin(actorId);
-    if (denied) return denied;
-    return this.invites.revoke(secret, Date.now());
+    return this.joins.revokeInvite(actorId, secret);
   }
 
-  /**
-   * What a link leads to, for anyone holding it: the channel's name, type and size, never its
-   * members. `member` says whether the caller belongs already.
-   */
+  /** What a link leads to, for anyone holding it: name, type and size, never the members. */
   previewInvite(userId: string, secret: string): Result<{ channel: { channel_id: string; name: string; type: ChannelType; member_count: number }; member: boolean }> {
-    if (!this.channel) return fail("not_found", "No such invite link.");
-    const usable = this.invites.check(secret, Date.now());
-    if (!usable.ok) return usable;
-    const c = this.channel;
-    return { ok: true, channel: { channel_id: c.channel_id, name: toWellFormed(c.name), type: c.type, member_count: this.members.size }, member: this.members.has(userId) };
+    return this.joins.previewInvite(userId, secret);
   }
 
-  /**
-   * Joins `userId` through a link (the Worker checked that their data may live here). Joining is
-   * the user's own act, so the group's `group_adds` settings do not apply. A member already is
-   * answered `joined: false` and uses nothing up. `notice` is the joiner's, for the caller to pass
-   * on at once.
-   */
+  /** Joins `userId` through a link (the Worker checked their data may live here); `notice` is the joiner's. */
   joinByInvite(userId: string, secret: string): Result<{ channel: ChannelDetails; joined: boolean; notice: MembershipNotice }> {
-    if (!this.channel) return fail("not_found", "No such invite link.");
-    const usable = this.invites.check(secret, Date.now());
-    if (!usable.ok) return usable;
-    if (this.members.has(userId)) return { ok: true, channel: this.views.details(userId), joined: false, notice: this.views.noticeFor(userId) };
-    if (this.members.size + 1 > this.capFor(this.channel.type)) return this.overCap(this.channel.type);
-    this.members.add(userId, "member", Date.now(), this.log.lastSeq);
-    this.invites.use(secret);
-    this.applyTier();
-    if (this.channel.type !== "broadcast") this.appendSystem(userId, { event: "member_joined", target_user_ids: [userId] });
-    this.kickNotices();
-    return { ok: true, channel: this.views.details(userId), joined: true, notice: this.views.noticeFor(userId) };
+    return this.joins.joinByInvite(userId, secret);
   }
 
   /**
@@ -755,24 +688,6 @@ export class ChannelObject extends DurableObject<Env> {
   private requirePoster(userId: string): Failure | undefined {
     if (this.channel?.type !== "broadcast" || this.members.isAdmin(userId)) return undefined;
     return fail("forbidden", "Only the channel's owner and admins can post in a broadcast channel.");
-  }
-
-  private requireInviteAdmin(actorId: string): Failure | undefined {
-    const denied = this.requireMember(actorId);
-    if (denied) return denied;
-    if (this.channel!.type === "dm") return fail("invalid_argument", "A DM has no invite links.");
-    if (!this.members.isAdmin(actorId)) return fail("forbidden", "Only the channel's owner and admins can manage invite links.");
-    return undefined;
-  }
-
-  private capFor(type: ChannelType): number {
-    return type === "broadcast" ? this.subscriberCap : LIMITS.maxGroupMembers;
-  }
-
-  private overCap(type: ChannelType): Failure {
-    return type === "broadcast"
-      ? fail("invalid_argument", `A broadcast channel has at most ${this.subscriberCap} subscribers.`)
-      : fail("invalid_argument", `A group has at most ${LIMITS.maxGroupMembers} members.`);
   }
 
   /**
