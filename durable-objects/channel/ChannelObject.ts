@@ -38,7 +38,7 @@ import { checkRetention, Retention, retentionConfig, retentionText } from "./ret
 import { CHANNEL_MIGRATIONS } from "./schema.js";
 import { Sequencer } from "./sequencer.js";
 import { systemText } from "./system-messages.js";
-import { TypingGuard } from "./typing-guard.js";
+import { Signals } from "./signals.js";
 import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
 import { Watchers } from "./watchers.js";
 import { MemberChanges } from "./member-changes.js";
@@ -100,8 +100,8 @@ export class ChannelObject extends DurableObject<Env> {
   /** When the alarm is set for (null: none). */
   private alarmAt: number | null = null;
   private readonly attachments: Attachments;
-  /** Which typing indicators go out (on change, at most every few seconds per user). */
-  private readonly typingGuard = new TypingGuard();
+  /** Read cursors with their receipts, and typing (signals.ts). */
+  private readonly signals: Signals;
   /** Where this instance was reached; a channel stored for another jurisdiction refuses every call. */
   private readonly placement: Placement;
   /** A DM the locality policy no longer names: read-only, continued in this one (docs/decisions/021). */
@@ -179,6 +179,16 @@ export class ChannelObject extends DurableObject<Env> {
       tellRelays: () => this.tellRelays(),
       removedWatcher: (userId) => this.fanout.removedWatcher(userId),
       subscriberCap: () => this.subscriberCap,
+    });
+    this.signals = new Signals({
+      members: this.members,
+      row: () => this.channel!,
+      lastSeq: () => this.log.lastSeq,
+      requireMember: (userId) => this.requireMember(userId),
+      unread: (userId, lastRead) => this.views.unread(userId, lastRead),
+      underPressure: () => this.pressure() !== undefined,
+      signal: (fromUserId, event) => this.fanout.signal(fromUserId, event),
+      now: () => Date.now(),
     });
     this.notices = new Notices({
       sql: this.sql,
@@ -441,36 +451,15 @@ export class ChannelObject extends DurableObject<Env> {
   /**
    * Moves the member's read cursor forward (never back) and returns their unread count: messages
    * from others, not system notices, after the cursor. With `share`, the other members' devices
-   * get a read receipt (the reader's own setting decides; see user/settings.ts) and the channel's
-   * details show the cursor; a reader who turns receipts on shares where they are at their next read.
+   * get a read receipt (the reader's own setting decides; see user/settings.ts).
    */
   markRead(userId: string, upToSeq: number, share = true): Result<{ last_read_seq: number; unread_count: number; moved: boolean }> {
-    const denied = this.requireMember(userId);
-    if (denied) return denied;
-    const target = Math.min(Math.max(0, Math.floor(upToSeq)), this.log.lastSeq);
-    const moved = this.members.moveReadCursor(userId, target);
-    const lastRead = this.members.readCursor(userId);
-    const shared = share && this.channel!.type !== "broadcast" ? this.members.shareReadCursor(userId) : undefined;
-    if (shared !== undefined) this.fanout.signal(userId, { kind: "read", channel_id: this.channel!.channel_id, user_id: userId, up_to_seq: shared });
-    return { ok: true, last_read_seq: lastRead, unread_count: this.views.unread(userId, lastRead), moved };
+    return this.signals.markRead(userId, upToSeq, share);
   }
 
-  /**
-   * Passes a typing indicator to the other members' devices. Best effort and lossy by design
-   * (seed §4.1): nothing is stored, and typing-guard.ts drops repeats and fast flips.
-   */
+  /** Passes a typing indicator to the other members' devices; best effort and lossy by design (signals.ts). */
   typing(userId: string, deviceId: string, isTyping: boolean): Result {
-    const denied = this.requireMember(userId);
-    if (denied) return denied;
-    if (this.channel!.type === "broadcast") return { ok: true };
-    if (!this.typingGuard.pass(userId, isTyping, Date.now())) return { ok: true };
-    if (this.pressure() !== undefined) {
-      count("overload.dropped", 1, { object: "channel", kind: "typing" });
-      return { ok: true };
-    }
-    count("typing.forwarded");
-    this.fanout.signal(userId, { kind: "typing", channel_id: this.channel!.channel_id, user_id: userId, device_id: deviceId, is_typing: isTyping });
-    return { ok: true };
+    return this.signals.typing(userId, deviceId, isTyping);
   }
 
   /**
