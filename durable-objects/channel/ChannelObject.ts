@@ -565,16 +565,13 @@ export class ChannelObject extends DurableObject<Env> {
 
   /**
    * Records an upload a member declares (POST /v1/attachments/presign): the Worker checked type,
-   * size and name against the configuration; the channel checks membership (in a broadcast channel: owners and admins only, as for posting) and keeps the row.
-   * An upload no message carries is swept ATTACHMENT_ORPHAN_TTL_SECONDS later.
+   * size and name; the channel checks membership (in a broadcast channel: owners and admins only,
+   * as for posting) and keeps the row. An upload no message carries is swept ATTACHMENT_ORPHAN_TTL_SECONDS later.
    */
   async createUpload(userId: string, upload: NewUpload): Promise<Result<{ upload: UploadView }>> {
     const denied = this.requireMember(userId) ?? this.requirePoster(userId);
     if (denied) return denied;
-    if (channelOfAttachment(upload.attachment_id) !== this.channel!.channel_id) return fail("invalid_argument", "That attachment id belongs to another channel.");
-    const row = this.attachments.create(userId, upload, Date.now());
-    await this.attachments.armSweep();
-    return { ok: true, upload: uploadView(this.channel!.channel_id, row) };
+    return this.attachments.declare(this.channel!.channel_id, userId, upload, Date.now());
   }
 
   /** The multipart upload id R2 gave the upload. */
@@ -582,32 +579,19 @@ export class ChannelObject extends DurableObject<Env> {
     this.attachments.setUploadId(attachmentId, uploadId);
   }
 
-  /**
-   * An upload and the parts received so far, for the uploader (`userId`) or for a signed upload
-   * URL (no user: the URL's signature is the permission).
-   */
+  /** An upload and its parts so far, for the uploader (`userId`) or a signed upload URL (no user: the signature is the permission). */
   upload(userId: string | undefined, attachmentId: string): Result<{ upload: UploadRow; parts: PartRow[] }> {
     if (!this.channel) return fail("not_found", "No such upload.");
-    const found = this.attachments.pendingOf(userId, attachmentId);
-    if (!found.ok) return found;
-    return { ok: true, upload: found.upload, parts: this.attachments.parts(attachmentId) };
+    return this.attachments.withParts(userId, attachmentId);
   }
 
   recordUploadPart(attachmentId: string, part: PartRow): Result {
-    const found = this.attachments.pendingOf(undefined, attachmentId);
-    if (!found.ok) return found;
-    if (found.upload.state !== "pending") return fail("conflict", "This upload is finished already.");
-    this.attachments.recordPart(attachmentId, part);
-    return { ok: true };
+    return this.attachments.addPart(attachmentId, part);
   }
 
   /** The Worker checked the bytes (size, and sha256 measured or verified by R2). */
   completeUpload(attachmentId: string, sha256: string): Result<{ upload: UploadView }> {
-    const found = this.attachments.pendingOf(undefined, attachmentId);
-    if (!found.ok) return found;
-    const row = found.upload.state === "pending" ? this.attachments.complete(attachmentId, sha256, Date.now())! : found.upload;
-    if (row.state !== "complete") return fail("invalid_argument", "This upload failed its checks; upload the file again.");
-    return { ok: true, upload: uploadView(this.channel!.channel_id, row) };
+    return this.attachments.finish(this.channel?.channel_id ?? "", attachmentId, sha256, Date.now());
   }
 
   /** The bytes did not match the declaration: the upload is dead, its blob goes with the sweep. */
@@ -615,17 +599,10 @@ export class ChannelObject extends DurableObject<Env> {
     this.attachments.fail(attachmentId);
   }
 
-  /**
-   * A member's right to fetch an attachment: once a message carries it (its uploader: once
-   * complete). Anyone else who names an existing attachment gets `forbidden`; the random half of
-   * an attachment id cannot be guessed, so this confirms nothing to someone who did not have it.
-   */
+  /** A member's right to fetch an attachment: once a message carries it (its uploader: once complete). */
   attachmentFor(userId: string, attachmentId: string): Result<{ upload: UploadView }> {
     if (!this.channel) return fail("not_found", "No such attachment.");
-    const found = this.attachments.downloadable(userId, attachmentId);
-    if (!found.ok) return found;
-    if (!this.members.has(userId)) return fail("forbidden", "Only members of the channel can fetch its attachments.");
-    return { ok: true, upload: uploadView(this.channel.channel_id, found.upload) };
+    return this.attachments.fetchableBy(this.channel.channel_id, userId, this.members.has(userId), attachmentId);
   }
 
   /** The uploader gives up an upload no message carries; its blob is deleted off this call's path. */

@@ -9,6 +9,7 @@
  * caller's path, through `deps.deleteBlob`; a row goes only once its blob is gone.
  */
 import { fail, type Failure, type Result } from "../../shared/errors.js";
+import { channelOfAttachment } from "../../shared/attachments/ids.js";
 import type { ContentInit } from "./types.js";
 
 /** A failed blob deletion is retried from the alarm this much later. */
@@ -151,6 +152,56 @@ export class Attachments {
     const at = Math.max(due, now + minDelayMs);
     const alarm = await this.deps.alarms.getAlarm();
     if (alarm === null || alarm > at) await this.deps.alarms.setAlarm(at);
+  }
+
+  /* ------------- the uploads' RPC calls, once the ChannelObject has checked the caller ------------- */
+
+  /**
+   * Records an upload a member declares (POST /v1/attachments/presign; the Worker checked type,
+   * size and name) and arms the sweep: an upload no message carries goes ATTACHMENT_ORPHAN_TTL later.
+   */
+  async declare(channelId: string, userId: string, upload: NewUpload, now: number): Promise<Result<{ upload: UploadView }>> {
+    if (channelOfAttachment(upload.attachment_id) !== channelId) return fail("invalid_argument", "That attachment id belongs to another channel.");
+    const row = this.create(userId, upload, now);
+    await this.armSweep();
+    return { ok: true, upload: uploadView(channelId, row) };
+  }
+
+  /** An upload and the parts received so far, for its uploader (`userId`) or a signed upload URL (no user). */
+  withParts(userId: string | undefined, attachmentId: string): Result<{ upload: UploadRow; parts: PartRow[] }> {
+    const found = this.pendingOf(userId, attachmentId);
+    if (!found.ok) return found;
+    return { ok: true, upload: found.upload, parts: this.parts(attachmentId) };
+  }
+
+  /** One more part of a pending upload. */
+  addPart(attachmentId: string, part: PartRow): Result {
+    const found = this.pendingOf(undefined, attachmentId);
+    if (!found.ok) return found;
+    if (found.upload.state !== "pending") return fail("conflict", "This upload is finished already.");
+    this.recordPart(attachmentId, part);
+    return { ok: true };
+  }
+
+  /** The Worker checked the bytes (size, and sha256 measured or verified by R2); a second call answers the same. */
+  finish(channelId: string, attachmentId: string, sha256: string, now: number): Result<{ upload: UploadView }> {
+    const found = this.pendingOf(undefined, attachmentId);
+    if (!found.ok) return found;
+    const row = found.upload.state === "pending" ? this.complete(attachmentId, sha256, now)! : found.upload;
+    if (row.state !== "complete") return fail("invalid_argument", "This upload failed its checks; upload the file again.");
+    return { ok: true, upload: uploadView(channelId, row) };
+  }
+
+  /**
+   * A member's right to fetch an attachment: once a message carries it (its uploader: once
+   * complete). Anyone else who names an existing attachment gets `forbidden`; the random half of
+   * an attachment id cannot be guessed, so this confirms nothing to someone who did not have it.
+   */
+  fetchableBy(channelId: string, userId: string, isMember: boolean, attachmentId: string): Result<{ upload: UploadView }> {
+    const found = this.downloadable(userId, attachmentId);
+    if (!found.ok) return found;
+    if (!isMember) return fail("forbidden", "Only members of the channel can fetch its attachments.");
+    return { ok: true, upload: uploadView(channelId, found.upload) };
   }
 
   get(attachmentId: string): UploadRow | undefined {
