@@ -42,6 +42,7 @@ import { Signals } from "./signals.js";
 import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
 import { Watchers } from "./watchers.js";
 import { MemberChanges } from "./member-changes.js";
+import { changeSettings, type ChannelPatch } from "./channel-settings.js";
 import { ChannelViews, readChannelRow, type ChannelRow } from "./views.js";
 import { relayShardsFor, tierConfigFromEnv, type TierConfig } from "./tiers.js";
 import {
@@ -58,12 +59,7 @@ import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
 import { canonicalDm } from "../../shared/locality.js";
 
 
-/** PATCH /v1/channels/{id}: absent fields stay as they are. */
-export interface ChannelPatch {
-  /** null: back to the server default (DEFAULT_RETENTION_MS). */
-  retention_ms?: number | null;
-  name?: string;
-}
+export type { ChannelPatch };
 
 export interface CreateChannelInput {
   channelId: string;
@@ -357,31 +353,17 @@ export class ChannelObject extends DurableObject<Env> {
    * message with ids only; a value equal to the current one changes and logs nothing.
    */
   update(actorId: string, patch: ChannelPatch): Result<{ channel: ChannelDetails }> {
-    const denied = this.requireMember(actorId);
-    if (denied) return denied;
-    const c = this.channel!;
-    const dm = c.type === "dm";
-    if (patch.retention_ms === undefined && patch.name === undefined) return fail("invalid_argument", "Give retention_ms or name.");
-    if (!dm && !this.members.isAdmin(actorId)) return fail("forbidden", "Only the channel's owner and admins can change its settings.");
-    if (patch.name !== undefined && dm) return fail("invalid_argument", "A DM has no name.");
-    const retention = patch.retention_ms === undefined ? undefined : checkRetention(patch.retention_ms, this.retention.config);
-    if (retention && !retention.ok) return retention;
-    if (patch.name !== undefined && patch.name !== c.name) {
-      this.sql.exec("UPDATE channel SET name = ? WHERE id = 1", patch.name);
-      c.name = patch.name;
-      this.appendSystem(actorId, { event: "renamed", target_user_ids: [] }, patch.name);
-    }
-    if (retention && retention.value !== this.retention.setting) {
-      this.retention.set(retention.value);
-      const effective = this.retention.ttlMs;
-      this.log.insert(actorId, "", null, "system", {
-        system: { event: "retention_set", actor_user_id: actorId, target_user_ids: [], text: retentionText(effective), retention_ms: effective },
-      });
-      // Messages older than a shorter lifetime go at once, in batches from the alarm.
-      const expiresAt = this.retention.due();
-      if (expiresAt !== undefined) this.wakeAt(expiresAt);
-    }
-    return { ok: true, channel: this.views.details(actorId) };
+    return changeSettings({
+      sql: this.sql,
+      members: this.members,
+      retention: this.retention,
+      log: this.log,
+      row: () => this.channel!,
+      requireMember: (userId) => this.requireMember(userId),
+      appendSystem: (actor, body, name) => this.appendSystem(actor, body, name),
+      wakeAt: (at) => this.wakeAt(at),
+      details: (viewer) => this.views.details(viewer),
+    }, actorId, patch);
   }
 
   /** The channel for a member: summary and the first page of members (page on with `members`). */
