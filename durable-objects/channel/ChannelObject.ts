@@ -24,8 +24,7 @@ import { countedSqlFor } from "../counted-sql.js";
 import { migrate } from "../migrate.js";
 import { deleteBlob } from "../../shared/attachments/blobs.js";
 import { attachmentConfig } from "../../shared/attachments/config.js";
-import { channelOfAttachment } from "../../shared/attachments/ids.js";
-import { Attachments, uploadView, type AttachmentInit, type NewUpload, type PartRow, type UploadRow, type UploadView } from "./attachments.js";
+import { Attachments, type AttachmentInit, type NewUpload, type PartRow, type UploadRow, type UploadView } from "./attachments.js";
 import { FANOUT_GUARD_MS, FanOut } from "./fanout.js";
 import { Invites, type InviteView } from "./invites.js";
 import { hlcToHex } from "./hlc.js";
@@ -34,19 +33,18 @@ import { DEFAULT_MEMBER_PAGE, Membership, uniqueIds, type MemberPage } from "./m
 import { MessageChanges } from "./message-changes.js";
 import { noticePageFromEnv, Notices } from "./notices.js";
 import { rateLimitFromEnv, SenderRateLimiter } from "./rate-limit.js";
-import { checkRetention, Retention, retentionConfig, retentionText } from "./retention.js";
+import { Retention, retentionConfig } from "./retention.js";
 import { CHANNEL_MIGRATIONS } from "./schema.js";
 import { Sequencer } from "./sequencer.js";
 import { systemText } from "./system-messages.js";
 import { Signals } from "./signals.js";
-import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
 import { Watchers } from "./watchers.js";
 import { MemberChanges } from "./member-changes.js";
 import { changeSettings, type ChannelPatch } from "./channel-settings.js";
 import { ChannelViews, readChannelRow, type ChannelRow } from "./views.js";
 import { relayShardsFor, tierConfigFromEnv, type TierConfig } from "./tiers.js";
 import {
-  SMALL_CHANNEL_MEMBERS, type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData, type ContentInit,
+  type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData, type ContentInit,
   type HistoryPageData, type HistoryQuery, type MemberChannelState, type MemberProfile, type MemberRole, type MembershipNotice,
   type MessageChange, type SendAck,
 } from "./types.js";

@@ -18,7 +18,6 @@ import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../shared/fram
 import { parseId } from "../../shared/ids.js";
 import { channelStub, presenceStub } from "../../shared/routing.js";
 import { AccountErasure, erasureServices, type ErasureHost, type ErasureState, type ErasureStep } from "./erasure.js";
-import { ownResult } from "../../shared/rpc.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
 import { countedSqlFor } from "../counted-sql.js";
 import { migrate } from "../migrate.js";
@@ -31,7 +30,7 @@ import type { Device, PresenceState, SessionInfo } from "../../protocol/types.js
 import { ChannelList, type ChannelState } from "./channel-list.js";
 import { LiveChannels, WATCH_DEADLINE_MS, type ChannelEndpoint } from "./live-channels.js";
 import { withDeadline } from "../../shared/deadline.js";
-import { Devices } from "./devices.js";
+import { DeviceRegistry, Devices } from "./devices.js";
 import { HiddenMessages } from "./hidden-messages.js";
 import { MessageActions } from "./message-actions.js";
 import { MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
@@ -75,6 +74,8 @@ export class UserObject extends DurableObject<Env> {
   private profile: Profile | undefined;
   private readonly sessions: Sessions;
   private readonly devices: Devices;
+  /** The devices as the user manages them, with push and sessions (devices.ts). */
+  private readonly registry: DeviceRegistry;
   private channels!: ChannelList;
   private live!: LiveChannels;
   private readonly hidden: HiddenMessages;
@@ -153,6 +154,16 @@ export class UserObject extends DurableObject<Env> {
       wakeAt: (at) => this.wakeAt(at),
       waitUntil: (promise) => this.ctx.waitUntil(promise),
     }, { windowMs: Number(env.PUSH_WINDOW_MS) || 30_000, ackDeadlineMs: pushAckDeadlineFromEnv(env) });
+    this.registry = new DeviceRegistry({
+      devices: this.devices,
+      subscriptions: this.push.subscriptions,
+      sessionsByDevice: () => this.sessions.sessionsByDevice(),
+      connected: () => new Set(openSockets(this.ctx).map((ws) => socketInfo(ws).deviceId)),
+      closeSockets: (deviceId) => {
+        for (const ws of this.ctx.getWebSockets(deviceId)) closeQuietly(ws, 4000, "device_removed");
+      },
+      subscribed: () => this.live.kick(),
+    });
     this.erasure = new AccountErasure(this.erasureHost());
     this.wakeups = new Wakeups(ctx.storage);
     this.sends = new SendPipeline({
@@ -391,49 +402,22 @@ export class UserObject extends DurableObject<Env> {
 
   /** The devices, each with the session it last connected with. */
   listDevices(): Device[] {
-    const push = this.push.subscriptions.states();
-    const sessions = this.sessions.sessionsByDevice();
-    return this.devices.list(this.connectedDevices()).map((d) => {
-      const sessionId = sessions.get(d.device_id);
-      const device = { ...d, push: push.get(d.device_id) ?? null };
-      return sessionId ? { ...device, session_id: sessionId } : device;
-    });
+    return this.registry.list();
   }
 
-  /**
-   * Registers (or renames) a device; a new 11th device is refused. `push` replaces the device's
-   * push subscription (null removes it; undefined leaves it as it is). Callers validate it.
-   */
+  /** Registers (or renames) a device; a new 11th device is refused. `push`: null removes the subscription, undefined keeps it. */
   registerDevice(deviceId: string, name = "", platform = "", push?: PushSubscriptionInput | null): Result<{ device: Device }> {
-    const registered = this.devices.register(deviceId, name, platform, this.connectedDevices());
-    if (!registered.ok) return registered;
-    if (push !== undefined) this.setPush(deviceId, push);
-    return { ok: true, device: this.device(deviceId)! };
+    return this.registry.register(deviceId, name, platform, push);
   }
 
   /** PATCH /v1/devices/{id}: replaces the fields given; `push: null` removes the subscription. */
   updateDevice(deviceId: string, patch: { name?: string; platform?: string; push?: PushSubscriptionInput | null }): Result<{ device: Device }> {
-    if (!this.devices.rename(deviceId, patch)) return fail("not_found", "No such device.");
-    if (patch.push !== undefined) this.setPush(deviceId, patch.push);
-    return { ok: true, device: this.device(deviceId)! };
-  }
-
-  /**
-   * A user with a push subscription watches their channels even while offline (deliveries then
-   * go to push): a new subscription starts the watching, a removed one lets the next delivery
-   * that finds no socket drop the watcher.
-   */
-  private setPush(deviceId: string, push: PushSubscriptionInput | null): void {
-    this.push.subscriptions.set(deviceId, push);
-    if (push !== null) this.live.kick();
+    return this.registry.update(deviceId, patch);
   }
 
   /** Forgets a device and closes its socket. */
   removeDevice(deviceId: string): boolean {
-    const removed = this.devices.remove(deviceId);
-    this.push.subscriptions.forget();
-    for (const ws of this.ctx.getWebSockets(deviceId)) closeQuietly(ws, 4000, "device_removed");
-    return removed;
+    return this.registry.remove(deviceId);
   }
 
   /** Operator drain: asks every open socket to reconnect within `windowMs` (drain.ts). */
@@ -702,14 +686,6 @@ export class UserObject extends DurableObject<Env> {
 
   private broadcast(frame: FrameInit): void {
     broadcast(openSockets(this.ctx), frame);
-  }
-
-  private device(deviceId: string): Device | undefined {
-    return this.listDevices().find((d) => d.device_id === deviceId);
-  }
-
-  private connectedDevices(): Set<string> {
-    return new Set(openSockets(this.ctx).map((ws) => socketInfo(ws).deviceId));
   }
 
   private channel(channelId: string): DurableObjectStub<ChannelObject> {

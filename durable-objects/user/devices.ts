@@ -7,10 +7,14 @@
  * from the object's alarm. An ack lost with the process costs nothing but a repeat: the device's
  * own cursors in RESUME come first, and a RESUME that falls back on the stored cursor re-sends at
  * most those seconds of messages, which clients drop by seq (they hold them already).
+ *
+ * `DeviceRegistry` is what the user manages them through: listing, registering, push, removal.
  */
 import { fail, type Result } from "../../shared/errors.js";
 import { LIMITS } from "../../protocol/limits.js";
+import type { PushSubscriptionInput } from "../../protocol/push.js";
 import type { Device } from "../../protocol/types.js";
+import type { PushSubscriptions } from "./push-subscriptions.js";
 
 export const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Acks are written at most this long after the first one not yet written. */
@@ -126,5 +130,76 @@ export class Devices {
     ).toArray().map((r) => [r.channel_id, r.delivered_seq]));
     for (const [channelId, seq] of this.pendingAcks.get(deviceId) ?? []) cursors.set(channelId, Math.max(seq, cursors.get(channelId) ?? 0));
     return cursors;
+  }
+}
+
+export interface RegistryHost {
+  devices: Devices;
+  subscriptions: PushSubscriptions;
+  /** The session each device last connected with (sessions.ts). */
+  sessionsByDevice(): Map<string, string>;
+  /** Devices with a socket open now. */
+  connected(): Set<string>;
+  /** Closes the device's sockets (it was removed). */
+  closeSockets(deviceId: string): void;
+  /** A push subscription was added: the user watches their channels even while offline. */
+  subscribed(): void;
+}
+
+/**
+ * The devices as the user manages them (GET/POST/PATCH/DELETE /v1/devices): each with its push
+ * subscription's state and the session it last connected with.
+ */
+export class DeviceRegistry {
+  constructor(private readonly host: RegistryHost) {}
+
+  list(): Device[] {
+    const push = this.host.subscriptions.states();
+    const sessions = this.host.sessionsByDevice();
+    return this.host.devices.list(this.host.connected()).map((d) => {
+      const sessionId = sessions.get(d.device_id);
+      const device = { ...d, push: push.get(d.device_id) ?? null };
+      return sessionId ? { ...device, session_id: sessionId } : device;
+    });
+  }
+
+  /**
+   * Registers (or renames) a device; a new device past the cap is refused. `push` replaces the
+   * device's push subscription (null removes it; undefined leaves it as it is). Callers validate it.
+   */
+  register(deviceId: string, name: string, platform: string, push?: PushSubscriptionInput | null): Result<{ device: Device }> {
+    const registered = this.host.devices.register(deviceId, name, platform, this.host.connected());
+    if (!registered.ok) return registered;
+    if (push !== undefined) this.setPush(deviceId, push);
+    return { ok: true, device: this.device(deviceId)! };
+  }
+
+  /** Replaces the fields given; `push: null` removes the subscription. */
+  update(deviceId: string, patch: { name?: string; platform?: string; push?: PushSubscriptionInput | null }): Result<{ device: Device }> {
+    if (!this.host.devices.rename(deviceId, patch)) return fail("not_found", "No such device.");
+    if (patch.push !== undefined) this.setPush(deviceId, patch.push);
+    return { ok: true, device: this.device(deviceId)! };
+  }
+
+  /** Forgets a device and closes its socket. */
+  remove(deviceId: string): boolean {
+    const removed = this.host.devices.remove(deviceId);
+    this.host.subscriptions.forget();
+    this.host.closeSockets(deviceId);
+    return removed;
+  }
+
+  /**
+   * A user with a push subscription watches their channels even while offline (deliveries then
+   * go to push): a new subscription starts the watching, a removed one lets the next delivery
+   * that finds no socket drop the watcher.
+   */
+  private setPush(deviceId: string, push: PushSubscriptionInput | null): void {
+    this.host.subscriptions.set(deviceId, push);
+    if (push !== null) this.host.subscribed();
+  }
+
+  private device(deviceId: string): Device | undefined {
+    return this.list().find((d) => d.device_id === deviceId);
   }
 }

@@ -1,6 +1,7 @@
 /** Devices on their own: the id rule, the cap, renames, removal, delivered cursors. */
 import { describe, expect, it } from "vitest";
-import { ACK_FLUSH_MS, Devices } from "../../durable-objects/user/devices.js";
+import { ACK_FLUSH_MS, DeviceRegistry, Devices } from "../../durable-objects/user/devices.js";
+import { PushSubscriptions } from "../../durable-objects/user/push-subscriptions.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
@@ -73,6 +74,47 @@ describe("Devices", () => {
       devices.flushAcks();
       expect(stored()).toEqual([{ device_id: "phone", channel_id: "c1", delivered_seq: 50 }]);
       expect(devices.deliveredCursors("phone")).toEqual(new Map([["c1", 50]]));
+    });
+  });
+});
+
+describe("DeviceRegistry", () => {
+  function registry(sql: SqlStorage) {
+    const events: string[] = [];
+    const r = new DeviceRegistry({
+      devices: new Devices(sql),
+      subscriptions: new PushSubscriptions(sql),
+      sessionsByDevice: () => new Map([["phone", "s_1"]]),
+      connected: () => new Set(["laptop"]),
+      closeSockets: (deviceId) => void events.push(`close ${deviceId}`),
+      subscribed: () => void events.push("subscribed"),
+    });
+    return { r, events };
+  }
+
+  it("lists devices with their push state and last session, and starts offline watching when a subscription is added", async () => {
+    await inFreshUser((sql) => {
+      const { r, events } = registry(sql);
+      expect(r.register("phone", "Phone", "android", { type: "fcm", token: "t".repeat(20) })).toMatchObject({
+        ok: true, device: { device_id: "phone", session_id: "s_1", push: { type: "fcm", failures: 0 }, connected: false },
+      });
+      expect(r.register("laptop", "", "")).toMatchObject({ ok: true, device: { device_id: "laptop", push: null, connected: true } });
+      expect(events).toEqual(["subscribed"]);
+      expect(r.update("phone", { push: null })).toMatchObject({ ok: true, device: { push: null } });
+      expect(events).toEqual(["subscribed"]); // removing a subscription starts nothing
+      expect(r.update("tablet", { name: "x" })).toMatchObject({ ok: false, code: "not_found" });
+      expect(r.list().map((d) => d.device_id)).toEqual(["phone", "laptop"]);
+    });
+  });
+
+  it("removing a device forgets it and closes its sockets", async () => {
+    await inFreshUser((sql) => {
+      const { r, events } = registry(sql);
+      r.register("phone", "", "");
+      expect(r.remove("phone")).toBe(true);
+      expect(r.remove("phone")).toBe(false);
+      expect(r.list()).toEqual([]);
+      expect(events).toEqual(["close phone", "close phone"]);
     });
   });
 });
