@@ -5,10 +5,13 @@
  * which it writes to every device socket, the sender's other devices included. On RESUME it
  * pulls each channel's gap for the reconnecting device.
  *
- * This file is the RPC surface, the hibernation handlers and the glue; each concern has a module:
- * `sessions.ts`, `devices.ts`, `channel-list.ts`, `live-channels.ts`, `settings.ts`,
- * `hidden-messages.ts` (delete for me), `send-pipeline.ts`, `resume.ts`, `socket-protocol.ts`,
- * `presence-link.ts`, and for push `push-subscriptions.ts`, `push-notifier.ts` (with `push-coalesce.ts`).
+ * This file is the RPC surface, the hibernation handlers and the wiring; each concern has a
+ * module: `profile.ts`, `sessions.ts`, `devices.ts` (with the registry the user manages), `settings.ts`,
+ * `channel-list.ts`, `live-channels.ts`, `message-actions.ts` (reads, history, reactions, edits,
+ * deletes) with `hidden-messages.ts` (delete for me), `send-pipeline.ts`, `resume.ts`,
+ * `socket-protocol.ts`, `presence.ts` (the user's own status, keep-alive, contacts' states) with
+ * `presence-link.ts`, `push.ts` (subscriptions, notifier, ack deadlines), `erasure.ts` (the
+ * account's erasure job) and `wakeups.ts` (the one alarm).
  */
 import { DurableObject } from "cloudflare:workers";
 import { pb, type Encoding, type FrameInit } from "../../protocol/codec.js";
