@@ -30,7 +30,6 @@ import { attachmentConfig } from "../../shared/attachments/config.js";
 import { Attachments, type AttachmentInit, type NewUpload, type PartRow, type UploadRow, type UploadView } from "./attachments.js";
 import { FANOUT_GUARD_MS, FanOut } from "./fanout.js";
 import { Invites, type InviteView } from "./invites.js";
-import { hlcToHex } from "./hlc.js";
 import { eraseMember, type ErasureProgress } from "./erasure.js";
 import { DEFAULT_MEMBER_PAGE, Membership, uniqueIds, type MemberPage } from "./membership.js";
 import { MessageChanges } from "./message-changes.js";
@@ -44,7 +43,7 @@ import { Signals } from "./signals.js";
 import { Watchers } from "./watchers.js";
 import { MemberChanges } from "./member-changes.js";
 import { changeSettings, type ChannelPatch } from "./channel-settings.js";
-import { ChannelViews, readChannelRow, type ChannelRow } from "./views.js";
+import { ChannelViews, createChannelRow, lastActivity, readChannelRow, storedJurisdiction, type ChannelRow } from "./views.js";
 import { relayShardsFor, tierConfigFromEnv, type TierConfig } from "./tiers.js";
 import {
   type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData, type ContentInit,
@@ -223,7 +222,7 @@ export class ChannelObject extends DurableObject<Env> {
   private load(): void {
     this.channel = readChannelRow(this.sql);
     if (!this.channel) return;
-    const stored = this.sql.exec<{ jurisdiction: string }>("SELECT jurisdiction FROM channel WHERE id = 1").one().jurisdiction;
+    const stored = storedJurisdiction(this.sql);
     const id = this.channel.channel_id;
     if (!this.placement.verify(this, stored, id) || !this.placement.verify(this, parseId(id)?.jurisdiction ?? "", id)) return;
     this.log.start(this.channel.channel_id, this.channel.last_seq, { ms: this.channel.hlc_ms, logical: this.channel.hlc_logical });
@@ -234,10 +233,7 @@ export class ChannelObject extends DurableObject<Env> {
     if (this.channel.type === "dm") this.supersededBy = canonicalDm(id, this.members.firstIds(2));
     this.watchers.load(this.channel.relay_shards);
     this.applyTier();
-    const last = this.sql.exec<{ hlc_ms: number; hlc_logical: number; server_ts: number }>(
-      "SELECT hlc_ms, hlc_logical, server_ts FROM messages WHERE kind != 'update' ORDER BY seq DESC LIMIT 1",
-    ).toArray()[0];
-    if (last) this.activity = { hlc: hlcToHex({ ms: last.hlc_ms, logical: last.hlc_logical }), at: last.server_ts };
+    this.activity = lastActivity(this.sql) ?? this.activity;
   }
 
   /* ------------------------------------ RPC surface ------------------------------------ */
@@ -264,14 +260,7 @@ export class ChannelObject extends DurableObject<Env> {
     if (input.type === "dm" && everyone.length !== 2) return fail("invalid_argument", "A DM has exactly two members.");
     if (everyone.length > this.joins.capFor(input.type)) return this.joins.overCap(input.type);
     const now = Date.now();
-    this.sql.exec(
-      "INSERT INTO channel (id, channel_id, type, name, created_by, created_at, jurisdiction, settings) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
-      input.channelId, input.type, input.name, creator, now, input.jurisdiction, JSON.stringify(input.description ? { description: input.description } : {}),
-    );
-    this.channel = {
-      channel_id: input.channelId, type: input.type, name: input.name, created_by: creator,
-      created_at: now, last_seq: 0, hlc_ms: 0, hlc_logical: 0, fanout_seq: 0, relay_shards: 0,
-    };
+    this.channel = createChannelRow(this.sql, { ...input, createdBy: creator }, now);
     this.log.start(input.channelId, 0, { ms: 0, logical: 0 });
     this.retention.load();
     this.members.load();

@@ -1,7 +1,8 @@
 /**
  * The channel row and what callers are shown of the channel: the summary every delivery carries,
  * the details a member (or admin) asks for, a member's exact state (the answer to watch, state and
- * membership notices). Reads only: the row is written by the ChannelObject (create, rename, tier).
+ * membership notices). The row is created here; a rename (channel-settings.ts) and the tier
+ * (ChannelObject.applyTier) change it in place.
  * Names stored before the edges checked text leave here repaired (docs/protocol.md, "Text").
  */
 import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
@@ -31,6 +32,33 @@ export function readChannelRow(sql: SqlStorage): ChannelRow | undefined {
   return sql.exec<ChannelRow>(
     "SELECT channel_id, type, name, created_by, created_at, last_seq, hlc_ms, hlc_logical, fanout_seq, relay_shards FROM channel WHERE id = 1",
   ).toArray()[0];
+}
+
+/** The row of a channel being created: no message yet, the direct tier. */
+export function createChannelRow(
+  sql: SqlStorage, c: { channelId: string; type: ChannelType; name: string; createdBy: string; jurisdiction: string; description?: string }, now: number,
+): ChannelRow {
+  sql.exec(
+    "INSERT INTO channel (id, channel_id, type, name, created_by, created_at, jurisdiction, settings) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+    c.channelId, c.type, c.name, c.createdBy, now, c.jurisdiction, JSON.stringify(c.description ? { description: c.description } : {}),
+  );
+  return {
+    channel_id: c.channelId, type: c.type, name: c.name, created_by: c.createdBy,
+    created_at: now, last_seq: 0, hlc_ms: 0, hlc_logical: 0, fanout_seq: 0, relay_shards: 0,
+  };
+}
+
+/** The jurisdiction the row was created for (checked against where the instance runs on every wake). */
+export function storedJurisdiction(sql: SqlStorage): string {
+  return sql.exec<{ jurisdiction: string }>("SELECT jurisdiction FROM channel WHERE id = 1").one().jurisdiction;
+}
+
+/** The newest stored message that is not a change: the channel's "last activity" after a wake. */
+export function lastActivity(sql: SqlStorage): { hlc: string; at: number } | undefined {
+  const last = sql.exec<{ hlc_ms: number; hlc_logical: number; server_ts: number }>(
+    "SELECT hlc_ms, hlc_logical, server_ts FROM messages WHERE kind != 'update' ORDER BY seq DESC LIMIT 1",
+  ).toArray()[0];
+  return last && { hlc: hlcToHex({ ms: last.hlc_ms, logical: last.hlc_logical }), at: last.server_ts };
 }
 
 export interface ViewsHost {
