@@ -13,6 +13,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync,
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { eachLine } from "./lines.js";
 
 const root = new URL("../../", import.meta.url).pathname;
 const wrangler = join(root, "node_modules", ".bin", "wrangler");
@@ -52,7 +53,7 @@ export interface DevServer {
   port: number;
   stateDir: string;
   process: ChildProcess;
-  /** Every line wrangler printed so far (for failure messages). */
+  /** Every non-blank line wrangler printed so far, whole (a line is added once its newline came). */
   log: string[];
   /** SIGINT and wait; removes a temporary state directory. */
   stop(): Promise<void>;
@@ -122,18 +123,19 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
     const child = spawn(wrangler, args, { cwd: root, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const log: string[] = [];
-    const onData = (d: Buffer) => {
-      for (const line of d.toString().split("\n")) if (line.trim()) log.push(line);
-      if (opts.verbose) process.stderr.write(d);
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
+    for (const stream of [child.stdout!, child.stderr!]) {
+      eachLine(stream, (line) => { if (line.trim()) log.push(line); });
+      if (opts.verbose) stream.on("data", (d: string) => process.stderr.write(d));
+    }
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    // After the output's last line (the exit can come before the pipes have been read to the end).
+    const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
 
     const url = `http://127.0.0.1:${tryPort}`;
     const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
     for (;;) {
       if (child.exitCode !== null) {
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 2_000))]);
         const text = `wrangler dev exited early (${child.exitCode}):\n${log.slice(-30).join("\n")}`;
         throw log.some((l) => l.includes("Address already in use")) ? new AddressInUse(text) : new Error(text);
       }

@@ -2,7 +2,7 @@
  * Reads what a `wrangler dev` server's objects counted, from its output: with METRICS_LOG = "1"
  * every `count()` is a JSON log line (shared/analytics.ts), and with COUNT_SQL_WRITES = "1" every
  * writing SQL statement is counted (durable-objects/counted-sql.ts). Lines are reassembled from
- * the raw stream (a chunk may end mid-line), so none is lost or split. Node-side only.
+ * the raw stream (test/support/lines.ts: a chunk may end mid-line), so none is lost or split. Node-side only.
  *
  * @example
  * const lines = new ServerLines(server.process);
@@ -11,23 +11,15 @@
  * const work = postWork(lines.since(mark, end));
  */
 import type { ChildProcess } from "node:child_process";
+import { eachLine } from "./lines.js";
 
 export type LogLine = Record<string, unknown> & { event?: string };
 
 export class ServerLines {
   private readonly lines: LogLine[] = [];
-  private readonly partial = new Map<NodeJS.ReadableStream, string>();
 
   constructor(child: ChildProcess) {
-    for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      stream.on("data", (d: Buffer) => {
-        const text = (this.partial.get(stream) ?? "") + d.toString();
-        const parts = text.split("\n");
-        this.partial.set(stream, parts.pop() ?? "");
-        for (const p of parts) this.take(p);
-      });
-    }
+    for (const stream of [child.stdout, child.stderr]) if (stream) eachLine(stream, (line) => this.take(line));
   }
 
   private take(raw: string): void {
