@@ -38,15 +38,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
-import { createClient, type ChatMessage, type EdgechatClient, type WebSocketConstructor } from "../../client/index.js";
-import { toChatMessage } from "../../client/wire.js";
-import { decodeFrame, pb } from "../../protocol/codec.js";
-import { SUBPROTOCOL_JSON } from "../../protocol/limits.js";
+import { createClient, type ChatMessage, type EdgechatClient } from "../../client/index.js";
 import { relayShardOf } from "../../shared/shards.js";
 import { pool } from "../../bench/load/pool.js";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
 import { seedAccounts, seededUserIds } from "../support/seed-accounts.js";
+import { PASSWORD, recordingWebSocket } from "../support/sdk-clients.js";
+import { until } from "../support/until.js";
 import { ServerLines, workOf, type Work } from "../support/work-log.js";
 
 const CONNECTED = 200;
@@ -57,7 +55,6 @@ const LARGE = Number(process.env.EDGECHAT_E2E_BROADCAST_SUBSCRIBERS ?? 100_000);
 const SEEDED = LARGE - 1 - CONNECTED;
 const BULK_PAGE = 1_000;
 const SHARDS = 64; // RELAY_SHARDS_BROADCAST
-const PASSWORD = "correct horse battery";
 /** Everything waits this long at most for a positive marker; the machine is shared and loaded. */
 const WAIT_MS = 180_000;
 
@@ -110,21 +107,6 @@ interface Device {
   connections: ChatMessage[][];
 }
 
-function recordingWebSocket(connections: ChatMessage[][]): WebSocketConstructor {
-  class Recording extends WebSocket {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols);
-      const delivered: ChatMessage[] = [];
-      connections.push(delivered);
-      this.on("message", (data: ArrayBuffer | Buffer) => {
-        const d = decodeFrame(data, this.protocol === SUBPROTOCOL_JSON ? "json" : "proto");
-        if (d.ok && d.frame.type === pb.FrameType.DELIVER) for (const m of d.frame.deliver?.messages ?? []) delivered.push(toChatMessage(m));
-      });
-    }
-  }
-  return Recording as unknown as WebSocketConstructor;
-}
-
 function device(account: Account, index: number): Device {
   const connections: ChatMessage[][] = [];
   const client = createClient({
@@ -139,13 +121,8 @@ function device(account: Account, index: number): Device {
 const seqsOf = (d: Device, channelId: string) => d.connections.flat().filter((m) => m.channel_id === channelId).map((m) => m.seq);
 const has = (d: Device, channelId: string, seq: number) => d.connections.some((c) => c.some((m) => m.channel_id === channelId && m.seq === seq));
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${server.log.slice(-20).join("\n")}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** The server's last lines, for a wait that timed out. */
+const serverTail = () => server.log.slice(-20).join("\n");
 
 /** A JSON request; a 503 from wrangler's proxy under load ("worker restarted mid-request") is retried. */
 async function call<T>(method: string, path: string, token: string | undefined, body: unknown, ok: number[]): Promise<{ status: number; body: T }> {
@@ -185,9 +162,9 @@ async function countedPost(sender: EdgechatClient, channelId: string, devices: D
   const mark = lines.mark();
   const ack = await sender.send(channelId, text);
   const seq = Number(ack.seq);
-  await until(`seq ${seq} of ${channelId} on ${devices.length} devices`, () => devices.every((d) => has(d, channelId, seq)));
+  await until(`seq ${seq} of ${channelId} on ${devices.length} devices`, () => devices.every((d) => has(d, channelId, seq)), WAIT_MS, 50, serverTail);
   let end = -1;
-  await until(`the round of seq ${seq} ended`, () => (end = lines.find(mark, (l) => l.event === "fanout.round_done" && l.channel_id === channelId && Number(l.seq) >= seq)) >= 0);
+  await until(`the round of seq ${seq} ended`, () => (end = lines.find(mark, (l) => l.event === "fanout.round_done" && l.channel_id === channelId && Number(l.seq) >= seq)) >= 0, WAIT_MS, 50, serverTail);
   return { seq, work: workOf(lines.since(mark, end)) };
 }
 

@@ -5,30 +5,18 @@
  * tombstoned, live and in history; the username can be registered again once the job is done.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
-import { createClient, EdgechatError, type ChatMessage, type EdgechatClient, type WebSocketConstructor } from "../../client/index.js";
+import { EdgechatError, type ChatMessage } from "../../client/index.js";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
+import { PASSWORD, sdkClient } from "../support/sdk-clients.js";
+import { until } from "../support/until.js";
 
 let server: DevServer;
 beforeAll(async () => { server = await startDevServer(); });
 afterAll(async () => { await server?.stop(); });
 
-const PASSWORD = "correct horse battery";
-
-function client(username: string, deviceId: string): EdgechatClient {
-  return createClient({
-    url: server.url, deviceId, credentials: { username, password: PASSWORD },
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-  });
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const client = (username: string, deviceId: string) => sdkClient(server, username, deviceId);
+/** The erasure job runs step by step through the local queue: generous bounds. */
+const WAIT_MS = 90_000;
 
 describe("deleting an account", () => {
   it("signs out both devices, tombstones the DM for the other member, and frees the username once done", { timeout: 180_000 }, async () => {
@@ -52,7 +40,7 @@ describe("deleting an account", () => {
 
     const texts = ["the first secret", "the second secret", "the third secret", "the fourth secret"];
     for (const text of texts) await phone.send(dm.channel_id, text);
-    await until("bob has alice's messages", () => texts.every((t) => seen.some((m) => m.content.text?.text === t)));
+    await until("bob has alice's messages", () => texts.every((t) => seen.some((m) => m.content.text?.text === t)), WAIT_MS);
     await bobPhone.send(dm.channel_id, "bob stays");
 
     expect(await phone.account.delete(PASSWORD)).toMatchObject({ started_at: expect.any(Number) });
@@ -61,12 +49,12 @@ describe("deleting an account", () => {
     expect(signedOut.sort()).toEqual(["laptop:This account is being deleted.", "phone:This account is being deleted."]);
 
     // The other member: told live, then the history holds tombstones with alice's id and no text.
-    await until("bob is told", () => deleted.some((e) => e.channel_id === dm.channel_id && e.user_id === me.user_id));
+    await until("bob is told", () => deleted.some((e) => e.channel_id === dm.channel_id && e.user_id === me.user_id), WAIT_MS);
     await until("the DM's history is tombstoned", async () => {
       const page = await bobPhone.history(dm.channel_id, { after: 0, limit: 200 });
       const hers = page.messages.filter((m) => m.sender_user_id === me.user_id && !m.content.system);
       return hers.length === texts.length && hers.every((m) => m.deleted === true);
-    });
+    }, WAIT_MS);
     const page = await bobPhone.history(dm.channel_id, { after: 0, limit: 200 });
     const json = JSON.stringify(page);
     for (const secret of [...texts, alice, "Alice Erased", "alice-phone"]) expect(json).not.toContain(secret);

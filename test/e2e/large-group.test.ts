@@ -33,13 +33,10 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
-import { createClient, EdgechatError, type ChatMessage, type EdgechatClient, type WebSocketConstructor } from "../../client/index.js";
-import { toChatMessage } from "../../client/wire.js";
-import { decodeFrame, pb } from "../../protocol/codec.js";
-import { SUBPROTOCOL_JSON } from "../../protocol/limits.js";
+import { createClient, EdgechatError, type ChatMessage, type EdgechatClient } from "../../client/index.js";
 import { pool } from "../../bench/load/pool.js";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
+import { PASSWORD, recordingWebSocket } from "../support/sdk-clients.js";
 import { seedAccounts, seededUserId } from "../support/seed-accounts.js";
 
 const MEMBERS = 1000;
@@ -49,7 +46,6 @@ const ADDED_PER_STEP = 300;
 const ADD_PAGE = 100;
 const CONNECTED = 50;
 const LATE = 20;
-const PASSWORD = "correct horse battery";
 /** Logins, connects and list reads in flight at once. */
 const CONCURRENCY = 8;
 /** How long one device may take for one marker, or one request to be answered; the machine is shared and loaded. */
@@ -92,31 +88,13 @@ interface Device {
   listeners: Set<() => void>;
 }
 
-/** The `ws` WebSocket, recording each connection's DELIVERed messages (proto or JSON) in arrival order. */
-function recordingWebSocket(connections: ChatMessage[][], listeners: Set<() => void>): WebSocketConstructor {
-  class Recording extends WebSocket {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url, protocols);
-      const delivered: ChatMessage[] = [];
-      connections.push(delivered);
-      this.on("message", (data: ArrayBuffer | Buffer) => {
-        const d = decodeFrame(data, this.protocol === SUBPROTOCOL_JSON ? "json" : "proto");
-        if (!d.ok || d.frame.type !== pb.FrameType.DELIVER) return;
-        for (const m of d.frame.deliver?.messages ?? []) delivered.push(toChatMessage(m));
-        for (const l of [...listeners]) l();
-      });
-    }
-  }
-  return Recording as unknown as WebSocketConstructor;
-}
-
 function device(session: Session, index: number): Device {
   const connections: ChatMessage[][] = [];
   const listeners = new Set<() => void>();
   const client = createClient({
     url: server.url, deviceId: `phone-${index}`, encoding: index % 2 === 0 ? "proto" : "json",
     token: session.access_token, refreshToken: session.refresh_token,
-    WebSocket: recordingWebSocket(connections, listeners),
+    WebSocket: recordingWebSocket(connections, () => { for (const l of [...listeners]) l(); }),
     // Generous: a reply held up by the loaded machine must not pass for a dead socket.
     heartbeatTimeoutMs: DEVICE_WAIT_MS, requestTimeoutMs: DEVICE_WAIT_MS, connectTimeoutMs: DEVICE_WAIT_MS,
   });

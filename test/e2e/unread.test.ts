@@ -6,30 +6,16 @@
  * numbers must equal the server's (`GET /v1/channels`), live and after RESUME.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
-import { createClient, type EdgechatClient, type WebSocketConstructor } from "../../client/index.js";
+import type { EdgechatClient } from "../../client/index.js";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
+import { PASSWORD, sdkClient } from "../support/sdk-clients.js";
+import { until } from "../support/until.js";
 
 let server: DevServer;
 beforeAll(async () => { server = await startDevServer(); });
 afterAll(async () => { await server?.stop(); });
 
-const PASSWORD = "correct horse battery";
-
-function client(username: string, deviceId: string): EdgechatClient {
-  return createClient({
-    url: server.url, deviceId, credentials: { username, password: PASSWORD },
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-  });
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const client = (username: string, deviceId: string) => sdkClient(server, username, deviceId);
 
 /** The SDK's row for `channelId`: [last_seq, last_read_seq, unread_count]. */
 function sdkRow(c: EdgechatClient, channelId: string): [number, number, number] | undefined {
