@@ -11,6 +11,7 @@
  *   npm run bench -- --url http://127.0.0.1:8787   use a running edgechat instead of starting one
  *   npm run bench -- --limit-url URL | --no-limit  a running limit worker / no comparison
  *   npm run bench -- --window 64 --rate 10         sender pattern (rate: msg/s per sender, 0 = unpaced)
+ *   npm run bench -- --server-logs DIR  keep everything wrangler printed, one file per server it started
  *   npm run bench -- --var KEY=VALUE  var for the edgechat server this starts; the bench sets
  *                                     SEND_RATE_PER_SECOND=0 (per-sender limit off: it measures the
  *                                     platform); --var SEND_RATE_PER_SECOND=10 --rate 10 benches with it on
@@ -22,6 +23,7 @@ import { parseArgs } from "node:util";
 import type { DevServerOptions } from "../test/support/dev-server.js";
 import { seedAccounts } from "../test/support/seed-accounts.js";
 import { machine, medium, revision } from "./load/machine.js";
+import { describeConnects } from "./load/connect-pool.js";
 import { withTimeout } from "./load/pool.js";
 import { cpuMeter } from "./load/procs.js";
 import { clean, consoleLine, markdown, type RunMeta } from "./load/report.js";
@@ -65,6 +67,7 @@ const { values: args } = parseArgs({
     repeat: { type: "string" },
     out: { type: "string" },
     verbose: { type: "boolean", default: false },
+    "server-logs": { type: "string" },
   },
   strict: true,
 });
@@ -129,7 +132,7 @@ async function runScenario(target: Target, server: OwnedServer | undefined, id: 
       throw new Error(`${RELOADED}: the Worker's workerd process changed (${workerBefore} → ${workerAfter}): wrangler reloaded or crashed mid-scenario`);
     }
     return {
-      ...base, traffic: outcome.traffic, headline: outcome.headline, extra: undecodable ? { ...outcome.extra, undecodable } : outcome.extra,
+      ...base, traffic: outcome.traffic, headline: outcome.headline, extra: { ...outcome.extra, ...connectsOf(ctx), ...(undecodable ? { undecodable } : {}) },
       timedOut: outcome.timedOut ?? false, durationMs: performance.now() - start, cpu: cpu(), ...serverLog(),
       ...(undecodable ? { error: `${undecodable} frames from the server did not decode` } : {}),
     };
@@ -137,12 +140,18 @@ async function runScenario(target: Target, server: OwnedServer | undefined, id: 
     // Whatever was measured before the failure still says where it stopped.
     const message = err instanceof Error ? err.message : String(err);
     return {
-      ...base, traffic: ctx.tracker?.report(), headline: undefined, extra: {}, timedOut: message.includes("timed out"),
+      ...base, traffic: ctx.tracker?.report(), headline: undefined, extra: connectsOf(ctx), timedOut: message.includes("timed out"),
       durationMs: performance.now() - start, cpu: cpu(), ...serverLog(), error: `${message} (while ${ctx.phase})`,
     };
   } finally {
     await closeAll(ctx.devices); // leftovers after an error or a timeout; no-op for closed ones
   }
+}
+
+/** How the scenario's devices connected (retries, concurrency, durations), for its result. */
+function connectsOf(ctx: ScenarioContext): Record<string, string | number> {
+  const c = ctx.connects;
+  return c ? { connects: describeConnects(c), connect_retries: c.retries } : {};
 }
 
 async function main(): Promise<number> {
@@ -164,6 +173,12 @@ async function main(): Promise<number> {
   const stopAll = async () => {
     if (stopping) return;
     stopping = true;
+    const logDir = args["server-logs"];
+    if (logDir) {
+      mkdirSync(logDir, { recursive: true });
+      for (const s of owned) writeFileSync(join(logDir, `${s.name}.log`), `${s.log().join("\n")}\n`);
+      log(`wrangler's output: ${logDir}/{${owned.map((s) => s.name).join(",")}}.log`);
+    }
     await Promise.all(owned.map((s) => s.stop()));
     rmSync(stateRoot, { recursive: true, force: true });
   };

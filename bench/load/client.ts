@@ -72,7 +72,28 @@ export class BenchSocket {
   }
 }
 
-/** Opens a socket and waits for the server's HELLO (the first frame on every connection). */
+/**
+ * A connect that did not get through. `reason` is short and stable (counted per reason in the
+ * reports); `retryable` says whether trying again can help: the server was slow or restarting
+ * (a handshake or HELLO past its timeout, a reset, a 5xx, an ERROR frame marked retryable), not
+ * a refusal (a 4xx, an ERROR such as `unauthorized`).
+ */
+export class ConnectFailure extends Error {
+  constructor(readonly label: string, readonly reason: string, readonly retryable: boolean, detail = reason) {
+    super(`${label}: ${detail}`);
+  }
+}
+
+/** HTTP statuses worth another attempt: the server or wrangler's proxy was busy or restarting. */
+const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+
+/** The reason counted for a socket error (Node's `ws` and `net` messages and codes). */
+function socketErrorReason(err: Error & { code?: string }): string {
+  if (/handshake has timed out/i.test(err.message)) return "handshake timeout";
+  return err.code ?? err.message.slice(0, 40);
+}
+
+/** Opens a socket and waits for the server's HELLO (the first frame on every connection), within `timeoutMs` in all. */
 export async function openSocket(url: string, label: string, timeoutMs = 15_000): Promise<BenchSocket> {
   const ws = new WebSocket(url, SUBPROTOCOL_PROTO, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
   const socket = new BenchSocket(ws, label);
@@ -82,14 +103,26 @@ export async function openSocket(url: string, label: string, timeoutMs = 15_000)
   hello.catch(() => undefined);
   const opened = new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
-    ws.once("error", (err: Error) => reject(new Error(`${label}: ${err.message}`)));
-    ws.once("unexpected-response", (_req, res) => reject(new Error(`${label}: HTTP ${res.statusCode} instead of a WebSocket`)));
+    ws.once("error", (err: Error) => reject(new ConnectFailure(label, socketErrorReason(err), true, err.message)));
+    ws.once("unexpected-response", (_req, res) => {
+      const status = res.statusCode ?? 0;
+      reject(new ConnectFailure(label, `HTTP ${status}`, RETRYABLE_STATUS.has(status), `HTTP ${status} instead of a WebSocket`));
+    });
   });
+  // Closed by the server before HELLO (no ERROR frame first): a restart or an overload, not an answer.
+  const closedEarly = new Promise<never>((_, reject) => {
+    ws.once("close", (code: number) => reject(new ConnectFailure(label, `closed ${code} before HELLO`, code < 4000, `closed (${code}) before HELLO`)));
+  });
+  closedEarly.catch(() => undefined);
   try {
     await opened;
-    const first = await hello;
+    const first = await Promise.race([hello, closedEarly]).catch((err: unknown) => {
+      if (err instanceof ConnectFailure) throw err;
+      throw new ConnectFailure(label, "no HELLO", true, err instanceof Error ? err.message.replace(`${label}: `, "") : String(err));
+    });
     if (first.type !== pb.FrameType.HELLO) {
-      throw new Error(`${label}: ${frameTypeName(first.type)} ${first.error?.code ?? ""} ${first.error?.message ?? ""} instead of HELLO`);
+      const code = first.error?.code ?? "";
+      throw new ConnectFailure(label, `ERROR ${code}`, first.error?.retryable ?? false, `${frameTypeName(first.type)} ${code} ${first.error?.message ?? ""} instead of HELLO`);
     }
   } catch (err) {
     ws.terminate();

@@ -168,7 +168,7 @@ export function markdown(meta: RunMeta, results: readonly ScenarioResult[]): str
     for (const r of [find(id, "edgechat"), find(id, "limit")]) {
       if (!r) continue;
       const t = r.traffic;
-      const notes = r.error ? `error: ${r.error}` : [repeatsNote(r), extraNotes(r), cpuNote(r), String(r.extra.note ?? ""), r.timedOut ? "TIMED OUT" : ""].filter(Boolean).join("; ");
+      const notes = r.error ? `error: ${r.error}${r.extra.connects ? `; connects: ${r.extra.connects}` : ""}` : [repeatsNote(r), extraNotes(r), cpuNote(r), r.extra.connects ? `connects: ${r.extra.connects}` : "", String(r.extra.note ?? ""), r.timedOut ? "TIMED OUT" : ""].filter(Boolean).join("; ");
       out.push(`| (${id}) | ${r.target} | ${lat(t?.ack)} | ${lat(t?.deliver)} | ${rate(t?.msgsPerSec)} | ${rate(t?.deliveriesPerSec)} | ${checks(r)} | ${notes} |`);
     }
   }

@@ -5,7 +5,7 @@ import { startDevServer, type DevServer, type DevServerOptions } from "../../tes
 import { workerdOnPort } from "./procs.js";
 
 export class OwnedServer {
-  private constructor(readonly name: string, private server: DevServer, private readonly options: DevServerOptions, private readonly log: (line: string) => void) {}
+  private constructor(readonly name: string, private server: DevServer, private readonly options: DevServerOptions, private readonly say: (line: string) => void) {}
 
   static async start(name: string, options: DevServerOptions, log: (line: string) => void): Promise<OwnedServer> {
     const t0 = performance.now();
@@ -16,6 +16,11 @@ export class OwnedServer {
 
   get url(): string {
     return this.server.url;
+  }
+
+  /** Everything wrangler printed since this server (re)started, line by line. */
+  log(): readonly string[] {
+    return this.server.log;
   }
 
   /** A position in wrangler's output, for `problemsSince`. */
@@ -38,7 +43,7 @@ export class OwnedServer {
     const t0 = performance.now();
     await this.stop();
     this.server = await startDevServer({ ...this.options, port: this.server.port, migrate: false });
-    this.log(`${this.name}: restarted for a clean memory reading (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    this.say(`${this.name}: restarted for a clean memory reading (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
 
   async stop(): Promise<void> {

@@ -66,6 +66,11 @@ export interface ConnectOptions {
    * that was connected before sends), without making them the scenario's channels. Limit: ignored.
    */
   holding?: readonly string[];
+  /**
+   * How long the socket may take to open and say HELLO (default 15 s); edgechat's RESUME gets at
+   * least 60 s. A connect past it fails with a retryable ConnectFailure (bench/load/client.ts).
+   */
+  timeoutMs?: number;
 }
 
 export interface ChannelCursor {
@@ -118,7 +123,9 @@ export class Device {
       return resumed;
     }));
     return answers.flatMap((f: Frame) => {
-      if (f.type !== pb.FrameType.RESUMED) throw new Error(`${this.key}: RESUME failed: ${f.error?.code} ${f.error?.message}`);
+      if (f.type !== pb.FrameType.RESUMED) {
+        throw Object.assign(new Error(`${this.key}: RESUME failed: ${f.error?.code} ${f.error?.message}`), { retryable: f.error?.retryable ?? false });
+      }
       return (f.resumed?.channels ?? []).map((c) => ({ channel_id: c.channel_id ?? "", last_seq: Number(c.last_seq ?? 0) }));
     });
   }

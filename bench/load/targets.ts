@@ -3,7 +3,7 @@
  * worker (bench/limit) whose rooms need no accounts.
  */
 import { randomUUID } from "node:crypto";
-import { openSocket, type BenchSocket } from "./client.js";
+import { ConnectFailure, openSocket, type BenchSocket } from "./client.js";
 import { pool, sleep } from "./pool.js";
 import { workerdOnPort, workerdUnder, type WorkerdProcesses } from "./procs.js";
 import { Device, type BenchUser, type ConnectOptions, type Target, type TargetName } from "./target.js";
@@ -125,12 +125,24 @@ export class EdgechatTarget implements Target {
 
   async connect(user: BenchUser, deviceId: string, channels: readonly string[], tracker?: Tracker, options: ConnectOptions = {}): Promise<Device> {
     const q = new URLSearchParams({ device_id: deviceId, access_token: user.token });
-    const socket = await openSocket(`${wsUrl(this.url)}/v1/connect?${q}`, `edgechat ${user.username}/${deviceId}`);
+    const label = `edgechat ${user.username}/${deviceId}`;
+    const socket = await openSocket(`${wsUrl(this.url)}/v1/connect?${q}`, label, options.timeoutMs);
     const device = new Device(user, deviceId, new Map([["*", socket]]), tracker);
     // Live from the first message, as the SDK is: RESUME at the end of the scenario's channels
     // (what other channels of a pooled user replay is counted as foreign, not measured).
     const cursors = [...channels, ...(options.holding ?? [])].map((channel_id) => ({ channel_id, last_seq: 2 ** 31 }));
-    if (options.resume ?? true) await device.resume(cursors, 60_000);
+    if (options.resume ?? true) {
+      try {
+        await device.resume(cursors, Math.max(60_000, options.timeoutMs ?? 0));
+      } catch (err) {
+        await device.close();
+        const message = err instanceof Error ? err.message : String(err);
+        // No RESUMED in time: the server is behind, another attempt may get through; so may an
+        // ERROR the server marked retryable. Any other ERROR is an answer.
+        const late = /no RESUMED/.test(message);
+        throw new ConnectFailure(label, late ? "no RESUMED" : "RESUME refused", late || (err as { retryable?: boolean }).retryable === true, message);
+      }
+    }
     return device;
   }
 
@@ -227,13 +239,13 @@ export class LimitTarget implements Target {
     return `r_${randomUUID()}`;
   }
 
-  async connect(user: BenchUser, deviceId: string, channels: readonly string[], tracker?: Tracker): Promise<Device> {
+  async connect(user: BenchUser, deviceId: string, channels: readonly string[], tracker?: Tracker, options: ConnectOptions = {}): Promise<Device> {
     const rooms = channels.length > 0 ? channels : [homeRoom(user)];
     const sockets = new Map<string, BenchSocket>();
     try {
       await pool(rooms, 10, async (room) => {
         const q = new URLSearchParams({ room, device_id: deviceId, user_id: user.userId });
-        sockets.set(room, await openSocket(`${wsUrl(this.url)}/v1/connect?${q}`, `limit ${room}/${deviceId}`));
+        sockets.set(room, await openSocket(`${wsUrl(this.url)}/v1/connect?${q}`, `limit ${room}/${deviceId}`, options.timeoutMs));
       });
     } catch (err) {
       await Promise.all([...sockets.values()].map((s) => s.close()));

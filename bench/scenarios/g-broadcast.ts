@@ -14,6 +14,11 @@
  *
  * Per post: sent one at a time; CPU is read before the SEND and after the server is quiet again
  * (under 10% of a core for 250 ms), so a post's tail (relay rounds, list flushes) is in it.
+ *
+ * Connecting the C devices is reported too: its server CPU per device (worker and proxy, from the
+ * quiet server before to the quiet server after, so the watches the connects set up are in it),
+ * and how connectAll got them in (bench/load/connect-pool.ts: as many at once as the server
+ * answers within 5 s, retries by reason). The C users are registered before the budget starts.
  */
 import { seededUserIds } from "../../test/support/seed-accounts.js";
 import { percentile } from "../load/percentiles.js";
@@ -25,14 +30,17 @@ import { closeAll, connectAll, drain, newTracker, nth, quiesce, sendAll, timeLef
 
 const ONE_POST: SenderPattern = { window: 1, ratePerSec: 0 };
 export const G_SIZES = [1_000, 10_000, 100_000] as const;
+const connectedOf = (quick: boolean) => (quick ? 200 : 1000);
 
 export const broadcastScale: Scenario = {
   id: "g",
   title: "a post to a broadcast channel, connected devices fixed, subscribers 1,000 → 100,000",
-  ownServer: () => ({ seedAccounts: G_SIZES.at(-1)!, vars: { NOTICE_PAGE_SIZE: "0" } }),
+  // Its connected users are registered before its budget starts, minutes before they connect (and,
+  // with --repeat, reused a run later): their access tokens live two hours, not the default 15 minutes.
+  ownServer: () => ({ seedAccounts: G_SIZES.at(-1)!, registerUsers: true, vars: { NOTICE_PAGE_SIZE: "0", ACCESS_TOKEN_TTL_SECONDS: "7200" } }),
   budgetMs: (quick) => (quick ? 600_000 : 900_000),
-  users: () => 0, // registered on its own server
-  params: (quick) => ({ connected: quick ? 200 : 1000, posts: quick ? 3 : 5 }),
+  users: connectedOf, // on its own server
+  params: (quick) => ({ connected: connectedOf(quick), posts: quick ? 3 : 5 }),
   async run(ctx, p) {
     ctx.phase = "registering the connected users";
     const users = await ctx.target.users(p.connected!);
@@ -41,11 +49,18 @@ export const broadcastScale: Scenario = {
     const channel = await ctx.target.createBroadcast(owner, "bench g");
     await ctx.target.joinByInvite(owner, channel, users.slice(1));
     const tracker = newTracker(ctx);
+    const procs = ctx.target.processes();
+    const cpuOf = (k: "worker" | "proxy") => (procs ? cpuSeconds(procs[k]) : Number.NaN);
+    const cpuNow = () => cpuOf("worker") + cpuOf("proxy");
+    // What a connect costs the server under this load, beside how long it took (ctx.connects).
+    await quiesce(ctx.target, 10_000);
+    const connectCpu0 = { worker: cpuOf("worker"), proxy: cpuOf("proxy") };
     const devices = await connectAll(ctx, users, () => [channel], tracker);
+    await quiesce(ctx.target, 10_000); // the watches the connects set up, registered at the relays
+    const perDevice = (k: "worker" | "proxy") => Math.round(((cpuOf(k) - connectCpu0[k]) * 1000 / devices.length) * 10) / 10;
+    const connectCpu = { connect_worker_cpu_ms_per_device: perDevice("worker"), connect_proxy_cpu_ms_per_device: perDevice("proxy") };
     const sender = nth(devices, 0);
     const recipients = devices.slice(1).map((d) => d.key);
-    const procs = ctx.target.processes();
-    const cpuNow = () => (procs ? cpuSeconds(procs.worker) + cpuSeconds(procs.proxy) : Number.NaN);
 
     const post = async (tag: string) => {
       await quiesce(ctx.target, 10_000);
@@ -61,7 +76,7 @@ export const broadcastScale: Scenario = {
     // Unmeasured: the first rounds register the watchers at their relay shards.
     for (let i = 0; i < 2; i++) await post(`warm${i}`);
     let members = users.length;
-    const extra: Record<string, number | number[] | string> = {};
+    const extra: Record<string, number | number[] | string> = { ...connectCpu };
     let timedOut = false;
     let headline: number | undefined;
     for (const size of G_SIZES) {

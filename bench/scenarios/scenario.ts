@@ -3,6 +3,7 @@
  * A scenario runs once per target with the same parameters and must finish by `ctx.deadline`.
  */
 import type { Summary } from "../load/percentiles.js";
+import { connectMany, mergeConnectStats, type ConnectStats } from "../load/connect-pool.js";
 import { pool, sleep } from "../load/pool.js";
 import { cpuSeconds, type CpuUse } from "../load/procs.js";
 import { runSender, type SendJob, type SenderPattern } from "../load/sender.js";
@@ -63,6 +64,8 @@ export interface ScenarioContext {
    * pair), and edgechat rightly answers a reused (sender, client_msg_id) as a duplicate.
    */
   runTag: string;
+  /** How the scenario's connects went (connectAll): attempts, retries by reason, concurrency, durations. */
+  connects?: ConnectStats;
 }
 
 /** A fresh tracker, registered with the context. */
@@ -111,7 +114,6 @@ export interface Scenario {
 
 /** Every device of the bench uses this id unless it needs a second device. */
 export const PRIMARY_DEVICE = "bench-0";
-const CONNECT_CONCURRENCY = 50;
 
 export function timeLeft(ctx: ScenarioContext): number {
   return Math.max(0, ctx.deadline - performance.now());
@@ -122,18 +124,31 @@ export function checkTime(ctx: ScenarioContext, what: string): void {
   if (performance.now() > ctx.deadline) throw new Error(`out of time while ${what}`);
 }
 
-/** Connects one device per user (in parallel) and records it in ctx.devices. */
+/**
+ * Connects one device per user and records each in ctx.devices as it connects: as many at once as
+ * the server keeps up with, a connect that timed out or met a busy server tried again with backoff
+ * (bench/load/connect-pool.ts); how it went is added to ctx.connects. Throws only when a device
+ * cannot connect at all (refused, or still failing after every attempt) or time runs out.
+ */
 export async function connectAll(
   ctx: ScenarioContext, users: readonly BenchUser[], channelsOf: (u: BenchUser, i: number) => readonly string[],
   tracker: Tracker | undefined, deviceId = PRIMARY_DEVICE, options?: (u: BenchUser) => ConnectOptions,
 ): Promise<Device[]> {
   ctx.phase = `connecting ${users.length} devices`;
-  return pool(users, CONNECT_CONCURRENCY, async (u, i) => {
-    checkTime(ctx, "connecting devices");
-    const d = await ctx.target.connect(u, deviceId, channelsOf(u, i), tracker, options?.(u));
-    ctx.devices.push(d);
-    return d;
-  });
+  checkTime(ctx, "connecting devices");
+  try {
+    const { results, stats } = await connectMany(users, async (u, timeoutMs, i) => {
+      const d = await ctx.target.connect(u, deviceId, channelsOf(u, i), tracker, { ...options?.(u), timeoutMs });
+      ctx.devices.push(d);
+      return d;
+    }, { deadline: ctx.deadline, log: ctx.log, label: (i) => `${ctx.target.name} ${users[i]?.username}/${deviceId}` });
+    ctx.connects = mergeConnectStats(ctx.connects, stats);
+    return results;
+  } catch (err) {
+    const stats = (err as { stats?: ConnectStats }).stats;
+    if (stats) ctx.connects = mergeConnectStats(ctx.connects, stats);
+    throw err;
+  }
 }
 
 /** Closes all at once: each close gives up after 2 s, so this is bounded even if the server hangs. */
