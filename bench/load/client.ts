@@ -5,7 +5,10 @@
  */
 import WebSocket from "ws";
 import { decodeFrame, encodeFrame, frameTypeName, pb, type Frame, type FrameInit } from "../../protocol/codec.js";
-import { SUBPROTOCOL_PROTO } from "../../protocol/limits.js";
+import { PING, SUBPROTOCOL_PROTO } from "../../protocol/limits.js";
+
+/** As the SDK's default heartbeat interval: well inside the server's 90 s idle limit. */
+const HEARTBEAT_MS = 30_000;
 
 export type FrameHandler = (frame: Frame, at: number) => void;
 
@@ -25,6 +28,12 @@ export class BenchSocket {
 
   constructor(private readonly ws: WebSocket, readonly label: string) {
     ws.binaryType = "arraybuffer";
+    // A ping every HEARTBEAT_MS, as the SDK sends: a socket that says nothing for 90 s is closed as
+    // idle (4408), and a bench holds devices for minutes (1,000 take that long to connect on a
+    // loaded machine). Both servers answer it without waking an object (auto-response "pong").
+    const heartbeat = setInterval(() => { if (ws.readyState === WebSocket.OPEN) ws.send(PING); }, HEARTBEAT_MS);
+    heartbeat.unref();
+    ws.once("close", () => clearInterval(heartbeat));
     ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
       const at = performance.now();
       if (!isBinary || !(data instanceof ArrayBuffer)) return; // "pong" heartbeats

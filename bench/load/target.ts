@@ -97,6 +97,11 @@ export class Device {
     if (tracker) this.attach(tracker);
   }
 
+  /** Close codes of this device's sockets that are no longer open (e.g. 4408: idle), empty while all are open. */
+  closedCodes(): number[] {
+    return [...new Set(this.sockets.values())].filter((s) => !s.open).map((s) => s.closeCode ?? 0);
+  }
+
   attach(tracker: Tracker): void {
     for (const s of new Set(this.sockets.values())) s.onFrame = (f, at) => route(tracker, this.key, f, at);
   }

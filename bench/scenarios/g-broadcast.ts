@@ -63,6 +63,11 @@ export const broadcastScale: Scenario = {
     const recipients = devices.slice(1).map((d) => d.key);
 
     const post = async (tag: string) => {
+      // A device the server closed would never get the post: say so instead of waiting out the budget.
+      const gone = devices.filter((d) => d.closedCodes().length > 0);
+      if (gone.length > 0) {
+        throw new Error(`${gone.length} of ${devices.length} devices were closed before post ${tag} (close codes ${[...new Set(gone.flatMap((d) => d.closedCodes()))].join(", ")})`);
+      }
       await quiesce(ctx.target, 10_000);
       const cpu0 = cpuNow();
       const sentAt = performance.now();
