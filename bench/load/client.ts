@@ -48,6 +48,13 @@ export class BenchSocket {
     this.closed = new Promise((resolve) => ws.once("close", (code: number) => { this.closeCode = code; resolve(); }));
   }
 
+  /** Sends `frame` every `everyMs` while the socket is open (stops when it closes). */
+  every(everyMs: number, frame: FrameInit): void {
+    const timer = setInterval(() => { if (this.open) this.send(frame); }, everyMs);
+    timer.unref();
+    this.ws.once("close", () => clearInterval(timer));
+  }
+
   get open(): boolean {
     return this.ws.readyState === WebSocket.OPEN;
   }
