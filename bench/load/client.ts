@@ -31,6 +31,7 @@ export class BenchSocket {
     // A ping every HEARTBEAT_MS, as the SDK sends: a socket that says nothing for 90 s is closed as
     // idle (4408), and a bench holds devices for minutes (1,000 take that long to connect on a
     // loaded machine). Both servers answer it without waking an object (auto-response "pong").
+    // (A server too far behind to read its sockets still closes them: BENCHMARKS.md, (g).)
     const heartbeat = setInterval(() => { if (ws.readyState === WebSocket.OPEN) ws.send(PING); }, HEARTBEAT_MS);
     heartbeat.unref();
     ws.once("close", () => clearInterval(heartbeat));
@@ -46,13 +47,6 @@ export class BenchSocket {
       this.onFrame?.(d.frame, at);
     });
     this.closed = new Promise((resolve) => ws.once("close", (code: number) => { this.closeCode = code; resolve(); }));
-  }
-
-  /** Sends `frame` every `everyMs` while the socket is open (stops when it closes). */
-  every(everyMs: number, frame: FrameInit): void {
-    const timer = setInterval(() => { if (this.open) this.send(frame); }, everyMs);
-    timer.unref();
-    this.ws.once("close", () => clearInterval(timer));
   }
 
   get open(): boolean {

@@ -3,7 +3,6 @@
  * worker (bench/limit) whose rooms need no accounts.
  */
 import { randomUUID } from "node:crypto";
-import { pb } from "../../protocol/codec.js";
 import { ConnectFailure, openSocket, type BenchSocket } from "./client.js";
 import { pool, sleep } from "./pool.js";
 import { workerdOnPort, workerdUnder, type WorkerdProcesses } from "./procs.js";
@@ -128,11 +127,6 @@ export class EdgechatTarget implements Target {
     const q = new URLSearchParams({ device_id: deviceId, access_token: user.token });
     const label = `edgechat ${user.username}/${deviceId}`;
     const socket = await openSocket(`${wsUrl(this.url)}/v1/connect?${q}`, label, options.timeoutMs);
-    // Pings alone did not keep a socket open here: with a ping every 30 s answered by "pong",
-    // 736 of 1,000 devices were closed as idle (4408) 90 s after they connected (wrangler dev,
-    // hibernated UserObjects; see BENCHMARKS.md (g)). A frame the object reads does: an unchanged
-    // presence status every 60 s, well inside LIMITS.idleTimeoutMs.
-    socket.every(60_000, { type: pb.FrameType.PRESENCE_HEARTBEAT, presence_heartbeat: { status: "online" } });
     const device = new Device(user, deviceId, new Map([["*", socket]]), tracker);
     // Live from the first message, as the SDK is: RESUME at the end of the scenario's channels
     // (what other channels of a pooled user replay is counted as foreign, not measured).
