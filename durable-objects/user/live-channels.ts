@@ -303,7 +303,7 @@ export class LiveChannels {
 
   /** Due work for the alarm: the flush, the offline grace, retries. */
   onAlarm(now: number): void {
-    if (this.list.flushDue() !== undefined && this.list.flushDue()! <= now) this.list.flush(now);
+    if ((this.list.flushDue() ?? Infinity) <= now) this.list.flush(now);
     const offlineDue = !this.isLive() && this.state.offline_at !== 0 && this.state.offline_at + this.host.graceMs <= now;
     const retriesDue = [...this.retryAt.values()].some((r) => r.at <= now);
     const unsynced = this.list.current().some((r) => r.subscribed === 0 && this.wants(r));

@@ -45,8 +45,8 @@ export const ACTIVITY_RESOLUTION_MS = 15_000;
 
 /**
  * Attachments as last read or written, per socket object: every frame reads its socket's, and
- * deserializing it each time was a measurable share of a message's CPU. A socket object that comes
- * back from hibernation is a new object, read afresh from its attachment.
+ * deserializing it each time was a measurable share of a message's CPU. Written only through
+ * `writeSocketInfo`; a socket object that comes back from hibernation is a new object, read afresh.
  */
 const infos = new WeakMap<WebSocket, Readonly<SocketInfo>>();
 
@@ -71,7 +71,11 @@ function readSocketInfo(ws: WebSocket): SocketInfo {
 
 /** Changes some of a socket's attachment fields, keeping the others (read, change, write in one turn). */
 export function patchSocketInfo(ws: WebSocket, patch: Partial<SocketInfo>): void {
-  const info: SocketInfo = { ...socketInfo(ws), ...patch };
+  writeSocketInfo(ws, { ...socketInfo(ws), ...patch });
+}
+
+/** The one place attachments are written: the kept copy follows every write. */
+function writeSocketInfo(ws: WebSocket, info: SocketInfo): void {
   ws.serializeAttachment(info);
   infos.set(ws, Object.freeze(info));
 }
@@ -124,7 +128,7 @@ export function acceptDevice(
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   ctx.acceptWebSocket(server, sessionId ? [deviceId, sessionTag(sessionId)] : [deviceId]);
   const now = Date.now();
-  server.serializeAttachment({ deviceId, sessionId, encoding, status: "online", activeAt: now, sendNext: 1, phase: "awaiting", helloAt: now } satisfies SocketInfo);
+  writeSocketInfo(server, { deviceId, sessionId, encoding, status: "online", activeAt: now, sendNext: 1, phase: "awaiting", helloAt: now });
   sendFrame(server, {
     type: pb.FrameType.HELLO,
     hello: {
