@@ -46,6 +46,13 @@ export class PushNotifier {
    * deleted elsewhere, by erasure, can only make it early: the read then finds nothing due.)
    */
   private earliest: number | null | undefined;
+  /**
+   * The channels that have a row in push_windows, read once and then kept by this class, which
+   * writes every row: a read of a channel without a window (every message the user sends
+   * themselves reads its channel) then costs no statement. Rows deleted elsewhere (erasure) only
+   * leave an id here that the next read finds gone.
+   */
+  private windowed: Set<string> | undefined;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -84,7 +91,7 @@ export class PushNotifier {
   flushDue(): number | undefined {
     const now = this.opts.now();
     if (this.earliest === null || (this.earliest !== undefined && this.earliest > now)) return this.earliest ?? undefined;
-    this.sql.exec("DELETE FROM push_windows WHERE pending = 0 AND ends_at < ?", now - WINDOW_RETENTION_MS);
+    if (this.sql.exec("DELETE FROM push_windows WHERE pending = 0 AND ends_at < ?", now - WINDOW_RETENTION_MS).rowsWritten > 0) this.windowed = undefined;
     const due = this.sql.exec<WindowRow>("SELECT * FROM push_windows WHERE pending > 0 AND ends_at <= ?", now).toArray();
     for (const row of due) {
       // Muted or left meanwhile: the update is dropped.
@@ -120,7 +127,11 @@ export class PushNotifier {
 
   private apply(channelId: string, d: Decision, readSeq = 0): void {
     this.earliest = undefined;
-    if (d.window) this.store(d.window); else this.sql.exec("DELETE FROM push_windows WHERE channel_id = ?", channelId);
+    if (d.window) this.store(d.window);
+    else {
+      this.sql.exec("DELETE FROM push_windows WHERE channel_id = ?", channelId);
+      this.windowedChannels().delete(channelId);
+    }
     const userId = this.userId();
     if (!userId) return;
     let payload: PushPayload | undefined;
@@ -142,6 +153,7 @@ export class PushNotifier {
   }
 
   private window(channelId: string): PushWindow | undefined {
+    if (!this.windowedChannels().has(channelId)) return undefined;
     const row = this.sql.exec<WindowRow>("SELECT * FROM push_windows WHERE channel_id = ?", channelId).toArray()[0];
     return row && toWindow(row);
   }
@@ -156,6 +168,12 @@ export class PushNotifier {
          sender_user_id = excluded.sender_user_id, sender_name = excluded.sender_name, preview = excluded.preview, sent_at = excluded.sent_at`,
       w.channelId, w.endsAt, w.pushedSeq, w.count, w.pending, m.seq, m.channelName, m.channelType, m.senderUserId, m.senderName, m.preview, m.sentAt,
     );
+    this.windowedChannels().add(w.channelId);
+  }
+
+  private windowedChannels(): Set<string> {
+    this.windowed ??= new Set(this.sql.exec<{ channel_id: string }>("SELECT channel_id FROM push_windows").toArray().map((r) => r.channel_id));
+    return this.windowed;
   }
 }
 

@@ -106,6 +106,33 @@ describe("PushNotifier (UserObject state, controlled clock)", () => {
     expect(list.body.channels.find((c) => c.channel_id === channel)?.muted).toBe(true);
   });
 
+  it("a read of a channel without a window runs no statement after the first (every message the user sends reads its channel)", async () => {
+    const alice = await register("alice"), bob = await register("bob");
+    const channel = await createGroup(bob, [alice]);
+    await subscribe(alice, "phone");
+    await runInDurableObject(userStub(env, alice.user_id), (_instance: UserObject, state) => {
+      const statements: string[] = [];
+      const sql = {
+        exec: (query: string, ...bindings: unknown[]) => { statements.push(query); return state.storage.sql.exec(query, ...bindings); },
+        get databaseSize() { return state.storage.sql.databaseSize; },
+      } as SqlStorage;
+      const clock = { now: 1_000_000 };
+      const jobs: PushJob[] = [];
+      const n = new PushNotifier(sql, new PushSubscriptions(state.storage.sql), () => alice.user_id, { windowMs: W, now: () => clock.now, dispatch: (j) => jobs.push(...j) });
+      n.read(channel, 1);
+      const first = statements.length;
+      for (let seq = 2; seq <= 20; seq++) n.read(channel, seq);
+      expect(statements.length).toBe(first); // no window: nothing read, nothing written
+      n.missed([missed(channel, 21)]); // pushed at once: the window now exists
+      n.missed([missed(channel, 22)]); // merged: pending
+      const before = statements.length;
+      n.read(channel, 22); // the read clears what stands and drops what is pending
+      expect(statements.length).toBeGreaterThan(before);
+      expect(jobs.map((j) => j.payload.type)).toEqual(["message", "clear"]);
+      expect(state.storage.sql.exec("SELECT count(*) AS n FROM push_windows").one().n).toBe(0);
+    });
+  });
+
   it("previews: the user's setting, never for encrypted or non-text content, cut at 140 characters", () => {
     const members = [{ user_id: "u_bob", username: "bob", display_name: "Bob B" }, { user_id: "u_me", username: "me", display_name: "Me" }];
     const batch = {
