@@ -83,6 +83,8 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly overload: OverloadConfig;
   /** The trace id of the SEND being appended, for the message the sequencer hands to fan-out. */
   private appendingTrace: string | undefined;
+  /** While an appendBatch runs: each sender's last post in it, where their read cursor moves once the batch is done. */
+  private readsInBatch: Map<string, number> | undefined;
   private readonly log: Sequencer;
   private readonly changes: MessageChanges;
   private fanout!: FanOut;
@@ -139,7 +141,10 @@ export class ChannelObject extends DurableObject<Env> {
       const kind = message.content.update ? "update" : message.content.system ? "system" : "post";
       if (kind !== "update") this.activity = { hlc: message.hlc, at: message.server_ts };
       // Writing means having read up to here (the user's own message is never unread for them).
-      if (kind === "post") this.members.moveReadCursor(message.sender_user_id, message.seq);
+      if (kind === "post") {
+        if (this.readsInBatch) this.readsInBatch.set(message.sender_user_id, message.seq);
+        else this.members.moveReadCursor(message.sender_user_id, message.seq);
+      }
       const expiresAt = this.retention.appended(message.server_ts);
       if (expiresAt !== undefined) this.wakeAt(expiresAt);
       this.kickFanout();
@@ -308,7 +313,16 @@ export class ChannelObject extends DurableObject<Env> {
   appendBatch(inputs: AppendInput[]): Result<{ ack: SendAck; slowdownMs?: number }>[] {
     // Measured before this batch: the fan-out work already waiting when it came.
     const slowdownMs = this.pressure();
-    const results = inputs.map((input) => this.append(input));
+    // One batch, one turn: the sender's read cursor moves once, to their last message, after it.
+    this.readsInBatch = new Map();
+    let results: Result<{ ack: SendAck }>[];
+    try {
+      results = this.log.inBatch(inputs, () => inputs.map((input) => this.append(input)));
+    } finally {
+      const reads = this.readsInBatch;
+      this.readsInBatch = undefined;
+      for (const [userId, seq] of reads) this.members.moveReadCursor(userId, seq);
+    }
     if (slowdownMs === undefined) return results;
     count("overload.slowdown", 1, { object: "channel", type: this.channel!.type });
     return results.map((r) => (r.ok ? { ...r, slowdownMs } : r));

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../../protocol/limits.js";
 import { newId } from "../../shared/ids.js";
+import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
 import { channelStub, userStub } from "../../shared/routing.js";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
 import type { MemberProfile } from "../../durable-objects/channel/types.js";
@@ -70,6 +71,33 @@ describe("ChannelObject sequencer", () => {
     // The key is (sender, client_msg_id): another sender's equal id is another message.
     const bobs = await stub.append({ userId: bob.user_id, deviceId: "d", clientMsgId: "retry-me", content: text("mine") });
     expect(bobs.ok && bobs.ack.seq).toBe(first.ack.seq + 1);
+  });
+
+  it("an appendBatch of ten is ten INSERTs, one channel-row write and one read-cursor write, in one commit", async () => {
+    const alice = profile("alice"), bob = profile("bob");
+    const { stub } = await group(alice, [bob]);
+    const inputs = Array.from({ length: 10 }, (_, i) => ({ userId: alice.user_id, deviceId: "phone", clientMsgId: `batch-${i}`, content: text(`m${i}`) }));
+    const seen = memoryRecorder();
+    // Counted in the batch's own turn (the fan-out's bookkeeping runs after it).
+    const acks = await runInDurableObject(stub, (instance: ChannelObject) => {
+      const restore = recordMetricsWith(seen);
+      try {
+        return instance.appendBatch(inputs);
+      } finally {
+        restore();
+      }
+    });
+    expect(acks.map((a) => a.ok && a.ack.status)).toEqual(Array(10).fill("stored"));
+    const seqs = acks.map((a) => (a.ok ? a.ack.seq : 0));
+    expect(seqs).toEqual(Array.from({ length: 10 }, (_, i) => seqs[0]! + i));
+    expect(seen.total("sql.write", { object: "channel", table: "messages" })).toBe(10);
+    expect(seen.total("sql.write", { object: "channel", table: "channel" })).toBe(1);
+    expect(seen.total("sql.write", { object: "channel", table: "members" })).toBe(1);
+    const state = await stub.state(alice.user_id);
+    expect(state.ok && [state.state.last_seq, state.state.last_read_seq, state.state.unread_count]).toEqual([seqs[9], seqs[9], 0]);
+    // The same batch again: every one a duplicate, nothing written.
+    const again = await stub.appendBatch(inputs);
+    expect(again.map((a) => a.ok && [a.ack.seq, a.ack.status])).toEqual(seqs.map((s) => [s, "duplicate"]));
   });
 
   it("keeps one order and one copy under concurrent senders with retries (property)", async () => {

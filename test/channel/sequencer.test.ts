@@ -40,6 +40,44 @@ describe("Sequencer", () => {
     });
   });
 
+  it("a batch: the same acks and rows as one by one, in one dedup read, N INSERTs and one channel-row write", async () => {
+    await inFreshChannel((raw) => {
+      const statements: string[] = [];
+      const sql = { exec: (q: string, ...b: unknown[]) => { statements.push(q.trim().split(/\s+/).slice(0, 3).join(" ")); return raw.exec(q, ...b); } } as SqlStorage;
+      const { seq, appended } = sequencer(sql);
+      seq.append(send("u_a", "before"));
+      statements.length = 0;
+      const inputs = [send("u_a", "x"), send("u_a", "before", "retried"), send("u_a", "y"), send("u_a", "x", "again in the batch"), send("u_b", "x", "another sender")];
+      const acks = seq.inBatch(inputs, () => inputs.map((i) => seq.append(i)));
+      expect(acks.map((a) => a.ok && [a.ack.seq, a.ack.status])).toEqual([[2, "stored"], [1, "duplicate"], [3, "stored"], [2, "duplicate"], [4, "stored"]]);
+      expect(appended.map((m) => [m.seq, m.sender_user_id, m.content.text?.text])).toEqual([[1, "u_a", "before"], [2, "u_a", "x"], [3, "u_a", "y"], [4, "u_b", "another sender"]]);
+      // One dedup read per sender in the batch, one INSERT per new message, the channel row once at the end.
+      expect(statements.filter((q) => q.startsWith("SELECT"))).toHaveLength(2);
+      expect(statements.filter((q) => q.startsWith("INSERT INTO messages"))).toHaveLength(3);
+      expect(statements.filter((q) => q.startsWith("UPDATE channel"))).toHaveLength(1);
+      expect(statements.indexOf("UPDATE channel SET")).toBe(statements.length - 1);
+      expect(raw.exec<{ last_seq: number; hlc_ms: number }>("SELECT last_seq FROM channel").one().last_seq).toBe(4);
+      expect(seq.read(1, 10)).toEqual(appended);
+      // After the batch, appends write the channel row again each time.
+      seq.append(send("u_a", "after"));
+      expect(raw.exec<{ last_seq: number }>("SELECT last_seq FROM channel").one().last_seq).toBe(5);
+    });
+  });
+
+  it("a batch that throws half way still leaves the channel row at its last stored message", async () => {
+    await inFreshChannel((sql) => {
+      const { seq } = sequencer(sql);
+      const inputs = [send("u_a", "a"), send("u_a", "b")];
+      expect(() => seq.inBatch(inputs, () => {
+        seq.append(inputs[0]!);
+        throw new Error("a bug between two messages");
+      })).toThrow("a bug");
+      expect(sql.exec<{ last_seq: number }>("SELECT last_seq FROM channel").one().last_seq).toBe(1);
+      const next = seq.append(inputs[1]!);
+      expect(next.ok && next.ack.seq).toBe(2);
+    });
+  });
+
   it("answers a retry with the original ids, stores it once and hands nothing new to the fan-out", async () => {
     await inFreshChannel((sql) => {
       const { seq, appended } = sequencer(sql);
