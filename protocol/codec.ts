@@ -42,11 +42,14 @@ export interface InvalidText {
 
 const typeNames = pb.FrameType as unknown as Record<string, number | string>;
 
+/** Each frame type's payload field, worked out once (every frame in and out asks). */
+const payloadFields = new Map<number, PayloadField>(
+  Object.entries(typeNames).filter(([, n]) => typeof n === "number" && n !== 0).map(([name, n]) => [n as number, name.toLowerCase() as PayloadField]),
+);
+
 /** The oneof field that carries a frame type's payload: SEND_ACK -> send_ack. */
 export function payloadField(type: number): PayloadField | undefined {
-  const name = typeNames[type];
-  if (typeof name !== "string" || type === 0) return undefined;
-  return name.toLowerCase() as PayloadField;
+  return payloadFields.get(type);
 }
 
 export function frameTypeName(type: number): string {

@@ -3,6 +3,7 @@
  * encoding: its encoded length on protobuf sockets, the JSON bound on JSON sockets (issue 11).
  * Sockets here are WebSocketPairs inside workerd; what the client end receives is counted.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeFrame, encodeFrame, pb, type Encoding, type Frame } from "../../protocol/codec.js";
 import { chunkMessages, MESSAGES_BYTE_BUDGET, messageWireSize } from "../../protocol/frame-budget.js";
@@ -89,5 +90,38 @@ describe("frame budget by encoding", () => {
       const joined = encodeFrame({ type: pb.FrameType.DELIVER, deliver: { messages: [...chunks[i - 1]!, chunks[i]![0]!] } }, "proto").length;
       expect(joined).toBeGreaterThan(MESSAGES_BYTE_BUDGET - 16);
     }
+  });
+
+  it("a few short messages go in one frame without being encoded to measure them; any mix still fits (property)", () => {
+    const encode = pb.ChatMessage.encode;
+    let encodes = 0;
+    pb.ChatMessage.encode = ((...args: Parameters<typeof encode>) => { encodes++; return encode(...args); }) as typeof encode;
+    try {
+      const few = [1, 2, 3].map((seq) => quoted(seq, 200));
+      expect(chunkMessages(few, MESSAGES_BYTE_BUDGET, "proto")).toEqual([few]);
+      expect(encodes).toBe(0);
+      // With reactions, which the bound does not cover, each message is sized exactly.
+      chunkMessages([{ ...few[0]!, reactions: [{ emoji: "👍", count: 2, user_ids: ["u_a", "u_b"] }] }], MESSAGES_BYTE_BUDGET, "proto");
+      expect(encodes).toBe(1);
+    } finally {
+      pb.ChatMessage.encode = encode;
+    }
+    fc.assert(fc.property(
+      fc.array(fc.record({ bytes: fc.integer({ min: 0, max: 60_000 }), quotes: fc.boolean(), reactions: fc.integer({ min: 0, max: 30 }) }), { minLength: 1, maxLength: 12 }),
+      (specs) => {
+        const batch = specs.map((s, i) => {
+          const m = quoted(i + 1, s.bytes);
+          if (!s.quotes) m.content = { text: { text: "é".repeat(Math.floor(s.bytes / 2)) } };
+          if (s.reactions > 0) m.reactions = Array.from({ length: s.reactions }, (_, r) => ({ emoji: "🎉", count: 40, user_ids: Array.from({ length: 40 }, (_, u) => `u_g_reactor_${r}_${u}_0123456789`) }));
+          return m;
+        });
+        const chunks = chunkMessages(batch, MESSAGES_BYTE_BUDGET, "proto");
+        expect(chunks.flat()).toEqual(batch);
+        for (const chunk of chunks) {
+          const size = pb.Frame.encode({ type: pb.FrameType.DELIVER, deliver: { messages: chunk } } as Parameters<typeof pb.Frame.encode>[0]).finish().length;
+          if (chunk.length > 1) expect(size).toBeLessThanOrEqual(LIMITS.maxFrameBytes);
+        }
+      },
+    ), { numRuns: 60 });
   });
 });
