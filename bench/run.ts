@@ -41,7 +41,7 @@ import { warmUp } from "./scenarios/warm-up.js";
  * production timings, not the test server's short ones (a 2 s TTL would wake every connected
  * user's object three times a second).
  */
-const BENCH_VARS: Record<string, string> = { SEND_RATE_PER_SECOND: "0", PRESENCE_TTL_MS: "90000", PRESENCE_OFFLINE_GRACE_MS: "15000" };
+const BENCH_VARS: Record<string, string> = { SEND_RATE_PER_SECOND: "0", PRESENCE_TTL_MS: "600000", PRESENCE_OFFLINE_GRACE_MS: "15000" };
 
 /** How a run interrupted by a wrangler reload is recognised. */
 const RELOADED = "wrangler reloaded the Worker";

@@ -97,7 +97,9 @@ export class PresenceObject extends DurableObject<Env> {
    * The user's aggregated status as its UserObject sees it: any device online → online; every
    * connected device away → away; no devices → offline; hidden = the user turned presence sharing
    * off. Called on every change, and as a keep-alive at least every TTL/3 while the user has
-   * devices: an online/away report not refreshed within PRESENCE_TTL_MS expires to offline.
+   * devices: an online/away report not refreshed within PRESENCE_TTL_MS (the lease, 10 minutes)
+   * expires to offline. UserObjects report offline themselves on every close path they see
+   * (docs/decisions/028); the lease is for objects that stopped without a word.
    *
    * A change to online, away or hidden is published at once. offline is published only if the
    * user is still offline PRESENCE_OFFLINE_GRACE_MS after `at` (from the alarm); coming back within

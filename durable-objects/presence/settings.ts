@@ -12,7 +12,7 @@ export interface PresenceTimings {
   retentionMs: number;
 }
 
-export const DEFAULT_PRESENCE_TIMINGS: PresenceTimings = { ttlMs: 90_000, offlineGraceMs: 15_000, minIntervalMs: 2_000, retentionMs: 30 * 24 * 3_600_000 };
+export const DEFAULT_PRESENCE_TIMINGS: PresenceTimings = { ttlMs: 600_000, offlineGraceMs: 15_000, minIntervalMs: 2_000, retentionMs: 30 * 24 * 3_600_000 };
 
 /** Reads the timings from the Worker's vars, falling back to the default for anything unusable. */
 export function presenceTimingsFromEnv(env: {

@@ -115,6 +115,10 @@ export class UserObject extends DurableObject<Env> {
       sockets: () => openSockets(this.ctx),
       sharePresence: () => this.getSettings().share_presence,
       contacts: () => this.contacts(),
+      keptDue: () => Math.max(0, ...openSockets(this.ctx).map((ws) => socketInfo(ws).keepAliveAt)) || undefined,
+      keepDue: (at) => {
+        for (const ws of openSockets(this.ctx)) if (socketInfo(ws).keepAliveAt !== at) patchSocketInfo(ws, { keepAliveAt: at });
+      },
       link: (userId) => new PresenceLink(env, userId),
       waitUntil: (promise) => ctx.waitUntil(promise),
     }, presence.ttlMs);
@@ -564,18 +568,27 @@ export class UserObject extends DurableObject<Env> {
    * The one alarm (wakeups.ts) for every timed concern: SEND deadlines and send_seq gaps, push
    * windows, sockets that went silent (their device is gone without a goodbye), the channel list
    * flush, the unwatch after the offline grace, watch retries, sockets that sent no RESUME in time,
-   * and, while any device is connected, the presence keep-alive every TTL/3.
+   * and, while any device is connected, the presence keep-alive every TTL/3 (200 s), which also
+   * bounds how long a silent socket stays open (docs/decisions/028).
    */
   override async alarm(): Promise<void> {
+    const now = Date.now();
+    const late = this.wakeups.lateBy(now);
     this.wakeups.fired();
     if (this.erased) return;
-    const now = Date.now();
     this.sends.tick();
     // Push windows whose end has come send their merged updates; unacked live deliveries go to push.
     const nextPush = this.push.onAlarm();
-    if (closeIdleSockets(this.ctx, now) > 0) this.ownPresence.changed();
+    const idle = closeIdleSockets(this.ctx, now, late);
+    for (const c of idle) {
+      log("info", "socket.idle_closed", { object: "user", id: this.profile?.user_id, device_id: c.deviceId, active_ago_ms: c.activeAgoMs, pinged_ago_ms: c.pingedAgoMs, late_ms: late });
+    }
     const open = openSockets(this.ctx);
-    if (open.length === 0) this.live.socketClosed(0, now);
+    // The user's last devices went without a goodbye: silent ones just closed, or sockets lost
+    // with the instance that held them (a restart, a deploy: the live mark is in storage). Either
+    // way the shard hears "offline" now, not when the lease runs out (docs/decisions/028).
+    const left = open.length === 0 && this.live.socketClosed(0, now);
+    if (idle.length > 0 || left) this.ownPresence.changed();
     this.live.onAlarm(now);
     if ((this.devices.ackFlushDue() ?? Infinity) <= now) this.devices.flushAcks();
     const resumeDue = this.resume.overdue(open, (ws) => socketInfo(ws).helloAt, (ws) => socketInfo(ws), now);

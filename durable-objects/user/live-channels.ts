@@ -129,11 +129,15 @@ export class LiveChannels {
     this.kick();
   }
 
-  /** A socket closed; `open` is what is left. The last one starts the grace before unwatching. */
-  socketClosed(open: number, now = Date.now()): void {
-    if (open > 0 || !this.wentLive) return;
+  /**
+   * A socket closed; `open` is what is left. The last one starts the grace before unwatching.
+   * Returns whether the user just stopped being live (false when they were not live already).
+   */
+  socketClosed(open: number, now = Date.now()): boolean {
+    if (open > 0 || !this.wentLive) return false;
     this.transition(now);
     this.host.wakeAt(now + this.host.graceMs);
+    return true;
   }
 
   private transition(offlineAt: number): void {

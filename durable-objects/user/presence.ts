@@ -1,10 +1,11 @@
 /**
  * Presence inside one UserObject: the user's one status, folded from their devices' sockets
  * (presence-link.ts `aggregateStatus`) and reported to their PresenceObject shard when it changes;
- * the keep-alive every TTL/3 while a device is connected, which also extends the watches of the
- * user's contacts; and the contacts' current states sent to the devices (after RESUME, and for
- * contacts the user just gained). Everything here is ephemeral: the next keep-alive repairs a
- * call that was lost.
+ * the keep-alive every TTL/3 while a device is connected (200 s with the 10-minute lease), which
+ * renews the user's lease at the shard and the watches of their contacts, its due time kept on the
+ * sockets so that no other wake repeats it (docs/decisions/028); and the contacts' current states
+ * sent to the devices (after RESUME, and for contacts the user just gained). Everything here is
+ * ephemeral: the next keep-alive repairs a call that was lost.
  */
 import { pb, type FrameInit } from "../../protocol/codec.js";
 import { sendFrame } from "../../shared/frames.js";
@@ -20,6 +21,10 @@ export interface PresenceHost {
   sharePresence(): boolean;
   /** Whose presence the user's devices show (people they share a DM or small group with). */
   contacts(): string[];
+  /** The keep-alive's due time as the sockets keep it across hibernation (undefined: none known). */
+  keptDue(): number | undefined;
+  /** Keeps the keep-alive's due time on every open socket. */
+  keepDue(at: number): void;
   /** The calls to the user's shard (a PresenceLink in the object). */
   link(userId: string): ShardLink;
   waitUntil(promise: Promise<unknown>): void;
@@ -34,7 +39,7 @@ export function keepAliveMs(ttlMs: number): number {
 
 export class UserPresence {
   private link: ShardLink | undefined;
-  /** When the keep-alive is next due; unknown after a restart or hibernation (due now). */
+  /** When the keep-alive is next due, as this instance knows it (see `due()`). */
   private keepAliveAt: number | undefined;
 
   constructor(private readonly host: PresenceHost, private readonly ttlMs: number) {}
@@ -48,16 +53,27 @@ export class UserPresence {
     if (status === "offline") this.host.waitUntil(link.unwatch(this.host.contacts()));
   }
 
-  /** A device connected: when the keep-alive is due (now + period unless one is due sooner). */
+  /** A device connected: when the keep-alive is due (now + period unless one is due sooner), kept on every socket. */
   connected(now: number): number {
-    if (this.keepAliveAt === undefined) this.keepAliveAt = now + keepAliveMs(this.ttlMs);
-    return this.keepAliveAt;
+    const due = this.due() ?? now + keepAliveMs(this.ttlMs);
+    this.keepAliveAt = due;
+    this.host.keepDue(due);
+    return due;
   }
 
-  /** The alarm: while a device is connected, the status again and the contacts' watches extended when due. */
+  /**
+   * The alarm: while a device is connected and the keep-alive is due, the status again (the
+   * shard's lease) and the contacts' watches extended. Not due: nothing, whatever woke the object.
+   */
   async keepAlive(now: number): Promise<void> {
-    if (this.host.sockets().length === 0 || (this.keepAliveAt !== undefined && this.keepAliveAt > now)) return;
+    if (this.host.sockets().length === 0) return;
+    const due = this.due();
+    if (due !== undefined && due > now) {
+      this.keepAliveAt = due;
+      return;
+    }
     this.keepAliveAt = now + keepAliveMs(this.ttlMs);
+    this.host.keepDue(this.keepAliveAt);
     const link = this.shardLink();
     if (!link) return;
     await link.report(this.status(), true);
@@ -66,7 +82,7 @@ export class UserPresence {
 
   /** When the alarm must come back for the keep-alive: only while a device is connected. */
   nextDue(): number | undefined {
-    return this.host.sockets().length > 0 ? this.keepAliveAt : undefined;
+    return this.host.sockets().length > 0 ? this.due() : undefined;
   }
 
   /** Watches `userIds` and sends their current presence to `sockets`. */
@@ -94,6 +110,11 @@ export class UserPresence {
   /** The object's storage was wiped: the link named a user who is gone. */
   reset(): void {
     this.link = undefined;
+  }
+
+  /** In memory, or else as the sockets kept it through hibernation; unknown after a restart (due now). */
+  private due(): number | undefined {
+    return this.keepAliveAt ?? this.host.keptDue();
   }
 
   private shardLink(): ShardLink | undefined {

@@ -38,6 +38,12 @@ export interface SocketInfo {
   phase: SocketPhase;
   /** When HELLO was sent: RESUME_DEADLINE_MS later the server resumes the socket itself. */
   helloAt: number;
+  /**
+   * When the user's presence keep-alive is next due (presence.ts), on every socket so that it
+   * survives hibernation: a wake for something else does not repeat a keep-alive done minutes ago.
+   * 0: unknown (due now).
+   */
+  keepAliveAt: number;
 }
 
 /** A socket's last-activity time is written to its attachment at most this often. */
@@ -66,6 +72,7 @@ function readSocketInfo(ws: WebSocket): SocketInfo {
     // Sockets accepted by an older release have no phase: they are past their RESUME.
     phase: a?.phase === "awaiting" || a?.phase === "resuming" ? a.phase : "live",
     helloAt: typeof a?.helloAt === "number" ? a.helloAt : 0,
+    keepAliveAt: typeof a?.keepAliveAt === "number" ? a.keepAliveAt : 0,
   };
 }
 
@@ -128,7 +135,7 @@ export function acceptDevice(
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   ctx.acceptWebSocket(server, sessionId ? [deviceId, sessionTag(sessionId)] : [deviceId]);
   const now = Date.now();
-  writeSocketInfo(server, { deviceId, sessionId, encoding, status: "online", activeAt: now, sendNext: 1, phase: "awaiting", helloAt: now });
+  writeSocketInfo(server, { deviceId, sessionId, encoding, status: "online", activeAt: now, sendNext: 1, phase: "awaiting", helloAt: now, keepAliveAt: 0 });
   sendFrame(server, {
     type: pb.FrameType.HELLO,
     hello: {
@@ -158,14 +165,28 @@ export function closeSession(ctx: DurableObjectState, sessionId: string): number
   return closed;
 }
 
-/** Closes sockets with no frame and no ping for LIMITS.idleTimeoutMs; returns how many. */
-export function closeIdleSockets(ctx: DurableObjectState, now: number): number {
-  let closed = 0;
+/** What the idle check saw of a socket it closed (for the log). */
+export interface IdleClose {
+  deviceId: string;
+  /** Since the socket's last frame (to within ACTIVITY_RESOLUTION_MS), and its last ping (null: never pinged). */
+  activeAgoMs: number;
+  pingedAgoMs: number | null;
+}
+
+/**
+ * Closes sockets with no frame and no ping for LIMITS.idleTimeoutMs plus `slackMs`, and says
+ * what it saw of each. `slackMs` is how far behind the object's thread is (how late the alarm
+ * runs): pings that wait unread in a backlog are not stamped yet, and a device that pinged on
+ * time must not be taken for gone because the server was slow to read it.
+ */
+export function closeIdleSockets(ctx: DurableObjectState, now: number, slackMs = 0): IdleClose[] {
+  const closed: IdleClose[] = [];
   for (const ws of openSockets(ctx)) {
-    const pinged = ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
-    if (now - Math.max(socketInfo(ws).activeAt, pinged) <= LIMITS.idleTimeoutMs) continue;
+    const pinged = ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime();
+    const { activeAt, deviceId } = socketInfo(ws);
+    if (now - Math.max(activeAt, pinged ?? 0) <= LIMITS.idleTimeoutMs + slackMs) continue;
     closeQuietly(ws, CLOSE.idle, `no frame or ping for ${LIMITS.idleTimeoutMs / 1000} s`);
-    closed++;
+    closed.push({ deviceId, activeAgoMs: now - activeAt, pingedAgoMs: pinged === undefined ? null : now - pinged });
   }
   return closed;
 }

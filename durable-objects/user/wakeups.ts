@@ -24,6 +24,15 @@ export class Wakeups {
     void this.storage.setAlarm(at);
   }
 
+  /**
+   * How late the alarm that is firing runs, against the time it was set for (0 when unknown).
+   * Call before `fired()`. A late alarm means the object's thread was behind, and so were its
+   * sockets' reads: the idle check allows for it (socket-protocol.ts `closeIdleSockets`).
+   */
+  lateBy(now: number): number {
+    return this.armedAt !== null && this.armedAt < now ? now - this.armedAt : 0;
+  }
+
   /** The alarm fired: nothing is pending until someone asks again. */
   fired(): void {
     this.armedAt = null;

@@ -12,8 +12,8 @@ import { startDevServer, type DevServer } from "../support/dev-server.js";
 
 let server: DevServer;
 beforeAll(async () => {
-  // Production presence timings: the keep-alive alarm fires every 30 s, not every 0.7 s.
-  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "90000", PRESENCE_OFFLINE_GRACE_MS: "15000" } });
+  // Production presence timings: the keep-alive alarm fires every 200 s, not every 0.7 s.
+  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "600000", PRESENCE_OFFLINE_GRACE_MS: "15000" } });
 });
 afterAll(async () => { await server?.stop(); });
 

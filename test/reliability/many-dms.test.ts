@@ -42,7 +42,7 @@ const PASSWORD = "correct horse battery";
 let server: DevServer;
 const burners: Worker[] = [];
 beforeAll(async () => {
-  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "90000", PRESENCE_OFFLINE_GRACE_MS: "15000", SEND_DEADLINE_MS: String(SEND_DEADLINE_MS) } });
+  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "600000", PRESENCE_OFFLINE_GRACE_MS: "15000", SEND_DEADLINE_MS: String(SEND_DEADLINE_MS) } });
 });
 afterAll(async () => {
   await Promise.all(burners.map((b) => b.terminate()));

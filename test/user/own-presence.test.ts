@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { keepAliveMs, UserPresence, type PresenceHost, type ShardLink } from "../../durable-objects/user/presence.js";
+import { DEFAULT_PRESENCE_TIMINGS } from "../../durable-objects/presence/settings.js";
 
 const TTL = 9_000;
 
@@ -17,9 +18,11 @@ function device(status: "online" | "away"): WebSocket {
   return ws;
 }
 
-function setup(opts: { me?: string; share?: boolean } = {}) {
+function setup(opts: { me?: string; share?: boolean; ttl?: number } = {}) {
   const calls: string[] = [];
   const sockets: WebSocket[] = [];
+  /** What each socket's attachment keeps of the keep-alive (survives hibernation). */
+  const kept = new Map<WebSocket, number>();
   const link: ShardLink = {
     report: async (status, refresh) => void calls.push(`report ${status}${refresh ? " (keep-alive)" : ""}`),
     watch: async (ids) => (calls.push(`watch ${ids.join(",")}`), []),
@@ -30,10 +33,12 @@ function setup(opts: { me?: string; share?: boolean } = {}) {
     sockets: () => sockets,
     sharePresence: () => opts.share ?? true,
     contacts: () => ["u_bob", "u_carol"],
+    keptDue: () => Math.max(0, ...sockets.map((ws) => kept.get(ws) ?? 0)) || undefined,
+    keepDue: (at) => { for (const ws of sockets) kept.set(ws, at); },
     link: () => link,
     waitUntil: () => {},
   };
-  return { presence: new UserPresence(host, TTL), calls, sockets };
+  return { presence: new UserPresence(host, opts.ttl ?? TTL), calls, sockets, host };
 }
 
 describe("UserPresence", () => {
@@ -78,5 +83,29 @@ describe("UserPresence", () => {
     expect(calls).toHaveLength(2);
     expect(presence.nextDue()).toBeUndefined();
     expect(keepAliveMs(1_500)).toBe(1_000);
+  });
+
+  it("costs 18 keep-alives an hour per idle connected user at production timings, none repeated by a wake after hibernation", async () => {
+    const ttl = DEFAULT_PRESENCE_TIMINGS.ttlMs;
+    const { presence, calls, sockets, host } = setup({ ttl });
+    sockets.push(device("online"));
+    const hour = 3_600_000;
+    let alarms = 0;
+    // The alarm comes back when the keep-alive is due, and only then (nothing else is going on).
+    for (let t = presence.connected(0); t <= hour; t = presence.nextDue()!) {
+      await presence.keepAlive(t);
+      alarms++;
+    }
+    expect(alarms).toBe(hour / keepAliveMs(ttl)); // 18 (it was 120 with a 90 s TTL)
+    expect(calls.filter((c) => c.startsWith("report"))).toHaveLength(18);
+    expect(calls.filter((c) => c.startsWith("watch"))).toHaveLength(18);
+    // A new instance (the object hibernated, something else woke it): the due time is on the sockets.
+    const fresh = new UserPresence(host, ttl);
+    const due = fresh.nextDue()!;
+    expect(due).toBe(presence.nextDue());
+    await fresh.keepAlive(due - 1);
+    expect(calls).toHaveLength(36);
+    await fresh.keepAlive(due);
+    expect(calls).toHaveLength(38);
   });
 });
