@@ -14,9 +14,9 @@
  *
  * Per post: sent one at a time; CPU is read before the SEND and after the server is quiet again
  * (under 10% of a core for 250 ms, or 10 s at most), so a post's tail (relay rounds, list flushes)
- * is in it. With 1,000 devices connected the server is never that quiet (their objects' presence
- * keep-alives), so the CPU it spends with nobody posting, read over 2 s just before, is taken off
- * for the net figure; both are reported.
+ * is in it. With 1,000 devices connected the server is rarely that quiet (their objects' presence
+ * keep-alives, one wake per user per 200 s: docs/decisions/028), so the CPU it spends with nobody
+ * posting, read over 2 s just before, is taken off for the net figure; both are reported.
  *
  * Connecting the C devices is reported too: its server CPU per device (worker and proxy, from the
  * quiet server before to the quiet server after, so the watches the connects set up are in it),
@@ -77,7 +77,7 @@ export const broadcastScale: Scenario = {
       }
       await quiesce(ctx.target, 10_000);
       // The server's own pace with nobody posting: C connected devices keep it busy by themselves
-      // (each UserObject's presence keep-alive, every TTL/3), so it may never fall quiet; that
+      // (each UserObject's presence keep-alive, every TTL/3 = 200 s), so it may never fall quiet; that
       // rate times the post's interval is taken off its CPU (`net`), the raw figure kept beside it.
       const idle0 = cpuNow();
       await sleep(IDLE_WINDOW_MS);
