@@ -17,7 +17,7 @@ import { connectProbe, expectErrorBody, fullHistory, probeHello, probeOnline, ra
 
 const SECRET = "edgechat-test-secret-0123456789abcdef0123456789";
 /** The matrices make a few hundred requests per test: time for that on a loaded machine. */
-const MATRIX = { timeout: 60_000 };
+const MATRIX = { timeout: 120_000 };
 
 let alice: TestUser, bob: TestUser, carol: TestUser, dave: TestUser;
 /** alice (owner) + bob + dave (members); carol is in none of alice's channels. */
@@ -296,7 +296,7 @@ describe("authorization matrix: REST", MATRIX, () => {
     expect(await snapshot()).toEqual(before);
   });
 
-  it("refuses a non-member on every channel endpoint (403/404), leaks nothing, and nothing changes", { timeout: 60_000 }, async () => {
+  it("refuses a non-member on every channel endpoint (403/404), leaks nothing, and nothing changes", MATRIX, async () => {
     const before = await snapshot();
     const attempts: [string, string, unknown?][] = [];
     for (const ch of [group, dm]) {
