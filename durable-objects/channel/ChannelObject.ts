@@ -31,7 +31,7 @@ import { Attachments, type AttachmentInit, type NewUpload, type PartRow, type Up
 import { FANOUT_GUARD_MS, FanOut } from "./fanout.js";
 import { Invites, type InviteView } from "./invites.js";
 import { eraseMember, type ErasureProgress } from "./erasure.js";
-import { DEFAULT_MEMBER_PAGE, Membership, uniqueIds, type MemberPage } from "./membership.js";
+import { DEFAULT_MEMBER_PAGE, Membership, type MemberPage } from "./membership.js";
 import { MessageChanges } from "./message-changes.js";
 import { noticePageFromEnv, Notices } from "./notices.js";
 import { rateLimitFromEnv, SenderRateLimiter } from "./rate-limit.js";
@@ -41,7 +41,7 @@ import { Sequencer } from "./sequencer.js";
 import { systemText } from "./system-messages.js";
 import { Signals } from "./signals.js";
 import { Watchers } from "./watchers.js";
-import { MemberChanges } from "./member-changes.js";
+import { MemberChanges, type CreateChannelInput } from "./member-changes.js";
 import { changeSettings, type ChannelPatch } from "./channel-settings.js";
 import { ChannelViews, createChannelRow, lastActivity, readChannelRow, storedJurisdiction, type ChannelRow } from "./views.js";
 import { relayShardsFor, tierConfigFromEnv, type TierConfig } from "./tiers.js";
@@ -59,19 +59,7 @@ import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
 import { canonicalDm } from "../../shared/locality.js";
 
 
-export type { ChannelPatch };
-
-export interface CreateChannelInput {
-  channelId: string;
-  type: ChannelType;
-  name: string;
-  /** Only `user_id` is kept: the channel stores ids, never profiles. */
-  creator: MemberProfile;
-  members: MemberProfile[];
-  jurisdiction: string;
-  /** A broadcast channel's description (kept in the channel's settings). */
-  description?: string;
-}
+export type { ChannelPatch, CreateChannelInput };
 
 export class ChannelObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -173,8 +161,14 @@ export class ChannelObject extends DurableObject<Env> {
       views: this.views,
       log: this.log,
       row: () => this.channel,
+      open: (input, now) => {
+        this.channel = createChannelRow(this.sql, { ...input, createdBy: input.creator.user_id }, now);
+        this.log.start(input.channelId, 0, { ms: 0, logical: 0 });
+        this.retention.load();
+        this.members.load();
+      },
       requireMember: (userId) => this.requireMember(userId),
-      appendSystem: (actorId, body) => this.appendSystem(actorId, body),
+      appendSystem: (actorId, body, name) => this.appendSystem(actorId, body, name),
       applyTier: () => this.applyTier(),
       kickNotices: () => this.kickNotices(),
       tellRelays: () => this.tellRelays(),
@@ -244,40 +238,15 @@ export class ChannelObject extends DurableObject<Env> {
   /* ------------------------------------ RPC surface ------------------------------------ */
 
   /**
-   * Creates the channel with its first members and a "created" system message. Creating a DM
-   * that exists already returns it unchanged (`created: false`): DM ids are derived from the pair.
-   * Members learn of it from the notice pump; `notice` is the creator's, for the caller to pass on
-   * at once (the creator's own list shows the channel before the answer arrives).
+   * Creates the channel with its first members and a "created" system message (member-changes.ts);
+   * an existing DM is returned unchanged (`created: false`). `notice` is the creator's, for the
+   * caller to pass on at once (the creator's own list shows the channel before the answer arrives).
    */
   create(input: CreateChannelInput): Result<{ channel: ChannelDetails; created: boolean; notice: MembershipNotice }> {
-    const creator = input.creator.user_id;
     // Created where its id says, with the jurisdiction its id says: nothing else is ever stored.
-    const refused = this.placement.admit(input.jurisdiction, input.channelId, parseId(input.channelId)?.jurisdiction)
-      ?? this.placement.admit(input.jurisdiction, input.channelId);
-    if (refused) return refused;
-    if (this.channel) {
-      if (this.channel.type === "dm" && input.type === "dm" && this.members.has(creator)) {
-        return { ok: true, channel: this.views.details(creator), created: false, notice: this.views.noticeFor(creator) };
-      }
-      return fail("conflict", "This channel exists already.");
-    }
-    const everyone = uniqueIds([creator, ...input.members.map((p) => p.user_id)]);
-    if (input.type === "dm" && everyone.length !== 2) return fail("invalid_argument", "A DM has exactly two members.");
-    if (everyone.length > this.joins.capFor(input.type)) return this.joins.overCap(input.type);
-    const now = Date.now();
-    this.channel = createChannelRow(this.sql, { ...input, createdBy: creator }, now);
-    this.log.start(input.channelId, 0, { ms: 0, logical: 0 });
-    this.retention.load();
-    this.members.load();
-    for (const userId of everyone) {
-      const role: MemberRole = input.type !== "dm" && userId === creator ? "owner" : "member";
-      this.members.add(userId, role, now, this.log.lastSeq);
-    }
-    this.applyTier();
-    const others = everyone.filter((id) => id !== creator);
-    this.appendSystem(creator, { event: "created", target_user_ids: others }, input.name);
-    this.kickNotices();
-    return { ok: true, channel: this.views.details(creator), created: true, notice: this.views.noticeFor(creator) };
+    return this.placement.admit(input.jurisdiction, input.channelId, parseId(input.channelId)?.jurisdiction)
+      ?? this.placement.admit(input.jurisdiction, input.channelId)
+      ?? this.joins.create(input);
   }
 
   /**

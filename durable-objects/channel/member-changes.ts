@@ -1,5 +1,6 @@
 /**
- * Who joins and leaves a channel, and by what right: members added by owners and admins (groups),
+ * Who joins and leaves a channel, and by what right: the first members when it is created, members
+ * added by owners and admins (groups),
  * subscribers added in bulk (broadcast channels, no notice, no call to anyone's UserObject),
  * removals and leaves, roles, and invite links (created, listed, revoked, previewed, used). The
  * rows are membership.ts's and invites.ts's; this module holds the rules and what each change sets
@@ -18,6 +19,18 @@ import type { ChannelDetails, ChannelType, MemberProfile, MemberRole, Membership
 import type { ChannelRow, ChannelViews } from "./views.js";
 import type { Watchers } from "./watchers.js";
 
+export interface CreateChannelInput {
+  channelId: string;
+  type: ChannelType;
+  name: string;
+  /** Only `user_id` is kept: the channel stores ids, never profiles. */
+  creator: MemberProfile;
+  members: MemberProfile[];
+  jurisdiction: string;
+  /** A broadcast channel's description (kept in the channel's settings). */
+  description?: string;
+}
+
 export interface MemberChangesHost {
   members: Membership;
   invites: Invites;
@@ -26,9 +39,11 @@ export interface MemberChangesHost {
   log: Sequencer;
   /** The channel row; undefined before the channel is created. */
   row(): ChannelRow | undefined;
+  /** Stores the row of a channel being created and starts its log (views.ts createChannelRow). */
+  open(input: CreateChannelInput, now: number): void;
   /** not_found for someone who never belonged, not_member for a former member. */
   requireMember(userId: string): Failure | undefined;
-  appendSystem(actorId: string, body: { event: string; target_user_ids: string[] }): void;
+  appendSystem(actorId: string, body: { event: string; target_user_ids: string[] }, name?: string): void;
   /** Enters the relay tier when the size calls for it (tiers.ts). */
   applyTier(): void;
   /** Starts the notice pump: members told they joined or left (notices.ts). */
@@ -58,6 +73,35 @@ export class MemberChanges {
 
   private get subscriberCap(): number {
     return this.host.subscriberCap();
+  }
+
+  /**
+   * Creates the channel with its first members (the creator owns a group or broadcast channel) and
+   * a "created" system message. Creating a DM that exists already returns it unchanged (`created:
+   * false`): DM ids are derived from the pair. Members learn of it from the notice pump; `notice` is
+   * the creator's, for the caller to pass on at once. The caller checked where the channel lives.
+   */
+  create(input: CreateChannelInput): Result<{ channel: ChannelDetails; created: boolean; notice: MembershipNotice }> {
+    const creator = input.creator.user_id;
+    if (this.channel) {
+      if (this.channel.type === "dm" && input.type === "dm" && this.members.has(creator)) {
+        return { ok: true, channel: this.views.details(creator), created: false, notice: this.views.noticeFor(creator) };
+      }
+      return fail("conflict", "This channel exists already.");
+    }
+    const everyone = uniqueIds([creator, ...input.members.map((p) => p.user_id)]);
+    if (input.type === "dm" && everyone.length !== 2) return fail("invalid_argument", "A DM has exactly two members.");
+    if (everyone.length > this.capFor(input.type)) return this.overCap(input.type);
+    const now = Date.now();
+    this.host.open(input, now);
+    for (const userId of everyone) {
+      const role: MemberRole = input.type !== "dm" && userId === creator ? "owner" : "member";
+      this.members.add(userId, role, now, this.log.lastSeq);
+    }
+    this.host.applyTier();
+    this.host.appendSystem(creator, { event: "created", target_user_ids: everyone.filter((id) => id !== creator) }, input.name);
+    this.host.kickNotices();
+    return { ok: true, channel: this.views.details(creator), created: true, notice: this.views.noticeFor(creator) };
   }
 
   /**
@@ -208,11 +252,11 @@ export class MemberChanges {
     return undefined;
   }
 
-  capFor(type: ChannelType): number {
+  private capFor(type: ChannelType): number {
     return type === "broadcast" ? this.subscriberCap : LIMITS.maxGroupMembers;
   }
 
-  overCap(type: ChannelType): Failure {
+  private overCap(type: ChannelType): Failure {
     return type === "broadcast"
       ? fail("invalid_argument", `A broadcast channel has at most ${this.subscriberCap} subscribers.`)
       : fail("invalid_argument", `A group has at most ${LIMITS.maxGroupMembers} members.`);

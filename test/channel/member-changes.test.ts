@@ -1,6 +1,6 @@
 /**
  * The rules of who joins and leaves a channel (durable-objects/channel/member-changes.ts), through
- * the object's RPC methods without the Worker: adds and removals by role, roles, bulk adds to a
+ * the object's RPC methods without the Worker: creation (first members, roles, DMs), adds and removals by role, roles, bulk adds to a
  * broadcast channel (all or nothing, idempotent), invite links (who manages them, one join each).
  */
 import { env, runInDurableObject } from "cloudflare:test";
@@ -21,6 +21,29 @@ async function channel(type: ChannelType, owner: MemberProfile, members: MemberP
 }
 
 describe("member changes", () => {
+  it("creation: the creator owns a group, a DM has exactly two members and is found again, an existing channel is a conflict", async () => {
+    const owner = person("owner"), a = person("a"), b = person("b");
+    const id = newId("c");
+    const stub = channelStub(env, id);
+    const input = { channelId: id, type: "group" as const, name: "Team", creator: owner, members: [a, a, owner], jurisdiction: "" };
+    const made = await stub.create(input);
+    expect(made).toMatchObject({ ok: true, created: true, channel: { member_count: 2 }, notice: { state: { member: true } } });
+    const members = await stub.listMembers(owner.user_id);
+    expect(members.ok && members.members.map((m) => [m.user_id, m.role])).toEqual([[owner.user_id, "owner"], [a.user_id, "member"]]);
+    expect(await stub.create(input)).toMatchObject({ ok: false, code: "conflict" });
+
+    const dmId = newId("c");
+    const dm = channelStub(env, dmId);
+    const tooMany = { channelId: dmId, type: "dm" as const, name: "", creator: a, members: [b, owner], jurisdiction: "" };
+    expect(await dm.create(tooMany)).toMatchObject({ ok: false, code: "invalid_argument" });
+    expect(await dm.create({ ...tooMany, members: [b] })).toMatchObject({ ok: true, created: true });
+    expect(await dm.create({ ...tooMany, members: [b] })).toMatchObject({ ok: true, created: false, channel: { member_count: 2 } });
+    const dmMembers = await dm.listMembers(a.user_id);
+    expect(dmMembers.ok && dmMembers.members.map((m) => m.role)).toEqual(["member", "member"]);
+    const page = await dm.history(a.user_id, { after: 0, limit: 20 });
+    expect(page.ok && page.messages.map((m) => m.content.system?.event)).toEqual(["created"]);
+  });
+
   it("owners and admins add and remove; members only leave; the owner is never removed; only the owner changes roles", async () => {
     const owner = person("owner"), admin = person("admin"), member = person("member"), newcomer = person("newcomer");
     const stub = await channel("group", owner, [admin, member]);
