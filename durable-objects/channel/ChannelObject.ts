@@ -113,11 +113,7 @@ export class ChannelObject extends DurableObject<Env> {
     this.tiers = tierConfigFromEnv(env);
     this.retention = new Retention(this.sql, retentionConfig(env));
     this.attachments = new Attachments(this.sql, {
-      // One alarm serves every concern: the sweep asks for it through wakeAt like the others.
-      alarms: {
-        getAlarm: async () => this.alarmAt,
-        setAlarm: async (at: number | Date) => this.wakeAt(typeof at === "number" ? at : at.getTime()),
-      } as Pick<DurableObjectStorage, "getAlarm" | "setAlarm">,
+      wakeAt: (at) => this.wakeAt(at),
       waitUntil: (promise) => ctx.waitUntil(promise),
       orphanTtlMs: attachmentConfig(env).orphanTtlMs,
       deleteBlob: (row) => deleteBlob(env, row),

@@ -17,7 +17,8 @@ const SWEEP_RETRY_MS = 1000;
 
 /** What the module needs from its object. */
 export interface AttachmentDeps {
-  alarms: Pick<DurableObjectStorage, "getAlarm" | "setAlarm">;
+  /** Makes sure the object's alarm fires no later than `at` (the one alarm serves every concern). */
+  wakeAt(at: number): void;
   waitUntil(promise: Promise<unknown>): void;
   /** Uploads no message carries this long after presign are deleted. */
   orphanTtlMs: number;
@@ -141,17 +142,15 @@ export class Attachments {
         console.warn(`deleting attachment ${row.attachment_id} failed; the alarm retries`, err);
       }
     }
-    await this.armSweep(SWEEP_RETRY_MS);
+    this.armSweep(SWEEP_RETRY_MS);
   }
 
   /** Keeps an alarm set for the next upload due for the sweep (every alarm run sweeps). */
-  async armSweep(minDelayMs = 0): Promise<void> {
+  armSweep(minDelayMs = 0): void {
     const now = Date.now();
     const due = this.nextSweepAt(this.deps.orphanTtlMs, now);
     if (due === undefined) return;
-    const at = Math.max(due, now + minDelayMs);
-    const alarm = await this.deps.alarms.getAlarm();
-    if (alarm === null || alarm > at) await this.deps.alarms.setAlarm(at);
+    this.deps.wakeAt(Math.max(due, now + minDelayMs));
   }
 
   /* ------------- the uploads' RPC calls, once the ChannelObject has checked the caller ------------- */
@@ -163,7 +162,7 @@ export class Attachments {
   async declare(channelId: string, userId: string, upload: NewUpload, now: number): Promise<Result<{ upload: UploadView }>> {
     if (channelOfAttachment(upload.attachment_id) !== channelId) return fail("invalid_argument", "That attachment id belongs to another channel.");
     const row = this.create(userId, upload, now);
-    await this.armSweep();
+    this.armSweep();
     return { ok: true, upload: uploadView(channelId, row) };
   }
 

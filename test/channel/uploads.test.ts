@@ -13,7 +13,7 @@ function setup(sql: SqlStorage) {
   let alarm: number | null = null;
   const deleted: UploadRow[] = [];
   const attachments = new Attachments(sql, {
-    alarms: { getAlarm: async () => alarm, setAlarm: async (at: number | Date) => void (alarm = Number(at)) },
+    wakeAt: (at: number) => void (alarm = alarm === null ? at : Math.min(alarm, at)),
     waitUntil: () => {},
     orphanTtlMs: 60_000,
     deleteBlob: async (row) => void deleted.push(row),
