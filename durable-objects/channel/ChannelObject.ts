@@ -44,7 +44,7 @@ import { Watchers } from "./watchers.js";
 import { MemberChanges, type CreateChannelInput } from "./member-changes.js";
 import { changeSettings, type ChannelPatch } from "./channel-settings.js";
 import { ChannelViews, createChannelRow, lastActivity, readChannelRow, storedJurisdiction, type ChannelRow } from "./views.js";
-import { relayShardsFor, tierConfigFromEnv, type TierConfig } from "./tiers.js";
+import { enterTier, tierConfigFromEnv, type TierConfig } from "./tiers.js";
 import {
   type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData, type ContentInit,
   type HistoryPageData, type HistoryQuery, type MemberChannelState, type MemberProfile, type MemberRole, type MembershipNotice,
@@ -607,19 +607,11 @@ export class ChannelObject extends DurableObject<Env> {
     return fail("forbidden", "Only the channel's owner and admins can post in a broadcast channel.");
   }
 
-  /**
-   * Enters the relay tier when the channel's type and size call for it (tiers.ts): the shard count
-   * is written once and kept; the pump then registers the watchers at their shards, a page per
-   * step, delivering to them directly until each is confirmed. A channel never leaves the tier.
-   */
+  /** Enters the relay tier when the channel's type and size call for it (tiers.ts); it never leaves it. */
   private applyTier(): void {
-    const c = this.channel!;
-    const shards = relayShardsFor(c.type, this.members.size, c.relay_shards, this.tiers);
-    if (shards === c.relay_shards) return;
-    this.sql.exec("UPDATE channel SET relay_shards = ? WHERE id = 1", shards);
-    c.relay_shards = shards;
+    const shards = enterTier(this.sql, this.channel!, this.members.size, this.tiers);
+    if (shards === undefined) return;
     this.watchers.load(shards);
-    count("channel.relay_tier", 1, { shards: String(shards) });
     this.wakeAt(Date.now());
   }
 

@@ -14,7 +14,9 @@
  * threshold keeps delivering through its relays (one extra hop, no re-registration churn when it
  * hovers around the threshold).
  */
+import { count } from "../../shared/metrics.js";
 import type { ChannelType } from "./types.js";
+import type { ChannelRow } from "./views.js";
 
 export interface TierConfig {
   /** Groups with more members than this deliver through relays. */
@@ -55,4 +57,19 @@ export function relayShardsFor(type: ChannelType, memberCount: number, current: 
   if (type === "broadcast") return config.broadcastShards;
   if (type === "group" && memberCount > config.directMaxMembers) return config.groupShards;
   return 0;
+}
+
+/**
+ * Enters the relay tier when the channel's type and size call for it: the shard count is written
+ * in the channel row (and `row`) once and kept. Answers the new shard count, or undefined when the
+ * tier stays as it is. The caller then loads its watchers for the shards and starts the pump, which
+ * registers them at their shards a page per step, delivering to them directly until each is confirmed.
+ */
+export function enterTier(sql: SqlStorage, row: ChannelRow, memberCount: number, config: TierConfig): number | undefined {
+  const shards = relayShardsFor(row.type, memberCount, row.relay_shards, config);
+  if (shards === row.relay_shards) return undefined;
+  sql.exec("UPDATE channel SET relay_shards = ? WHERE id = 1", shards);
+  row.relay_shards = shards;
+  count("channel.relay_tier", 1, { shards: String(shards) });
+  return shards;
 }

@@ -2,7 +2,7 @@
  * The channel row and what callers are shown of the channel: the summary every delivery carries,
  * the details a member (or admin) asks for, a member's exact state (the answer to watch, state and
  * membership notices). The row is created here; a rename (channel-settings.ts) and the tier
- * (ChannelObject.applyTier) change it in place.
+ * (tiers.ts enterTier) change it in place.
  * Names stored before the edges checked text leave here repaired (docs/protocol.md, "Text").
  */
 import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";

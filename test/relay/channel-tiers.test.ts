@@ -9,7 +9,8 @@ import { describe, expect, it } from "vitest";
 import { FanOut, type MemberEndpoint, type RelayEndpoint } from "../../durable-objects/channel/fanout.js";
 import { SenderRateLimiter } from "../../durable-objects/channel/rate-limit.js";
 import { Sequencer } from "../../durable-objects/channel/sequencer.js";
-import { relayShardsFor, TIER_DEFAULTS, tierConfigFromEnv } from "../../durable-objects/channel/tiers.js";
+import { enterTier, relayShardsFor, TIER_DEFAULTS, tierConfigFromEnv } from "../../durable-objects/channel/tiers.js";
+import { createChannelRow, readChannelRow } from "../../durable-objects/channel/views.js";
 import { Watchers } from "../../durable-objects/channel/watchers.js";
 import type { ChannelSignal, DeliveryBatch, DeliveryOutcome } from "../../durable-objects/channel/types.js";
 import type { RelayBatch, RelayWatcher } from "../../durable-objects/relay/relay.js";
@@ -135,6 +136,19 @@ describe("tiers", () => {
     // Shrinking does not leave the tier; a changed setting does not move a channel's watchers.
     expect(relayShardsFor("group", 3, 16, c)).toBe(16);
     expect(relayShardsFor("group", 500, 16, { ...c, groupShards: 32 })).toBe(16);
+  });
+
+  it("enters the relay tier once, in the row and in storage, and answers nothing when the tier stays", async () => {
+    await inFreshChannel((sql) => {
+      const row = createChannelRow(sql, { channelId: CHANNEL, type: "group", name: "G", createdBy: "u_a", jurisdiction: "" }, 1);
+      const c = { ...TIER_DEFAULTS, directMaxMembers: 3 };
+      expect(enterTier(sql, row, 3, c)).toBeUndefined();
+      expect(enterTier(sql, row, 4, c)).toBe(c.groupShards);
+      expect(row.relay_shards).toBe(c.groupShards);
+      expect(readChannelRow(sql)?.relay_shards).toBe(c.groupShards);
+      expect(enterTier(sql, row, 1, { ...c, groupShards: 2 })).toBeUndefined();
+      expect(readChannelRow(sql)?.relay_shards).toBe(c.groupShards);
+    });
   });
 
   it("reads its thresholds from the Worker's vars, with defaults for what is unset or not sane", () => {
