@@ -566,31 +566,19 @@ export class ChannelObject extends DurableObject<Env> {
     this.alarmAt = null;
     const now = Date.now();
     this.fanout.onAlarm(now);
-    // One bounded batch in this turn when due (the alarm also runs for fan-out, often); its
-    // uploads are swept below, after the write.
-    const expiresAt = !this.channel ? undefined : this.retention.isDue() ? this.expireBatch() : this.retention.due();
+    // One bounded batch in this turn when due (the alarm also runs for fan-out, often). Unread
+    // counts in watchers' lists are carried forward message by message, so they are told to re-read
+    // theirs from the channel, which counts only what is still stored. The uploads go with the sweep below.
+    const expiryDue = !this.channel ? undefined : this.retention.onAlarm(now, (minSeq) => {
+      this.fanout.signal("", { kind: "expired", channel_id: this.channel!.channel_id, min_seq: minSeq }, true);
+    });
     await this.notices.kick();
     await this.attachments.sweep();
-    // The retention clock is the wall clock but for tests, which move it: the alarm is real time.
-    const expiryDue = expiresAt === undefined ? undefined : Math.max(now, expiresAt - this.retention.clock() + now);
     const due = [this.fanout.nextDue(now), this.notices.nextDue(), expiryDue].filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.max(Math.min(...due), now + 50));
   }
 
   /* ------------------------------------ internals ------------------------------------ */
-
-  /**
-   * One bounded batch of expired messages. Unread counts in watchers' channel lists are carried
-   * forward message by message, so they are told to re-read theirs from the channel, which counts
-   * only what is still stored. Answers when the next batch is due.
-   */
-  private expireBatch(): number | undefined {
-    const r = this.retention.expire();
-    if (r.deleted > 0) {
-      this.fanout.signal("", { kind: "expired", channel_id: this.channel!.channel_id, min_seq: r.minSeq }, true);
-    }
-    return r.nextAt;
-  }
 
   /**
    * Someone who never belonged to the channel is told it does not exist: DM ids can be computed

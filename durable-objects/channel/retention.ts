@@ -147,6 +147,23 @@ export class Retention {
   }
 
   /**
+   * The alarm's part: one bounded batch when due (`expired` hears the new mark when rows went).
+   * Answers when the alarm is next wanted for expiry in real time: the retention clock is the wall
+   * clock but for tests, which move it, while the alarm runs on real time (`now`).
+   */
+  onAlarm(now: number, expired: (minSeq: number) => void): number | undefined {
+    let at: number | undefined;
+    if (this.isDue()) {
+      const r = this.expire();
+      if (r.deleted > 0) expired(r.minSeq);
+      at = r.nextAt;
+    } else {
+      at = this.due();
+    }
+    return at === undefined ? undefined : Math.max(now, at - this.clock() + now);
+  }
+
+  /**
    * Deletes up to LIMITS.retentionBatch expired messages from the bottom of the log, with their
    * reactions, in this turn; marks their uploads `deleting` (the attachment sweep removes blob and
    * row after this write is durable) and raises the mark. Reads at most one row past the batch.

@@ -215,6 +215,27 @@ describe("expiry from the channel's alarm", () => {
     expect(t.nextAt).toBeUndefined();
   });
 
+  it("the alarm's part: a batch only when due, the new mark to the watchers' lists, the next wake in real time", async () => {
+    const group = await createGroup(alice, [bob], "Alarm");
+    await post(bob, group, "soon gone");
+    expect((await patch(alice, group, { retention_ms: DAY })).status).toBe(200);
+    const r = await runInDurableObject(channelStub(env, group), (instance: ChannelObject) => {
+      const now = Date.now();
+      const marks: number[] = [];
+      instance.retention.clock = () => now + HOUR;
+      const early = instance.retention.onAlarm(now, (mark) => marks.push(mark));
+      const before = [...marks];
+      instance.retention.clock = () => now + DAY + HOUR;
+      return { early: early! - now, before, next: instance.retention.onAlarm(now, (mark) => marks.push(mark)), marks };
+    });
+    // Not due by the moved clock: wanted a day after the oldest message, an hour less in real time.
+    expect(r.early).toBeGreaterThan(DAY - HOUR - 60_000);
+    expect(r.early).toBeLessThanOrEqual(DAY - HOUR);
+    expect(r.before).toEqual([]);
+    expect(r.marks).toEqual([4]);
+    expect(r.next).toBeUndefined();
+  });
+
   it("deletes the attachments of expired messages: R2 objects and upload rows", async () => {
     const group = await createGroup(alice, [bob], "Files");
     const data = new Uint8Array(700).fill(7);
