@@ -414,13 +414,10 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /**
-   * Adds or removes one of the member's reactions. Adding one they have, or removing one they do
-   * not, changes nothing and writes nothing (so a retry is harmless).
+   * Adds or removes one of the member's reactions (in a broadcast channel: owners and admins only).
+   * Adding one they have, or removing one they do not, changes nothing and writes nothing.
    */
   react(userId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Result<MessageChange> {
-    // A reaction is logged like a post (decision 005): in a broadcast channel only posters make them.
-    const denied = this.channel ? this.requirePoster(userId) : undefined;
-    if (denied && this.members.has(userId)) return denied;
     return this.changes.react(userId, deviceId, seq, emoji, op);
   }
 

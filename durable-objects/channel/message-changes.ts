@@ -28,9 +28,13 @@ export class MessageChanges {
 
   /**
    * Adds or removes one of the member's reactions. Adding one they have, or removing one they do
-   * not, changes nothing and writes nothing (so a retry is harmless).
+   * not, changes nothing and writes nothing (so a retry is harmless). A reaction is logged like a
+   * post (decision 005): in a broadcast channel only its owner and admins react.
    */
   react(userId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Result<MessageChange> {
+    if (!this.rules.requireMember(userId) && this.rules.channelType() === "broadcast" && !this.rules.isAdmin(userId)) {
+      return fail("forbidden", "Only the channel's owner and admins can post in a broadcast channel.");
+    }
     const found = this.changeable(userId, seq);
     if (!found.ok) return found;
     const row = found.row;

@@ -78,6 +78,17 @@ describe("MessageChanges", () => {
     });
   });
 
+  it("in a broadcast channel only the owner and admins react; a stranger still hears the channel does not exist", async () => {
+    await inFreshChannel((sql) => {
+      const { changes, post } = setup(sql, "broadcast");
+      const seq = post("u_owner", "news");
+      expect(changes.react("u_a", "d", seq, "👍", "add")).toMatchObject({ ok: false, code: "forbidden" });
+      expect(changes.react("u_a", "d", seq + 99, "👍", "add")).toMatchObject({ ok: false, code: "forbidden" });
+      expect(changes.react("u_stranger", "d", seq, "👍", "add")).toMatchObject({ ok: false, code: "not_found" });
+      expect(changes.react("u_admin", "d", seq, "👍", "add")).toMatchObject({ ok: true });
+    });
+  });
+
   it("lets a group's admins delete anyone's message at any time, but not a DM's other member", async () => {
     await inFreshChannel((sql) => {
       const { changes, post } = setup(sql);
