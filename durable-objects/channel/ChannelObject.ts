@@ -393,10 +393,7 @@ export class ChannelObject extends DurableObject<Env> {
    */
   relayBacklog(fromSeq: number, toSeq: number, max: number): { channel: ChannelSummary; messages: ChatMessageData[]; delivered_up_to: number } {
     if (!this.channel) throw new Error("relayBacklog on a channel that does not exist");
-    const from = Math.max(1, Math.floor(fromSeq));
-    const upTo = Math.min(Math.floor(toSeq), this.log.lastSeq);
-    const n = Math.min(Math.max(0, Math.floor(max)), upTo - from + 1, 100);
-    return { channel: this.views.summary(), messages: n > 0 ? this.log.read(from, n) : [], delivered_up_to: this.fanout.deliveredUpTo };
+    return { channel: this.views.summary(), messages: this.log.backlog(fromSeq, toSeq, max), delivered_up_to: this.fanout.deliveredUpTo };
   }
 
   /**

@@ -226,6 +226,14 @@ export class Sequencer {
       .toArray().map((r) => this.toMessage(r));
   }
 
+  /** Stored messages from `fromSeq` to `toSeq` (at most the last), at most `max` and 100: a relay catching a watcher up. */
+  backlog(fromSeq: number, toSeq: number, max: number): ChatMessageData[] {
+    const from = Math.max(1, Math.floor(fromSeq));
+    const upTo = Math.min(Math.floor(toSeq), this.lastSeq);
+    const n = Math.min(Math.max(0, Math.floor(max)), upTo - from + 1, 100);
+    return n > 0 ? this.read(from, n) : [];
+  }
+
   /** The stored row of `seq` (the caller checked 1 ≤ seq ≤ lastSeq); undefined once it expired (retention.ts). */
   row(seq: number): MessageRow | undefined {
     return this.sql.exec<MessageRow>(`${SELECT_MESSAGES} WHERE seq = ?`, seq).toArray()[0];

@@ -78,6 +78,20 @@ describe("Sequencer", () => {
     });
   });
 
+  it("reads a relay's backlog: from seq 1 at the lowest, up to the last stored, at most max and 100", async () => {
+    await inFreshChannel((sql) => {
+      const { seq } = sequencer(sql, { perSecond: 0, burst: 200 });
+      for (let i = 0; i < 120; i++) seq.append(send("u_a", `m${i}`));
+      const seqs = (from: number, to: number, max: number) => seq.backlog(from, to, max).map((m) => m.seq);
+      expect(seqs(-5, 3, 10)).toEqual([1, 2, 3]);
+      expect(seqs(118, 500, 10)).toEqual([118, 119, 120]);
+      expect(seqs(5, 50, 2)).toEqual([5, 6]);
+      expect(seqs(1, 120, 1000)).toHaveLength(100);
+      expect(seqs(10, 9, 5)).toEqual([]);
+      expect(seqs(3, 4, -1)).toEqual([]);
+    });
+  });
+
   it("answers a retry with the original ids, stores it once and hands nothing new to the fan-out", async () => {
     await inFreshChannel((sql) => {
       const { seq, appended } = sequencer(sql);
