@@ -122,7 +122,7 @@ export class UserObject extends DurableObject<Env> {
       link: (userId) => new PresenceLink(env, userId),
       waitUntil: (promise) => ctx.waitUntil(promise),
     }, presence.ttlMs);
-    this.sessions = new Sessions(this.sql);
+    this.sessions = new Sessions(this.sql, (sessionId) => closeSession(ctx, sessionId));
     this.devices = new Devices(this.sql, (at) => this.wakeAt(at));
     this.hidden = new HiddenMessages(this.sql);
     this.actions = new MessageActions({
@@ -286,15 +286,12 @@ export class UserObject extends DurableObject<Env> {
    */
   async refreshSession(sessionId: string, secret: string): Promise<Result<{ sessionId: string; secret: string; profile: Profile }>> {
     const rotated = await this.sessions.rotate(sessionId, secret, () => this.profile !== undefined);
-    if (!rotated.ok && rotated.code === "session_revoked") closeSession(this.ctx, sessionId);
     return rotated.ok ? { ...rotated, profile: this.profile! } : rotated;
   }
 
   /** Logout: ends the session whose refresh secret is presented, and closes its sockets. */
-  async revokeSession(sessionId: string, secret: string): Promise<boolean> {
-    const revoked = await this.sessions.revoke(sessionId, secret);
-    if (revoked) closeSession(this.ctx, sessionId);
-    return revoked;
+  revokeSession(sessionId: string, secret: string): Promise<boolean> {
+    return this.sessions.revoke(sessionId, secret);
   }
 
   /** Whether access tokens naming this session are still good (the Worker asks per request, cached ≤ 1 s). */
@@ -309,16 +306,12 @@ export class UserObject extends DurableObject<Env> {
 
   /** "Sign out this device": ends a session by id and closes its sockets. */
   endSession(sessionId: string): boolean {
-    const ended = this.sessions.revokeById(sessionId);
-    if (ended) closeSession(this.ctx, sessionId);
-    return ended;
+    return this.sessions.revokeById(sessionId);
   }
 
-  /** "Sign out everywhere else": ends every session but `keep`; returns the ids it ended. */
+  /** "Sign out everywhere else": ends every session but `keep` and closes their sockets; returns the ids it ended. */
   endOtherSessions(keep: string): string[] {
-    const ended = this.sessions.revokeAllBut(keep);
-    for (const sessionId of ended) closeSession(this.ctx, sessionId);
-    return ended;
+    return this.sessions.revokeAllBut(keep);
   }
 
   /**
@@ -376,13 +369,13 @@ export class UserObject extends DurableObject<Env> {
       userId: () => this.profile?.user_id ?? this.sql.exec<{ user_id: string }>("SELECT user_id FROM profile WHERE id = 1").toArray()[0]?.user_id,
       wiped: () => this.erased,
       endSessions: () => {
-        const ended = this.sessions.revokeAllBut("");
+        // Every socket hears why first; the sessions' own close then finds them closing already.
         for (const ws of this.ctx.getWebSockets()) {
           if (ws.readyState !== WebSocket.OPEN) continue;
           sendFrame(ws, errorFrame(0, fail("session_revoked", ACCOUNT_DELETED)), socketInfo(ws).encoding);
           closeQuietly(ws, CLOSE.sessionRevoked, ACCOUNT_DELETED);
         }
-        return ended.length;
+        return this.sessions.revokeAllBut("").length;
       },
       forgetPresence: async (userId) => {
         await this.ownPresence.unwatchContacts();

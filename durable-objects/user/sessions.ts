@@ -5,7 +5,8 @@
  * session is revoked.
  *
  * Access tokens name their session (`sid`), so revoking a session also ends its access tokens
- * (checked per request, docs/decisions/011) and its sockets (tagged with the session id).
+ * (checked per request, docs/decisions/011) and its sockets (tagged with the session id): every
+ * way a session ends here tells `ended`, which closes them.
  */
 import { fail, type Result } from "../../shared/errors.js";
 import { hashSecret, newRefreshSecret, timingSafeEqual } from "../../shared/secrets.js";
@@ -38,7 +39,8 @@ type SessionRow = {
 const revoked = () => fail("session_revoked", "This session was signed out; log in again.");
 
 export class Sessions {
-  constructor(private readonly sql: SqlStorage) {}
+  /** @param ended told of each session that ended (or was found ended on a refresh): its sockets close */
+  constructor(private readonly sql: SqlStorage, private readonly ended: (sessionId: string) => void = () => {}) {}
 
   /** A new session; the caller gets the secret once. */
   async create(): Promise<SessionSecret> {
@@ -64,9 +66,14 @@ export class Sessions {
     const row = this.row(sessionId);
     const bad = fail("unauthorized", "The refresh token is not valid; log in again.");
     if (!row || row.expires_at < Date.now() || !known()) return bad;
-    if (row.revoked_at !== null) return sameText(presented, row.secret_hash) || sameText(presented, row.previous_hash ?? "") ? revoked() : bad;
+    if (row.revoked_at !== null) {
+      if (!sameText(presented, row.secret_hash) && !sameText(presented, row.previous_hash ?? "")) return bad;
+      this.ended(sessionId);
+      return revoked();
+    }
     if (row.previous_hash && sameText(presented, row.previous_hash)) {
       this.sql.exec("UPDATE sessions SET revoked_at = ? WHERE session_id = ?", Date.now(), sessionId);
+      this.ended(sessionId);
       return fail("session_revoked", "This refresh token was already used, so it may have leaked: the session is signed out. Log in again.");
     }
     if (!sameText(presented, row.secret_hash)) return bad;
@@ -86,22 +93,27 @@ export class Sessions {
     const n = this.sql.exec(
       "UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND secret_hash = ? AND revoked_at IS NULL", Date.now(), sessionId, hash,
     ).rowsWritten;
+    if (n > 0) this.ended(sessionId);
     return n > 0;
   }
 
   /** Ends a session by id (the account owner signing a device out); false if it was not active. */
   revokeById(sessionId: string): boolean {
-    return this.sql.exec(
+    const ended = this.sql.exec(
       "UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL", Date.now(), sessionId,
     ).rowsWritten > 0;
+    if (ended) this.ended(sessionId);
+    return ended;
   }
 
   /** Ends every active session but `keep`; returns the ids it ended. */
   revokeAllBut(keep: string): string[] {
-    return this.sql.exec<{ session_id: string }>(
+    const ended = this.sql.exec<{ session_id: string }>(
       "UPDATE sessions SET revoked_at = ? WHERE session_id != ? AND revoked_at IS NULL AND expires_at > ? RETURNING session_id",
       Date.now(), keep, Date.now(),
     ).toArray().map((r) => r.session_id);
+    for (const sessionId of ended) this.ended(sessionId);
+    return ended;
   }
 
   /** Whether access tokens of this session are still good: it exists, is not revoked, not expired. */

@@ -59,6 +59,30 @@ describe("Sessions", () => {
     });
   });
 
+  it("tells whoever closes sockets of every session that ends, once, and of a refresh that finds one ended", async () => {
+    await inFreshUser(async (sql) => {
+      const ended: string[] = [];
+      const sessions = new Sessions(sql, (id) => ended.push(id));
+      const [a, b, c, d, e] = [await sessions.create(), await sessions.create(), await sessions.create(), await sessions.create(), await sessions.create()];
+      expect(await sessions.revoke(a.sessionId, "wrong")).toBe(false);
+      expect(await sessions.revoke(a.sessionId, a.secret)).toBe(true);
+      expect(sessions.revokeById(b.sessionId)).toBe(true);
+      expect(sessions.revokeById(b.sessionId)).toBe(false);
+      expect(ended).toEqual([a.sessionId, b.sessionId]);
+      // A refresh with a signed-out session's secret closes what may still be open; a wrong secret closes nothing.
+      expect(await sessions.rotate(a.sessionId, a.secret, known)).toMatchObject({ code: "session_revoked" });
+      expect(await sessions.rotate(a.sessionId, "wrong", known)).toMatchObject({ code: "unauthorized" });
+      // A replayed (rotated) secret ends the session.
+      const next = await sessions.rotate(c.sessionId, c.secret, known);
+      expect(next.ok).toBe(true);
+      expect(await sessions.rotate(c.sessionId, c.secret, known)).toMatchObject({ code: "session_revoked" });
+      expect(ended).toEqual([a.sessionId, b.sessionId, a.sessionId, c.sessionId]);
+      expect(sessions.revokeAllBut(d.sessionId)).toEqual([e.sessionId]);
+      expect(ended.at(-1)).toBe(e.sessionId);
+      expect(ended).toHaveLength(5);
+    });
+  });
+
   it("signs sessions out by id and all but one, and lists the active ones with the device that used them", async () => {
     await inFreshUser(async (sql) => {
       const sessions = new Sessions(sql);
