@@ -14,10 +14,10 @@
  * account's erasure job) and `wakeups.ts` (the one alarm).
  */
 import { DurableObject } from "cloudflare:workers";
-import { pb, type Encoding, type FrameInit } from "../../protocol/codec.js";
+import { pb, type FrameInit } from "../../protocol/codec.js";
 import { PING, PONG } from "../../protocol/limits.js";
 import { fail, type Result } from "../../shared/errors.js";
-import { CLOSE, errorFrame, refuseWebSocket, sendFrame } from "../../shared/frames.js";
+import { CLOSE, errorFrame, sendFrame } from "../../shared/frames.js";
 import { parseId } from "../../shared/ids.js";
 import { channelStub, presenceStub } from "../../shared/routing.js";
 import { AccountErasure, erasureServices, type ErasureHost, type ErasureState, type ErasureStep } from "./erasure.js";
@@ -47,9 +47,10 @@ import { sendPushJobs, type PushJob } from "../../queues/push-jobs.js";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
 import { SendPipeline, sendDeadlineFromEnv } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
+import { ACCOUNT_DELETED, Connections } from "./connections.js";
 import { defaultSettings, Settings, type UserSettings } from "./settings.js";
 import {
-  acceptDevice, broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, socketInfo,
+  broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, socketInfo,
   SocketProtocol,
 } from "./socket-protocol.js";
 import { observe } from "../../shared/observability.js";
@@ -63,9 +64,6 @@ import type { GroupAdds } from "../../protocol/types.js";
 import { LruMap } from "../../shared/lru.js";
 import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
 import { queueFor } from "../../shared/bindings.js";
-
-/** What a deleted account's sockets are told, in the ERROR frame and as the close reason (the SDK shows the reason). */
-const ACCOUNT_DELETED = "This account is being deleted.";
 
 /** Channel stubs a UserObject keeps for reuse. */
 const CHANNEL_STUB_CACHE_MAX = 500;
@@ -87,6 +85,8 @@ export class UserObject extends DurableObject<Env> {
   private readonly sends: SendPipeline;
   private readonly resume: Resume;
   private readonly protocol: SocketProtocol;
+  /** Connects, refuses and closes device sockets (connections.ts). */
+  private readonly connections: Connections;
   /** Channel stubs for reuse, bounded: a user may be in far more channels than worth remembering. */
   private readonly stubs = new LruMap<string, DurableObjectStub<ChannelObject>>(CHANNEL_STUB_CACHE_MAX);
   /** The user's own status at their shard, the keep-alive, contacts' states to the devices. */
@@ -207,6 +207,26 @@ export class UserObject extends DurableObject<Env> {
       edit: (channelId, deviceId, seq, content) => this.edit(channelId, deviceId, seq, content),
       deleteMessage: (channelId, deviceId, seq, forEveryone) => this.deleteMessage(channelId, deviceId, seq, forEveryone),
       presenceChanged: () => this.ownPresence.changed(),
+    });
+    this.connections = new Connections({
+      ctx,
+      sessions: this.sessions,
+      devices: this.devices,
+      erasing: () => this.erased || this.erasure.state() !== undefined,
+      profile: () => this.profile,
+      init: (profile) => this.init(profile),
+      opened: () => {
+        this.ownPresence.changed();
+        this.live.socketOpened();
+        const now = Date.now();
+        this.wakeAt(Math.min(now + RESUME_DEADLINE_MS, this.ownPresence.connected(now)));
+      },
+      gone: (ws, remaining) => {
+        this.resume.socketGone(ws);
+        this.sends.socketGone(ws);
+        this.ownPresence.changed(ws);
+        this.live.socketClosed(remaining);
+      },
     });
     // Answered by the runtime without waking the object; a text pair because auto-responses
     // only match text frames, even on connections whose data frames are binary.
@@ -611,41 +631,9 @@ export class UserObject extends DurableObject<Env> {
 
   /* ------------------------------------ WebSocket ------------------------------------ */
 
-  /**
-   * The gateway Worker authenticated the request and set the x-edgechat-* headers; this object is
-   * not reachable from outside any other way.
-   */
+  /** The gateway's WebSocket upgrade for one device (connections.ts). */
   override async fetch(request: Request): Promise<Response> {
-    const userId = request.headers.get("x-edgechat-user-id") ?? "";
-    const username = request.headers.get("x-edgechat-username") ?? "";
-    const deviceId = request.headers.get("x-edgechat-device-id") ?? "";
-    const encoding: Encoding = request.headers.get("x-edgechat-encoding") === "json" ? "json" : "proto";
-    const protocolHeader = request.headers.get("x-edgechat-protocol") ?? undefined;
-    const sessionId = request.headers.get("x-edgechat-session-id") ?? "";
-    // This object owns the sessions: a signed-out session's token opens nothing, at no extra cost.
-    // Checked before anything is written: an erased account's object must stay empty.
-    if (this.erased || this.erasure.state()) {
-      return refuseWebSocket(fail("session_revoked", ACCOUNT_DELETED), CLOSE.sessionRevoked, encoding, protocolHeader);
-    }
-    if (sessionId && !this.sessions.isActive(sessionId)) {
-      return refuseWebSocket(fail("session_revoked", "This session was signed out; log in again."), CLOSE.sessionRevoked, encoding, protocolHeader);
-    }
-    // A profile lost with the object's storage comes back in the jurisdiction its id names.
-    if (!this.profile) this.init({ user_id: userId, username, display_name: username, jurisdiction: parseId(userId)?.jurisdiction ?? "" });
-
-    // Recorded (or refused past the cap) without reading the device list back: a connect needs no more.
-    const registered = this.devices.admit(deviceId);
-    if (!registered.ok) {
-      const code = registered.code === "too_many_devices" ? CLOSE.tooManyDevices : CLOSE.badRequest;
-      return refuseWebSocket(registered, code, encoding, protocolHeader);
-    }
-    const client = acceptDevice(this.ctx, this.profile!, deviceId, sessionId, encoding, protocolHeader, request.headers.get("x-edgechat-resume-token") ?? undefined);
-    if (sessionId) this.sessions.used(sessionId, deviceId);
-    this.ownPresence.changed();
-    this.live.socketOpened();
-    const now = Date.now();
-    this.wakeAt(Math.min(now + RESUME_DEADLINE_MS, this.ownPresence.connected(now)));
-    return new Response(null, { status: 101, webSocket: client, headers: protocolHeader ? { "Sec-WebSocket-Protocol": protocolHeader } : {} });
+    return this.connections.connect(request);
   }
 
   override async webSocketMessage(ws: WebSocket, data: ArrayBuffer | string): Promise<void> {
@@ -653,14 +641,11 @@ export class UserObject extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    this.socketGone(ws);
-    // Reciprocate the peer's Close frame to complete the handshake. The Hibernation API requires
-    // it; without it clients stay in CLOSING and report 1006. 1005/1006 cannot be sent back.
-    closeQuietly(ws, code === 1005 || code === 1006 ? 1000 : code, "bye");
+    this.connections.closed(ws, code);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    this.socketGone(ws);
+    this.connections.gone(ws);
   }
 
   /* ------------------------------------ helpers ------------------------------------ */
@@ -673,15 +658,6 @@ export class UserObject extends DurableObject<Env> {
     if (!this.sends.underPressure()) return false;
     count("overload.dropped", 1, { object: "user", kind });
     return true;
-  }
-
-  private socketGone(ws: WebSocket): void {
-    this.resume.socketGone(ws);
-    this.sends.socketGone(ws);
-    const { deviceId } = socketInfo(ws);
-    if (deviceId) this.devices.touch(deviceId);
-    this.ownPresence.changed(ws);
-    this.live.socketClosed(openSockets(this.ctx).filter((s) => s !== ws).length);
   }
 
   private sendToDevices(messages: ChatMessageData[]): void {
