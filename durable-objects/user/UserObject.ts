@@ -38,7 +38,7 @@ import { HiddenMessages } from "./hidden-messages.js";
 import { MessageActions } from "./message-actions.js";
 import { MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
 import { UserPresence } from "./presence.js";
-import { readProfile, renameProfile, repairJurisdiction, tellContacts, writeProfile, type Profile } from "./profile.js";
+import { profileUpdate, readProfile, renameProfile, tellContacts, verifyPlacement, writeProfile, type Profile } from "./profile.js";
 import { Resume, RESUME_DEADLINE_MS, type Truncation } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
 import { pushAckDeadlineFromEnv } from "./ack-deadline.js";
@@ -234,7 +234,7 @@ export class UserObject extends DurableObject<Env> {
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, USER_MIGRATIONS);
       this.profile = readProfile(this.sql);
-      this.verifyPlacement();
+      verifyPlacement(this.sql, this, this.placement, this.profile);
       if (misplacement(this)) return;
       this.hidden.load();
       await this.wakeups.load();
@@ -273,22 +273,6 @@ export class UserObject extends DurableObject<Env> {
     this.placement.require(profile.jurisdiction, profile.user_id, parseId(profile.user_id)?.jurisdiction);
     this.profile = writeProfile(this.sql, profile, Date.now());
     return this.profile;
-  }
-
-  /**
-   * On wake: the profile's jurisdiction and its id's against where this instance was reached. A
-   * profile that an older release re-created with jurisdiction "" in the right place (its id and
-   * this instance agree) is repaired, not refused: its data never left the jurisdiction.
-   */
-  private verifyPlacement(): void {
-    const profile = this.profile;
-    if (!profile) return;
-    const own = parseId(profile.user_id)?.jurisdiction ?? "";
-    if (profile.jurisdiction === "" && own !== "" && own === this.placement.reached) {
-      repairJurisdiction(this.sql, profile, own);
-      log("warn", "placement.repaired", { object: "user", id: profile.user_id, stored: "", reached: own });
-    }
-    if (this.placement.verify(this, own, profile.user_id)) this.placement.verify(this, profile.jurisdiction, profile.user_id);
   }
 
   getProfile(): Profile | undefined {
@@ -342,10 +326,7 @@ export class UserObject extends DurableObject<Env> {
   profileChanged(displayName?: string): void {
     const me = this.profile?.user_id;
     if (!me) return;
-    if (displayName !== undefined) {
-      renameProfile(this.sql, displayName);
-      this.profile = { ...this.profile!, display_name: displayName };
-    }
+    if (displayName !== undefined) this.profile = renameProfile(this.sql, this.profile!, displayName);
     this.broadcast(profileUpdate(me));
     this.ctx.waitUntil(tellContacts(this.env, me, this.contacts()));
   }
@@ -682,9 +663,5 @@ export type { MemberProfile };
 
 // Every call into a user found stored for another jurisdiction is refused (durable-objects/placement.ts).
 refuseWhenMisplaced(UserObject);
-
-function profileUpdate(userId: string): FrameInit {
-  return { type: pb.FrameType.PROFILE_UPDATE, profile_update: { user_id: userId } };
-}
 
 

@@ -4,8 +4,11 @@
  * the PROFILE_UPDATE notice to the people they talk to when it changes. Channels and channel
  * lists keep ids only, so a rename shows everywhere once clients read the profile again.
  */
+import { pb, type FrameInit } from "../../protocol/codec.js";
 import { eachLimited, withDeadline } from "../../shared/deadline.js";
+import { parseId } from "../../shared/ids.js";
 import { log } from "../../shared/log.js";
+import type { Placement } from "../placement.js";
 import { userStub } from "../../shared/routing.js";
 import { WATCH_DEADLINE_MS } from "./live-channels.js";
 
@@ -30,14 +33,37 @@ export function writeProfile(sql: SqlStorage, profile: Profile, now: number): Pr
   return readProfile(sql)!;
 }
 
-export function renameProfile(sql: SqlStorage, displayName: string): void {
+/** PATCH /v1/me: the new display name; answers the profile as now stored. */
+export function renameProfile(sql: SqlStorage, profile: Profile, displayName: string): Profile {
   sql.exec("UPDATE profile SET display_name = ? WHERE id = 1", displayName);
+  return { ...profile, display_name: displayName };
 }
 
 /** A profile an older release re-created with jurisdiction "" gets the one its id names. */
 export function repairJurisdiction(sql: SqlStorage, profile: Profile, jurisdiction: string): void {
   sql.exec("UPDATE profile SET jurisdiction = ? WHERE id = 1", jurisdiction);
   profile.jurisdiction = jurisdiction;
+}
+
+/**
+ * On wake: the profile's jurisdiction and its id's against where this instance was reached
+ * (placement.ts; a mismatch marks `self` misplaced). A profile that an older release re-created
+ * with jurisdiction "" in the right place (its id and this instance agree) is repaired, not
+ * refused: its data never left the jurisdiction.
+ */
+export function verifyPlacement(sql: SqlStorage, self: object, placement: Pick<Placement, "reached" | "verify">, profile: Profile | undefined): void {
+  if (!profile) return;
+  const own = parseId(profile.user_id)?.jurisdiction ?? "";
+  if (profile.jurisdiction === "" && own !== "" && own === placement.reached) {
+    repairJurisdiction(sql, profile, own);
+    log("warn", "placement.repaired", { object: "user", id: profile.user_id, stored: "", reached: own });
+  }
+  if (placement.verify(self, own, profile.user_id)) placement.verify(self, profile.jurisdiction, profile.user_id);
+}
+
+/** What the user's devices and contacts get when `userId` changed their profile: read it again. */
+export function profileUpdate(userId: string): FrameInit {
+  return { type: pb.FrameType.PROFILE_UPDATE, profile_update: { user_id: userId } };
 }
 
 /**

@@ -1,6 +1,7 @@
 /** The profile row on its own (durable-objects/user/profile.ts): written once, renamed, repaired. */
 import { describe, expect, it } from "vitest";
-import { readProfile, renameProfile, repairJurisdiction, writeProfile } from "../../durable-objects/user/profile.js";
+import { readProfile, renameProfile, repairJurisdiction, verifyPlacement, writeProfile } from "../../durable-objects/user/profile.js";
+import { newId } from "../../shared/ids.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
 describe("profile row", () => {
@@ -11,7 +12,7 @@ describe("profile row", () => {
       expect(first).toEqual({ user_id: "u_1", username: "alice", display_name: "Alice", jurisdiction: "eu" });
       const again = writeProfile(sql, { user_id: "u_2", username: "mallory", display_name: "Alice L.", jurisdiction: "" }, 2);
       expect(again).toEqual({ user_id: "u_1", username: "alice", display_name: "Alice L.", jurisdiction: "eu" });
-      renameProfile(sql, "A.");
+      expect(renameProfile(sql, again, "A.")).toEqual({ ...again, display_name: "A." });
       expect(readProfile(sql)?.display_name).toBe("A.");
     });
   });
@@ -22,6 +23,27 @@ describe("profile row", () => {
       repairJurisdiction(sql, profile, "eu");
       expect(profile.jurisdiction).toBe("eu");
       expect(readProfile(sql)?.jurisdiction).toBe("eu");
+    });
+  });
+
+  it("on wake: repaired where its id and the instance agree, checked against where the instance was reached otherwise", async () => {
+    await inFreshUser((sql) => {
+      const checked: [string, string][] = [];
+      const placement = (reached: string | undefined, ok = true) => ({
+        reached: reached as never,
+        verify: (_self: object, stored: string, id: string) => (checked.push([stored, id]), ok),
+      });
+      const id = newId("u", "eu");
+      const profile = writeProfile(sql, { user_id: id, username: "alice", display_name: "Alice", jurisdiction: "" }, 1);
+      verifyPlacement(sql, {}, placement("fedramp"), profile);
+      expect(readProfile(sql)?.jurisdiction).toBe("");
+      verifyPlacement(sql, {}, placement("eu"), profile);
+      expect(readProfile(sql)?.jurisdiction).toBe("eu");
+      expect(checked).toEqual([["eu", id], ["", id], ["eu", id], ["eu", id]]);
+      // A mismatch on the id stops the second check (the object is marked misplaced already).
+      checked.length = 0;
+      verifyPlacement(sql, {}, placement("eu", false), profile);
+      expect(checked).toEqual([["eu", id]]);
     });
   });
 });
