@@ -200,12 +200,7 @@ export class UserObject extends DurableObject<Env> {
         this.devices.recordDelivered(deviceId, channelId, seq);
         this.push.ackDeadlines.confirm(channelId, seq);
       },
-      history: (channelId, query) => this.history(channelId, query),
-      markRead: (channelId, upToSeq) => this.markRead(channelId, upToSeq),
-      typing: (channelId, deviceId, isTyping) => this.channel(channelId).typing(this.profile!.user_id, deviceId, isTyping),
-      react: (channelId, deviceId, seq, emoji, op) => this.react(channelId, deviceId, seq, emoji, op),
-      edit: (channelId, deviceId, seq, content) => this.edit(channelId, deviceId, seq, content),
-      deleteMessage: (channelId, deviceId, seq, forEveryone) => this.deleteMessage(channelId, deviceId, seq, forEveryone),
+      actions: this.actions,
       presenceChanged: () => this.ownPresence.changed(),
     });
     this.connections = new Connections({

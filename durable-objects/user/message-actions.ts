@@ -1,7 +1,7 @@
 /**
  * What the user does to messages through their UserObject, from REST or a socket: read (the
  * cursor moves in the channel, is mirrored in the channel list and told to every device), page
- * history, react, edit and delete. The channel decides; every message handed back passes the
+ * history, react, edit and delete, say they are typing. The channel decides; every message handed back passes the
  * user's delete-for-me marks (hidden-messages.ts), and a delete for this user alone is answered
  * here without the channel.
  */
@@ -19,6 +19,7 @@ export interface MessageChannel {
   react(userId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Promise<Result<MessageChange>>;
   edit(userId: string, deviceId: string, seq: number, content: ContentInit): Promise<Result<MessageChange>>;
   deleteForEveryone(userId: string, deviceId: string, seq: number): Promise<Result<MessageChange>>;
+  typing(userId: string, deviceId: string, isTyping: boolean): Promise<Result>;
 }
 
 export interface MessageActionsHost {
@@ -59,6 +60,11 @@ export class MessageActions {
     const page = await this.host.channel(channelId).history(me, query);
     if (!page.ok) return ownResult(page);
     return { ...page, messages: this.host.hidden.mask(page.messages) };
+  }
+
+  /** A typing indicator to the channel's other members: best effort, lossy by design (channel/signals.ts). */
+  typing(channelId: string, deviceId: string, isTyping: boolean): Promise<Result> {
+    return this.host.channel(channelId).typing(this.host.userId()!, deviceId, isTyping);
   }
 
   react(channelId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Promise<Result<MessageChange>> {

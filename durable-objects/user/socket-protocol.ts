@@ -11,9 +11,10 @@ import { truncate } from "../../protocol/text.js";
 import { fail, failureFromException, type Failure, type Result } from "../../shared/errors.js";
 import { CLOSE, errorFrame, sendFrame } from "../../shared/frames.js";
 import { isChannelId } from "../../shared/ids.js";
-import type { ChatMessageData, ContentInit, HistoryPageData, HistoryQuery, MessageChange } from "../channel/types.js";
+import type { ChatMessageData, ContentInit, MessageChange } from "../channel/types.js";
 import type { DeviceStatus } from "./presence-link.js";
 import type { Resume, SocketPhase } from "./resume.js";
+import type { MessageActions } from "./message-actions.js";
 import type { SendPipeline } from "./send-pipeline.js";
 import { count } from "../../shared/metrics.js";
 import { newTraceId } from "../../shared/trace.js";
@@ -244,12 +245,8 @@ export interface SocketHost {
   /** Whether the channel is in the user's list (left ones included). */
   listed(channelId: string): boolean;
   recordDelivered(deviceId: string, channelId: string, seq: number): void;
-  history(channelId: string, query: HistoryQuery): Promise<Result<HistoryPageData>>;
-  markRead(channelId: string, upToSeq: number): Promise<Result>;
-  typing(channelId: string, deviceId: string, isTyping: boolean): Promise<Result>;
-  react(channelId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Promise<Result<MessageChange>>;
-  edit(channelId: string, deviceId: string, seq: number, content: ContentInit): Promise<Result<MessageChange>>;
-  deleteMessage(channelId: string, deviceId: string, seq: number, forEveryone: boolean): Promise<Result<MessageChange>>;
+  /** Reads, history, typing, reactions, edits and deletes, as REST makes them too (message-actions.ts). */
+  actions: Pick<MessageActions, "history" | "markRead" | "typing" | "react" | "edit" | "deleteMessage">;
   /** A device's status changed. */
   presenceChanged(): void;
 }
@@ -346,12 +343,12 @@ export class SocketProtocol {
     const seq = Number(target.seq ?? 0);
     let result: Result<MessageChange>;
     if (frame.type === T.REACT && frame.react) {
-      result = await this.host.react(target.channel_id, info.deviceId, seq, frame.react.emoji ?? "", (frame.react.op || "add") as "add" | "remove");
+      result = await this.host.actions.react(target.channel_id, info.deviceId, seq, frame.react.emoji ?? "", (frame.react.op || "add") as "add" | "remove");
     } else if (frame.type === T.EDIT && frame.edit) {
       const content = frame.edit.content ? pb.MessageContent.toObject(pb.MessageContent.fromObject(frame.edit.content), { longs: Number, defaults: false }) : {};
-      result = await this.host.edit(target.channel_id, info.deviceId, seq, content);
+      result = await this.host.actions.edit(target.channel_id, info.deviceId, seq, content);
     } else if (frame.type === T.DELETE && frame.delete) {
-      result = await this.host.deleteMessage(target.channel_id, info.deviceId, seq, frame.delete.for_everyone === true);
+      result = await this.host.actions.deleteMessage(target.channel_id, info.deviceId, seq, frame.delete.for_everyone === true);
     } else {
       return fail("invalid_argument", `${name} needs a ${name.toLowerCase()} payload.`);
     }
@@ -373,7 +370,7 @@ export class SocketProtocol {
     const q = frame.pull_history;
     const me = this.host.userId();
     if (!q || !me || !isChannelId(q.channel_id)) return fail("invalid_argument", "PULL_HISTORY needs a channel_id.");
-    const page = await this.host.history(q.channel_id, {
+    const page = await this.host.actions.history(q.channel_id, {
       before: q.before_seq ?? undefined, after: q.after_seq ?? undefined, limit: q.limit || undefined,
     });
     if (!page.ok) return page;
@@ -385,7 +382,7 @@ export class SocketProtocol {
   private async onRead(frame: Frame): Promise<Failure | undefined> {
     const r = frame.read;
     if (!r || !isChannelId(r.channel_id)) return fail("invalid_argument", "READ needs channel_id and up_to_seq.");
-    const result = await this.host.markRead(r.channel_id, r.up_to_seq ?? 0);
+    const result = await this.host.actions.markRead(r.channel_id, r.up_to_seq ?? 0);
     return result.ok ? undefined : result;
   }
 
@@ -398,7 +395,7 @@ export class SocketProtocol {
       count("overload.dropped", 1, { object: "user", kind: "typing" });
       return undefined;
     }
-    const result = await this.host.typing(t.channel_id, info.deviceId, t.is_typing === true);
+    const result = await this.host.actions.typing(t.channel_id, info.deviceId, t.is_typing === true);
     return result.ok ? undefined : result;
   }
 

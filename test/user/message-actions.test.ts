@@ -33,6 +33,7 @@ function setup(sql: SqlStorage) {
     react: async (_u, _d, seq) => ({ ok: true, message: message(seq), kind: "reaction", changed: true } as never),
     edit: async () => fail("forbidden", "Only the sender can edit a message."),
     deleteForEveryone: async (_u, _d, seq) => ({ ok: true, message: { ...message(seq), deleted: true }, kind: "deleted", changed: true } as never),
+    typing: async (userId, deviceId, isTyping) => (calls.push(`typing ${userId} ${deviceId} ${isTyping}`), { ok: true }),
   };
   const actions = new MessageActions({
     userId: () => ME,
@@ -47,6 +48,14 @@ function setup(sql: SqlStorage) {
 }
 
 describe("MessageActions", () => {
+  it("typing goes to the channel as this user, from the device that typed", async () => {
+    await inFreshUser(async (sql) => {
+      const { actions, calls } = setup(sql);
+      expect(await actions.typing(C, "phone", true)).toEqual({ ok: true });
+      expect(calls).toEqual([`typing ${ME} phone true`]);
+    });
+  });
+
   it("a read moves the channel's cursor with the user's receipts setting, is mirrored, and every device hears it", async () => {
     await inFreshUser(async (sql) => {
       const { actions, frames, calls } = setup(sql);

@@ -154,7 +154,7 @@ describe("SLOWDOWN under pressure", () => {
     const release = held(channel);
     const pipeline = new SendPipeline(channel, { overload: { ...DEFAULT_OVERLOAD, userPendingSends: 8 } });
     const typed: string[] = [];
-    const host = { userId: () => "u_a", sends: pipeline, typing: async (channelId: string) => { typed.push(channelId); return { ok: true } as Result; } };
+    const host = { userId: () => "u_a", sends: pipeline, actions: { typing: async (channelId: string) => { typed.push(channelId); return { ok: true } as Result; } } };
     const protocol = new SocketProtocol(host as unknown as SocketHost);
     const { ws, frames } = connection();
     patchSocketInfo(ws, { encoding: "json", deviceId: "d" });
