@@ -17,10 +17,10 @@ import { DurableObject } from "cloudflare:workers";
 import { pb, type FrameInit } from "../../protocol/codec.js";
 import { PING, PONG } from "../../protocol/limits.js";
 import { fail, type Result } from "../../shared/errors.js";
-import { CLOSE, errorFrame, sendFrame } from "../../shared/frames.js";
+import { sendFrame } from "../../shared/frames.js";
 import { parseId } from "../../shared/ids.js";
-import { channelStub, presenceStub } from "../../shared/routing.js";
-import { AccountErasure, erasureServices, type ErasureHost, type ErasureState, type ErasureStep } from "./erasure.js";
+import { channelStub } from "../../shared/routing.js";
+import { AccountErasure, objectErasureHost, type ErasureState, type ErasureStep } from "./erasure.js";
 import { presenceTimingsFromEnv } from "../presence/settings.js";
 import { countedSqlFor } from "../counted-sql.js";
 import { migrate } from "../migrate.js";
@@ -47,7 +47,7 @@ import { sendPushJobs, type PushJob } from "../../queues/push-jobs.js";
 import type { PushSubscriptionInput } from "../../protocol/push.js";
 import { SendPipeline, sendDeadlineFromEnv } from "./send-pipeline.js";
 import { Sessions } from "./sessions.js";
-import { ACCOUNT_DELETED, Connections } from "./connections.js";
+import { Connections } from "./connections.js";
 import { defaultSettings, Settings, type UserSettings } from "./settings.js";
 import {
   broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, socketInfo,
@@ -171,7 +171,22 @@ export class UserObject extends DurableObject<Env> {
       },
       subscribed: () => this.live.kick(),
     });
-    this.erasure = new AccountErasure(this.erasureHost());
+    this.erasure = new AccountErasure(objectErasureHost({
+      env, ctx, sql: this.sql, sessions: this.sessions, pushSubscriptions: this.push.subscriptions,
+      userId: () => this.profile?.user_id,
+      wiped: () => this.erased,
+      unwatchContacts: () => this.ownPresence.unwatchContacts(),
+      channelIds: () => this.channels.all().map((r) => r.channel_id),
+      channel: (channelId) => this.channel(channelId),
+      reset: () => {
+        migrate(this.sql, USER_MIGRATIONS);
+        this.erased = true;
+        this.profile = undefined;
+        this.ownPresence.reset();
+      },
+      waitUntil: (promise) => ctx.waitUntil(promise),
+      wakeAt: (at) => this.wakeAt(at),
+    }));
     this.wakeups = new Wakeups(ctx.storage);
     this.sends = new SendPipeline({
       appendBatch: (channelId, inputs) => this.channel(channelId).appendBatch(inputs),
@@ -354,44 +369,6 @@ export class UserObject extends DurableObject<Env> {
    */
   eraseStep(): Promise<{ done: boolean; step: ErasureStep }> {
     return this.erasure.step();
-  }
-
-  /** The erasure steps' view of this object (erasure.ts). */
-  private erasureHost(): ErasureHost {
-    return {
-      ...erasureServices(this.env),
-      sql: this.sql,
-      pushSubscriptions: this.push.subscriptions,
-      userId: () => this.profile?.user_id ?? this.sql.exec<{ user_id: string }>("SELECT user_id FROM profile WHERE id = 1").toArray()[0]?.user_id,
-      wiped: () => this.erased,
-      endSessions: () => {
-        // Every socket hears why first; the sessions' own close then finds them closing already.
-        for (const ws of this.ctx.getWebSockets()) {
-          if (ws.readyState !== WebSocket.OPEN) continue;
-          sendFrame(ws, errorFrame(0, fail("session_revoked", ACCOUNT_DELETED)), socketInfo(ws).encoding);
-          closeQuietly(ws, CLOSE.sessionRevoked, ACCOUNT_DELETED);
-        }
-        return this.sessions.revokeAllBut("").length;
-      },
-      forgetPresence: async (userId) => {
-        await this.ownPresence.unwatchContacts();
-        await presenceStub(this.env, userId).forget(userId);
-      },
-      channelIds: () => this.channels.all().map((r) => r.channel_id),
-      eraseInChannel: (channelId, userId, limit) => this.channel(channelId).eraseMember(userId, limit),
-      wipe: async () => {
-        this.ctx.getWebSockets().forEach((ws) => closeQuietly(ws, CLOSE.sessionRevoked, ACCOUNT_DELETED));
-        await this.ctx.storage.deleteAlarm();
-        await this.ctx.storage.deleteAll();
-        // Empty tables, as a fresh instance would make them, so a late call finds no job and no one.
-        migrate(this.sql, USER_MIGRATIONS);
-        this.erased = true;
-        this.profile = undefined;
-        this.ownPresence.reset();
-      },
-      waitUntil: (promise) => this.ctx.waitUntil(promise),
-      wakeAt: (at) => this.wakeAt(at),
-    };
   }
 
   /* ------------------------------------ RPC: devices ------------------------------------ */

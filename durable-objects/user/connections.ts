@@ -12,12 +12,10 @@ import { fail } from "../../shared/errors.js";
 import { CLOSE, refuseWebSocket } from "../../shared/frames.js";
 import { parseId } from "../../shared/ids.js";
 import type { Devices } from "./devices.js";
+import { ACCOUNT_DELETED } from "./erasure.js";
 import type { Profile } from "./profile.js";
 import type { Sessions } from "./sessions.js";
 import { acceptDevice, closeQuietly, openSockets, socketInfo } from "./socket-protocol.js";
-
-/** What a deleted account's sockets are told, in the ERROR frame and as the close reason (the SDK shows the reason). */
-export const ACCOUNT_DELETED = "This account is being deleted.";
 
 export interface ConnectionsHost {
   ctx: DurableObjectState;

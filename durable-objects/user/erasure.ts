@@ -23,11 +23,19 @@
 import { finishErasure, markErasing, recordErasure } from "../../shared/account-erasure.js";
 import { avatarKey } from "../../shared/avatars.js";
 import { bucketFor } from "../../shared/bindings.js";
+import { fail } from "../../shared/errors.js";
+import { CLOSE } from "../../shared/frames.js";
 import { parseId } from "../../shared/ids.js";
 import { log } from "../../shared/log.js";
+import { presenceStub } from "../../shared/routing.js";
 import { sendErasureMessage, type ErasureMessage } from "../../queues/erasure-jobs.js";
 import type { ErasureProgress } from "../channel/erasure.js";
 import type { PushSubscriptions } from "./push-subscriptions.js";
+import type { Sessions } from "./sessions.js";
+import { closeAll } from "./socket-protocol.js";
+
+/** What a deleted account's sockets are told, in the ERROR frame and as the close reason (the SDK shows the reason). */
+export const ACCOUNT_DELETED = "This account is being deleted.";
 
 export type ErasureStep = "devices" | "channels" | "avatar" | "wipe" | "done";
 
@@ -162,6 +170,56 @@ export function erasureServices(env: Env): ErasureServices {
     log,
     batchSize: Number(env.ERASURE_BATCH_SIZE) || 200,
     redriveMs: Number.isFinite(redriveMs) && redriveMs > 0 ? redriveMs : REDRIVE_MS,
+  };
+}
+
+/** The UserObject's parts the steps act on; `objectErasureHost` makes the steps' host of them. */
+export interface ErasureObject {
+  env: Env;
+  ctx: DurableObjectState;
+  sql: SqlStorage;
+  sessions: Sessions;
+  pushSubscriptions: PushSubscriptions;
+  /** The user the instance holds in memory, if any (the profile row is read otherwise). */
+  userId(): string | undefined;
+  wiped(): boolean;
+  /** The user's contacts stop being watched (presence.ts). */
+  unwatchContacts(): Promise<void>;
+  channelIds(): string[];
+  channel(channelId: string): { eraseMember(userId: string, limit: number): Promise<ErasureProgress> };
+  /** Storage is gone: empty tables as a fresh instance makes them, nothing held in memory written back. */
+  reset(): void;
+  waitUntil(promise: Promise<unknown>): void;
+  wakeAt(at: number): void;
+}
+
+/** The steps' host over the UserObject itself: its sockets, sessions and storage, D1, R2, the queue. */
+export function objectErasureHost(o: ErasureObject): ErasureHost {
+  return {
+    ...erasureServices(o.env),
+    sql: o.sql,
+    pushSubscriptions: o.pushSubscriptions,
+    userId: () => o.userId() ?? o.sql.exec<{ user_id: string }>("SELECT user_id FROM profile WHERE id = 1").toArray()[0]?.user_id,
+    wiped: () => o.wiped(),
+    endSessions: () => {
+      // Every socket hears why first; the sessions' own close then finds them closing already.
+      closeAll(o.ctx, CLOSE.sessionRevoked, ACCOUNT_DELETED, fail("session_revoked", ACCOUNT_DELETED));
+      return o.sessions.revokeAllBut("").length;
+    },
+    forgetPresence: async (userId) => {
+      await o.unwatchContacts();
+      await presenceStub(o.env, userId).forget(userId);
+    },
+    channelIds: () => o.channelIds(),
+    eraseInChannel: (channelId, userId, limit) => o.channel(channelId).eraseMember(userId, limit),
+    wipe: async () => {
+      closeAll(o.ctx, CLOSE.sessionRevoked, ACCOUNT_DELETED);
+      await o.ctx.storage.deleteAlarm();
+      await o.ctx.storage.deleteAll();
+      o.reset();
+    },
+    waitUntil: (promise) => o.waitUntil(promise),
+    wakeAt: (at) => o.wakeAt(at),
   };
 }
 

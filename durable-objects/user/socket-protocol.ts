@@ -166,6 +166,20 @@ export function closeSession(ctx: DurableObjectState, sessionId: string): number
   return closed;
 }
 
+/**
+ * Closes every socket with `code` and `reason`. With `error`, each open one is told it in an ERROR
+ * frame first, and sockets closing already are left alone (the account's erasure: the SDK shows the reason).
+ */
+export function closeAll(ctx: DurableObjectState, code: number, reason: string, error?: Failure): void {
+  for (const ws of ctx.getWebSockets()) {
+    if (error) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      sendFrame(ws, errorFrame(0, error), socketInfo(ws).encoding);
+    }
+    closeQuietly(ws, code, reason);
+  }
+}
+
 /** What the idle check saw of a socket it closed (for the log). */
 export interface IdleClose {
   deviceId: string;

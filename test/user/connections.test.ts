@@ -6,9 +6,11 @@
 import { describe, expect, it } from "vitest";
 import { decodeFrame, type Frame } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
+import { fail } from "../../shared/errors.js";
 import { CLOSE } from "../../shared/frames.js";
 import { newId } from "../../shared/ids.js";
 import { Connections } from "../../durable-objects/user/connections.js";
+import { closeAll } from "../../durable-objects/user/socket-protocol.js";
 import { Devices } from "../../durable-objects/user/devices.js";
 import type { Profile } from "../../durable-objects/user/profile.js";
 import { Sessions } from "../../durable-objects/user/sessions.js";
@@ -105,6 +107,28 @@ describe("Connections", () => {
       expect(calls.at(-1)).toBe("gone 1");
       const seen = sql.exec<{ device_id: string; last_seen_at: number }>("SELECT device_id, last_seen_at FROM devices ORDER BY device_id").toArray();
       expect(seen.map((d) => [d.device_id, d.last_seen_at > 0])).toEqual([["laptop", false], ["phone", true]]);
+    });
+  });
+
+  it("closeAll tells each open socket why before closing it (the account's erasure)", async () => {
+    await inFreshUser(async (sql, ctx) => {
+      const { connect } = setup(sql, ctx);
+      const sockets = ["phone", "laptop"].map((d) => connect(d).webSocket!);
+      const seen = sockets.map((ws) => {
+        const frames: Frame[] = [];
+        ws.addEventListener("message", (e) => {
+          const d = decodeFrame(e.data as string, "json");
+          if (d.ok) frames.push(d.frame);
+        });
+        const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
+        ws.accept();
+        return { frames, closed };
+      });
+      closeAll(ctx, CLOSE.sessionRevoked, "gone", fail("session_revoked", "gone"));
+      for (const { frames, closed } of seen) {
+        expect(await closed).toEqual({ code: CLOSE.sessionRevoked, reason: "gone" });
+        expect(frames.at(-1)?.error).toMatchObject({ code: "session_revoked", message: "gone" });
+      }
     });
   });
 });
