@@ -17,7 +17,6 @@ import { DurableObject } from "cloudflare:workers";
 import { pb, type FrameInit } from "../../protocol/codec.js";
 import { PING, PONG } from "../../protocol/limits.js";
 import { fail, type Result } from "../../shared/errors.js";
-import { sendFrame } from "../../shared/frames.js";
 import { parseId } from "../../shared/ids.js";
 import { channelStub } from "../../shared/routing.js";
 import { AccountErasure, objectErasureHost, type ErasureState, type ErasureStep } from "./erasure.js";
@@ -39,7 +38,7 @@ import { MessageActions } from "./message-actions.js";
 import { MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
 import { UserPresence } from "./presence.js";
 import { profileUpdate, readProfile, renameProfile, tellContacts, verifyPlacement, writeProfile, type Profile } from "./profile.js";
-import { Resume, RESUME_DEADLINE_MS, type Truncation } from "./resume.js";
+import { Resume, RESUME_DEADLINE_MS } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
 import { pushAckDeadlineFromEnv } from "./ack-deadline.js";
 import { UserPush } from "./push.js";
@@ -50,7 +49,7 @@ import { Sessions } from "./sessions.js";
 import { Connections } from "./connections.js";
 import { defaultSettings, Settings, type UserSettings } from "./settings.js";
 import {
-  broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, socketInfo,
+  broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, signalFrame, socketInfo,
   SocketProtocol,
 } from "./socket-protocol.js";
 import { observe } from "../../shared/observability.js";
@@ -204,7 +203,9 @@ export class UserObject extends DurableObject<Env> {
       raiseSent: (channelId, seq) => this.live.raiseSent(channelId, seq),
       phase: (ws) => socketInfo(ws).phase,
       setPhase: (ws, phase) => patchSocketInfo(ws, { phase }),
-      resumed: (ws, requestId, truncated, expired) => this.resumed(ws, requestId, truncated, expired),
+      states: () => this.channels.states(),
+      // Who of the user's contacts is around, after RESUMED.
+      resumed: (ws) => this.ctx.waitUntil(this.ownPresence.sendStates(this.contacts(), [ws])),
     });
     this.protocol = new SocketProtocol({
       userId: () => this.profile?.user_id,
@@ -467,10 +468,7 @@ export class UserObject extends DurableObject<Env> {
       return;
     }
     if (event.kind === "typing" && this.shedEphemeral("typing")) return;
-    const frame: FrameInit = event.kind === "typing"
-      ? { type: pb.FrameType.TYPING, typing: { channel_id: event.channel_id, user_id: event.user_id, device_id: event.device_id, is_typing: event.is_typing } }
-      : { type: pb.FrameType.READ, read: { channel_id: event.channel_id, user_id: event.user_id, up_to_seq: event.up_to_seq } };
-    this.broadcast(frame);
+    this.broadcast(signalFrame(event));
   }
 
   /** A watched user's presence changed (from their PresenceObject shard): to every device. */
@@ -573,13 +571,6 @@ export class UserObject extends DurableObject<Env> {
   /** People the user shares a DM or small group with: whose presence their devices show. */
   private contacts(): string[] {
     return this.channels.contacts(this.profile?.user_id, MAX_WATCHED_CONTACTS);
-  }
-
-  /** RESUMED with the channel list, then who of the user's contacts is around. */
-  private resumed(ws: WebSocket, requestId: number, truncated: Truncation[], expired: Truncation[]): void {
-    const resumed = { channels: this.channels.states(), truncated, expired };
-    sendFrame(ws, { type: pb.FrameType.RESUMED, request_id: requestId, resumed }, socketInfo(ws).encoding);
-    this.ctx.waitUntil(this.ownPresence.sendStates(this.contacts(), [ws]));
   }
 
   /* ------------------------------------ WebSocket ------------------------------------ */

@@ -15,12 +15,13 @@
  *   sent_seq), so it never repeats a seq on the connection.
  * RESUME runs on one socket never overlap: a second waits for the first.
  */
-import type { Encoding } from "../../protocol/codec.js";
+import { pb, type Encoding } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { log } from "../../shared/log.js";
 import type { Result } from "../../shared/errors.js";
+import { sendFrame } from "../../shared/frames.js";
 import type { ChatMessageData, HistoryPageData, HistoryQuery } from "../channel/types.js";
-import type { ChannelRow } from "./channel-list.js";
+import type { ChannelRow, ChannelState } from "./channel-list.js";
 import type { Devices } from "./devices.js";
 import { count } from "../../shared/metrics.js";
 
@@ -77,11 +78,10 @@ export interface ResumeDeps {
   raiseSent(channelId: string, seq: number): void;
   phase(ws: WebSocket): SocketPhase;
   setPhase(ws: WebSocket, phase: SocketPhase): void;
-  /**
-   * RESUMED (request_id echoed, 0 for a server-run RESUME), then what follows it. `expired`: seqs
-   * the device lacked that expired under the channel's retention (below its low-water mark).
-   */
-  resumed(ws: WebSocket, requestId: number, truncated: Truncation[], expired: Truncation[]): void;
+  /** The channel list as RESUMED carries it. */
+  states(): ChannelState[];
+  /** RESUMED went out: what follows it (contacts' presence). */
+  resumed(ws: WebSocket): void;
 }
 
 interface Run {
@@ -212,7 +212,10 @@ export class Resume {
     if (ws.readyState !== WebSocket.OPEN) return;
     this.deps.setPhase(ws, "live");
     count("resume.runs", 1, { server_run: requestId === 0 ? "yes" : "no" });
-    this.deps.resumed(ws, requestId, truncated, expired);
+    // RESUMED echoes the request id (0 for a server-run RESUME). `expired`: seqs the device lacked
+    // that expired under the channel's retention (below its low-water mark).
+    sendFrame(ws, { type: pb.FrameType.RESUMED, request_id: requestId, resumed: { channels: this.deps.states(), truncated, expired } }, encoding);
+    this.deps.resumed(ws);
   }
 
   /**

@@ -11,7 +11,7 @@ import { truncate } from "../../protocol/text.js";
 import { fail, failureFromException, type Failure, type Result } from "../../shared/errors.js";
 import { CLOSE, errorFrame, sendFrame } from "../../shared/frames.js";
 import { isChannelId } from "../../shared/ids.js";
-import type { ChatMessageData, ContentInit, MessageChange } from "../channel/types.js";
+import type { ChannelSignal, ChatMessageData, ContentInit, MessageChange } from "../channel/types.js";
 import type { DeviceStatus } from "./presence-link.js";
 import type { Resume, SocketPhase } from "./resume.js";
 import type { MessageActions } from "./message-actions.js";
@@ -204,6 +204,13 @@ export function closeIdleSockets(ctx: DurableObjectState, now: number, slackMs =
     closed.push({ deviceId, activeAgoMs: now - activeAt, pingedAgoMs: pinged === undefined ? null : now - pinged });
   }
   return closed;
+}
+
+/** Another member's typing indicator or read receipt, as the user's devices get it. */
+export function signalFrame(event: Extract<ChannelSignal, { kind: "typing" | "read" }>): FrameInit {
+  return event.kind === "typing"
+    ? { type: pb.FrameType.TYPING, typing: { channel_id: event.channel_id, user_id: event.user_id, device_id: event.device_id, is_typing: event.is_typing } }
+    : { type: pb.FrameType.READ, read: { channel_id: event.channel_id, user_id: event.user_id, up_to_seq: event.up_to_seq } };
 }
 
 /** One frame to every socket, encoded once per encoding. */
