@@ -37,7 +37,7 @@ import { HiddenMessages } from "./hidden-messages.js";
 import { MessageActions } from "./message-actions.js";
 import { MAX_WATCHED_CONTACTS, PresenceLink } from "./presence-link.js";
 import { UserPresence } from "./presence.js";
-import { profileUpdate, readProfile, renameProfile, tellContacts, verifyPlacement, writeProfile, type Profile } from "./profile.js";
+import { initProfile, profileUpdate, readProfile, renameProfile, tellContacts, verifyPlacement, type Profile } from "./profile.js";
 import { Resume, RESUME_DEADLINE_MS } from "./resume.js";
 import { USER_MIGRATIONS } from "./schema.js";
 import { pushAckDeadlineFromEnv } from "./ack-deadline.js";
@@ -279,11 +279,7 @@ export class UserObject extends DurableObject<Env> {
 
   /** Called once at registration; later calls update the display name only. */
   init(profile: Profile): Profile {
-    // A profile is written only where its id says, with the jurisdiction its id says.
-    this.placement.require(profile.jurisdiction, profile.user_id);
-    this.placement.require(profile.jurisdiction, profile.user_id, parseId(profile.user_id)?.jurisdiction);
-    this.profile = writeProfile(this.sql, profile, Date.now());
-    return this.profile;
+    return (this.profile = initProfile(this.sql, this.placement, profile, Date.now()));
   }
 
   getProfile(): Profile | undefined {

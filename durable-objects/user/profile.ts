@@ -33,6 +33,16 @@ export function writeProfile(sql: SqlStorage, profile: Profile, now: number): Pr
   return readProfile(sql)!;
 }
 
+/**
+ * Registration (UserObject.init): written only where the profile's id says, with the jurisdiction
+ * its id says (placement.ts `require` throws elsewhere). Later calls change the display name only.
+ */
+export function initProfile(sql: SqlStorage, placement: Pick<Placement, "require">, profile: Profile, now: number): Profile {
+  placement.require(profile.jurisdiction, profile.user_id);
+  placement.require(profile.jurisdiction, profile.user_id, parseId(profile.user_id)?.jurisdiction);
+  return writeProfile(sql, profile, now);
+}
+
 /** PATCH /v1/me: the new display name; answers the profile as now stored. */
 export function renameProfile(sql: SqlStorage, profile: Profile, displayName: string): Profile {
   sql.exec("UPDATE profile SET display_name = ? WHERE id = 1", displayName);
