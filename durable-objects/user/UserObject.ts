@@ -49,14 +49,13 @@ import { Sessions } from "./sessions.js";
 import { Connections } from "./connections.js";
 import { defaultSettings, Settings, type UserSettings } from "./settings.js";
 import {
-  broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, signalFrame, socketInfo,
-  SocketProtocol,
+  broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, socketInfo,
+  DeviceSignals, SocketProtocol,
 } from "./socket-protocol.js";
 import { observe } from "../../shared/observability.js";
 import { goAwayAll } from "./drain.js";
 import { Wakeups } from "./wakeups.js";
 import { log, logsAt } from "../../shared/log.js";
-import { count } from "../../shared/metrics.js";
 import { overloadFromEnv } from "../../shared/overload.js";
 import { writeGroupAdds } from "../../shared/group-adds-row.js";
 import type { GroupAdds } from "../../protocol/types.js";
@@ -84,6 +83,8 @@ export class UserObject extends DurableObject<Env> {
   private readonly sends: SendPipeline;
   private readonly resume: Resume;
   private readonly protocol: SocketProtocol;
+  /** Other people's typing, read receipts and presence to the devices (socket-protocol.ts). */
+  private readonly signals: DeviceSignals;
   /** Connects, refuses and closes device sockets (connections.ts). */
   private readonly connections: Connections;
   /** Channel stubs for reuse, bounded: a user may be in far more channels than worth remembering. */
@@ -207,6 +208,7 @@ export class UserObject extends DurableObject<Env> {
       // Who of the user's contacts is around, after RESUMED.
       resumed: (ws) => this.ctx.waitUntil(this.ownPresence.sendStates(this.contacts(), [ws])),
     });
+    this.signals = new DeviceSignals(ctx, () => this.sends.underPressure());
     this.protocol = new SocketProtocol({
       userId: () => this.profile?.user_id,
       sends: this.sends,
@@ -456,21 +458,19 @@ export class UserObject extends DurableObject<Env> {
     return this.actions.deleteMessage(channelId, deviceId, seq, forEveryone);
   }
 
-  /** A typing indicator or read receipt from another member: straight to every device. */
+  /** A typing indicator or read receipt from another member: straight to every device (shed under pressure). */
   signal(event: ChannelSignal): void {
     if (event.kind === "expired") {
       // Not a frame: the list re-reads the channel's counts and tells the devices if they moved.
       this.live.resync(event.channel_id);
       return;
     }
-    if (event.kind === "typing" && this.shedEphemeral("typing")) return;
-    this.broadcast(signalFrame(event));
+    this.signals.signal(event);
   }
 
-  /** A watched user's presence changed (from their PresenceObject shard): to every device. */
+  /** A watched user's presence changed (from their PresenceObject shard): to every device (shed under pressure). */
   presence(state: PresenceState): void {
-    if (this.shedEphemeral("presence")) return;
-    this.broadcast({ type: pb.FrameType.PRESENCE, presence: state });
+    this.signals.presence(state);
   }
 
   /* ------------------------------------ RPC: settings ------------------------------------ */
@@ -589,16 +589,6 @@ export class UserObject extends DurableObject<Env> {
   }
 
   /* ------------------------------------ helpers ------------------------------------ */
-
-  /**
-   * Under pressure (SENDs piling up) typing and presence are the first to go: they are
-   * ephemeral, the next one replaces them, and nobody is owed an answer. Counted, never an error.
-   */
-  private shedEphemeral(kind: "typing" | "presence"): boolean {
-    if (!this.sends.underPressure()) return false;
-    count("overload.dropped", 1, { object: "user", kind });
-    return true;
-  }
 
   private sendToDevices(messages: ChatMessageData[]): void {
     deliverToSockets(openSockets(this.ctx), this.hidden.mask(messages), this.profile?.user_id, (ws) => this.resume.route(ws), (ws, m) => this.resume.hold(ws, m));

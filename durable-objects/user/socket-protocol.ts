@@ -12,6 +12,7 @@ import { fail, failureFromException, type Failure, type Result } from "../../sha
 import { CLOSE, errorFrame, sendFrame } from "../../shared/frames.js";
 import { isChannelId } from "../../shared/ids.js";
 import type { ChannelSignal, ChatMessageData, ContentInit, MessageChange } from "../channel/types.js";
+import type { PresenceState } from "../../protocol/types.js";
 import type { DeviceStatus } from "./presence-link.js";
 import type { Resume, SocketPhase } from "./resume.js";
 import type { MessageActions } from "./message-actions.js";
@@ -206,11 +207,33 @@ export function closeIdleSockets(ctx: DurableObjectState, now: number, slackMs =
   return closed;
 }
 
-/** Another member's typing indicator or read receipt, as the user's devices get it. */
-export function signalFrame(event: Extract<ChannelSignal, { kind: "typing" | "read" }>): FrameInit {
-  return event.kind === "typing"
-    ? { type: pb.FrameType.TYPING, typing: { channel_id: event.channel_id, user_id: event.user_id, device_id: event.device_id, is_typing: event.is_typing } }
-    : { type: pb.FrameType.READ, read: { channel_id: event.channel_id, user_id: event.user_id, up_to_seq: event.up_to_seq } };
+/**
+ * Other people's typing indicators, read receipts and presence, to every device. Under pressure
+ * (SENDs piling up) typing and presence are the first to go: they are ephemeral, the next one
+ * replaces them, and nobody is owed an answer. Counted, never an error.
+ */
+export class DeviceSignals {
+  constructor(private readonly ctx: DurableObjectState, private readonly underPressure: () => boolean) {}
+
+  /** Another member's typing indicator or read receipt. */
+  signal(event: Extract<ChannelSignal, { kind: "typing" | "read" }>): void {
+    if (event.kind === "typing" && this.shed("typing")) return;
+    broadcast(openSockets(this.ctx), event.kind === "typing"
+      ? { type: pb.FrameType.TYPING, typing: { channel_id: event.channel_id, user_id: event.user_id, device_id: event.device_id, is_typing: event.is_typing } }
+      : { type: pb.FrameType.READ, read: { channel_id: event.channel_id, user_id: event.user_id, up_to_seq: event.up_to_seq } });
+  }
+
+  /** A watched user's presence changed. */
+  presence(state: PresenceState): void {
+    if (this.shed("presence")) return;
+    broadcast(openSockets(this.ctx), { type: pb.FrameType.PRESENCE, presence: state });
+  }
+
+  private shed(kind: "typing" | "presence"): boolean {
+    if (!this.underPressure()) return false;
+    count("overload.dropped", 1, { object: "user", kind });
+    return true;
+  }
 }
 
 /** One frame to every socket, encoded once per encoding. */
