@@ -6,12 +6,13 @@
  * pulls each channel's gap for the reconnecting device.
  *
  * This file is the RPC surface, the hibernation handlers and the wiring; each concern has a
- * module: `profile.ts`, `sessions.ts`, `devices.ts` (with the registry the user manages), `settings.ts`,
- * `channel-list.ts`, `live-channels.ts`, `message-actions.ts` (reads, history, reactions, edits,
- * deletes) with `hidden-messages.ts` (delete for me), `send-pipeline.ts`, `resume.ts`,
- * `socket-protocol.ts`, `presence.ts` (the user's own status, keep-alive, contacts' states) with
- * `presence-link.ts`, `push.ts` (subscriptions, notifier, ack deadlines), `erasure.ts` (the
- * account's erasure job) and `wakeups.ts` (the one alarm).
+ * module: `profile.ts`, `sessions.ts`, `devices.ts` (with the registry the user manages),
+ * `connections.ts` (connect, refuse, close), `settings.ts`, `channel-list.ts`, `live-channels.ts`,
+ * `message-actions.ts` (reads, history, typing, reactions, edits, deletes) with `hidden-messages.ts`
+ * (delete for me), `send-pipeline.ts`, `resume.ts`, `socket-protocol.ts` (frames, sockets, signals
+ * to devices), `presence.ts` (own status, keep-alive, contacts' states) with `presence-link.ts`,
+ * `push.ts` (subscriptions, notifier, ack deadlines), `erasure.ts` (the account's erasure job) and
+ * `wakeups.ts` (the one alarm).
  */
 import { DurableObject } from "cloudflare:workers";
 import { pb, type FrameInit } from "../../protocol/codec.js";
@@ -49,7 +50,7 @@ import { Sessions } from "./sessions.js";
 import { Connections } from "./connections.js";
 import { defaultSettings, Settings, type UserSettings } from "./settings.js";
 import {
-  broadcast, closeIdleSockets, closeQuietly, closeSession, deliverToSockets, openSockets, patchSocketInfo, sendMessages, socketInfo,
+  broadcast, closeDevice, closeIdleSockets, closeSession, deliverToSockets, openSockets, socketInfo,
   DeviceSignals, SocketProtocol,
 } from "./socket-protocol.js";
 import { observe } from "../../shared/observability.js";
@@ -166,9 +167,7 @@ export class UserObject extends DurableObject<Env> {
       subscriptions: this.push.subscriptions,
       sessionsByDevice: () => this.sessions.sessionsByDevice(),
       connected: () => new Set(openSockets(this.ctx).map((ws) => socketInfo(ws).deviceId)),
-      closeSockets: (deviceId) => {
-        for (const ws of this.ctx.getWebSockets(deviceId)) closeQuietly(ws, 4000, "device_removed");
-      },
+      closeSockets: (deviceId) => closeDevice(ctx, deviceId),
       subscribed: () => this.live.kick(),
     });
     this.erasure = new AccountErasure(objectErasureHost({
@@ -198,12 +197,9 @@ export class UserObject extends DurableObject<Env> {
       devices: this.devices,
       ready: () => this.live.ready(),
       synced: (channelId) => this.live.isSynced(channelId),
-      history: (channelId, query) => this.history(channelId, query),
       // Pages come from this.history() and held ones from sendToDevices(): both masked already.
-      send: sendMessages,
+      history: (channelId, query) => this.history(channelId, query),
       raiseSent: (channelId, seq) => this.live.raiseSent(channelId, seq),
-      phase: (ws) => socketInfo(ws).phase,
-      setPhase: (ws, phase) => patchSocketInfo(ws, { phase }),
       states: () => this.channels.states(),
       // Who of the user's contacts is around, after RESUMED.
       resumed: (ws) => this.ctx.waitUntil(this.ownPresence.sendStates(this.contacts(), [ws])),

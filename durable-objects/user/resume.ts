@@ -23,6 +23,7 @@ import { sendFrame } from "../../shared/frames.js";
 import type { ChatMessageData, HistoryPageData, HistoryQuery } from "../channel/types.js";
 import type { ChannelRow, ChannelState } from "./channel-list.js";
 import type { Devices } from "./devices.js";
+import { patchSocketInfo, sendMessages, socketInfo } from "./socket-protocol.js";
 import { count } from "../../shared/metrics.js";
 
 /** Channels whose gaps are paged at the same time. */
@@ -72,12 +73,8 @@ export interface ResumeDeps {
   synced(channelId: string): boolean;
   /** A page of a channel's history as this user sees it. */
   history(channelId: string, query: HistoryQuery): Promise<Result<HistoryPageData>>;
-  /** Writes messages to the socket as DELIVER frames. */
-  send(ws: WebSocket, encoding: Encoding, messages: ChatMessageData[]): void;
   /** The socket now holds a channel up to `seq`: later live deliveries start above it. */
   raiseSent(channelId: string, seq: number): void;
-  phase(ws: WebSocket): SocketPhase;
-  setPhase(ws: WebSocket, phase: SocketPhase): void;
   /** The channel list as RESUMED carries it. */
   states(): ChannelState[];
   /** RESUMED went out: what follows it (contacts' presence). */
@@ -100,7 +97,7 @@ export class Resume {
 
   /** Where a live delivery for `ws` goes: sent, held (resuming), or nowhere (awaiting RESUME). */
   route(ws: WebSocket): "send" | "hold" | "skip" {
-    const phase = this.deps.phase(ws);
+    const phase = socketInfo(ws).phase;
     if (phase === "live") return "send";
     // "resuming" without a run in memory: the run died with its instance; the deadline redoes it.
     if (phase === "resuming" && this.runs.has(ws)) return "hold";
@@ -144,7 +141,7 @@ export class Resume {
   overdue(sockets: WebSocket[], helloAt: (ws: WebSocket) => number, device: (ws: WebSocket) => { deviceId: string; encoding: Encoding }, now: number): number | undefined {
     let next: number | undefined;
     for (const ws of sockets) {
-      const phase = this.deps.phase(ws);
+      const phase = socketInfo(ws).phase;
       const stale = phase === "resuming" && !this.runs.has(ws) && !this.chains.has(ws);
       if (phase !== "awaiting" && !stale) continue;
       const due = helloAt(ws) + RESUME_DEADLINE_MS;
@@ -161,10 +158,10 @@ export class Resume {
   private async runOnce(ws: WebSocket, device: { deviceId: string; encoding: Encoding }, clientCursors: ReadonlyMap<string, number>, requestId: number): Promise<void> {
     if (ws.readyState !== WebSocket.OPEN) return;
     const { deviceId, encoding } = device;
-    const wasLive = this.deps.phase(ws) === "live";
+    const wasLive = socketInfo(ws).phase === "live";
     const run: Run = { held: [], listed: false };
     this.runs.set(ws, run);
-    this.deps.setPhase(ws, "resuming");
+    patchSocketInfo(ws, { phase: "resuming" });
     /** Per channel: what this socket holds once the gap is out. */
     const position = new Map<string, number>();
     const truncated: Truncation[] = [];
@@ -206,11 +203,11 @@ export class Resume {
       this.runs.delete(ws);
     }
     const late = run.held.filter((m) => m.seq > (position.get(m.channel_id) ?? 0));
-    if (late.length > 0) this.deps.send(ws, encoding, late);
+    if (late.length > 0) sendMessages(ws, encoding, late);
     for (const m of late) position.set(m.channel_id, Math.max(position.get(m.channel_id) ?? 0, m.seq));
     for (const [channelId, seq] of position) if (seq > 0) this.deps.raiseSent(channelId, seq);
     if (ws.readyState !== WebSocket.OPEN) return;
-    this.deps.setPhase(ws, "live");
+    patchSocketInfo(ws, { phase: "live" });
     count("resume.runs", 1, { server_run: requestId === 0 ? "yes" : "no" });
     // RESUMED echoes the request id (0 for a server-run RESUME). `expired`: seqs the device lacked
     // that expired under the channel's retention (below its low-water mark).
@@ -234,7 +231,7 @@ export class Resume {
       const newest = page.messages.filter((m) => m.seq > fromSeq);
       const first = newest[0]?.seq ?? page.last_seq + 1;
       if (first - 1 > fromSeq) truncated.push({ channel_id: channelId, from_seq: fromSeq + 1, to_seq: first - 1 });
-      if (newest.length > 0) this.deps.send(ws, encoding, newest);
+      if (newest.length > 0) sendMessages(ws, encoding, newest);
       count("resume.messages", newest.length, { truncated: "yes" });
       return { sent: newest.at(-1)?.seq ?? Math.max(fromSeq, first - 1), last: page.last_seq };
     }
@@ -254,7 +251,7 @@ export class Resume {
         after = mark - 1;
       }
       if (page.messages.length === 0) break;
-      this.deps.send(ws, encoding, page.messages);
+      sendMessages(ws, encoding, page.messages);
       count("resume.messages", page.messages.length);
       sent += page.messages.length;
       after = page.messages.at(-1)!.seq;

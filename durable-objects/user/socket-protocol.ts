@@ -167,6 +167,11 @@ export function closeSession(ctx: DurableObjectState, sessionId: string): number
   return closed;
 }
 
+/** Closes a removed device's sockets. */
+export function closeDevice(ctx: DurableObjectState, deviceId: string): void {
+  for (const ws of ctx.getWebSockets(deviceId)) closeQuietly(ws, 4000, "device_removed");
+}
+
 /**
  * Closes every socket with `code` and `reason`. With `error`, each open one is told it in an ERROR
  * frame first, and sockets closing already are left alone (the account's erasure: the SDK shows the reason).
