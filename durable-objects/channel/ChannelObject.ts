@@ -92,7 +92,6 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly placement: Placement;
   /** A DM the locality policy no longer names: read-only, continued in this one (docs/decisions/021). */
   private supersededBy: string | undefined;
-  private readonly invites: Invites;
   /** A broadcast channel's subscriber cap; a field so tests can lower it for one channel. */
   private subscriberCap: number = LIMITS.maxBroadcastSubscribers;
   /** Fan-out tier thresholds (wrangler vars, defaults in tiers.ts). */
@@ -107,7 +106,6 @@ export class ChannelObject extends DurableObject<Env> {
     this.placement = new Placement(ctx, env, "channel");
     this.members = new Membership(this.sql);
     this.watchers = new Watchers(this.sql);
-    this.invites = new Invites(this.sql, () => this.channel?.channel_id ?? "");
     this.limiter = new SenderRateLimiter(rateLimitFromEnv(env));
     this.overload = overloadFromEnv(env);
     this.tiers = tierConfigFromEnv(env);
@@ -152,7 +150,7 @@ export class ChannelObject extends DurableObject<Env> {
     });
     this.joins = new MemberChanges({
       members: this.members,
-      invites: this.invites,
+      invites: new Invites(this.sql, () => this.channel?.channel_id ?? ""),
       watchers: this.watchers,
       views: this.views,
       log: this.log,
@@ -396,11 +394,7 @@ export class ChannelObject extends DurableObject<Env> {
     return { channel: this.views.summary(), messages: this.log.backlog(fromSeq, toSeq, max), delivered_up_to: this.fanout.deliveredUpTo };
   }
 
-  /**
-   * Moves the member's read cursor forward (never back) and returns their unread count: messages
-   * from others, not system notices, after the cursor. With `share`, the other members' devices
-   * get a read receipt (the reader's own setting decides; see user/settings.ts).
-   */
+  /** Moves the member's read cursor forward (never back), with a read receipt when `share` (signals.ts); answers the unread count. */
   markRead(userId: string, upToSeq: number, share = true): Result<{ last_read_seq: number; unread_count: number; moved: boolean }> {
     return this.signals.markRead(userId, upToSeq, share);
   }
@@ -410,10 +404,7 @@ export class ChannelObject extends DurableObject<Env> {
     return this.signals.typing(userId, deviceId, isTyping);
   }
 
-  /**
-   * Adds or removes one of the member's reactions (in a broadcast channel: owners and admins only).
-   * Adding one they have, or removing one they do not, changes nothing and writes nothing.
-   */
+  /** Adds or removes one of the member's reactions (message-changes.ts); a repeat writes nothing. */
   react(userId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Result<MessageChange> {
     return this.changes.react(userId, deviceId, seq, emoji, op);
   }
@@ -423,20 +414,14 @@ export class ChannelObject extends DurableObject<Env> {
     return this.changes.edit(userId, deviceId, seq, content);
   }
 
-  /**
-   * Deletes a message for everyone: its content and reactions are erased and a tombstone keeps
-   * its seq. Its sender may within LIMITS.deleteWindowMs; a group's owner and admins always may.
-   */
+  /** A tombstone keeps the seq: by its sender within LIMITS.deleteWindowMs, by a group's owner and admins always. */
   deleteForEveryone(userId: string, deviceId: string, seq: number): Result<MessageChange> {
     return this.changes.deleteForEveryone(userId, deviceId, seq);
   }
 
   /* ------------------------------- members, roles, bulk joins, invites ------------------------------- */
 
-  /**
-   * Whether `actorId` may add members here at all (a member, an owner or admin, not a DM). The API
-   * asks this before it looks at the people being added, so a stranger learns nothing about them.
-   */
+  /** Whether `actorId` may add members here at all; asked before the API looks at who is added. */
   mayAddMembers(actorId: string): Result {
     return this.joins.mayAddMembers(actorId);
   }
@@ -456,10 +441,7 @@ export class ChannelObject extends DurableObject<Env> {
     return this.joins.setRole(actorId, userId, role);
   }
 
-  /**
-   * Adds up to LIMITS.maxBulkAdd subscribers to a broadcast channel (owners and admins) in this
-   * one turn, without a system message or a call to anyone's UserObject; idempotent, all or nothing.
-   */
+  /** Adds up to LIMITS.maxBulkAdd subscribers to a broadcast channel, silently, in one turn; idempotent, all or nothing. */
   bulkAdd(actorId: string, userIds: string[]): Result<{ added: number; already: number; member_count: number }> {
     return this.joins.bulkAdd(actorId, userIds);
   }
@@ -574,10 +556,7 @@ export class ChannelObject extends DurableObject<Env> {
 
   /* ------------------------------------ internals ------------------------------------ */
 
-  /**
-   * Someone who never belonged to the channel is told it does not exist: DM ids can be computed
-   * from two user ids, and "not a member" would confirm that two other people talk.
-   */
+  /** Strangers hear the channel does not exist, former members that they left (membership.ts `require`). */
   private requireMember(userId: string): Failure | undefined {
     if (!this.channel) return fail("not_found", "No such channel.");
     return this.members.require(userId);
