@@ -147,6 +147,7 @@ export class ChannelObject extends DurableObject<Env> {
       row: () => this.channel!,
       activity: () => this.activity,
       supersededBy: () => this.supersededBy,
+      requireMember: (userId) => this.requireMember(userId),
     });
     this.joins = new MemberChanges({
       members: this.members,
@@ -307,10 +308,7 @@ export class ChannelObject extends DurableObject<Env> {
    * from the first message); neither gives the newest page.
    */
   history(userId: string, query: HistoryQuery): Result<HistoryPageData> {
-    const denied = this.requireMember(userId);
-    if (denied) return denied;
-    const page = this.log.history(query);
-    return page.ok ? { ...page, min_seq: this.retention.minSeq } : page;
+    return this.views.history(userId, query);
   }
 
   /**
@@ -335,19 +333,12 @@ export class ChannelObject extends DurableObject<Env> {
 
   /** The channel for a member: summary and the first page of members (page on with `members`). */
   describe(userId: string): Result<{ channel: ChannelDetails }> {
-    const denied = this.requireMember(userId);
-    if (denied) return denied;
-    return { ok: true, channel: this.views.details(userId) };
+    return this.views.describe(userId);
   }
 
-  /** A page of members (roles, read cursors) after `cursor`, in the order they joined. */
+  /** A page of members (roles, read cursors) after `cursor`, in the order they joined (broadcast: admins only). */
   listMembers(userId: string, cursor = "", limit = DEFAULT_MEMBER_PAGE): Result<MemberPage> {
-    const denied = this.requireMember(userId);
-    if (denied) return denied;
-    if (this.channel!.type === "broadcast" && !this.members.isAdmin(userId)) {
-      return fail("forbidden", "A broadcast channel's subscribers are listed to its owner and admins only.");
-    }
-    return { ok: true, ...this.members.page(cursor, limit) };
+    return this.views.memberPage(userId, cursor, limit);
   }
 
   /**
@@ -379,9 +370,7 @@ export class ChannelObject extends DurableObject<Env> {
 
   /** The member's exact state, without watching (a list re-read for a user who is not live). */
   state(userId: string): Result<{ state: MemberChannelState }> {
-    const denied = this.requireMember(userId);
-    if (denied) return denied;
-    return { ok: true, state: this.views.memberState(userId) };
+    return this.views.state(userId);
   }
 
   /**

@@ -1,17 +1,20 @@
 /**
  * The channel row and what callers are shown of the channel: the summary every delivery carries,
  * the details a member (or admin) asks for, a member's exact state (the answer to watch, state and
- * membership notices). The row is created here; a rename (channel-settings.ts) and the tier
+ * membership notices), and a member's reads of them: details, member pages, history, state, each
+ * refused to anyone who is not a member. The row is created here; a rename (channel-settings.ts) and the tier
  * (tiers.ts enterTier) change it in place.
  * Names stored before the edges checked text leave here repaired (docs/protocol.md, "Text").
  */
 import { toWellFormed, wellFormedDeep } from "../../protocol/text.js";
+import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { hlcToHex } from "./hlc.js";
-import { DEFAULT_MEMBER_PAGE, type Membership } from "./membership.js";
+import { DEFAULT_MEMBER_PAGE, type MemberPage, type Membership } from "./membership.js";
 import type { Retention } from "./retention.js";
 import type { Sequencer } from "./sequencer.js";
 import {
-  SMALL_CHANNEL_MEMBERS, type ChannelDetails, type ChannelSummary, type ChannelType, type MemberChannelState, type MembershipNotice,
+  SMALL_CHANNEL_MEMBERS, type ChannelDetails, type ChannelSummary, type ChannelType, type HistoryPageData, type HistoryQuery,
+  type MemberChannelState, type MembershipNotice,
 } from "./types.js";
 
 export type ChannelRow = {
@@ -72,12 +75,43 @@ export interface ViewsHost {
   activity(): { hlc: string; at: number };
   /** A DM the locality policy no longer names: the one it continues in (docs/decisions/021). */
   supersededBy(): string | undefined;
+  /** not_found before the channel exists and for strangers, not_member for former members. */
+  requireMember(userId: string): Failure | undefined;
 }
 
 export class ChannelViews {
   constructor(private readonly host: ViewsHost) {}
 
+  /** The channel for a member: summary and the first page of members (page on with `memberPage`). */
+  describe(userId: string): Result<{ channel: ChannelDetails }> {
+    return this.host.requireMember(userId) ?? { ok: true, channel: this.details(userId) };
+  }
+
+  /** A page of members (roles, read cursors) after `cursor`, in the order they joined; a broadcast channel's only for its admins. */
+  memberPage(userId: string, cursor: string, limit: number): Result<MemberPage> {
+    const denied = this.host.requireMember(userId);
+    if (denied) return denied;
+    if (this.host.row().type === "broadcast" && !this.host.members.isAdmin(userId)) {
+      return fail("forbidden", "A broadcast channel's subscribers are listed to its owner and admins only.");
+    }
+    return { ok: true, ...this.host.members.page(cursor, limit) };
+  }
+
+  /** A page of history for a member, with the low-water mark below which messages expired. */
+  history(userId: string, query: HistoryQuery): Result<HistoryPageData> {
+    const denied = this.host.requireMember(userId);
+    if (denied) return denied;
+    const page = this.host.log.history(query);
+    return page.ok ? { ...page, min_seq: this.host.retention.minSeq } : page;
+  }
+
+  /** The member's exact state, as a watch answers it. */
+  state(userId: string): Result<{ state: MemberChannelState }> {
+    return this.host.requireMember(userId) ?? { ok: true, state: this.memberState(userId) };
+  }
+
   /** What every delivery batch carries. */
+
   summary(): ChannelSummary {
     const c = this.host.row();
     return wellFormedDeep({
