@@ -303,10 +303,7 @@ export class ChannelObject extends DurableObject<Env> {
     return slowdownDelay(lag, this.overload.channelLag[this.channel.type] ?? this.overload.channelLag.group, this.overload);
   }
 
-  /**
-   * A page of history, ascending by seq: `before` pages older, `after` pages newer (`after: 0`
-   * from the first message); neither gives the newest page.
-   */
+  /** A page of history, ascending: `before` pages older, `after` newer (`after: 0`: from the first); neither: the newest. */
   history(userId: string, query: HistoryQuery): Result<HistoryPageData> {
     return this.views.history(userId, query);
   }
@@ -342,10 +339,9 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /**
-   * `userId` becomes a watcher as of `epoch` (their UserObject has a device connected): posts are
-   * delivered to them live from now on. Answers their exact state in the channel (last seq, read
-   * cursor, unread count), which their channel list takes. A call older than the user's last
-   * watch or unwatch changes nothing (and still answers the state).
+   * `userId` becomes a watcher as of `epoch` (a device of theirs is connected): posts reach them live
+   * from now on. Answers their exact state, which their channel list takes. A call older than the
+   * user's last watch or unwatch changes nothing (and still answers the state).
    */
   watch(userId: string, epoch: number): Result<{ state: MemberChannelState }> {
     const denied = this.requireMember(userId);
@@ -374,9 +370,8 @@ export class ChannelObject extends DurableObject<Env> {
   }
 
   /**
-   * For the channel's relay shards only: stored messages from `fromSeq` to `toSeq`, at most `max`
-   * (a relay catching up a watcher whose delivery failed), with the summary deliveries carry and
-   * how far the channel's own fan-out got. Relays hold no content; they read it here.
+   * For the channel's relay shards only (relays hold no content): a window of the log to catch up a
+   * watcher whose delivery failed, the summary deliveries carry, and how far the fan-out got.
    */
   relayBacklog(fromSeq: number, toSeq: number, max: number): { channel: ChannelSummary; messages: ChatMessageData[]; delivered_up_to: number } {
     if (!this.channel) throw new Error("relayBacklog on a channel that does not exist");
@@ -551,10 +546,9 @@ export class ChannelObject extends DurableObject<Env> {
     return this.members.require(userId);
   }
 
-  /** In a broadcast channel only the owner and admins post (and react); everyone else reads. */
+  /** In a broadcast channel only the owner and admins post (membership.ts). */
   private requirePoster(userId: string): Failure | undefined {
-    if (this.channel?.type !== "broadcast" || this.members.isAdmin(userId)) return undefined;
-    return fail("forbidden", "Only the channel's owner and admins can post in a broadcast channel.");
+    return this.channel && this.members.requirePoster(this.channel.type, userId);
   }
 
   /** Enters the relay tier when the channel's type and size call for it (tiers.ts); it never leaves it. */

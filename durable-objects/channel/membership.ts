@@ -8,7 +8,7 @@
  * member's row `notified = 0`: the notice pump (notices.ts) tells their UserObject.
  */
 import { fail, type Failure } from "../../shared/errors.js";
-import type { Member, MemberProfile, MemberRole } from "./types.js";
+import type { ChannelType, Member, MemberProfile, MemberRole } from "./types.js";
 
 type MemberRow = { user_id: string; role: MemberRole; joined_at: number; joined_seq: number; last_read_seq: number };
 
@@ -21,6 +21,9 @@ export interface MemberPage {
 
 export const DEFAULT_MEMBER_PAGE = 100;
 export const MAX_MEMBER_PAGE = 500;
+
+/** What a broadcast channel's subscriber hears when they try to post or react. */
+export const postersOnly = () => fail("forbidden", "Only the channel's owner and admins can post in a broadcast channel.");
 
 /** Current members remembered as such between membership changes (every SEND asks). */
 const KNOWN_MEMBERS_MAX = 1024;
@@ -96,6 +99,12 @@ export class Membership {
   isAdmin(userId: string): boolean {
     const role = this.get(userId)?.role;
     return role === "owner" || role === "admin";
+  }
+
+  /** In a broadcast channel only the owner and admins post (and react); everyone else reads. */
+  requirePoster(type: ChannelType, userId: string): Failure | undefined {
+    if (type !== "broadcast" || this.isAdmin(userId)) return undefined;
+    return postersOnly();
   }
 
   /** The first `limit` member ids, in joined order (small channels list them all). */

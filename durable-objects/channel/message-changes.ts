@@ -6,6 +6,7 @@
 import { fail, type Failure, type Result } from "../../shared/errors.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { blob, contentForStorage, decodeContent, sameContent, validateClientContent, validEmoji } from "./content.js";
+import { postersOnly } from "./membership.js";
 import { parseReactions, type MessageRow, type Sequencer } from "./sequencer.js";
 import type { ChangeKind, ChannelType, ContentInit, MessageChange } from "./types.js";
 
@@ -33,7 +34,7 @@ export class MessageChanges {
    */
   react(userId: string, deviceId: string, seq: number, emoji: string, op: "add" | "remove"): Result<MessageChange> {
     if (!this.rules.requireMember(userId) && this.rules.channelType() === "broadcast" && !this.rules.isAdmin(userId)) {
-      return fail("forbidden", "Only the channel's owner and admins can post in a broadcast channel.");
+      return postersOnly();
     }
     const found = this.changeable(userId, seq);
     if (!found.ok) return found;

@@ -18,6 +18,18 @@ const pending = (sql: SqlStorage) =>
   sql.exec<{ user_id: string; version: number }>("SELECT user_id, version FROM members WHERE notified = 0 ORDER BY version").toArray();
 
 describe("Membership", () => {
+  it("lets only the owner and admins of a broadcast channel post; everyone posts elsewhere", async () => {
+    await inFreshChannel((sql) => {
+      const m = membership(sql);
+      m.add("u_alice", "owner", 1, 0);
+      m.add("u_bob", "member", 2, 0);
+      expect(m.requirePoster("broadcast", "u_alice")).toBeUndefined();
+      expect(m.requirePoster("broadcast", "u_bob")).toMatchObject({ ok: false, code: "forbidden" });
+      expect(m.requirePoster("group", "u_bob")).toBeUndefined();
+      expect(m.requirePoster("dm", "u_bob")).toBeUndefined();
+    });
+  });
+
   it("tells a stranger the channel does not exist and a former member that they left", async () => {
     await inFreshChannel((sql) => {
       const m = membership(sql);
