@@ -3,13 +3,14 @@
  * members, message log and idempotency keys, assigns every message its seq and HLC, and fans
  * each stored message out to its *watchers* (members with a device connected).
  *
- * This file is the RPC surface, the channel's creation and the wiring; the work is done by one
- * module per concern: `membership.ts` (members in SQL, roles, paging), `member-changes.ts` (adds,
- * removals, roles, bulk adds, invite links, with `invites.ts`), `views.ts` (the channel row;
- * summary, details, a member's state), `sequencer.ts` (dedup, rate limit, seq/HLC, the log,
- * history), `message-changes.ts` (react, edit, delete rules), `signals.ts` (read cursors and
- * receipts, typing), `channel-settings.ts` (name and lifetime), `watchers.ts` (who is live),
- * `fanout.ts` (delivery to watchers), `notices.ts` (telling members they joined or left),
+ * This file is the RPC surface and the wiring; the work is done by one module per concern:
+ * `membership.ts` (members in SQL, roles, who may post, paging), `member-changes.ts` (creation,
+ * adds, removals, roles, bulk adds, invite links, with `invites.ts`), `views.ts` (the channel row;
+ * summary, details, a member's state, a member's reads), `sequencer.ts` (dedup, rate limit,
+ * seq/HLC, the log, history), `message-changes.ts` (react, edit, delete rules), `signals.ts` (read
+ * cursors and receipts, typing), `channel-settings.ts` (name and lifetime), `watchers.ts` (who is
+ * live), `tiers.ts` (direct or relay), `fanout.ts` (delivery to watchers), `notices.ts` (telling
+ * members they joined or left),
  * `attachments.ts` (uploads, the SEND check for files, blob cleanup), `retention.ts` (the message
  * lifetime, expiry in batches, the low-water mark) and `erasure.ts` (a member's erasure here).
  *
