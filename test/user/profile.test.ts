@@ -1,6 +1,6 @@
 /** The profile row on its own (durable-objects/user/profile.ts): written once, renamed, repaired. */
 import { describe, expect, it } from "vitest";
-import { readProfile, renameProfile, repairJurisdiction, verifyPlacement, writeProfile } from "../../durable-objects/user/profile.js";
+import { initProfile, readProfile, renameProfile, repairJurisdiction, verifyPlacement, writeProfile } from "../../durable-objects/user/profile.js";
 import { newId } from "../../shared/ids.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
@@ -44,6 +44,24 @@ describe("profile row", () => {
       checked.length = 0;
       verifyPlacement(sql, {}, placement("eu", false), profile);
       expect(checked).toEqual([["eu", id]]);
+    });
+  });
+
+  it("registration writes a profile only where its id and this instance agree", async () => {
+    await inFreshUser((sql) => {
+      const checked: [string, string | undefined][] = [];
+      const placement = (refuse: string) => ({
+        require: (jurisdiction: string, _id: string, against?: string) => {
+          checked.push([jurisdiction, against]);
+          if (jurisdiction === refuse) throw new Error("misplaced");
+        },
+      });
+      const id = newId("u", "eu");
+      expect(() => initProfile(sql, placement("eu"), { user_id: id, username: "a", display_name: "A", jurisdiction: "eu" }, 1)).toThrow("misplaced");
+      expect(readProfile(sql)).toBeUndefined();
+      expect(initProfile(sql, placement(""), { user_id: id, username: "a", display_name: "A", jurisdiction: "eu" }, 1)).toMatchObject({ user_id: id, jurisdiction: "eu" });
+      // Checked against where the instance was reached, then against the id's own jurisdiction.
+      expect(checked.slice(1)).toEqual([["eu", undefined], ["eu", "eu"]]);
     });
   });
 });
