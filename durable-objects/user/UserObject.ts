@@ -31,8 +31,7 @@ import type {
 } from "../channel/types.js";
 import type { Device, PresenceState, SessionInfo } from "../../protocol/types.js";
 import { ChannelList, type ChannelState } from "./channel-list.js";
-import { LiveChannels, WATCH_DEADLINE_MS, type ChannelEndpoint } from "./live-channels.js";
-import { withDeadline } from "../../shared/deadline.js";
+import { LiveChannels } from "./live-channels.js";
 import { DeviceRegistry, Devices } from "./devices.js";
 import { HiddenMessages } from "./hidden-messages.js";
 import { MessageActions } from "./message-actions.js";
@@ -154,11 +153,7 @@ export class UserObject extends DurableObject<Env> {
       connected: () => openSockets(this.ctx).length > 0,
       // The queue in this user's jurisdiction: a job names their devices and the channel.
       send: (jobs) => sendPushJobs(queueFor<PushJob>(this.env, parseId(this.profile?.user_id)?.jurisdiction ?? ""), jobs),
-      unreadInChannel: async (channelId, userId, seq) => {
-        const endpoint: ChannelEndpoint = this.channel(channelId);
-        const r = await withDeadline(endpoint.state(userId), WATCH_DEADLINE_MS, "push read cursor");
-        return r.ok ? r.state.member && r.state.last_read_seq < seq : false;
-      },
+      channel: (channelId) => this.channel(channelId),
       wakeAt: (at) => this.wakeAt(at),
       waitUntil: (promise) => this.ctx.waitUntil(promise),
     }, { windowMs: Number(env.PUSH_WINDOW_MS) || 30_000, ackDeadlineMs: pushAckDeadlineFromEnv(env) });

@@ -13,6 +13,8 @@ import { log } from "../../shared/log.js";
 import type { PushJob } from "../../queues/push-jobs.js";
 import type { ChannelRow } from "./channel-list.js";
 import type { DeliveryBatch } from "../channel/types.js";
+import { withDeadline } from "../../shared/deadline.js";
+import { WATCH_DEADLINE_MS, type ChannelEndpoint } from "./live-channels.js";
 import { AckDeadlines } from "./ack-deadline.js";
 import { missedMessages, PushNotifier } from "./push-notifier.js";
 import { PushSubscriptions } from "./push-subscriptions.js";
@@ -28,8 +30,8 @@ export interface PushHost {
   connected(): boolean;
   /** Hands jobs to the push queue in the user's jurisdiction. */
   send(jobs: PushJob[]): Promise<void>;
-  /** The channel's read cursor for a channel not in the list yet: whether `seq` is still unread there. */
-  unreadInChannel(channelId: string, userId: string, seq: number): Promise<boolean>;
+  /** The channel, asked for the user's read cursor while it is not in the list yet. */
+  channel(channelId: string): Pick<ChannelEndpoint, "state">;
   wakeAt(at: number): void;
   waitUntil(promise: Promise<unknown>): void;
 }
@@ -64,7 +66,8 @@ export class UserPush {
     if (this.host.row(channelId) || !me) return this.notifier.stillUnread(channelId, seq);
     // Not in the list yet (the channel's notice is on its way): the channel knows the read cursor.
     try {
-      return await this.host.unreadInChannel(channelId, me, seq);
+      const r = await withDeadline(this.host.channel(channelId).state(me), WATCH_DEADLINE_MS, "push read cursor");
+      return r.ok ? r.state.member && r.state.last_read_seq < seq : false;
     } catch {
       return true;
     }

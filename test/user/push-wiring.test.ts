@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import { emptyRow, type ChannelRow } from "../../durable-objects/user/channel-list.js";
 import { Devices } from "../../durable-objects/user/devices.js";
 import { UserPush, type PushHost } from "../../durable-objects/user/push.js";
-import type { ChatMessageData, DeliveryBatch } from "../../durable-objects/channel/types.js";
+import type { ChatMessageData, DeliveryBatch, MemberChannelState } from "../../durable-objects/channel/types.js";
+import { fail, type Result } from "../../shared/errors.js";
 import type { PushJob } from "../../queues/push-jobs.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
@@ -29,7 +30,7 @@ function batch(...messages: ChatMessageData[]): DeliveryBatch {
   };
 }
 
-function setup(sql: SqlStorage, opts: { subscribed?: boolean; listed?: boolean; channelSays?: () => Promise<boolean> } = {}) {
+function setup(sql: SqlStorage, opts: { subscribed?: boolean; listed?: boolean; channelSays?: () => Promise<Result<{ state: MemberChannelState }>> } = {}) {
   const jobs: PushJob[] = [];
   const wakes: number[] = [];
   const pending: Promise<unknown>[] = [];
@@ -42,7 +43,7 @@ function setup(sql: SqlStorage, opts: { subscribed?: boolean; listed?: boolean; 
     row: (channelId) => (opts.listed !== false && channelId === C ? row : undefined),
     connected: () => clock.connected,
     send: async (j) => void jobs.push(...j),
-    unreadInChannel: opts.channelSays ?? (async () => false),
+    channel: () => ({ state: opts.channelSays ?? (async () => fail("not_found", "No such channel.")) }),
     wakeAt: (at) => void wakes.push(at),
     waitUntil: (p) => void pending.push(p),
   };
@@ -107,8 +108,9 @@ describe("UserPush", () => {
 
   it("a retried push asks the channel for its read cursor while the channel is not listed yet, and is kept if the channel cannot answer", async () => {
     await inFreshUser(async (sql) => {
-      const asked = setup(sql, { listed: false, channelSays: async () => false });
-      expect(await asked.push.stillWanted(C, 5)).toBe(false);
+      const read = { ok: true as const, state: { member: true, last_read_seq: 5 } as MemberChannelState };
+      expect(await setup(sql, { listed: false, channelSays: async () => read }).push.stillWanted(C, 5)).toBe(false);
+      expect(await setup(sql, { listed: false, channelSays: async () => read }).push.stillWanted(C, 6)).toBe(true);
     });
     await inFreshUser(async (sql) => {
       const failing = setup(sql, { listed: false, channelSays: () => Promise.reject(new Error("overloaded")) });
