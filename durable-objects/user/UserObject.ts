@@ -49,7 +49,7 @@ import { Sessions } from "./sessions.js";
 import { Connections } from "./connections.js";
 import { defaultSettings, Settings, type UserSettings } from "./settings.js";
 import {
-  broadcast, closeDevice, closeIdleSockets, closeSession, deliverToSockets, openSockets, socketInfo,
+  broadcast, closeDevice, closeIdleSockets, closeSession, deliverToSockets, keepKeepAliveAt, keptKeepAliveAt, openSockets, socketInfo,
   DeviceSignals, SocketProtocol,
 } from "./socket-protocol.js";
 import { observe } from "../../shared/observability.js";
@@ -114,11 +114,9 @@ export class UserObject extends DurableObject<Env> {
       userId: () => this.profile?.user_id,
       sockets: () => openSockets(this.ctx),
       sharePresence: () => this.getSettings().share_presence,
-      contacts: () => this.contacts(),
-      keptDue: () => Math.max(0, ...openSockets(this.ctx).map((ws) => socketInfo(ws).keepAliveAt)) || undefined,
-      keepDue: (at) => {
-        for (const ws of openSockets(this.ctx)) if (socketInfo(ws).keepAliveAt !== at) patchSocketInfo(ws, { keepAliveAt: at });
-      },
+      contacts: () => this.channels.contacts(this.profile?.user_id, MAX_WATCHED_CONTACTS),
+      keptDue: () => keptKeepAliveAt(this.ctx),
+      keepDue: (at) => keepKeepAliveAt(this.ctx, at),
       link: (userId) => new PresenceLink(env, userId),
       waitUntil: (promise) => ctx.waitUntil(promise),
     }, presence.ttlMs);
@@ -197,7 +195,7 @@ export class UserObject extends DurableObject<Env> {
       raiseSent: (channelId, seq) => this.live.raiseSent(channelId, seq),
       states: () => this.channels.states(),
       // Who of the user's contacts is around, after RESUMED.
-      resumed: (ws) => this.ctx.waitUntil(this.ownPresence.sendStates(this.contacts(), [ws])),
+      resumed: (ws) => this.ctx.waitUntil(this.ownPresence.sendStates(this.ownPresence.contacts(), [ws])),
     });
     this.signals = new DeviceSignals(ctx, () => this.sends.underPressure());
     this.protocol = new SocketProtocol({
@@ -328,7 +326,7 @@ export class UserObject extends DurableObject<Env> {
     if (!me) return;
     if (displayName !== undefined) this.profile = renameProfile(this.sql, this.profile!, displayName);
     this.broadcast(profileUpdate(me));
-    this.ctx.waitUntil(tellContacts(this.env, me, this.contacts()));
+    this.ctx.waitUntil(tellContacts(this.env, me, this.ownPresence.contacts()));
   }
 
   /** Someone this user talks to changed their profile: every device reads it again. */
@@ -530,10 +528,7 @@ export class UserObject extends DurableObject<Env> {
     this.sends.tick();
     // Push windows whose end has come send their merged updates; unacked live deliveries go to push.
     const nextPush = this.push.onAlarm();
-    const idle = closeIdleSockets(this.ctx, now, late);
-    for (const c of idle) {
-      log("info", "socket.idle_closed", { object: "user", id: this.profile?.user_id, device_id: c.deviceId, active_ago_ms: c.activeAgoMs, pinged_ago_ms: c.pingedAgoMs, late_ms: late });
-    }
+    const idle = closeIdleSockets(this.ctx, now, late, this.profile?.user_id);
     const open = openSockets(this.ctx);
     // The user's last devices went without a goodbye: silent ones just closed, or sockets lost
     // with the instance that held them (a restart, a deploy: the live mark is in storage). Either
@@ -553,11 +548,6 @@ export class UserObject extends DurableObject<Env> {
   /** Sets the alarm to `at` unless it is set earlier already. */
   private wakeAt(at: number): void {
     this.wakeups.atOrBefore(at);
-  }
-
-  /** People the user shares a DM or small group with: whose presence their devices show. */
-  private contacts(): string[] {
-    return this.channels.contacts(this.profile?.user_id, MAX_WATCHED_CONTACTS);
   }
 
   /* ------------------------------------ WebSocket ------------------------------------ */

@@ -85,6 +85,11 @@ export class UserPresence {
     return this.host.sockets().length > 0 ? this.due() : undefined;
   }
 
+  /** People the user shares a DM or small group with: whose presence their devices show. */
+  contacts(): string[] {
+    return this.host.contacts();
+  }
+
   /** Watches `userIds` and sends their current presence to `sockets`. */
   async sendStates(userIds: string[], sockets: WebSocket[]): Promise<void> {
     const link = this.shardLink();

@@ -200,16 +200,28 @@ export interface IdleClose {
  * runs): pings that wait unread in a backlog are not stamped yet, and a device that pinged on
  * time must not be taken for gone because the server was slow to read it.
  */
-export function closeIdleSockets(ctx: DurableObjectState, now: number, slackMs = 0): IdleClose[] {
+export function closeIdleSockets(ctx: DurableObjectState, now: number, slackMs = 0, userId?: string): IdleClose[] {
   const closed: IdleClose[] = [];
   for (const ws of openSockets(ctx)) {
     const pinged = ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime();
     const { activeAt, deviceId } = socketInfo(ws);
     if (now - Math.max(activeAt, pinged ?? 0) <= LIMITS.idleTimeoutMs + slackMs) continue;
     closeQuietly(ws, CLOSE.idle, `no frame or ping for ${LIMITS.idleTimeoutMs / 1000} s`);
-    closed.push({ deviceId, activeAgoMs: now - activeAt, pingedAgoMs: pinged === undefined ? null : now - pinged });
+    const seen: IdleClose = { deviceId, activeAgoMs: now - activeAt, pingedAgoMs: pinged === undefined ? null : now - pinged };
+    log("info", "socket.idle_closed", { object: "user", id: userId, device_id: deviceId, active_ago_ms: seen.activeAgoMs, pinged_ago_ms: seen.pingedAgoMs, late_ms: slackMs });
+    closed.push(seen);
   }
   return closed;
+}
+
+/** The presence keep-alive's due time as the sockets keep it through hibernation (undefined: none known). */
+export function keptKeepAliveAt(ctx: DurableObjectState): number | undefined {
+  return Math.max(0, ...openSockets(ctx).map((ws) => socketInfo(ws).keepAliveAt)) || undefined;
+}
+
+/** Keeps the presence keep-alive's due time on every open socket. */
+export function keepKeepAliveAt(ctx: DurableObjectState, at: number): void {
+  for (const ws of openSockets(ctx)) if (socketInfo(ws).keepAliveAt !== at) patchSocketInfo(ws, { keepAliveAt: at });
 }
 
 /**
