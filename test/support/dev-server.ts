@@ -177,6 +177,10 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       const timer = setTimeout(() => killGroup(child, "SIGKILL"), 10_000);
       await exited;
       clearTimeout(timer);
+      // wrangler exits on SIGINT; a workerd of its group has been seen to outlive it, spinning,
+      // still answering on the port (a page then never saw the server go). Stopped means gone.
+      killGroup(child, "SIGKILL");
+      await portFree(port, 30_000);
       if (ownState) rmSync(stateDir, { recursive: true, force: true });
     },
     async kill() {
