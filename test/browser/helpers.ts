@@ -66,7 +66,14 @@ export function watchErrors(page: Page, name: string): string[] {
  */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.evaluate(`Promise.all(document.getAnimations().map((a) => a.finished.catch(() => {})))`).catch(() => {});
+  // Let finite animations (a dialog popping in, a toast) end first. Spinners run for ever: waiting
+  // for their end hung a test until a re-render happened to replace the spinner.
+  await page.evaluate(`Promise.race([
+    Promise.all(document.getAnimations()
+      .filter((a) => a.effect?.getComputedTiming().endTime !== Infinity)
+      .map((a) => a.finished.catch(() => {}))),
+    new Promise((resolve) => setTimeout(resolve, 2000)),
+  ])`).catch(() => {});
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
 }
 
@@ -239,7 +246,7 @@ export class Profiles {
   }
 
   async close(): Promise<void> {
-    for (const c of this.contexts.splice(0)) await c.close().catch(() => {});
+    for (const c of this.contexts.splice(0)) await withTimeout(c.close()).catch(() => {});
   }
 }
 
@@ -317,7 +324,8 @@ export function browserSuite(screenshotPrefix = ""): BrowserSuite {
   return suite;
 }
 
-async function describeFailure(test: string, profiles: Profiles, server: DevServer | undefined, prefix: string): Promise<void> {
+/** What each page still open shows, a picture of it, and wrangler's last lines; each step bounded. */
+export async function describeFailure(test: string, profiles: Profiles, server: DevServer | undefined, prefix = ""): Promise<void> {
   for (const [name, page] of profiles.pages) {
     if (page.isClosed()) continue;
     const state = await withTimeout(run<string>(page, `JSON.stringify({

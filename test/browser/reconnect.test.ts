@@ -10,7 +10,7 @@ import type { Browser } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startDevServer, type DevServer } from "../support/dev-server.js";
 import {
-  banner, eventually, expectAccessible, lastStatus, launchChromium, message, PHONE, Profiles, registerUser, screenshot, sdkClient, sendMessage, textOf, updateSettings,
+  banner, describeFailure, eventually, expectAccessible, lastStatus, launchChromium, message, PHONE, Profiles, registerUser, screenshot, sdkClient, sendMessage, textOf, updateSettings,
 } from "./helpers.js";
 
 let server: DevServer;
@@ -32,20 +32,24 @@ afterAll(async () => {
 
 beforeEach(() => {
   profiles = new Profiles(browser, server.url);
+  steps = [];
 });
 
 afterEach(async ({ task }) => {
   if (task.result?.state === "fail") {
-    for (const [name, page] of profiles.pages) {
-      if (page.isClosed()) continue;
-      const text = await banner(page).textContent({ timeout: 2_000 }).catch(() => "?");
-      console.error(`[${task.name}] ${name}: banner "${text}"`);
-      await screenshot(page, `failure-${name.replace(/\s+/g, "-")}`).catch(() => {});
-    }
-    console.error(`[${task.name}] wrangler dev, last lines:\n${server.log.slice(-40).join("\n")}`);
+    console.error(`[${task.name}] steps reached:\n${steps.join("\n")}`);
+    await describeFailure(task.name, profiles, server, "reconnect-");
   }
   await profiles.close();
 });
+
+/** The steps a test reached, with the time since it began: a timeout then says where it stood. */
+let steps: string[] = [];
+let began = 0;
+function step(what: string): void {
+  if (steps.length === 0) began = Date.now();
+  steps.push(`${((Date.now() - began) / 1000).toFixed(1)} s ${what}`);
+}
 
 async function friends() {
   const alice = await registerUser(server.url, "alice", "Alice Martin");
@@ -92,8 +96,10 @@ describe("edgechat web app when the connection goes away", () => {
     const b = await profiles.open(bob, "bob", { path: `/#c/${dmId}` });
 
     // Bob's browser loses its network; then the server goes away for everyone.
+    step("both pages connected");
     await b.context().setOffline(true);
     await server.stop();
+    step("server stopped");
     try {
       await textOf(banner(a), /Reconnecting…/);
       await textOf(banner(b), /You're offline/);
@@ -106,9 +112,11 @@ describe("edgechat web app when the connection goes away", () => {
       await sendMessage(b, "Typed on the train, no signal");
       await textOf(lastStatus(b), "Sending…");
       await screenshot(a, "sending-while-down");
+      step("both messages waiting to be sent");
     } finally {
       await b.context().setOffline(false);
       server = await startDevServer({ stateDir, port: server.port });
+      step("server started again");
     }
     // Skip the rest of the backoff wait whenever the banner offers it (the backoff grew while the
     // server was down: on a loaded machine its restart alone can outlast a minute of backoff).
@@ -118,8 +126,10 @@ describe("edgechat web app when the connection goes away", () => {
         await page.getByRole("button", { name: "Retry now" }).click({ timeout: 1_000 }).catch(() => {});
         return false;
       }, 90_000);
+      step("a page's banner gone");
     }
     await message(b, "Sent while the server was down").waitFor();
+    step("Bob has Alice's message");
     await message(a, "Typed on the train, no signal").waitFor();
     // Alice shares read receipts; Bob does not.
     await textOf(lastStatus(b), "Read by Alice Martin");
