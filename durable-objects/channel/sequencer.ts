@@ -101,10 +101,7 @@ export class Sequencer {
     }
     const existing = this.batch
       ? this.batch.stored.get(dedupKey(input.userId, input.clientMsgId))
-      : this.sql.exec<Stored>(
-        "SELECT seq, hlc_ms, hlc_logical, server_ts FROM messages WHERE sender_user_id = ? AND client_msg_id = ?",
-        input.userId, input.clientMsgId,
-      ).toArray()[0];
+      : this.storedAs(input.userId, input.clientMsgId);
     if (existing) {
       const hlc = { ms: existing.hlc_ms, logical: existing.hlc_logical };
       return { ok: true, ack: this.ack(input.clientMsgId, hlc, existing.seq, existing.server_ts, "duplicate") };
@@ -127,6 +124,14 @@ export class Sequencer {
     return { ok: true, ack: this.ack(input.clientMsgId, stored.hlc, stored.seq, stored.server_ts, "stored") };
   }
 
+  /** The message `userId` stored as `clientMsgId`, if any (a retry is answered from it). */
+  private storedAs(userId: string, clientMsgId: string): Stored | undefined {
+    return this.sql.exec<Stored>(
+      "SELECT seq, hlc_ms, hlc_logical, server_ts FROM messages WHERE sender_user_id = ? AND client_msg_id = ?",
+      userId, clientMsgId,
+    ).toArray()[0];
+  }
+
   /**
    * Runs `body` (which appends `inputs`, in order, each through `append`) as one batch: the
    * client_msg_ids already stored are read in one statement per sender before it, and the channel
@@ -140,6 +145,12 @@ export class Sequencer {
       if (typeof clientMsgId === "string") (bySender.get(userId) ?? bySender.set(userId, []).get(userId)!).push(clientMsgId);
     }
     for (const [userId, ids] of bySender) {
+      // Most batches hold one SEND per sender: a plain lookup is a third of json_each's cost.
+      if (ids.length === 1) {
+        const row = this.storedAs(userId, ids[0]!);
+        if (row) stored.set(dedupKey(userId, ids[0]!), row);
+        continue;
+      }
       const rows = this.sql.exec<Stored & { client_msg_id: string }>(
         "SELECT client_msg_id, seq, hlc_ms, hlc_logical, server_ts FROM messages WHERE sender_user_id = ? AND client_msg_id IN (SELECT value FROM json_each(?))",
         userId, JSON.stringify(ids),

@@ -64,6 +64,22 @@ describe("Sequencer", () => {
     });
   });
 
+  it("a batch of one SEND per sender looks each up with the plain statement, retries included", async () => {
+    await inFreshChannel((raw) => {
+      const statements: string[] = [];
+      const sql = { exec: (q: string, ...b: unknown[]) => { statements.push(q); return raw.exec(q, ...b); } } as SqlStorage;
+      const { seq } = sequencer(sql);
+      seq.append(send("u_a", "first"));
+      statements.length = 0;
+      const inputs = [send("u_a", "first", "retried"), send("u_b", "new")];
+      const acks = seq.inBatch(inputs, () => inputs.map((i) => seq.append(i)));
+      expect(acks.map((a) => a.ok && [a.ack.seq, a.ack.status])).toEqual([[1, "duplicate"], [2, "stored"]]);
+      const reads = statements.filter((q) => q.trim().startsWith("SELECT"));
+      expect(reads).toHaveLength(2);
+      expect(reads.every((q) => !q.includes("json_each"))).toBe(true);
+    });
+  });
+
   it("a batch that throws half way still leaves the channel row at its last stored message", async () => {
     await inFreshChannel((sql) => {
       const { seq } = sequencer(sql);
