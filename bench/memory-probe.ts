@@ -26,7 +26,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import WebSocket from "ws";
+import { Inspector } from "./load/inspector.js";
 import { pool, sleep } from "./load/pool.js";
 import { rssKiB } from "./load/procs.js";
 import { configWithoutAssets, OwnedServer } from "./load/servers.js";
@@ -45,57 +45,6 @@ const { values: args } = parseArgs({
 
 const SETTLE_MS = 2000;
 const root = new URL("../", import.meta.url).pathname;
-
-/** A Chrome DevTools protocol session with the Worker's isolate. */
-class Inspector {
-  private next = 0;
-  private readonly waiting = new Map<number, (reply: { result?: Record<string, unknown> }) => void>();
-  private chunks: string[] = [];
-
-  private constructor(private readonly ws: WebSocket) {
-    ws.on("message", (data) => {
-      const m = JSON.parse(data.toString()) as { id?: number; method?: string; params?: { chunk: string }; result?: Record<string, unknown> };
-      if (m.id !== undefined) {
-        this.waiting.get(m.id)?.(m);
-        this.waiting.delete(m.id);
-      } else if (m.method === "HeapProfiler.addHeapSnapshotChunk" && m.params) this.chunks.push(m.params.chunk);
-    });
-  }
-
-  static async open(port: number): Promise<Inspector> {
-    const targets = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as { webSocketDebuggerUrl: string }[];
-    if (!targets[0]) throw new Error(`no inspector target on port ${port}`);
-    const ws = new WebSocket(targets[0].webSocketDebuggerUrl, { maxPayload: 2 ** 31 });
-    await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); });
-    return new Inspector(ws);
-  }
-
-  private call(method: string, params: object = {}): Promise<{ result?: Record<string, unknown> }> {
-    const id = ++this.next;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.ws.send(JSON.stringify({ id, method, params }));
-    });
-  }
-
-  /** JS heap in use after a full GC, KiB. */
-  async heapKiB(): Promise<number> {
-    await this.call("HeapProfiler.collectGarbage");
-    const r = await this.call("Runtime.getHeapUsage");
-    return Math.round(Number(r.result?.usedSize ?? 0) / 1024);
-  }
-
-  async snapshot(path: string): Promise<void> {
-    this.chunks = [];
-    await this.call("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
-    writeFileSync(path, this.chunks.join(""));
-    this.chunks = [];
-  }
-
-  close(): void {
-    this.ws.close();
-  }
-}
 
 /** Self size and count per constructor ("object:UserObject", "native:workerd / SqlStorage", "(array)"...). */
 function byConstructor(path: string): Map<string, { n: number; bytes: number }> {

@@ -7,11 +7,11 @@
  * Before the first change of a burst of deliveries, one durable "dirty" mark is written; an
  * object that wakes up and finds the mark knows its rows may be behind (a crash between delivery
  * and flush) and re-syncs them from the channels before it answers RESUME or lists channels. The
- * mark stays while deliveries keep coming (a flush with a delivery in its last FLUSH_MS keeps it,
- * and looks again FLUSH_MS after that delivery): a busy user's deliveries write nothing, and each
- * flush window costs one commit. Both the last flush and the mark's removal come at most
- * 2 × FLUSH_MS after the last delivery, well before the object could hibernate (~10 s without
- * events), so hibernation loses nothing and wakes without a re-sync.
+ * mark stays while deliveries keep coming (a flush with a delivery in its last MARK_LINGER_MS keeps
+ * it, and looks again MARK_LINGER_MS after that delivery): a busy user's deliveries write nothing,
+ * and each flush window costs one commit. The last flush comes at most 2 × FLUSH_MS after the last
+ * delivery and the mark's removal MARK_LINGER_MS after it, both before the object could hibernate
+ * (~10 s without events), so hibernation loses nothing and wakes without a re-sync.
  *
  * Unread counts stay exact without per-message writes: a row's numbers come from the channel
  * (watch/state: last_seq, the read cursor and the exact count, computed there in SQL) and are
@@ -25,6 +25,14 @@ export type { ChannelState };
 
 /** Changed rows are written at most this long after their first change. */
 export const FLUSH_MS = 2000;
+/**
+ * The durable mark stays until this long after the newest change. Writing it is a commit in the
+ * delivery's own turn (its reply and socket writes wait for it): a group that posts every few
+ * seconds would pay it on every post if it went with the flush (a 1,000-member group posting
+ * every 2 s wrote it in ~1,000 objects per post). Kept under the ~10 s after which an idle object
+ * hibernates, with room for a late alarm: a mark still set then only costs a re-sync on wake.
+ */
+export const MARK_LINGER_MS = 5000;
 /** Member ids kept per row (small channels only): whose presence the user watches. */
 export const LISTED_MEMBER_IDS = 50;
 
@@ -203,8 +211,8 @@ export class ChannelList {
 
   /**
    * Writes every changed row, in one turn (one commit). The mark goes too, unless a change came
-   * within the last FLUSH_MS: then more are likely, and the mark stays until a look FLUSH_MS after
-   * the newest change (flushDue) finds none since.
+   * within the last MARK_LINGER_MS: then more are likely, and the mark stays until a look
+   * MARK_LINGER_MS after the newest change (flushDue) finds none since.
    */
   flush(now = Date.now()): number {
     const n = this.dirty.size;
@@ -213,8 +221,8 @@ export class ChannelList {
     this.firstDirtyAt = undefined;
     this.settleAt = undefined;
     if (!this.marked) return n;
-    if (now - this.lastChangeAt < FLUSH_MS) {
-      this.settleAt = this.lastChangeAt + FLUSH_MS;
+    if (now - this.lastChangeAt < MARK_LINGER_MS) {
+      this.settleAt = this.lastChangeAt + MARK_LINGER_MS;
     } else {
       this.sql.exec("UPDATE live_state SET dirty = 0 WHERE id = 1");
       this.marked = false;

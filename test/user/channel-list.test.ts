@@ -3,7 +3,7 @@
  * snapshots from the channel, and the coalesced flush with its durable "dirty" mark.
  */
 import { describe, expect, it } from "vitest";
-import { applySnapshot, ChannelList, emptyRow, FLUSH_MS, foldMessages, memberIds, type ChannelRow } from "../../durable-objects/user/channel-list.js";
+import { applySnapshot, ChannelList, emptyRow, FLUSH_MS, foldMessages, MARK_LINGER_MS, memberIds, type ChannelRow } from "../../durable-objects/user/channel-list.js";
 import type { ChatMessageData, MemberChannelState } from "../../durable-objects/channel/types.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
@@ -93,8 +93,11 @@ describe("ChannelList", () => {
       expect(list.row("c1")?.last_seq).toBe(2);
       expect(asked).toEqual([1000 + FLUSH_MS]);
       expect(list.flushDue()).toBe(1000 + FLUSH_MS);
-      // Nothing changed in the FLUSH_MS before the flush: rows and mark go in one commit.
-      expect(list.flush(1200 + FLUSH_MS)).toBe(1);
+      // The flush writes the rows; the mark stays for a while after the newest change ...
+      expect(list.flush(1000 + FLUSH_MS)).toBe(1);
+      expect([mark(), stored(), list.flushDue()]).toEqual([1, 2, 1200 + MARK_LINGER_MS]);
+      // ... and goes at the look MARK_LINGER_MS after it, nothing having changed since.
+      expect(list.flush(1200 + MARK_LINGER_MS)).toBe(0);
       expect([mark(), stored(), list.flushDue()]).toEqual([0, 2, undefined]);
     });
   });
@@ -116,15 +119,36 @@ describe("ChannelList", () => {
         list.put(row({ last_seq: seq }), t);
         expect(mark()).toBe(1);
       }
-      // The burst ends: the flush writes the row and keeps the mark (a change came within FLUSH_MS) ...
+      // The burst ends: the flush writes the row and keeps the mark (a change came within MARK_LINGER_MS) ...
       list.flush(list.flushDue()!);
       expect([stored(), mark()]).toEqual([10, 1]);
-      // ... and the look FLUSH_MS after the last change takes it away.
-      expect(list.flushDue()).toBe(t + FLUSH_MS);
-      expect(list.flush(t + FLUSH_MS)).toBe(0);
+      // ... and the look MARK_LINGER_MS after the last change takes it away.
+      expect(list.flushDue()).toBe(t + MARK_LINGER_MS);
+      expect(list.flush(t + MARK_LINGER_MS)).toBe(0);
       expect([mark(), list.flushDue(), new ChannelList(sql).wokeDirty]).toEqual([0, undefined, false]);
       expect(markWrites).toBe(2); // set once, cleared once, for ten deliveries
 
+    });
+  });
+
+  it("keeps the mark between posts a few seconds apart: each post's rows are one flush, no mark write", async () => {
+    await inFreshUser((sql) => {
+      let markWrites = 0;
+      const counted = { exec: (query: string, ...args: unknown[]) => { if (query.startsWith("UPDATE live_state")) markWrites++; return sql.exec(query, ...args); } } as SqlStorage;
+      const list = new ChannelList(counted);
+      let t = 10_000;
+      // A post every 3 s: past the flush window, within the mark's linger.
+      for (let seq = 1; seq <= 10; seq++) {
+        list.put(row({ last_seq: seq }), t);
+        list.flush(list.flushDue()!);
+        t += FLUSH_MS + 1_000;
+        const due = list.flushDue();
+        if (due !== undefined && due <= t) list.flush(due);
+      }
+      expect(markWrites).toBe(1);
+      list.flush(list.flushDue()!);
+      expect(markWrites).toBe(2); // cleared once the posts stopped
+      expect(new ChannelList(sql).wokeDirty).toBe(false);
     });
   });
 
