@@ -8,11 +8,11 @@
  * 3 s after the second (objects awake, the channel list's flush window over). Per post: time until
  * all have it, the Worker's CPU (workerd + proxy) and the `user.woke` lines it caused.
  *
- *   npx tsx bench/wake-probe.ts [--members 200] [--rounds 3] [--idle-s 30] [--bystanders 0] [--profile DIR]
+ *   npx tsx bench/wake-probe.ts [--members 200] [--rounds 3] [--idle-s 30] [--bystanders 0]
+ *                               [--count-writes] [--profile DIR]
  *
  * --bystanders N  N more users connected who are not in the group (loaded objects and open
  *                sockets that the post does not reach)
- *
  * --count-writes  also count the SQL statements that wrote rows, per object kind, over each post
  *                and the 5 s after it (its list flush included); the counting lines cost CPU, so
  *                time with it off
@@ -84,14 +84,15 @@ try {
     sender.sendText(channel, id, `${kind} post`);
     if (!(await tracker.whenIdle(120_000))) {
       const r = tracker.report();
-      throw new Error(`${kind} post did not reach everyone in 120 s: ${r.lost} missing, ${r.delivered} delivered, errors: ${r.firstErrors?.join("; ") ?? "none"}`);
+      throw new Error(`${kind} post did not reach everyone in 120 s: ${r.lost} missing, ${r.delivered} delivered, errors: ${r.firstErrors.join("; ") || "none"}`);
     }
     const ms = performance.now() - t0;
     await sleep(counting ? 5_000 : 1_000); // the round's tail (acks, list marks and flushes) counted with it
     if (inspector) await inspector.stopProfile(join(args.profile!, `${id.replace("wake-", "")}.cpuprofile`));
-    rows.push({ kind, ms, cpuMs: (cpu() - cpu0) * 1000, wakes: woke() - woke0 });
+    const row = { kind, ms, cpuMs: (cpu() - cpu0) * 1000, wakes: woke() - woke0 };
+    rows.push(row);
     const work = counting ? workOf(lines.since(mark)) : undefined;
-    log(`${kind}: all ${recipients.length} have it after ${ms.toFixed(0)} ms; CPU ${((cpu() - cpu0) * 1000).toFixed(0)} ms; ${woke() - woke0} wakes` +
+    log(`${kind}: all ${recipients.length} have it after ${ms.toFixed(0)} ms; CPU ${row.cpuMs.toFixed(0)} ms; ${row.wakes} wakes` +
       (work ? `; rows written by users ${work.userWrites}, channel ${work.channelWrites}, relays ${work.relayWrites}` : ""));
   };
   for (let i = 0; i < rounds; i++) {

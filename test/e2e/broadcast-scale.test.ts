@@ -24,7 +24,7 @@
  * channel's `fanout.round_done` for that seq, is the same in both channels: one RPC per relay
  * shard holding watchers, none from the channel to users, one from relays to each connected
  * user's object, the same channel writes, no relay writes, no notices. The users' own writes
- * (their coalesced channel-list flushes, one second after a delivery) land in whichever window
+ * (their coalesced channel-list flushes, up to 2 s after a delivery) land in whichever window
  * their timer falls: logged, not compared.
  *
  * The setup is timed (never asserted on) and printed. On the shared 2-core machine the file took
