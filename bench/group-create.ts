@@ -6,21 +6,37 @@
  * each by a different creator. With `--restricted N`, N of the members chose `group_adds:
  * "contacts"` and share a DM with every creator, so each create must ask those N.
  *
- *   npx tsx bench/group-create.ts [--members 1000] [--creates 5] [--restricted 0]
+ * While the channel's notice pump tells the members, a `GET /v1/me` is sent every second (one at a
+ * time) and timed: the local server must keep answering during the pump (docs/decisions/030).
+ * `--var NAME=VALUE` (repeatable) passes a var to wrangler dev (e.g. `NOTICE_PAGE_SIZE=0`,
+ * `LOG_LEVEL=debug`, `COUNT_SQL_WRITES=1`, `METRICS_LOG=1`); `--log FILE` writes the server's
+ * output there at the end. `--cold` restarts wrangler dev (same state) after the registrations, so
+ * every member's UserObject is cold when the pump reaches it (a team that creates the group later).
+ *
+ *   npx tsx bench/group-create.ts [--members 1000] [--creates 5] [--restricted 0] [--var K=V] [--log FILE] [--cold]
  */
-import { loadavg } from "node:os";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startDevServer } from "../test/support/dev-server.js";
 import { pool } from "./load/pool.js";
 
 const { values: args } = parseArgs({
-  options: { members: { type: "string", default: "1000" }, creates: { type: "string", default: "5" }, restricted: { type: "string", default: "0" } },
+  options: {
+    members: { type: "string", default: "1000" }, creates: { type: "string", default: "5" }, restricted: { type: "string", default: "0" },
+    var: { type: "string", multiple: true, default: [] }, log: { type: "string" }, cold: { type: "boolean", default: false },
+  },
 });
+const extraVars = Object.fromEntries(args.var.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
 const members = Number(args.members), creates = Number(args.creates), restricted = Number(args.restricted);
 
 interface User { user_id: string; access_token: string }
 
-const server = await startDevServer({ vars: { CHANNEL_CREATE_BURST: "1000" } });
+const stateDir = mkdtempSync(join(tmpdir(), "edgechat-bench-"));
+const serverOptions = { stateDir, vars: { CHANNEL_CREATE_BURST: "1000", ...extraVars } };
+let server = await startDevServer(serverOptions);
+const serverLog: string[] = [];
 async function post<T>(path: string, token: string | undefined, body: unknown): Promise<{ status: number; body: T }> {
   for (let attempt = 1; ; attempt++) {
     const res = await fetch(`${server.url}${path}`, {
@@ -47,6 +63,26 @@ async function timedMe(user: User): Promise<number> {
   return performance.now() - t;
 }
 
+/** GET /v1/me once a second, one at a time, until `stop` resolves: how the server answers meanwhile. */
+async function probeWhile(user: User, stop: Promise<void>): Promise<number[]> {
+  let done = false;
+  void stop.then(() => { done = true; });
+  const times: number[] = [];
+  while (!done) {
+    times.push(await timedMe(user));
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return times;
+}
+
+/** Resolves once the channel logged that its notice pump has told every member (or after 600 s). */
+async function drained(channelId: string): Promise<void> {
+  const deadline = Date.now() + 600_000;
+  while (Date.now() < deadline && !server.log.some((l) => l.includes('"event":"notice.drained"') && l.includes(channelId))) {
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 async function listed(user: User, channelId: string): Promise<void> {
   const deadline = Date.now() + 300_000;
   while (Date.now() < deadline) {
@@ -71,6 +107,12 @@ try {
     return r.body;
   });
   console.log(`registered ${users.length} users in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (args.cold) {
+    serverLog.push(...server.log);
+    await server.stop();
+    server = await startDevServer(serverOptions);
+    console.log("restarted wrangler dev: every member's object is cold");
+  }
   const creators = users.slice(0, creates);
   const others = users.slice(creates);
   const limited = others.slice(0, restricted);
@@ -105,13 +147,25 @@ try {
     const busy = await timedMe(creator);
     console.log(`create ${i + 1}: ${r.body.channel.member_count} members, ${restricted} restricted: ${ms.toFixed(0)} ms (Worker: ${workerMs ?? "?"} ms; a GET /v1/me just after: ${busy.toFixed(0)} ms)`);
     // The next create starts once this group's notice pump reached the last member (not timed).
+    // The pump is done when the channel logs `notice.drained` (every member told); the last
+    // member's list must then show the group.
     const t1 = performance.now();
-    await listed(group.at(-1)!, r.body.channel.channel_id);
-    console.log(`  (the last member listed it ${((performance.now() - t1) / 1000).toFixed(1)} s after the answer; a GET /v1/me then: ${(await timedMe(creator)).toFixed(0)} ms)`);
+    const channelId = r.body.channel.channel_id;
+    const done = drained(channelId);
+    const probes = (await Promise.all([done, probeWhile(creator, done)]))[1].sort((a, b) => a - b);
+    const pct = (q: number) => probes[Math.min(probes.length - 1, Math.floor(probes.length * q))]!.toFixed(0);
+    const drainedLine = server.log.find((l) => l.includes('"event":"notice.drained"') && l.includes(channelId));
+    console.log(`  (every member told ${((performance.now() - t1) / 1000).toFixed(1)} s after the answer: ${drainedLine ?? "no notice.drained line"})`);
+    const t2 = performance.now();
+    for (const member of [group.at(-1)!, group[0]!, group[Math.floor(group.length / 2)]!]) await listed(member, channelId);
+    console.log(`  (3 members' lists show it, checked in ${((performance.now() - t2) / 1000).toFixed(1)} s; a GET /v1/me then: ${(await timedMe(creator)).toFixed(0)} ms)`);
+    if (probes.length > 0) console.log(`  (GET /v1/me during the pump, one a second: ${probes.length} answered, median ${pct(0.5)} ms, p90 ${pct(0.9)} ms, max ${pct(1)} ms)`);
   }
   const sorted = [...times].sort((a, b) => a - b);
   if (sorted.length > 0) console.log(`median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms, min ${sorted[0]!.toFixed(0)} ms, max ${sorted.at(-1)!.toFixed(0)} ms`);
   console.log(`${times.length} created, ${failures} failed; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 } finally {
+  if (args.log) writeFileSync(args.log, [...serverLog, ...server.log].join("\n") + "\n");
   await server.stop();
+  rmSync(stateDir, { recursive: true, force: true });
 }

@@ -7,9 +7,10 @@
  * Never on the caller's path: creating a group of 1,000 answers at once and wakes no UserObject;
  * the pump then works through pages of ≤ NOTICE_PAGE due rows per alarm tick, a bounded number
  * of calls in flight, each under a deadline. Operators can change the page or pause the pump
- * (NOTICE_PAGE_SIZE, docs/decisions/025).
+ * (NOTICE_PAGE_SIZE, docs/decisions/025). What one notice costs, counted and profiled under
+ * `wrangler dev`, and why the pump is not paced further: docs/decisions/030.
  */
-import { withDeadline, eachLimited } from "../../shared/deadline.js";
+import { withDeadline, mapLimited } from "../../shared/deadline.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import type { MemberChannelState, MembershipNotice } from "./types.js";
@@ -57,6 +58,8 @@ type Due = { user_id: string; version: number; notice_attempts: number };
 
 export class Notices {
   private running: Promise<void> | undefined;
+  /** The run of pages under way (since pending notices were last found): for its log line. */
+  private run: { startedAt: number; sent: number; failed: number } | undefined;
 
   constructor(private readonly deps: NoticeDeps) {}
 
@@ -87,24 +90,51 @@ export class Notices {
     const due = this.deps.sql.exec<Due>(
       "SELECT user_id, version, notice_attempts FROM members WHERE notified = 0 AND notice_at <= ? ORDER BY notice_at LIMIT ?", now, this.pageSize,
     ).toArray();
-    await eachLimited(due, NOTICE_CONCURRENCY, (row) => this.send(row));
-    const next = this.nextDue();
-    if (next !== undefined) this.deps.wakeAt(Math.max(next, Date.now()));
+    if (due.length === 0) return this.wakeForNext();
+    const run = (this.run ??= { startedAt: now, sent: 0, failed: 0 });
+    const outcomes = await mapLimited(due, NOTICE_CONCURRENCY, (row) => this.send(row));
+    // The page's told members in one statement, one commit (not one per call as each returned):
+    // a restart before it only tells them again, which their lists take as the same row.
+    const told = due.filter((_, i) => outcomes[i]).map((row) => [row.user_id, row.version]);
+    if (told.length > 0) {
+      this.deps.sql.exec(
+        "UPDATE members SET notified = 1, notice_attempts = 0 WHERE (user_id, version) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+        JSON.stringify(told),
+      );
+    }
+    const sent = told.length;
+    run.sent += sent;
+    run.failed += due.length - sent;
+    log("debug", "notice.page", { object: "channel", id: this.deps.id(), notices: due.length, failed: due.length - sent, ms: Date.now() - now });
+    this.wakeForNext();
   }
 
-  private async send(row: Due): Promise<void> {
+  /** Asks for the alarm at the next pending notice; with none left, logs the run that just ended. */
+  private wakeForNext(): void {
+    const next = this.nextDue();
+    if (next !== undefined) return this.deps.wakeAt(Math.max(next, Date.now()));
+    if (!this.run) return;
+    // Operators (and bench/group-create.ts) see when every member of a large add has been told;
+    // a DM's or a small group's notices are a debug line.
+    log(this.run.sent + this.run.failed >= NOTICE_PAGE ? "info" : "debug", "notice.drained", { object: "channel", id: this.deps.id(), sent: this.run.sent, failed: this.run.failed, ms: Date.now() - this.run.startedAt });
+    this.run = undefined;
+  }
+
+  /** Tells one member; true once their object took it (the page marks it), false when it is retried later. */
+  private async send(row: Due): Promise<boolean> {
     const notice: MembershipNotice = { state: this.deps.stateFor(row.user_id), membership_seq: row.version };
     try {
       count("notice.rpc");
       await withDeadline(this.deps.userStub(row.user_id).membershipChanged(notice), NOTICE_DEADLINE_MS, "membership notice");
-      // Only this version: a change made meanwhile is told in its own notice.
-      this.deps.sql.exec("UPDATE members SET notified = 1, notice_attempts = 0 WHERE user_id = ? AND version = ?", row.user_id, row.version);
+      // Marked told at the end of the page, this version only: a change made meanwhile is told in its own notice.
+      return true;
     } catch (err) {
       const attempts = row.notice_attempts + 1;
       const wait = Math.min(NOTICE_RETRY_MAX_MS, NOTICE_RETRY_MS * 2 ** Math.min(20, attempts - 1));
       this.deps.sql.exec("UPDATE members SET notice_attempts = ?, notice_at = ? WHERE user_id = ? AND version = ?", attempts, Date.now() + wait, row.user_id, row.version);
       count("notice.failed");
       log("warn", "notice.failed", { object: "channel", id: this.deps.id(), user_id: row.user_id, attempts }, err);
+      return false;
     }
   }
 }
