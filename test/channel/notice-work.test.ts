@@ -5,7 +5,8 @@
  * with one statement; in each member's object the notice writes the one list row (a first wake also
  * stores its schema version) and asks nothing back: no channel state, no watch, no directory read.
  * Then each member's list shows the group exactly once, and the pump has nothing left to send.
- * Counts, never time.
+ * A page told but not marked (the channel restarted before its one statement) is told again, and
+ * the lists still show the group once. Counts, never time.
  */
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -48,6 +49,14 @@ function writes(seen: MemoryRecorder, object: string): Record<string, number> {
 /** Rows for `channelId` in the user's list that say they are in it. */
 const listRows = (userId: string, channelId: string) => runInDurableObject(userStub(env, userId), (_o, state) =>
   state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM channels WHERE channel_id = ? AND left = 0", channelId).one().n);
+
+/** Creates a group of `owner` and `members` (ids) and waits until the pump has told everyone. */
+async function groupOf(owner: TestUser, members: string[]): Promise<string> {
+  const r = await call<ChannelBody>("POST", "/v1/channels", { token: owner.access_token, body: { type: "group", name: "Big", members } });
+  expect(r.status).toBe(201);
+  await untilNonePending(r.body.channel.channel_id);
+  return r.body.channel.channel_id;
+}
 
 describe("the work of one membership notice", () => {
   it("is one RPC, one list row in the member's object and nothing asked back, for signed-up and never-woken members alike", async () => {
@@ -99,5 +108,32 @@ describe("the work of one membership notice", () => {
       const list = await call<{ channels: { channel_id: string }[] }>("GET", "/v1/channels", { token: u.access_token });
       expect(list.body.channels.filter((c) => c.channel_id === channelId)).toHaveLength(1);
     }
+  });
+});
+
+describe("a page told again", () => {
+  it("after a restart lost its mark, rewrites each member's one row and lists the group once", async () => {
+    const owner = await register("owner");
+    const neverWoken = await seedAccounts(20);
+    const channelId = await groupOf(owner, neverWoken);
+    // As if the channel restarted after the calls and before the page's statement (its alarm,
+    // set before the page, is still there).
+    await runInDurableObject(channelStub(env, channelId), async (_o, state) => {
+      state.storage.sql.exec("UPDATE members SET notified = 0");
+      await state.storage.setAlarm(Date.now());
+    });
+    const seen = memoryRecorder();
+    const restore = recordMetricsWith(seen);
+    try {
+      await runDurableObjectAlarm(channelStub(env, channelId));
+      await untilNonePending(channelId);
+    } finally {
+      restore();
+    }
+    expect(seen.total("notice.rpc")).toBe(21);
+    expect(writes(seen, "user")).toEqual({ channels: 21 });
+    for (const id of [owner.user_id, ...neverWoken]) expect(await listRows(id, channelId)).toBe(1);
+    const list = await call<{ channels: { channel_id: string; member_count: number }[] }>("GET", "/v1/channels", { token: owner.access_token });
+    expect(list.body.channels.filter((c) => c.channel_id === channelId).map((c) => c.member_count)).toEqual([21]);
   });
 });
