@@ -11,6 +11,7 @@ import { channelStub } from "../../shared/routing.js";
 import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
 import { call, createGroup, register, waitListed, type TestUser } from "../helpers/api.js";
 import { onlineDevice, type TestDevice } from "../helpers/socket.js";
+import { until } from "../support/until.js";
 import type { ChannelObject } from "../../durable-objects/channel/ChannelObject.js";
 
 const T = pb.FrameType;
@@ -286,6 +287,15 @@ async function noticesDone(channelId: string): Promise<void> {
   throw new Error("notices still pending");
 }
 
+function channelRow(channelId: string, query: string): Promise<{ n: number }> {
+  return runInDurableObject(channelStub(env, channelId), (_o, state) => state.storage.sql.exec<{ n: number }>(query).one());
+}
+
+/** The channel has recorded its last round: every shard answered for every stored message. */
+function roundRecorded(channelId: string): Promise<unknown> {
+  return until("the round recorded", async () => (await channelRow(channelId, "SELECT (fanout_seq = last_seq) AS n FROM channel")).n === 1, 60_000);
+}
+
 /** Work for one post by the owner with one connected subscriber and `offline` subscribers who never connect. */
 async function workForOnePost(offline: number) {
   const [alice, bob] = await Promise.all([register("alice"), register("bob")]);
@@ -298,15 +308,21 @@ async function workForOnePost(offline: number) {
   await noticesDone(id);
   const a = await onlineDevice(alice.access_token, "a");
   const b = await onlineDevice(bob.access_token, "b");
+  // Both watchers delivered by their relay shard (registration happens between rounds: counted
+  // inside one run's window and not the other's, the two runs' work differed once).
+  await until("both watchers registered at their shard", async () => (await channelRow(id, "SELECT count(*) AS n FROM watchers WHERE active = 1 AND at_relay = 1")).n === 2, 60_000);
   const warm = await a.sendText(id, "warm-up");
   expect(warm.type).toBe(T.SEND_ACK);
   await delivered(b, "warm-up");
+  await roundRecorded(id);
   const seen = memoryRecorder();
   const restore = recordMetricsWith(seen);
   try {
     const counted = await a.sendText(id, "counted");
     expect(counted.type).toBe(T.SEND_ACK);
     await delivered(b, "counted");
+    // The round's own bookkeeping (fanout_seq, written once every shard answered) inside the window, always.
+    await roundRecorded(id);
   } finally {
     restore();
   }
