@@ -4,6 +4,7 @@
  *
  * Nothing is committed per delivered message (docs/decisions/013). A delivery changes the row in
  * memory; changed rows are flushed together a moment later (FLUSH_MS, from the object's alarm).
+ * The first change after MARK_LINGER_MS of quiet is written through instead (decision 031).
  * Before the first change of a burst of deliveries, one durable "dirty" mark is written; an
  * object that wakes up and finds the mark knows its rows may be behind (a crash between delivery
  * and flush) and re-syncs them from the channels before it answers RESUME or lists channels. The
@@ -137,7 +138,7 @@ export class ChannelList {
   private marked: boolean;
   private firstDirtyAt: number | undefined;
   /** The newest change (its time decides whether a flush may take the mark away). */
-  private lastChangeAt = 0;
+  private lastChangeAt = -Infinity;
   /** When to look again whether the mark can go (a flush kept it: deliveries were still coming). */
   private settleAt: number | undefined;
 
@@ -179,11 +180,18 @@ export class ChannelList {
   /**
    * Changes a row in memory; it reaches the table with the next flush. The first change after a
    * flush writes the durable mark (in the caller's turn, so the output gate holds the caller's
-   * reply until the mark is on disk).
+   * reply until the mark is on disk). A change after MARK_LINGER_MS of quiet, with nothing
+   * waiting, is written through instead: the same one write in the caller's turn, and no mark,
+   * no flush and no alarm after it (a post now and then, the common case, costs one commit).
    */
   put(row: ChannelRow, now = Date.now()): void {
-    this.dirty.set(row.channel_id, { ...row });
+    const quiet = !this.marked && this.dirty.size === 0 && now - this.lastChangeAt >= MARK_LINGER_MS;
     this.lastChangeAt = now;
+    if (quiet) {
+      upsert(this.sql, row);
+      return;
+    }
+    this.dirty.set(row.channel_id, { ...row });
     if (!this.marked) {
       this.sql.exec("UPDATE live_state SET dirty = 1 WHERE id = 1");
       this.marked = true;
