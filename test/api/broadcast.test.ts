@@ -7,7 +7,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { pb } from "../../protocol/codec.js";
 import { LIMITS } from "../../protocol/limits.js";
-import { channelStub } from "../../shared/routing.js";
+import { channelStub, relayShardOf } from "../../shared/routing.js";
 import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
 import { call, createGroup, register, waitListed, type TestUser } from "../helpers/api.js";
 import { onlineDevice, type TestDevice } from "../helpers/socket.js";
@@ -327,7 +327,17 @@ async function workForOnePost(offline: number) {
     restore();
   }
   a.close(); b.close();
-  return { rpcs: seen.total("fanout.rpc"), channelWrites: seen.total("sql.write", { object: "channel" }), notices: seen.total("notice.rpc") };
+  // The channel calls each relay shard that holds a watcher: one or two here, as alice's and bob's
+  // fresh ids hash (one run in 64 puts both on one shard), whatever the subscribers.
+  const { n: shardCount } = await channelRow(id, "SELECT relay_shards AS n FROM channel");
+  const shards = new Set([alice.user_id, bob.user_id].map((u) => relayShardOf(u, shardCount))).size;
+  expect(seen.total("fanout.rpc", { from: "channel", to: "relay" })).toBe(shards);
+  return {
+    channelToUser: seen.total("fanout.rpc", { from: "channel", to: "user" }),
+    relayToUser: seen.total("fanout.rpc", { from: "relay", to: "user" }),
+    channelWrites: seen.total("sql.write", { object: "channel" }),
+    notices: seen.total("notice.rpc"),
+  };
 }
 
 describe("work per post in a broadcast channel", () => {
