@@ -39,14 +39,18 @@ describe("drain", () => {
       onlineDevice(alice.access_token, "a-phone"), onlineDevice(alice.access_token, "a-laptop"), onlineDevice(bob.access_token, "b-phone"),
     ]);
     // Presence learns of a connection just after HELLO: drain until all three sockets were asked.
+    // A call counts the sockets it asked, so a socket presence learned of late is in a later call's
+    // count than the others: the calls' counts are added up.
     let result: Record<string, unknown> = {};
+    let sockets = 0;
     for (const deadline = Date.now() + 15_000; Date.now() < deadline;) {
       result = (await drain(TOKEN, { window_ms: 5_000 })).body;
+      sockets += Number(result.sockets ?? 0);
       if (devices.every((d) => d.frames.some((f) => f.type === T.GOAWAY))) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(result).toMatchObject({ window_ms: 5_000, shards: 96, failed_shards: 0, failed_users: 0 });
-    expect(result.sockets).toBeGreaterThanOrEqual(3);
+    expect(sockets).toBeGreaterThanOrEqual(3);
     for (const d of devices) {
       const goaway = await d.next(T.GOAWAY);
       expect(goaway.goaway?.reason).toBe("drain");
