@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startDevServer } from "../test/support/dev-server.js";
 import { pool } from "./load/pool.js";
+import { parseVars } from "./load/servers.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -28,7 +29,7 @@ const { values: args } = parseArgs({
     var: { type: "string", multiple: true, default: [] }, log: { type: "string" }, cold: { type: "boolean", default: false },
   },
 });
-const extraVars = Object.fromEntries(args.var.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+const extraVars = parseVars(args.var);
 const members = Number(args.members), creates = Number(args.creates), restricted = Number(args.restricted);
 
 interface User { user_id: string; access_token: string }

@@ -28,7 +28,7 @@ import { withTimeout } from "./load/pool.js";
 import { cpuMeter } from "./load/procs.js";
 import { clean, consoleLine, markdown, type RunMeta } from "./load/report.js";
 import type { SenderPattern } from "./load/sender.js";
-import { configWithoutAssets, OwnedServer } from "./load/servers.js";
+import { configWithoutAssets, OwnedServer, parseVars } from "./load/servers.js";
 import type { Target } from "./load/target.js";
 import { EdgechatTarget, LimitTarget } from "./load/targets.js";
 import { SCENARIOS } from "./scenarios/index.js";
@@ -80,16 +80,6 @@ function positiveInt(name: string, v: string | undefined, min = 0): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}; got ${v}`);
   return n;
-}
-
-function parseVars(list: readonly string[]): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const kv of list) {
-    const i = kv.indexOf("=");
-    if (i <= 0) throw new Error(`--var expects KEY=VALUE; got ${kv}`);
-    vars[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  return vars;
 }
 
 /**

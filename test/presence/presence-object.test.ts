@@ -7,6 +7,7 @@ import { MAX_PRESENCE_SUBSCRIBERS, MAX_PRESENCE_TARGETS, type PresenceObject } f
 import type { PresenceState } from "../../protocol/types.js";
 import { register } from "../helpers/api.js";
 import { onlineDevice, type TestDevice } from "../helpers/socket.js";
+import { until } from "../support/until.js";
 
 const T = pb.FrameType;
 // vitest.config.ts shortens the timings: PRESENCE_TTL_MS = 2000, PRESENCE_OFFLINE_GRACE_MS = 200.
@@ -416,11 +417,8 @@ describe("PresenceObject: bounded", () => {
     // The next sweep is armed for when the recent one's retention runs out (or something earlier).
     // An alarm run that is under way (the object's own, next to the test's) has no alarm set until
     // it sets the next one: look again for a moment rather than at one instant.
-    let alarm: number | null = null;
-    for (let i = 0; alarm === null && i < 100; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 50));
-      alarm = await runInDurableObject(stub, (_o, state) => state.storage.getAlarm());
-    }
+    const alarm = await until("the next sweep armed", async () =>
+      (await runInDurableObject(stub, (_o, state) => state.storage.getAlarm())) ?? undefined, 5_000, 50);
     expect(alarm).not.toBeNull();
   });
 });
