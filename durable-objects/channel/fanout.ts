@@ -112,6 +112,8 @@ export interface FanOutDeps {
 
 export class FanOut {
   private fanoutSeq = 0;
+  /** fanout_seq as stored: a round's end is saved with the next append or the guard alarm (decision 032). */
+  private savedSeq = 0;
   /** Appended messages not yet fanned out, so the pump need not read them back. */
   private unsent: ChatMessageData[] = [];
   private pump: Promise<void> | undefined;
@@ -168,6 +170,7 @@ export class FanOut {
   /** Resumes from the channel row's fanout_seq. */
   start(fanoutSeq: number): void {
     this.fanoutSeq = fanoutSeq;
+    this.savedSeq = fanoutSeq;
     this.progress = { seq: fanoutSeq, at: Date.now() };
   }
 
@@ -211,6 +214,7 @@ export class FanOut {
    */
   onAlarm(now = Date.now()): void {
     this.guardArmed = false;
+    this.saveProgress();
     if (this.behind && this.pump && this.progress.seq === this.fanoutSeq && now - this.progress.at > STALL_MS) {
       log("warn", "fanout.stalled", { object: "channel", channel_id: this.deps.id(), lag: this.deps.log.lastSeq - this.fanoutSeq, ms: now - this.progress.at });
       count("fanout.stalled");
@@ -227,8 +231,21 @@ export class FanOut {
     if (this.registrable()) retries.push(Math.max(now, this.registerAfter));
     if (this.leavesToTell()) retries.push(Math.max(now, this.leaveAfter));
     const retry = retries.length > 0 ? Math.min(...retries) : undefined;
-    if (this.behind) return Math.min(now + FANOUT_GUARD_MS, retry ?? Infinity);
+    if (this.behind || this.savedSeq < this.fanoutSeq) return Math.min(now + FANOUT_GUARD_MS, retry ?? Infinity);
     return retry;
+  }
+
+  /**
+   * Writes fanout_seq if rounds ended since it was last stored. Called from the guard alarm, a turn
+   * that writes anyway, never in a turn of its own: a round's end costs no commit, and the next
+   * round's calls do not wait behind one (decision 032). While rounds are unsaved an alarm stays
+   * armed (`nextDue`, the pump's end), so the stored value trails by about FANOUT_GUARD_MS; after
+   * a crash the pump starts from it and repeats those rounds, which UserObjects drop by seq.
+   */
+  private saveProgress(): void {
+    if (this.savedSeq >= this.fanoutSeq) return;
+    this.deps.sql.exec("UPDATE channel SET fanout_seq = ? WHERE id = 1", this.fanoutSeq);
+    this.savedSeq = this.fanoutSeq;
   }
 
   /** Watchers delivered directly that could be registered at their relay shard now. */
@@ -413,13 +430,17 @@ export class FanOut {
           await this.deliverRound(messages);
           if (generation !== this.generation) return;
           this.fanoutSeq = messages.at(-1)!.seq;
-          this.deps.sql.exec("UPDATE channel SET fanout_seq = ? WHERE id = 1", this.fanoutSeq);
           // Every watcher has the batch or a durable retry row: the round's end, for tracing a post.
           log("debug", "fanout.round_done", { object: "channel", channel_id: this.deps.id(), seq: this.fanoutSeq, ms: Date.now() - messages[0]!.server_ts });
           this.progress = { seq: this.fanoutSeq, at: Date.now() };
         }
         const retry = Math.min(this.direct.nextRetryAt() ?? Infinity, this.relays.nextRetryAt() ?? Infinity);
         if (retry !== Infinity) this.deps.wakeAt(retry);
+        // The rounds' end is stored by the next append or by the guard alarm; arm it if none is pending.
+        if (this.savedSeq < this.fanoutSeq && !this.guardArmed) {
+          this.guardArmed = true;
+          this.deps.wakeAt(Date.now() + FANOUT_GUARD_MS);
+        }
       } catch (err) {
         log("error", "fanout.pump_failed", { object: "channel", channel_id: this.deps.id() }, err);
         this.deps.wakeAt(Date.now() + RETRY_BASE_MS);

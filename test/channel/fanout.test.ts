@@ -98,10 +98,15 @@ describe("FanOut", () => {
       for (const id of ["u_a", "u_b"]) expect(object(id).seqs()).toEqual([1, 2, 3, 4, 5]);
       expect(object("u_offline").calls).toBe(0);
       expect(fanout.deliveredUpTo).toBe(5);
-      expect(storedFanoutSeq(sql)).toBe(5);
       // One guard alarm per alarm run, however many appends.
       expect(alarms).toHaveLength(1);
       expect(alarms[0]).toBeGreaterThanOrEqual(before + FANOUT_GUARD_MS);
+      // The round's end is not a write of its own: the guard alarm stores it (decision 032).
+      expect(storedFanoutSeq(sql)).toBe(0);
+      expect(fanout.nextDue()).toBeDefined();
+      fanout.onAlarm();
+      expect(storedFanoutSeq(sql)).toBe(5);
+      expect(fanout.nextDue()).toBeUndefined();
     });
   });
 
@@ -212,6 +217,30 @@ describe("FanOut", () => {
     });
   });
 
+  it("stores its progress only with the guard alarm, and after a crash repeats the unsaved rounds in order", async () => {
+    await inFreshChannel(async (sql) => {
+      const first = setup(sql, ["u_a", "u_b"]);
+      first.send("u_a", "m1");
+      await first.fanout.run();
+      first.fanout.onAlarm(); // stored: 1
+      await first.fanout.run();
+      first.send("u_a", "m2");
+      first.send("u_a", "m3");
+      await first.fanout.run();
+      expect(first.object("u_b").seqs()).toEqual([1, 2, 3]);
+      // The process dies before the next guard alarm: rounds 2–3 were delivered, not stored.
+      expect(storedFanoutSeq(sql)).toBe(1);
+      const after = setup(sql, ["u_a", "u_b"], { restart: true });
+      expect(after.fanout.behind).toBe(true);
+      after.fanout.onAlarm();
+      await after.fanout.run();
+      // Repeated from the stored point, in order; the UserObject drops seqs it has written (sent_seq).
+      expect(after.object("u_b").seqs()).toEqual([2, 3]);
+      after.fanout.onAlarm();
+      expect(storedFanoutSeq(sql)).toBe(3);
+    });
+  });
+
   it("gives a watcher removed in a batch that batch up to its removal, and nothing after", async () => {
     await inFreshChannel(async (sql) => {
       const { fanout, object, log, send, watchers, holdKicks } = setup(sql, ["u_a", "u_b", "u_gone"]);
@@ -247,8 +276,10 @@ describe("FanOut", () => {
         await fanout.run();
         expect(fanout.deliveredUpTo).toBe(1);
         expect(object("u_b").seqs()).toEqual([1]);
-        release(); // the old pump wakes up, sees it was replaced, and writes nothing
+        release(); // the old pump wakes up, sees it was replaced, and changes nothing
         await new Promise((r) => setTimeout(r, 10));
+        expect(fanout.deliveredUpTo).toBe(1);
+        fanout.onAlarm();
         expect(storedFanoutSeq(sql)).toBe(1);
       } finally {
         restore();
