@@ -49,7 +49,7 @@ import { enterTier, tierConfigFromEnv, type TierConfig } from "./tiers.js";
 import {
   type AppendInput, type ChannelDetails, type ChannelSummary, type ChannelType, type ChatMessageData, type ContentInit,
   type HistoryPageData, type HistoryQuery, type MemberChannelState, type MemberProfile, type MemberRole, type MembershipNotice,
-  type MessageChange, type SendAck,
+  type AppendAnswer, type MessageChange,
 } from "./types.js";
 import { observe } from "../../shared/observability.js";
 import { overloadFromEnv, slowdownDelay, type OverloadConfig } from "../../shared/overload.js";
@@ -72,6 +72,8 @@ export class ChannelObject extends DurableObject<Env> {
   private readonly overload: OverloadConfig;
   /** The trace id of the SEND being appended, for the message the sequencer hands to fan-out. */
   private appendingTrace: string | undefined;
+  /** Set while appending a `selfApplied` SEND: the stored message, for the answer (decision 033). */
+  private selfApplied: { message?: ChatMessageData } | undefined;
   /** While an appendBatch runs: each sender's last post in it, where their read cursor moves once the batch is done. */
   private readsInBatch: Map<string, number> | undefined;
   private readonly log: Sequencer;
@@ -120,7 +122,8 @@ export class ChannelObject extends DurableObject<Env> {
     this.log = new Sequencer(this.sql, this.limiter, (message) => {
       // In memory only: live deliveries carry the SEND's trace id; the stored row does not.
       if (this.appendingTrace) message.trace_id = this.appendingTrace;
-      this.fanout.accept(message);
+      if (this.selfApplied) this.selfApplied.message = message;
+      this.fanout.accept(message, this.selfApplied !== undefined);
       const kind = message.content.update ? "update" : message.content.system ? "system" : "post";
       if (kind !== "update") this.activity = { hlc: message.hlc, at: message.server_ts };
       // Writing means having read up to here (the user's own message is never unread for them).
@@ -250,7 +253,7 @@ export class ChannelObject extends DurableObject<Env> {
    * returns the original ids with status "duplicate" and stores nothing. A sender over the
    * channel's rate gets `rate_limited` with the wait in `backoffHintMs`.
    */
-  append(input: AppendInput): Result<{ ack: SendAck }> {
+  append(input: AppendInput): Result<AppendAnswer> {
     // Check, then seq/HLC and INSERT: all synchronous, no `await` anywhere on this path.
     const denied = this.requireMember(input.userId) ?? this.requirePoster(input.userId);
     if (denied) return denied;
@@ -259,14 +262,17 @@ export class ChannelObject extends DurableObject<Env> {
     }
     const trace = traced(input.traceId);
     this.appendingTrace = trace.trace_id;
+    const own: { message?: ChatMessageData } | undefined = input.selfApplied ? {} : undefined;
+    this.selfApplied = own;
     try {
       const r = this.log.append(input);
       if (r.ok && trace.trace_id) {
         log("debug", "message.stored", { object: "channel", channel_id: this.channel!.channel_id, user_id: input.userId, seq: r.ack.seq, status: r.ack.status, ...trace });
       }
-      return r;
+      return r.ok && own?.message ? { ...r, message: { ...own.message } } : r;
     } finally {
       this.appendingTrace = undefined;
+      this.selfApplied = undefined;
     }
   }
 
@@ -275,12 +281,12 @@ export class ChannelObject extends DurableObject<Env> {
    * sends one batch per channel at a time, which keeps each device's messages in the order it
    * sent them: the runtime does not promise to deliver separate calls in the order they were made.
    */
-  appendBatch(inputs: AppendInput[]): Result<{ ack: SendAck; slowdownMs?: number }>[] {
+  appendBatch(inputs: AppendInput[]): Result<AppendAnswer>[] {
     // Measured before this batch: the fan-out work already waiting when it came.
     const slowdownMs = this.pressure();
     // One batch, one turn: the sender's read cursor moves once, to their last message, after it.
     this.readsInBatch = new Map();
-    let results: Result<{ ack: SendAck }>[];
+    let results: Result<AppendAnswer>[];
     try {
       results = this.log.inBatch(inputs, () => inputs.map((input) => this.append(input)));
     } finally {

@@ -125,6 +125,12 @@ export class FanOut {
   private guardArmed = false;
   /** fanout_seq and when it last moved (or the pump last had nothing to do). */
   private progress = { seq: 0, at: Date.now() };
+  /**
+   * Seqs of messages whose sender's UserObject applied them from the append's answer (decision
+   * 033), in seq order: a round holding only such messages of one sender leaves that sender out.
+   * In memory only; after a restart the sender gets them again, which it drops by seq.
+   */
+  private readonly selfApplied = new Set<number>();
   /** Watchers removed from the channel: they get the round holding their removal, up to it. */
   private readonly removedWatchers = new Set<string>();
   private summaryForCalls: ChannelSummary | undefined;
@@ -188,7 +194,8 @@ export class FanOut {
    * Takes a message just stored, in the INSERT's turn: the guard alarm set here is durable
    * together with the message (output gate).
    */
-  accept(message: ChatMessageData): void {
+  accept(message: ChatMessageData, selfApplied = false): void {
+    if (selfApplied) this.selfApplied.add(message.seq);
     if (message.seq === this.fanoutSeq + 1 && !this.pump) this.progress = { seq: this.fanoutSeq, at: Date.now() };
     if (!this.guardArmed) {
       this.guardArmed = true;
@@ -463,6 +470,8 @@ export class FanOut {
   private async deliverRound(messages: ChatMessageData[]): Promise<void> {
     const removedAt = removalsIn(messages);
     const targets = new Set(this.deps.watchers.directTargets());
+    const sender = this.appliedBySender(messages);
+    if (sender !== undefined) targets.delete(sender);
     for (const userId of removedAt.keys()) if (this.removedWatchers.delete(userId)) targets.add(userId);
     this.summaryForCalls = this.deps.summary();
     const shards = this.deps.relayStub ? this.deps.watchers.shardsWithWatchers() : [];
@@ -474,6 +483,21 @@ export class FanOut {
       this.direct.deliver(targets, messages[0]!.seq, (userId) => cutFor(userId, messages, removedAt)),
       shards.length > 0 ? this.relays.deliver(shards.map((n) => RELAY_PREFIX + n), messages[0]!.seq, () => messages) : undefined,
     ]);
+  }
+
+  /**
+   * The one sender whose UserObject applied every message of this round itself, if there is one
+   * (a burst of one user's SENDs, the common case in a DM); forgets the round's seqs either way.
+   */
+  private appliedBySender(messages: ChatMessageData[]): string | undefined {
+    const last = messages.at(-1)!.seq;
+    const sender = messages[0]!.sender_user_id;
+    const all = messages.every((m) => m.sender_user_id === sender && this.selfApplied.has(m.seq));
+    for (const seq of this.selfApplied) {
+      if (seq > last) break;
+      this.selfApplied.delete(seq);
+    }
+    return all ? sender : undefined;
   }
 
   /** A watcher left (unwatched, removed): nothing more is retried for it directly. */

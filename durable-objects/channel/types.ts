@@ -99,7 +99,16 @@ export interface AppendInput {
   content: ContentInit;
   /** The SEND frame's trace id (shared/trace.ts): carried by the stored message's live deliveries and log lines. */
   traceId?: string;
+  /**
+   * The sender's UserObject applies this message itself from the answer (decision 033): the
+   * answer carries the stored message, and a round holding only such messages of this sender
+   * leaves the sender out.
+   */
+  selfApplied?: boolean;
 }
+
+/** One append's answer: the ack, the channel's SLOWDOWN when its fan-out lags, the stored message when `selfApplied`. */
+export type AppendAnswer = { ack: SendAck; slowdownMs?: number; message?: ChatMessageData };
 
 export interface HistoryQuery {
   before?: number;

@@ -184,7 +184,14 @@ export class UserObject extends DurableObject<Env> {
       appendBatch: (channelId, inputs) => this.channel(channelId).appendBatch(inputs),
       forget: (channelId) => this.stubs.delete(channelId),
       typeOf: (channelId) => this.channels?.row(channelId)?.type,
-    }, { deadlineMs: sendDeadlineFromEnv(env), wakeAt: (at) => this.wakeups.atOrBefore(at), overload: overloadFromEnv(env) });
+    }, {
+      deadlineMs: sendDeadlineFromEnv(env), wakeAt: (at) => this.wakeups.atOrBefore(at), overload: overloadFromEnv(env),
+      stored: (channelId, messages) => {
+        if (this.erased) return;
+        this.live.ownStored(channelId, messages);
+        this.traceDeliveries(channelId, messages, () => (openSockets(this.ctx).length > 0 ? "devices" : "nobody"));
+      },
+    });
     this.resume = new Resume({
       rows: () => this.channels.current(),
       devices: this.devices,
@@ -407,13 +414,17 @@ export class UserObject extends DurableObject<Env> {
     if (this.erased) return { live: false, epoch: 0 };
     const outcome = this.live.deliver(batch);
     if (outcome.live) this.awaitAcks(batch);
-    if (logsAt("debug")) {
-      const to = outcome.live && openSockets(this.ctx).length > 0 ? "devices" : outcome.live ? "push" : "nobody";
-      for (const m of batch.messages) {
-        if (m.trace_id) log("debug", "deliver.message", { object: "user", id: this.profile?.user_id, channel_id: batch.channel.channel_id, seq: m.seq, to, trace_id: m.trace_id });
-      }
-    }
+    this.traceDeliveries(batch.channel.channel_id, batch.messages, () => (!outcome.live ? "nobody" : openSockets(this.ctx).length > 0 ? "devices" : "push"));
     return outcome;
+  }
+
+  /** `deliver.message` debug lines for traced messages (docs/operations.md), from a round or an append's answer. */
+  private traceDeliveries(channelId: string, messages: ChatMessageData[], where: () => "devices" | "push" | "nobody"): void {
+    if (!logsAt("debug")) return;
+    const to = where();
+    for (const m of messages) {
+      if (m.trace_id) log("debug", "deliver.message", { object: "user", id: this.profile?.user_id, channel_id: channelId, seq: m.seq, to, trace_id: m.trace_id });
+    }
   }
 
   /** The user joined or left a channel (the channel's notice pump; the API after a create). */

@@ -100,6 +100,12 @@ export class LiveChannels {
   private readonly syncing = new Map<string, DeliveryBatch[]>();
   /** Failed watches: when to try again. */
   private readonly retryAt = new Map<string, { at: number; attempts: number }>();
+  /**
+   * The user's own messages, from their appends' answers (decision 033), waiting for the seqs
+   * before them to arrive in rounds: applied in seq order like a delivery, never ahead of a hole.
+   * In memory only: lost with the object, they are re-read like any hole (the next round's gap).
+   */
+  private readonly own = new Map<string, ChatMessageData[]>();
   private running: Promise<void> | undefined;
   private again = false;
 
@@ -192,6 +198,38 @@ export class LiveChannels {
     return { live: true, epoch: this.state.epoch };
   }
 
+  /**
+   * The user's own messages as their channel stored them (the append's answer): the channel leaves
+   * this user out of rounds holding only these, so they are applied here, as a delivery would be
+   * (the row, the user's other devices), as soon as every seq before them has arrived.
+   */
+  ownStored(channelId: string, messages: ChatMessageData[]): void {
+    const row = this.list.row(channelId);
+    if (!row) return; // a channel the list does not know yet: its watch reads the exact state
+    const waiting = this.own.get(channelId) ?? [];
+    const seqs = new Set(waiting.map((m) => m.seq));
+    for (const m of messages) if (m.seq > row.last_seq && !seqs.has(m.seq)) waiting.push(m);
+    if (waiting.length === 0) return;
+    waiting.sort((a, b) => a.seq - b.seq);
+    this.own.set(channelId, waiting);
+    this.host.pushRead({ channel: summaryOf(row), messages, removed_user_ids: [] });
+    if (!this.syncing.has(channelId)) this.applyOwn(row);
+  }
+
+  /** Applies the user's own messages that follow the row's last seq without a hole. */
+  private applyOwn(row: ChannelRow): void {
+    const waiting = this.own.get(row.channel_id);
+    if (!waiting) return;
+    let i = 0;
+    while (i < waiting.length && waiting[i]!.seq <= row.last_seq) i++;
+    let j = i;
+    while (j < waiting.length && waiting[j]!.seq === row.last_seq + 1 + (j - i)) j++;
+    const ready = waiting.slice(i, j);
+    const rest = waiting.slice(j);
+    if (rest.length > 0) this.own.set(row.channel_id, rest); else this.own.delete(row.channel_id);
+    if (ready.length > 0) this.applyLive({ channel: summaryOf(row), messages: ready, removed_user_ids: [] });
+  }
+
   /** Folds a live batch into the row and writes what is new to the devices. */
   private applyLive(batch: DeliveryBatch): void {
     const channelId = batch.channel.channel_id;
@@ -214,6 +252,7 @@ export class LiveChannels {
     }
     if (!known || summaryChanged || row.left !== wasLeft) this.host.channelUpdate(channelId);
     if (!known || (summaryChanged && row.left === 0)) this.host.contactsAdded(memberIds(row.members));
+    if (known && this.own.has(channelId)) this.applyOwn(row);
   }
 
   /**
@@ -383,6 +422,8 @@ export class LiveChannels {
       const waiting = this.syncing.get(channelId) ?? [];
       this.syncing.delete(channelId);
       for (const batch of waiting) this.applyLive(batch);
+      const row = this.own.has(channelId) ? this.list.row(channelId) : undefined;
+      if (row) this.applyOwn(row);
     }
   }
 
@@ -410,13 +451,7 @@ export class LiveChannels {
     const after = Math.max(knownSeq, row.last_seq - PUSH_CATCH_UP);
     const page = await withDeadline(this.host.history(row.channel_id, { after, limit: PUSH_CATCH_UP }), WATCH_DEADLINE_MS, "push catch-up");
     if (!page.ok || page.messages.length === 0) return;
-    this.host.pushMissed({
-      channel: {
-        channel_id: row.channel_id, type: row.type as DeliveryBatch["channel"]["type"], name: row.name, member_count: row.member_count,
-        member_user_ids: memberIds(row.members), members: [], last_seq: row.last_seq, last_hlc: row.last_activity_hlc,
-      },
-      messages: page.messages, removed_user_ids: [],
-    });
+    this.host.pushMissed({ channel: summaryOf(row), messages: page.messages, removed_user_ids: [] });
   }
 
   private async unwatchOne(channelId: string, epoch: number): Promise<void> {
@@ -457,4 +492,12 @@ export class LiveChannels {
     await eachLimited(rows, WATCH_CONCURRENCY, (r) => this.sync(r.channel_id, this.state.epoch, false));
     if (rows.length > 0) this.list.flush();
   }
+}
+
+/** A channel summary as the row knows it (for batches the object makes itself: the summary is unchanged). */
+function summaryOf(row: ChannelRow): DeliveryBatch["channel"] {
+  return {
+    channel_id: row.channel_id, type: row.type as DeliveryBatch["channel"]["type"], name: row.name, member_count: row.member_count,
+    member_user_ids: memberIds(row.members), members: [], last_seq: row.last_seq, last_hlc: row.last_activity_hlc,
+  };
 }

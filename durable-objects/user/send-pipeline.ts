@@ -28,7 +28,7 @@ import { errorFrame, sendFrame } from "../../shared/frames.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { channelRank, DEFAULT_OVERLOAD, slowdownDelay, type OverloadConfig } from "../../shared/overload.js";
-import type { AppendInput, SendAck } from "../channel/types.js";
+import type { AppendAnswer, AppendInput, ChatMessageData, SendAck } from "../channel/types.js";
 import { capId, patchSocketInfo, socketInfo } from "./socket-protocol.js";
 
 /** How long a client over its flow-control window is asked to pause. */
@@ -69,8 +69,8 @@ interface Call {
   abandon: () => void;
 }
 
-/** One SEND's answer from its channel; `slowdownMs` when the channel is under pressure. */
-export type AppendResult = Result<{ ack: SendAck; slowdownMs?: number }>;
+/** One SEND's answer from its channel; `slowdownMs` when the channel is under pressure, `message` when self-applied. */
+export type AppendResult = Result<AppendAnswer>;
 
 /** The channel side of the pipeline: one ChannelObject's appendBatch, and a way to drop a broken stub. */
 export interface AppendTarget {
@@ -89,6 +89,11 @@ export interface SendPipelineOptions {
   now?: () => number;
   /** Thresholds and delays (shared/overload.ts). */
   overload?: OverloadConfig;
+  /**
+   * Messages a channel stored for `selfApplied` SENDs, in seq order, as each batch comes back
+   * (also for SENDs already answered at their deadline): the user's object applies them itself.
+   */
+  stored?: (channelId: string, messages: ChatMessageData[]) => void;
 }
 
 /** SEND_DEADLINE_MS from the Worker's vars, or the default for anything unusable. */
@@ -105,6 +110,7 @@ export class SendPipeline {
    */
   readonly abandonMs: number;
   private readonly wakeAt: (at: number) => void;
+  private readonly stored: (channelId: string, messages: ChatMessageData[]) => void;
   private readonly now: () => number;
   /** SENDs each socket has unanswered: the flow-control window. */
   private readonly inflight = new Map<WebSocket, number>();
@@ -129,6 +135,7 @@ export class SendPipeline {
     this.deadlineMs = options.deadlineMs ?? DEFAULT_SEND_DEADLINE_MS;
     this.abandonMs = 3 * this.deadlineMs;
     this.wakeAt = options.wakeAt ?? (() => {});
+    this.stored = options.stored ?? (() => {});
     this.now = options.now ?? Date.now;
     this.overload = options.overload ?? DEFAULT_OVERLOAD;
   }
@@ -329,6 +336,9 @@ export class SendPipeline {
     }
     if (jobs.length > 0) {
       const results = await this.append(channelId, jobs.map((j) => j.input));
+      const messages: ChatMessageData[] = [];
+      for (const r of results) if (r.ok && r.message) messages.push(r.message);
+      if (messages.length > 0) this.stored(channelId, messages);
       jobs.forEach((job, i) => this.finish(job, results[i] ?? failureFromException(new Error("no result for a SEND"))));
     }
     this.running.delete(channelId);

@@ -381,7 +381,8 @@ export class SocketProtocol {
     }
     await this.host.sends.submit({
       ws, encoding: info.encoding, requestId: frame.request_id, channelId: send.channel_id, traceId,
-      input: { userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content, traceId },
+      // The user's own list and other devices take the message from the answer (decision 033).
+      input: { userId: me, deviceId: info.deviceId, clientMsgId: send.client_msg_id ?? "", content, traceId, selfApplied: true },
     }, send.send_seq ?? 0);
     return undefined;
   }

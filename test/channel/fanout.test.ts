@@ -61,8 +61,9 @@ function setup(sql: SqlStorage, watching: string[], { restart = false, memberCou
   const watchers = new Watchers(sql);
   if (!restart) for (const id of watching) watchers.watch(id, 1, false);
   watchers.load();
+  let selfApplied = false;
   const log: Sequencer = new Sequencer(sql, new SenderRateLimiter({ perSecond: 0, burst: 1 }), (m) => {
-    fanout.accept(m);
+    fanout.accept(m, selfApplied);
     if (kicks) fanout.kick();
   });
   const fanout: FanOut = new FanOut({
@@ -80,9 +81,14 @@ function setup(sql: SqlStorage, watching: string[], { restart = false, memberCou
     if (!r.ok) throw new Error(r.message);
     return r.ack.seq;
   };
+  /** A SEND whose sender's UserObject applies the stored message from the answer (decision 033). */
+  const sendOwn = (userId: string, key: string) => {
+    selfApplied = true;
+    try { return send(userId, key); } finally { selfApplied = false; }
+  };
   /** Moves the fan-out's clock past every pending retry (instead of waiting out the backoff). */
   const due = () => { skew += 3_600_000; };
-  return { log, fanout, watchers, object, alarms, waited, send, due, holdKicks: () => { kicks = false; } };
+  return { log, fanout, watchers, object, alarms, waited, send, sendOwn, due, holdKicks: () => { kicks = false; } };
 }
 
 const storedFanoutSeq = (sql: SqlStorage) => sql.exec<{ fanout_seq: number }>("SELECT fanout_seq FROM channel").one().fanout_seq;
@@ -214,6 +220,32 @@ describe("FanOut", () => {
       expect(after.object("u_b").seqs()).toEqual([1, 2]);
       expect(after.object("u_b").batches[0]!.messages[1]!.content).toEqual({ text: { text: "m2" } });
       expect(after.fanout.behind).toBe(false);
+    });
+  });
+
+  it("leaves a sender out of a round holding only posts their object applied from the answer, not out of any other", async () => {
+    await inFreshChannel(async (sql) => {
+      const { fanout, object, send, sendOwn, holdKicks } = setup(sql, ["u_a", "u_b"]);
+      holdKicks();
+      sendOwn("u_a", "m1");
+      sendOwn("u_a", "m2");
+      await fanout.run();
+      expect(object("u_a").calls).toBe(0);
+      expect(object("u_b").seqs()).toEqual([1, 2]);
+      // A round with someone else's post, or with a post sent another way (REST), goes to everyone.
+      sendOwn("u_a", "m3");
+      send("u_b", "m4");
+      await fanout.run();
+      send("u_a", "m5");
+      await fanout.run();
+      expect(object("u_a").seqs()).toEqual([3, 4, 5]);
+      expect(object("u_b").seqs()).toEqual([1, 2, 3, 4, 5]);
+      // After a restart the answers' marks are gone: the sender gets the repeats, which its object drops by seq.
+      sendOwn("u_a", "m6");
+      const after = setup(sql, ["u_a", "u_b"], { restart: true });
+      after.fanout.onAlarm();
+      await after.fanout.run();
+      expect(after.object("u_a").seqs()).toContain(6);
     });
   });
 

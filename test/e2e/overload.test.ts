@@ -137,7 +137,7 @@ describe("overload end to end", () => {
     await until("carol's copy", () => carol.seen.some((m) => m.seq === ack.seq));
     const lines = () => server.log.filter((l) => l.includes(trace));
     const events = (event: string) => lines().filter((l) => l.includes(`"event":"${event}"`));
-    // One deliver per member's UserObject: alice (two devices), carol, and bob's own (his other devices: none connected, still delivered).
+    // One deliver per member's UserObject: alice (two devices), carol, and bob's own (from his append's answer, decision 033).
     await until("the log lines", () => events("send.acked").length > 0 && events("message.stored").length > 0 && events("deliver.message").length >= 3, 60_000);
     expect(events("send.acked")[0]).toContain(`"seq":${ack.seq}`);
     expect(events("message.stored")[0]).toContain(`"channel_id":"${group}"`);

@@ -82,12 +82,14 @@ describe("work per post", () => {
     const none = await workForOnePost(0);
     const many = await workForOnePost(40);
     console.log("work per post (0 and 40 offline members):", JSON.stringify({ none, many }));
-    // One delivery per watcher (alice's other devices, bob's device), none per offline member.
-    expect(none.rpcs).toBe(2);
+    // One delivery to bob's object, none per offline member, and none to alice's: her list takes
+    // her own post from the append's answer (decision 033).
+    expect(none.rpcs).toBe(1);
     expect(many).toEqual(none);
-    // The channel: the message, its row, the sender's read cursor, fanout_seq. Users: after a quiet
-    // spell, the list row written through, nothing else, for each of the two watchers (a burst's
-    // mark and flush: test/user/channel-list.test.ts).
+    // The channel: the message, its row, the sender's read cursor, and fanout_seq if the guard
+    // alarm stores it inside the window (decision 032). Users: after a quiet spell, the list row
+    // written through, nothing else, for each of the two (alice's from her append's answer; a
+    // burst's mark and flush: test/user/channel-list.test.ts).
     expect(none.channelWrites).toBeLessThanOrEqual(4);
     expect(none.userWrites).toBe(2);
   }, 120_000);
