@@ -112,7 +112,7 @@ export interface FanOutDeps {
 
 export class FanOut {
   private fanoutSeq = 0;
-  /** fanout_seq as stored: a round's end is saved with the next append or the guard alarm (decision 032). */
+  /** fanout_seq as stored: the guard alarm saves where the rounds got to (decision 032). */
   private savedSeq = 0;
   /** Appended messages not yet fanned out, so the pump need not read them back. */
   private unsent: ChatMessageData[] = [];
@@ -253,6 +253,7 @@ export class FanOut {
     if (this.savedSeq >= this.fanoutSeq) return;
     this.deps.sql.exec("UPDATE channel SET fanout_seq = ? WHERE id = 1", this.fanoutSeq);
     this.savedSeq = this.fanoutSeq;
+    log("debug", "fanout.progress_saved", { object: "channel", channel_id: this.deps.id(), seq: this.fanoutSeq });
   }
 
   /** Watchers delivered directly that could be registered at their relay shard now. */
@@ -443,7 +444,7 @@ export class FanOut {
         }
         const retry = Math.min(this.direct.nextRetryAt() ?? Infinity, this.relays.nextRetryAt() ?? Infinity);
         if (retry !== Infinity) this.deps.wakeAt(retry);
-        // The rounds' end is stored by the next append or by the guard alarm; arm it if none is pending.
+        // The guard alarm stores where the rounds got to: arm it if none is pending.
         if (this.savedSeq < this.fanoutSeq && !this.guardArmed) {
           this.guardArmed = true;
           this.deps.wakeAt(Date.now() + FANOUT_GUARD_MS);

@@ -28,7 +28,7 @@ import { errorFrame, sendFrame } from "../../shared/frames.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { channelRank, DEFAULT_OVERLOAD, slowdownDelay, type OverloadConfig } from "../../shared/overload.js";
-import type { AppendAnswer, AppendInput, ChatMessageData, SendAck } from "../channel/types.js";
+import type { AppendAnswer, AppendInput, ChatMessageData } from "../channel/types.js";
 import { capId, patchSocketInfo, socketInfo } from "./socket-protocol.js";
 
 /** How long a client over its flow-control window is asked to pause. */

@@ -21,7 +21,8 @@
  * Checked: every device's connection carries each channel's posts seq 1 up, in order, each once
  * (frames as they came off the socket); the counted work of one post (METRICS_LOG and
  * COUNT_SQL_WRITES make every count a log line: test/support/work-log.ts), from the send to the
- * channel's `fanout.round_done` for that seq, is the same in both channels: one RPC per relay
+ * channel's `fanout.progress_saved` for that seq (its guard alarm storing where the round got,
+ * decision 032: every window holds that one write), is the same in both channels: one RPC per relay
  * shard holding watchers, none from the channel to users, one from relays to each connected
  * user's object, the same channel writes, no relay writes, no notices. The users' own writes
  * (their coalesced channel-list flushes, up to 2 s after a delivery) land in whichever window
@@ -164,7 +165,9 @@ async function countedPost(sender: EdgechatClient, channelId: string, devices: D
   const seq = Number(ack.seq);
   await until(`seq ${seq} of ${channelId} on ${devices.length} devices`, () => devices.every((d) => has(d, channelId, seq)), WAIT_MS, 50, serverTail);
   let end = -1;
-  await until(`the round of seq ${seq} ended`, () => (end = lines.find(mark, (l) => l.event === "fanout.round_done" && l.channel_id === channelId && Number(l.seq) >= seq)) >= 0, WAIT_MS, 50, serverTail);
+  // The round's end as the channel stores it (its guard alarm, ≤ FANOUT_GUARD_MS after the round):
+  // waiting for it here also keeps one post's store out of the next post's window.
+  await until(`the round of seq ${seq} stored`, () => (end = lines.find(mark, (l) => l.event === "fanout.progress_saved" && l.channel_id === channelId && Number(l.seq) >= seq)) >= 0, WAIT_MS, 50, serverTail);
   return { seq, work: workOf(lines.since(mark, end)) };
 }
 
