@@ -91,6 +91,15 @@ function setup(sql: SqlStorage, watching: string[], { restart = false, memberCou
   return { log, fanout, watchers, object, alarms, waited, send, sendOwn, due, holdKicks: () => { kicks = false; } };
 }
 
+/** The channel after a restart on the same storage: behind, its guard alarm run, its pump done. */
+async function restarted(sql: SqlStorage) {
+  const after = setup(sql, ["u_a", "u_b"], { restart: true });
+  expect(after.fanout.behind).toBe(true);
+  after.fanout.onAlarm();
+  await after.fanout.run();
+  return after;
+}
+
 const storedFanoutSeq = (sql: SqlStorage) => sql.exec<{ fanout_seq: number }>("SELECT fanout_seq FROM channel").one().fanout_seq;
 const retryRows = (sql: SqlStorage) => sql.exec<{ target: string; from_seq: number; attempts: number; next_at: number }>("SELECT target, from_seq, attempts, next_at FROM delivery_retry ORDER BY target").toArray();
 
@@ -213,10 +222,7 @@ describe("FanOut", () => {
       first.send("u_a", "m1");
       first.send("u_a", "m2");
       expect(storedFanoutSeq(sql)).toBe(0);
-      const after = setup(sql, ["u_a", "u_b"], { restart: true });
-      expect(after.fanout.behind).toBe(true);
-      after.fanout.onAlarm();
-      await after.fanout.run();
+      const after = await restarted(sql);
       expect(after.object("u_b").seqs()).toEqual([1, 2]);
       expect(after.object("u_b").batches[0]!.messages[1]!.content).toEqual({ text: { text: "m2" } });
       expect(after.fanout.behind).toBe(false);
@@ -242,9 +248,7 @@ describe("FanOut", () => {
       expect(object("u_b").seqs()).toEqual([1, 2, 3, 4, 5]);
       // After a restart the answers' marks are gone: the sender gets the repeats, which its object drops by seq.
       sendOwn("u_a", "m6");
-      const after = setup(sql, ["u_a", "u_b"], { restart: true });
-      after.fanout.onAlarm();
-      await after.fanout.run();
+      const after = await restarted(sql);
       expect(after.object("u_a").seqs()).toContain(6);
     });
   });
@@ -262,10 +266,7 @@ describe("FanOut", () => {
       expect(first.object("u_b").seqs()).toEqual([1, 2, 3]);
       // The process dies before the next guard alarm: rounds 2–3 were delivered, not stored.
       expect(storedFanoutSeq(sql)).toBe(1);
-      const after = setup(sql, ["u_a", "u_b"], { restart: true });
-      expect(after.fanout.behind).toBe(true);
-      after.fanout.onAlarm();
-      await after.fanout.run();
+      const after = await restarted(sql);
       // Repeated from the stored point, in order; the UserObject drops seqs it has written (sent_seq).
       expect(after.object("u_b").seqs()).toEqual([2, 3]);
       after.fanout.onAlarm();
