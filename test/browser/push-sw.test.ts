@@ -68,6 +68,21 @@ async function push(payload: unknown): Promise<void> {
   await cdp.send("ServiceWorker.deliverPushMessage", { origin, registrationId, data: JSON.stringify(payload) });
 }
 
+/**
+ * Delivers a push and waits until `done`, delivering it again every 2 s meanwhile: DevTools'
+ * delivery can be lost when it meets the Service Worker stopping (a clean-clone run waited 30 s
+ * for a DM's notification that never came), where a real push service would retry. Every payload
+ * here can be repeated: a notification with the same tag replaces the last, a clear closes nothing twice.
+ */
+async function pushUntil(what: string, payload: unknown, done: () => Promise<boolean>): Promise<void> {
+  let sentAt = 0;
+  await eventually(what, async () => {
+    if (await done()) return true;
+    if (Date.now() - sentAt >= 2000) { sentAt = Date.now(); await push(payload); }
+    return done();
+  });
+}
+
 const message = (channel: string, extra: Record<string, unknown>) => ({
   v: 1, type: "message", channel_id: channel, channel_name: "Launch", channel_type: "group", seq: 4, count: 1,
   sender_user_id: "u_bob", sender_name: "Bob", preview: "see you at 10", sent_at: Date.now(), ...extra,
@@ -75,23 +90,19 @@ const message = (channel: string, extra: Record<string, unknown>) => ({
 
 describe("the web app's Service Worker", () => {
   it("shows sender and preview, replaces per conversation, and closes on a clear", async () => {
-    await push(message("c_launch", {}));
-    await eventually("a notification", async () => (await shown()).length === 1);
+    await pushUntil("a notification", message("c_launch", {}), async () => (await shown()).length === 1);
     expect(await shown()).toEqual([{ title: "Launch", body: "Bob: see you at 10", tag: "edgechat:c_launch", data: { channel_id: "c_launch", seq: 4 } }]);
 
     // The merged update replaces it (same tag); previews off: no text, a count.
-    await push(message("c_launch", { seq: 6, count: 3, sender_name: "Carol", preview: undefined }));
-    await eventually("the update", async () => (await shown())[0]?.data.seq === 6);
+    await pushUntil("the update", message("c_launch", { seq: 6, count: 3, sender_name: "Carol", preview: undefined }), async () => (await shown())[0]?.data.seq === 6);
     expect(await shown()).toEqual([{ title: "Launch", body: "Carol: 3 new messages", tag: "edgechat:c_launch", data: { channel_id: "c_launch", seq: 6 } }]);
 
     // A DM: the sender is the title.
-    await push(message("c_dm", { channel_type: "dm", channel_name: "Dora", sender_name: "Dora", preview: "hi!" }));
-    await eventually("the DM's notification", async () => (await shown()).length === 2);
+    await pushUntil("the DM's notification", message("c_dm", { channel_type: "dm", channel_name: "Dora", sender_name: "Dora", preview: "hi!" }), async () => (await shown()).length === 2);
     expect((await shown()).find((n) => n.tag === "edgechat:c_dm")).toMatchObject({ title: "Dora", body: "hi!" });
 
     // Read elsewhere: the conversation's notification goes, the other stays.
-    await push({ v: 1, type: "clear", channel_id: "c_launch", read_seq: 6 });
-    await eventually("the clear", async () => (await shown()).length === 1);
+    await pushUntil("the clear", { v: 1, type: "clear", channel_id: "c_launch", read_seq: 6 }, async () => (await shown()).length === 1);
     expect((await shown()).map((n) => n.tag)).toEqual(["edgechat:c_dm"]);
   });
 });
