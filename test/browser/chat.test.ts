@@ -563,6 +563,18 @@ describe("edgechat web app in Chromium", () => {
     const one = await suite.profiles.tab(context, "erin tab 1");
     const two = await suite.profiles.tab(context, "erin tab 2");
     for (const t of [one, two]) await connected(t);
+    // Every tab reads the newest refresh token from IndexedDB (web/src/token-chain.ts): it has
+    // moved on from the one the profile started with, and no tab was handed a used one.
+    const head = await run<string | null>(two, `new Promise((resolve, reject) => {
+      const open = indexedDB.open("edgechat-session");
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const get = open.result.transaction("session").objectStore("session").get("newest");
+        get.onsuccess = () => resolve(get.result?.refresh_token ?? null);
+      };
+    })`);
+    expect(head).toEqual(expect.any(String));
+    expect(head).not.toBe(erin.refresh_token);
     await one.getByRole("button", { name: "Sign out" }).click();
     await one.getByRole("heading", { name: "Welcome back" }).waitFor();
     await two.getByRole("heading", { name: "Welcome back" }).waitFor();

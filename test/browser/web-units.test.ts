@@ -10,7 +10,7 @@ import { hlcMillis, initials, joinNames, lastSeenText, parseUsernames, typingTex
 import {
   addMessages, applyPage, applyUpdate, buildTimeline, hasOlder, olderBefore, moveReadCursor, newConversation, setTyping, sortChannels, typingUsers, TYPING_TTL_MS,
 } from "../../web/src/model.js";
-import { SESSION_KEY, SessionStore, sharedSessionFetch, type ExclusiveLocks } from "../../web/src/session.js";
+import { SESSION_KEY, SessionStore, sharedSessionFetch, type ExclusiveLocks, type TokenChain } from "../../web/src/session.js";
 import { ChatState } from "../../web/src/state.js";
 
 const ME = "u_me";
@@ -259,6 +259,71 @@ describe("session shared by the tabs of a profile", () => {
     expect(server.calls.filter((c) => c.path === "/v1/auth/refresh").map((c) => c.body.refresh_token)).toEqual(["r1", "r2"]);
     expect(store.get()?.refresh_token).toBe("r3");
     expect(JSON.parse(await b.text()).refresh_token).toBe("r3");
+  });
+
+  /** An IndexedDB stand-in: one value every tab reads at once; `failing` makes writes throw. */
+  function memoryChain(): TokenChain & { failing: boolean; head: { user_id: string; refresh_token: string } | undefined } {
+    const chain = {
+      failing: false,
+      head: undefined as { user_id: string; refresh_token: string } | undefined,
+      newest: async (userId: string) => (chain.head?.user_id === userId ? chain.head.refresh_token : undefined),
+      advance: async (userId: string, token: string) => {
+        if (chain.failing) throw new Error("quota");
+        chain.head = { user_id: userId, refresh_token: token };
+      },
+      forget: async () => void (chain.head = undefined),
+    };
+    return chain;
+  }
+
+  it("keeps the chain when a tab reads a stale localStorage (Chromium's per-process copy)", async () => {
+    // Each tab sees its own copy of localStorage, and no write reaches the other copy in time:
+    // what Chromium does across renderer processes when a tab takes the lock right after another.
+    const server = fakeServer();
+    const viewA = new SessionStore(memoryStore());
+    const viewB = new SessionStore(memoryStore());
+    const chain = memoryChain();
+    const tabA = sharedSessionFetch(server.fetch, viewA, serialLocks, () => ME, chain);
+    const tabB = sharedSessionFetch(server.fetch, viewB, serialLocks, () => ME, chain);
+    await tabA("http://x/v1/auth/login", { method: "POST", body: JSON.stringify({ username: "me", password: "pw" }) });
+    viewB.save(viewA.get()!); // the login itself had long reached tab B
+    const a = await tabA("http://x/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: "r1" }) });
+    const b = await tabB("http://x/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: "r1" }) });
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(server.revoked()).toBe(false);
+    expect(server.calls.filter((c) => c.path === "/v1/auth/refresh").map((c) => c.body.refresh_token)).toEqual(["r1", "r2"]);
+    expect(chain.head?.refresh_token).toBe("r3");
+
+    // The same two tabs without the chain: tab B presents the used token and the session ends.
+    const bare = fakeServer();
+    const staleA = new SessionStore(memoryStore());
+    const staleB = new SessionStore(memoryStore());
+    const bareA = sharedSessionFetch(bare.fetch, staleA, serialLocks, () => ME);
+    const bareB = sharedSessionFetch(bare.fetch, staleB, serialLocks, () => ME);
+    await bareA("http://x/v1/auth/login", { method: "POST", body: JSON.stringify({ username: "me", password: "pw" }) });
+    staleB.save(staleA.get()!);
+    await bareA("http://x/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: "r1" }) });
+    expect((await bareB("http://x/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: "r1" }) })).status).toBe(401);
+    expect(bare.revoked()).toBe(true);
+  });
+
+  it("falls back to localStorage when the chain cannot store a token, never to an older one", async () => {
+    const server = fakeServer();
+    const store = new SessionStore(memoryStore());
+    const chain = memoryChain();
+    const f = sharedSessionFetch(server.fetch, store, serialLocks, () => ME, chain);
+    await f("http://x/v1/auth/login", { method: "POST", body: JSON.stringify({ username: "me", password: "pw" }) });
+    expect(chain.head?.refresh_token).toBe("r1");
+    chain.failing = true;
+    await f("http://x/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: "r1" }) });
+    // r2 could not be stored in the chain, so the chain forgot r1 rather than hand it out again.
+    expect(chain.head).toBeUndefined();
+    expect(store.get()?.refresh_token).toBe("r2");
+    chain.failing = false;
+    const again = await f("http://x/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: "r1" }) });
+    expect(again.status).toBe(200);
+    expect(server.revoked()).toBe(false);
+    expect(chain.head?.refresh_token).toBe("r3");
   });
 
   it("never presents another account's token, and leaves other requests alone", async () => {

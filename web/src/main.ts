@@ -8,10 +8,12 @@ import { forgetLegacyDevices, legacyDeviceIds, profileDeviceId, tabDeviceId } fr
 import { errorText } from "./errors.js";
 import { SESSION_KEY, SessionStore, sharedSessionFetch, type ExclusiveLocks } from "./session.js";
 import { TabClient, type TabLocks } from "./tabs.js";
+import { indexedDbTokenChain } from "./token-chain.js";
 import { renderLogin } from "./views/login.js";
 
 const root = document.getElementById("root")!;
 const store = new SessionStore(localStorage);
+const chain = indexedDbTokenChain();
 const locks = (navigator as { locks?: TabLocks & ExclusiveLocks }).locks;
 /** Tabs share one device when they can elect one socket holder and talk to it. */
 const shared = locks !== undefined && typeof BroadcastChannel === "function";
@@ -29,7 +31,7 @@ function makeClient(refreshToken: string | undefined, holdsSocket: boolean): Edg
     url: location.origin,
     deviceId,
     ...(refreshToken ? { refreshToken } : {}),
-    fetch: sharedSessionFetch(fetchImpl, store, locks, () => userId),
+    fetch: sharedSessionFetch(fetchImpl, store, locks, () => userId, chain),
     storage: holdsSocket ? indexedDbStorage({ name: `edgechat-outbox-${deviceId}` }) : memoryStorage(),
     // Notice a dead socket within half a minute.
     heartbeatIntervalMs: 15_000,
@@ -52,6 +54,7 @@ function startApp(rest: EdgechatClient, me: User): void {
       app = undefined;
       userId = undefined;
       store.clear();
+      void chain?.forget().catch(() => {});
       showLogin(reason);
     },
   });

@@ -5,8 +5,17 @@
  * server revoke the whole session. Every tab runs its own client, and each client refreshes on
  * its own schedule with the token it holds in memory, which another tab may already have used.
  * So the app hands the SDK a `fetch` that serialises refreshes across tabs (a Web Lock) and
- * always presents the newest token in localStorage, storing the rotated one before the lock is
- * released. The tabs then share one unbroken token chain.
+ * always presents the newest token, storing the rotated one before the lock is released. The
+ * tabs then share one unbroken token chain.
+ *
+ * "The newest token" is read from a `TokenChain` (IndexedDB, token-chain.ts) when there is one,
+ * and from localStorage otherwise. localStorage alone is not enough: Chromium keeps a copy of it
+ * in each renderer process and tells the others of a write later, so a tab that takes the lock
+ * just after another tab rotated the token can still read the used one, present it, and get the
+ * whole session revoked (the HTML standard leaves localStorage across processes undefined).
+ * IndexedDB has one backend that orders its transactions: a read begun after a write committed
+ * sees it. localStorage still carries the session itself, for boot and for the `storage` event
+ * that tells the other tabs of a sign-out.
  */
 import type { FetchInit, FetchLike, FetchResponse } from "../../client/index.js";
 import type { KeyValueStore } from "./device.js";
@@ -18,6 +27,14 @@ export interface StoredSession {
   username: string;
   display_name: string;
   refresh_token: string;
+}
+
+/** Where every tab of the profile reads the same newest refresh token (see the module comment). */
+export interface TokenChain {
+  newest(userId: string): Promise<string | undefined>;
+  /** Resolves once the token is stored where every tab will read it. */
+  advance(userId: string, token: string): Promise<void>;
+  forget(): Promise<void>;
 }
 
 /** The slice of `navigator.locks` used here. */
@@ -66,13 +83,28 @@ export function sharedSessionFetch(
   locks: ExclusiveLocks | undefined,
   /** This tab's account, once known: another account's stored token is never presented. */
   currentUser: () => string | undefined = () => undefined,
+  chain?: TokenChain,
 ): FetchLike {
+  /** Stores a new session or rotated token: in the chain first, then in localStorage. */
+  const keep = async (res: BufferedResponse): Promise<void> => {
+    const session = sessionFrom(res);
+    if (!session) return;
+    if (chain) {
+      // A chain left behind would hand out a token older than localStorage's: drop it instead.
+      await chain.advance(session.user_id, session.refresh_token).catch(() => chain.forget().catch(() => {}));
+    }
+    store.save(session);
+  };
+  const newest = async (userId: string, stored: string): Promise<string> => {
+    if (!chain) return stored;
+    return (await chain.newest(userId).catch(() => undefined)) ?? stored;
+  };
   return async (url, init) => {
     const path = AUTH_PATHS.find((p) => new URL(url).pathname.endsWith(p));
     if (path === undefined || init?.method !== "POST") return base(url, init);
     if (path === "/v1/auth/login" || path === "/v1/auth/register") {
       const res = await buffered(base(url, init));
-      storeSessionFrom(res, store);
+      await keep(res);
       return res;
     }
     const run = async (): Promise<FetchResponse> => {
@@ -80,12 +112,13 @@ export function sharedSessionFetch(
       const latest = store.get();
       const me = currentUser();
       const sameUser = latest !== undefined && (me === undefined || latest.user_id === me);
-      if (body && latest && sameUser && typeof body.refresh_token === "string" && latest.refresh_token !== body.refresh_token) {
-        body.refresh_token = latest.refresh_token;
+      if (body && latest && sameUser && typeof body.refresh_token === "string") {
+        const head = await newest(latest.user_id, latest.refresh_token);
+        if (head !== body.refresh_token) body.refresh_token = head;
       }
       const next: FetchInit = body ? { ...init, body: JSON.stringify(body) } : init;
       const res = await buffered(base(url, next));
-      if (path === "/v1/auth/refresh") storeSessionFrom(res, store);
+      if (path === "/v1/auth/refresh") await keep(res);
       return res;
     };
     return locks ? locks.request("edgechat-auth", run) : run();
@@ -112,19 +145,21 @@ async function buffered(pending: Promise<FetchResponse>): Promise<BufferedRespon
   return { status: res.status, ok: res.ok, body, text: () => Promise.resolve(body) };
 }
 
-function storeSessionFrom(res: BufferedResponse, store: SessionStore): void {
-  if (!res.ok) return;
+/** The session a successful login, register or refresh answered with. */
+function sessionFrom(res: BufferedResponse): StoredSession | undefined {
+  if (!res.ok) return undefined;
   try {
     const v = JSON.parse(res.body) as Record<string, unknown>;
     if (typeof v.user_id === "string" && typeof v.refresh_token === "string" && v.refresh_token !== "") {
-      store.save({
+      return {
         user_id: v.user_id,
         username: typeof v.username === "string" ? v.username : "",
         display_name: typeof v.display_name === "string" ? v.display_name : "",
         refresh_token: v.refresh_token,
-      });
+      };
     }
   } catch {
     // Not JSON: the SDK reports the failure.
   }
+  return undefined;
 }
