@@ -99,8 +99,8 @@ try {
     await sleep(idleMs);
     await post("cold", `wake-cold-${i}`);
     await post("warm", `wake-warm-${i}`);
-    // Awake still (well within the ~10 s before hibernation), past the channel list's flush window
-    // (FLUSH_MS) and within its mark's linger (MARK_LINGER_MS).
+    // Awake still (well within the ~10 s before hibernation), within the channel list's mark
+    // linger (MARK_LINGER_MS): the rows of the two posts before are still in memory.
     await sleep(2_000);
     await post("spaced", `wake-spaced-${i}`);
   }

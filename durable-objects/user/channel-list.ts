@@ -3,16 +3,17 @@
  * newest seq, their read cursor and unread count, and the ChannelState shape clients receive.
  *
  * Nothing is committed per delivered message (docs/decisions/013). A delivery changes the row in
- * memory; changed rows are flushed together a moment later (FLUSH_MS, from the object's alarm).
- * The first change after MARK_LINGER_MS of quiet is written through instead (decision 031).
- * Before the first change of a burst of deliveries, one durable "dirty" mark is written; an
- * object that wakes up and finds the mark knows its rows may be behind (a crash between delivery
- * and flush) and re-syncs them from the channels before it answers RESUME or lists channels. The
- * mark stays while deliveries keep coming (a flush with a delivery in its last MARK_LINGER_MS keeps
- * it, and looks again MARK_LINGER_MS after that delivery): a busy user's deliveries write nothing,
- * and each flush window costs one commit. The last flush comes at most 2 × FLUSH_MS after the last
- * delivery and the mark's removal MARK_LINGER_MS after it, both before the object could hibernate
- * (~10 s without events), so hibernation loses nothing and wakes without a re-sync.
+ * memory; changed rows are flushed together once the deliveries stop (MARK_LINGER_MS after the
+ * newest change, and at least every FLUSH_MAX_MS while they go on; decision 034). The first change
+ * after MARK_LINGER_MS of quiet is written through instead (decision 031). Before the first change
+ * of a burst of deliveries, one durable "dirty" mark is written; an object that wakes up and finds
+ * the mark knows its rows may be behind (a crash between delivery and flush) and re-syncs them
+ * from the channels before it answers RESUME or lists channels. The flush that comes once the
+ * deliveries stop takes the mark away in the same commit: a busy user's deliveries write nothing,
+ * and a burst costs the mark, one flush, and an alarm every MARK_LINGER_MS that finds more came
+ * and looks again later. The flush and the mark's removal come MARK_LINGER_MS after the last
+ * delivery, before the object could hibernate (~10 s without events), so hibernation loses
+ * nothing and wakes without a re-sync.
  *
  * Unread counts stay exact without per-message writes: a row's numbers come from the channel
  * (watch/state: last_seq, the read cursor and the exact count, computed there in SQL) and are
@@ -24,16 +25,22 @@ import type { ChatMessageData, DeliveryBatch, MemberChannelState } from "../chan
 
 export type { ChannelState };
 
-/** Changed rows are written at most this long after their first change. */
-export const FLUSH_MS = 2000;
 /**
- * The durable mark stays until this long after the newest change. Writing it is a commit in the
- * delivery's own turn (its reply and socket writes wait for it): a group that posts every few
- * seconds would pay it on every post if it went with the flush (a 1,000-member group posting
- * every 2 s wrote it in ~1,000 objects per post). Kept under the ~10 s after which an idle object
- * hibernates, with room for a late alarm: a mark still set then only costs a re-sync on wake.
+ * Changed rows and the durable mark stay until this long after the newest change; then one flush
+ * writes the rows and clears the mark. Writing the mark is a commit in the delivery's own turn
+ * (its reply and socket writes wait for it): a group that posts every few seconds would pay it on
+ * every post if it went with each flush (a 1,000-member group posting every 2 s wrote it in
+ * ~1,000 objects per post), and a flush every few seconds during a burst put ~1,000 commits on
+ * the one thread in the middle of every other post (decision 034). Kept under the ~10 s after
+ * which an idle object hibernates, with room for a late alarm: a mark still set then only costs a
+ * re-sync on wake.
  */
 export const MARK_LINGER_MS = 5000;
+/**
+ * While deliveries keep coming, changed rows are still written this long after their first
+ * change (the mark stays): what a crash during a long burst leaves to re-sync from the channels.
+ */
+export const FLUSH_MAX_MS = 30_000;
 /** Member ids kept per row (small channels only): whose presence the user watches. */
 export const LISTED_MEMBER_IDS = 50;
 
@@ -137,7 +144,7 @@ export class ChannelList {
   /** The durable mark is written: rows in memory may be ahead of the table. */
   private marked: boolean;
   private firstDirtyAt: number | undefined;
-  /** The newest change (its time decides whether a flush may take the mark away). */
+  /** The newest change (its time decides when the flush comes and whether it takes the mark away). */
   private lastChangeAt = -Infinity;
   /** When to look again whether the mark can go (a flush kept it: deliveries were still coming). */
   private settleAt: number | undefined;
@@ -154,9 +161,14 @@ export class ChannelList {
     return this.marked && this.dirty.size === 0;
   }
 
-  /** When the pending flush (or the look at whether the mark can go) is due, if any. */
+  /**
+   * When the pending flush (or the look at whether the mark can go) is due, if any. It only moves
+   * later as changes come, so an alarm set for it at the first change is never late; one that
+   * fires early finds it not due and is set again.
+   */
   flushDue(): number | undefined {
-    return this.firstDirtyAt === undefined ? this.settleAt : this.firstDirtyAt + FLUSH_MS;
+    if (this.firstDirtyAt === undefined) return this.settleAt;
+    return Math.min(this.lastChangeAt + MARK_LINGER_MS, this.firstDirtyAt + FLUSH_MAX_MS);
   }
 
   row(channelId: string): ChannelRow | undefined {
@@ -178,8 +190,8 @@ export class ChannelList {
   }
 
   /**
-   * Changes a row in memory; it reaches the table with the next flush. The first change after a
-   * flush writes the durable mark (in the caller's turn, so the output gate holds the caller's
+   * Changes a row in memory; it reaches the table with the next flush. The first change while no
+   * mark is set writes the durable mark (in the caller's turn, so the output gate holds the caller's
    * reply until the mark is on disk). A change after MARK_LINGER_MS of quiet, with nothing
    * waiting, is written through instead: the same one write in the caller's turn, and no mark,
    * no flush and no alarm after it (a post now and then, the common case, costs one commit).
@@ -198,7 +210,7 @@ export class ChannelList {
     }
     if (this.firstDirtyAt === undefined) {
       this.firstDirtyAt = now;
-      this.onDirty(now + FLUSH_MS);
+      this.onDirty(this.flushDue()!);
     }
   }
 
@@ -219,8 +231,9 @@ export class ChannelList {
 
   /**
    * Writes every changed row, in one turn (one commit). The mark goes too, unless a change came
-   * within the last MARK_LINGER_MS: then more are likely, and the mark stays until a look
-   * MARK_LINGER_MS after the newest change (flushDue) finds none since.
+   * within the last MARK_LINGER_MS (a flush forced by FLUSH_MAX_MS, or an early one): then more
+   * are likely, and the mark stays until a look MARK_LINGER_MS after the newest change (flushDue)
+   * finds none since.
    */
   flush(now = Date.now()): number {
     const n = this.dirty.size;

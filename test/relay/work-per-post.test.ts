@@ -13,7 +13,7 @@ import { memoryRecorder, recordMetricsWith } from "../../shared/metrics.js";
 import { channelStub, relayShardOf } from "../../shared/routing.js";
 import { register, type TestUser } from "../helpers/api.js";
 import { onlineDevice, type TestDevice } from "../helpers/socket.js";
-import { FLUSH_MS } from "../../durable-objects/user/channel-list.js";
+import { MARK_LINGER_MS } from "../../durable-objects/user/channel-list.js";
 
 const T = pb.FrameType;
 const SHARDS = 64; // RELAY_SHARDS_BROADCAST's default
@@ -72,7 +72,7 @@ async function workForOnePost(channelId: string, users: TestUser[], sender: Test
   const warm = await sender.sendText(channelId, "warm-up");
   expect(warm.type).toBe(T.SEND_ACK);
   await Promise.all(receivers.map((d) => d.messages(1, 60_000)));
-  await sleep(FLUSH_MS + 500); // the warm-up's coalesced list flushes are done
+  await sleep(MARK_LINGER_MS + 500); // the warm-up's coalesced list flushes are done
   const seen = memoryRecorder();
   const restore = recordMetricsWith(seen);
   try {

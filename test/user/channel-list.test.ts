@@ -3,7 +3,7 @@
  * snapshots from the channel, and the coalesced flush with its durable "dirty" mark.
  */
 import { describe, expect, it } from "vitest";
-import { applySnapshot, ChannelList, emptyRow, FLUSH_MS, foldMessages, MARK_LINGER_MS, memberIds, type ChannelRow } from "../../durable-objects/user/channel-list.js";
+import { applySnapshot, ChannelList, emptyRow, FLUSH_MAX_MS, foldMessages, MARK_LINGER_MS, memberIds, type ChannelRow } from "../../durable-objects/user/channel-list.js";
 import type { ChatMessageData, MemberChannelState } from "../../durable-objects/channel/types.js";
 import { inFreshUser } from "../helpers/object-sql.js";
 
@@ -80,7 +80,7 @@ describe("applySnapshot", () => {
 });
 
 describe("ChannelList", () => {
-  it("writes a change after a quiet spell through; keeps the next ones in memory behind one mark, flushed in one go", async () => {
+  it("writes a change after a quiet spell through; keeps the next ones in memory behind one mark, flushed with it in one go", async () => {
     await inFreshUser((sql) => {
       const asked: number[] = [];
       const list = new ChannelList(sql, (at) => asked.push(at));
@@ -89,17 +89,16 @@ describe("ChannelList", () => {
       // Nothing changed before: the row is written at once, with no mark and no flush to come.
       list.put(row({ last_seq: 1 }), 1000);
       expect([mark(), stored(), list.flushDue(), asked]).toEqual([0, 1, undefined, []]);
-      // More within MARK_LINGER_MS: in memory, behind the mark.
+      // More within MARK_LINGER_MS: in memory, behind the mark; the host is asked for one alarm.
       list.put(row({ last_seq: 2 }), 1200);
+      expect(asked).toEqual([1200 + MARK_LINGER_MS]);
       list.put(row({ last_seq: 3 }), 1300);
       expect([mark(), stored(), list.row("c1")?.last_seq]).toEqual([1, 1, 3]);
-      expect(asked).toEqual([1200 + FLUSH_MS]);
-      expect(list.flushDue()).toBe(1200 + FLUSH_MS);
-      // The flush writes the rows; the mark stays for a while after the newest change ...
-      expect(list.flush(1200 + FLUSH_MS)).toBe(1);
-      expect([mark(), stored(), list.flushDue()]).toEqual([1, 3, 1300 + MARK_LINGER_MS]);
-      // ... and goes at the look MARK_LINGER_MS after it, nothing having changed since.
-      expect(list.flush(1300 + MARK_LINGER_MS)).toBe(0);
+      expect(asked).toEqual([1200 + MARK_LINGER_MS]);
+      // The flush waits for MARK_LINGER_MS without a change: the alarm asked for fires early.
+      expect(list.flushDue()).toBe(1300 + MARK_LINGER_MS);
+      // Then the rows go to the table and the mark goes with them.
+      expect(list.flush(1300 + MARK_LINGER_MS)).toBe(1);
       expect([mark(), stored(), list.flushDue()]).toEqual([0, 3, undefined]);
       // Quiet again: the next change is written through.
       list.put(row({ last_seq: 4 }), 1300 + 2 * MARK_LINGER_MS);
@@ -107,53 +106,76 @@ describe("ChannelList", () => {
     });
   });
 
-  it("keeps the mark through a burst of deliveries: they write nothing, each window flushes once", async () => {
+  /** A list whose mark writes are counted, and what the table and the mark hold. */
+  function countedList(sql: SqlStorage) {
+    const counts = { mark: 0, rows: 0 };
+    const counted = {
+      exec: (query: string, ...args: unknown[]) => {
+        if (query.startsWith("UPDATE live_state")) counts.mark++;
+        if (query.startsWith("INSERT INTO channels")) counts.rows++;
+        return sql.exec(query, ...args);
+      },
+    } as SqlStorage;
+    return {
+      list: new ChannelList(counted),
+      counts,
+      mark: () => sql.exec<{ dirty: number }>("SELECT dirty FROM live_state").one().dirty,
+      stored: () => sql.exec<{ last_seq: number }>("SELECT last_seq FROM channels WHERE channel_id = 'c1'").toArray()[0]?.last_seq,
+    };
+  }
+
+  it("keeps a burst of deliveries in memory: they write nothing until they stop, then rows and mark go in one flush", async () => {
     await inFreshUser((sql) => {
-      let markWrites = 0;
-      const counted = { exec: (query: string, ...args: unknown[]) => { if (query.startsWith("UPDATE live_state")) markWrites++; return sql.exec(query, ...args); } } as SqlStorage;
-      const list = new ChannelList(counted);
-      const mark = () => sql.exec<{ dirty: number }>("SELECT dirty FROM live_state").one().dirty;
-      const stored = () => sql.exec<{ last_seq: number }>("SELECT last_seq FROM channels WHERE channel_id = 'c1'").toArray()[0]?.last_seq;
+      const { list, counts, mark, stored } = countedList(sql);
       let t = 10_000;
-      list.put(row({ last_seq: 1 }), t);
-      // A delivery every FLUSH_MS / 2, flushing whenever the alarm would: the mark never goes.
+      list.put(row({ last_seq: 1 }), t); // written through
+      // A delivery every 3 s, the alarm firing whenever it was due: nothing is ever due.
+      let alarms = 0;
       for (let seq = 2; seq <= 10; seq++) {
-        t += FLUSH_MS / 2;
-        const due = list.flushDue()!;
-        if (due <= t) list.flush(due);
+        const due = list.flushDue();
+        if (due !== undefined && due <= t) {
+          list.flush(t);
+          alarms++;
+        }
         list.put(row({ last_seq: seq }), t);
+        t += 3_000;
         expect(mark()).toBe(1);
       }
-      // The burst ends: the flush writes the row and keeps the mark (a change came within MARK_LINGER_MS) ...
-      list.flush(list.flushDue()!);
-      expect([stored(), mark()]).toEqual([10, 1]);
-      // ... and the look MARK_LINGER_MS after the last change takes it away.
-      expect(list.flushDue()).toBe(t + MARK_LINGER_MS);
-      expect(list.flush(t + MARK_LINGER_MS)).toBe(0);
-      expect([mark(), list.flushDue(), new ChannelList(sql).wokeDirty]).toEqual([0, undefined, false]);
-      expect(markWrites).toBe(2); // set once, cleared once, for ten deliveries
-
+      expect([alarms, stored(), counts]).toEqual([0, 1, { mark: 1, rows: 1 }]);
+      // The burst ends: MARK_LINGER_MS after the last change, one flush writes the row and clears the mark.
+      const last = t - 3_000;
+      expect(list.flushDue()).toBe(last + MARK_LINGER_MS);
+      expect(list.flush(last + MARK_LINGER_MS)).toBe(1);
+      expect([stored(), mark(), list.flushDue(), new ChannelList(sql).wokeDirty]).toEqual([10, 0, undefined, false]);
+      expect(counts).toEqual({ mark: 2, rows: 2 }); // set once, cleared once, one flush, for ten deliveries
     });
   });
 
-  it("keeps the mark between posts a few seconds apart: each post's rows are one flush, no mark write", async () => {
+  it("still writes the rows every FLUSH_MAX_MS while deliveries never stop, keeping the mark", async () => {
     await inFreshUser((sql) => {
-      let markWrites = 0;
-      const counted = { exec: (query: string, ...args: unknown[]) => { if (query.startsWith("UPDATE live_state")) markWrites++; return sql.exec(query, ...args); } } as SqlStorage;
-      const list = new ChannelList(counted);
+      const { list, counts, mark, stored } = countedList(sql);
       let t = 10_000;
-      // A post every 3 s: past the flush window, within the mark's linger.
-      for (let seq = 1; seq <= 10; seq++) {
+      list.put(row({ last_seq: 1 }), t); // written through
+      t += 1_000;
+      list.put(row({ last_seq: 2 }), t);
+      const first = t;
+      let flushes = 0;
+      for (let seq = 3; t < first + 2 * FLUSH_MAX_MS; seq++) {
+        t += 1_000;
+        const due = list.flushDue()!;
+        if (due <= t) {
+          list.flush(due);
+          flushes++;
+          expect(mark()).toBe(1); // a change came within MARK_LINGER_MS: more are likely
+        }
         list.put(row({ last_seq: seq }), t);
-        list.flush(list.flushDue()!);
-        t += FLUSH_MS + 1_000;
-        const due = list.flushDue();
-        if (due !== undefined && due <= t) list.flush(due);
       }
-      expect(markWrites).toBe(1);
+      expect(flushes).toBe(2);
+      expect(stored()).toBeGreaterThanOrEqual(FLUSH_MAX_MS / 1_000);
+      expect(counts.mark).toBe(1);
+      // They stop: the mark goes MARK_LINGER_MS after the last one.
       list.flush(list.flushDue()!);
-      expect(markWrites).toBe(2); // cleared once the posts stopped
-      expect(new ChannelList(sql).wokeDirty).toBe(false);
+      expect([mark(), counts.mark]).toEqual([0, 2]);
     });
   });
 
