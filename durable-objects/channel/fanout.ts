@@ -28,7 +28,7 @@
  * to its shard by the pump, a page at a time (one call per shard), once the rounds sent before the
  * leave went out, so the relay neither keeps delivering to it nor keeps its entry.
  */
-import { eachLimited, withDeadline } from "../../shared/deadline.js";
+import { eachLimited, SharedDeadline, withDeadline } from "../../shared/deadline.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { cutFor, DeliveryRounds, FANOUT_BATCH, removalsIn, RETRY_BASE_MS } from "../fanout/rounds.js";
@@ -121,6 +121,8 @@ export class FanOut {
   private generation = 0;
   /** Member stubs for reuse, bounded: a large channel's members need not all stay in memory. */
   private readonly stubs = new LruMap<string, MemberEndpoint>(MAX_STUBS);
+  /** Typing and receipts to every direct watcher and relay shard, on one timer. */
+  private readonly signalDeadline = new SharedDeadline(SIGNAL_DEADLINE_MS, "signal");
   /** An alarm is pending that will run the pump (see FANOUT_GUARD_MS). */
   private guardArmed = false;
   /** fanout_seq and when it last moved (or the pump last had nothing to do). */
@@ -392,8 +394,8 @@ export class FanOut {
     count("fanout.signal_rpc", targets.length + shards.length);
     const channelId = this.deps.id();
     this.deps.waitUntil(Promise.allSettled([
-      ...targets.map((id) => withDeadline(this.stub(id).signal(event), SIGNAL_DEADLINE_MS, "signal")),
-      ...shards.map((shard) => withDeadline(this.relay(shard).signal(channelId, shard, fromUserId, event), SIGNAL_DEADLINE_MS, "relay signal")),
+      ...targets.map((id) => this.signalDeadline.run(this.stub(id).signal(event))),
+      ...shards.map((shard) => this.signalDeadline.run(this.relay(shard).signal(channelId, shard, fromUserId, event))),
     ]));
   }
 

@@ -14,7 +14,7 @@
  *   goes, it joins the next round, and its object sees the hole and re-syncs; devices pull gaps).
  * - A target that answers `{live: false}` has no open socket: the owner drops it (`onNotLive`).
  */
-import { withDeadline } from "../../shared/deadline.js";
+import { SharedDeadline } from "../../shared/deadline.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import type { ChatMessageData } from "../channel/types.js";
@@ -65,9 +65,12 @@ type RetryRow = { target: string; from_seq: number; attempts: number; next_at: n
 export class DeliveryRounds {
   private readonly retries = new Map<string, RetryRow>();
   private readonly now: () => number;
+  /** Every call's deadline, on one timer: a round makes one call per target. */
+  private readonly deadline: SharedDeadline;
 
   constructor(private readonly deps: RoundsDeps) {
     this.now = deps.now ?? Date.now;
+    this.deadline = new SharedDeadline(deps.deadlineMs, `deliver to ${deps.to}`);
     for (const row of deps.sql.exec<RetryRow>("SELECT target, from_seq, attempts, next_at FROM delivery_retry")) {
       if (!deps.owns || deps.owns(row.target)) this.retries.set(row.target, { ...row });
     }
@@ -174,7 +177,7 @@ export class DeliveryRounds {
 
   private async callOnce(target: string, messages: ChatMessageData[]): Promise<Outcome | void> {
     count("fanout.rpc", 1, { from: this.deps.from, to: this.deps.to });
-    const outcome = await withDeadline(this.deps.call(target, messages), this.deps.deadlineMs, `deliver to ${this.deps.to}`);
+    const outcome = await this.deadline.run(this.deps.call(target, messages));
     if (outcome && outcome.live === false) {
       this.drop(target);
       this.deps.onNotLive(target, outcome.epoch);

@@ -18,7 +18,7 @@
  * Calls are taken one at a time (rounds, catch-ups from the alarm): a relay's watchers get a
  * channel's seqs in order.
  */
-import { withDeadline } from "../../shared/deadline.js";
+import { SharedDeadline, withDeadline } from "../../shared/deadline.js";
 import { log } from "../../shared/log.js";
 import { count } from "../../shared/metrics.js";
 import { LruMap } from "../../shared/lru.js";
@@ -85,6 +85,8 @@ export class Relay {
   private readonly active = new Map<string, number>();
   private readonly stubs = new LruMap<string, RelayMember>(MAX_STUBS);
   private readonly rounds: DeliveryRounds;
+  /** Typing and receipts to every watcher, on one timer. */
+  private readonly signalDeadline = new SharedDeadline(RELAY_SIGNAL_DEADLINE_MS, "relay signal");
   /** The newest seq this relay delivered a round of (memory only: after a restart the channel says). */
   private seenSeq = 0;
   private summary: ChannelSummary | undefined;
@@ -198,7 +200,7 @@ export class Relay {
     const targets = [...this.active.keys()].filter((id) => id !== fromUserId);
     if (targets.length === 0) return;
     count("relay.signal_rpc", targets.length);
-    this.deps.waitUntil(Promise.allSettled(targets.map((id) => withDeadline(this.stub(id).signal(event), RELAY_SIGNAL_DEADLINE_MS, "relay signal"))));
+    this.deps.waitUntil(Promise.allSettled(targets.map((id) => this.signalDeadline.run(this.stub(id).signal(event)))));
   }
 
   /** The alarm: due catch-ups, up to the newest seq this relay knows of (after a restart: the channel's). */

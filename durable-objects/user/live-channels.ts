@@ -174,7 +174,8 @@ export class LiveChannels {
   deliver(batch: DeliveryBatch): DeliveryOutcome {
     const channelId = batch.channel.channel_id;
     this.host.pushRead(batch);
-    if (!this.isLive() && this.wants(batch.channel)) {
+    const live = this.isLive();
+    if (!live && this.wants(batch.channel)) {
       // Offline with push: the row stays current and the messages go to push; the watcher stays.
       const waiting = this.syncing.get(channelId);
       if (waiting) waiting.push(batch);
@@ -183,7 +184,7 @@ export class LiveChannels {
       count("deliver.push");
       return { live: true, epoch: this.state.epoch };
     }
-    if (!this.isLive()) {
+    if (!live) {
       const row = this.list.row(channelId);
       if (row && row.subscribed === 1) {
         row.subscribed = 0;
