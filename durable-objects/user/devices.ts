@@ -3,8 +3,11 @@
  * channel (DELIVER_ACK), the cursor RESUME falls back on when the device sends none.
  *
  * Acks are not committed one by one (every connected device acks every message: a commit per
- * device per message). They wait in memory and are written together at most ACK_FLUSH_MS later,
- * from the object's alarm. An ack lost with the process costs nothing but a repeat: the device's
+ * device per message). They wait in memory and are written together once they stop coming
+ * (ACK_LINGER_MS after the newest), and at least every ACK_FLUSH_MAX_MS while they go on, from the
+ * object's alarm: in a busy group every member's object would otherwise commit its acks a fixed
+ * time after the first, all together, in the middle of the next post (the channel list's flush
+ * did that, decision 034). An ack lost with the process costs nothing but a repeat: the device's
  * own cursors in RESUME come first, and a RESUME that falls back on the stored cursor re-sends at
  * most those seconds of messages, which clients drop by seq (they hold them already).
  *
@@ -17,13 +20,16 @@ import type { Device } from "../../protocol/types.js";
 import type { PushSubscriptions } from "./push-subscriptions.js";
 
 export const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
-/** Acks are written at most this long after the first one not yet written. */
-export const ACK_FLUSH_MS = 2000;
+/** Waiting acks are written once none came for this long (under the ~10 s before an idle object hibernates). */
+export const ACK_LINGER_MS = 5000;
+/** ... and at least this long after the first one waiting, while they keep coming. */
+export const ACK_FLUSH_MAX_MS = 30_000;
 
 export class Devices {
   /** Acks not written yet: device → channel → seq. */
   private readonly pendingAcks = new Map<string, Map<string, number>>();
   private firstPendingAt: number | undefined;
+  private lastAckAt = 0;
 
   /** @param onPending asks the host to call `flushAcks` by the given time (its alarm) */
   constructor(private readonly sql: SqlStorage, private readonly onPending: (flushBy: number) => void = () => {}) {}
@@ -93,14 +99,19 @@ export class Devices {
     if ((cursors?.get(channelId) ?? 0) >= seq) return;
     if (!cursors) this.pendingAcks.set(deviceId, (cursors = new Map()));
     cursors.set(channelId, seq);
+    this.lastAckAt = now;
     if (this.firstPendingAt !== undefined) return;
     this.firstPendingAt = now;
-    this.onPending(now + ACK_FLUSH_MS);
+    this.onPending(this.ackFlushDue()!);
   }
 
-  /** When the waiting acks are due to be written, if any wait. */
+  /**
+   * When the waiting acks are due to be written, if any wait. It only moves later as acks come,
+   * so an alarm set for it at the first one is never late; one that fires early is set again.
+   */
   ackFlushDue(): number | undefined {
-    return this.firstPendingAt === undefined ? undefined : this.firstPendingAt + ACK_FLUSH_MS;
+    if (this.firstPendingAt === undefined) return undefined;
+    return Math.min(this.lastAckAt + ACK_LINGER_MS, this.firstPendingAt + ACK_FLUSH_MAX_MS);
   }
 
   /** Writes every waiting ack in one turn (one commit); acks of devices removed meanwhile are dropped. */

@@ -1,6 +1,6 @@
 /** Devices on their own: the id rule, the cap, renames, removal, delivered cursors. */
 import { describe, expect, it } from "vitest";
-import { ACK_FLUSH_MS, DeviceRegistry, Devices } from "../../durable-objects/user/devices.js";
+import { ACK_FLUSH_MAX_MS, ACK_LINGER_MS, DeviceRegistry, Devices } from "../../durable-objects/user/devices.js";
 import { PushSubscriptions } from "../../durable-objects/user/push-subscriptions.js";
 import { LIMITS } from "../../protocol/limits.js";
 import { inFreshUser } from "../helpers/object-sql.js";
@@ -49,7 +49,7 @@ describe("Devices", () => {
     });
   });
 
-  it("writes acks together, once, at most ACK_FLUSH_MS after the first; a removed device's acks are dropped", async () => {
+  it("writes acks together, once, ACK_LINGER_MS after the last; a removed device's acks are dropped", async () => {
     await inFreshUser((sql) => {
       const asked: number[] = [];
       const devices = new Devices(sql, (at) => asked.push(at));
@@ -63,8 +63,8 @@ describe("Devices", () => {
       }
       devices.recordDelivered("gone", "c1", 7, 1100);
       expect(stored()).toEqual([]); // a hundred acks, nothing written yet
-      expect(asked).toEqual([1001 + ACK_FLUSH_MS]); // one flush asked for
-      expect(devices.ackFlushDue()).toBe(1001 + ACK_FLUSH_MS);
+      expect(asked).toEqual([1001 + ACK_LINGER_MS]); // one flush asked for, at the first ack ...
+      expect(devices.ackFlushDue()).toBe(1100 + ACK_LINGER_MS); // ... due once they stop
       expect(devices.deliveredCursors("phone")).toEqual(new Map([["c1", 50]])); // RESUME sees the waiting acks
       devices.remove("tablet");
       expect(devices.flushAcks()).toBe(2);
@@ -74,6 +74,32 @@ describe("Devices", () => {
       devices.flushAcks();
       expect(stored()).toEqual([{ device_id: "phone", channel_id: "c1", delivered_seq: 50 }]);
       expect(devices.deliveredCursors("phone")).toEqual(new Map([["c1", 50]]));
+    });
+  });
+});
+
+describe("Devices: acks that never stop", () => {
+  it("are still written every ACK_FLUSH_MAX_MS, and the due time never moves earlier", async () => {
+    await inFreshUser((sql) => {
+      const devices = new Devices(sql);
+      devices.register("phone", "", "", new Set());
+      const stored = () => sql.exec<{ delivered_seq: number }>("SELECT delivered_seq FROM device_cursors").toArray()[0]?.delivered_seq;
+      let due = 0;
+      let flushes = 0;
+      for (let seq = 1, t = 10_000; seq <= 70; seq++, t += 1_000) {
+        const next = devices.ackFlushDue();
+        if (next !== undefined && next <= t) {
+          devices.flushAcks();
+          flushes++;
+          due = 0;
+        }
+        devices.recordDelivered("phone", "c1", seq, t);
+        expect(devices.ackFlushDue()!).toBeGreaterThanOrEqual(due);
+        due = devices.ackFlushDue()!;
+      }
+      // One ack a second for 70 s: written every ACK_FLUSH_MAX_MS (30 s), twice.
+      expect(flushes).toBe(Math.floor(70_000 / ACK_FLUSH_MAX_MS));
+      expect(stored()).toBe(2 * ACK_FLUSH_MAX_MS / 1_000);
     });
   });
 });
