@@ -266,7 +266,7 @@ export class UserObject extends DurableObject<Env> {
         graceMs: this.presenceGraceMs,
         pushWanted: () => this.push.subscriptions.any(),
         pushMissed: (batch) => this.push.missed(batch),
-        pushRead: (batch) => this.push.ownMessages(batch),
+        pushRead: (channelId, messages) => this.push.ownMessages(channelId, messages),
       });
       // Woken with sockets open (after hibernation) and rows to re-read: get on with it.
       if (openSockets(ctx).length > 0 && this.channels.wokeDirty) this.live.kick();

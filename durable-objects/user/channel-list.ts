@@ -291,8 +291,7 @@ function upsert(sql: SqlStorage, r: ChannelRow): void {
 }
 
 /** Takes the channel summary a delivery carries (name, size, member ids) into the row. */
-export function applySummary(row: ChannelRow, batch: DeliveryBatch): boolean {
-  const c = batch.channel;
+export function applySummary(row: ChannelRow, c: DeliveryBatch["channel"]): boolean {
   const ids = c.member_user_ids ?? (c.members ?? []).map((m) => m.user_id);
   const members = JSON.stringify(ids.slice(0, LISTED_MEMBER_IDS));
   const changed = row.name !== c.name || row.member_count !== c.member_count || row.type !== c.type;

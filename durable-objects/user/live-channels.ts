@@ -82,7 +82,7 @@ export interface LiveHost {
   /** Messages that reached the user while no device took them (push, coalesced per channel). */
   pushMissed(batch: DeliveryBatch): void;
   /** Every delivery: the user's own messages clear what push shows. */
-  pushRead(batch: DeliveryBatch): void;
+  pushRead(channelId: string, messages: ChatMessageData[]): void;
 }
 
 /** At most this many missed messages are handed to push when a watch finds some (the rest are counted). */
@@ -173,13 +173,13 @@ export class LiveChannels {
    */
   deliver(batch: DeliveryBatch): DeliveryOutcome {
     const channelId = batch.channel.channel_id;
-    this.host.pushRead(batch);
+    this.host.pushRead(channelId, batch.messages);
     const live = this.isLive();
     if (!live && this.wants(batch.channel)) {
       // Offline with push: the row stays current and the messages go to push; the watcher stays.
       const waiting = this.syncing.get(channelId);
       if (waiting) waiting.push(batch);
-      else this.applyLive(batch);
+      else this.applyLive(channelId, batch.messages, batch.channel);
       if (this.list.row(channelId)?.left === 0) this.host.pushMissed(batch);
       count("deliver.push");
       return { live: true, epoch: this.state.epoch };
@@ -195,7 +195,7 @@ export class LiveChannels {
     }
     const waiting = this.syncing.get(channelId);
     if (waiting) waiting.push(batch);
-    else this.applyLive(batch);
+    else this.applyLive(channelId, batch.messages, batch.channel);
     return { live: true, epoch: this.state.epoch };
   }
 
@@ -213,7 +213,7 @@ export class LiveChannels {
     if (waiting.length === 0) return;
     waiting.sort((a, b) => a.seq - b.seq);
     this.own.set(channelId, waiting);
-    this.host.pushRead({ channel: summaryOf(row), messages, removed_user_ids: [] });
+    this.host.pushRead(channelId, messages);
     if (!this.syncing.has(channelId)) this.applyOwn(row);
   }
 
@@ -228,18 +228,20 @@ export class LiveChannels {
     const ready = waiting.slice(i, j);
     const rest = waiting.slice(j);
     if (rest.length > 0) this.own.set(row.channel_id, rest); else this.own.delete(row.channel_id);
-    if (ready.length > 0) this.applyLive({ channel: summaryOf(row), messages: ready, removed_user_ids: [] });
+    if (ready.length > 0) this.applyLive(row.channel_id, ready);
   }
 
-  /** Folds a live batch into the row and writes what is new to the devices. */
-  private applyLive(batch: DeliveryBatch): void {
-    const channelId = batch.channel.channel_id;
+  /**
+   * Folds live messages into the row and writes what is new to the devices. `channel` is the
+   * summary a delivery carries; the user's own posts from an append's answer come without one.
+   */
+  private applyLive(channelId: string, messages: ChatMessageData[], channel?: DeliveryBatch["channel"]): void {
     const known = this.list.row(channelId);
     const row = known ?? emptyRow(channelId);
     const wasLeft = row.left;
-    const summaryChanged = applySummary(row, batch);
-    const applied = foldMessages(row, batch.messages, this.host.me());
-    const fresh = batch.messages.filter((m) => m.seq > row.sent_seq);
+    const summaryChanged = channel !== undefined && applySummary(row, channel);
+    const applied = foldMessages(row, messages, this.host.me());
+    const fresh = messages.filter((m) => m.seq > row.sent_seq);
     if (fresh.length > 0) {
       row.sent_seq = fresh.at(-1)!.seq;
       this.host.emit(fresh);
@@ -422,7 +424,7 @@ export class LiveChannels {
     } finally {
       const waiting = this.syncing.get(channelId) ?? [];
       this.syncing.delete(channelId);
-      for (const batch of waiting) this.applyLive(batch);
+      for (const batch of waiting) this.applyLive(channelId, batch.messages, batch.channel);
       const row = this.own.has(channelId) ? this.list.row(channelId) : undefined;
       if (row) this.applyOwn(row);
     }

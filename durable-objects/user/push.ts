@@ -12,7 +12,7 @@ import { count } from "../../shared/metrics.js";
 import { log } from "../../shared/log.js";
 import type { PushJob } from "../../queues/push-jobs.js";
 import type { ChannelRow } from "./channel-list.js";
-import type { DeliveryBatch } from "../channel/types.js";
+import type { ChatMessageData, DeliveryBatch } from "../channel/types.js";
 import { withDeadline } from "../../shared/deadline.js";
 import { WATCH_DEADLINE_MS, type ChannelEndpoint } from "./live-channels.js";
 import { AckDeadlines } from "./ack-deadline.js";
@@ -82,11 +82,11 @@ export class UserPush {
   }
 
   /** The user's own message (sent from any device) reads the channel up to it: clear what stands. */
-  ownMessages(batch: DeliveryBatch): void {
+  ownMessages(channelId: string, messages: ChatMessageData[]): void {
     const me = this.host.userId();
     let own = 0;
-    for (const m of batch.messages) if (m.sender_user_id === me && !m.content.update) own = Math.max(own, m.seq);
-    if (own > 0) this.read(batch.channel.channel_id, own);
+    for (const m of messages) if (m.sender_user_id === me && !m.content.update) own = Math.max(own, m.seq);
+    if (own > 0) this.read(channelId, own);
   }
 
   /** The user read up to `seq` (any device, or their own message): nothing up to it is pushed. */

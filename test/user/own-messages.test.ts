@@ -33,7 +33,7 @@ function setup(sql: SqlStorage) {
     forget: () => {}, history: () => { throw new Error("no history expected"); },
     emit: (messages) => emitted.push(...messages.map((m) => m.seq)),
     anyReceiving: () => true, channelUpdate: () => {}, contactsAdded: () => {}, wakeAt: () => {}, graceMs: 1000,
-    pushWanted: () => false, pushMissed: () => {}, pushRead: (b) => pushRead.push(...b.messages.map((m) => m.seq)),
+    pushWanted: () => false, pushMissed: () => {}, pushRead: (_channelId, messages) => pushRead.push(...messages.map((m) => m.seq)),
   };
   const live = new LiveChannels(sql, list, host);
   const round = (...seqs: [number, string][]): DeliveryBatch => ({

@@ -100,7 +100,7 @@ describe("UserPush", () => {
       push.missed(batch(message(1)));
       await settle();
       expect(jobs).toHaveLength(1);
-      push.ownMessages(batch(message(2, ME)));
+      push.ownMessages(C, [message(2, ME)]);
       await settle();
       expect(jobs.map((j) => j.payload)).toEqual([expect.objectContaining({ type: "message", seq: 1 }), expect.objectContaining({ type: "clear", read_seq: 2 })]);
     });
