@@ -49,7 +49,7 @@ import { Sessions } from "./sessions.js";
 import { Connections } from "./connections.js";
 import { defaultSettings, Settings, type UserSettings } from "./settings.js";
 import {
-  broadcast, closeDevice, closeIdleSockets, closeSession, deliverToSockets, keepKeepAliveAt, keptKeepAliveAt, openSockets, socketInfo,
+  broadcast, closeDevice, closeIdleSockets, closeSession, deliverToSockets, keepKeepAliveAt, keptKeepAliveAt, listAheadOnSockets, markListAhead, openSockets, socketInfo,
   DeviceSignals, SocketProtocol,
 } from "./socket-protocol.js";
 import { observe } from "../../shared/observability.js";
@@ -227,6 +227,7 @@ export class UserObject extends DurableObject<Env> {
       opened: () => {
         this.ownPresence.changed();
         this.live.socketOpened();
+        if (this.channels.aheadUnderCover) markListAhead(ctx, true);
         const now = Date.now();
         this.wakeAt(Math.min(now + RESUME_DEADLINE_MS, this.ownPresence.connected(now)));
       },
@@ -251,7 +252,10 @@ export class UserObject extends DurableObject<Env> {
       // in memory is gone, and only what the sockets' attachments and storage hold is left.
       const sockets = ctx.getWebSockets().length;
       if (sockets > 0) log("info", "user.woke", { object: "user", id: this.profile?.user_id, sockets });
-      this.channels = new ChannelList(this.sql, (at) => this.wakeAt(at));
+      this.channels = new ChannelList(this.sql, (at) => this.wakeAt(at), {
+        active: () => this.live?.wentLive === true,
+        ahead: (ahead) => markListAhead(this.ctx, ahead),
+      });
       this.live = new LiveChannels(this.sql, this.channels, {
         me: () => this.profile?.user_id,
         openSockets: () => openSockets(this.ctx).length,
@@ -267,6 +271,7 @@ export class UserObject extends DurableObject<Env> {
         pushWanted: () => this.push.subscriptions.any(),
         pushMissed: (batch) => this.push.missed(batch),
         pushRead: (channelId, messages) => this.push.ownMessages(channelId, messages),
+        socketsKeptRows: () => ctx.getWebSockets().length > 0 && !listAheadOnSockets(ctx),
       });
       // Woken with sockets open (after hibernation) and rows to re-read: get on with it.
       if (openSockets(ctx).length > 0 && this.channels.wokeDirty) this.live.kick();

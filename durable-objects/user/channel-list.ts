@@ -15,6 +15,13 @@
  * delivery, before the object could hibernate (~10 s without events), so hibernation loses
  * nothing and wakes without a re-sync.
  *
+ * While one of the user's devices is connected (the durable epoch says live), the sockets cover
+ * the rows instead of the mark (decision 035): a delivery changes the row in memory and writes
+ * nothing at all, not the mark, not the row after a quiet spell; each socket's attachment says
+ * the rows are ahead until the flush. An instance that wakes with the epoch live and either no
+ * socket (a crash or restart lost them) or a socket that says "ahead" (it hibernated before its
+ * flush) writes the mark itself and re-syncs, as after a crash; going offline flushes first.
+ *
  * Unread counts stay exact without per-message writes: a row's numbers come from the channel
  * (watch/state: last_seq, the read cursor and the exact count, computed there in SQL) and are
  * carried forward by the deliveries that follow, message by message, as the channel counts.
@@ -138,6 +145,14 @@ export function applySnapshot(row: ChannelRow, s: MemberChannelState): void {
   }
 }
 
+/** What covers rows held in memory while the user is live (decision 035). */
+export interface ListCover {
+  /** The durable state says a device is connected: its sockets cover the rows in memory. */
+  active(): boolean;
+  /** Rows in memory are ahead of the table (true) or written (false): say so on every socket. */
+  ahead(ahead: boolean): void;
+}
+
 export class ChannelList {
   /** Rows changed since the last flush (they win over the table). */
   private readonly dirty = new Map<string, ChannelRow>();
@@ -148,12 +163,37 @@ export class ChannelList {
   private lastChangeAt = -Infinity;
   /** When to look again whether the mark can go (a flush kept it: deliveries were still coming). */
   private settleAt: number | undefined;
+  /** The sockets were told that rows in memory are ahead of the table. */
+  private coverAhead = false;
 
   /**
    * @param onDirty asks the host to flush by the given time (its alarm)
+   * @param cover the user's live sockets, which cover rows in memory instead of the mark
    */
-  constructor(private readonly sql: SqlStorage, private readonly onDirty: (flushBy: number) => void = () => {}) {
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly onDirty: (flushBy: number) => void = () => {},
+    private readonly cover?: ListCover,
+  ) {
     this.marked = sql.exec<{ dirty: number }>("SELECT dirty FROM live_state WHERE id = 1").toArray()[0]?.dirty === 1;
+  }
+
+  /**
+   * On wake: the rows may be behind their channels though no mark says so (the sockets that
+   * covered them were lost, or hibernated before the flush). Writes the mark, so that the re-sync
+   * it starts (`wokeDirty`) survives another restart, and the sockets need say nothing more.
+   */
+  markBehind(): void {
+    if (!this.marked) {
+      this.sql.exec("UPDATE live_state SET dirty = 1 WHERE id = 1");
+      this.marked = true;
+    }
+    this.cover?.ahead(false);
+  }
+
+  /** Rows in memory are ahead of the table under the sockets' cover (a new socket is told so too). */
+  get aheadUnderCover(): boolean {
+    return this.coverAhead;
   }
 
   /** The mark was found on wake: rows may be behind what their channels delivered. */
@@ -194,11 +234,25 @@ export class ChannelList {
    * mark is set writes the durable mark (in the caller's turn, so the output gate holds the caller's
    * reply until the mark is on disk). A change after MARK_LINGER_MS of quiet, with nothing
    * waiting, is written through instead: the same one write in the caller's turn, and no mark,
-   * no flush and no alarm after it (a post now and then, the common case, costs one commit).
+   * no flush and no alarm after it. While the user is live, neither: the sockets cover the rows
+   * (decision 035) and the change writes nothing until the flush.
    */
   put(row: ChannelRow, now = Date.now()): void {
     const quiet = !this.marked && this.dirty.size === 0 && now - this.lastChangeAt >= MARK_LINGER_MS;
     this.lastChangeAt = now;
+    if (!this.marked && this.cover?.active()) {
+      // Covered by the live sockets (decision 035): nothing is written in the delivery's turn.
+      this.dirty.set(row.channel_id, { ...row });
+      if (!this.coverAhead) {
+        this.coverAhead = true;
+        this.cover.ahead(true);
+      }
+      if (this.firstDirtyAt === undefined) {
+        this.firstDirtyAt = now;
+        this.onDirty(this.flushDue()!);
+      }
+      return;
+    }
     if (quiet) {
       upsert(this.sql, row);
       return;
@@ -241,6 +295,10 @@ export class ChannelList {
     this.dirty.clear();
     this.firstDirtyAt = undefined;
     this.settleAt = undefined;
+    if (this.coverAhead) {
+      this.coverAhead = false;
+      this.cover?.ahead(false);
+    }
     if (!this.marked) return n;
     if (now - this.lastChangeAt < MARK_LINGER_MS) {
       this.settleAt = this.lastChangeAt + MARK_LINGER_MS;

@@ -83,6 +83,11 @@ export interface LiveHost {
   pushMissed(batch: DeliveryBatch): void;
   /** Every delivery: the user's own messages clear what push shows. */
   pushRead(channelId: string, messages: ChatMessageData[]): void;
+  /**
+   * On wake: whether the sockets the runtime kept (closing ones included) leave the rows as
+   * stored: there are some, and none says the list was ahead of its table (decision 035).
+   */
+  socketsKeptRows(): boolean;
 }
 
 /** At most this many missed messages are handed to push when a watch finds some (the rest are counted). */
@@ -111,6 +116,9 @@ export class LiveChannels {
 
   constructor(private readonly sql: SqlStorage, private readonly list: ChannelList, private readonly host: LiveHost) {
     this.state = sql.exec<LiveState>("SELECT epoch, offline_at FROM live_state WHERE id = 1").one();
+    // Live when the instance went away: its sockets covered rows that may not have been written
+    // (decision 035). Without them (a crash, a restart), or with one saying so, re-sync as after a crash.
+    if (this.wentLive && !host.socketsKeptRows()) list.markBehind();
     if (list.wokeDirty) {
       // A crash between delivery and flush: every row may be behind its channel.
       for (const row of list.current()) this.needsSync.add(row.channel_id);
@@ -125,7 +133,7 @@ export class LiveChannels {
   /* ------------------------------------ transitions ------------------------------------ */
 
   /** Live as far as the epoch says: each transition bumps it, odd = live, even = offline. */
-  private get wentLive(): boolean {
+  get wentLive(): boolean {
     return this.state.epoch % 2 === 1;
   }
 
@@ -141,6 +149,8 @@ export class LiveChannels {
    */
   socketClosed(open: number, now = Date.now()): boolean {
     if (open > 0 || !this.wentLive) return false;
+    // No socket covers rows held in memory any more: they are written with the epoch's change.
+    this.list.flush(now);
     this.transition(now);
     this.host.wakeAt(now + this.host.graceMs);
     return true;

@@ -46,6 +46,11 @@ export interface SocketInfo {
    * 0: unknown (due now).
    */
   keepAliveAt: number;
+  /**
+   * The channel list in memory is ahead of its table (rows changed under the cover of the user's
+   * live sockets, decision 035): an instance woken with this set on any socket re-reads its rows.
+   */
+  listAhead: boolean;
 }
 
 /** A socket's last-activity time is written to its attachment at most this often. */
@@ -75,6 +80,7 @@ function readSocketInfo(ws: WebSocket): SocketInfo {
     phase: a?.phase === "awaiting" || a?.phase === "resuming" ? a.phase : "live",
     helloAt: typeof a?.helloAt === "number" ? a.helloAt : 0,
     keepAliveAt: typeof a?.keepAliveAt === "number" ? a.keepAliveAt : 0,
+    listAhead: a?.listAhead === true,
   };
 }
 
@@ -137,7 +143,7 @@ export function acceptDevice(
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   ctx.acceptWebSocket(server, sessionId ? [deviceId, sessionTag(sessionId)] : [deviceId]);
   const now = Date.now();
-  writeSocketInfo(server, { deviceId, sessionId, encoding, status: "online", activeAt: now, sendNext: 1, phase: "awaiting", helloAt: now, keepAliveAt: 0 });
+  writeSocketInfo(server, { deviceId, sessionId, encoding, status: "online", activeAt: now, sendNext: 1, phase: "awaiting", helloAt: now, keepAliveAt: 0, listAhead: false });
   sendFrame(server, {
     type: pb.FrameType.HELLO,
     hello: {
@@ -217,6 +223,16 @@ export function closeIdleSockets(ctx: DurableObjectState, now: number, slackMs =
 /** The presence keep-alive's due time as the sockets keep it through hibernation (undefined: none known). */
 export function keptKeepAliveAt(ctx: DurableObjectState): number | undefined {
   return Math.max(0, ...openSockets(ctx).map((ws) => socketInfo(ws).keepAliveAt)) || undefined;
+}
+
+/** Whether any socket, closing ones included, says the channel list in memory was ahead of its table. */
+export function listAheadOnSockets(ctx: DurableObjectState): boolean {
+  return ctx.getWebSockets().some((ws) => socketInfo(ws).listAhead);
+}
+
+/** Says on every socket whether the channel list in memory is ahead of its table (decision 035). */
+export function markListAhead(ctx: DurableObjectState, ahead: boolean): void {
+  for (const ws of ctx.getWebSockets()) if (socketInfo(ws).listAhead !== ahead) patchSocketInfo(ws, { listAhead: ahead });
 }
 
 /** Keeps the presence keep-alive's due time on every open socket. */

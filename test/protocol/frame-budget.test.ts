@@ -40,7 +40,7 @@ function socketPair(encoding: Encoding): { server: WebSocket; frames: unknown[];
     frames.push(d.frame);
   });
   server.accept();
-  server.serializeAttachment({ deviceId: `dev-${encoding}`, sessionId: "", encoding, status: "online", activeAt: 0, sendNext: 1, phase: "live", helloAt: 0, keepAliveAt: 0 } satisfies SocketInfo);
+  server.serializeAttachment({ deviceId: `dev-${encoding}`, sessionId: "", encoding, status: "online", activeAt: 0, sendNext: 1, phase: "live", helloAt: 0, keepAliveAt: 0, listAhead: false } satisfies SocketInfo);
   // Frames arrive in order: once the marker sent after them is in, every frame is.
   const done = () => { server.send(END); return end; };
   return { server, frames, sizes, done };

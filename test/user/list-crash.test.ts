@@ -1,9 +1,11 @@
 /**
  * The channel list is written coalesced, not per message (docs/decisions/013). A crash between a
- * delivery and the flush must lose nothing: the durable "dirty" mark makes the woken object
- * re-read its rows from the channels before it answers RESUME or lists channels. Reproduced with
- * the flush held back in the user's instance, then abortAllDurableObjects() (every object
- * restarts, storage kept, sockets gone), like a crash.
+ * delivery and the flush must lose nothing. While the user is live nothing durable is written for
+ * a delivery (decision 035): the epoch says a device was connected, and a woken object that finds
+ * it so with no socket left (a crash drops them all) writes the "dirty" mark and re-reads its
+ * rows from the channels before it answers RESUME or lists channels. Reproduced with the flush
+ * held back in the user's instance, then abortAllDurableObjects() (every object restarts,
+ * storage kept, sockets gone), like a crash.
  */
 import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -21,7 +23,7 @@ describe("the channel list after a crash between delivery and flush", () => {
     const channel = await createGroup(alice, [bob], "Crash");
     const a = await onlineDevice(alice.access_token, "a");
     const b = await onlineDevice(bob.access_token, "b");
-    // Bob's object will not flush: his rows change in memory only, behind the dirty mark.
+    // Bob's object will not flush: his rows change in memory only, covered by his socket.
     await runInDurableObject(userStub(env, bob.user_id), (instance: UserObject) => {
       (instance as unknown as { channels: { flush(): number } }).channels.flush = () => 0;
     });
@@ -29,13 +31,17 @@ describe("the channel list after a crash between delivery and flush", () => {
     expect((await b.messages(3)).map((m) => Number(m.seq))).toEqual([2, 3, 4]);
     const durable = await runInDurableObject(userStub(env, bob.user_id), (_o, state) => ({
       row: state.storage.sql.exec<{ last_seq: number; unread_count: number }>("SELECT last_seq, unread_count FROM channels WHERE channel_id = ?", channel).toArray()[0],
-      dirty: state.storage.sql.exec<{ dirty: number }>("SELECT dirty FROM live_state").one().dirty,
+      live: state.storage.sql.exec<{ dirty: number; epoch: number }>("SELECT dirty, epoch FROM live_state").one(),
     }));
-    expect(durable.dirty).toBe(1);
+    // Nothing was written for the deliveries: no mark, the row behind; only the epoch says live.
+    expect(durable.live.dirty).toBe(0);
+    expect(durable.live.epoch % 2).toBe(1);
     expect(durable.row?.last_seq ?? 0).toBeLessThan(4);
-    a.close(); b.close();
+    a.close();
 
+    // The crash: bob's socket goes with the instance, no close handler runs.
     await abortAllDurableObjects();
+    b.close();
 
     const list = await call<{ channels: { channel_id: string; last_seq: number; unread_count: number }[] }>("GET", "/v1/channels", { token: bob.access_token });
     expect(list.body.channels.find((c) => c.channel_id === channel)).toMatchObject({ last_seq: 4, unread_count: 3 });

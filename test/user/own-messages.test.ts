@@ -34,6 +34,7 @@ function setup(sql: SqlStorage) {
     emit: (messages) => emitted.push(...messages.map((m) => m.seq)),
     anyReceiving: () => true, channelUpdate: () => {}, contactsAdded: () => {}, wakeAt: () => {}, graceMs: 1000,
     pushWanted: () => false, pushMissed: () => {}, pushRead: (_channelId, messages) => pushRead.push(...messages.map((m) => m.seq)),
+    socketsKeptRows: () => true,
   };
   const live = new LiveChannels(sql, list, host);
   const round = (...seqs: [number, string][]): DeliveryBatch => ({

@@ -51,7 +51,8 @@ async function workForOnePost(offline: number) {
   const a = await onlineDevice(alice.access_token, "a");
   const b = await onlineDevice(bob.access_token, "b");
   // A first post warms both lists; then a quiet spell passes (MARK_LINGER_MS since the last change),
-  // so the counted post is one that comes now and then: each list writes its row through.
+  // so the counted post is one that comes now and then. Both users are live: their sockets cover
+  // the rows in memory (decision 035), and each list writes its row once, at the flush.
   const warm = await a.sendText(channel, "warm-up");
   await b.messages(1);
   await listsFlushed([alice, bob], channel, Number(warm.send_ack?.seq));
@@ -87,9 +88,9 @@ describe("work per post", () => {
     expect(none.rpcs).toBe(1);
     expect(many).toEqual(none);
     // The channel: the message, its row, the sender's read cursor, and fanout_seq if the guard
-    // alarm stores it inside the window (decision 032). Users: after a quiet spell, the list row
-    // written through, nothing else, for each of the two (alice's from her append's answer; a
-    // burst's mark and flush: test/user/channel-list.test.ts).
+    // alarm stores it inside the window (decision 032). Users: the list row, written by the flush
+    // MARK_LINGER_MS later and nothing in the delivery's turn (decision 035), for each of the two
+    // (alice's from her append's answer; what a delivery writes: test/user/list-cover.test.ts).
     expect(none.channelWrites).toBeLessThanOrEqual(4);
     expect(none.userWrites).toBe(2);
   }, 120_000);
