@@ -87,6 +87,8 @@ export class UserObject extends DurableObject<Env> {
   private readonly signals: DeviceSignals;
   /** Connects, refuses and closes device sockets (connections.ts). */
   private readonly connections: Connections;
+  /** The channel list's pending flush while live (`flushListBy`). */
+  private listTimer: ReturnType<typeof setTimeout> | undefined;
   /** Channel stubs for reuse, bounded: a user may be in far more channels than worth remembering. */
   private readonly stubs = new LruMap<string, DurableObjectStub<ChannelObject>>(CHANNEL_STUB_CACHE_MAX);
   /** The user's own status at their shard, the keep-alive, contacts' states to the devices. */
@@ -255,6 +257,7 @@ export class UserObject extends DurableObject<Env> {
       this.channels = new ChannelList(this.sql, (at) => this.wakeAt(at), {
         active: () => this.live?.wentLive === true,
         ahead: (ahead) => markListAhead(this.ctx, ahead),
+        flushBy: (at) => this.flushListBy(at),
       });
       this.live = new LiveChannels(this.sql, this.channels, {
         me: () => this.profile?.user_id,
@@ -559,6 +562,22 @@ export class UserObject extends DurableObject<Env> {
     const due = [resumeDue, this.live.nextDue(), this.devices.ackFlushDue(), nextPush, erasureDue, this.ownPresence.nextDue()]
       .filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.min(...due));
+  }
+
+  /**
+   * The channel list's flush while a device is connected (decision 035), on a timer rather than
+   * the alarm: setting the alarm is a storage write, and in a delivery's turn its reply and frames
+   * would wait for it. The timer fires at the first time asked and looks again if the flush moved.
+   */
+  private flushListBy(at: number): void {
+    if (this.listTimer !== undefined) return;
+    this.listTimer = setTimeout(() => {
+      this.listTimer = undefined;
+      const due = this.channels.flushDue();
+      if (due === undefined) return;
+      if (due <= Date.now()) this.channels.flush();
+      else this.flushListBy(due);
+    }, Math.max(0, at - Date.now()));
   }
 
   /** Sets the alarm to `at` unless it is set earlier already. */

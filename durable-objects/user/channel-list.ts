@@ -151,6 +151,12 @@ export interface ListCover {
   active(): boolean;
   /** Rows in memory are ahead of the table (true) or written (false): say so on every socket. */
   ahead(ahead: boolean): void;
+  /**
+   * Asks for a flush by `at` without a storage write: an alarm set in the delivery's turn is a
+   * write its reply and frames would wait for. A timer will do (it also keeps the object from
+   * hibernating before the flush; if the instance goes anyway, the sockets say the rows were ahead).
+   */
+  flushBy(at: number): void;
 }
 
 export class ChannelList {
@@ -249,7 +255,7 @@ export class ChannelList {
       }
       if (this.firstDirtyAt === undefined) {
         this.firstDirtyAt = now;
-        this.onDirty(this.flushDue()!);
+        this.cover.flushBy(this.flushDue()!);
       }
       return;
     }

@@ -46,8 +46,10 @@ function counted(sql: SqlStorage) {
 /** A user object's list and live channels, the sockets reduced to what they say. */
 function userObject(sql: SqlStorage, sockets: { count: number; ahead: boolean }) {
   let live: LiveChannels | undefined;
-  const cover: ListCover = { active: () => live?.wentLive === true, ahead: (a) => void (sockets.ahead = a) };
-  const list = new ChannelList(sql, () => {}, cover);
+  const timers: number[] = [];
+  const alarms: number[] = [];
+  const cover: ListCover = { active: () => live?.wentLive === true, ahead: (a) => void (sockets.ahead = a), flushBy: (at) => void timers.push(at) };
+  const list = new ChannelList(sql, (at) => alarms.push(at), cover);
   const host: LiveHost = {
     me: () => ME, openSockets: () => sockets.count,
     channel: () => { throw new Error("no channel calls expected"); },
@@ -57,7 +59,7 @@ function userObject(sql: SqlStorage, sockets: { count: number; ahead: boolean })
     socketsKeptRows: () => sockets.count > 0 && !sockets.ahead,
   };
   live = new LiveChannels(sql, list, host);
-  return { list, live };
+  return { list, live, timers, alarms };
 }
 
 describe("the channel list under the live sockets' cover", () => {
@@ -65,14 +67,16 @@ describe("the channel list under the live sockets' cover", () => {
     await inFreshUser((raw) => {
       const { sql, writes, mark, stored } = counted(raw);
       const sockets = { count: 1, ahead: false };
-      const { list, live } = userObject(sql, sockets);
+      const { list, live, timers, alarms } = userObject(sql, sockets);
       list.write({ ...emptyRow("c1"), member_count: 2, members: JSON.stringify([ME, BOB]), subscribed: 1 });
       live.socketOpened();
       writes.length = 0;
-      // A post after a quiet spell, then more: none writes in the delivery's turn.
+      // A post after a quiet spell, then more: none writes in the delivery's turn, not even the
+      // alarm (a storage write): the flush is asked of a timer.
       const t0 = Date.now();
       live.deliver(batch("c1", 1));
       expect([writes, mark(), stored("c1"), sockets.ahead]).toEqual([[], 0, 0, true]);
+      expect([timers.length, alarms]).toEqual([1, []]);
       live.deliver(batch("c1", 2, 3));
       expect(writes).toEqual([]);
       expect(list.row("c1")).toMatchObject({ last_seq: 3, unread_count: 3 });
