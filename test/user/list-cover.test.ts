@@ -62,14 +62,20 @@ function userObject(sql: SqlStorage, sockets: { count: number; ahead: boolean })
   return { list, live, timers, alarms };
 }
 
+/** A live user (one socket accepted) in channel c1, with bob. */
+function liveUser(sql: SqlStorage, sockets: { count: number; ahead: boolean }) {
+  const user = userObject(sql, sockets);
+  user.list.write({ ...emptyRow("c1"), member_count: 2, members: JSON.stringify([ME, BOB]), subscribed: 1 });
+  user.live.socketOpened();
+  return user;
+}
+
 describe("the channel list under the live sockets' cover", () => {
   it("writes nothing for deliveries while a device is connected, after a quiet spell too; one flush when they stop", async () => {
     await inFreshUser((raw) => {
       const { sql, writes, mark, stored } = counted(raw);
       const sockets = { count: 1, ahead: false };
-      const { list, live, timers, alarms } = userObject(sql, sockets);
-      list.write({ ...emptyRow("c1"), member_count: 2, members: JSON.stringify([ME, BOB]), subscribed: 1 });
-      live.socketOpened();
+      const { list, live, timers, alarms } = liveUser(sql, sockets);
       writes.length = 0;
       // A post after a quiet spell, then more: none writes in the delivery's turn, not even the
       // alarm (a storage write): the flush is asked of a timer.
@@ -90,9 +96,7 @@ describe("the channel list under the live sockets' cover", () => {
     await inFreshUser((raw) => {
       const { sql, writes, mark, stored } = counted(raw);
       const sockets = { count: 1, ahead: false };
-      const { list, live } = userObject(sql, sockets);
-      list.write({ ...emptyRow("c1"), member_count: 2, members: JSON.stringify([ME, BOB]), subscribed: 1 });
-      live.socketOpened();
+      const { live } = liveUser(sql, sockets);
       live.deliver(batch("c1", 1, 2));
       writes.length = 0;
       sockets.count = 0;
@@ -107,9 +111,7 @@ describe("the channel list under the live sockets' cover", () => {
       await inFreshUser((raw) => {
         const { sql, mark, stored } = counted(raw);
         const before = { count: 1, ahead: false };
-        const first = userObject(sql, before);
-        first.list.write({ ...emptyRow("c1"), member_count: 2, members: JSON.stringify([ME, BOB]), subscribed: 1 });
-        first.live.socketOpened();
+        const first = liveUser(sql, before);
         first.live.deliver(batch("c1", 1, 2, 3));
         expect([before.ahead, stored("c1"), mark()]).toEqual([true, 0, 0]);
         // The instance goes away before its flush. What the next one finds:
@@ -126,9 +128,7 @@ describe("the channel list under the live sockets' cover", () => {
     await inFreshUser((raw) => {
       const { sql, writes, mark } = counted(raw);
       const sockets = { count: 1, ahead: false };
-      const first = userObject(sql, sockets);
-      first.list.write({ ...emptyRow("c1"), member_count: 2, members: JSON.stringify([ME, BOB]), subscribed: 1 });
-      first.live.socketOpened();
+      const first = liveUser(sql, sockets);
       first.live.deliver(batch("c1", 1));
       first.list.flush(Date.now() + MARK_LINGER_MS);
       writes.length = 0;
