@@ -62,6 +62,7 @@ import type { GroupAdds } from "../../protocol/types.js";
 import { LruMap } from "../../shared/lru.js";
 import { misplacement, Placement, refuseWhenMisplaced } from "../placement.js";
 import { queueFor } from "../../shared/bindings.js";
+import { FlushTimer } from "./flush-timer.js";
 
 /** Channel stubs a UserObject keeps for reuse. */
 const CHANNEL_STUB_CACHE_MAX = 500;
@@ -87,8 +88,9 @@ export class UserObject extends DurableObject<Env> {
   private readonly signals: DeviceSignals;
   /** Connects, refuses and closes device sockets (connections.ts). */
   private readonly connections: Connections;
-  /** The channel list's pending flush while live (`flushListBy`). */
-  private listTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The channel list's flush while live and the acks' flush, without an alarm write (flush-timer.ts). */
+  private readonly listFlush = new FlushTimer(() => this.channels.flushDue(), () => this.channels.flush());
+  private readonly ackFlush = new FlushTimer(() => this.devices.ackFlushDue(), () => this.devices.flushAcks());
   /** Channel stubs for reuse, bounded: a user may be in far more channels than worth remembering. */
   private readonly stubs = new LruMap<string, DurableObjectStub<ChannelObject>>(CHANNEL_STUB_CACHE_MAX);
   /** The user's own status at their shard, the keep-alive, contacts' states to the devices. */
@@ -123,7 +125,8 @@ export class UserObject extends DurableObject<Env> {
       waitUntil: (promise) => ctx.waitUntil(promise),
     }, presence.ttlMs);
     this.sessions = new Sessions(this.sql, (sessionId) => closeSession(ctx, sessionId));
-    this.devices = new Devices(this.sql, (at) => this.wakeAt(at));
+    // Acks come from open sockets, so the object is awake: a timer, not the alarm (flush-timer.ts).
+    this.devices = new Devices(this.sql, (at) => this.ackFlush.askBy(at));
     this.hidden = new HiddenMessages(this.sql);
     this.actions = new MessageActions({
       userId: () => this.profile?.user_id,
@@ -257,7 +260,7 @@ export class UserObject extends DurableObject<Env> {
       this.channels = new ChannelList(this.sql, (at) => this.wakeAt(at), {
         active: () => this.live?.wentLive === true,
         ahead: (ahead) => markListAhead(this.ctx, ahead),
-        flushBy: (at) => this.flushListBy(at),
+        flushBy: (at) => this.listFlush.askBy(at),
       });
       this.live = new LiveChannels(this.sql, this.channels, {
         me: () => this.profile?.user_id,
@@ -562,22 +565,6 @@ export class UserObject extends DurableObject<Env> {
     const due = [resumeDue, this.live.nextDue(), this.devices.ackFlushDue(), nextPush, erasureDue, this.ownPresence.nextDue()]
       .filter((t): t is number => t !== undefined);
     if (due.length > 0) this.wakeAt(Math.min(...due));
-  }
-
-  /**
-   * The channel list's flush while a device is connected (decision 035), on a timer rather than
-   * the alarm: setting the alarm is a storage write, and in a delivery's turn its reply and frames
-   * would wait for it. The timer fires at the first time asked and looks again if the flush moved.
-   */
-  private flushListBy(at: number): void {
-    if (this.listTimer !== undefined) return;
-    this.listTimer = setTimeout(() => {
-      this.listTimer = undefined;
-      const due = this.channels.flushDue();
-      if (due === undefined) return;
-      if (due <= Date.now()) this.channels.flush();
-      else this.flushListBy(due);
-    }, Math.max(0, at - Date.now()));
   }
 
   /** Sets the alarm to `at` unless it is set earlier already. */
