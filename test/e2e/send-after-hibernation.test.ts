@@ -79,4 +79,31 @@ describe("SEND order across hibernation", () => {
     expect(answer?.payload).toMatchObject({ client_msg_id: "m2", seq: Number(first.payload!.seq) + 1 });
     device.ws.close();
   }, 120_000);
+
+  it("a close that wakes the hibernated object re-reads nothing: the socket says the list was written (decision 035)", async () => {
+    const tag = Math.random().toString(36).slice(2, 7);
+    const alice = await post<{ user_id: string; access_token: string }>("/v1/auth/register", { username: `carol${tag}`, password: "correct horse battery" });
+    const bob = await post<{ user_id: string }>("/v1/auth/register", { username: `dave${tag}`, password: "correct horse battery" });
+    const dm = await post<{ channel: { channel_id: string } }>("/v1/channels", { type: "dm", member: bob.user_id }, alice.access_token);
+    const device = await jsonDevice(alice.access_token, "phone");
+    device.ws.send(send(dm.channel.channel_id, 1));
+    const ack = await device.take((f) => f.request_id === 1, 20_000);
+    expect(ack.type).toBe("SEND_ACK");
+    const resyncs = () => server.log.filter((l) => l.includes('"event":"user.list_resync"') && l.includes(alice.user_id)).length;
+    // The post changed the list under the socket's cover; the flush comes 5 s later, then the
+    // object hibernates with the socket open.
+    await new Promise((r) => setTimeout(r, 25_000));
+    const woke = wokeLines(alice.user_id);
+    device.ws.close();
+    // The close wakes a new instance. A later request of alice's is the marker that it is done.
+    await new Promise<void>((resolve) => device.ws.once("close", () => resolve()));
+    const res = await fetch(`${server.url}/v1/channels`, { headers: { authorization: `Bearer ${alice.access_token}` } });
+    expect(res.status).toBe(200);
+    const row = ((await res.json()) as { channels: { channel_id: string; last_seq: number }[] }).channels.find((c) => c.channel_id === dm.channel.channel_id);
+    expect(row?.last_seq).toBe(Number(ack.payload!.seq));
+    console.log(`close after hibernation: ${wokeLines(alice.user_id) - woke} woke line(s), ${resyncs()} list re-sync(s)`);
+    // The close woke a new instance that still listed the closing socket (its attachment read).
+    expect(wokeLines(alice.user_id), "the UserObject did not hibernate while idle; the test proves nothing").toBeGreaterThan(woke);
+    expect(resyncs()).toBe(0);
+  }, 120_000);
 });
