@@ -49,7 +49,7 @@ import { Sessions } from "./sessions.js";
 import { Connections } from "./connections.js";
 import { defaultSettings, Settings, type UserSettings } from "./settings.js";
 import {
-  broadcast, closeDevice, closeIdleSockets, closeSession, deliverToSockets, keepKeepAliveAt, keptKeepAliveAt, listAheadOnSockets, markListAhead, openSockets, socketInfo,
+  broadcast, closeDevice, closeIdleSockets, closeSession, deliverToSockets, keepKeepAliveAt, keptKeepAliveAt, markListAhead, openSockets, socketInfo, socketsKeptList,
   DeviceSignals, SocketProtocol,
 } from "./socket-protocol.js";
 import { observe } from "../../shared/observability.js";
@@ -277,7 +277,7 @@ export class UserObject extends DurableObject<Env> {
         pushWanted: () => this.push.subscriptions.any(),
         pushMissed: (batch) => this.push.missed(batch),
         pushRead: (channelId, messages) => this.push.ownMessages(channelId, messages),
-        socketsKeptRows: () => ctx.getWebSockets().length > 0 && !listAheadOnSockets(ctx),
+        socketsKeptRows: () => socketsKeptList(ctx),
       });
       // Woken with sockets open (after hibernation) and rows to re-read: get on with it.
       if (openSockets(ctx).length > 0 && this.channels.wokeDirty) this.live.kick();

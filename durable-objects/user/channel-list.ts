@@ -244,33 +244,26 @@ export class ChannelList {
    * (decision 035) and the change writes nothing until the flush.
    */
   put(row: ChannelRow, now = Date.now()): void {
+    // Covered by the live sockets (decision 035): nothing is written in the delivery's turn.
+    const cover = !this.marked && this.cover?.active() ? this.cover : undefined;
     const quiet = !this.marked && this.dirty.size === 0 && now - this.lastChangeAt >= MARK_LINGER_MS;
     this.lastChangeAt = now;
-    if (!this.marked && this.cover?.active()) {
-      // Covered by the live sockets (decision 035): nothing is written in the delivery's turn.
-      this.dirty.set(row.channel_id, { ...row });
-      if (!this.coverAhead) {
-        this.coverAhead = true;
-        this.cover.ahead(true);
-      }
-      if (this.firstDirtyAt === undefined) {
-        this.firstDirtyAt = now;
-        this.cover.flushBy(this.flushDue()!);
-      }
-      return;
-    }
-    if (quiet) {
+    if (quiet && !cover) {
       upsert(this.sql, row);
       return;
     }
     this.dirty.set(row.channel_id, { ...row });
-    if (!this.marked) {
+    if (cover && !this.coverAhead) {
+      this.coverAhead = true;
+      cover.ahead(true);
+    } else if (!cover && !this.marked) {
       this.sql.exec("UPDATE live_state SET dirty = 1 WHERE id = 1");
       this.marked = true;
     }
     if (this.firstDirtyAt === undefined) {
       this.firstDirtyAt = now;
-      this.onDirty(this.flushDue()!);
+      if (cover) cover.flushBy(this.flushDue()!);
+      else this.onDirty(this.flushDue()!);
     }
   }
 

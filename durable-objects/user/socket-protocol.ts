@@ -225,9 +225,13 @@ export function keptKeepAliveAt(ctx: DurableObjectState): number | undefined {
   return Math.max(0, ...openSockets(ctx).map((ws) => socketInfo(ws).keepAliveAt)) || undefined;
 }
 
-/** Whether any socket, closing ones included, says the channel list in memory was ahead of its table. */
-export function listAheadOnSockets(ctx: DurableObjectState): boolean {
-  return ctx.getWebSockets().some((ws) => socketInfo(ws).listAhead);
+/**
+ * On wake: whether the sockets the runtime kept (closing ones included) vouch for the channel list
+ * as stored: there are some, and none says the list in memory was ahead of its table (decision 035).
+ */
+export function socketsKeptList(ctx: DurableObjectState): boolean {
+  const sockets = ctx.getWebSockets();
+  return sockets.length > 0 && !sockets.some((ws) => socketInfo(ws).listAhead);
 }
 
 /** Says on every socket whether the channel list in memory is ahead of its table (decision 035). */
